@@ -1,0 +1,1 @@
+"""One module per command; each exposes ``run(args) -> exit code``. Imported only when chosen."""

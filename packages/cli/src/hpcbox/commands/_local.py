@@ -1,0 +1,34 @@
+"""Find a stored image from what the user typed: a name (short or canonical), a digest reference, or an id."""
+
+from __future__ import annotations
+
+import re
+from typing import List
+
+from hpcbox import settings
+from hpcbox.store import Image, Store
+
+_ID_RE = re.compile(r"^(sha256:)?[0-9a-f]{4,64}$")
+
+
+def canonical_names(text: str) -> List[str]:
+    """The index names *text* may stand for (``alpine`` -> ``docker.io/library/alpine:latest``)."""
+    ref = settings.parse_reference(text)
+    base = f"{ref.registry}/{ref.repository}"
+    names = []
+    if ref.digest:
+        names.append(f"{base}@{ref.digest}")
+    if ref.tag:
+        names.append(f"{base}:{ref.tag}")
+    return names
+
+
+def find(store: Store, text: str) -> Image:
+    is_id = bool(_ID_RE.match(text))
+    try:
+        names = canonical_names(text)
+    except Exception:
+        if not is_id:
+            raise
+        names = []
+    return store.find(names, id_prefix=text if is_id else None)

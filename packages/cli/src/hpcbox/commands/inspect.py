@@ -1,0 +1,65 @@
+"""hpcbox inspect [--format TEMPLATE] IMAGE"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+from hpcbox import output, settings
+from hpcbox.commands import _local
+from hpcbox.errors import UsageError
+
+_FIELD = re.compile(r"\{\{\s*((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
+
+
+def describe(store, image) -> dict:
+    manifest = json.loads(store.read_blob(image.manifest_digest))
+    config_digest = (manifest.get("config") or {}).get("digest")
+    config = json.loads(store.read_blob(config_digest)) if config_digest else {}
+    return {
+        "Id": image.id,
+        "RepoTags": image.tags,
+        "RepoDigests": image.digests,
+        "ManifestDigest": image.manifest_digest,
+        "Platform": image.platform,
+        "Size": image.size,
+        "Created": image.created,
+        "Annotations": image.annotations,
+        "Manifest": manifest,
+        "Config": config,
+    }
+
+
+def render(template: str, value: Any) -> str:
+    """Replace each ``{{.A.B}}`` with that field (JSON for lists and objects)."""
+
+    def lookup(match: re.Match[str]) -> str:
+        current = value
+        path = match.group(1)
+        for key in filter(None, path.split(".")):
+            if isinstance(current, dict) and key in current:
+                current = current[key]
+            elif isinstance(current, dict):
+                lowered = {k.lower(): k for k in current}
+                if key.lower() not in lowered:
+                    raise UsageError(f"no field {key!r} in {path!r}",
+                                     "run 'hpcbox inspect IMAGE' to see the fields")
+                current = current[lowered[key.lower()]]
+            else:
+                raise UsageError(f"{path!r} goes into a value that has no fields",
+                                 "run 'hpcbox inspect IMAGE' to see the fields")
+        return current if isinstance(current, str) else json.dumps(current)
+
+    return _FIELD.sub(lookup, template)
+
+
+def run(args) -> int:
+    store = settings.store(args)
+    info = describe(store, _local.find(store, args.image))
+    if args.format:
+        sys.stdout.write(render(args.format, info) + "\n")
+    else:
+        output.print_json(info)
+    return 0

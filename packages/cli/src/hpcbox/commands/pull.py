@@ -1,0 +1,31 @@
+"""hpcbox pull [--platform os/arch[/variant]] IMAGE[:TAG|@DIGEST]"""
+
+from __future__ import annotations
+
+import sys
+
+from hpcbox import settings
+
+
+def run(args) -> int:
+    from hpcbox import progress
+    from hpcbox.store.pull import pull_image
+
+    ref = settings.parse_reference(args.image)
+    platform = None
+    if args.platform:
+        from hpcbox_registry import Platform
+
+        platform = Platform.parse(args.platform)
+    store = settings.store(args)
+    with settings.client(args) as client:
+        workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
+        result = pull_image(store, client, ref, platform=platform,
+                            progress=progress.for_stream(sys.stderr, quiet=args.quiet), workers=workers)
+    shown = result.names[0]
+    if not args.quiet:
+        sys.stderr.write(f"Digest: {result.source_digest}\n")
+        if result.platform:
+            sys.stderr.write(f"Platform: {result.platform}\n")
+    sys.stdout.write(f"{shown}\n")
+    return 0

@@ -1,0 +1,50 @@
+"""hpcbox rmi [-f] IMAGE..."""
+
+from __future__ import annotations
+
+import sys
+
+from hpcbox import output, settings
+from hpcbox.commands import _local
+from hpcbox.errors import EXIT_OK, HpcboxError, describe
+
+
+def _remove_one(store, text: str, force: bool) -> None:
+    image = _local.find(store, text)
+    names = []
+    try:
+        names = _local.canonical_names(text)
+    except Exception:
+        pass
+    named = next((n for n in names if n in image.names), None)
+    if named is not None:
+        _, removed = store.untag(named)
+        sys.stdout.write(f"Untagged: {named}\n")
+        if removed:
+            sys.stdout.write(f"Deleted: {image.id}\n")
+        return
+    if len(image.tags) > 1 and not force:
+        raise HpcboxError(f"image {text} has {len(image.tags)} names ({', '.join(image.tags)})",
+                          "remove them by name, or use 'hpcbox rmi -f'", 1)
+    store.delete(image.manifest_digest)
+    for name in image.names:
+        sys.stdout.write(f"Untagged: {name}\n")
+    sys.stdout.write(f"Deleted: {image.id}\n")
+
+
+def run(args) -> int:
+    store = settings.store(args)
+    code = EXIT_OK
+    for text in args.images:
+        try:
+            _remove_one(store, text, args.force)
+        except Exception as exc:  # report each failure, go on with the others
+            message, code = describe(exc)
+            sys.stderr.write(f"hpcbox: error: {message}\n")
+    removed = store.gc()
+    if removed is None:
+        sys.stderr.write("hpcbox: note: a pull is running; unused blobs will be removed by a later rmi\n")
+    elif removed:
+        freed = sum(size for _, size in removed)
+        sys.stderr.write(f"Freed {output.human_size(freed)} in {len(removed)} blobs\n")
+    return code

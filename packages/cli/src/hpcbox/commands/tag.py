@@ -1,0 +1,21 @@
+"""hpcbox tag SOURCE TARGET"""
+
+from __future__ import annotations
+
+import sys
+
+from hpcbox import settings
+from hpcbox.commands import _local
+from hpcbox.errors import UsageError
+
+
+def run(args) -> int:
+    store = settings.store(args)
+    image = _local.find(store, args.source)
+    ref = settings.parse_reference(args.target)
+    if ref.digest:
+        raise UsageError(f"target {args.target!r} has a digest", "a tag target is REPOSITORY[:TAG]")
+    name = f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}"
+    store.tag(image, name)
+    sys.stdout.write(f"{name}\n")
+    return 0

@@ -1,0 +1,35 @@
+"""Output helpers: human sizes, tables that fit the terminal, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Any, List, Sequence, TextIO
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n} B"  # unreachable
+
+
+def table(headers: Sequence[str], rows: List[Sequence[str]], stream: TextIO = sys.stdout) -> None:
+    """Left-aligned columns; the last column is cut to the terminal width when on a terminal."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = [headers, *rows]
+    limit = shutil.get_terminal_size((200, 24)).columns if stream.isatty() else None
+    for line in lines:
+        text = "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
+        if limit and len(text) > limit:
+            text = text[: max(limit - 1, 10)] + "…"
+        stream.write(text + "\n")
+
+
+def print_json(value: Any, stream: TextIO = sys.stdout) -> None:
+    stream.write(json.dumps(value, indent=2) + "\n")

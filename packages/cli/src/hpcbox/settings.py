@@ -1,0 +1,106 @@
+"""Where the store is and how to reach registries: options, then environment, then <home>/config.json.
+
+``<home>/config.json`` (all keys optional)::
+
+    {"insecure_registries": ["registry.lan:5000"],
+     "ca_bundle": "/etc/site/ca.pem",
+     "mirrors": {"docker.io": ["https://mirror.site.org"]}}
+
+Environment: ``HPCBOX_HOME``, ``HPCBOX_INSECURE_REGISTRIES`` (comma or space separated),
+``HPCBOX_CA_BUNDLE``, ``HPCBOX_REGISTRY_MIRRORS`` (``docker.io=https://m1,https://m2;quay.io=https://m3``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from hpcbox.errors import UsageError
+
+
+def home(args: Any) -> Path:
+    given = getattr(args, "home", None)
+    if given:
+        return Path(given).expanduser().absolute()
+    env = os.environ.get("HPCBOX_HOME")
+    return Path(env).expanduser().absolute() if env else Path.home() / ".hpcbox"
+
+
+def store(args: Any):
+    from hpcbox.store import Store
+
+    return Store(home(args))
+
+
+def _file_config(root: Path) -> Dict[str, Any]:
+    path = root / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path} ({exc})", "fix or remove that file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a JSON object", "fix or remove that file")
+    return data
+
+
+def parse_mirrors(text: str) -> Dict[str, Tuple[str, ...]]:
+    mirrors: Dict[str, Tuple[str, ...]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        registry, sep, urls = part.partition("=")
+        if not sep or not registry.strip() or not urls.strip():
+            raise UsageError(f"bad mirror setting {part!r}",
+                             "write HPCBOX_REGISTRY_MIRRORS as REGISTRY=URL[,URL][;REGISTRY=URL]")
+        mirrors[registry.strip()] = tuple(u.strip() for u in urls.split(",") if u.strip())
+    return mirrors
+
+
+def registry_options(args: Any) -> Dict[str, Any]:
+    """Keyword arguments for ``hpcbox_registry.RegistryConfig``."""
+    file_config = _file_config(home(args))
+    insecure: List[str] = list(getattr(args, "insecure_registry", None) or [])
+    insecure += [h for h in re.split(r"[,\s]+", os.environ.get("HPCBOX_INSECURE_REGISTRIES", "")) if h]
+    insecure += list(file_config.get("insecure_registries") or [])
+    ca_bundle = (getattr(args, "ca_bundle", None) or os.environ.get("HPCBOX_CA_BUNDLE")
+                 or file_config.get("ca_bundle"))
+    if ca_bundle:
+        ca_bundle = str(Path(ca_bundle).expanduser())
+        if not os.path.isfile(ca_bundle):
+            raise UsageError(f"CA bundle {ca_bundle} does not exist",
+                             "give an existing PEM file to --ca-bundle or HPCBOX_CA_BUNDLE")
+    mirrors = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,)
+               for k, v in (file_config.get("mirrors") or {}).items()}
+    if os.environ.get("HPCBOX_REGISTRY_MIRRORS"):
+        mirrors.update(parse_mirrors(os.environ["HPCBOX_REGISTRY_MIRRORS"]))
+    from hpcbox.__about__ import __version__
+
+    return {"insecure_registries": tuple(dict.fromkeys(insecure)), "ca_bundle": ca_bundle,
+            "mirrors": mirrors, "user_agent": f"hpcbox/{__version__}"}
+
+
+def docker_config_path() -> str:
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
+def credentials(args: Any):
+    from hpcbox_registry import CredentialStore
+
+    return CredentialStore(path=str(home(args) / "credentials.json"), docker_config=docker_config_path())
+
+
+def client(args: Any):
+    """A ``RegistryClient`` configured from options, environment and config file."""
+    from hpcbox_registry import RegistryClient, RegistryConfig
+
+    return RegistryClient(RegistryConfig(**registry_options(args)), credentials=credentials(args))
+
+
+def parse_reference(text: str):
+    from hpcbox_registry import ImageReference
+
+    return ImageReference.parse(text)

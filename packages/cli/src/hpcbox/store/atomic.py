@@ -1,0 +1,61 @@
+"""Atomic file writes: a temp file in a directory on the same filesystem, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Prefix of every temporary file the store creates, so that cleanup can find the leftovers.
+TEMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(directory: PathLike) -> None:
+    """Make a rename or unlink in *directory* durable."""
+    fd = os.open(os.fspath(directory), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: PathLike, temp_dir: Optional[PathLike] = None, mode: int = 0o644) -> Iterator[Any]:
+    """Open a temp file for binary writing; on success it replaces *path* atomically.
+
+    The temp file lives in *temp_dir* (default: the directory of *path*), which must be on the
+    same filesystem. On any exception the temp file is removed and *path* is left untouched.
+    """
+    target = Path(path)
+    where = Path(temp_dir) if temp_dir is not None else target.parent
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=where)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, temp_dir: Optional[PathLike] = None,
+                       mode: int = 0o644) -> None:
+    """Replace *path* with *data* atomically (readers see the old or the new content, never a mix)."""
+    with atomic_writer(path, temp_dir=temp_dir, mode=mode) as handle:
+        handle.write(data)
+
+
+def atomic_write_json(path: PathLike, value: Any, temp_dir: Optional[PathLike] = None) -> None:
+    """Replace *path* with *value* serialised as JSON, atomically."""
+    data = json.dumps(value, indent=2, sort_keys=False).encode() + b"\n"
+    atomic_write_bytes(path, data, temp_dir=temp_dir)

@@ -1,0 +1,387 @@
+"""The image store: an OCI image layout under ``<home>/images`` plus private ``tmp/`` and ``locks/``.
+
+Layout of ``<home>`` (``$HPCBOX_HOME``, default ``~/.hpcbox``)::
+
+    images/            an OCI image layout that skopeo and umoci read (oci:<home>/images:<name>)
+      oci-layout
+      index.json       one entry per name; the name is the org.opencontainers.image.ref.name annotation
+      blobs/sha256/    content-addressed blobs, shared by every image that refers to them
+    tmp/               downloads in progress (<alg>-<hex>.partial) and atomic-write temp files
+    locks/             flock files: index.lock, gc.lock, blob-<hex>.lock
+    containers/        (later) one directory per container
+
+Rules: ``index.json`` is only rewritten under ``locks/index.lock``, atomically. A blob only enters
+``blobs/`` by a rename of a complete, verified file. An entry only enters ``index.json`` once every
+blob it refers to is in ``blobs/``. Pulls hold ``gc.lock`` shared from their first download to
+their commit; garbage collection and temp cleanup hold it exclusively, so they never delete a blob
+that a pull has fetched but not yet committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_bytes, atomic_write_json, fsync_dir
+from hpcbox.store.lock import FileLock, LockBusy
+
+ANN_REF_NAME = "org.opencontainers.image.ref.name"
+ANN_CONFIG_DIGEST = "org.hpcbox.image.config"  # the image id, so listing needs no blob reads
+ANN_SIZE = "org.hpcbox.image.size"
+ANN_CREATED = "org.hpcbox.image.created"
+ANN_SOURCE_DIGEST = "org.hpcbox.source.digest"  # digest of the manifest/index as the registry served it
+ANN_SOURCE_MEDIA_TYPE = "org.hpcbox.source.mediatype"
+
+OCI_LAYOUT_VERSION = "1.0.0"
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class StoreError(Exception):
+    """A store operation failed; str() is one line naming the problem and the fix."""
+
+
+class UnknownImageError(StoreError):
+    pass
+
+
+class AmbiguousImageError(StoreError):
+    pass
+
+
+class StoreCorruptError(StoreError):
+    pass
+
+
+@dataclass
+class Image:
+    """One stored image: a manifest and all the names (tags and digest references) that point at it."""
+
+    manifest_digest: str
+    media_type: str
+    manifest_size: int
+    names: List[str] = field(default_factory=list)
+    annotations: Dict[str, str] = field(default_factory=dict)
+    platform: Optional[Dict[str, str]] = None
+
+    @property
+    def id(self) -> str:
+        return self.annotations.get(ANN_CONFIG_DIGEST, self.manifest_digest)
+
+    @property
+    def tags(self) -> List[str]:
+        return [n for n in self.names if "@" not in n]
+
+    @property
+    def digests(self) -> List[str]:
+        return [n for n in self.names if "@" in n]
+
+    @property
+    def size(self) -> int:
+        try:
+            return int(self.annotations.get(ANN_SIZE, "0"))
+        except ValueError:
+            return 0
+
+    @property
+    def created(self) -> str:
+        return self.annotations.get(ANN_CREATED, "")
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _check_digest(digest: str) -> str:
+    if not DIGEST_RE.match(digest):
+        raise StoreError(f"unsupported or malformed digest {digest!r}; only sha256 digests are stored")
+    return digest.split(":", 1)[1]
+
+
+class Store:
+    """The user's store at *home*. Cheap to construct: nothing is created until :meth:`init`."""
+
+    def __init__(self, home: os.PathLike[str] | str):
+        self.home = Path(home).expanduser()
+        self.images_dir = self.home / "images"
+        self.blobs_dir = self.images_dir / "blobs" / "sha256"
+        self.index_path = self.images_dir / "index.json"
+        self.tmp_dir = self.home / "tmp"
+        self.locks_dir = self.home / "locks"
+        self.containers_dir = self.home / "containers"
+
+    @staticmethod
+    def default_home() -> Path:
+        env = os.environ.get("HPCBOX_HOME")
+        return Path(env).expanduser() if env else Path.home() / ".hpcbox"
+
+    # -- creation and locks -------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the layout if missing (idempotent, safe against concurrent callers)."""
+        for directory in (self.blobs_dir, self.tmp_dir, self.locks_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        if (self.images_dir / "oci-layout").exists() and self.index_path.exists():
+            return
+        with self.index_lock():
+            layout = self.images_dir / "oci-layout"
+            if not layout.exists():
+                atomic_write_json(layout, {"imageLayoutVersion": OCI_LAYOUT_VERSION}, temp_dir=self.tmp_dir)
+            if not self.index_path.exists():
+                self._write_index({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []})
+
+    def index_lock(self) -> FileLock:
+        return FileLock(self.locks_dir / "index.lock")
+
+    def gc_lock(self, shared: bool, blocking: bool = True) -> FileLock:
+        return FileLock(self.locks_dir / "gc.lock", shared=shared, blocking=blocking)
+
+    def blob_lock(self, digest: str) -> FileLock:
+        return FileLock(self.locks_dir / f"blob-{_check_digest(digest)}.lock")
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs_dir / _check_digest(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise StoreCorruptError(
+                f"blob {digest} is missing from {self.blobs_dir}; pull the image again"
+            ) from None
+
+    def partial_path(self, digest: str) -> Path:
+        return self.tmp_dir / f"sha256-{_check_digest(digest)}.partial"
+
+    def ingest_bytes(self, data: bytes) -> str:
+        """Store *data* as a blob (atomically, once) and return its digest."""
+        digest = sha256_digest(data)
+        if not self.has_blob(digest):
+            atomic_write_bytes(self.blob_path(digest), data, temp_dir=self.tmp_dir)
+        return digest
+
+    def commit_partial(self, partial: Path, digest: str, size: Optional[int] = None) -> None:
+        """Move a complete, verified download into ``blobs/`` (a rename on the same filesystem)."""
+        if size is not None:
+            actual = partial.stat().st_size
+            if actual != size:
+                partial.unlink()
+                raise StoreError(
+                    f"download of {digest} has {actual} bytes, expected {size}; pull the image again"
+                )
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, self.blob_path(digest))
+        fsync_dir(self.blobs_dir)
+
+    # -- index --------------------------------------------------------------------------------
+
+    def read_index(self) -> dict:
+        try:
+            data = self.index_path.read_bytes()
+        except FileNotFoundError:
+            return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
+        try:
+            index = json.loads(data)
+        except ValueError as exc:
+            raise StoreCorruptError(
+                f"{self.index_path} is not valid JSON ({exc}); restore or remove it"
+            ) from None
+        if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
+            raise StoreCorruptError(f"{self.index_path} is not an OCI index; restore or remove it")
+        index.setdefault("manifests", [])
+        return index
+
+    def _write_index(self, index: dict) -> None:
+        atomic_write_json(self.index_path, index, temp_dir=self.tmp_dir)
+
+    def images(self) -> List[Image]:
+        """All stored images, in index order, one per manifest digest."""
+        by_digest: Dict[str, Image] = {}
+        for entry in self.read_index()["manifests"]:
+            digest = entry.get("digest", "")
+            annotations = dict(entry.get("annotations") or {})
+            name = annotations.pop(ANN_REF_NAME, None)
+            image = by_digest.get(digest)
+            if image is None:
+                image = Image(
+                    manifest_digest=digest,
+                    media_type=entry.get("mediaType", ""),
+                    manifest_size=int(entry.get("size", 0)),
+                    annotations=annotations,
+                    platform=entry.get("platform"),
+                )
+                by_digest[digest] = image
+            if name and name not in image.names:
+                image.names.append(name)
+        return list(by_digest.values())
+
+    def find(self, names: Iterable[str] = (), id_prefix: Optional[str] = None) -> Image:
+        """The image carrying one of *names*, or else the one whose id/digest starts with *id_prefix*."""
+        wanted = list(names)
+        images = self.images()
+        for name in wanted:
+            for image in images:
+                if name in image.names:
+                    return image
+        if id_prefix:
+            prefix = id_prefix if id_prefix.startswith("sha256:") else "sha256:" + id_prefix
+            hits = [i for i in images if i.id.startswith(prefix) or i.manifest_digest.startswith(prefix)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise AmbiguousImageError(
+                    f"image id prefix {id_prefix!r} matches {len(hits)} images; give more digits or a name"
+                )
+        shown = wanted[0] if wanted else id_prefix
+        raise UnknownImageError(f"no image {shown!r} in the store; run 'hpcbox images' or 'hpcbox pull' it")
+
+    def add_image(self, descriptor: dict, names: Iterable[str], blobs: Iterable[str]) -> None:
+        """Commit an image: point each of *names* at the manifest *descriptor*, atomically.
+
+        *blobs* are the digests the image needs (manifest, config, layers); the commit refuses
+        if one is missing, so the index never lists a half image. Names move from older images.
+        """
+        names = list(dict.fromkeys(names))
+        with self.index_lock():
+            missing = [d for d in blobs if not self.has_blob(d)]
+            if missing:
+                raise StoreCorruptError(f"blob {missing[0]} vanished before the commit; pull the image again")
+            index = self.read_index()
+            kept = [e for e in index["manifests"]
+                    if (e.get("annotations") or {}).get(ANN_REF_NAME) not in names]
+            for name in names:
+                entry = json.loads(json.dumps(descriptor))
+                entry.setdefault("annotations", {})[ANN_REF_NAME] = name
+                kept.append(entry)
+            index["manifests"] = kept
+            self._write_index(index)
+
+    def tag(self, image: Image, name: str) -> None:
+        """Add *name* to *image* (moving it away from any other image)."""
+        with self.index_lock():
+            index = self.read_index()
+            source = next((e for e in index["manifests"] if e.get("digest") == image.manifest_digest), None)
+            if source is None:
+                raise UnknownImageError(f"image {image.manifest_digest} was removed meanwhile; pull it again")
+            kept = [e for e in index["manifests"] if (e.get("annotations") or {}).get(ANN_REF_NAME) != name]
+            entry = json.loads(json.dumps(source))
+            entry.setdefault("annotations", {})[ANN_REF_NAME] = name
+            kept.append(entry)
+            index["manifests"] = kept
+            self._write_index(index)
+
+    def untag(self, name: str) -> Tuple[Image, bool]:
+        """Remove the name *name*. When only digest references remain, the image goes too.
+
+        Returns the image and whether it was removed entirely.
+        """
+        with self.index_lock():
+            index = self.read_index()
+            entry = next((e for e in index["manifests"]
+                          if (e.get("annotations") or {}).get(ANN_REF_NAME) == name), None)
+            if entry is None:
+                raise UnknownImageError(f"no image {name!r} in the store; run 'hpcbox images'")
+            digest = entry.get("digest")
+            image = next(i for i in self.images() if i.manifest_digest == digest)
+            rest = [e for e in index["manifests"] if e is not entry]
+            remaining = [(e.get("annotations") or {}).get(ANN_REF_NAME, "") for e in rest
+                         if e.get("digest") == digest]
+            removed = all("@" in n for n in remaining)
+            if removed:
+                rest = [e for e in rest if e.get("digest") != digest]
+            index["manifests"] = rest
+            self._write_index(index)
+            return image, removed
+
+    def delete(self, manifest_digest: str) -> None:
+        """Remove every name of the image with *manifest_digest*."""
+        with self.index_lock():
+            index = self.read_index()
+            index["manifests"] = [e for e in index["manifests"] if e.get("digest") != manifest_digest]
+            self._write_index(index)
+
+    # -- garbage collection and cleanup -------------------------------------------------------
+
+    def referenced_blobs(self) -> set:
+        """Digests of every blob that a listed image needs."""
+        refs = set()
+        for entry in self.read_index()["manifests"]:
+            digest = entry.get("digest", "")
+            refs.add(digest)
+            try:
+                manifest = json.loads(self.read_blob(digest))
+            except (StoreError, ValueError):
+                continue
+            for desc in [manifest.get("config") or {}, *(manifest.get("layers") or [])]:
+                if desc.get("digest"):
+                    refs.add(desc["digest"])
+            for desc in manifest.get("manifests") or []:  # a nested index, if one is ever stored
+                if desc.get("digest"):
+                    refs.add(desc["digest"])
+        return refs
+
+    def gc(self) -> Optional[List[Tuple[str, int]]]:
+        """Delete blobs that no image refers to. None when a pull runs (try again later)."""
+        if not self.blobs_dir.is_dir():
+            return []
+        lock = self.gc_lock(shared=False, blocking=False)
+        try:
+            lock.acquire()
+        except LockBusy:
+            return None
+        try:
+            with self.index_lock():
+                referenced = self.referenced_blobs()
+                removed = []
+                for path in self.blobs_dir.iterdir():
+                    digest = "sha256:" + path.name
+                    if digest in referenced:
+                        continue
+                    size = path.stat().st_size
+                    path.unlink()
+                    removed.append((digest, size))
+                if removed:
+                    fsync_dir(self.blobs_dir)
+                return removed
+        finally:
+            lock.release()
+
+    def clean_temp(self) -> bool:
+        """Remove leftovers of interrupted pulls (partial downloads, temp files, blob locks).
+
+        Only done while no pull runs; returns False when one does.
+        """
+        if not self.tmp_dir.is_dir():
+            return True
+        lock = self.gc_lock(shared=False, blocking=False)
+        try:
+            lock.acquire()
+        except LockBusy:
+            return False
+        try:
+            with self.index_lock():  # atomic writes of index.json put their temp files here too
+                self._remove_leftovers()
+            return True
+        finally:
+            lock.release()
+
+    def _remove_leftovers(self) -> None:
+        for path in self.tmp_dir.iterdir():
+            if path.name.endswith(".partial") or path.name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        for path in self.locks_dir.glob("blob-*.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
