@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, target: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, module: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         _common(p, top=False)
-        p.set_defaults(target=target)
+        p.set_defaults(handler=module)
         return p
 
     p = command("pull", "pull", "download an image from a registry into the store")
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    target = getattr(args, "target", None)
+    target = getattr(args, "handler", None)
     if target is None:
         parser.print_help(sys.stderr)
         return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import Any, List, Sequence, TextIO
+from typing import Any, List, Optional, Sequence, TextIO
 
 
 def human_size(n: float) -> str:
@@ -16,8 +16,9 @@ def human_size(n: float) -> str:
     return f"{n} B"  # unreachable
 
 
-def table(headers: Sequence[str], rows: List[Sequence[str]], stream: TextIO = sys.stdout) -> None:
-    """Left-aligned columns; the last column is cut to the terminal width when on a terminal."""
+def table(headers: Sequence[str], rows: List[Sequence[str]], stream: Optional[TextIO] = None) -> None:
+    """Left-aligned columns; lines are cut to the terminal width when on a terminal."""
+    stream = stream or sys.stdout
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -31,5 +32,6 @@ def table(headers: Sequence[str], rows: List[Sequence[str]], stream: TextIO = sy
         stream.write(text + "\n")
 
 
-def print_json(value: Any, stream: TextIO = sys.stdout) -> None:
+def print_json(value: Any, stream: Optional[TextIO] = None) -> None:
+    stream = stream or sys.stdout
     stream.write(json.dumps(value, indent=2) + "\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Dict, List, TextIO
+from typing import Dict, List, Optional, TextIO
 
 from hpcbox.output import human_size
 from hpcbox.store.pull import PullProgress
@@ -101,7 +101,8 @@ class BarProgress(PullProgress):
             self._draw(force=True)
 
 
-def for_stream(stream: TextIO = sys.stderr, quiet: bool = False) -> PullProgress:
+def for_stream(stream: Optional[TextIO] = None, quiet: bool = False) -> PullProgress:
+    stream = stream or sys.stderr
     if quiet:
         return PullProgress()
     isatty = getattr(stream, "isatty", None)

@@ -1,0 +1,195 @@
+"""The store's layout, index operations, atomic writes, locks and garbage collection."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from hpcbox.store import Store, StoreCorruptError, UnknownImageError
+from hpcbox.store.atomic import atomic_write_bytes
+from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_REF_NAME
+from hpcbox.store.lock import FileLock, LockBusy, try_lock
+
+
+def _image(store: Store, layer: bytes, name: str):
+    """Commit a tiny image made of one layer; returns (manifest digest, config digest, layer digest)."""
+    layer_digest = store.ingest_bytes(layer)
+    config = store.ingest_bytes(json.dumps({"layer": layer.decode()}).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                           "size": 1},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
+                            "size": len(layer)}]}
+    data = json.dumps(manifest).encode()
+    digest = store.ingest_bytes(data)
+    desc = {"mediaType": manifest["mediaType"], "digest": digest, "size": len(data),
+            "annotations": {ANN_CONFIG_DIGEST: config}}
+    store.add_image(desc, [name, name.rsplit(":", 1)[0] + "@" + digest], [digest, config, layer_digest])
+    return digest, config, layer_digest
+
+
+def test_init_writes_an_oci_layout(tmp_path):
+    store = Store(tmp_path / "home")
+    store.init()
+    store.init()  # idempotent
+    assert json.loads((store.images_dir / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads(store.index_path.read_text())
+    assert index["schemaVersion"] == 2 and index["manifests"] == []
+    assert store.blobs_dir.is_dir()
+    assert sorted(p.name for p in store.images_dir.iterdir()) == ["blobs", "index.json", "oci-layout"]
+
+
+def test_constructing_a_store_creates_nothing(tmp_path):
+    store = Store(tmp_path / "home")
+    assert store.images() == []
+    assert not (tmp_path / "home").exists()
+
+
+def test_ingest_is_content_addressed_and_shared(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    a = store.ingest_bytes(b"same")
+    b = store.ingest_bytes(b"same")
+    assert a == b == "sha256:" + __import__("hashlib").sha256(b"same").hexdigest()
+    assert store.read_blob(a) == b"same"
+    assert len(list(store.blobs_dir.iterdir())) == 1
+
+
+def test_add_image_lists_names_and_moves_tags(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    d1, c1, _ = _image(store, b"one", "docker.io/library/a:latest")
+    d2, _, _ = _image(store, b"two", "docker.io/library/a:latest")  # the tag moves to the new image
+    images = {i.manifest_digest: i for i in store.images()}
+    assert images[d2].tags == ["docker.io/library/a:latest"]
+    assert images[d1].tags == [] and images[d1].digests == [f"docker.io/library/a@{d1}"]
+    assert store.find(["docker.io/library/a:latest"]).manifest_digest == d2
+    assert store.find([], id_prefix=c1.split(":")[1][:8]).manifest_digest == d1
+    with pytest.raises(UnknownImageError, match="hpcbox images"):
+        store.find(["docker.io/library/nope:latest"])
+
+
+def test_add_image_refuses_when_a_blob_is_missing(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    missing = "sha256:" + "0" * 64
+    with pytest.raises(StoreCorruptError, match="vanished"):
+        store.add_image({"mediaType": "x", "digest": missing, "size": 1}, ["r/x:1"], [missing])
+    assert store.images() == []
+
+
+def test_tag_untag_and_delete(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    digest, _, _ = _image(store, b"one", "docker.io/library/a:latest")
+    image = store.images()[0]
+    store.tag(image, "docker.io/library/b:1")
+    assert set(store.images()[0].tags) == {"docker.io/library/a:latest", "docker.io/library/b:1"}
+    _, removed = store.untag("docker.io/library/a:latest")
+    assert not removed and store.images()[0].tags == ["docker.io/library/b:1"]
+    _, removed = store.untag("docker.io/library/b:1")  # only the digest reference was left: image goes
+    assert removed and store.images() == []
+    _image(store, b"one", "docker.io/library/a:latest")
+    store.delete(digest)
+    assert store.images() == []
+
+
+def test_gc_keeps_shared_blobs_until_no_image_needs_them(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    d1, c1, layer = _image(store, b"shared", "r/one:1")
+    store.tag(store.images()[0], "r/two:1")
+    store.ingest_bytes(b"orphan")
+    removed = store.gc()
+    assert [d for d, _ in removed] == ["sha256:" + __import__("hashlib").sha256(b"orphan").hexdigest()]
+    store.untag("r/one:1")
+    assert store.gc() == []  # r/two:1 still needs everything
+    assert store.has_blob(layer)
+    store.untag("r/two:1")
+    assert {d for d, _ in store.gc()} == {d1, c1, layer}
+    assert list(store.blobs_dir.iterdir()) == []
+
+
+def test_gc_waits_for_running_pulls(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    store.ingest_bytes(b"downloaded by a pull that has not committed yet")
+    with store.gc_lock(shared=True):
+        assert store.gc() is None
+        assert store.clean_temp() is False
+    assert len(store.gc()) == 1
+
+
+def test_clean_temp_removes_leftovers(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    (store.tmp_dir / ("sha256-" + "a" * 64 + ".partial")).write_bytes(b"half")
+    (store.tmp_dir / ".tmp-xyz").write_bytes(b"half")
+    (store.locks_dir / ("blob-" + "a" * 64 + ".lock")).touch()
+    assert store.clean_temp() is True
+    assert list(store.tmp_dir.iterdir()) == []
+    assert [p.name for p in store.locks_dir.iterdir()] == ["gc.lock", "index.lock"]
+
+
+def test_corrupt_index_is_reported_not_crashed(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    store.index_path.write_text("{not json")
+    with pytest.raises(StoreCorruptError, match="not valid JSON"):
+        store.images()
+
+
+def test_atomic_write_keeps_the_old_content_on_failure(tmp_path):
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+
+    class Boom(Exception):
+        pass
+
+    from hpcbox.store.atomic import atomic_writer
+
+    with pytest.raises(Boom), atomic_writer(target) as handle:
+        handle.write(b"new but unfinished")
+        raise Boom
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+
+
+def test_file_lock_excludes_other_holders(tmp_path):
+    path = tmp_path / "l"
+    with FileLock(path):
+        other = FileLock(path, blocking=False)
+        with pytest.raises(LockBusy):
+            other.acquire()
+        with try_lock(path, shared=True) as got:
+            assert got is False
+    with FileLock(path, shared=True), try_lock(path, shared=True) as got:
+        assert got is True
+
+
+def _add_many(home: str, worker: int) -> None:
+    store = Store(home)
+    store.init()
+    for i in range(15):
+        _image(store, f"w{worker}-{i}".encode(), f"r/w{worker}:{i}")
+
+
+def test_concurrent_index_updates_lose_nothing(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_add_many, args=(str(tmp_path), w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    store = Store(tmp_path)
+    tags = {t for image in store.images() for t in image.tags}
+    assert tags == {f"r/w{w}:{i}" for w in range(4) for i in range(15)}
+    index = json.loads(store.index_path.read_text())
+    assert all(ANN_REF_NAME in e["annotations"] for e in index["manifests"])
+    assert not [p for p in os.listdir(store.tmp_dir)]
