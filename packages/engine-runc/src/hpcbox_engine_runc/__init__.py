@@ -1,5 +1,31 @@
-"""hpcbox engine: rootless user namespaces, with runc/crun delegation."""
+"""hpcbox engine: rootless user namespaces, with runc/crun delegation.
+
+``engine`` is the object registered under the ``hpcbox.engines`` entry point::
+
+    from hpcbox_engine_runc import engine
+    ok, reason = engine.available()
+    status = engine.run("/path/to/bundle")   # a directory holding config.json
+"""
 
 from hpcbox_engine_runc.__about__ import __version__
+from hpcbox_engine_runc._bundle import Bundle, parse_bundle, resolve_in_root
+from hpcbox_engine_runc._engine import Container, RuncEngine, bring_loopback_up, runner_argv, runner_path
+from hpcbox_engine_runc.errors import BundleError, EngineError, UnavailableError
 
-__all__ = ["__version__"]
+engine = RuncEngine()
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Container",
+    "EngineError",
+    "RuncEngine",
+    "UnavailableError",
+    "__version__",
+    "bring_loopback_up",
+    "engine",
+    "parse_bundle",
+    "resolve_in_root",
+    "runner_argv",
+    "runner_path",
+]

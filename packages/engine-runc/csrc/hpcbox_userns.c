@@ -1,0 +1,633 @@
+/*
+ * hpcbox-userns: run one OCI-bundle process in fresh rootless namespaces.
+ *
+ * The Python side (hpcbox_engine_runc) reads config.json, resolves every path on the host and
+ * hands this program a flat argv spec; no JSON is parsed here.  The process tree is
+ *
+ *     caller ── hpcbox-userns (runner: new user/mount/uts/ipc[/net] ns, outside the pid ns)
+ *                  └── init (pid 1 of the new pid ns: mounts, pivot_root, forwards signals)
+ *                        └── the container process (pid 2, exec'd with the runner's environ)
+ *
+ * Exit status: the container's status, 128+n when it died of signal n, 125 when the runtime
+ * failed (one line on stderr), 126 when the program is not executable, 127 when not found.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_RUNTIME 125
+#define EXIT_NOEXEC 126
+#define EXIT_NOTFOUND 127
+#define MAX_MOUNTS 256
+
+extern char **environ;
+
+struct usr_mount {
+    const char *source;
+    const char *target; /* absolute host path, already resolved inside the rootfs */
+    const char *fstype;
+    unsigned long flags;
+    const char *data;
+};
+
+struct usr_spec {
+    int probe;
+    const char *rootfs;
+    const char *hostname;
+    const char *cwd;
+    const char *overlay; /* "lowerdir=...,upperdir=...,workdir=..." mounted on rootfs */
+    long uid, gid;
+    int new_net, readonly, no_new_privs, with_sys;
+    int sync_read_fd, sync_write_fd;
+    size_t n_mounts;
+    struct usr_mount mounts[MAX_MOUNTS];
+    char **argv;
+};
+
+static char usr_error[1024];
+
+/* Record "context: strerror(errno)" and return -1, so callers can `return usr_fail(...)`. */
+__attribute__((format(printf, 1, 2))) static int usr_fail(const char *fmt, ...)
+{
+    int saved = errno;
+    char context[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(context, sizeof(context), fmt, ap);
+    va_end(ap);
+    if (saved)
+        snprintf(usr_error, sizeof(usr_error), "%s: %s", context, strerror(saved));
+    else
+        snprintf(usr_error, sizeof(usr_error), "%s", context);
+    errno = saved;
+    return -1;
+}
+
+static void usr_report(void)
+{
+    dprintf(STDERR_FILENO, "hpcbox-userns: %s\n", usr_error);
+}
+
+static void usr_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define AUTO_CLOSE __attribute__((cleanup(usr_close)))
+
+static int write_file(const char *path, const char *text)
+{
+    AUTO_CLOSE int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return usr_fail("open %s", path);
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len)
+        return usr_fail("write %s", path);
+    return 0;
+}
+
+static int parse_long(const char *text, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || !*text || *end)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct usr_spec *spec)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->sync_read_fd = spec->sync_write_fd = -1;
+    spec->with_sys = 1;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *opt = argv[i];
+        int left = argc - i - 1;
+        if (!strcmp(opt, "--")) {
+            i++;
+            break;
+        } else if (!strcmp(opt, "--probe")) {
+            spec->probe = 1;
+        } else if (!strcmp(opt, "--net-none")) {
+            spec->new_net = 1;
+        } else if (!strcmp(opt, "--readonly")) {
+            spec->readonly = 1;
+        } else if (!strcmp(opt, "--no-new-privs")) {
+            spec->no_new_privs = 1;
+        } else if (!strcmp(opt, "--no-sys")) {
+            spec->with_sys = 0;
+        } else if (!strcmp(opt, "--rootfs") && left >= 1) {
+            spec->rootfs = argv[++i];
+        } else if (!strcmp(opt, "--hostname") && left >= 1) {
+            spec->hostname = argv[++i];
+        } else if (!strcmp(opt, "--cwd") && left >= 1) {
+            spec->cwd = argv[++i];
+        } else if (!strcmp(opt, "--overlay") && left >= 1) {
+            spec->overlay = argv[++i];
+        } else if ((!strcmp(opt, "--uid") || !strcmp(opt, "--gid")) && left >= 1) {
+            long *out = opt[2] == 'u' ? &spec->uid : &spec->gid;
+            if (parse_long(argv[++i], out) || *out < 0)
+                return usr_fail("bad %s value '%s': give a number >= 0", opt, argv[i]);
+        } else if (!strcmp(opt, "--sync") && left >= 2) {
+            long r, w;
+            if (parse_long(argv[i + 1], &r) || parse_long(argv[i + 2], &w))
+                return usr_fail("bad --sync fds '%s %s': give two numbers", argv[i + 1], argv[i + 2]);
+            spec->sync_read_fd = (int)r;
+            spec->sync_write_fd = (int)w;
+            i += 2;
+        } else if (!strcmp(opt, "--mount") && left >= 5) {
+            if (spec->n_mounts >= MAX_MOUNTS)
+                return usr_fail("too many mounts (at most %d)", MAX_MOUNTS);
+            struct usr_mount *m = &spec->mounts[spec->n_mounts++];
+            char *end = NULL;
+            m->source = argv[i + 1];
+            m->target = argv[i + 2];
+            m->fstype = argv[i + 3];
+            errno = 0;
+            m->flags = strtoul(argv[i + 4], &end, 10);
+            if (errno || !*argv[i + 4] || *end)
+                return usr_fail("bad mount flags '%s' for %s", argv[i + 4], m->target);
+            m->data = argv[i + 5];
+            i += 5;
+        } else {
+            return usr_fail("unknown or incomplete option '%s' (this runner is driven by hpcbox_engine_runc)",
+                            opt);
+        }
+    }
+    spec->argv = argv + i;
+    if (!spec->probe && (!spec->rootfs || !*spec->argv))
+        return usr_fail("usage: hpcbox-userns --rootfs DIR [options] -- PROGRAM [ARGS...]");
+    return 0;
+}
+
+/* ---- user namespace ------------------------------------------------------------------------ */
+
+static int map_ids(long container_uid, long container_gid, uid_t host_uid, gid_t host_gid)
+{
+    char line[64];
+    if (write_file("/proc/self/setgroups", "deny") < 0)
+        return -1;
+    snprintf(line, sizeof(line), "%ld %u 1\n", container_uid, (unsigned)host_uid);
+    if (write_file("/proc/self/uid_map", line) < 0)
+        return -1;
+    snprintf(line, sizeof(line), "%ld %u 1\n", container_gid, (unsigned)host_gid);
+    return write_file("/proc/self/gid_map", line);
+}
+
+static int enter_namespaces(const struct usr_spec *spec)
+{
+    uid_t host_uid = geteuid();
+    gid_t host_gid = getegid();
+    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    if (spec->new_net)
+        flags |= CLONE_NEWNET;
+    if (unshare(flags) < 0)
+        return usr_fail("unshare user/mount/pid/uts/ipc%s namespaces", spec->new_net ? "/net" : "");
+    return map_ids(spec->uid, spec->gid, host_uid, host_gid);
+}
+
+/* Tell the caller the namespaces exist, then wait for its go-ahead (it brings `lo` up). */
+static int sync_with_caller(const struct usr_spec *spec)
+{
+    if (spec->sync_write_fd < 0)
+        return 0;
+    char byte = 'R';
+    if (write(spec->sync_write_fd, &byte, 1) != 1)
+        return usr_fail("sync: tell the caller the namespaces are ready");
+    close(spec->sync_write_fd);
+    ssize_t got;
+    do
+        got = read(spec->sync_read_fd, &byte, 1);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return usr_fail("sync: wait for the caller");
+    close(spec->sync_read_fd);
+    if (got == 0 || byte != 'G') {
+        errno = 0;
+        return usr_fail("setup aborted by the caller before the container started");
+    }
+    return 0;
+}
+
+/* ---- mounts -------------------------------------------------------------------------------- */
+
+/* Flags a user namespace may not drop from a mount it did not create (they are "locked"). */
+static unsigned long locked_flags(const char *path)
+{
+    struct statvfs st;
+    if (statvfs(path, &st) < 0)
+        return 0;
+    unsigned long flags = 0;
+    if (st.f_flag & ST_NOSUID)
+        flags |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV)
+        flags |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+    if (st.f_flag & ST_NODIRATIME)
+        flags |= MS_NODIRATIME;
+    if (st.f_flag & ST_NOATIME)
+        flags |= MS_NOATIME;
+    else if (st.f_flag & ST_RELATIME)
+        flags |= MS_RELATIME;
+    else
+        flags |= MS_STRICTATIME;
+    return flags;
+}
+
+static int remount_bind(const char *target, unsigned long flags)
+{
+    unsigned long all = MS_BIND | MS_REMOUNT | flags | locked_flags(target);
+    if (mount(NULL, target, NULL, all, NULL) < 0)
+        return usr_fail("remount %s%s", target, (flags & MS_RDONLY) ? " read-only" : "");
+    return 0;
+}
+
+static int join(char *out, size_t size, const char *root, const char *rel)
+{
+    if ((size_t)snprintf(out, size, "%s%s", root, rel) >= size) {
+        errno = ENAMETOOLONG;
+        return usr_fail("path %s%s", root, rel);
+    }
+    return 0;
+}
+
+static int ensure_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) < 0 && errno != EEXIST)
+        return usr_fail("mkdir %s", path);
+    return 0;
+}
+
+static int bind_dev_node(const char *dev, const char *name)
+{
+    char host[64], target[4096];
+    snprintf(host, sizeof(host), "/dev/%s", name);
+    if (join(target, sizeof(target), dev, name) < 0)
+        return -1;
+    AUTO_CLOSE int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd < 0)
+        return usr_fail("create %s", target);
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0) {
+        if (!strcmp(name, "tty") && (errno == ENXIO || errno == ENOENT))
+            return 0; /* no controlling terminal here: /dev/tty stays a plain placeholder */
+        return usr_fail("bind %s", host);
+    }
+    return 0;
+}
+
+static int setup_dev(const char *rootfs)
+{
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    static const char *const links[][2] = {
+        {"/proc/self/fd", "fd"},         {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+        {"/proc/self/fd/2", "stderr"},   {"pts/ptmx", "ptmx"},         {"/proc/kcore", "core"},
+    };
+    char dev[4096], path[4096];
+    if (join(dev, sizeof(dev), rootfs, "/dev/") < 0 || ensure_dir(dev, 0755) < 0)
+        return -1;
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+        return usr_fail("mount tmpfs on %s", dev);
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
+        if (bind_dev_node(dev, nodes[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        if (join(path, sizeof(path), dev, links[i][1]) < 0)
+            return -1;
+        if (symlink(links[i][0], path) < 0)
+            return usr_fail("symlink %s", path);
+    }
+    if (join(path, sizeof(path), dev, "pts") < 0 || ensure_dir(path, 0755) < 0)
+        return -1;
+    if (mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
+        return usr_fail("mount devpts on %s", path);
+    if (join(path, sizeof(path), dev, "shm") < 0 || ensure_dir(path, 01777) < 0)
+        return -1;
+    if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+        return usr_fail("mount tmpfs on %s", path);
+    if (join(path, sizeof(path), dev, "mqueue") < 0 || ensure_dir(path, 0755) < 0)
+        return -1;
+    /* POSIX message queues of the new ipc namespace; optional, as in runc's default spec. */
+    if (mount("mqueue", path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        rmdir(path);
+    return 0;
+}
+
+static int setup_sys(const char *rootfs, int new_net)
+{
+    char sys[4096];
+    struct stat st;
+    if (join(sys, sizeof(sys), rootfs, "/sys") < 0)
+        return -1;
+    if (stat(sys, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0; /* the rootfs has no /sys: nothing to cover */
+    /* A private network namespace may have a fresh sysfs that shows its own interfaces only. */
+    if (new_net && mount("sysfs", sys, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+        return 0;
+    if (mount("/sys", sys, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return 0; /* not permitted here (e.g. a nested container): run without /sys */
+    if (mount(NULL, sys, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(sys), NULL) < 0)
+        umount2(sys, MNT_DETACH); /* a writable host /sys is worse than none */
+    return 0;
+}
+
+/* mkdir -p for the parents of `path` (an absolute host path inside the rootfs). */
+static int make_parents(const char *path)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return usr_fail("mount target %s", path);
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        if (ensure_dir(buf, 0755) < 0)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+/* Create a missing mount point: a file when a file is bound on it, a directory otherwise. */
+static int make_target(const struct usr_mount *m)
+{
+    struct stat st;
+    if (lstat(m->target, &st) == 0)
+        return 0;
+    if (make_parents(m->target) < 0)
+        return -1;
+    if ((m->flags & MS_BIND) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        AUTO_CLOSE int fd = open(m->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+            return usr_fail("create mount point %s", m->target);
+        return 0;
+    }
+    return ensure_dir(m->target, 0755);
+}
+
+static int setup_user_mount(const struct usr_mount *m)
+{
+    if (make_target(m) < 0)
+        return -1;
+    if (m->flags & MS_BIND) {
+        if (mount(m->source, m->target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+            return usr_fail("bind %s on %s", m->source, m->target);
+        unsigned long extra = m->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        if (extra && remount_bind(m->target, extra) < 0)
+            return -1;
+        return 0;
+    }
+    if (mount(m->source, m->target, m->fstype, m->flags, *m->data ? m->data : NULL) < 0)
+        return usr_fail("mount %s (%s) on %s", m->source, m->fstype, m->target);
+    return 0;
+}
+
+static int setup_root(const struct usr_spec *spec)
+{
+    char path[4096];
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return usr_fail("make / private");
+    if (spec->overlay) {
+        if (mount("overlay", spec->rootfs, "overlay", 0, spec->overlay) < 0)
+            return usr_fail("mount overlay on %s", spec->rootfs);
+    } else if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        return usr_fail("bind rootfs %s", spec->rootfs);
+    }
+    if (join(path, sizeof(path), spec->rootfs, "/proc") < 0 || ensure_dir(path, 0555) < 0)
+        return -1;
+    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return usr_fail("mount /proc");
+    if (setup_dev(spec->rootfs) < 0)
+        return -1;
+    if (spec->with_sys && setup_sys(spec->rootfs, spec->new_net) < 0)
+        return -1;
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (setup_user_mount(&spec->mounts[i]) < 0)
+            return -1;
+    if (spec->readonly && remount_bind(spec->rootfs, MS_RDONLY) < 0)
+        return -1;
+    if (chdir(spec->rootfs) < 0)
+        return usr_fail("chdir %s", spec->rootfs);
+    /* Stack the old root under the new one, then detach it: no put_old directory needed. */
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return usr_fail("pivot_root %s", spec->rootfs);
+    if (umount2(".", MNT_DETACH) < 0)
+        return usr_fail("detach the old root");
+    if (chdir("/") < 0)
+        return usr_fail("chdir /");
+    if (spec->hostname && sethostname(spec->hostname, strlen(spec->hostname)) < 0)
+        return usr_fail("sethostname %s", spec->hostname);
+    return 0;
+}
+
+/* ---- processes ----------------------------------------------------------------------------- */
+
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+static void forwarded_set(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        sigaddset(set, forwarded[i]);
+    sigaddset(set, SIGCHLD);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+/* A pid-namespace init only receives signals it handles: give each forwarded one a handler. */
+static int install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        if (sigaction(forwarded[i], &sa, NULL) < 0)
+            return usr_fail("sigaction");
+    return 0;
+}
+
+static int status_to_exit(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return EXIT_RUNTIME;
+}
+
+/* Wait for `child` while forwarding signals to it; reap every other child too (pid 1 duty). */
+static int supervise(pid_t child)
+{
+    sigset_t set;
+    forwarded_set(&set);
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&set, &info);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            usr_fail("sigwaitinfo");
+            usr_report();
+            return EXIT_RUNTIME;
+        }
+        if (sig != SIGCHLD) {
+            /* A terminal signals its whole foreground process group, the container included:
+             * forwarding those (si_code SI_KERNEL) would deliver them twice. */
+            if (info.si_code != SI_KERNEL)
+                kill(child, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t done = waitpid(-1, &status, WNOHANG);
+            if (done <= 0)
+                break;
+            if (done == child)
+                return status_to_exit(status);
+        }
+    }
+}
+
+static void exec_container(const struct usr_spec *spec, const sigset_t *old_mask)
+{
+    int code = EXIT_RUNTIME;
+    if (setresgid(spec->gid, spec->gid, spec->gid) < 0) {
+        usr_fail("setgid %ld", spec->gid);
+        goto fail;
+    }
+    if (setresuid(spec->uid, spec->uid, spec->uid) < 0) {
+        usr_fail("setuid %ld", spec->uid);
+        goto fail;
+    }
+    if (spec->cwd && chdir(spec->cwd) < 0) {
+        usr_fail("chdir to the working directory %s", spec->cwd);
+        goto fail;
+    }
+    if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        usr_fail("prctl no_new_privs");
+        goto fail;
+    }
+    if (sigprocmask(SIG_SETMASK, old_mask, NULL) < 0) {
+        usr_fail("sigprocmask");
+        goto fail;
+    }
+    execvp(spec->argv[0], spec->argv);
+    code = (errno == ENOENT || errno == ENOTDIR) ? EXIT_NOTFOUND : EXIT_NOEXEC;
+    usr_fail("exec %s", spec->argv[0]);
+fail:
+    usr_report();
+    _exit(code);
+}
+
+/* pid 1 of the container: build the filesystem, start the process, supervise it. */
+static int run_init(const struct usr_spec *spec, const sigset_t *old_mask)
+{
+    /* The runner lives outside this pid namespace (getppid() says 0): tie our life to it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        usr_fail("prctl pdeathsig");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (install_handlers() < 0 || setup_root(spec) < 0) {
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        usr_fail("fork the container process");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (child == 0)
+        exec_container(spec, old_mask);
+    return supervise(child);
+}
+
+static int probe(void)
+{
+    struct usr_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    if (enter_namespaces(&spec) < 0)
+        return -1;
+    pid_t child = fork();
+    if (child < 0)
+        return usr_fail("fork into the pid namespace");
+    if (child == 0) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+            usr_fail("make / private");
+        else if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            usr_fail("mount /proc");
+        else
+            _exit(0);
+        usr_report();
+        _exit(EXIT_RUNTIME);
+    }
+    int status;
+    if (waitpid(child, &status, 0) < 0)
+        return usr_fail("waitpid");
+    if (status_to_exit(status) != 0) {
+        errno = 0;
+        return usr_fail("probe failed in the new pid namespace");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct usr_spec *spec = calloc(1, sizeof(*spec));
+    if (!spec || parse_args(argc, argv, spec) < 0) {
+        if (!spec)
+            usr_fail("calloc");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (spec->probe) {
+        if (probe() < 0) {
+            usr_report();
+            return EXIT_RUNTIME;
+        }
+        return 0;
+    }
+    sigset_t set, old_mask;
+    forwarded_set(&set);
+    if (sigprocmask(SIG_BLOCK, &set, &old_mask) < 0) {
+        usr_fail("sigprocmask");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (enter_namespaces(spec) < 0 || sync_with_caller(spec) < 0) {
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    pid_t init = fork();
+    if (init < 0) {
+        usr_fail("fork the container init");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (init == 0)
+        _exit(run_init(spec, &old_mask));
+    return supervise(init);
+}

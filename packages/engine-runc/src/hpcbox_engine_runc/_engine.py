@@ -1,0 +1,273 @@
+"""The engine object: runs an OCI bundle with the builtin runner or an installed runc/crun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+from hpcbox_engine_runc import _availability, _delegate
+from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
+from hpcbox_engine_runc.errors import EngineError, UnavailableError
+
+RUNNER_NAME = "hpcbox-userns"
+EXIT_RUNTIME = 125
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+# Signals a batch system or a user sends to the engine's caller: passed on to the container.
+# SIGINT/SIGQUIT/SIGWINCH from a terminal reach the container directly (same process group).
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+_LEXICAL_PREFIXES = ("/dev/", "/proc/", "/sys/")  # filled by the runner itself, not in the rootfs
+
+BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+def runner_path() -> Path:
+    """The compiled builtin runner shipped inside the package."""
+    return Path(__file__).resolve().parent / RUNNER_NAME
+
+
+def _mount_target(bundle: Bundle, destination: str) -> str:
+    if destination.startswith(_LEXICAL_PREFIXES):
+        return bundle.rootfs + destination
+    return resolve_in_root(bundle.rootfs, destination)
+
+
+def runner_argv(bundle: Bundle, runner: Optional[str] = None) -> List[str]:
+    """The builtin runner's command line for a parsed bundle (no JSON reaches the C side)."""
+    argv = [str(runner or runner_path()), "--rootfs", bundle.rootfs, "--uid", str(bundle.uid),
+            "--gid", str(bundle.gid), "--cwd", bundle.cwd]
+    if bundle.hostname:
+        argv += ["--hostname", bundle.hostname]
+    if bundle.readonly:
+        argv.append("--readonly")
+    if bundle.no_new_privs:
+        argv.append("--no-new-privs")
+    if bundle.net == "none":
+        argv.append("--net-none")
+    if bundle.overlay:
+        lower, upper, work = bundle.overlay
+        argv += ["--overlay", f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work},userxattr"]
+    for mount in bundle.mounts:
+        if not mount.is_bind and mount.destination in STANDARD_MOUNTS:
+            continue  # the runner sets up /proc, /dev, /sys itself
+        target = _mount_target(bundle, mount.destination)
+        argv += ["--mount", mount.source, target, mount.type, str(mount.flags), mount.data]
+    return [*argv, "--", *bundle.args]
+
+
+def _setns(path: str, nstype: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if hasattr(os, "setns"):
+            os.setns(fd, nstype)
+            return
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, nstype) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def bring_loopback_up(pid: int) -> Optional[str]:
+    """Set `lo` up with pyroute2 in the network namespace of process `pid`; return an error or None.
+
+    A forked child joins the user namespace first (the caller owns it, so it may), then the
+    network namespace, and talks rtnetlink there; the caller's own namespaces never change.
+    """
+    from pyroute2 import IPRoute
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        code = 1
+        try:
+            os.close(read_end)
+            _setns(f"/proc/{pid}/ns/user", CLONE_NEWUSER)
+            _setns(f"/proc/{pid}/ns/net", CLONE_NEWNET)
+            with IPRoute() as ipr:
+                ipr.link("set", index=1, state="up")
+            code = 0
+        except BaseException as error:
+            os.write(write_end, str(error).encode()[:500])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return message or f"helper exit status {status}"
+
+
+class Container:
+    """A started container: `pid` is the engine's process (the runner or runc), `wait()` its status."""
+
+    def __init__(self, process: subprocess.Popen, cleanup: Optional[str] = None):
+        self.process = process
+        self.pid = process.pid
+        self._cleanup = cleanup
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def poll(self) -> Optional[int]:
+        code = self.process.poll()
+        return None if code is None else self._finish(code)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return self._finish(self.process.wait(timeout))
+
+    def _finish(self, code: int) -> int:
+        if self._cleanup:
+            shutil.rmtree(self._cleanup, ignore_errors=True)
+            self._cleanup = None
+        return 128 - code if code < 0 else code
+
+
+class RuncEngine:
+    """Rootless user-namespace engine: the builtin runner, or runc/crun by annotation."""
+
+    name = "runc"
+
+    def __init__(self, runner: Optional[str] = None):
+        self._runner = runner
+
+    @property
+    def runner(self) -> str:
+        return str(self._runner or runner_path())
+
+    def available(self, proc_root: str = "/proc", runtime: str = "builtin") -> Tuple[bool, str]:
+        """(True, why) when this host can run containers with `runtime`, else (False, what to do)."""
+        ok, reason = _availability.check(self.runner, proc_root)
+        if not ok or runtime == "builtin":
+            return ok, reason
+        binary = _availability.runtime_binary(runtime)
+        if binary is None:
+            return False, (
+                f"{runtime} is not installed (not on PATH nor in /usr/sbin); install it "
+                f"(Debian: apt-get install {runtime}) or use the builtin runtime"
+            )
+        return True, f"{reason}; delegating to {binary}"
+
+    def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
+        return parse_bundle(bundle, bundle_dir)
+
+    def start(
+        self,
+        bundle: BundleLike,
+        *,
+        bundle_dir: Optional[str] = None,
+        stdin: Any = None,
+        stdout: Any = None,
+        stderr: Any = None,
+    ) -> Container:
+        """Start the container and return at once; raise EngineError when it cannot start."""
+        spec = parse_bundle(bundle, bundle_dir)
+        if spec.runtime != "builtin":
+            return self._start_delegated(spec, stdin, stdout, stderr)
+        runner = self.runner
+        if not os.access(runner, os.X_OK):
+            raise UnavailableError(
+                f"the runner {runner} is missing or not executable; reinstall hpcbox-engine-runc"
+            )
+        argv = runner_argv(spec, runner)
+        if spec.net != "none":
+            process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
+            return Container(process)
+        return self._start_isolated(argv, spec, stdin, stdout, stderr)
+
+    def _start_isolated(self, argv: List[str], spec: Bundle, stdin, stdout, stderr) -> Container:
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        argv = [argv[0], "--sync", str(go_r), str(ready_w), *argv[1:]]
+        try:
+            process = subprocess.Popen(
+                argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(go_r, ready_w)
+            )
+        finally:
+            os.close(go_r)
+            os.close(ready_w)
+        try:
+            ready = os.read(ready_r, 1)
+            error = bring_loopback_up(process.pid) if ready == b"R" else None
+            if ready == b"R" and error is None:
+                os.write(go_w, b"G")
+        finally:
+            os.close(ready_r)
+            os.close(go_w)  # without 'G' the runner stops with status 125
+        if error is not None:
+            process.wait()
+            raise EngineError(f"cannot bring lo up in the container's network namespace: {error}")
+        return Container(process)
+
+    def _start_delegated(self, spec: Bundle, stdin, stdout, stderr) -> Container:
+        binary = _availability.runtime_binary(spec.runtime)
+        if binary is None:
+            raise UnavailableError(
+                f"{spec.runtime} is not installed; install it (Debian: apt-get install {spec.runtime}) "
+                "or drop the org.hpcbox.runc.runtime annotation to use the builtin runner"
+            )
+        stream = sys.stdin if stdin is None else stdin
+        try:
+            terminal = spec.terminal and os.isatty(stream.fileno() if hasattr(stream, "fileno") else stream)
+        except (OSError, ValueError):
+            terminal = False
+        argv, work = _delegate.prepare(spec, spec.runtime, binary, terminal)
+        try:
+            process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return Container(process, cleanup=work)
+
+    def run(
+        self,
+        bundle: BundleLike,
+        *,
+        bundle_dir: Optional[str] = None,
+        stdin: Any = None,
+        stdout: Any = None,
+        stderr: Any = None,
+        forward_signals: bool = True,
+    ) -> int:
+        """Run the bundle to completion and return its exit status: the container's, 128+n when it
+        died of signal n, 125 when the runner failed inside the namespaces (one line on stderr),
+        126/127 when the program is not executable/not found. Problems found before anything
+        starts (bad bundle, missing runner or runtime) raise EngineError subclasses instead.
+        stdin/stdout/stderr are inherited unless given (as for subprocess.Popen)."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        container: List[Container] = []
+
+        def forward(sig, _frame):
+            if container:
+                try:
+                    container[0].send_signal(sig)
+                except OSError:
+                    pass
+
+        if forward_signals and in_main:
+            for sig in _FORWARDED + _TERMINAL_SIGNALS:
+                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
+        try:
+            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
+                                        stderr=stderr))
+            return container[0].wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _ignore(_sig, _frame):
+    """Terminal signals reach the container directly; the caller just keeps waiting."""
