@@ -127,6 +127,7 @@ class Registry:
             self.token_server.add_user(self.username, self.password)
             self.token_server.add_user("pusher", pusher_password)
             self.token_server.grant("pusher", "*", ["*"])
+            self.token_server.never_stale.add("pusher")
             for glob in ("hpcbox/*", "library/*"):
                 self.token_server.grant(self.username, glob, ["pull", "push"])
             self.token_server.grant(None, "public/*", ["pull"])

@@ -68,7 +68,8 @@ class TokenServer:
         self.requests: List[Tuple[Optional[str], list]] = []
         self._users: Dict[str, str] = {}
         self._acl: List[Tuple[Optional[str], str, Tuple[str, ...]]] = []
-        self._expired_to_issue = 0
+        self._stale_to_issue: List[float] = []
+        self.never_stale: set = set()  # users issue_expired() spares (the fixture's own pusher)
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -83,11 +84,12 @@ class TokenServer:
         with self._lock:
             self._acl.append((username, repository_glob, tuple(actions)))
 
-    def issue_expired(self, count: int = 1) -> None:
-        """Make the next ``count`` tokens already expired for the registry (``exp`` beyond its leeway)
-        while the response still advertises ``expires_in = ttl``: a cached token that went stale."""
+    def issue_expired(self, count: int = 1, accepted_for: float = -REGISTRY_LEEWAY_S) -> None:
+        """Make the next ``count`` tokens go stale: the registry accepts them only for ``accepted_for``
+        more seconds (default: refuses them at once) while the response still advertises
+        ``expires_in = ttl``, so a client believes them valid. Users in ``never_stale`` are spared."""
         with self._lock:
-            self._expired_to_issue += count
+            self._stale_to_issue += [accepted_for] * count
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -140,10 +142,9 @@ class TokenServer:
         now = int(time.time())
         with self._lock:
             ttl = self.ttl
-            stale = self._expired_to_issue > 0
-            if stale:
-                self._expired_to_issue -= 1
-        exp = now - 2 * REGISTRY_LEEWAY_S if stale else now + ttl
+            stale = bool(self._stale_to_issue) and username not in self.never_stale
+            accepted_for = self._stale_to_issue.pop(0) if stale else 0
+        exp = int(now - REGISTRY_LEEWAY_S + accepted_for) if stale else now + ttl
         access = []
         for kind, name, wanted in scopes:
             access.append(
