@@ -1,5 +1,21 @@
-"""Apply OCI/Docker image layers to a directory, unprivileged and safely."""
+"""Apply OCI/Docker image layers to a directory, unprivileged and safely.
+
+    from hpcbox_layers import apply_layers, Layer
+    gz = "application/vnd.oci.image.layer.v1.tar+gzip"
+    report = apply_layers("rootfs", [Layer("blobs/sha256/ab…", gz), ("blobs/sha256/cd…", gz)])
+"""
 
 from hpcbox_layers.__about__ import __version__
+from hpcbox_layers.apply import ApplyReport, Layer, apply_layers
+from hpcbox_layers.errors import CorruptLayerError, LayerError, UnsafeEntryError, UnsupportedMediaTypeError
 
-__all__ = ["__version__"]
+__all__ = [
+    "ApplyReport",
+    "CorruptLayerError",
+    "Layer",
+    "LayerError",
+    "UnsafeEntryError",
+    "UnsupportedMediaTypeError",
+    "__version__",
+    "apply_layers",
+]

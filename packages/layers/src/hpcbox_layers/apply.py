@@ -1,0 +1,510 @@
+"""Apply an ordered list of OCI/Docker layer blobs to a directory: exact, unprivileged, safe, streamed.
+
+Safety model in one sentence: every path is resolved from a directory fd of the target, one component
+at a time, with O_NOFOLLOW, and every change is made with `dir_fd=` on the last component, so no
+symlink (planted by an earlier entry or layer) is ever followed; `..` and absolute names are refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from hpcbox_layers.errors import CorruptLayerError, LayerError, UnsafeEntryError
+from hpcbox_layers.mediatypes import check_media_type, open_stream
+
+PathLike = Union[str, "os.PathLike[str]"]
+Source = Union[PathLike, BinaryIO]
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_AUFS_META_PREFIX = ".wh..wh."
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_NEWFILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_COPY_CHUNK = 1 << 20
+_MAX_CACHED_FDS = 512
+_FILE_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE))
+_SKIPPED_TYPES = frozenset((tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE))
+
+Path = Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer blob: a path or a readable binary file object, and its media type (None: sniff it)."""
+
+    source: Source
+    media_type: Optional[str] = None
+
+
+@dataclass
+class ApplyReport:
+    """What `apply_layers` did. Names are relative to the target, without a leading `./`."""
+
+    layers: int = 0
+    #: files, directories, symlinks and hardlinks written (whiteouts and skipped entries not included)
+    entries: int = 0
+    #: bytes of regular-file content written
+    bytes_written: int = 0
+    #: device nodes and FIFOs that an unprivileged user cannot create (and hardlinks to them)
+    skipped_devices: List[str] = field(default_factory=list)
+    #: files given u+rw and directories given u+rwx that the image did not have
+    permissions_fixed: int = 0
+    #: setuid/setgid bits removed (entry names)
+    setid_stripped: List[str] = field(default_factory=list)
+    #: whiteout files and opaque markers applied
+    whiteouts: int = 0
+    #: entries whose extended attributes (and so file capabilities, ACLs) were not applied
+    xattrs_ignored: int = 0
+
+
+LayerSpec = Union[Layer, Source, Tuple[Source, Optional[str]]]
+ProgressCallback = Callable[[int, int, ApplyReport], None]
+
+
+def apply_layers(
+    target_dir: PathLike,
+    layers: Sequence[LayerSpec],
+    *,
+    on_progress: Optional[ProgressCallback] = None,
+) -> ApplyReport:
+    """Apply `layers` in order (lowest first) to `target_dir`, created if missing.
+
+    `on_progress(done, total, report)` is called after each layer. Raises `UnsafeEntryError` for an
+    entry that would reach outside the target, `CorruptLayerError` for an unreadable blob,
+    `UnsupportedMediaTypeError` before anything is written if a media type is not a layer type.
+    """
+    specs = [_as_layer(x, i) for i, x in enumerate(layers)]
+    for spec in specs:
+        check_media_type(spec.media_type)
+    report = ApplyReport()
+    applier = _Applier(os.fspath(target_dir), report)
+    try:
+        for index, spec in enumerate(specs):
+            applier.apply(index, spec)
+            report.layers += 1
+            if on_progress is not None:
+                on_progress(index + 1, len(specs), report)
+        applier.finish()
+    finally:
+        applier.close()
+    return report
+
+
+def _as_layer(item: LayerSpec, index: int) -> Layer:
+    if isinstance(item, Layer):
+        return item
+    if isinstance(item, tuple) and len(item) == 2:
+        return Layer(item[0], item[1])
+    if isinstance(item, (str, os.PathLike)) or hasattr(item, "read"):
+        return Layer(item)
+    raise TypeError(
+        f"layer {index}: expected a Layer, a path, a binary file object or a (source, media_type) tuple, "
+        f"got {type(item).__name__}"
+    )
+
+
+def _decompress_errors() -> tuple:
+    errors: list = [tarfile.TarError, EOFError]
+    try:
+        from isal import isal_zlib
+
+        errors.append(isal_zlib.error)
+    except ImportError:  # pragma: no cover - isal is a dependency
+        pass
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - zstandard is a dependency
+        pass
+    import gzip
+    import zlib
+
+    errors += [zlib.error, gzip.BadGzipFile]
+    return tuple(errors)
+
+
+def _mtime_ns(mtime) -> int:
+    if isinstance(mtime, int):
+        return mtime * 1_000_000_000
+    return round(mtime * 1e9)
+
+
+class _Applier:
+    def __init__(self, target: str, report: ApplyReport):
+        os.makedirs(target, exist_ok=True)
+        self.report = report
+        self.root = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Directory fds by path, all opened from `root` with O_NOFOLLOW; dropped when the path goes.
+        self.fds: Dict[Path, int] = {(): self.root}
+        self.dir_mtimes: Dict[Path, int] = {}
+        self.skipped: Set[Path] = set()
+        self.index = 0
+        self.seen: Set[Path] = set()
+        self.errors = _decompress_errors()
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def apply(self, index: int, spec: Layer) -> None:
+        self.index = index
+        self.seen = set()
+        source = spec.source
+        label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                raw = open(source, "rb", buffering=_COPY_CHUNK)  # noqa: SIM115 - closed in `finally`
+            except OSError as e:
+                raise LayerError(f"layer {index}: cannot open {label}: {e.strerror}; check the path") from e
+        else:
+            raw = source
+        try:
+            try:
+                stream, closer = open_stream(raw, spec.media_type)
+            except OSError as e:
+                raise LayerError(f"layer {index}: cannot read {label}: {e}") from e
+            try:
+                with tarfile.open(fileobj=stream, mode="r|", bufsize=65536) as tf:
+                    for info in tf:
+                        self._entry(info, tf)
+                # Read the end of the stream too: gzip and zstd verify their checksums there.
+                while stream.read(_COPY_CHUNK):
+                    pass
+            finally:
+                if closer is not None:
+                    closer.close()
+        except self.errors as e:
+            raise CorruptLayerError(
+                f"layer {index} ({label}) is not a valid tar stream: {e or type(e).__name__}; "
+                "the blob is truncated or damaged, download it again",
+                layer_index=index,
+            ) from e
+        finally:
+            if raw is not source:
+                raw.close()
+
+    def finish(self) -> None:
+        """Set directory mtimes, now that nothing will be written into them any more."""
+        for path, ns in self.dir_mtimes.items():
+            try:
+                if not path:
+                    os.utime(self.root, ns=(ns, ns))
+                    continue
+                parent = self._dir(path[:-1], "/".join(path), create=False)
+                if parent is not None:
+                    os.utime(path[-1], ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
+            except (OSError, OverflowError, ValueError):
+                pass  # an mtime the filesystem cannot store is not worth failing the image for
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    # -- entries --------------------------------------------------------------------------------
+
+    def _split(self, name: str, what: str = "name") -> Path:
+        if name.startswith("/"):
+            raise UnsafeEntryError(name, self.index, f"absolute {what}; layer entries must be relative")
+        parts = [c for c in name.split("/") if c and c != "."]
+        if ".." in parts:
+            raise UnsafeEntryError(name, self.index, f"'..' in the {what} could point outside the target")
+        return tuple(parts)
+
+    def _entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        name = info.name
+        path = self._split(name)
+        if len(self.fds) > _MAX_CACHED_FDS:
+            self._drop_fds()
+        try:
+            if ".wh." in name:
+                base = path[-1] if path else ""
+                if base.startswith(WHITEOUT_PREFIX):
+                    self._whiteout(path, name)
+                    return
+                if any(c.startswith(WHITEOUT_PREFIX) for c in path):
+                    raise CorruptLayerError(
+                        f"layer {self.index}: entry {name!r} lies inside a whiteout name",
+                        layer_index=self.index,
+                        entry=name,
+                    )
+            if info.pax_headers and any(k.startswith("SCHILY.xattr.") for k in info.pax_headers):
+                self.report.xattrs_ignored += 1
+            if not path:
+                if info.type == tarfile.DIRTYPE:
+                    os.fchmod(self.root, self._fix_mode(info.mode, True, "."))
+                    self.dir_mtimes[()] = _mtime_ns(info.mtime)
+                return
+            parent = self._dir(path[:-1], name, create=True)
+            self._mark(path)
+            kind = info.type
+            if kind in _FILE_TYPES:
+                self._file(parent, path, info, tf)
+            elif kind == tarfile.DIRTYPE:
+                self._mkdir(parent, path, info)
+            elif kind == tarfile.SYMTYPE:
+                self._symlink(parent, path, info)
+            elif kind == tarfile.LNKTYPE:
+                self._hardlink(parent, path, info)
+            elif kind in _SKIPPED_TYPES:
+                self._remove(parent, path, missing_ok=True)
+                self.skipped.add(path)
+                self.report.skipped_devices.append("/".join(path))
+            else:  # POSIX: an unknown type is read as a regular file
+                self._file(parent, path, info, tf)
+        except LayerError:
+            raise
+        except OSError as e:
+            raise LayerError(
+                f"layer {self.index}: cannot write entry {name!r}: {e.strerror or e}; "
+                "check free space and permissions of the target directory"
+            ) from e
+
+    def _mark(self, path: Path) -> None:
+        """Remember that this layer wrote `path` (and so its parents): its own whiteouts spare them."""
+        seen = self.seen
+        if self.skipped:
+            self.skipped.discard(path)
+        while path and path not in seen:
+            seen.add(path)
+            path = path[:-1]
+
+    def _fix_mode(self, mode: int, is_dir: bool, name: str) -> int:
+        mode &= 0o7777
+        if mode & 0o6000:
+            self.report.setid_stripped.append(name)
+        if is_dir:
+            mode &= 0o1777
+            fixed = mode | 0o700
+        else:
+            mode &= 0o777
+            fixed = mode | 0o600
+        if fixed != mode:
+            self.report.permissions_fixed += 1
+        return fixed
+
+    def _file(self, parent: int, path: Path, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        leaf = path[-1]
+        try:
+            fd = os.open(leaf, _O_NEWFILE, 0o600, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, path)
+            fd = os.open(leaf, _O_NEWFILE, 0o600, dir_fd=parent)
+        try:
+            size = info.size
+            if size:
+                src = tf.extractfile(info)
+                remaining = size
+                while remaining:
+                    chunk = src.read(min(remaining, _COPY_CHUNK))
+                    if not chunk:
+                        raise CorruptLayerError(
+                            f"layer {self.index}: entry {info.name!r} is truncated",
+                            layer_index=self.index,
+                            entry=info.name,
+                        )
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    remaining -= len(chunk)
+                self.report.bytes_written += size
+            os.fchmod(fd, self._fix_mode(info.mode, False, "/".join(path)))
+            ns = _mtime_ns(info.mtime)
+            try:
+                os.utime(fd, ns=(ns, ns))
+            except (OverflowError, ValueError):
+                pass
+        finally:
+            os.close(fd)
+        self.report.entries += 1
+
+    def _mkdir(self, parent: int, path: Path, info: tarfile.TarInfo) -> None:
+        fd = self.fds.get(path)
+        if fd is None:
+            leaf = path[-1]
+            try:
+                os.mkdir(leaf, 0o700, dir_fd=parent)
+            except FileExistsError:
+                st = os.stat(leaf, dir_fd=parent, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    self._remove(parent, path)
+                    os.mkdir(leaf, 0o700, dir_fd=parent)
+            fd = os.open(leaf, _O_DIR, dir_fd=parent)
+            self.fds[path] = fd
+        os.fchmod(fd, self._fix_mode(info.mode, True, "/".join(path)))
+        self.dir_mtimes[path] = _mtime_ns(info.mtime)
+        self.report.entries += 1
+
+    def _symlink(self, parent: int, path: Path, info: tarfile.TarInfo) -> None:
+        leaf = path[-1]
+        try:
+            os.symlink(info.linkname, leaf, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, path)
+            os.symlink(info.linkname, leaf, dir_fd=parent)
+        ns = _mtime_ns(info.mtime)
+        try:
+            os.utime(leaf, ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
+        except (OverflowError, ValueError):
+            pass
+        self.report.entries += 1
+
+    def _hardlink(self, parent: int, path: Path, info: tarfile.TarInfo) -> None:
+        name = info.name
+        target = self._split(info.linkname, "hardlink target")
+        if target == path or not target:
+            return
+        if target in self.skipped:
+            self._remove(parent, path, missing_ok=True)
+            self.skipped.add(path)
+            self.report.skipped_devices.append("/".join(path))
+            return
+        tparent = self._dir(target[:-1], name, create=False)
+        missing = CorruptLayerError(
+            f"layer {self.index}: hardlink {name!r} points to {info.linkname!r}, which does not exist",
+            layer_index=self.index,
+            entry=name,
+        )
+        if tparent is None:
+            raise missing
+        try:
+            st = os.stat(target[-1], dir_fd=tparent, follow_symlinks=False)
+        except FileNotFoundError:
+            raise missing from None
+        if stat.S_ISDIR(st.st_mode):
+            raise CorruptLayerError(
+                f"layer {self.index}: hardlink {name!r} points to the directory {info.linkname!r}",
+                layer_index=self.index,
+                entry=name,
+            )
+        leaf = path[-1]
+        try:
+            os.link(target[-1], leaf, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            if target[: len(path)] == path:
+                raise missing from None  # replacing `path` removes the target with it
+            self._remove(parent, path)
+            os.link(target[-1], leaf, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+        self.report.entries += 1
+
+    def _whiteout(self, path: Path, name: str) -> None:
+        base = path[-1]
+        if base == OPAQUE_MARKER:
+            self.report.whiteouts += 1
+            directory = self._dir(path[:-1], name, create=False)
+            if directory is not None:
+                self._prune(directory, path[:-1])
+            return
+        if base.startswith(_AUFS_META_PREFIX):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the image
+        real = base[len(WHITEOUT_PREFIX) :]
+        if real in ("", ".", ".."):
+            raise UnsafeEntryError(name, self.index, f"whiteout of {real!r} names no entry of its directory")
+        self.report.whiteouts += 1
+        victim = (*path[:-1], real)
+        if victim in self.seen:
+            return  # a whiteout only hides what lower layers wrote
+        parent = self._dir(path[:-1], name, create=False)
+        if parent is not None:
+            self._remove(parent, victim, missing_ok=True)
+
+    def _prune(self, directory: int, path: Path) -> None:
+        """Opaque directory: remove what lower layers put under `path`, keep what this layer wrote."""
+        with os.scandir(directory) as it:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in children:
+            cpath = (*path, child)
+            if cpath not in self.seen:
+                self._remove(directory, cpath)
+            elif is_dir:
+                fd = self._dir(cpath, "/".join(cpath), create=False)
+                if fd is not None:
+                    self._prune(fd, cpath)
+
+    # -- the filesystem, without ever following a symlink -----------------------------------------
+
+    def _dir(self, path: Path, name: str, *, create: bool) -> Optional[int]:
+        """An fd of directory `path`, walked from the root with O_NOFOLLOW; missing parents are made
+        (mode 0755) when `create`, else None is returned. A symlink on the way is an unsafe entry."""
+        fd = self.fds.get(path)
+        if fd is not None:
+            return fd
+        parent = self._dir(path[:-1], name, create=create)
+        if parent is None:
+            return None
+        leaf = path[-1]
+        try:
+            fd = os.open(leaf, _O_DIR, dir_fd=parent)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                if not create:
+                    return None
+            else:
+                st = os.stat(leaf, dir_fd=parent, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    raise UnsafeEntryError(
+                        name,
+                        self.index,
+                        f"its parent {'/'.join(path)!r} is a symlink; writing through it could escape",
+                    ) from None
+                if stat.S_ISDIR(st.st_mode):
+                    raise
+                if not create:
+                    return None
+                os.unlink(leaf, dir_fd=parent)  # a file where this layer needs a directory
+            os.mkdir(leaf, 0o700, dir_fd=parent)
+            fd = os.open(leaf, _O_DIR, dir_fd=parent)
+            os.fchmod(fd, 0o755)
+        self.fds[path] = fd
+        return fd
+
+    def _drop_fds(self) -> None:
+        for path, fd in list(self.fds.items()):
+            if path:
+                os.close(fd)
+                del self.fds[path]
+
+    def _remove(self, parent: int, path: Path, *, missing_ok: bool = False) -> None:
+        leaf = path[-1]
+        try:
+            st = os.stat(leaf, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            if missing_ok:
+                return
+            raise
+        if stat.S_ISDIR(st.st_mode):
+            self._forget(path)
+            _rmtree(parent, leaf)
+        else:
+            os.unlink(leaf, dir_fd=parent)
+
+    def _forget(self, path: Path) -> None:
+        n = len(path)
+        for key in [k for k in self.fds if k[:n] == path]:
+            os.close(self.fds.pop(key))
+        for key in [k for k in self.dir_mtimes if k[:n] == path]:
+            del self.dir_mtimes[key]
+
+
+def _rmtree(parent: int, name: str) -> None:
+    """Remove directory `name` under `parent` and all in it, never following a symlink."""
+    fd = os.open(name, _O_DIR, dir_fd=parent)
+    try:
+        with os.scandir(fd) as it:
+            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in children:
+            if is_dir:
+                _rmtree(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)
+
+
+__all__ = ["ApplyReport", "Layer", "apply_layers"]
