@@ -208,12 +208,13 @@ class _Applier:
 
     # -- entries --------------------------------------------------------------------------------
 
-    def _split(self, name: str, what: str = "name") -> Path:
-        if name.startswith("/"):
-            raise UnsafeEntryError(name, self.index, f"absolute {what}; layer entries must be relative")
-        parts = [c for c in name.split("/") if c and c != "."]
+    def _split(self, text: str, what: str = "name", entry: Optional[str] = None) -> Path:
+        entry = text if entry is None else entry
+        if text.startswith("/"):
+            raise UnsafeEntryError(entry, self.index, f"absolute {what} {text!r}; layer entries must be relative")
+        parts = [c for c in text.split("/") if c and c != "."]
         if ".." in parts:
-            raise UnsafeEntryError(name, self.index, f"'..' in the {what} could point outside the target")
+            raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could point outside the target")
         return tuple(parts)
 
     def _entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
@@ -356,7 +357,7 @@ class _Applier:
 
     def _hardlink(self, parent: int, path: Path, info: tarfile.TarInfo) -> None:
         name = info.name
-        target = self._split(info.linkname, "hardlink target")
+        target = self._split(info.linkname, "hardlink target", name)
         if target == path or not target:
             return
         if target in self.skipped:
