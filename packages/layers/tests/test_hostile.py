@@ -39,7 +39,8 @@ def make_base(tmp):
 def resolve(entries, outside):
     out = []
     for e in entries:
-        out.append(Entry(e.kind, e.name.replace(OUT, str(outside)), e.data, e.mode, e.target.replace(OUT, str(outside)), e.mtime))
+        name, target = e.name.replace(OUT, str(outside)), e.target.replace(OUT, str(outside))
+        out.append(Entry(e.kind, name, e.data, e.mode, target, e.mtime))
     return out
 
 
@@ -146,12 +147,13 @@ def test_unsafe_entries_are_refused_with_entry_and_layer(tmp_path, layers, entry
 def test_symlinks_are_kept_verbatim_and_never_followed(tmp_path):
     base, outside = make_base(tmp_path)
     target = base / "target"
-    layer = [symlink("abs", str(outside / "secret")), symlink("rel", "../outside/secret"), symlink("up", "..")]
+    layer = [symlink("abs", str(outside / "secret")), symlink("rel", "../outside/secret"), symlink("up", "../")]
     # A later layer replaces the links themselves: only the links go, never what they point to.
     upper = [file("abs", b"new"), dir_("rel"), whiteout("up")]
     apply_layers(target, [io.BytesIO(tar_bytes(layer))])
     assert os.readlink(target / "abs") == str(outside / "secret")
     assert os.readlink(target / "rel") == "../outside/secret"
+    assert os.readlink(target / "up") == "../"
     apply_layers(target, [io.BytesIO(tar_bytes(upper))])
     assert (target / "abs").read_bytes() == b"new" and not (target / "abs").is_symlink()
     assert (target / "rel").is_dir() and not (target / "rel").is_symlink()

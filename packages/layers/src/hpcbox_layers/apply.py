@@ -211,10 +211,10 @@ class _Applier:
     def _split(self, text: str, what: str = "name", entry: Optional[str] = None) -> Path:
         entry = text if entry is None else entry
         if text.startswith("/"):
-            raise UnsafeEntryError(entry, self.index, f"absolute {what} {text!r}; layer entries must be relative")
+            raise UnsafeEntryError(entry, self.index, f"absolute {what} {text!r}; entries must be relative")
         parts = [c for c in text.split("/") if c and c != "."]
         if ".." in parts:
-            raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could point outside the target")
+            raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could lead outside the target")
         return tuple(parts)
 
     def _entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
