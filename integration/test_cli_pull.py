@@ -120,6 +120,10 @@ def test_eight_concurrent_pulls_share_one_store(registry_http, tmp_path):
     expected.add(index["manifests"][0]["digest"].split(":")[1])
     assert {p.name for p in (home / "images/blobs/sha256").iterdir()} == expected
     assert list((home / "tmp").iterdir()) == []
+    layer = manifest["layers"][0]["digest"]
+    log = registry_http.log_path.read_text()
+    downloads = log.count(f'"GET /v2/hpcbox/concurrent/blobs/{layer} HTTP/1.1" 200')
+    assert downloads == 1  # the other seven waited on the blob lock and found it stored
 
 
 def test_rmi_tag_and_gc_on_real_images(registry_http, tmp_path):
