@@ -565,7 +565,8 @@ static int run_init(const struct usr_spec *spec, const sigset_t *old_mask)
     return supervise(child);
 }
 
-static int probe(void)
+/* Can this user create the namespaces, mount a /proc (and an overlay, when asked) here? */
+static int probe(const struct usr_spec *asked)
 {
     struct usr_spec spec;
     memset(&spec, 0, sizeof(spec));
@@ -579,6 +580,9 @@ static int probe(void)
             usr_fail("make / private");
         else if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
             usr_fail("mount /proc");
+        else if (asked->overlay && asked->rootfs &&
+                 mount("overlay", asked->rootfs, "overlay", 0, asked->overlay) < 0)
+            usr_fail("mount overlay on %s", asked->rootfs);
         else
             _exit(0);
         usr_report();
@@ -589,7 +593,7 @@ static int probe(void)
         return usr_fail("waitpid");
     if (status_to_exit(status) != 0) {
         errno = 0;
-        return usr_fail("probe failed in the new pid namespace");
+        return usr_fail("probe failed in the new namespaces (see the line above)");
     }
     return 0;
 }
@@ -604,7 +608,7 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     if (spec->probe) {
-        if (probe() < 0) {
+        if (probe(spec) < 0) {
             usr_report();
             return EXIT_RUNTIME;
         }

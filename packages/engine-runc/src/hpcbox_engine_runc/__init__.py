@@ -7,6 +7,7 @@
     status = engine.run("/path/to/bundle")   # a directory holding config.json
 """
 
+from hpcbox_engine_runc import overlay
 from hpcbox_engine_runc.__about__ import __version__
 from hpcbox_engine_runc._bundle import Bundle, parse_bundle, resolve_in_root
 from hpcbox_engine_runc._engine import Container, RuncEngine, bring_loopback_up, runner_argv, runner_path
@@ -24,6 +25,7 @@ __all__ = [
     "__version__",
     "bring_loopback_up",
     "engine",
+    "overlay",
     "parse_bundle",
     "resolve_in_root",
     "runner_argv",

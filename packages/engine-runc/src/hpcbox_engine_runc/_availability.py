@@ -58,7 +58,7 @@ def probe(runner: str) -> Tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"the user namespace probe could not run ({error}); reinstall hpcbox-engine-runc"
     if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        detail = "; ".join(done.stderr.strip().splitlines()) or f"exit status {done.returncode}"
         return False, (
             f"creating a user namespace failed ({detail}); the kernel or a security module (seccomp, "
             f"SELinux, AppArmor, a container runtime) forbids it here, {FALLBACK}"
