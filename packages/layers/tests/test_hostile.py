@@ -147,7 +147,8 @@ def test_unsafe_entries_are_refused_with_entry_and_layer(tmp_path, layers, entry
 def test_symlinks_are_kept_verbatim_and_never_followed(tmp_path):
     base, outside = make_base(tmp_path)
     target = base / "target"
-    layer = [symlink("abs", str(outside / "secret")), symlink("rel", "../outside/secret"), symlink("up", "../")]
+    abs_target = str(outside / "secret")
+    layer = [symlink("abs", abs_target), symlink("rel", "../outside/secret"), symlink("up", "../")]
     # A later layer replaces the links themselves: only the links go, never what they point to.
     upper = [file("abs", b"new"), dir_("rel"), whiteout("up")]
     apply_layers(target, [io.BytesIO(tar_bytes(layer))])

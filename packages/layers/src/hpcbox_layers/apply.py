@@ -214,7 +214,7 @@ class _Applier:
             raise UnsafeEntryError(entry, self.index, f"absolute {what} {text!r}; entries must be relative")
         parts = [c for c in text.split("/") if c and c != "."]
         if ".." in parts:
-            raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could lead outside the target")
+            raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could lead outside")
         return tuple(parts)
 
     def _entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
@@ -224,6 +224,8 @@ class _Applier:
             self._drop_fds()
         try:
             if ".wh." in name:
+                if any(c.startswith(_AUFS_META_PREFIX) and c != OPAQUE_MARKER for c in path):
+                    return  # aufs bookkeeping (.wh..wh.plnk/…, .wh..wh.aufs): not part of the image
                 base = path[-1] if path else ""
                 if base.startswith(WHITEOUT_PREFIX):
                     self._whiteout(path, name)
@@ -258,8 +260,8 @@ class _Applier:
                 self.report.skipped_devices.append("/".join(path))
             else:  # POSIX: an unknown type is read as a regular file
                 self._file(parent, path, info, tf)
-        except LayerError:
-            raise
+        except (LayerError, *self.errors):
+            raise  # gzip.BadGzipFile is an OSError, but the blob's fault, not the filesystem's
         except OSError as e:
             raise LayerError(
                 f"layer {self.index}: cannot write entry {name!r}: {e.strerror or e}; "
@@ -401,8 +403,6 @@ class _Applier:
             if directory is not None:
                 self._prune(directory, path[:-1])
             return
-        if base.startswith(_AUFS_META_PREFIX):
-            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the image
         real = base[len(WHITEOUT_PREFIX) :]
         if real in ("", ".", ".."):
             raise UnsafeEntryError(name, self.index, f"whiteout of {real!r} names no entry of its directory")

@@ -79,12 +79,8 @@ def open_stream(raw: BinaryIO, media_type: Optional[str]) -> Tuple[BinaryIO, Opt
     does the same, and registries exist that label uncompressed layers as gzip.
     """
     check_media_type(media_type)
-    if isinstance(raw, io.BufferedReader):
-        buffered = raw
-    elif isinstance(raw, io.RawIOBase):
-        buffered = io.BufferedReader(raw, _BLOCK)
-    else:
-        buffered = io.BufferedReader(_Raw(raw), _BLOCK)
+    # _Raw in between: when our buffer goes, the caller's object stays open.
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw), _BLOCK)
     head = buffered.peek(8)[:8]
     kind = sniff(head)
     if kind == GZIP:
