@@ -11,7 +11,7 @@
   Blobs are shared by every repository of a registry: a test that corrupts one must restore it.
 - ``drop_proxy``: ``with drop_proxy(target_host, drop_after_bytes[, drops=1]) as proxy:``.
 
-On a failed test, the tail of each running registry's log is added to the report.
+When a test that uses a registry fails, the tail of each running registry's log joins its report.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import pytest
 from hpcbox_testing import registry as registry_module
 from hpcbox_testing.images import TestImages
 from hpcbox_testing.proxy import DropProxy
+
+REGISTRY_FIXTURES = {"registry_http", "registry_tls_basic", "registry_token"}
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +77,6 @@ def drop_proxy():
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed:
+    if report.failed and REGISTRY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         for registry in list(registry_module.RUNNING):
             report.sections.append((f"docker-registry {registry.kind} log (tail)", registry.log_tail()))

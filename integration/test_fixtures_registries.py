@@ -236,3 +236,13 @@ def test_stale_token_is_refused_by_the_registry(registry_token):
     fresh = token_for(reg, "repository:public/stale:pull")
     headers = {"Authorization": f"Bearer {fresh['token']}", "Accept": MANIFEST_ACCEPT}
     assert http(reg, "/v2/public/stale/manifests/latest", headers)[0] == 200
+
+
+def test_clear_stale_forgets_pending_stale_tokens(registry_token):
+    reg = registry_token
+    reg.push("busybox", "public/cleared", "latest")
+    reg.token_server.issue_expired(3)
+    reg.token_server.clear_stale()
+    answer = token_for(reg, "repository:public/cleared:pull")
+    headers = {"Authorization": f"Bearer {answer['token']}", "Accept": MANIFEST_ACCEPT}
+    assert http(reg, "/v2/public/cleared/manifests/latest", headers)[0] == 200

@@ -91,6 +91,19 @@ class TokenServer:
         with self._lock:
             self._stale_to_issue += [accepted_for] * count
 
+    def clear_stale(self) -> None:
+        """Forget stale tokens still to be issued (the registries are shared by the whole session)."""
+        with self._lock:
+            self._stale_to_issue.clear()
+
+    @property
+    def _expired_to_issue(self) -> int:  # early spelling some tests use; prefer clear_stale()
+        return len(self._stale_to_issue)
+
+    @_expired_to_issue.setter
+    def _expired_to_issue(self, count: int) -> None:
+        self._stale_to_issue[:] = [-REGISTRY_LEEWAY_S] * count
+
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
