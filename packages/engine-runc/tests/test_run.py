@@ -238,3 +238,19 @@ def test_config_dict_is_accepted(rootfs, run):
     config = {"process": {"args": ["sh", "-c", "exit 5"], "env": ["PATH=/bin"]},
               "root": {"path": str(rootfs)}}
     assert engine.run(config, stdout=subprocess.DEVNULL) == 5
+
+
+def test_run_from_a_worker_thread(make_bundle, run):
+    import threading
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(run(make_bundle(["sh", "-c", "echo t; exit 3"]))))
+    worker.start()
+    worker.join(timeout=120)
+    assert [(r.code, r.out) for r in results] == [(3, "t\n")]
+
+
+def test_signal_handlers_of_the_caller_are_restored(make_bundle, run):
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    run(make_bundle(["true"]))
+    assert {sig: signal.getsignal(sig) for sig in before} == before

@@ -195,6 +195,10 @@ class RuncEngine:
             process = subprocess.Popen(
                 argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(go_r, ready_w)
             )
+        except BaseException:
+            os.close(ready_r)
+            os.close(go_w)
+            raise
         finally:
             os.close(go_r)
             os.close(ready_w)
