@@ -52,7 +52,7 @@ struct usr_spec {
     const char *cwd;
     const char *overlay; /* "lowerdir=...,upperdir=...,workdir=..." mounted on rootfs */
     long uid, gid;
-    int new_net, readonly, no_new_privs, with_sys;
+    int new_net, readonly, no_new_privs, with_sys, host_pts;
     int sync_read_fd, sync_write_fd;
     size_t n_mounts;
     struct usr_mount mounts[MAX_MOUNTS];
@@ -132,6 +132,8 @@ static int parse_args(int argc, char **argv, struct usr_spec *spec)
             spec->readonly = 1;
         } else if (!strcmp(opt, "--no-new-privs")) {
             spec->no_new_privs = 1;
+        } else if (!strcmp(opt, "--host-pts")) {
+            spec->host_pts = 1;
         } else if (!strcmp(opt, "--no-sys")) {
             spec->with_sys = 0;
         } else if (!strcmp(opt, "--rootfs") && left >= 1) {
@@ -294,12 +296,33 @@ static int bind_dev_node(const char *dev, const char *name)
     return 0;
 }
 
-static int setup_dev(const char *rootfs)
+/* /dev/pts: a private devpts instance, or the host's when the caller's terminal (a host pty)
+ * must keep its name inside (ttyname, `tty`, job control in interactive shells). */
+static int setup_pts(const char *dev, int host_pts)
+{
+    char path[4096];
+    if (join(path, sizeof(path), dev, "pts") < 0 || ensure_dir(path, 0755) < 0)
+        return -1;
+    if (host_pts) {
+        if (mount("/dev/pts", path, NULL, MS_BIND | MS_REC, NULL) < 0)
+            return usr_fail("bind /dev/pts on %s", path);
+        return bind_dev_node(dev, "ptmx");
+    }
+    if (mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
+        return usr_fail("mount devpts on %s", path);
+    if (join(path, sizeof(path), dev, "ptmx") < 0)
+        return -1;
+    if (symlink("pts/ptmx", path) < 0)
+        return usr_fail("symlink %s", path);
+    return 0;
+}
+
+static int setup_dev(const char *rootfs, int host_pts)
 {
     static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     static const char *const links[][2] = {
         {"/proc/self/fd", "fd"},         {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-        {"/proc/self/fd/2", "stderr"},   {"pts/ptmx", "ptmx"},         {"/proc/kcore", "core"},
+        {"/proc/self/fd/2", "stderr"},   {"/proc/kcore", "core"},
     };
     char dev[4096], path[4096];
     if (join(dev, sizeof(dev), rootfs, "/dev/") < 0 || ensure_dir(dev, 0755) < 0)
@@ -315,10 +338,8 @@ static int setup_dev(const char *rootfs)
         if (symlink(links[i][0], path) < 0)
             return usr_fail("symlink %s", path);
     }
-    if (join(path, sizeof(path), dev, "pts") < 0 || ensure_dir(path, 0755) < 0)
+    if (setup_pts(dev, host_pts) < 0)
         return -1;
-    if (mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
-        return usr_fail("mount devpts on %s", path);
     if (join(path, sizeof(path), dev, "shm") < 0 || ensure_dir(path, 01777) < 0)
         return -1;
     if (mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
@@ -416,7 +437,7 @@ static int setup_root(const struct usr_spec *spec)
         return -1;
     if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return usr_fail("mount /proc");
-    if (setup_dev(spec->rootfs) < 0)
+    if (setup_dev(spec->rootfs, spec->host_pts) < 0)
         return -1;
     if (spec->with_sys && setup_sys(spec->rootfs, spec->new_net) < 0)
         return -1;

@@ -15,7 +15,7 @@ from hpcbox_engine_runc import engine
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 APPLETS = ["sh", "echo", "cat", "id", "ls", "hostname", "pwd", "env", "sleep", "touch", "kill", "ip", "true",
-           "false", "whoami", "ps", "grep", "wc", "mkdir", "readlink", "head", "stat"]
+           "false", "whoami", "ps", "grep", "wc", "mkdir", "readlink", "head", "stat", "tty"]
 
 
 def _static_busybox() -> bool:
@@ -46,14 +46,14 @@ def make_bundle(rootfs, tmp_path):
     counter = [0]
 
     def make(args, *, env=None, cwd="/", user=None, mounts=(), annotations=None, hostname=None,
-             readonly=False, namespaces=None, **extra) -> Path:
+             readonly=False, namespaces=None, process_terminal=False, **extra) -> Path:
         counter[0] += 1
         bundle = tmp_path / f"bundle{counter[0]}"
         bundle.mkdir()
         config = {
             "ociVersion": "1.0.2",
             "process": {"args": list(args), "env": list(env or ["PATH=/bin", "HOME=/"]), "cwd": cwd,
-                        "user": dict(user or {"uid": 0, "gid": 0})},
+                        "user": dict(user or {"uid": 0, "gid": 0}), "terminal": process_terminal},
             "root": {"path": str(rootfs), "readonly": readonly},
             "mounts": list(mounts),
             "annotations": dict(annotations or {}),

@@ -254,3 +254,28 @@ def test_signal_handlers_of_the_caller_are_restored(make_bundle, run):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     run(make_bundle(["true"]))
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def _run_on_pty(bundle):
+    import pty
+    import tempfile
+
+    master, slave = pty.openpty()
+    try:
+        with tempfile.TemporaryFile() as out:
+            code = engine.run(bundle, stdin=slave, stdout=out, stderr=out)
+            out.seek(0)
+            return code, out.read().decode(), os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_terminal_keeps_the_callers_tty_name(make_bundle):
+    code, out, name = _run_on_pty(make_bundle(["tty"], process_terminal=True))
+    assert (code, out) == (0, name + "\n")
+
+
+def test_without_terminal_the_container_has_its_own_devpts(make_bundle):
+    code, out, _ = _run_on_pty(make_bundle(["tty"]))
+    assert (code, out.strip()) == (1, "not a tty")

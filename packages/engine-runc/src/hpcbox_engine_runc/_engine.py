@@ -182,6 +182,8 @@ class RuncEngine:
                 f"the runner {runner} is missing or not executable; reinstall hpcbox-engine-runc"
             )
         argv = runner_argv(spec, runner)
+        if spec.terminal and _is_tty(stdin):
+            argv.insert(1, "--host-pts")
         if spec.net != "none":
             process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
             return Container(process)
@@ -222,11 +224,7 @@ class RuncEngine:
                 f"{spec.runtime} is not installed; install it (Debian: apt-get install {spec.runtime}) "
                 "or drop the org.hpcbox.runc.runtime annotation to use the builtin runner"
             )
-        stream = sys.stdin if stdin is None else stdin
-        try:
-            terminal = spec.terminal and os.isatty(stream.fileno() if hasattr(stream, "fileno") else stream)
-        except (OSError, ValueError):
-            terminal = False
+        terminal = spec.terminal and _is_tty(stdin)
         argv, work = _delegate.prepare(spec, spec.runtime, binary, terminal)
         try:
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
@@ -271,6 +269,15 @@ class RuncEngine:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _is_tty(stdin: Any) -> bool:
+    """Whether the container's stdin (inherited when None) is a terminal."""
+    stream = sys.stdin if stdin is None else stdin
+    try:
+        return os.isatty(stream if isinstance(stream, int) else stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _ignore(_sig, _frame):
