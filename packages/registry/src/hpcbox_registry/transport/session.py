@@ -1,0 +1,568 @@
+"""All HTTP requests of the client go through :meth:`Transport.request`.
+
+It picks the scheme (https; plain http only for loopback registries and ``insecure_registries``),
+adds authentication, follows redirects itself (never sending ``Authorization`` to another host),
+retries 429/5xx and connection failures with bounded exponential back-off honouring
+``Retry-After``, and turns failures into the exception tree of :mod:`hpcbox_registry.errors`.
+Each thread gets its own :class:`requests.Session` (sessions are not thread-safe), which keeps
+``trust_env`` so that proxies come from the environment.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from hpcbox_registry.auth import RegistryAuth, scope_for_url
+from hpcbox_registry.credentials import Credential
+from hpcbox_registry.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    InsecureRegistryError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryConnectionError,
+    RegistryError,
+    RegistryServerError,
+    TLSVerificationError,
+)
+
+if TYPE_CHECKING:
+    from hpcbox_registry.client import RegistryConfig
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+_NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN", "TAG_INVALID"})
+_DENIED_CODES = frozenset({"DENIED", "UNAUTHORIZED"})
+
+
+def split_host_port(host: str) -> Tuple[str, Optional[int]]:
+    """``"[::1]:5000"`` -> ("::1", 5000); ``"example.org"`` -> ("example.org", None)."""
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = host[1:end], host[end + 1 :]
+        return name, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return name, int(port)
+    return host, None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1 (with or without a port). No DNS lookup."""
+    name, _ = split_host_port(host)
+    if name.lower() == "localhost" or name.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def http_allowed(host: str, insecure_registries: Iterable[str] = ()) -> bool:
+    """Docker's rule: plain http (and unverified TLS) only for loopback or listed registries.
+
+    An entry matches ``host:port`` exactly, the host name on any port, or (a CIDR such as
+    ``10.0.0.0/8``) an IP address literal inside it.
+    """
+    if is_loopback(host):
+        return True
+    name, _ = split_host_port(host)
+    for item in insecure_registries:
+        entry = item.strip()
+        for prefix in ("http://", "https://"):
+            if entry.lower().startswith(prefix):
+                entry = entry[len(prefix) :]
+        entry = entry.rstrip("/")
+        if entry.lower() in (host.lower(), name.lower()):
+            return True
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(name) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_details(resp: requests.Response) -> Tuple[Optional[str], str]:
+    """(first distribution error code, a short message) from an error reply body."""
+    try:
+        body = resp.json()
+        errors = body.get("errors") or []
+        if errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return str(first.get("code") or "") or None, str(first.get("message") or first.get("code") or "")
+        if isinstance(body.get("details"), str):
+            return None, body["details"]
+    except (ValueError, AttributeError):
+        pass
+    text = (resp.text or "").strip().splitlines()
+    return None, (text[0][:200] if text else "")
+
+
+def _is_cert_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "certificate" in text or ("hostname" in text and "match" in text)
+
+
+def _origin(url: str) -> Tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class Transport:
+    """The client's HTTP layer; one per :class:`~hpcbox_registry.client.RegistryClient`."""
+
+    def __init__(
+        self,
+        config: RegistryConfig,
+        credential_for: Callable[[str], Optional[Credential]] = lambda host: None,
+    ) -> None:
+        self.config = config
+        self._credential_for = credential_for
+        self._local = threading.local()
+        self._sessions: List[requests.Session] = []
+        self._lock = threading.Lock()
+        self._auths: Dict[str, RegistryAuth] = {}
+        self._schemes: Dict[str, str] = {}
+        self._sleep = time.sleep  # tests replace it to record the back-off without waiting
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def session(self) -> requests.Session:
+        """This thread's session (created on first use)."""
+        sess = getattr(self._local, "session", None)
+        if sess is None:
+            factory = self.config.session_factory or requests.Session
+            sess = factory()
+            sess.trust_env = True
+            sess.headers["User-Agent"] = self.config.user_agent
+            self._local.session = sess
+            with self._lock:
+                self._sessions.append(sess)
+        return sess
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for sess in sessions:
+            sess.close()
+        self._local = threading.local()
+
+    # -- auth --------------------------------------------------------------------------------------
+    def auth_for(self, host: str) -> RegistryAuth:
+        with self._lock:
+            auth = self._auths.get(host)
+            if auth is None:
+                auth = RegistryAuth(host, self._credential_for(host), self._fetch_token)
+                self._auths[host] = auth
+            return auth
+
+    def _fetch_token(
+        self, realm: str, service: Optional[str], scopes: List[str], credential: Optional[Credential]
+    ) -> Tuple[str, Optional[float]]:
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AuthenticationError(
+                f"the registry's token realm {realm!r} is not an http(s) URL",
+                "the registry is misconfigured; ask its operator",
+            )
+        if parts.scheme == "http" and not http_allowed(parts.netloc, self.config.insecure_registries):
+            raise InsecureRegistryError(
+                f"the token server {parts.netloc} is plain http",
+                f"add {parts.netloc} to insecure_registries if you trust the network",
+            )
+        params: List[Tuple[str, str]] = []
+        if service:
+            params.append(("service", service))
+        params.extend(("scope", s) for s in scopes)
+        if credential is not None and credential.username:
+            params.append(("account", credential.username))
+        auth = (credential.username, credential.password) if credential is not None else None
+        resp = self._send_with_retries(
+            "GET", realm, params=params, auth=auth, origin_host=parts.netloc, what="token"
+        )
+        try:
+            if resp.status_code == 401:
+                who = credential.username if credential else "anonymous"
+                raise AuthenticationError(
+                    f"the token server {parts.netloc} refused the credentials of {who!r}",
+                    status=401,
+                    url=realm,
+                )
+            if resp.status_code == 403:
+                raise AuthorizationError(
+                    f"the token server {parts.netloc} denied a token for "
+                    f"{' '.join(scopes) or 'the registry'}",
+                    status=403,
+                    url=realm,
+                )
+            if resp.status_code != 200:
+                self.raise_for_status(resp, "token")
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                raise RegistryServerError(
+                    f"the token server {parts.netloc} sent no JSON",
+                    "the registry's token service is broken; retry later",
+                ) from exc
+        finally:
+            resp.close()
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise RegistryServerError(
+                f"the token server {parts.netloc} sent no token",
+                "the registry's token service is broken; retry later",
+            )
+        expires = body.get("expires_in")
+        try:
+            expires_in = float(expires) if expires is not None else None
+        except (TypeError, ValueError):
+            expires_in = None
+        return str(token), expires_in
+
+    # -- scheme --------------------------------------------------------------------------------------
+    def _verify_for(self, host: str) -> object:
+        if http_allowed(host, self.config.insecure_registries) and not is_loopback(host):
+            return False  # Docker: an insecure registry's https certificate is not checked
+        return self.config.ca_bundle or True
+
+    def base_url(self, host: str) -> str:
+        with self._lock:
+            scheme = self._schemes.get(host, "https")
+        return f"{scheme}://{host}"
+
+    # -- the request function -------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        headers: Optional[Dict[str, str]] = None,
+        params: Optional[object] = None,
+        stream: bool = False,
+        what: str = "",
+        ok: Iterable[int] = (200,),
+        use_auth: bool = True,
+    ) -> requests.Response:
+        """Send ``method`` to ``host`` + ``path`` with auth, retries and redirects.
+
+        Returns the response (to be closed by the caller when ``stream``) when its status is in
+        ``ok``; raises a :class:`RegistryError` subclass otherwise.
+        """
+        ok = frozenset(ok)
+        with self._lock:
+            known = self._schemes.get(host)
+        schemes = (
+            [known]
+            if known
+            else (["https", "http"] if http_allowed(host, self.config.insecure_registries) else ["https"])
+        )
+        last_exc: Optional[RegistryError] = None
+        for i, scheme in enumerate(schemes):
+            url = f"{scheme}://{host}{path}"
+            try:
+                resp = self._request_url(
+                    method,
+                    host,
+                    url,
+                    headers=headers,
+                    params=params,
+                    stream=stream,
+                    what=what,
+                    ok=ok,
+                    use_auth=use_auth,
+                    first_contact=known is None,
+                )
+            except _SchemeFailed as exc:
+                last_exc = exc.error
+                if i + 1 < len(schemes):
+                    continue
+                raise exc.error from exc.__cause__
+            if known is None:
+                with self._lock:
+                    self._schemes[host] = scheme
+            return resp
+        assert last_exc is not None
+        raise last_exc
+
+    def _request_url(
+        self,
+        method: str,
+        host: str,
+        url: str,
+        *,
+        headers: Optional[Dict[str, str]],
+        params: Optional[object],
+        stream: bool,
+        what: str,
+        ok: frozenset,
+        use_auth: bool,
+        first_contact: bool,
+    ) -> requests.Response:
+        auth = self.auth_for(host) if use_auth else None
+        scope = scope_for_url(url)
+        auth_retried = False
+        while True:
+            if auth is not None:
+                auth.prepare(scope)
+            try:
+                resp = self._send_with_retries(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    stream=stream,
+                    auth=auth,
+                    origin_host=host,
+                    what=what,
+                )
+            except (RegistryConnectionError, InsecureRegistryError) as exc:
+                if (
+                    first_contact
+                    and urlsplit(url).scheme == "https"
+                    and not isinstance(exc, TLSVerificationError)
+                ):
+                    raise _SchemeFailed(exc) from exc
+                raise
+            if (
+                resp.status_code == 401
+                and auth is not None
+                and urlsplit(resp.url).netloc.lower() == host.lower()
+            ):
+                sent = resp.request.headers.get("Authorization") if resp.request is not None else None
+                challenge = resp.headers.get("WWW-Authenticate")
+                resp.close()
+                auth.handle_unauthorized(challenge, scope, sent, auth_retried)
+                auth_retried = True
+                continue
+            if resp.status_code in ok:
+                return resp
+            try:
+                self.raise_for_status(resp, what)
+            finally:
+                resp.close()
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Optional[Dict[str, str]] = None,
+        params: Optional[object] = None,
+        stream: bool = False,
+        auth: object = None,
+        origin_host: Optional[str] = None,
+        what: str = "",
+    ) -> requests.Response:
+        """Send with redirects followed by hand and retries of 429/5xx/connection errors."""
+        attempt = 0
+        while True:
+            try:
+                resp = self._send_following_redirects(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    stream=stream,
+                    auth=auth,
+                    origin_host=origin_host,
+                )
+            except RegistryConnectionError as exc:
+                if isinstance(exc, TLSVerificationError) or attempt >= self.config.max_retries:
+                    raise
+                if isinstance(exc.__cause__, requests.exceptions.SSLError) or _is_permanent(exc.__cause__):
+                    raise  # a failed TLS handshake, a refused connection or an unknown name will fail again
+                self._sleep(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            if resp.status_code not in RETRY_STATUSES:
+                return resp
+            wait = retry_after_seconds(resp.headers.get("Retry-After"))
+            if (wait is not None and wait > self.config.max_backoff) or attempt >= self.config.max_retries:
+                try:
+                    self.raise_for_status(resp, what, retry_after=wait)
+                finally:
+                    resp.close()
+            resp.close()
+            self._sleep(self._backoff(attempt, wait))
+            attempt += 1
+
+    def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.config.max_backoff)
+        base = self.config.backoff_factor * (2**attempt)
+        return min(self.config.max_backoff, base + random.uniform(0, base / 4))
+
+    def _send_following_redirects(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Optional[Dict[str, str]],
+        params: Optional[object],
+        stream: bool,
+        auth: object,
+        origin_host: Optional[str],
+    ) -> requests.Response:
+        sess = self.session()
+        timeout = (self.config.timeout, self.config.timeout)
+        for _ in range(MAX_REDIRECTS + 1):
+            scheme, netloc = _origin(url)
+            same_host = origin_host is not None and netloc == origin_host.lower()
+            if scheme == "http" and not http_allowed(netloc, self.config.insecure_registries):
+                raise InsecureRegistryError(
+                    f"refusing plain http to {netloc} ({url.partition('?')[0]})",
+                    f"add {netloc} to insecure_registries if you trust the network",
+                )
+            verify = self._verify_for(netloc)
+            req_headers = dict(headers or {})
+            if not same_host:
+                req_headers.pop("Authorization", None)
+            try:
+                resp = sess.request(
+                    method,
+                    url,
+                    headers=req_headers,
+                    params=params,
+                    stream=stream,
+                    auth=auth if same_host else _NoAuth(),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    verify=verify,
+                )
+            except requests.exceptions.SSLError as exc:
+                if _is_cert_error(exc):
+                    raise TLSVerificationError(
+                        f"TLS certificate of {netloc} could not be verified ({_short(exc)})", url=url
+                    ) from exc
+                if scheme == "https" and not http_allowed(netloc, self.config.insecure_registries):
+                    raise InsecureRegistryError(
+                        f"TLS handshake with {netloc} failed ({_short(exc)}); it may serve plain http",
+                        f"add {netloc} to insecure_registries if it serves plain http on a network you trust",
+                        url=url,
+                    ) from exc
+                raise RegistryConnectionError(
+                    f"TLS handshake with {netloc} failed ({_short(exc)})", url=url
+                ) from exc
+            except requests.exceptions.Timeout as exc:
+                raise RegistryConnectionError(
+                    f"{netloc} did not answer within {self.config.timeout:g} s",
+                    "check the network or raise the timeout",
+                    url=url,
+                ) from exc
+            except requests.exceptions.ConnectionError as exc:
+                raise RegistryConnectionError(f"cannot connect to {netloc} ({_short(exc)})", url=url) from exc
+            except requests.exceptions.RequestException as exc:
+                raise RegistryConnectionError(f"request to {netloc} failed ({_short(exc)})", url=url) from exc
+            if resp.status_code not in REDIRECT_STATUSES or "Location" not in resp.headers:
+                return resp
+            location = urljoin(resp.url, resp.headers["Location"])
+            resp.close()
+            if resp.status_code == 303:
+                method = "GET" if method != "HEAD" else "HEAD"
+            url, params = location, None
+        raise RegistryServerError(
+            f"more than {MAX_REDIRECTS} redirects from {origin_host or url}",
+            "the registry or its storage is misconfigured",
+        )
+
+    # -- errors ----------------------------------------------------------------------------------------
+    def raise_for_status(
+        self, resp: requests.Response, what: str = "", retry_after: Optional[float] = None
+    ) -> None:
+        status = resp.status_code
+        code, detail = _error_details(resp)
+        where = urlsplit(resp.url).netloc or "the registry"
+        subject = what or "request"
+        extra = f": {detail}" if detail else ""
+        if status == 404 or (code in _NOT_FOUND_CODES):
+            raise NotFoundError(
+                f"{subject} not found on {where}{extra}", status=status, url=resp.url, code=code
+            )
+        if status == 403 or code in _DENIED_CODES:
+            raise AuthorizationError(
+                f"{subject}: access denied by {where}{extra}", status=status, url=resp.url, code=code
+            )
+        if status == 401:
+            raise AuthenticationError(
+                f"{subject}: {where} requires authentication{extra}", status=status, url=resp.url, code=code
+            )
+        if status == 429 or code == "TOOMANYREQUESTS":
+            when = f"; the registry asks to wait {retry_after:g} s" if retry_after is not None else ""
+            raise RateLimitedError(
+                f"{subject}: rate limited by {where}{extra}{when}", status=status, url=resp.url, code=code
+            )
+        if status >= 500:
+            raise RegistryServerError(
+                f"{subject}: {where} answered {status} {resp.reason or ''}{extra}",
+                status=status,
+                url=resp.url,
+                code=code,
+            )
+        raise RegistryError(
+            f"{subject}: {where} answered {status} {resp.reason or ''}{extra}",
+            "check the request; this client may not support what the registry expects",
+            status=status,
+            url=resp.url,
+            code=code,
+        )
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Sends nothing, and stops requests from adding netrc credentials to a foreign host."""
+
+    def __call__(self, r):  # type: ignore[no-untyped-def]
+        r.headers.pop("Authorization", None)
+        return r
+
+
+class _SchemeFailed(Exception):
+    def __init__(self, error: RegistryError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_permanent(exc: Optional[BaseException]) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in (
+            "connection refused",
+            "name or service not known",
+            "failed to resolve",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
