@@ -211,3 +211,23 @@ def test_tls_without_the_ca_is_refused(registry_tls_basic, tmp_path):
         client.resolve(ImageReference.parse(pushed.ref))
     assert isinstance(error.value, RegistryError)
     one_line(error.value)
+
+
+def test_basic_registry_without_credentials_asks_for_a_login(registry_tls_basic, tmp_path):
+    pushed = registry_tls_basic.push("busybox", "hpcbox/needs-login", "latest")
+    config = RegistryConfig(ca_bundle=str(registry_tls_basic.ca_bundle))
+    store = CredentialStore(path=str(tmp_path / "c.json"), docker_config=str(tmp_path / "d.json"))
+    with RegistryClient(config, credentials=store) as client, pytest.raises(AuthenticationError) as error:
+        client.resolve(ImageReference.parse(pushed.ref))
+    assert "login" in one_line(error.value)
+
+
+def test_anonymous_pull_of_a_private_repository_is_denied(registry_token, tmp_path):
+    pushed = registry_token.push("busybox", "hpcbox/members-only", "latest")
+    store = CredentialStore(path=str(tmp_path / "c.json"), docker_config=str(tmp_path / "d.json"))
+    with (
+        RegistryClient(RegistryConfig(), credentials=store) as client,
+        pytest.raises(AuthorizationError) as error,
+    ):
+        client.resolve(ImageReference.parse(pushed.ref))
+    assert "hpcbox/members-only" in one_line(error.value)

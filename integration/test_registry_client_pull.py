@@ -171,3 +171,25 @@ def test_list_tags(registry_tls_basic, tmp_path):
             "b",
             "c",
         ]
+
+
+@pytest.mark.parametrize("fixture", REGISTRIES)
+def test_parallel_fetch_of_a_multi_layer_image(fixture, request, tmp_path, test_images):
+    registry = request.getfixturevalue(fixture)
+    pushed = registry.push("layered", "hpcbox/layered", "latest")
+    expected_manifest, _ = layout_image(test_images, "layered")
+    added = []
+    with make_client(registry, tmp_path, max_workers=4) as client:
+        resolved = client.resolve(ImageReference.parse(pushed.ref))
+        dest = tmp_path / "blobs"
+        dest.mkdir()
+        client.fetch_blobs(
+            resolved.reference,
+            resolved.layers,
+            lambda d: dest / d.digest.split(":")[1],
+            progress=added.append,
+        )
+    assert [d.digest for d in resolved.layers] == [d["digest"] for d in expected_manifest["layers"]]
+    for layer in resolved.layers:
+        assert sha256_file(dest / layer.digest.split(":")[1]) == layer.digest
+    assert sum(added) == sum(d.size for d in resolved.layers)
