@@ -169,6 +169,8 @@ class Registry:
                     ssl_context=self.ssl_context(),
                     alive=lambda: self._process.poll() is None,
                 )
+                if self._process.poll() is not None:  # what answered was another server on that port
+                    raise RuntimeError(f"it exited with status {self._process.returncode}")
             except RuntimeError as error:
                 self._kill()
                 if "address already in use" in self.log_tail(5):
