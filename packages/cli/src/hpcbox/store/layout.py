@@ -20,11 +20,9 @@ that a pull has fetched but not yet committed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -59,16 +57,26 @@ class StoreCorruptError(StoreError):
     pass
 
 
-@dataclass
 class Image:
-    """One stored image: a manifest and all the names (tags and digest references) that point at it."""
+    """One stored image: a manifest and all the names (tags and digest references) that point at it.
 
-    manifest_digest: str
-    media_type: str
-    manifest_size: int
-    names: List[str] = field(default_factory=list)
-    annotations: Dict[str, str] = field(default_factory=dict)
-    platform: Optional[Dict[str, str]] = None
+    (A plain class: ``dataclasses`` costs milliseconds to import and `hpcbox images` must start fast.)
+    """
+
+    __slots__ = ("annotations", "manifest_digest", "manifest_size", "media_type", "names", "platform")
+
+    def __init__(self, manifest_digest: str, media_type: str, manifest_size: int, *,
+                 names: Optional[List[str]] = None, annotations: Optional[Dict[str, str]] = None,
+                 platform: Optional[Dict[str, str]] = None):
+        self.manifest_digest = manifest_digest
+        self.media_type = media_type
+        self.manifest_size = manifest_size
+        self.names = list(names or [])
+        self.annotations = dict(annotations or {})
+        self.platform = platform
+
+    def __repr__(self) -> str:
+        return f"Image({self.manifest_digest!r}, names={self.names!r})"
 
     @property
     def id(self) -> str:
@@ -95,6 +103,8 @@ class Image:
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib  # lazily: loading OpenSSL is a visible part of `hpcbox images`
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
