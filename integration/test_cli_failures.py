@@ -236,3 +236,20 @@ def test_disk_full(registry_http, tmp_path):
     _nothing_listed(home)
     ok(hpcbox(home, "pull", pushed.ref))  # with room again, the same store completes the pull
     assert_store_valid(home)
+
+
+def test_search_on_a_registry_without_search(registry_http, tmp_path):
+    line = one_error(hpcbox(tmp_path, "search", f"{registry_http.host}/busybox"))
+    assert registry_http.host in line or "search" in line.lower(), line
+
+
+def test_login_logout_cycle(registry_token, tmp_path):
+    pushed = registry_token.push("busybox", "hpcbox/logout", "1")
+    login(tmp_path, registry_token)
+    creds = tmp_path / "credentials.json"
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    assert registry_token.password not in ok(hpcbox(tmp_path, "version")).stdout
+    ok(hpcbox(tmp_path, "logout", registry_token.host))
+    one_error(hpcbox(tmp_path, "logout", registry_token.host), code=1)
+    one_error(hpcbox(tmp_path, "pull", pushed.ref), code=4)  # hpcbox/* is not open to anonymous users
+    _nothing_listed(tmp_path)
