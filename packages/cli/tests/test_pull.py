@@ -237,3 +237,28 @@ def test_gzip_diff_id_handles_concatenated_members(tmp_path):
     assert diff_id(path) == "sha256:" + hashlib.sha256(b"abcdef").hexdigest()
     path.write_bytes(b"plain tar bytes")
     assert diff_id(path) == "sha256:" + hashlib.sha256(b"plain tar bytes").hexdigest()
+
+
+def test_a_bad_leftover_prefix_is_downloaded_again(tmp_path, fake_registry, layers, helpers):
+    fake_registry.add("team/app", "1", layers)
+    log = tmp_path / "log"
+    client = helpers.FakeClient(fake_registry, log=log)
+    store = Store(tmp_path / "home")
+    store.init()
+    big = helpers.digest_of(layers[1])
+    store.partial_path(big).write_bytes(b"garbage that is not the blob's prefix")
+    pull_image(store, client, helpers.FakeRef(REG, "team/app", "1"))
+    starts = [line.split()[1] for line in log.read_text().splitlines() if line.startswith(big)]
+    assert starts == ["37", "0"]  # resumed, failed verification, started over
+    assert store.read_blob(big) == layers[1]
+    _layout_is_consistent(store)
+
+
+def test_a_bad_blob_without_leftover_is_not_retried(tmp_path, fake_registry, layers, helpers):
+    fake_registry.add("team/app", "1", layers)
+    log = tmp_path / "log"
+    client = helpers.FakeClient(fake_registry, log=log)
+    client.corrupt.add(helpers.digest_of(layers[0]))
+    with pytest.raises(helpers.FakeDigestMismatch):
+        pull_image(Store(tmp_path / "home"), client, helpers.FakeRef(REG, "team/app", "1"), workers=1)
+    assert [line.split()[0] for line in log.read_text().splitlines()] == [helpers.digest_of(layers[0])]

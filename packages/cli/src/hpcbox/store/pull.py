@@ -148,6 +148,14 @@ def fetch_layer(store: Store, client: Any, ref: Any, desc: Any, progress: PullPr
                 with contextlib.suppress(OSError):
                     partial.unlink()  # give the space back; nothing to resume from a full disk
             raise
+        except Exception as exc:
+            if not done or "DigestMismatch" not in type(exc).__name__:
+                raise
+            # The leftover prefix was bad (e.g. written before a crash of the disk): start over once.
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            progress.layer_start(digest, size, 0)
+            client.fetch_blob(ref, desc, partial, progress=lambda n: progress.layer_advance(digest, n))
         store.commit_partial(partial, digest, size if size >= 0 else None)
     progress.layer_done(digest, "downloaded")
     return "downloaded"
