@@ -38,7 +38,9 @@ def require(*tools: str) -> None:
         sys.exit(f"bench: missing {', '.join(missing)}; run: sudo scripts/setup-debian --tests")
 
 
-def compare(commands: dict[str, str], *, prepare: str | None = None, runs: int = 10, warmup: int = 1) -> list[Timing]:
+def compare(
+    commands: dict[str, str], *, prepare: str | None = None, runs: int = 10, warmup: int = 1
+) -> list[Timing]:
     """Time every command with hyperfine in one invocation (same machine state for all)."""
     require("hyperfine")
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-") as tmp:
@@ -52,8 +54,8 @@ def compare(commands: dict[str, str], *, prepare: str | None = None, runs: int =
         subprocess.run(argv, check=True)
         data = json.loads(export.read_text())
     return [
-        Timing(r["command"], cmd, statistics.median(r["times"]), r["mean"], r["stddev"] or 0.0, len(r["times"]))
-        for r, cmd in zip(data["results"], commands.values())
+        Timing(label, cmd, statistics.median(r["times"]), r["mean"], r["stddev"] or 0.0, len(r["times"]))
+        for r, (label, cmd) in zip(data["results"], commands.items())
     ]
 
 
