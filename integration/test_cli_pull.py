@@ -147,3 +147,18 @@ def test_version_and_help_from_the_console_entry_point(tmp_path):
                              check=False))
     assert proc.stdout.startswith("hpcbox ")
     ok(hpcbox(tmp_path, "version"))
+
+
+def test_docker_hub_names_through_a_mirror_from_env_and_config(registry_http, tmp_path):
+    registry_http.push("busybox", "library/mirrored", "1")
+    home = tmp_path / "home"
+    env = hpcbox_env(HPCBOX_REGISTRY_MIRRORS=f"docker.io={registry_http.url}")
+    proc = ok(hpcbox(home, "pull", "mirrored:1", env=env))
+    assert proc.stdout == "docker.io/library/mirrored:1\n"
+    assert images(home)[0]["tags"] == ["docker.io/library/mirrored:1"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"mirrors": {"docker.io": [registry_http.url]}}))
+    ok(hpcbox(other, "pull", "-q", "mirrored:1"))
+    assert images(other)[0]["manifest"] == images(home)[0]["manifest"]
+    assert_store_valid(other)
