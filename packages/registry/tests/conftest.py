@@ -5,9 +5,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hpcbox_registry_fake import FakeRegistry  # noqa: E402
+from hpcbox_registry_fake import FakeRegistry
 
-from hpcbox_registry import RegistryClient, RegistryConfig  # noqa: E402
+from hpcbox_registry import RegistryClient, RegistryConfig
 
 
 @pytest.fixture

@@ -97,21 +97,41 @@ class FakeRegistry:
                 self.tags[repo].append(ref)
         return digest
 
-    def add_image(self, repo: str, tag: Optional[str], layers: List[bytes], arch: str = "amd64",
-                  os_name: str = "linux", variant: Optional[str] = None, docker: bool = False) -> dict:
-        config = {"architecture": arch, "os": os_name, "config": {"Cmd": ["/bin/sh"]},
-                  "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in layers]}}
+    def add_image(
+        self,
+        repo: str,
+        tag: Optional[str],
+        layers: List[bytes],
+        *,
+        arch: str = "amd64",
+        os_name: str = "linux",
+        variant: Optional[str] = None,
+        docker: bool = False,
+    ) -> dict:
+        config = {
+            "architecture": arch,
+            "os": os_name,
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(x) for x in layers]},
+        }
         if variant:
             config["variant"] = variant
         config_raw = json.dumps(config).encode()
         cfg = self.add_blob(config_raw)
-        layer_type = ("application/vnd.docker.image.rootfs.diff.tar.gzip" if docker
-                      else "application/vnd.oci.image.layer.v1.tar+gzip")
+        layer_type = (
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            if docker
+            else "application/vnd.oci.image.layer.v1.tar+gzip"
+        )
         manifest = {
             "schemaVersion": 2,
             "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json" if docker
-                       else "application/vnd.oci.image.config.v1+json", **cfg},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json"
+                if docker
+                else "application/vnd.oci.image.config.v1+json",
+                **cfg,
+            },
             "layers": [{"mediaType": layer_type, **self.add_blob(x)} for x in layers],
         }
         raw = json.dumps(manifest, indent=2).encode()
@@ -124,8 +144,12 @@ class FakeRegistry:
             "schemaVersion": 2,
             "mediaType": DOCKER_LIST if docker else OCI_INDEX,
             "manifests": [
-                {"mediaType": img["media_type"], "digest": img["digest"], "size": len(img["raw"]),
-                 "platform": plat}
+                {
+                    "mediaType": img["media_type"],
+                    "digest": img["digest"],
+                    "size": len(img["raw"]),
+                    "platform": plat,
+                }
                 for plat, img in images
             ],
         }
@@ -133,8 +157,14 @@ class FakeRegistry:
         digest = self.add_manifest(repo, tag, DOCKER_LIST if docker else OCI_INDEX, raw)
         return {"raw": raw, "digest": digest}
 
-    def can(self, pattern: str, status: int, headers: Optional[Dict[str, str]] = None, body: bytes = b"",
-            times: int = 1) -> None:
+    def can(
+        self,
+        pattern: str,
+        status: int,
+        headers: Optional[Dict[str, str]] = None,
+        body: bytes = b"",
+        times: int = 1,
+    ) -> None:
         """The next ``times`` requests whose path matches ``pattern`` get this reply instead."""
         self.canned.append(Canned(pattern, status, dict(headers or {}), body, times))
 
@@ -210,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/token":
             return self.token(query)
         if path.startswith("/blobs/"):  # the storage side of a redirect: no auth
-            return self.blob(path[len("/blobs/"):])
+            return self.blob(path[len("/blobs/") :])
         if path == "/v1/search":
             return self.search(query)
         m = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/(.*)$", path)
@@ -230,7 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self.reply(200, raw, {"Content-Type": media_type, "Docker-Content-Digest": sha256(raw)})
         if kind == "blobs":
             if fake.blob_redirect:
-                return self.reply(307, b"", {"Location": f"{fake.blob_redirect}/blobs/{rest}?X-Signature=abc"})
+                return self.reply(
+                    307, b"", {"Location": f"{fake.blob_redirect}/blobs/{rest}?X-Signature=abc"}
+                )
             return self.blob(rest)
         return self.tag_list(repo, query)
 
@@ -240,30 +272,34 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.auth is None:
             return True
         if fake.auth == "basic":
-            sent, user = _basic_user(header, fake.users)
+            _sent, user = _basic_user(header, fake.users)
             if user is not None and (repo is None or repo in fake.access.get(user, set())):
                 return True
             if user is not None:
                 self.error(403, "DENIED", "requested access to the resource is denied")
                 return False
-            self.error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": fake.challenge(None)})
+            self.error(
+                401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": fake.challenge(None)}
+            )
             return False
         scope = f"repository:{repo}:pull" if repo else None
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else None
         grant = fake.tokens.get(token) if token else None
         if grant is not None and (scope is None or scope in grant[1]):
             return True
         error = "insufficient_scope" if grant is not None else None
-        self.error(401, "UNAUTHORIZED", "authentication required",
-                   {"WWW-Authenticate": fake.challenge(scope, error)})
+        self.error(
+            401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": fake.challenge(scope, error)}
+        )
         return False
 
     def token(self, query: Dict[str, List[str]]) -> None:
         fake = self.fake
         sent, user = _basic_user(self.headers.get("Authorization", ""), fake.users)
         if sent and user is None:
-            return self.reply(401, b'{"details":"incorrect username or password"}',
-                              {"Content-Type": "application/json"})
+            return self.reply(
+                401, b'{"details":"incorrect username or password"}', {"Content-Type": "application/json"}
+            )
         granted = set()
         for scope in query.get("scope", []):
             _, _, rest = scope.partition(":")

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import pathlib
 
 import pytest
 from hpcbox_registry_fake import OCI_MANIFEST, make_layer, sha256
@@ -48,12 +49,17 @@ def test_manifest_list_selects_the_requested_platform(registry, client):
     amd = registry.add_image("multi", None, [LAYER1], arch="amd64", docker=True)
     arm = registry.add_image("multi", None, [LAYER2], arch="arm64", variant="v8", docker=True)
     armv7 = registry.add_image("multi", None, [LAYER1, LAYER2], arch="arm", variant="v7", docker=True)
-    index = registry.add_index("multi", "latest", [
-        ({"os": "linux", "architecture": "amd64"}, amd),
-        ({"os": "linux", "architecture": "arm64", "variant": "v8"}, arm),
-        ({"os": "linux", "architecture": "arm", "variant": "v7"}, armv7),
-        ({"os": "unknown", "architecture": "unknown"}, amd),
-    ], docker=True)
+    index = registry.add_index(
+        "multi",
+        "latest",
+        [
+            ({"os": "linux", "architecture": "amd64"}, amd),
+            ({"os": "linux", "architecture": "arm64", "variant": "v8"}, arm),
+            ({"os": "linux", "architecture": "arm", "variant": "v7"}, armv7),
+            ({"os": "unknown", "architecture": "unknown"}, amd),
+        ],
+        docker=True,
+    )
     ref = ref_of(registry, "multi")
     got = client.resolve(ref, platform="linux/arm64")
     assert got.manifest.digest == arm["digest"]
@@ -70,12 +76,24 @@ def test_manifest_list_selects_the_requested_platform(registry, client):
 def test_index_default_platform_is_the_host(registry, client):
     host = Platform.host()
     mine = registry.add_image("hosty", None, [LAYER1], arch=host.architecture, variant=host.variant)
-    other = registry.add_image("hosty", None, [LAYER2], arch="riscv64" if host.architecture != "riscv64" else "s390x")
-    registry.add_index("hosty", "latest", [
-        ({"os": "linux", "architecture": json.loads(other["config"])["architecture"]}, other),
-        ({"os": "linux", "architecture": host.architecture, **({"variant": host.variant} if host.variant else {})},
-         mine),
-    ])
+    other = registry.add_image(
+        "hosty", None, [LAYER2], arch="riscv64" if host.architecture != "riscv64" else "s390x"
+    )
+    registry.add_index(
+        "hosty",
+        "latest",
+        [
+            ({"os": "linux", "architecture": json.loads(other["config"])["architecture"]}, other),
+            (
+                {
+                    "os": "linux",
+                    "architecture": host.architecture,
+                    **({"variant": host.variant} if host.variant else {}),
+                },
+                mine,
+            ),
+        ],
+    )
     assert client.resolve(ref_of(registry, "hosty")).manifest.digest == mine["digest"]
 
 
@@ -113,8 +131,12 @@ def test_not_found_names_what_is_missing(registry, client):
 
 def test_artifact_that_is_not_an_image_is_refused(registry, client):
     cfg = registry.add_blob(b"{}")
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", **cfg}, "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", **cfg},
+        "layers": [],
+    }
     registry.add_manifest("chart", "1", OCI_MANIFEST, json.dumps(manifest).encode())
     with pytest.raises(UnsupportedMediaTypeError):
         client.resolve(ref_of(registry, "chart:1"))
@@ -125,7 +147,7 @@ def test_fetch_blob_streams_and_verifies(registry, client, tmp_path):
     desc = client.resolve(ref_of(registry, "app")).layers[0]
     seen = []
     dest = client.fetch_blob(ref_of(registry, "app"), desc, tmp_path / "blob", progress=seen.append)
-    assert open(dest, "rb").read() == LAYER2
+    assert pathlib.Path(dest).read_bytes() == LAYER2
     assert sum(seen) == len(LAYER2)
 
 
@@ -193,17 +215,20 @@ def test_fetch_blobs_in_parallel_fetches_each_digest_once(registry, make_client,
     client = make_client(max_workers=3)
     blobs = [os.urandom(5000 + i) for i in range(6)]
     descs = [Descriptor("application/vnd.oci.image.layer.v1.tar", **registry.add_blob(b)) for b in blobs]
-    got = client.fetch_blobs(ref_of(registry, "app"), [*descs, descs[0]],
-                             lambda d: tmp_path / d.digest.split(":")[1])
+    got = client.fetch_blobs(
+        ref_of(registry, "app"), [*descs, descs[0]], lambda d: tmp_path / d.digest.split(":")[1]
+    )
     assert set(got) == {d.digest for d in descs}
     for desc, data in zip(descs, blobs):
-        assert open(got[desc.digest], "rb").read() == data
+        assert pathlib.Path(got[desc.digest]).read_bytes() == data
     assert len(registry.seen("/blobs/")) == len(blobs)
 
 
 def test_fetch_blobs_raises_the_failure(registry, client, tmp_path):
     good = Descriptor("application/vnd.oci.image.layer.v1.tar", **registry.add_blob(b"good"))
-    missing = Descriptor("application/vnd.oci.image.layer.v1.tar", "sha256:" + hashlib.sha256(b"x").hexdigest(), 1)
+    missing = Descriptor(
+        "application/vnd.oci.image.layer.v1.tar", "sha256:" + hashlib.sha256(b"x").hexdigest(), 1
+    )
     with pytest.raises(NotFoundError):
         client.fetch_blobs(ref_of(registry, "app"), [good, missing], lambda d: tmp_path / d.digest[7:])
 
