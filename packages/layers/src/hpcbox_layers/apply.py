@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tupl
 
 from hpcbox_layers.errors import CorruptLayerError, LayerError, UnsafeEntryError
 from hpcbox_layers.mediatypes import check_media_type, open_stream
+from hpcbox_layers.tarstream import ForwardReader, members
 
 PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, BinaryIO]
@@ -169,9 +170,8 @@ class _Applier:
             except OSError as e:
                 raise LayerError(f"layer {index}: cannot read {label}: {e}") from e
             try:
-                with tarfile.open(fileobj=stream, mode="r|", bufsize=65536) as tf:
-                    for info in tf:
-                        self._entry(info, tf)
+                for info, reader, tf in members(stream):
+                    self._entry(info, reader, tf)
                 # Read the end of the stream too: gzip and zstd verify their checksums there.
                 while stream.read(_COPY_CHUNK):
                     pass
@@ -217,7 +217,7 @@ class _Applier:
             raise UnsafeEntryError(entry, self.index, f"'..' in the {what} {text!r} could lead outside")
         return tuple(parts)
 
-    def _entry(self, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+    def _entry(self, info: tarfile.TarInfo, reader: ForwardReader, tf: tarfile.TarFile) -> None:
         name = info.name
         path = self._split(name)
         if len(self.fds) > _MAX_CACHED_FDS:
@@ -247,7 +247,7 @@ class _Applier:
             self._mark(path)
             kind = info.type
             if kind in _FILE_TYPES:
-                self._file(parent, path, info, tf)
+                self._file(parent, path, info, reader, tf)
             elif kind == tarfile.DIRTYPE:
                 self._mkdir(parent, path, info)
             elif kind == tarfile.SYMTYPE:
@@ -259,7 +259,7 @@ class _Applier:
                 self.skipped.add(path)
                 self.report.skipped_devices.append("/".join(path))
             else:  # POSIX: an unknown type is read as a regular file
-                self._file(parent, path, info, tf)
+                self._file(parent, path, info, reader, tf)
         except (LayerError, *self.errors):
             raise  # gzip.BadGzipFile is an OSError, but the blob's fault, not the filesystem's
         except OSError as e:
@@ -291,7 +291,9 @@ class _Applier:
             self.report.permissions_fixed += 1
         return fixed
 
-    def _file(self, parent: int, path: Path, info: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+    def _file(
+        self, parent: int, path: Path, info: tarfile.TarInfo, reader: ForwardReader, tf: tarfile.TarFile
+    ) -> None:
         leaf = path[-1]
         try:
             fd = os.open(leaf, _O_NEWFILE, 0o600, dir_fd=parent)
@@ -301,7 +303,9 @@ class _Applier:
         try:
             size = info.size
             if size:
-                src = tf.extractfile(info)
+                # The member's data is next in the stream: read it straight from there, in big chunks
+                # (no ExFileObject layer and its extra copy); sparse members need tarfile's map.
+                src = tf.extractfile(info) if info.issparse() else reader
                 remaining = size
                 while remaining:
                     chunk = src.read(min(remaining, _COPY_CHUNK))
