@@ -285,3 +285,16 @@ def test_tls_with_a_ca_bundle(tls_registry, tls_files, make_client):
     client = make_client(ca_bundle=str(tls_files[0]))
     assert client.ping(tls_registry.host) == f"https://{tls_registry.host}"
     assert client.get_manifest(ImageReference.parse(f"{tls_registry.host}/app")).digest == img["digest"]
+
+
+def test_proxies_come_from_the_environment(registry, storage, make_client, monkeypatch):
+    """``storage`` plays an http proxy: it receives absolute URLs for registry.example:5000."""
+    storage.add_image("app", "latest", [LAYER])
+    monkeypatch.setenv("HTTP_PROXY", storage.url)
+    monkeypatch.setenv("HTTPS_PROXY", storage.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = make_client(insecure_registries=["registry.example:5000"], max_retries=0)
+    client.get_manifest(ImageReference.parse("registry.example:5000/app"))
+    assert storage.seen("/v2/app/manifests/latest")[-1].headers["Host"] == "registry.example:5000"
+    assert registry.log == []
