@@ -1,0 +1,227 @@
+"""The engine object: probes the site's apptainer/singularity and runs a bundle through it."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
+
+from hpcbox_engine_singularity import _probe
+from hpcbox_engine_singularity._bundle import Bundle, BundleLike, parse_bundle
+from hpcbox_engine_singularity._command import Command, build_command, prepare_mount_points
+from hpcbox_engine_singularity._probe import Installation
+from hpcbox_engine_singularity.errors import EngineError, UnavailableError
+
+# Sent by a batch system, a user or the terminal: passed on to apptainer, which passes them to the
+# container. A signal the terminal sent to the whole foreground process group (si_code SI_KERNEL)
+# reached apptainer too, so it is not sent a second time.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+SI_KERNEL = 0x80
+SUBUID_PATH = "/etc/subuid"
+# Apptainer 1.1 and later fake root without /etc/subuid (root-mapped namespace + fakeroot command).
+_FAKEROOT_WITHOUT_SUBUID = {"apptainer": (1, 1, 0)}
+_STRIPPED_PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
+
+
+class Container:
+    """A started apptainer process: `pid`, `send_signal()`, `poll()`, `wait()` (128+n for signal n)."""
+
+    def __init__(self, process: subprocess.Popen, command: Command):
+        self.process = process
+        self.pid = process.pid
+        self.command = command
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def poll(self) -> Optional[int]:
+        code = self.process.poll()
+        return None if code is None else _status(code)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return _status(self.process.wait(timeout))
+
+
+def _status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _write_note(stream: Any, text: str) -> None:
+    line = f"hpcbox: {text}\n".encode("utf-8", "replace")
+    inherited = stream is None or stream in (subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT)
+    target = sys.stderr if inherited else stream
+    try:
+        if isinstance(target, int):
+            os.write(target, line)
+        elif hasattr(target, "buffer"):
+            target.flush()
+            target.buffer.write(line)
+            target.buffer.flush()
+        else:
+            try:
+                target.write(line)
+            except TypeError:
+                target.write(line.decode())
+            target.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class SingularityEngine:
+    """Runs OCI bundles as writable sandboxes through the host's apptainer or singularity."""
+
+    name = "singularity"
+
+    def __init__(self, binary: Optional[str] = None, *, subuid_path: str = SUBUID_PATH,
+                 caller_uid: Optional[int] = None, environ: Optional[Mapping[str, str]] = None):
+        self._binary = binary
+        self._subuid_path = subuid_path
+        self._caller_uid = caller_uid
+        self._environ = environ
+        self._cache: Dict[Tuple[str, int, int], Installation] = {}
+        self._said: Set[str] = set()
+
+    # -- discovery ----------------------------------------------------------------------------------
+    @property
+    def caller_uid(self) -> int:
+        return os.getuid() if self._caller_uid is None else self._caller_uid
+
+    def installation(self) -> Installation:
+        """The probed binary (cached while the file is unchanged); UnavailableError explains why not."""
+        environ = os.environ if self._environ is None else self._environ
+        path = self._binary or _probe.find_binary(environ)
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            raise UnavailableError(f"cannot use {path} ({error.strerror}): {_probe.INSTALL_HINT}") from None
+        key = (path, info.st_mtime_ns, info.st_size)
+        if key not in self._cache:
+            self._cache[key] = _probe.probe(path)
+        return self._cache[key]
+
+    def available(self) -> Tuple[bool, str]:
+        """(True, which binary and options) when bundles can run here, else (False, what to do)."""
+        try:
+            inst = self.installation()
+        except UnavailableError as error:
+            return False, str(error)
+        ok, reason = _probe.check(inst)
+        if ok and inst.has("fakeroot"):
+            allowed, why = self.fakeroot_allowed(inst)
+            reason += "; fakeroot: " + ("yes" if allowed else f"no ({why})")
+        return ok, reason
+
+    def fakeroot_allowed(self, inst: Installation) -> Tuple[bool, str]:
+        """Whether `--fakeroot` should work for the caller here, and why not otherwise."""
+        if not inst.has("fakeroot"):
+            return False, f"{inst.command_name} {inst.version_string} has no --fakeroot option"
+        least = _FAKEROOT_WITHOUT_SUBUID.get(inst.flavor)
+        if least is not None and inst.version >= least:
+            return True, ""
+        uid = self.caller_uid
+        names = {str(uid)}
+        try:
+            names.add(pwd.getpwuid(uid).pw_name)
+        except KeyError:
+            pass
+        try:
+            with open(self._subuid_path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    fields = line.strip().split(":")
+                    if len(fields) == 3 and fields[0] in names and fields[2].isdigit() and int(fields[2]) > 0:
+                        return True, ""
+        except OSError:
+            pass
+        return False, (f"uid {uid} has no range in {self._subuid_path}, which "
+                       f"{inst.command_name} {inst.version_string} needs to fake root")
+
+    # -- running --------------------------------------------------------------------------------------
+    def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
+        return parse_bundle(bundle, bundle_dir)
+
+    def command(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None) -> Command:
+        """The exec command for a bundle on this host's binary (nothing is run or changed)."""
+        return self._command(parse_bundle(bundle, bundle_dir))
+
+    def _command(self, spec: Bundle) -> Command:
+        inst = self.installation()
+        ok, reason = _probe.check(inst)
+        if not ok:
+            raise UnavailableError(reason)
+        allowed, why = self.fakeroot_allowed(inst)
+        return build_command(spec, inst, caller_uid=self.caller_uid, fakeroot_allowed=allowed,
+                             fakeroot_reason=why)
+
+    def child_environment(self, command: Command) -> Dict[str, str]:
+        """The binary's environment: the caller's, without stray *ENV_ variables, plus the container's."""
+        base = os.environ if self._environ is None else self._environ
+        env = {k: v for k, v in base.items() if not k.startswith(_STRIPPED_PREFIXES)}
+        env.update(command.env)
+        return env
+
+    def start(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+              stdout: Any = None, stderr: Any = None, _preexec=None) -> Container:
+        """Start the container and return at once; raise EngineError when it cannot start."""
+        spec = parse_bundle(bundle, bundle_dir)
+        command = self._command(spec)
+        for note in command.notes:
+            if note not in self._said:
+                self._said.add(note)
+                _write_note(stderr, note)
+        prepare_mount_points(spec)
+        try:
+            process = subprocess.Popen(command.argv, env=self.child_environment(command), stdin=stdin,
+                                       stdout=stdout, stderr=stderr,
+                                       # only restores the signal mask; no locks are taken there
+                                       preexec_fn=_preexec)  # noqa: PLW1509
+        except OSError as error:
+            raise EngineError(f"cannot start {command.argv[0]} ({error.strerror}): check the binary, "
+                              f"or set {_probe.ENV_OVERRIDE} to a working one") from None
+        return Container(process, command)
+
+    def run(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+            stdout: Any = None, stderr: Any = None, forward_signals: bool = True) -> int:
+        """Run the bundle to completion and return its exit status (128+n when it died of signal n;
+        apptainer's own failures are its status, 255). Problems found before anything starts raise
+        EngineError subclasses. Streams are inherited unless given (as for subprocess.Popen)."""
+        if not forward_signals or threading.current_thread() is not threading.main_thread():
+            return self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr).wait()
+        watched = {*FORWARDED, signal.SIGCHLD}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+
+        def unblock() -> None:  # in the child, before exec: it must see signals again
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+        try:
+            container = self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
+                                   stderr=stderr, _preexec=unblock)
+            return _wait_forwarding(container, watched)
+        finally:
+            _drain_sigchld()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _wait_forwarding(container: Container, watched) -> int:
+    while True:
+        code = container.poll()
+        if code is not None:
+            return code
+        info = signal.sigtimedwait(watched, 5.0)
+        if info is None or info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_code == SI_KERNEL:
+            continue  # the terminal sent it to the whole process group, apptainer included
+        try:
+            container.send_signal(info.si_signo)
+        except OSError:
+            pass
+
+
+def _drain_sigchld() -> None:
+    """Consume the SIGCHLD that arrived while blocked, so it does not reach the caller's handler late."""
+    while signal.sigtimedwait({signal.SIGCHLD}, 0) is not None:
+        pass
