@@ -280,3 +280,28 @@ def test_context_manager_closes(registry, make_client):
     with make_client() as client:
         client.get_manifest(ref_of(registry, "app"))
     assert client.transport._sessions == []
+
+
+def test_a_body_that_ends_short_without_error_is_resumed(registry, client, tmp_path):
+    data = os.urandom(30_000)
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar", **registry.add_blob(data))
+    registry.can("/blobs/", 200, {"Content-Type": "application/octet-stream"}, body=data[:1000])
+    client.fetch_blob(ref_of(registry, "app"), desc, tmp_path / "blob")
+    assert (tmp_path / "blob").read_bytes() == data
+    assert registry.seen("/blobs/")[-1].headers["Range"] == "bytes=1000-"
+
+
+def test_a_corrupt_prefix_on_disk_is_fetched_again_from_scratch(registry, client, tmp_path):
+    data = os.urandom(30_000)
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar", **registry.add_blob(data))
+    (tmp_path / "blob").write_bytes(b"\0" * 5000)
+    client.fetch_blob(ref_of(registry, "app"), desc, tmp_path / "blob")
+    assert (tmp_path / "blob").read_bytes() == data
+    gets = registry.seen("/blobs/")
+    assert gets[0].headers["Range"] == "bytes=5000-" and "Range" not in gets[-1].headers
+
+
+def test_a_mirror_given_as_one_string(registry, storage, make_client):
+    img = storage.add_image("app", "latest", [LAYER1])
+    client = make_client(mirrors={registry.host: storage.url})
+    assert client.get_manifest(ref_of(registry, "app")).digest == img["digest"]

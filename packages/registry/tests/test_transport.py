@@ -1,4 +1,5 @@
 import os
+import pathlib
 import shutil
 import socket
 import ssl
@@ -298,3 +299,15 @@ def test_proxies_come_from_the_environment(registry, storage, make_client, monke
     client.get_manifest(ImageReference.parse("registry.example:5000/app"))
     assert storage.seen("/v2/app/manifests/latest")[-1].headers["Host"] == "registry.example:5000"
     assert registry.log == []
+
+
+def test_ca_bundle_adds_to_the_default_cas(tls_files, make_client):
+    client = make_client(ca_bundle=str(tls_files[0]))
+    combined = client.transport._ca_file()
+    text = pathlib.Path(combined).read_text()
+    assert pathlib.Path(tls_files[0]).read_text().strip() in text
+    default = requests.utils.DEFAULT_CA_BUNDLE_PATH
+    if os.path.isfile(default):
+        assert text.count("BEGIN CERTIFICATE") > 1
+    client.close()
+    assert not os.path.exists(combined)

@@ -88,6 +88,8 @@ class RegistryConfig:
         if isinstance(self.insecure_registries, str):
             object.__setattr__(self, "insecure_registries", (self.insecure_registries,))
         object.__setattr__(self, "insecure_registries", tuple(self.insecure_registries))
+        mirrors = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in dict(self.mirrors or {}).items()}
+        object.__setattr__(self, "mirrors", mirrors)
         if self.timeout <= 0 or self.max_retries < 0 or self.max_workers < 1:
             raise ValueError("RegistryConfig: timeout must be > 0, max_retries >= 0 and max_workers >= 1")
         if self.ca_bundle is not None and not os.path.exists(os.path.expanduser(self.ca_bundle)):
@@ -368,6 +370,13 @@ class RegistryClient:
             raise UnsupportedMediaTypeError(
                 f"cannot verify digest algorithm {algorithm!r} of {descriptor.digest}"
             )
+        had_prefix = os.path.exists(path) and os.path.getsize(path) > 0
+        try:
+            return self._pull(ref, lambda host: self._fetch_blob_from(host, ref, descriptor, path, progress))
+        except DigestMismatchError:
+            if not had_prefix:
+                raise
+        # the prefix that was on disk may have been the corrupt part: once more from scratch
         return self._pull(ref, lambda host: self._fetch_blob_from(host, ref, descriptor, path, progress))
 
     def _fetch_blob_from(
@@ -422,7 +431,9 @@ class RegistryClient:
                                 progress(len(chunk))
                             if 0 <= size < have:
                                 break
-                    except _STREAM_ERRORS as exc:
+                        if 0 <= have < size:  # a clean end of stream short of the size: resume too
+                            raise _ShortBody(f"the body ended at byte {have} of {size}")
+                    except (*_STREAM_ERRORS, _ShortBody) as exc:
                         if have > best:  # progress since the last failure: not counted
                             best, failures = have, 0
                         else:
@@ -580,6 +591,10 @@ def _verify(data: bytes, descriptor: Descriptor, ref: ImageReference) -> None:
         raise DigestMismatchError(
             f"blob {descriptor.digest} of {ref.name} does not match its digest (got {got})"
         )
+
+
+class _ShortBody(Exception):
+    """The blob body ended cleanly before the descriptor's size."""
 
 
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import os
 import random
+import tempfile
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
@@ -150,6 +153,8 @@ class Transport:
         self._lock = threading.Lock()
         self._auths: Dict[str, RegistryAuth] = {}
         self._schemes: Dict[str, str] = {}
+        self._combined_ca: Optional[str] = None
+        self._ca_finalizer: Optional[weakref.finalize] = None
         self._sleep = time.sleep  # tests replace it to record the back-off without waiting
 
     # -- sessions ----------------------------------------------------------------------------------
@@ -171,6 +176,9 @@ class Transport:
             sessions, self._sessions = self._sessions, []
         for sess in sessions:
             sess.close()
+        if self._ca_finalizer is not None:
+            self._ca_finalizer()
+            self._combined_ca = self._ca_finalizer = None
         self._local = threading.local()
 
     # -- auth --------------------------------------------------------------------------------------
@@ -249,7 +257,33 @@ class Transport:
     def _verify_for(self, host: str) -> object:
         if http_allowed(host, self.config.insecure_registries) and not is_loopback(host):
             return False  # Docker: an insecure registry's https certificate is not checked
-        return self.config.ca_bundle or True
+        if self.config.ca_bundle:
+            return self._ca_file()
+        return True
+
+    def _ca_file(self) -> str:
+        """The default CAs plus ``ca_bundle`` in one file: the option adds a CA, it does not replace them."""
+        extra = os.path.expanduser(self.config.ca_bundle or "")
+        if os.path.isdir(extra):
+            return extra  # a c_rehash'ed directory: used as is
+        with self._lock:
+            if self._combined_ca is None or not os.path.exists(self._combined_ca):
+                base = (
+                    os.environ.get("REQUESTS_CA_BUNDLE")
+                    or os.environ.get("CURL_CA_BUNDLE")
+                    or requests.utils.DEFAULT_CA_BUNDLE_PATH
+                )
+                parts = []
+                for path in (base, extra):
+                    if path and os.path.isfile(path):
+                        with open(path, "rb") as f:
+                            parts.append(f.read().strip())
+                fd, tmp = tempfile.mkstemp(prefix="hpcbox-ca-", suffix=".pem")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(b"\n".join(parts) + b"\n")
+                self._combined_ca = tmp
+                self._ca_finalizer = weakref.finalize(self, _unlink_quietly, tmp)
+            return self._combined_ca
 
     def base_url(self, host: str) -> str:
         with self._lock:
@@ -546,6 +580,13 @@ class _SchemeFailed(Exception):
     def __init__(self, error: RegistryError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _is_permanent(exc: Optional[BaseException]) -> bool:
