@@ -305,3 +305,16 @@ def test_a_mirror_given_as_one_string(registry, storage, make_client):
     img = storage.add_image("app", "latest", [LAYER1])
     client = make_client(mirrors={registry.host: storage.url})
     assert client.get_manifest(ref_of(registry, "app")).digest == img["digest"]
+
+
+def test_fetch_blobs_reuses_its_threads_and_sessions(registry, make_client, tmp_path):
+    client = make_client(max_workers=2)
+    for round_ in range(3):
+        descs = [
+            Descriptor("application/octet-stream", **registry.add_blob(os.urandom(100 + i + 10 * round_)))
+            for i in range(4)
+        ]
+        client.fetch_blobs(ref_of(registry, "app"), descs, lambda d: tmp_path / d.digest[7:])
+    assert len(client.transport._sessions) <= 2
+    client.close()
+    assert client.transport._sessions == []

@@ -143,6 +143,7 @@ class RegistryClient:
         self.credentials = credentials
         self._logins: Dict[str, Credential] = {}
         self._lock = threading.Lock()
+        self._pool: Optional[ThreadPoolExecutor] = None
         self._mirrors: Dict[str, List[str]] = {
             normalize_registry(reg): [_mirror_host(m, self.config.insecure_registries) for m in mirrors]
             for reg, mirrors in dict(self.config.mirrors).items()
@@ -151,6 +152,10 @@ class RegistryClient:
 
     # -- life cycle ---------------------------------------------------------------------------------
     def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self.transport.close()
 
     def __enter__(self) -> RegistryClient:
@@ -475,24 +480,27 @@ class RegistryClient:
         if not unique:
             return {}
         results: Dict[str, str] = {}
-        with ThreadPoolExecutor(
-            max_workers=min(self.config.max_workers, len(unique)), thread_name_prefix="hpcbox-blob"
-        ) as pool:
-            futures = {
-                pool.submit(self.fetch_blob, ref, d, dest_for(d), progress): d for d in unique.values()
-            }
-            _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in pending:
-                fut.cancel()
-            wait(pending)
-            for fut, desc in futures.items():
-                if fut.cancelled():
-                    continue
-                exc = fut.exception()
-                if exc is not None:
-                    raise exc
-                results[desc.digest] = fut.result()
+        pool = self._blob_pool()
+        futures = {pool.submit(self.fetch_blob, ref, d, dest_for(d), progress): d for d in unique.values()}
+        _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+        wait(pending)
+        for fut, desc in futures.items():
+            if fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is not None:
+                raise exc
+            results[desc.digest] = fut.result()
         return results
+
+    def _blob_pool(self) -> ThreadPoolExecutor:
+        """One pool per client: its threads (and their sessions and connections) serve every pull."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.max_workers, thread_name_prefix="hpcbox-blob")
+            return self._pool
 
     def list_tags(self, ref: ImageReference) -> List[str]:
         """All tags of ``ref``'s repository, following ``Link: <...>; rel="next"`` pages."""
