@@ -1,0 +1,157 @@
+"""Find the engines and choose one.
+
+Engines are objects with ``name``, ``available() -> (bool, reason)`` and ``run(bundle, ...)``, registered
+under the entry-point group ``hpcbox.engines`` (DESIGN.md section 1). On the hot path of `hpcbox run`
+the engine is known, so its module (``hpcbox_engine_<name>``) is imported directly: scanning every
+installed distribution's entry points costs milliseconds. The entry points are the fallback, and the
+only source for engines from other projects (`hpcbox info` lists them all).
+
+``auto`` (DESIGN.md section 5): user namespaces (runc) where the kernel allows them, then preload for
+dynamically linked programs, then ptrace. singularity is only used when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict, List, Optional, Tuple
+
+from hpcbox.errors import HpcboxError, UsageError
+
+GROUP = "hpcbox.engines"
+KNOWN = ("runc", "ptrace", "preload", "singularity")
+CHOICES = ("auto",) + KNOWN
+AUTO_ORDER = ("runc", "preload", "ptrace")
+EXIT_ENGINE = 125  # what an engine returns when it failed before the program ran
+
+
+class EngineUnavailableError(HpcboxError):
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"engine {name} is not available: {reason}",
+                         "" if ";" in reason else "run 'hpcbox info' to see which engines work here")
+        self.name = name
+        self.reason = reason
+
+
+class _Missing:
+    """Stands for an engine that cannot be loaded; ``available()`` says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = reason
+
+    def available(self, *args: Any, **kwargs: Any) -> Tuple[bool, str]:
+        return False, self.reason
+
+    def run(self, *args: Any, **kwargs: Any) -> int:
+        raise EngineUnavailableError(self.name, self.reason)
+
+
+def _entry_points() -> List[Any]:
+    from importlib import metadata
+
+    eps = metadata.entry_points()
+    if hasattr(eps, "select"):
+        return list(eps.select(group=GROUP))
+    return list(eps.get(GROUP, ()))  # Python 3.9
+
+
+def _is_engine(obj: Any) -> bool:
+    return callable(getattr(obj, "available", None)) and callable(getattr(obj, "run", None))
+
+
+def load(name: str, *, entry_points: Optional[List[Any]] = None) -> Any:
+    """The engine object called *name*, or a stand-in whose available() explains why there is none."""
+    if name in KNOWN:
+        try:
+            module = importlib.import_module(f"hpcbox_engine_{name}")
+        except ImportError:
+            module = None
+        engine = getattr(module, "engine", None)
+        if _is_engine(engine):
+            return engine
+    eps = _entry_points() if entry_points is None else entry_points
+    broken = None
+    for ep in eps:
+        if ep.name != name:
+            continue
+        try:
+            engine = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break hpcbox
+            broken = f"its entry point {ep.value} fails to load ({type(exc).__name__}: {exc})"
+            continue
+        if _is_engine(engine):
+            return engine
+        broken = f"its entry point {ep.value} is not an engine (no available()/run())"
+    if broken:
+        return _Missing(name, broken)
+    if name in KNOWN:
+        package = f"hpcbox-engine-{name}"
+        if module is None:
+            return _Missing(name, f"the package {package} is not installed; install it with pip")
+        return _Missing(name, f"{package} {getattr(module, '__version__', '')} has no engine yet "
+                              "(not built in this release)".replace("  ", " "))
+    return _Missing(name, f"no engine of that name is installed (entry-point group {GROUP})")
+
+
+def names(entry_points: Optional[List[Any]] = None) -> List[str]:
+    """Every engine name: the known ones first, then the others registered under the group."""
+    eps = _entry_points() if entry_points is None else entry_points
+    extra = sorted({ep.name for ep in eps} - set(KNOWN))
+    return list(KNOWN) + extra
+
+
+def check(engine: Any, runtime: Optional[str] = None) -> Tuple[bool, str]:
+    """``engine.available()``, with the runtime for engines that take one; never raises."""
+    try:
+        if runtime and runtime != "builtin":
+            try:
+                return engine.available(runtime=runtime)
+            except TypeError:
+                pass
+        ok, reason = engine.available()
+        return bool(ok), str(reason)
+    except Exception as exc:
+        return False, f"its availability check failed ({type(exc).__name__}: {exc})"
+
+
+def auto_choice(statuses: Dict[str, Tuple[bool, str]]) -> Optional[str]:
+    """The engine ``auto`` picks given each engine's (available, reason); None when none works."""
+    for name in AUTO_ORDER:
+        if statuses.get(name, (False, ""))[0]:
+            return name
+    return None
+
+
+def resolve(requested: str, runtime: Optional[str] = None) -> Tuple[str, Any]:
+    """(name, engine) for *requested*; for a named engine nothing is checked here (the fast path:
+    `hpcbox run` asks ``available()`` only when the engine fails to start). ``auto`` returns runc
+    when it loads, else the first available engine of AUTO_ORDER."""
+    if requested not in CHOICES:
+        if requested in names():
+            return requested, load(requested)
+        raise UsageError(f"unknown engine {requested!r}",
+                         f"use --engine {'|'.join(CHOICES)} (see 'hpcbox info')")
+    if requested != "auto":
+        return requested, load(requested)
+    first = load("runc")
+    if not isinstance(first, _Missing):
+        return "runc", first
+    statuses = {}
+    for name in AUTO_ORDER[1:]:
+        engine = load(name)
+        statuses[name] = ok, _ = check(engine, runtime)
+        if ok:
+            return name, engine
+    reasons = "; ".join(f"{n}: {r}" for n, (_, r) in [("runc", (False, first.reason)), *statuses.items()])
+    raise EngineUnavailableError("auto", f"no engine works here ({reasons})")
+
+
+def fallbacks(after: str, runtime: Optional[str] = None) -> List[Tuple[str, Any]]:
+    """Available engines that ``auto`` may try after *after* failed to start."""
+    out = []
+    order = list(AUTO_ORDER)
+    for name in order[order.index(after) + 1:] if after in order else []:
+        engine = load(name)
+        if check(engine, runtime)[0]:
+            out.append((name, engine))
+    return out

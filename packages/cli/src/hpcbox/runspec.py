@@ -1,0 +1,414 @@
+"""Image config + `hpcbox run` options -> an OCI runtime config (a dict the engines read as config.json).
+
+Docker's rules for the process:
+
+- ``args`` = ENTRYPOINT + (COMMAND given on the command line, else the image's CMD). ``--entrypoint X``
+  replaces the image's ENTRYPOINT *and* drops its CMD; ``--entrypoint ''`` leaves only the COMMAND.
+- ``env``: the host environment (``--hostenv`` only), then the image's Env, then ``--env-file`` files in
+  order, then ``-e`` options in order; later values win. ``-e NAME`` (no ``=``) copies the host's value
+  and is skipped when the host has none. PATH defaults to Docker's default; HOME comes from the user's
+  passwd entry; TERM=xterm with ``-t``.
+- ``cwd``: ``-w``, else the image's WorkingDir, else ``/``; always absolute.
+- ``user``: ``-u``, else the image's User, else root. ``name``/``uid`` and ``group``/``gid`` are looked
+  up in the container's /etc/passwd and /etc/group (the generated copies, see below).
+
+Files bound into the container (never written into the image's rootfs):
+
+- by default the caller is added to copies of the container's /etc/passwd and /etc/group, generated
+  in ``<container>/etc/`` and bound read-only; ``--hostauth`` binds the host's files instead and
+  ``--containerauth`` uses the container's own files untouched;
+- /etc/resolv.conf and /etc/hosts from the host, read-only, unless ``--nosysdirs``;
+- ``--bindhome`` binds the caller's home directory at the same path; ``-v`` volumes last.
+
+Imports are only the standard library's cheapest modules: this runs on every `hpcbox run`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+from hpcbox.errors import UsageError
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ANNOTATION_RUNTIME = "org.hpcbox.runc.runtime"
+ANNOTATION_NET = "org.hpcbox.net"
+NETS = ("host", "none")
+RUNTIMES = ("builtin", "runc", "crun")
+HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
+
+
+class RunOptions:
+    """What `hpcbox run` was asked for, independent of argparse (tests build it directly)."""
+
+    __slots__ = ("annotations", "bindhome", "command", "containerauth", "entrypoint", "env", "env_files",
+                 "hostauth", "hostenv", "hostname", "net", "nosysdirs", "runtime", "terminal", "user",
+                 "volumes", "workdir")
+
+    def __init__(self, command: Sequence[str] = (), *, entrypoint: Optional[str] = None,
+                 env: Sequence[str] = (), env_files: Sequence[str] = (), workdir: Optional[str] = None,
+                 user: Optional[str] = None, volumes: Sequence[str] = (), hostenv: bool = False,
+                 hostauth: bool = False, containerauth: bool = False, bindhome: bool = False,
+                 nosysdirs: bool = False, hostname: Optional[str] = None, net: str = "host",
+                 runtime: Optional[str] = None, terminal: bool = False,
+                 annotations: Optional[Mapping[str, str]] = None):
+        self.command = list(command)
+        self.entrypoint = entrypoint
+        self.env = list(env)
+        self.env_files = list(env_files)
+        self.workdir = workdir
+        self.user = user
+        self.volumes = list(volumes)
+        self.hostenv = hostenv
+        self.hostauth = hostauth
+        self.containerauth = containerauth
+        self.bindhome = bindhome
+        self.nosysdirs = nosysdirs
+        self.hostname = hostname
+        self.net = net
+        self.runtime = runtime
+        self.terminal = terminal
+        self.annotations = dict(annotations or {})
+
+
+class Caller:
+    """The user running hpcbox, as it appears in the generated /etc/passwd and /etc/group."""
+
+    __slots__ = ("gid", "group", "home", "name", "shell", "uid")
+
+    def __init__(self, uid: int, gid: int, name: str, group: str, home: str, shell: str):
+        self.uid, self.gid, self.name, self.group, self.home, self.shell = uid, gid, name, group, home, shell
+
+    @classmethod
+    def current(cls) -> Caller:
+        import pwd
+
+        uid, gid = os.getuid(), os.getgid()
+        try:
+            entry = pwd.getpwuid(uid)
+            name, home, shell = entry.pw_name, entry.pw_dir, entry.pw_shell or "/bin/sh"
+        except KeyError:  # a batch system's uid without a passwd entry
+            name = os.environ.get("USER") or f"user{uid}"
+            home, shell = os.environ.get("HOME") or "/", "/bin/sh"
+        try:
+            import grp
+
+            group = grp.getgrgid(gid).gr_name
+        except (KeyError, ImportError):
+            group = name if gid == uid else f"group{gid}"
+        return cls(uid, gid, name, group, home, shell)
+
+
+# -- the process --------------------------------------------------------------------------------------
+
+def _as_list(value: Any) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # Docker accepts the shell form in some configs: run it through sh -c
+        return ["/bin/sh", "-c", value]
+    return [str(v) for v in value]
+
+
+def process_args(image: Mapping[str, Any], command: Sequence[str], entrypoint: Optional[str]) -> List[str]:
+    """Docker's ENTRYPOINT/CMD rule (see the module doc); UsageError when nothing is left to run."""
+    if entrypoint is not None:
+        entry = [entrypoint] if entrypoint != "" else []
+        cmd = list(command)
+    else:
+        entry = _as_list(image.get("Entrypoint"))
+        cmd = list(command) if command else _as_list(image.get("Cmd"))
+    args = entry + cmd
+    if not args:
+        raise UsageError("nothing to run: the image has no ENTRYPOINT or CMD and no COMMAND was given",
+                         "give a command after the image, e.g. 'hpcbox run IMAGE /bin/sh'")
+    return args
+
+
+def parse_env_file(path: str) -> List[str]:
+    """Docker's env-file format: NAME=value or NAME per line; '#' comments and blank lines skipped."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read env file {path} ({exc.strerror or exc})",
+                         "give an existing file of NAME=value lines to --env-file") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        text = line.lstrip()
+        if not text or text.startswith("#"):
+            continue
+        name = text.split("=", 1)[0]
+        if not name or any(c.isspace() for c in name):
+            raise UsageError(f"env file {path} line {number}: {line!r} is not NAME=value",
+                             "write one NAME=value (or NAME) per line")
+        entries.append(text)
+    return entries
+
+
+def _set_env(env: Dict[str, str], item: str, host: Mapping[str, str], where: str) -> None:
+    name, sep, value = item.partition("=")
+    if not name or "\0" in item:
+        raise UsageError(f"bad environment entry {item!r} in {where}", "write NAME=value or NAME")
+    if sep:
+        env[name] = value
+    elif name in host:
+        env[name] = host[name]
+
+
+def merge_env(image: Mapping[str, Any], opts: RunOptions, host: Mapping[str, str]) -> Dict[str, str]:
+    env: Dict[str, str] = dict(host) if opts.hostenv else {}
+    for item in image.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        if name:
+            env[name] = value
+    for path in opts.env_files:
+        for item in parse_env_file(path):
+            _set_env(env, item, host, f"--env-file {path}")
+    for item in opts.env:
+        _set_env(env, item, host, "-e/--env")
+    env.setdefault("PATH", DEFAULT_PATH)
+    if opts.terminal:
+        env.setdefault("TERM", "xterm")
+    return env
+
+
+def workdir(image: Mapping[str, Any], given: Optional[str]) -> str:
+    cwd = given if given else (image.get("WorkingDir") or "/")
+    if not cwd.startswith("/"):
+        raise UsageError(f"working directory {cwd!r} is not absolute",
+                         "give an absolute path inside the container to -w/--workdir")
+    return posixpath.normpath(cwd) if cwd != "/" else "/"
+
+
+# -- users -------------------------------------------------------------------------------------------
+
+def read_db(path: str) -> List[List[str]]:
+    """Lines of a passwd/group file split on ':' (missing file: empty)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith(("#", "+", "-"))]
+
+
+def _number(text: str) -> Optional[int]:
+    return int(text) if text.isdigit() else None
+
+
+def resolve_user(spec: str, passwd: List[List[str]], group: List[List[str]]) -> Tuple[int, int, str]:
+    """``name|uid[:group|gid]`` -> (uid, gid, home) from the container's databases."""
+    user, _, grp_spec = spec.partition(":")
+    if not user:
+        raise UsageError(f"bad user {spec!r}", "write -u/--user as name|uid[:group|gid]")
+    uid = _number(user)
+    entry = None
+    for fields in passwd:
+        if len(fields) >= 4 and ((uid is None and fields[0] == user) or (uid is not None and fields[2] == user)):
+            entry = fields
+            break
+    if uid is None:
+        if entry is None or _number(entry[2]) is None:
+            raise UsageError(f"user {user!r} is not in the container's /etc/passwd",
+                             "give a numeric uid[:gid] to -u/--user, or a user of the image")
+        uid = int(entry[2])
+    home = entry[5] if entry is not None and len(entry) > 5 and entry[5] else ("/root" if uid == 0 else "/")
+    if grp_spec:
+        gid = _number(grp_spec)
+        if gid is None:
+            match = [f for f in group if len(f) >= 3 and f[0] == grp_spec and _number(f[2]) is not None]
+            if not match:
+                raise UsageError(f"group {grp_spec!r} is not in the container's /etc/group",
+                                 "give a numeric gid after the ':' in -u/--user, or a group of the image")
+            gid = int(match[0][2])
+    else:
+        gid = _number(entry[3]) if entry is not None else None
+        if gid is None:
+            gid = 0  # Docker's rule for a uid without a passwd entry
+    return uid, gid, home
+
+
+def auth_files(rootfs: str, out_dir: str, caller: Caller) -> Tuple[str, str]:
+    """Write passwd/group copies with the caller added into *out_dir*; return their paths."""
+    passwd_lines = _lines(os.path.join(rootfs, "etc/passwd"))
+    group_lines = _lines(os.path.join(rootfs, "etc/group"))
+    users = {line.split(":")[0] for line in passwd_lines}
+    uids = {line.split(":")[2] for line in passwd_lines if line.count(":") >= 3}
+    if not any(line.startswith("root:") for line in passwd_lines):
+        passwd_lines.insert(0, "root:x:0:0:root:/root:/bin/sh")
+    if str(caller.uid) not in uids and caller.name not in users:
+        shell = caller.shell if os.path.exists(rootfs + caller.shell) else "/bin/sh"
+        passwd_lines.append(f"{caller.name}:x:{caller.uid}:{caller.gid}:{caller.name}:{caller.home}:{shell}")
+    groups = {line.split(":")[0] for line in group_lines}
+    gids = {line.split(":")[2] for line in group_lines if line.count(":") >= 2}
+    if not any(line.startswith("root:") for line in group_lines):
+        group_lines.insert(0, "root:x:0:")
+    if str(caller.gid) not in gids and caller.group not in groups:
+        group_lines.append(f"{caller.group}:x:{caller.gid}:")
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for name, lines in (("passwd", passwd_lines), ("group", group_lines)):
+        path = os.path.join(out_dir, name)
+        text = "".join(line + "\n" for line in lines)
+        _write_if_changed(path, text)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _lines(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [line for line in handle.read().splitlines() if line]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    except OSError:
+        pass
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(temp, 0o644)
+    os.replace(temp, path)
+
+
+# -- mounts ------------------------------------------------------------------------------------------
+
+class Volume:
+    __slots__ = ("destination", "readonly", "source")
+
+    def __init__(self, source: str, destination: str, readonly: bool):
+        self.source, self.destination, self.readonly = source, destination, readonly
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Volume) and (self.source, self.destination, self.readonly) == (
+            other.source, other.destination, other.readonly)
+
+    def __repr__(self) -> str:
+        return f"Volume({self.source!r}, {self.destination!r}, readonly={self.readonly})"
+
+    def mount(self) -> Dict[str, Any]:
+        return {"destination": self.destination, "type": "bind", "source": self.source,
+                "options": ["rbind", "ro" if self.readonly else "rw"]}
+
+
+def parse_volume(text: str, cwd: Optional[str] = None) -> Volume:
+    """``host[:container[:ro|rw]]``; the host path must exist (relative to *cwd*)."""
+    parts = text.split(":")
+    mode = "rw"
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) > 2 or mode not in ("ro", "rw") or not parts[0]:
+        raise UsageError(f"bad volume {text!r}", "write -v/--volume as HOST[:CONTAINER[:ro|rw]]")
+    host = os.path.normpath(os.path.join(cwd or os.getcwd(), os.path.expanduser(parts[0])))
+    dest = parts[1] if len(parts) == 2 and parts[1] else host
+    if not dest.startswith("/"):
+        raise UsageError(f"volume destination {dest!r} is not absolute",
+                         "give an absolute path in the container to -v/--volume, e.g. /data:/mnt/data")
+    if not os.path.exists(host):
+        raise UsageError(f"volume source {host} does not exist on this host",
+                         "create it first or fix the path given to -v/--volume")
+    return Volume(host, posixpath.normpath(dest), mode == "ro")
+
+
+def parse_cpuset(text: str) -> Set[int]:
+    """``0-3,6`` -> {0, 1, 2, 3, 6} (taskset's list format)."""
+    cpus: Set[int] = set()
+    try:
+        for part in text.split(","):
+            low, sep, high = part.strip().partition("-")
+            first = int(low)
+            last = int(high) if sep else first
+            if first < 0 or last < first:
+                raise ValueError(part)
+            cpus.update(range(first, last + 1))
+    except ValueError:
+        raise UsageError(f"bad CPU list {text!r}", "write --cpuset-cpus as a list like 0-3,6") from None
+    return cpus
+
+
+# -- the whole config --------------------------------------------------------------------------------
+
+def image_settings(image_config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``config`` object of an OCI image config blob (or the object itself if already unwrapped)."""
+    inner = image_config.get("config") if isinstance(image_config, Mapping) else None
+    return inner if isinstance(inner, Mapping) else {}
+
+
+def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, container_dir: str,
+          host_env: Optional[Mapping[str, str]] = None, caller: Optional[Caller] = None,
+          cwd: Optional[str] = None) -> Dict[str, Any]:
+    """The OCI runtime config for *opts* in the container at *container_dir* (rootfs at *rootfs*)."""
+    image = image_settings(image_config)
+    host = os.environ if host_env is None else host_env
+    if opts.net not in NETS:
+        raise UsageError(f"unknown network mode {opts.net!r}", "use --net host or --net none")
+    if opts.runtime is not None and opts.runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {opts.runtime!r}", "use --runtime builtin, runc or crun")
+    if opts.hostauth and opts.containerauth:
+        raise UsageError("--hostauth and --containerauth exclude each other", "choose one of them")
+    volumes = [parse_volume(v, cwd) for v in opts.volumes]
+    args = process_args(image, opts.command, opts.entrypoint)
+    env = merge_env(image, opts, host)
+    cwd_in = workdir(image, opts.workdir)
+
+    mounts: List[Dict[str, Any]] = []
+    if opts.hostauth:
+        passwd_path, group_path = "/etc/passwd", "/etc/group"
+    elif opts.containerauth:
+        passwd_path = os.path.join(rootfs, "etc/passwd")
+        group_path = os.path.join(rootfs, "etc/group")
+    else:
+        caller = caller or Caller.current()
+        passwd_path, group_path = auth_files(rootfs, os.path.join(container_dir, "etc"), caller)
+    if not opts.containerauth:
+        mounts += [_ro_bind(passwd_path, "/etc/passwd"), _ro_bind(group_path, "/etc/group")]
+    if not opts.nosysdirs:
+        mounts += [_ro_bind(path, path) for path in HOST_FILES if os.path.exists(path)]
+    if opts.bindhome:
+        home = (caller.home if caller else None) or os.path.expanduser("~")
+        if not os.path.isdir(home):
+            raise UsageError(f"--bindhome: your home directory {home} does not exist",
+                             "drop --bindhome or bind another directory with -v")
+        mounts.append(Volume(home, home, False).mount())
+    mounts += [v.mount() for v in volumes]
+
+    user_spec = opts.user if opts.user is not None else (image.get("User") or "")
+    if user_spec:
+        uid, gid, home_in = resolve_user(user_spec, read_db(passwd_path), read_db(group_path))
+    else:
+        uid, gid, home_in = 0, 0, "/root"
+    env.setdefault("HOME", home_in)
+
+    annotations = dict(opts.annotations)
+    annotations[ANNOTATION_NET] = opts.net
+    if opts.runtime is not None:
+        annotations[ANNOTATION_RUNTIME] = opts.runtime
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
+    if opts.net == "none":
+        namespaces.append({"type": "network"})
+    config: Dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": {"terminal": bool(opts.terminal), "user": {"uid": uid, "gid": gid}, "args": args,
+                    "env": [f"{k}={v}" for k, v in env.items()], "cwd": cwd_in},
+        "root": {"path": "rootfs" if os.path.join(container_dir, "rootfs") == rootfs else rootfs,
+                 "readonly": False},
+        "mounts": mounts,
+        "linux": {"namespaces": namespaces},
+        "annotations": annotations,
+    }
+    if opts.hostname:
+        config["hostname"] = opts.hostname
+    return config
+
+
+def _ro_bind(source: str, destination: str) -> Dict[str, Any]:
+    return {"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro"]}
+

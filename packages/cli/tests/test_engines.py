@@ -1,0 +1,127 @@
+"""engines: discovery (module first, entry points as fallback) and the `auto` choice."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from hpcbox import engines
+from hpcbox.errors import UsageError
+
+
+class FakeEntryPoint:
+    def __init__(self, name, target, value="pkg.mod:engine"):
+        self.name, self._target, self.value = name, target, value
+
+    def load(self):
+        if isinstance(self._target, Exception):
+            raise self._target
+        return self._target
+
+
+class FakeEngine:
+    def __init__(self, name, ok=True, reason="fine"):
+        self.name, self.ok, self.reason = name, ok, reason
+
+    def available(self, **kwargs):
+        return self.ok, self.reason
+
+    def run(self, bundle, **kwargs):
+        return 0
+
+
+def test_runc_engine_loads_from_its_module():
+    import hpcbox_engine_runc
+
+    assert engines.load("runc", entry_points=[]) is hpcbox_engine_runc.engine
+
+
+def test_engine_packages_without_an_engine_object_explain_it():
+    engine = engines.load("ptrace", entry_points=[])
+    ok, reason = engine.available()
+    if hasattr(sys.modules.get("hpcbox_engine_ptrace"), "engine"):
+        pytest.skip("hpcbox-engine-ptrace has an engine now")
+    assert not ok and "hpcbox-engine-ptrace" in reason and "not built" in reason
+    with pytest.raises(engines.EngineUnavailableError, match="engine ptrace is not available: "):
+        engine.run("/nonexistent")
+
+
+def test_missing_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hpcbox_engine_preload", None)  # import fails
+    ok, reason = engines.load("preload", entry_points=[]).available()
+    assert not ok and "hpcbox-engine-preload is not installed" in reason
+
+
+def test_entry_point_fallback_and_third_party_engines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hpcbox_engine_singularity", types.ModuleType("hpcbox_engine_singularity"))
+    plugin = FakeEngine("singularity")
+    other = FakeEngine("gvisor")
+    eps = [FakeEntryPoint("singularity", plugin), FakeEntryPoint("gvisor", other)]
+    assert engines.load("singularity", entry_points=eps) is plugin
+    assert engines.load("gvisor", entry_points=eps) is other
+    assert engines.names(eps) == ["runc", "ptrace", "preload", "singularity", "gvisor"]
+
+
+def test_broken_entry_points_do_not_break_hpcbox():
+    eps = [FakeEntryPoint("bad", RuntimeError("boom")), FakeEntryPoint("odd", object())]
+    ok, reason = engines.load("bad", entry_points=eps).available()
+    assert not ok and "fails to load (RuntimeError: boom)" in reason
+    ok, reason = engines.load("odd", entry_points=eps).available()
+    assert not ok and "not an engine" in reason
+    ok, reason = engines.load("nothing", entry_points=eps).available()
+    assert not ok and "no engine of that name" in reason
+
+
+def test_check_never_raises_and_passes_the_runtime():
+    class Exploding(FakeEngine):
+        def available(self, **kwargs):
+            raise OSError("no /proc")
+
+    assert engines.check(Exploding("x")) == (False, "its availability check failed (OSError: no /proc)")
+    seen = {}
+
+    class Recording(FakeEngine):
+        def available(self, **kwargs):
+            seen.update(kwargs)
+            return True, "ok"
+
+    assert engines.check(Recording("runc"), runtime="crun") == (True, "ok")
+    assert seen == {"runtime": "crun"}
+
+
+@pytest.mark.parametrize("statuses, expected", [
+    ({"runc": (True, ""), "preload": (True, ""), "ptrace": (True, "")}, "runc"),
+    ({"runc": (False, ""), "preload": (True, ""), "ptrace": (True, "")}, "preload"),
+    ({"runc": (False, ""), "preload": (False, ""), "ptrace": (True, "")}, "ptrace"),
+    ({"runc": (False, ""), "preload": (False, ""), "ptrace": (False, ""), "singularity": (True, "")}, None),
+])
+def test_auto_order(statuses, expected):
+    assert engines.auto_choice(statuses) == expected
+
+
+def test_resolve():
+    name, engine = engines.resolve("auto")
+    assert name == "runc" and engine is engines.load("runc")
+    assert engines.resolve("runc")[0] == "runc"
+    with pytest.raises(UsageError, match="unknown engine 'docker'.*--engine auto"):
+        engines.resolve("docker")
+
+
+def test_auto_without_runc_says_why_each_failed(monkeypatch):
+    monkeypatch.setattr(engines, "load", lambda name, entry_points=None: engines._Missing(name, f"{name} says no"))
+    with pytest.raises(engines.EngineUnavailableError) as info:
+        engines.resolve("auto")
+    text = str(info.value)
+    assert "no engine works here" in text
+    for name in ("runc", "preload", "ptrace"):
+        assert f"{name}: {name} says no" in text
+
+
+def test_auto_falls_back_to_the_next_available(monkeypatch):
+    table = {"runc": engines._Missing("runc", "no userns"), "preload": FakeEngine("preload", False, "static"),
+             "ptrace": FakeEngine("ptrace")}
+    monkeypatch.setattr(engines, "load", lambda name, entry_points=None: table[name])
+    assert engines.resolve("auto") == ("ptrace", table["ptrace"])
+    assert engines.fallbacks("runc") == [("ptrace", table["ptrace"])]
+    assert engines.fallbacks("ptrace") == []

@@ -1,0 +1,302 @@
+"""runspec: image config + run options -> OCI runtime config (Docker's rules, udocker's options)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hpcbox import runspec
+from hpcbox.errors import UsageError
+from hpcbox.runspec import Caller, RunOptions
+
+CALLER = Caller(4242, 4343, "alice", "lab", "/home/alice", "/bin/bash")
+
+
+def image(**config):
+    return {"architecture": "amd64", "os": "linux", "config": config}
+
+
+@pytest.fixture
+def container(tmp_path):
+    """A container dir with a rootfs holding passwd/group like a Debian image."""
+    rootfs = tmp_path / "c" / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "bin").mkdir()
+    (rootfs / "bin/bash").write_text("")
+    (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                       "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                                       "app:x:1000:1001:App:/srv/app:/bin/sh\n")
+    (rootfs / "etc/group").write_text("root:x:0:\ndaemon:x:1:\nappgrp:x:1001:\nstaff:x:50:\n")
+    return tmp_path / "c"
+
+
+def build(container, img, opts, **kw):
+    kw.setdefault("host_env", {"HOME": "/home/alice", "SECRET": "s", "PATH": "/host/bin"})
+    kw.setdefault("caller", CALLER)
+    return runspec.build(img, opts, rootfs=str(container / "rootfs"), container_dir=str(container), **kw)
+
+
+# -- ENTRYPOINT / CMD ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("entry, cmd, command, entrypoint, expected", [
+    (None, ["sh"], [], None, ["sh"]),
+    (None, ["sh"], ["ls", "-l"], None, ["ls", "-l"]),
+    (["/ep"], ["a", "b"], [], None, ["/ep", "a", "b"]),
+    (["/ep"], ["a", "b"], ["c"], None, ["/ep", "c"]),
+    (["/ep"], ["a"], [], "/other", ["/other"]),              # --entrypoint drops the image's CMD
+    (["/ep"], ["a"], ["x", "y"], "/other", ["/other", "x", "y"]),
+    (["/ep"], ["a"], ["ls"], "", ["ls"]),                    # --entrypoint '' clears it
+    (None, "echo hi", [], None, ["/bin/sh", "-c", "echo hi"]),
+])
+def test_entrypoint_and_cmd(entry, cmd, command, entrypoint, expected):
+    cfg = {"Entrypoint": entry, "Cmd": cmd}
+    assert runspec.process_args(cfg, command, entrypoint) == expected
+
+
+@pytest.mark.parametrize("cfg, entrypoint", [({}, None), ({"Entrypoint": ["/ep"], "Cmd": ["x"]}, "")])
+def test_nothing_to_run_is_a_clear_error(cfg, entrypoint):
+    with pytest.raises(UsageError, match="nothing to run.*give a command"):
+        runspec.process_args(cfg, [], entrypoint)
+
+
+# -- environment ---------------------------------------------------------------------------------------
+
+def test_env_layers_in_order(tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\n\nA=from-file\nB=file\nSECRET\nEMPTY=\n")
+    opts = RunOptions(env=["B=opt", "C=c=d", "SECRET", "NOTSET"], env_files=[str(env_file)])
+    img = {"Env": ["A=img", "PATH=/img/bin", "Z=z"]}
+    env = runspec.merge_env(img, opts, {"SECRET": "hostsecret", "HOME": "/h"})
+    assert env == {"A": "from-file", "PATH": "/img/bin", "Z": "z", "B": "opt", "SECRET": "hostsecret",
+                   "EMPTY": "", "C": "c=d"}
+
+
+def test_hostenv_passes_the_host_environment_below_the_image():
+    env = runspec.merge_env({"Env": ["PATH=/img"]}, RunOptions(hostenv=True), {"PATH": "/host", "X": "1"})
+    assert env == {"PATH": "/img", "X": "1"}
+    env = runspec.merge_env({}, RunOptions(), {"X": "1"})
+    assert env == {"PATH": runspec.DEFAULT_PATH}
+
+
+def test_terminal_sets_term():
+    assert runspec.merge_env({}, RunOptions(terminal=True), {})["TERM"] == "xterm"
+
+
+@pytest.mark.parametrize("content, line", [("GOOD=1\nbad name=2\n", 2), ("=x\n", 1)])
+def test_bad_env_file_names_the_line(tmp_path, content, line):
+    path = tmp_path / "env"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=f"line {line}.*NAME=value"):
+        runspec.parse_env_file(str(path))
+
+
+def test_missing_env_file(tmp_path):
+    with pytest.raises(UsageError, match="cannot read env file .*--env-file"):
+        runspec.parse_env_file(str(tmp_path / "nope"))
+
+
+# -- workdir ---------------------------------------------------------------------------------------------
+
+def test_workdir():
+    assert runspec.workdir({}, None) == "/"
+    assert runspec.workdir({"WorkingDir": "/srv/"}, None) == "/srv"
+    assert runspec.workdir({"WorkingDir": "/srv"}, "/tmp") == "/tmp"
+    with pytest.raises(UsageError, match="not absolute"):
+        runspec.workdir({}, "rel/dir")
+
+
+# -- users -------------------------------------------------------------------------------------------------
+
+PASSWD = [line.split(":") for line in ["root:x:0:0:root:/root:/bin/sh", "app:x:1000:1001:App:/srv/app:/bin/sh"]]
+GROUP = [line.split(":") for line in ["root:x:0:", "appgrp:x:1001:", "staff:x:50:"]]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("root", (0, 0, "/root")),
+    ("0", (0, 0, "/root")),
+    ("app", (1000, 1001, "/srv/app")),
+    ("1000", (1000, 1001, "/srv/app")),
+    ("app:staff", (1000, 50, "/srv/app")),
+    ("app:7", (1000, 7, "/srv/app")),
+    ("5555", (5555, 0, "/")),         # unknown uid: Docker uses gid 0
+    ("5555:5556", (5555, 5556, "/")),
+])
+def test_resolve_user(spec, expected):
+    assert runspec.resolve_user(spec, PASSWD, GROUP) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nobody", "user 'nobody' is not in the container's /etc/passwd"),
+    ("app:nogroup", "group 'nogroup' is not in the container's /etc/group"),
+    (":5", "bad user"),
+])
+def test_resolve_user_errors(spec, message):
+    with pytest.raises(UsageError, match=message):
+        runspec.resolve_user(spec, PASSWD, GROUP)
+
+
+def test_caller_is_added_to_bound_copies(container):
+    before = (container / "rootfs/etc/passwd").read_text()
+    cfg = build(container, image(Cmd=["sh"]), RunOptions())
+    passwd = (container / "etc/passwd").read_text()
+    group = (container / "etc/group").read_text()
+    assert passwd.startswith(before)
+    assert passwd.endswith("alice:x:4242:4343:alice:/home/alice:/bin/bash\n")
+    assert group.endswith("lab:x:4343:\n")
+    assert (container / "rootfs/etc/passwd").read_text() == before  # the image is untouched
+    mounts = {m["destination"]: m for m in cfg["mounts"]}
+    assert mounts["/etc/passwd"]["source"] == str(container / "etc/passwd")
+    assert mounts["/etc/group"]["source"] == str(container / "etc/group")
+    assert "ro" in mounts["/etc/passwd"]["options"]
+    assert cfg["process"]["user"] == {"uid": 0, "gid": 0}
+
+
+def test_user_by_caller_name_and_shell_fallback(container):
+    caller = Caller(4242, 4343, "alice", "lab", "/home/alice", "/usr/bin/zsh")  # zsh not in the image
+    cfg = build(container, image(Cmd=["id"]), RunOptions(user="alice"), caller=caller)
+    assert cfg["process"]["user"] == {"uid": 4242, "gid": 4343}
+    assert "HOME=/home/alice" in cfg["process"]["env"]
+    assert (container / "etc/passwd").read_text().endswith(":/home/alice:/bin/sh\n")
+
+
+def test_caller_already_in_image_is_not_added_twice(container):
+    caller = Caller(1000, 1001, "app", "appgrp", "/home/app", "/bin/sh")
+    build(container, image(Cmd=["sh"]), RunOptions(), caller=caller)
+    assert (container / "etc/passwd").read_text() == (container / "rootfs/etc/passwd").read_text()
+
+
+def test_image_without_passwd_gets_root_and_caller(tmp_path):
+    rootfs = tmp_path / "c" / "rootfs"
+    rootfs.mkdir(parents=True)
+    cfg = runspec.build(image(Cmd=["/x"]), RunOptions(user="alice"), rootfs=str(rootfs),
+                        container_dir=str(tmp_path / "c"), host_env={}, caller=CALLER)
+    assert (tmp_path / "c/etc/passwd").read_text().splitlines()[0] == "root:x:0:0:root:/root:/bin/sh"
+    assert cfg["process"]["user"]["uid"] == 4242
+
+
+def test_image_user_is_the_default_and_u_overrides(container):
+    cfg = build(container, image(Cmd=["sh"], User="app"), RunOptions())
+    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1001}
+    assert "HOME=/srv/app" in cfg["process"]["env"]
+    cfg = build(container, image(Cmd=["sh"], User="app"), RunOptions(user="root"))
+    assert cfg["process"]["user"] == {"uid": 0, "gid": 0}
+    assert "HOME=/root" in cfg["process"]["env"]
+
+
+def test_hostauth_and_containerauth(container):
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(hostauth=True))
+    mounts = {m["destination"]: m["source"] for m in cfg["mounts"]}
+    assert mounts["/etc/passwd"] == "/etc/passwd" and mounts["/etc/group"] == "/etc/group"
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(containerauth=True, user="app"))
+    assert "/etc/passwd" not in {m["destination"] for m in cfg["mounts"]}
+    assert not (container / "etc").exists()
+    assert cfg["process"]["user"]["uid"] == 1000
+    with pytest.raises(UsageError, match="exclude each other"):
+        build(container, image(Cmd=["sh"]), RunOptions(hostauth=True, containerauth=True))
+
+
+# -- mounts ------------------------------------------------------------------------------------------------
+
+def test_parse_volume(tmp_path):
+    (tmp_path / "data").mkdir()
+    host = str(tmp_path / "data")
+    assert runspec.parse_volume(host) == runspec.Volume(host, host, False)
+    assert runspec.parse_volume(f"{host}:/mnt/") == runspec.Volume(host, "/mnt", False)
+    assert runspec.parse_volume(f"{host}:/mnt:ro") == runspec.Volume(host, "/mnt", True)
+    assert runspec.parse_volume(f"{host}:/mnt:rw") == runspec.Volume(host, "/mnt", False)
+    assert runspec.parse_volume("data:/d", cwd=str(tmp_path)) == runspec.Volume(host, "/d", False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{missing}:/mnt", "does not exist on this host"),
+    ("{data}:rel", "not absolute"),
+    ("{data}:/mnt:rx", "bad volume"),
+    ("{data}:/a:ro:x", "bad volume"),
+    (":/mnt", "bad volume"),
+])
+def test_parse_volume_errors(tmp_path, text, message):
+    (tmp_path / "data").mkdir()
+    text = text.format(missing=tmp_path / "missing", data=tmp_path / "data")
+    with pytest.raises(UsageError, match=message) as info:
+        runspec.parse_volume(text)
+    assert "-v/--volume" in str(info.value)
+
+
+def test_default_mounts_volumes_and_nosysdirs(container, tmp_path):
+    (tmp_path / "data").mkdir()
+    opts = RunOptions(["ls"], volumes=[f"{tmp_path / 'data'}:/data:ro"])
+    cfg = build(container, image(), opts)
+    dests = [m["destination"] for m in cfg["mounts"]]
+    expected_host = [p for p in runspec.HOST_FILES if os.path.exists(p)]
+    assert dests == ["/etc/passwd", "/etc/group", *expected_host, "/data"]
+    assert cfg["mounts"][-1] == {"destination": "/data", "type": "bind", "source": str(tmp_path / "data"),
+                                 "options": ["rbind", "ro"]}
+    cfg = build(container, image(), RunOptions(["ls"], nosysdirs=True))
+    assert [m["destination"] for m in cfg["mounts"]] == ["/etc/passwd", "/etc/group"]
+
+
+def test_bindhome(container, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    caller = Caller(4242, 4343, "alice", "lab", str(home), "/bin/sh")
+    cfg = build(container, image(), RunOptions(["ls"], bindhome=True, nosysdirs=True), caller=caller)
+    assert cfg["mounts"][-1]["source"] == str(home) and cfg["mounts"][-1]["destination"] == str(home)
+    caller = Caller(4242, 4343, "alice", "lab", str(tmp_path / "gone"), "/bin/sh")
+    with pytest.raises(UsageError, match="--bindhome"):
+        build(container, image(), RunOptions(["ls"], bindhome=True), caller=caller)
+
+
+@pytest.mark.parametrize("text, expected", [("0", {0}), ("0-2,5", {0, 1, 2, 5}), (" 1 , 3-3", {1, 3})])
+def test_parse_cpuset(text, expected):
+    assert runspec.parse_cpuset(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "a", "3-1", "-1", "1-"])
+def test_parse_cpuset_errors(text):
+    with pytest.raises(UsageError, match="--cpuset-cpus"):
+        runspec.parse_cpuset(text)
+
+
+# -- the whole config ---------------------------------------------------------------------------------------
+
+def test_full_config(container):
+    img = image(Entrypoint=["/docker-entrypoint.sh"], Cmd=["serve"], Env=["PATH=/usr/bin:/bin", "A=1"],
+                WorkingDir="/srv")
+    opts = RunOptions(["run", "--fast"], env=["B=2"], hostname="box", net="none", runtime="runc",
+                      terminal=True, annotations={"org.hpcbox.x": "y"})
+    cfg = build(container, img, opts)
+    assert cfg["ociVersion"] == runspec.OCI_VERSION
+    proc = cfg["process"]
+    assert proc["args"] == ["/docker-entrypoint.sh", "run", "--fast"]
+    assert proc["env"] == ["PATH=/usr/bin:/bin", "A=1", "B=2", "TERM=xterm", "HOME=/root"]
+    assert proc["cwd"] == "/srv" and proc["terminal"] is True
+    assert cfg["root"] == {"path": "rootfs", "readonly": False}
+    assert cfg["hostname"] == "box"
+    assert {"type": "network"} in cfg["linux"]["namespaces"]
+    assert cfg["annotations"] == {"org.hpcbox.x": "y", "org.hpcbox.net": "none",
+                                  "org.hpcbox.runc.runtime": "runc"}
+
+
+def test_host_network_and_default_runtime(container):
+    cfg = build(container, image(Cmd=["sh"]), RunOptions())
+    assert {"type": "network"} not in cfg["linux"]["namespaces"]
+    assert cfg["annotations"] == {"org.hpcbox.net": "host"}
+    assert "hostname" not in cfg
+
+
+@pytest.mark.parametrize("opts, message", [
+    (RunOptions(["sh"], net="bridge"), "--net host or --net none"),
+    (RunOptions(["sh"], runtime="docker"), "--runtime builtin, runc or crun"),
+])
+def test_bad_choices(container, opts, message):
+    with pytest.raises(UsageError, match=message):
+        build(container, image(), opts)
+
+
+def test_rebuild_keeps_auth_files_stable(container):
+    build(container, image(Cmd=["sh"]), RunOptions())
+    first = os.stat(container / "etc/passwd")
+    build(container, image(Cmd=["sh"]), RunOptions())
+    assert os.stat(container / "etc/passwd").st_ino == first.st_ino  # unchanged content: not rewritten
+    assert sorted(p.name for p in Path(container, "etc").iterdir()) == ["group", "passwd"]
