@@ -6,6 +6,7 @@ import sys
 import types
 
 import pytest
+
 from hpcbox import engines
 from hpcbox.errors import UsageError
 
@@ -54,7 +55,8 @@ def test_missing_package(monkeypatch):
 
 
 def test_entry_point_fallback_and_third_party_engines(monkeypatch):
-    monkeypatch.setitem(sys.modules, "hpcbox_engine_singularity", types.ModuleType("hpcbox_engine_singularity"))
+    empty = types.ModuleType("hpcbox_engine_singularity")
+    monkeypatch.setitem(sys.modules, "hpcbox_engine_singularity", empty)
     plugin = FakeEngine("singularity")
     other = FakeEngine("gvisor")
     eps = [FakeEntryPoint("singularity", plugin), FakeEntryPoint("gvisor", other)]
@@ -104,12 +106,15 @@ def test_resolve():
     name, engine = engines.resolve("auto")
     assert name == "runc" and engine is engines.load("runc")
     assert engines.resolve("runc")[0] == "runc"
-    with pytest.raises(UsageError, match="unknown engine 'docker'.*--engine auto"):
+    with pytest.raises(UsageError, match=r"unknown engine 'docker'.*--engine auto"):
         engines.resolve("docker")
 
 
 def test_auto_without_runc_says_why_each_failed(monkeypatch):
-    monkeypatch.setattr(engines, "load", lambda name, entry_points=None: engines._Missing(name, f"{name} says no"))
+    def load(name, entry_points=None):
+        return engines._Missing(name, f"{name} says no")
+
+    monkeypatch.setattr(engines, "load", load)
     with pytest.raises(engines.EngineUnavailableError) as info:
         engines.resolve("auto")
     text = str(info.value)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from hpcbox import runspec
 from hpcbox.errors import UsageError
 from hpcbox.runspec import Caller, RunOptions
@@ -56,7 +57,7 @@ def test_entrypoint_and_cmd(entry, cmd, command, entrypoint, expected):
 
 @pytest.mark.parametrize("cfg, entrypoint", [({}, None), ({"Entrypoint": ["/ep"], "Cmd": ["x"]}, "")])
 def test_nothing_to_run_is_a_clear_error(cfg, entrypoint):
-    with pytest.raises(UsageError, match="nothing to run.*give a command"):
+    with pytest.raises(UsageError, match=r"nothing to run.*give a command"):
         runspec.process_args(cfg, [], entrypoint)
 
 
@@ -92,7 +93,7 @@ def test_bad_env_file_names_the_line(tmp_path, content, line):
 
 
 def test_missing_env_file(tmp_path):
-    with pytest.raises(UsageError, match="cannot read env file .*--env-file"):
+    with pytest.raises(UsageError, match=r"cannot read env file .*--env-file"):
         runspec.parse_env_file(str(tmp_path / "nope"))
 
 
@@ -108,7 +109,8 @@ def test_workdir():
 
 # -- users -------------------------------------------------------------------------------------------------
 
-PASSWD = [line.split(":") for line in ["root:x:0:0:root:/root:/bin/sh", "app:x:1000:1001:App:/srv/app:/bin/sh"]]
+PASSWD = [line.split(":") for line in [
+    "root:x:0:0:root:/root:/bin/sh", "app:x:1000:1001:App:/srv/app:/bin/sh"]]
 GROUP = [line.split(":") for line in ["root:x:0:", "appgrp:x:1001:", "staff:x:50:"]]
 
 

@@ -19,7 +19,7 @@ from hpcbox.errors import HpcboxError, UsageError
 
 GROUP = "hpcbox.engines"
 KNOWN = ("runc", "ptrace", "preload", "singularity")
-CHOICES = ("auto",) + KNOWN
+CHOICES = ("auto", *KNOWN)
 AUTO_ORDER = ("runc", "preload", "ptrace")
 EXIT_ENGINE = 125  # what an engine returns when it failed before the program ran
 

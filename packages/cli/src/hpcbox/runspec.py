@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from hpcbox.errors import UsageError
 
@@ -73,13 +73,15 @@ class RunOptions:
         self.annotations = dict(annotations or {})
 
 
-class Caller:
+class Caller(NamedTuple):
     """The user running hpcbox, as it appears in the generated /etc/passwd and /etc/group."""
 
-    __slots__ = ("gid", "group", "home", "name", "shell", "uid")
-
-    def __init__(self, uid: int, gid: int, name: str, group: str, home: str, shell: str):
-        self.uid, self.gid, self.name, self.group, self.home, self.shell = uid, gid, name, group, home, shell
+    uid: int
+    gid: int
+    name: str
+    group: str
+    home: str
+    shell: str
 
     @classmethod
     def current(cls) -> Caller:
@@ -206,7 +208,7 @@ def resolve_user(spec: str, passwd: List[List[str]], group: List[List[str]]) -> 
     uid = _number(user)
     entry = None
     for fields in passwd:
-        if len(fields) >= 4 and ((uid is None and fields[0] == user) or (uid is not None and fields[2] == user)):
+        if len(fields) >= 4 and fields[0 if uid is None else 2] == user:
             entry = fields
             break
     if uid is None:
@@ -281,18 +283,10 @@ def _write_if_changed(path: str, text: str) -> None:
 
 # -- mounts ------------------------------------------------------------------------------------------
 
-class Volume:
-    __slots__ = ("destination", "readonly", "source")
-
-    def __init__(self, source: str, destination: str, readonly: bool):
-        self.source, self.destination, self.readonly = source, destination, readonly
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Volume) and (self.source, self.destination, self.readonly) == (
-            other.source, other.destination, other.readonly)
-
-    def __repr__(self) -> str:
-        return f"Volume({self.source!r}, {self.destination!r}, readonly={self.readonly})"
+class Volume(NamedTuple):
+    source: str
+    destination: str  # inside the container
+    readonly: bool
 
     def mount(self) -> Dict[str, Any]:
         return {"destination": self.destination, "type": "bind", "source": self.source,
