@@ -64,8 +64,11 @@ def ours(blob):
     return out
 
 
+FORMATS = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
+
+
 @settings(max_examples=150, deadline=None)
-@given(entries=members_st, fmt=st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]))  # noqa: E501
+@given(entries=members_st, fmt=st.sampled_from(FORMATS))
 def test_reads_exactly_what_tarfile_reads(entries, fmt):
     blob = build(entries, fmt)
     assert ours(blob) == reference(blob)
