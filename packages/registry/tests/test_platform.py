@@ -30,7 +30,7 @@ def test_parse_and_str():
     assert str(Platform.parse("arm64")) == "linux/arm64"
     assert str(Platform.parse("linux/x86_64")) == "linux/amd64"
     assert str(Platform.parse("Linux/ARMHF")) == "linux/arm/v7"
-    for bad in ("", "linux/", "/amd64", "a/b/c/d"):
+    for bad in ("", "linux", "linux/", "/amd64", "a/b/c/d"):
         with pytest.raises(PlatformNotFoundError) as err:
             Platform.parse(bad)
         assert "os/architecture" in str(err.value)

@@ -199,6 +199,7 @@ def test_connection_refused_is_a_connection_error_without_retries(client):
     with pytest.raises(RegistryConnectionError) as err:
         client.ping("127.0.0.1:9")
     assert "127.0.0.1:9" in str(err.value)
+    assert "Connection refused" in str(err.value) and "ConnectionPool" not in str(err.value)
     assert client.sleeps == []
 
 

@@ -82,7 +82,7 @@ class Platform:
     def parse(cls, text: str) -> Platform:
         """Parse ``os/arch[/variant]`` (e.g. ``linux/arm64/v8``); a bare ``arch`` means linux/arch."""
         parts = [p.strip() for p in str(text).strip().split("/")]
-        if len(parts) == 1 and parts[0]:
+        if len(parts) == 1 and parts[0].lower() in _ARCH_ALIASES:
             parts = ["linux", parts[0]]
         if len(parts) not in (2, 3) or not all(parts):
             from hpcbox_registry.errors import PlatformNotFoundError

@@ -14,6 +14,7 @@ import email.utils
 import ipaddress
 import os
 import random
+import re
 import tempfile
 import threading
 import time
@@ -604,6 +605,21 @@ def _is_permanent(exc: Optional[BaseException]) -> bool:
     )
 
 
+_CONN_PREFIX_RE = re.compile(r"^(?:<[^>]*>|\w*Connection(?:Pool)?\([^)]*\)): ")
+
+
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The root cause of a requests/urllib3 error, without the connection-pool wrapping."""
+    inner: object = exc
+    for _ in range(4):
+        args = getattr(inner, "args", ())
+        reason = getattr(inner, "reason", None)
+        if reason is not None and not isinstance(reason, str):
+            inner = reason
+        elif args and isinstance(args[0], BaseException):
+            inner = args[0]
+        else:
+            break
+    text = " ".join(str(inner).split())
+    text = _CONN_PREFIX_RE.sub("", text)
     return text if len(text) <= 160 else text[:157] + "..."
