@@ -1,0 +1,53 @@
+"""hpcbox create [--name N] [--platform P] IMAGE: extract an image into a new container (pulls if missing)."""
+
+from __future__ import annotations
+
+import sys
+
+from hpcbox import settings
+
+
+def pull_if_missing(args, store, text: str, platform_text=None) -> None:
+    """Pull *text* unless the store has it (for the requested platform, when one is given)."""
+    from hpcbox.commands import _local
+    from hpcbox.store import UnknownImageError
+
+    platform = None
+    if platform_text:
+        from hpcbox_registry import Platform
+
+        platform = Platform.parse(platform_text)
+    try:
+        image = _local.find(store, text)
+        if platform is None or not image.platform or (
+                image.platform.get("architecture") == platform.architecture
+                and image.platform.get("os") == platform.os):
+            return
+    except UnknownImageError:
+        pass
+    from hpcbox import progress
+    from hpcbox.store.pull import pull_image
+
+    ref = settings.parse_reference(text)
+    quiet = getattr(args, "quiet", False)
+    with settings.client(args) as client:
+        workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
+        pull_image(store, client, ref, platform=platform,
+                   progress=progress.for_stream(sys.stderr, quiet=quiet), workers=workers)
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore, check_name
+
+    if args.name is not None:
+        check_name(args.name)
+    store = settings.store(args)
+    pull_if_missing(args, store, args.image, args.platform)
+    platform = None
+    if args.platform:
+        from hpcbox_registry import Platform
+
+        platform = Platform.parse(args.platform)
+    container = ContainerStore(store).create(args.image, args.name, platform=platform)
+    sys.stdout.write(container.id + "\n")
+    return 0

@@ -1,0 +1,77 @@
+"""hpcbox export -o FILE CONTAINER: a tar of the container's rootfs (FILE '-' is stdout)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tarfile
+import tempfile
+
+from hpcbox import settings
+from hpcbox.errors import UsageError
+
+
+def _filter(info: tarfile.TarInfo):
+    info.uid = info.gid = 0  # unprivileged extraction kept no owners: give them to root, as images do
+    info.uname = info.gname = "root"
+    if info.name == ".":
+        return None
+    if info.name.startswith("./"):
+        info.name = info.name[2:]
+    return info
+
+
+def write_rootfs_tar(rootfs, handle) -> None:
+    with tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for root, dirs, files in os.walk(rootfs):
+            dirs.sort()
+            for name in sorted(dirs + files):
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, rootfs)
+                info = tar.gettarinfo(path, arcname=rel)
+                if info is None:  # sockets: not archivable
+                    continue
+                info = _filter(info)
+                if info.isreg():
+                    try:
+                        with open(path, "rb") as data:
+                            tar.addfile(info, data)
+                    except PermissionError:
+                        mode = stat.S_IMODE(os.lstat(path).st_mode)
+                        os.chmod(path, mode | 0o400)
+                        try:
+                            with open(path, "rb") as data:
+                                tar.addfile(info, data)
+                        finally:
+                            os.chmod(path, mode)
+                else:
+                    tar.addfile(info)
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore
+
+    if not args.output:
+        raise UsageError("no output file given", "use 'hpcbox export -o FILE CONTAINER' ('-o -' for stdout)")
+    c = ContainerStore(settings.store(args)).get(args.container)
+    if args.output == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a tar to a terminal", "redirect stdout or use -o FILE")
+        sys.stdout.flush()
+        with os.fdopen(os.dup(1), "wb") as out:
+            write_rootfs_tar(c.rootfs, out)
+        return 0
+    target = os.path.abspath(args.output)
+    fd, tmp = tempfile.mkstemp(prefix=".hpcbox-export-", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write_rootfs_tar(c.rootfs, out)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return 0

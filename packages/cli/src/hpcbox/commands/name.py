@@ -1,0 +1,12 @@
+"""hpcbox name CONTAINER NAME: give a container another name."""
+
+from __future__ import annotations
+
+from hpcbox import settings
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore
+
+    ContainerStore(settings.store(args)).add_name(args.container, args.name)
+    return 0

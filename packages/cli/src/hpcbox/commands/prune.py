@@ -1,0 +1,34 @@
+"""hpcbox prune [--containers]: remove unused blobs, leftovers of interrupted pulls/creates, temp files;
+with --containers also every container that is neither protected nor in use."""
+
+from __future__ import annotations
+
+import sys
+
+from hpcbox import output, settings
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore
+
+    store = settings.store(args)
+    cs = ContainerStore(store)
+    removed_containers = []
+    if args.containers:
+        for c in cs.list():
+            if c.protected or c.is_in_use():
+                continue
+            cs.remove(c.id)
+            removed_containers.append(c.id)
+    leftovers = cs.clean_leftovers()
+    blobs = store.gc()
+    temp_ok = store.clean_temp()
+    for cid in removed_containers:
+        sys.stdout.write(f"Deleted container: {cid}\n")
+    if leftovers:
+        sys.stdout.write(f"Removed {len(leftovers)} leftovers of interrupted creates/removals\n")
+    if blobs is None or not temp_ok:
+        sys.stderr.write("hpcbox: note: a pull is running; run prune again later to clean its area\n")
+    elif blobs:
+        sys.stdout.write(f"Freed {output.human_size(sum(s for _, s in blobs))} in {len(blobs)} blobs\n")
+    return 0

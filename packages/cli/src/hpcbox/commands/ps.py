@@ -1,0 +1,58 @@
+"""hpcbox ps [--json] [-q] [-s]: list the containers."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from hpcbox import output, settings
+
+
+def tree_size(path) -> int:
+    total = 0
+    seen = set()
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore
+
+    containers = ContainerStore(settings.store(args)).list()
+    if args.quiet:
+        for c in containers:
+            sys.stdout.write(c.short_id + "\n")
+        return 0
+    sizes = {c.id: tree_size(c.rootfs) for c in containers} if args.size else {}
+    if args.json:
+        rows = []
+        for c in containers:
+            row = {"id": c.id, "names": c.names, "image": c.image, "created": c.created,
+                   "protected": c.protected, "execmode": c.execmode, "settings": c.settings,
+                   "rootfs": str(c.rootfs)}
+            if args.size:
+                row["size"] = sizes[c.id]
+            rows.append(row)
+        output.print_json(rows)
+        return 0
+    headers = ["CONTAINER ID", "P", "MODE", "NAMES", "IMAGE", "CREATED"]
+    if args.size:
+        headers.append("SIZE")
+    table = []
+    for c in containers:
+        row = [c.short_id, "P" if c.protected else ".", c.execmode or "-", ",".join(c.names) or "-",
+               c.image.get("reference", "-"), c.created[:19].replace("T", " ")]
+        if args.size:
+            row.append(output.human_size(sizes[c.id]))
+        table.append(row)
+    output.table(headers, table)
+    return 0

@@ -1,0 +1,12 @@
+"""hpcbox rmname NAME: remove a container's name (the container stays)."""
+
+from __future__ import annotations
+
+from hpcbox import settings
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore
+
+    ContainerStore(settings.store(args)).remove_name(args.name)
+    return 0

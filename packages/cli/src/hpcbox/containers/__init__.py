@@ -1,0 +1,521 @@
+"""The container store: ``<home>/containers/<id>/`` holding ``rootfs/``, ``container.json``, ``config.json``.
+
+    from hpcbox.containers import ContainerStore
+    cs = ContainerStore(store)             # store: hpcbox.store.layout.Store
+    c = cs.create("busybox", name="box")   # the image must be in the store (the CLI pulls it first)
+    cs.get("box").rootfs                   # Path .../containers/<id>/rootfs
+
+Rules (see the README):
+
+- A container is built in ``containers/.create-<id>/`` while its creator holds ``locks/create-<id>.lock``,
+  and renamed to ``containers/<id>`` once complete, under ``locks/containers.lock`` (which also guards
+  names, so names stay unique). Only ``<64 hex>`` directories are containers: a killed create leaves
+  no container, and its leftover (whose lock nobody holds) is removed by the next create or by prune.
+- Removal renames ``<id>`` to ``.rm-<id>`` first (gone from listings at once), then deletes the tree,
+  making directories u+rwx on the way; a killed removal is finished by prune.
+- ``container.json`` is only rewritten atomically under ``containers.lock``.
+- Blobs a create reads are protected from garbage collection by holding the store's gc lock shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from hpcbox.errors import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE, HpcboxError
+from hpcbox.store.atomic import atomic_write_json
+from hpcbox.store.lock import FileLock, LockBusy
+
+__all__ = [
+    "AmbiguousContainerError",
+    "Container",
+    "ContainerError",
+    "ContainerExistsError",
+    "ContainerInUseError",
+    "ContainerStore",
+    "ProtectedError",
+    "UnknownContainerError",
+    "check_name",
+    "remove_tree",
+]
+
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+CREATE_PREFIX = ".create-"
+REMOVE_PREFIX = ".rm-"
+META = "container.json"
+
+
+class ContainerError(HpcboxError):
+    """A container operation failed; str() is one line naming the problem and the fix."""
+
+    def __init__(self, problem: str, fix: str = "", code: int = EXIT_FAILURE):
+        super().__init__(problem, fix, code)
+
+
+class UnknownContainerError(ContainerError):
+    def __init__(self, text: str):
+        super().__init__(f"no container {text!r}", "run 'hpcbox ps' to see the containers", EXIT_NOT_FOUND)
+
+
+class AmbiguousContainerError(ContainerError):
+    def __init__(self, text: str, count: int):
+        super().__init__(f"container id prefix {text!r} matches {count} containers",
+                         "give more digits or the name", EXIT_USAGE)
+
+
+class ContainerExistsError(ContainerError):
+    def __init__(self, name: str):
+        super().__init__(f"the name {name!r} is already used by a container",
+                         "choose another name, or free it with 'hpcbox rmname NAME'")
+
+
+class ProtectedError(ContainerError):
+    pass
+
+
+class ContainerInUseError(ContainerError):
+    pass
+
+
+def check_name(name: str) -> str:
+    """Names: a letter or digit, then letters, digits, ``_ . -`` (128 at most), and not a 64-hex id."""
+    if not _NAME_RE.match(name or "") or _ID_RE.match(name):
+        raise ContainerError(f"invalid container name {name!r}",
+                             "use letters, digits, '_', '.' or '-', starting with a letter or digit",
+                             EXIT_USAGE)
+    return name
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _make_writable(path: str) -> None:
+    with contextlib.suppress(OSError):
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+
+
+def remove_tree(path: os.PathLike[str] | str) -> None:
+    """Delete a tree made by an unprivileged user even where a directory lost its u+rwx bits."""
+    top = os.fspath(path)
+    if not os.path.lexists(top):
+        return
+    if not os.path.isdir(top) or os.path.islink(top):
+        os.unlink(top)
+        return
+
+    def onerror(func, failed, exc_info):  # a directory we cannot list or write: give it u+rwx, retry
+        exc = exc_info[1]
+        if isinstance(exc, FileNotFoundError):
+            return
+        if not isinstance(exc, PermissionError):
+            raise exc
+        _make_writable(os.path.dirname(failed))
+        _make_writable(failed)
+        if func in (os.rmdir, os.unlink) or func is os.lstat:
+            func(failed)
+        else:  # os.scandir/os.open of a directory: walk it again now that it is readable
+            shutil.rmtree(failed, onerror=onerror)
+
+    _make_writable(top)
+    shutil.rmtree(top, onerror=onerror)
+
+
+class Container:
+    """One complete container. Attributes mirror ``container.json``; see :meth:`ContainerStore.get`."""
+
+    def __init__(self, cs: ContainerStore, directory: Path, meta: Dict[str, Any]):
+        self._cs = cs
+        self.dir = directory
+        self._meta = meta
+
+    def __repr__(self) -> str:
+        return f"Container({self.short_id!r}, names={self.names!r})"
+
+    # the contract's attributes
+    id = property(lambda self: self._meta["id"])
+    short_id = property(lambda self: self._meta["id"][:12])
+    names = property(lambda self: list(self._meta.get("names") or []))
+    image = property(lambda self: dict(self._meta.get("image") or {}))
+    image_config = property(lambda self: dict(self._meta.get("image_config") or {}))
+    created = property(lambda self: str(self._meta.get("created") or ""))
+    protected = property(lambda self: bool(self._meta.get("protected")))
+    execmode = property(lambda self: self._meta.get("execmode"))
+    settings = property(lambda self: dict(self._meta.get("settings") or {}))
+
+    @property
+    def rootfs(self) -> Path:
+        return self.dir / "rootfs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.json"
+
+    def as_dict(self) -> Dict[str, Any]:
+        return json.loads(json.dumps(self._meta))
+
+    def update(self, **fields: Any) -> None:
+        """Rewrite ``container.json`` with *fields* changed, atomically and under the containers lock.
+
+        ``id`` and ``names`` cannot be changed here (use the store's name methods).
+        """
+        bad = {"id", "names"} & set(fields)
+        if bad:
+            raise ValueError(f"update() cannot change {sorted(bad)}; use ContainerStore.add_name/rename")
+        with self._cs.lock():
+            meta = self._cs._read_meta(self.dir)
+            if meta is None:
+                raise UnknownContainerError(self.id)
+            meta.update(json.loads(json.dumps(fields)))
+            self._cs._write_meta(self.dir, meta)
+            self._meta = meta
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) while a process runs in the container: ``rm`` without -f then refuses."""
+        with FileLock(self.dir / ".in-use.lock", shared=True):
+            yield
+
+    def is_in_use(self) -> bool:
+        lock = FileLock(self.dir / ".in-use.lock", blocking=False)
+        try:
+            lock.acquire()
+        except LockBusy:
+            return True
+        except OSError:
+            return False
+        lock.release()
+        return False
+
+
+class ContainerStore:
+    """The containers of one :class:`hpcbox.store.layout.Store`."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.dir = Path(store.containers_dir)
+
+    # -- locks and metadata ----------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.store.locks_dir.mkdir(parents=True, exist_ok=True)
+
+    def lock(self) -> FileLock:
+        self._prepare()
+        return FileLock(self.store.locks_dir / "containers.lock")
+
+    def _create_lock(self, cid: str, blocking: bool = True) -> FileLock:
+        return FileLock(self.store.locks_dir / f"create-{cid}.lock", blocking=blocking)
+
+    @staticmethod
+    def _read_meta(directory: Path) -> Optional[Dict[str, Any]]:
+        try:
+            meta = json.loads((directory / META).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and _ID_RE.match(str(meta.get("id", ""))) else None
+
+    def _write_meta(self, directory: Path, meta: Dict[str, Any]) -> None:
+        atomic_write_json(directory / META, meta)
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def list(self) -> List[Container]:
+        """Complete containers, oldest first."""
+        out = []
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if not _ID_RE.match(entry.name):
+                continue
+            meta = self._read_meta(Path(entry.path))
+            if meta is not None and meta["id"] == entry.name:
+                out.append(Container(self, Path(entry.path), meta))
+        out.sort(key=lambda c: (c.created, c.id))
+        return out
+
+    def get(self, text: str) -> Container:
+        """By name, full id, or a unique id prefix."""
+        if not text:
+            raise UnknownContainerError(text)
+        containers = self.list()
+        for c in containers:
+            if text in c.names:
+                return c
+        for c in containers:
+            if c.id == text:
+                return c
+        if re.match(r"^[0-9a-f]+$", text):
+            hits = [c for c in containers if c.id.startswith(text)]
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                raise AmbiguousContainerError(text, len(hits))
+        raise UnknownContainerError(text)
+
+    def _name_owner(self, name: str) -> Optional[Container]:
+        return next((c for c in self.list() if name in c.names), None)
+
+    # -- create ------------------------------------------------------------------------------------
+
+    def create(self, image_name_or_id: str, name: Optional[str] = None, *, platform: Any = None,
+               on_progress: Any = None) -> Container:
+        """Extract the stored image into a new container; see the module docstring for the guarantees."""
+        from hpcbox.commands import _local
+
+        if name is not None:
+            check_name(name)
+        store = self.store
+        self._prepare()
+        self.clean_leftovers()
+        with store.gc_lock(shared=True):
+            image = _local.find(store, image_name_or_id)
+            _check_platform(image, platform, image_name_or_id)
+            manifest = json.loads(store.read_blob(image.manifest_digest))
+            if "layers" not in manifest:
+                raise ContainerError(f"image {image_name_or_id} is an index, not one image",
+                                     "pull it again with --platform")
+            config_digest = (manifest.get("config") or {}).get("digest", "")
+            config = json.loads(store.read_blob(config_digest)) if config_digest else {}
+            meta = {
+                "id": "",
+                "names": [name] if name else [],
+                "image": {
+                    "reference": image.tags[0] if image.tags else (image.names[0] if image.names
+                                                                   else image_name_or_id),
+                    "manifest": image.manifest_digest,
+                    "config": config_digest,
+                },
+                "image_config": config,
+                "created": "",
+                "protected": False,
+                "execmode": None,
+                "settings": {},
+            }
+
+            def fill(rootfs: Path) -> None:
+                from hpcbox_layers import Layer, apply_layers
+
+                layers = [Layer(store.blob_path(d["digest"]), d.get("mediaType"))
+                          for d in manifest.get("layers") or []]
+                missing = [str(x.source) for x in layers if not os.path.exists(x.source)]
+                if missing:
+                    raise ContainerError(f"layer blob {missing[0]} is missing from the store",
+                                         "pull the image again", 6)
+                apply_layers(rootfs, layers, on_progress=on_progress)
+
+            return self._build(meta, fill)
+
+    def _build(self, meta: Dict[str, Any], fill: Any) -> Container:
+        cid = secrets.token_hex(32)
+        meta["id"] = cid
+        meta["created"] = _now()
+        work = self.dir / f"{CREATE_PREFIX}{cid}"
+        with self._create_lock(cid):
+            try:
+                work.mkdir()
+                (work / "rootfs").mkdir()
+                fill(work / "rootfs")
+                self._write_meta(work, meta)
+                with self.lock():
+                    for name in meta["names"]:
+                        if self._name_owner(name) is not None:
+                            raise ContainerExistsError(name)
+                    os.rename(work, self.dir / cid)
+                with contextlib.suppress(OSError):
+                    fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+                    os.fsync(fd)
+                    os.close(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    remove_tree(work)
+                raise
+        with contextlib.suppress(OSError):
+            os.unlink(self.store.locks_dir / f"create-{cid}.lock")
+        return Container(self, self.dir / cid, meta)
+
+    def clone(self, source: str, name: Optional[str] = None) -> Container:
+        """A new container with a copy of *source*'s rootfs and settings (hardlinks, symlinks, modes kept)."""
+        if name is not None:
+            check_name(name)
+        self._prepare()
+        original = self.get(source)
+        meta = original.as_dict()
+        meta.update(names=[name] if name else [], protected=False, cloned_from=original.id)
+
+        def fill(rootfs: Path) -> None:
+            copy_tree(original.rootfs, rootfs)
+            if original.config_path.exists():
+                shutil.copyfile(original.config_path, rootfs.parent / "config.json")
+
+        return self._build(meta, fill)
+
+    # -- names -------------------------------------------------------------------------------------
+
+    def add_name(self, id_or_name: str, name: str) -> Container:
+        check_name(name)
+        with self.lock():
+            c = self.get(id_or_name)
+            owner = self._name_owner(name)
+            if owner is not None:
+                if owner.id == c.id:
+                    return c
+                raise ContainerExistsError(name)
+            meta = c.as_dict()
+            meta["names"] = [*meta.get("names", []), name]
+            self._write_meta(c.dir, meta)
+            return Container(self, c.dir, meta)
+
+    def remove_name(self, name: str) -> Container:
+        with self.lock():
+            c = self._name_owner(name)
+            if c is None:
+                raise ContainerError(f"no container is named {name!r}", "run 'hpcbox ps' to see the names",
+                                     EXIT_NOT_FOUND)
+            meta = c.as_dict()
+            meta["names"] = [n for n in meta["names"] if n != name]
+            self._write_meta(c.dir, meta)
+            return Container(self, c.dir, meta)
+
+    def rename(self, old: str, new: str) -> Container:
+        check_name(new)
+        with self.lock():
+            c = self.get(old)
+            owner = self._name_owner(new)
+            if owner is not None and owner.id != c.id:
+                raise ContainerExistsError(new)
+            meta = c.as_dict()
+            names = [n for n in meta.get("names", []) if n != new]
+            if old in names:
+                names[names.index(old)] = new
+            elif names:
+                names[0] = new
+            else:
+                names = [new]
+            meta["names"] = names
+            self._write_meta(c.dir, meta)
+            return Container(self, c.dir, meta)
+
+    # -- removal and cleanup -----------------------------------------------------------------------
+
+    def remove(self, id_or_name: str, force: bool = False) -> Container:
+        """Remove a container. Protected ones are refused (even with *force*); in-use ones unless *force*."""
+        with self.lock():
+            c = self.get(id_or_name)
+            if c.protected:
+                raise ProtectedError(f"container {id_or_name} is protected",
+                                     f"run 'hpcbox unprotect {id_or_name}' first")
+            if not force and c.is_in_use():
+                raise ContainerInUseError(f"container {id_or_name} is in use by a running process",
+                                          "stop it first, or use 'hpcbox rm -f'")
+            doomed = self.dir / f"{REMOVE_PREFIX}{c.id}"
+            os.rename(c.dir, doomed)
+        remove_tree(doomed)
+        return c
+
+    def clean_leftovers(self) -> List[str]:
+        """Remove what killed creates and removals left behind (never a create that still runs)."""
+        removed = []
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if entry.name.startswith(REMOVE_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    remove_tree(entry.path)
+                    removed.append(entry.name)
+            elif entry.name.startswith(CREATE_PREFIX):
+                cid = entry.name[len(CREATE_PREFIX):]
+                lock = self._create_lock(cid, blocking=False)
+                try:
+                    lock.acquire()
+                except LockBusy:
+                    continue  # still being created
+                except OSError:
+                    continue
+                try:
+                    if os.path.lexists(entry.path):
+                        remove_tree(entry.path)
+                        removed.append(entry.name)
+                finally:
+                    lock.release()
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.store.locks_dir / f"create-{cid}.lock")
+        return removed
+
+
+def _check_platform(image: Any, platform: Any, text: str) -> None:
+    if platform is None or not image.platform:
+        return
+    want = {"os": getattr(platform, "os", None), "architecture": getattr(platform, "architecture", None)}
+    have = image.platform
+    for key, value in want.items():
+        if value and have.get(key) and have.get(key) != value:
+            shown = "/".join(x for x in (have.get("os"), have.get("architecture"), have.get("variant")) if x)
+            raise ContainerError(f"image {text} in the store is for {shown}",
+                                 "pull it again with --platform, or omit --platform")
+
+
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy a rootfs: regular files, directories, symlinks verbatim, hardlinks as hardlinks; modes
+    and mtimes kept; device nodes (which unprivileged extraction never makes) skipped."""
+    inodes: Dict[tuple, str] = {}
+    dest.mkdir(exist_ok=True)
+    dirs = []
+    for root, subdirs, files in os.walk(source, followlinks=False):
+        rel = os.path.relpath(root, source)
+        out_root = dest if rel == "." else dest / rel
+        for name in subdirs + files:
+            src = os.path.join(root, name)
+            dst = os.path.join(out_root, name)
+            st = os.lstat(src)
+            if stat.S_ISDIR(st.st_mode):
+                os.mkdir(dst, 0o700)
+                dirs.append((dst, st))
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(src), dst)
+                with contextlib.suppress(OSError, NotImplementedError):
+                    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in inodes:
+                    os.link(inodes[key], dst)
+                    continue
+                try:
+                    shutil.copyfile(src, dst, follow_symlinks=False)
+                except PermissionError:
+                    os.chmod(src, stat.S_IMODE(st.st_mode) | 0o600)
+                    try:
+                        shutil.copyfile(src, dst, follow_symlinks=False)
+                    finally:
+                        os.chmod(src, stat.S_IMODE(st.st_mode))
+                os.chmod(dst, stat.S_IMODE(st.st_mode))
+                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+                if st.st_nlink > 1:
+                    inodes[key] = dst
+            else:
+                continue
+        # directories whose subdirs os.walk cannot enter (0000) are fixed by layers already
+    for dst, st in reversed(dirs):
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with contextlib.suppress(OSError):
+        st = os.stat(source)
+        os.chmod(dest, stat.S_IMODE(st.st_mode))
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+
