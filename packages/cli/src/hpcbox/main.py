@@ -52,10 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     p.add_argument("-q", "--quiet", action="store_true", help="print image ids only")
 
-    p = command("inspect", "inspect", "show an image's config and manifest as JSON")
+    p = command("inspect", "inspect", "show an image's (or a container's) config and metadata as JSON")
     p.add_argument("-f", "--format", metavar="TEMPLATE",
                    help="print only the fields named like {{.Config.config.Env}}")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--type", choices=("image", "container"), help="look only for this kind of object")
+    p.add_argument("image", metavar="IMAGE|CONTAINER")
 
     p = command("rmi", "rmi", "remove images (their blobs go when no image needs them)")
     p.add_argument("-f", "--force", action="store_true", help="remove an image that has several names by id")
@@ -87,9 +88,78 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--raw", action="store_true", help="print the bytes exactly as served")
     mi.add_argument("image", metavar="IMAGE")
 
+    _lifecycle_commands(command)
+
     p = command("version", "version", "print versions of hpcbox and its packages")
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _lifecycle_commands(command) -> None:
+    """The container lifecycle and image archive commands (udocker's names and options)."""
+    p = command("create", "create", "extract an image into a new container (pulls the image if missing)")
+    p.add_argument("--name", metavar="NAME", help="a name for the container")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="platform of the image (default: this host)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output when pulling")
+    p.add_argument("image", metavar="IMAGE")
+
+    p = command("ps", "ps", "list the containers")
+    p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
+    p.add_argument("-q", "--quiet", action="store_true", help="print container ids only")
+    p.add_argument("-s", "--size", action="store_true", help="show the disk usage of each container")
+
+    p = command("rm", "rm", "remove containers (protected ones are refused)")
+    p.add_argument("-f", "--force", action="store_true", help="remove even if a process uses it")
+    p.add_argument("containers", metavar="CONTAINER", nargs="+")
+
+    p = command("name", "name", "give a container a name")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("name", metavar="NAME")
+
+    p = command("rmname", "rmname", "remove a container's name (the container stays)")
+    p.add_argument("name", metavar="NAME")
+
+    p = command("rename", "rename", "rename a container")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+
+    p = command("clone", "clone", "copy a container into a new one")
+    p.add_argument("--name", metavar="NAME", help="a name for the new container")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = command("export", "export", "write a container's root filesystem as a tar")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the tar file ('-' for stdout)")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = command("import", "import_image", "make a single-layer image (or a container) from a rootfs tar")
+    p.add_argument("--tocontainer", action="store_true", help="make a container directly, no image")
+    p.add_argument("--name", metavar="NAME", help="with --tocontainer: a name for the container")
+    p.add_argument("file", metavar="FILE", help="tar, tar.gz or tar.zst of a root filesystem ('-' for stdin)")
+    p.add_argument("image", metavar="IMAGE[:TAG]")
+
+    p = command("load", "load", "load images from a docker-archive or OCI archive tar")
+    p.add_argument("-i", "--input", metavar="FILE", required=True, help="the archive ('-' for stdin)")
+
+    p = command("save", "save", "write images as a docker-archive (default) or an OCI archive")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the tar file ('-' for stdout)")
+    p.add_argument("--format", choices=("docker", "oci"), default="docker", help="archive format")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+
+    p = command("verify", "verify", "check an image's blobs (digests, sizes) and its layers' diff_ids")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+
+    for verb, text in (("protect", "protect an image or container against rm/rmi"),
+                       ("unprotect", "allow removing an image or container again")):
+        p = command(verb, "protect", text)
+        p.add_argument("target", metavar="IMAGE|CONTAINER")
+
+    p = command("prune", "prune", "remove unused blobs and leftovers of interrupted pulls and creates")
+    p.add_argument("--containers", action="store_true",
+                   help="also remove every container that is neither protected nor in use")
+
+    p = command("mkrepo", "mkrepo", "create an empty store in DIR (use it with --home DIR)")
+    p.add_argument("directory", metavar="DIR")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -55,9 +55,39 @@ def render(template: str, value: Any) -> str:
     return _FIELD.sub(lookup, template)
 
 
+def describe_container(c) -> dict:
+    return {"Id": c.id, "Names": c.names, "Created": c.created, "Image": c.image, "Protected": c.protected,
+            "ExecMode": c.execmode, "Settings": c.settings, "Rootfs": str(c.rootfs), "Dir": str(c.dir),
+            "Config": c.image_config}
+
+
+def _find(store, args) -> dict:
+    """The image named *args.image*; else (or with ``--type container``) the container of that name/id."""
+    from hpcbox.store import UnknownImageError
+
+    kind = getattr(args, "type", None)
+    if kind != "container":
+        try:
+            return describe(store, _local.find(store, args.image))
+        except UnknownImageError:
+            if kind == "image":
+                raise
+    from hpcbox.containers import ContainerStore, UnknownContainerError
+
+    try:
+        return describe_container(ContainerStore(store).get(args.image))
+    except UnknownContainerError:
+        if kind == "container":
+            raise
+    from hpcbox.errors import EXIT_NOT_FOUND, HpcboxError
+
+    raise HpcboxError(f"no image or container {args.image!r}",
+                      "run 'hpcbox images' or 'hpcbox ps' to see them", EXIT_NOT_FOUND) from None
+
+
 def run(args) -> int:
     store = settings.store(args)
-    info = describe(store, _local.find(store, args.image))
+    info = _find(store, args)
     if args.format:
         sys.stdout.write(render(args.format, info) + "\n")
     else:

@@ -11,6 +11,10 @@ from hpcbox.errors import EXIT_OK, HpcboxError, describe
 
 def _remove_one(store, text: str, force: bool) -> None:
     image = _local.find(store, text)
+    from hpcbox.containers.images import is_image_protected
+
+    if is_image_protected(store, image):
+        raise HpcboxError(f"image {text} is protected", f"run 'hpcbox unprotect {text}' first", 1)
     names = []
     try:
         names = _local.canonical_names(text)
