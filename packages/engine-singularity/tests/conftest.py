@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from singularity_standin import make_standin  # noqa: E402
+from singularity_standin import CALLER, make_standin, run_bundle
 
-from hpcbox_engine_singularity import SingularityEngine  # noqa: E402
-
-CALLER = 4321  # the uid the engine believes it runs as, so uid-dependent choices are deterministic
+from hpcbox_engine_singularity import SingularityEngine
 
 
 @pytest.fixture
@@ -70,25 +67,6 @@ def make_bundle(rootfs, tmp_path):
         return bundle
 
     return make
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str):
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self):
-        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
-
-
-def run_bundle(engine, bundle, stdin_text: str = "") -> Result:
-    """engine.run() with stdin from a file and stdout/stderr captured in files."""
-    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
-        fin.write(stdin_text.encode())
-        fin.seek(0)
-        code = engine.run(bundle, stdin=fin, stdout=fout, stderr=ferr)
-        fout.seek(0)
-        ferr.seek(0)
-        return Result(code, fout.read().decode(), ferr.read().decode())
 
 
 @pytest.fixture

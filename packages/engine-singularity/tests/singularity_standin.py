@@ -11,11 +11,13 @@ exit statuses, signal deaths, stdin and signal delivery pass through for real.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
+
+CALLER = 4321  # the uid tests tell the engine it runs as, so uid-dependent choices are deterministic
 
 # name: (short letter or "", takes a value, help text)
 ALL_OPTIONS = {
@@ -34,7 +36,7 @@ ALL_OPTIONS = {
     "pid": ("p", False, "run container in a new PID namespace"),
     "pwd": ("", True, "initial working directory for payload process inside the container"),
     "rocm": ("", False, "enable experimental Rocm support"),
-    "scratch": ("S", True, "include a scratch directory within the container that is linked to a temporary dir"),
+    "scratch": ("S", True, "include a scratch directory within the container, linked to a temporary dir"),
     "userns": ("u", False, "run container in a new user namespace"),
     "uts": ("", False, "run container in a new UTS namespace"),
     "writable": ("w", False, "by default all Apptainer containers are available as read only"),
@@ -184,3 +186,22 @@ def make_standin(directory: Path, kind: str = "apptainer-1.2.5", *, name: Option
                                   legacy=kind.endswith("2.6.1"), options=options, record=str(record)))
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return StandIn(path, record, kind)
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+def run_bundle(engine, bundle, stdin_text: str = "") -> Result:
+    """engine.run() with stdin from a file and stdout/stderr captured in files."""
+    with tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        fin.write(stdin_text.encode())
+        fin.seek(0)
+        code = engine.run(bundle, stdin=fin, stdout=fout, stderr=ferr)
+        fout.seek(0)
+        ferr.seek(0)
+        return Result(code, fout.read().decode(), ferr.read().decode())

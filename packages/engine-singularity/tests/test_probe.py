@@ -59,7 +59,8 @@ Examples:
 
 
 def test_parse_features_old_layout():
-    text = "EXEC OPTIONS:\n    -B/--bind <spec>   A user-bind\n    -e/--cleanenv  Clean\n        --nv   Nvidia\n"
+    text = ("EXEC OPTIONS:\n    -B/--bind <spec>   A user-bind\n    -e/--cleanenv  Clean\n"
+            "        --nv   Nvidia\n")
     assert parse_features(text) == {"bind", "cleanenv", "nv"}
 
 
@@ -91,7 +92,7 @@ def test_find_binary_override_by_path_and_by_name(standin):
 
 
 def test_find_binary_bad_override(tmp_path):
-    with pytest.raises(UnavailableError, match=r"HPCBOX_SINGULARITY=/no/such is not an executable file: point"):
+    with pytest.raises(UnavailableError, match=r"HPCBOX_SINGULARITY=/no/such is not an executable file: "):
         find_binary({"PATH": str(tmp_path), "HPCBOX_SINGULARITY": "/no/such"})
 
 
