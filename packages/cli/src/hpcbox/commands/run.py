@@ -1,0 +1,157 @@
+"""hpcbox run [options] IMAGE|CONTAINER [COMMAND [ARG...]]
+
+An existing container (name, id or unique id prefix) is run as it is; anything else is taken for an
+image, pulled when missing (``--pull``), and created into a new container first. The OCI runtime config
+is built by :mod:`hpcbox.runspec`, written to ``<container>/config.json`` and handed to the engine. The
+container's exit status (or 128+signal) is hpcbox's.
+
+This is the hot path of hpcbox: keep imports lazy (``python -X importtime -m hpcbox run C /bin/true``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from hpcbox import settings
+from hpcbox.errors import HpcboxError, UsageError
+
+
+def run(args) -> int:
+    from hpcbox.containers import ContainerStore, UnknownContainerError
+
+    store = settings.store(args)
+    cs = ContainerStore(store)
+    try:
+        container = cs.get(args.target)
+    except UnknownContainerError:
+        container = None
+    if container is not None:
+        if args.name:
+            raise UsageError(f"--name is for a new container, but {args.target!r} is an existing container",
+                             f"rename it with 'hpcbox rename {args.target} {args.name}'")
+    else:
+        container = _create(args, store, cs)
+    try:
+        return _run(args, container)
+    finally:
+        if args.rm:
+            _remove(cs, container)
+
+
+def _create(args, store, cs):
+    from hpcbox.containers import check_name
+
+    if args.name is not None:
+        check_name(args.name)
+    platform = None
+    if args.platform:
+        from hpcbox_registry import Platform
+
+        platform = Platform.parse(args.platform)
+    _pull(args, store, platform)
+    return cs.create(args.target, args.name, platform=platform)
+
+
+def _pull(args, store, platform) -> None:
+    """``--pull missing`` (default), ``never`` or ``always``."""
+    from hpcbox.commands import _local
+    from hpcbox.store import UnknownImageError
+
+    if args.pull != "always":
+        try:
+            image = _local.find(store, args.target)
+            arch = (image.platform or {}).get("architecture")
+            if platform is None or not arch or arch == platform.architecture:
+                return
+        except UnknownImageError:
+            if args.pull == "never":
+                raise UsageError(f"no container or image {args.target!r} here and --pull never was given",
+                                 "pull the image first with 'hpcbox pull', or drop --pull never") from None
+    from hpcbox import progress
+    from hpcbox.store.pull import pull_image
+
+    ref = settings.parse_reference(args.target)
+    with settings.client(args) as client:
+        workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
+        pull_image(store, client, ref, platform=platform,
+                   progress=progress.for_stream(sys.stderr, quiet=args.quiet), workers=workers)
+
+
+def _remove(cs, container) -> None:
+    from hpcbox.containers import ContainerError
+
+    try:
+        cs.remove(container.id, force=True)
+    except ContainerError as exc:  # e.g. protected: the run's own status still counts
+        sys.stderr.write(f"hpcbox: warning: --rm: {exc}\n")
+
+
+def options(args, container_settings):
+    from hpcbox.runspec import RunOptions
+
+    return RunOptions(
+        args.command, entrypoint=args.entrypoint, env=args.env, env_files=args.env_file, workdir=args.workdir,
+        user=args.user, volumes=args.volume, hostenv=args.hostenv, hostauth=args.hostauth,
+        containerauth=args.containerauth, bindhome=args.bindhome, nosysdirs=args.nosysdirs,
+        hostname=args.hostname, net=args.net, runtime=args.runtime or container_settings.get("runtime"),
+        terminal=args.tty, annotations=container_settings.get("annotations"))
+
+
+def _run(args, container) -> int:
+    from hpcbox import engines, runspec
+
+    chosen = container.settings
+    opts = options(args, chosen)
+    config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
+                           container_dir=str(container.dir))
+    _write_config(container.config_path, config)
+    if args.cpuset_cpus:
+        cpus = runspec.parse_cpuset(args.cpuset_cpus)
+        try:
+            os.sched_setaffinity(0, cpus)  # inherited by the engine and the container
+        except OSError as exc:
+            allowed = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+            raise UsageError(f"cannot use CPUs {args.cpuset_cpus} ({exc.strerror})",
+                             f"choose among the CPUs this job may use: {allowed}") from None
+    requested = args.engine or chosen.get("engine") or "auto"
+    name, engine = engines.resolve(requested, opts.runtime)
+    with container.in_use():
+        status = _start(name, engine, config, str(container.dir), opts.runtime)
+        if status == engines.EXIT_ENGINE:
+            ok, reason = engines.check(engine, opts.runtime)
+            if ok:
+                return status
+            if requested == "auto":
+                for other, fallback in engines.fallbacks(name, opts.runtime):
+                    return _start(other, fallback, config, str(container.dir), opts.runtime)
+            raise engines.EngineUnavailableError(name, reason)
+        return status
+
+
+def _start(name, engine, config, bundle_dir, runtime) -> int:
+    from hpcbox import engines
+
+    try:
+        return int(engine.run(config, bundle_dir=bundle_dir))
+    except engines.EngineUnavailableError:
+        raise
+    except Exception as exc:
+        from_engine = type(exc).__module__.startswith(f"hpcbox_engine_{name}")
+        if not from_engine and "Engine" not in type(exc).__name__:
+            raise
+        text = " ".join(str(exc).split())
+        ok, reason = engines.check(engine, runtime)
+        if not ok:
+            raise engines.EngineUnavailableError(name, reason) from None
+        raise HpcboxError(f"engine {name} cannot run the container: {text}",
+                          "" if ";" in text else "see 'hpcbox info'", engines.EXIT_ENGINE) from None
+
+
+def _write_config(path, config) -> None:
+    import json
+
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=1)
+    os.replace(temp, path)
