@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _lifecycle_commands(command)
 
+    _run_commands(command)
+
     p = command("version", "version", "print versions of hpcbox and its packages")
     p.add_argument("--json", action="store_true")
     return parser
@@ -160,6 +162,48 @@ def _lifecycle_commands(command) -> None:
 
     p = command("mkrepo", "mkrepo", "create an empty store in DIR (use it with --home DIR)")
     p.add_argument("directory", metavar="DIR")
+
+
+def _run_commands(command) -> None:
+    """run, setup and info: running containers and choosing engines."""
+    p = command("run", "run", "run a command in a container (an image becomes a new container first)")
+    p.add_argument("--rm", action="store_true", help="remove the container afterwards (also on failure)")
+    p.add_argument("--name", metavar="NAME", help="name of the container created from an image")
+    p.add_argument("--pull", choices=("missing", "never", "always"), default="missing",
+                   help="pull the image: when missing (default), never, always")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="image platform (default: this host)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output when pulling")
+    p.add_argument("-v", "--volume", metavar="HOST[:CONTAINER[:ro]]", action="append", default=[],
+                   help="bind a host path into the container (repeatable)")
+    p.add_argument("-e", "--env", metavar="NAME[=VALUE]", action="append", default=[],
+                   help="set an environment variable (NAME alone: the host's value)")
+    p.add_argument("--env-file", metavar="FILE", action="append", default=[], help="read NAME=value lines")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory in the container")
+    p.add_argument("-u", "--user", metavar="NAME|UID[:GID]", help="user in the container")
+    p.add_argument("--entrypoint", metavar="CMD", help="replace the image's ENTRYPOINT ('' clears it)")
+    p.add_argument("--hostenv", action="store_true", help="pass the host environment to the container")
+    p.add_argument("--hostauth", action="store_true", help="bind the host's /etc/passwd and /etc/group")
+    p.add_argument("--containerauth", action="store_true",
+                   help="use the container's /etc/passwd and /etc/group as they are")
+    p.add_argument("--bindhome", action="store_true", help="bind your home directory into the container")
+    p.add_argument("--nosysdirs", action="store_true", help="no host /etc/resolv.conf, /etc/hosts")
+    p.add_argument("--hostname", metavar="NAME", help="host name in the container")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs the container may use, e.g. 0-3,6")
+    p.add_argument("--engine", metavar="ENGINE",
+                   help="auto (default), runc, ptrace, preload, singularity; see 'hpcbox info'")
+    p.add_argument("--runtime", choices=("builtin", "runc", "crun"), help="runc engine: who runs the bundle")
+    p.add_argument("--net", choices=("host", "none"), default="host", help="network: host (default) or none")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (always the case)")
+    p.add_argument("-t", "--tty", action="store_true", help="the container uses your terminal")
+    p.add_argument("target", metavar="IMAGE|CONTAINER")
+    p.add_argument("command", metavar="COMMAND [ARG...]", nargs=argparse.REMAINDER)
+
+    p = command("setup", "setup", "choose how a container runs (udocker's execution modes)")
+    p.add_argument("--execmode", metavar="MODE", help="P1, P2, F1-F4, R1-R3 or S1 (docs/udocker-mapping.md)")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = command("info", "info", "show which engines work here, why, and what auto picks")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
