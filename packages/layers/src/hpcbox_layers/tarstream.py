@@ -106,6 +106,8 @@ def members(stream: BinaryIO) -> Iterator[tuple]:
     reader = ForwardReader(stream)
     tf = tarfile.TarFile(fileobj=reader, mode="r", tarinfo=FastTarInfo)
     try:
+        if getattr(tf, "firstmember", True) is None:
+            return  # no member at all; Python < 3.10 would seek back if asked again
         while True:
             info = tf.next()
             if info is None:
