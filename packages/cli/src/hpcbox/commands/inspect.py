@@ -63,26 +63,23 @@ def describe_container(c) -> dict:
 
 def _find(store, args) -> dict:
     """The image named *args.image*; else (or with ``--type container``) the container of that name/id."""
-    from hpcbox.store import UnknownImageError
-
     kind = getattr(args, "type", None)
+    image_error = None
     if kind != "container":
         try:
             return describe(store, _local.find(store, args.image))
-        except UnknownImageError:
+        except Exception as exc:  # unknown image, or a container name that is no image reference
             if kind == "image":
                 raise
+            image_error = exc
     from hpcbox.containers import ContainerStore, UnknownContainerError
 
     try:
         return describe_container(ContainerStore(store).get(args.image))
     except UnknownContainerError:
-        if kind == "container":
+        if image_error is None:
             raise
-    from hpcbox.errors import EXIT_NOT_FOUND, HpcboxError
-
-    raise HpcboxError(f"no image or container {args.image!r}",
-                      "run 'hpcbox images' or 'hpcbox ps' to see them", EXIT_NOT_FOUND) from None
+    raise image_error
 
 
 def run(args) -> int:

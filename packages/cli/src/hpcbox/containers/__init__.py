@@ -325,6 +325,7 @@ class ContainerStore:
         meta["id"] = cid
         meta["created"] = _now()
         work = self.dir / f"{CREATE_PREFIX}{cid}"
+        self._prepare()
         with self._create_lock(cid):
             try:
                 work.mkdir()

@@ -44,6 +44,7 @@ _DOCKER_TO_OCI = {
 CONTAINERD_NAME = "io.containerd.image.name"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CHUNK = 1 << 20
+_LAST_NEW: Dict[str, bool] = {}  # digest -> whether this process's last _ingest of it added the blob
 
 
 class ArchiveError(HpcboxError):
@@ -117,9 +118,11 @@ def _ingest(store: Store, stream: BinaryIO, expect: Optional[str] = None) -> Tup
         os.chmod(tmp, 0o644)
         if store.has_blob(name):
             os.unlink(tmp)
+            _LAST_NEW[name] = False
         else:
             os.replace(tmp, store.blob_path(name))
             fsync_dir(store.blobs_dir)
+            _LAST_NEW[name] = True
         return name, size, compression_of(head)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -229,7 +232,9 @@ def import_rootfs(store: Store, path: str, image_name: str) -> Tuple[str, str]:
         try:
             diff_id = _check_tar(store.blob_path(digest), compression, path)
         except BaseException:
-            store.gc()  # the blob we just added is referenced by nothing
+            if _LAST_NEW.get(digest):  # the blob we just added is referenced by nothing: take it back
+                with contextlib.suppress(OSError):
+                    store.blob_path(digest).unlink()
             raise
         config = default_config([diff_id], os.path.basename(path) if path != "-" else "stdin")
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
