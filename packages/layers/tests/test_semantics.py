@@ -2,6 +2,7 @@
 
 import io
 import os
+import tarfile
 
 import pytest
 from layers_testkit import Entry, dir_, file, hardlink, opaque, symlink, tar_bytes, whiteout
@@ -98,3 +99,18 @@ def test_hardlink_to_a_missing_file_is_corrupt(tmp_path):
         apply(tmp_path, [hardlink("h", "nope")])
     with pytest.raises(CorruptLayerError, match="directory"):
         apply(tmp_path, [dir_("d"), hardlink("h", "d")])
+
+
+def test_volume_labels_are_skipped_and_unknown_types_read_as_files(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        label = tarfile.TarInfo("backup of 2024")
+        label.type = b"V"
+        tf.addfile(label)
+        odd = tarfile.TarInfo("odd")
+        odd.type, odd.size = b"Q", 3
+        tf.addfile(odd, io.BytesIO(b"abc"))
+    buf.seek(0)
+    apply_layers(tmp_path / "t", [buf])
+    assert tree(tmp_path / "t") == ["odd"]
+    assert (tmp_path / "t/odd").read_bytes() == b"abc"

@@ -31,6 +31,7 @@ _COPY_CHUNK = 1 << 20
 _MAX_CACHED_FDS = 512
 _FILE_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE))
 _SKIPPED_TYPES = frozenset((tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE))
+_GNU_VOLUME_LABEL = b"V"  # an archive's name, not a member
 
 Path = Tuple[str, ...]
 
@@ -180,7 +181,7 @@ class _Applier:
                     closer.close()
         except self.errors as e:
             raise CorruptLayerError(
-                f"layer {index} ({label}) is not a valid tar stream: {e or type(e).__name__}; "
+                f"layer {index} ({label}) is not a valid tar stream: {str(e) or type(e).__name__}; "
                 "the blob is truncated or damaged, download it again",
                 layer_index=index,
             ) from e
@@ -238,7 +239,7 @@ class _Applier:
                     )
             if info.pax_headers and any(k.startswith("SCHILY.xattr.") for k in info.pax_headers):
                 self.report.xattrs_ignored += 1
-            if not path:
+            if not path or info.type == _GNU_VOLUME_LABEL:
                 if info.type == tarfile.DIRTYPE:
                     os.fchmod(self.root, self._fix_mode(info.mode, True, "."))
                     self.dir_mtimes[()] = _mtime_ns(info.mtime)
