@@ -101,12 +101,12 @@ def _device_entries(layout: Path) -> set:
         else:
             with tarfile.open(path, "r:*") as tar:
                 infos = [(i.name, i.isdev()) for i in tar]
-        for name, is_dev in infos:
-            name = name[2:] if name.startswith("./") else name
+        for raw_name, is_dev in infos:
+            name = (raw_name[2:] if raw_name.startswith("./") else raw_name).rstrip("/")
             if is_dev:
-                names.add(name.rstrip("/"))
+                names.add(name)
             else:
-                names.discard(name.rstrip("/"))
+                names.discard(name)
     return names
 
 
@@ -178,7 +178,8 @@ def test_single_layer_equals_gnu_tar(image, test_images, tmp_path):
     # GNU tar detects gzip and zstd from the file; as an ordinary user mknod fails (exit 2), as documented
     result = subprocess.run(["tar", "--no-same-owner", "-xpf", str(layers[0][0]), "-C", str(out)],
                             capture_output=True, text=True, check=False)
-    other = [line for line in result.stderr.splitlines() if "mknod" not in line and "Exiting with" not in line]
+    other = [line for line in result.stderr.splitlines()
+             if "mknod" not in line and "Exiting with" not in line]
     assert result.returncode in (0, 2) and not other, result.stderr
     try:
         theirs = snapshot(out)  # devices: skipped by snapshot() when tar (as root) made them
