@@ -221,8 +221,8 @@ def test_apt_get_install_where_the_mirror_is_reachable(run_store, shared_debian)
         pytest.skip("the image's Debian mirror (its /etc/apt/sources.list) is not reachable from here")
     # apt drops to the _apt user for downloads; with a single-id user namespace that uid does not exist
     apt = "apt-get -o APT::Sandbox::User=root -qq"
-    proc = ok(run_store("run", "--rm", "debian", "sh", "-c",
-                        f"set -e; {apt} update; {apt} install -y --no-install-recommends hello >/dev/null; hello"))
+    script = f"set -e; {apt} update; {apt} install -y --no-install-recommends hello >/dev/null; hello"
+    proc = ok(run_store("run", "--rm", "debian", "sh", "-c", script))
     assert proc.stdout.strip().endswith("Hello, world!"), proc.stderr
 
 
