@@ -27,7 +27,8 @@ EXIT_ENGINE = 125  # what an engine returns when it failed before the program ra
 class EngineUnavailableError(HpcboxError):
     def __init__(self, name: str, reason: str):
         super().__init__(f"engine {name} is not available: {reason}",
-                         "" if ";" in reason else "run 'hpcbox info' to see which engines work here")
+                         "" if ";" in reason else "run 'hpcbox info' to see which engines work here",
+                         EXIT_ENGINE)
         self.name = name
         self.reason = reason
 

@@ -1,0 +1,152 @@
+"""`hpcbox run` flow without real containers: argument parsing, config written, engine choice and errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hpcbox import engines
+from hpcbox.commands import run as run_cmd
+from hpcbox.errors import HpcboxError
+from hpcbox.main import build_parser
+
+
+class FakeContainer:
+    def __init__(self, directory: Path, settings=None, image_config=None):
+        self.dir = directory
+        self.rootfs = directory / "rootfs"
+        self.rootfs.mkdir(parents=True, exist_ok=True)
+        self.config_path = directory / "config.json"
+        self.settings = dict(settings or {})
+        self.image_config = image_config or {"config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}}
+        self.uses = 0
+
+    @contextlib.contextmanager
+    def in_use(self):
+        self.uses += 1
+        yield
+
+
+class FakeEngine:
+    def __init__(self, name, statuses=(0,), ok=True, reason="works", error=None):
+        self.name = name
+        self.statuses = list(statuses)
+        self.ok, self.reason, self.error = ok, reason, error
+        self.calls = []
+
+    def available(self, **kwargs):
+        return self.ok, self.reason
+
+    def run(self, config, bundle_dir=None, **kwargs):
+        self.calls.append((config, bundle_dir))
+        if self.error:
+            raise self.error
+        return self.statuses.pop(0)
+
+
+@pytest.fixture
+def fake_engines(monkeypatch):
+    table = {}
+
+    def load(name, entry_points=None):
+        return table.get(name) or engines._Missing(name, f"{name} is not here")
+
+    monkeypatch.setattr(engines, "load", load)
+    return table
+
+
+def parse(*argv):
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_command_after_the_image_is_the_containers():
+    args = parse("-it", "--rm", "-e", "A=1", "-v", "/x:/y:ro", "--net=none", "img",
+                 "ls", "-l", "--color", "-e")
+    assert args.target == "img" and args.command == ["ls", "-l", "--color", "-e"]
+    assert args.tty and args.interactive and args.rm and args.net == "none"
+    assert args.env == ["A=1"] and args.volume == ["/x:/y:ro"]
+    assert parse("img").command == []
+
+
+def test_config_is_written_and_handed_to_the_engine(tmp_path, fake_engines):
+    fake_engines["runc"] = engine = FakeEngine("runc", statuses=[7])
+    container = FakeContainer(tmp_path / "c")
+    status = run_cmd._run(parse("--hostname", "h1", "--nosysdirs", "--containerauth", "x", "echo", "hi"),
+                          container)
+    assert status == 7 and container.uses == 1
+    config, bundle_dir = engine.calls[0]
+    assert bundle_dir == str(container.dir)
+    assert json.loads(container.config_path.read_text()) == config
+    assert config["process"]["args"] == ["echo", "hi"]
+    assert config["hostname"] == "h1" and config["root"]["path"] == "rootfs"
+
+
+def test_settings_from_setup_and_command_line_overrides(tmp_path, fake_engines):
+    fake_engines["ptrace"] = ptrace = FakeEngine("ptrace")
+    fake_engines["runc"] = runc = FakeEngine("runc")
+    container = FakeContainer(tmp_path / "c", settings={"engine": "ptrace", "runtime": "runc",
+                                                         "annotations": {"org.hpcbox.ptrace.seccomp": "on"}})
+    assert run_cmd._run(parse("--nosysdirs", "x"), container) == 0
+    config = ptrace.calls[0][0]
+    assert config["annotations"]["org.hpcbox.ptrace.seccomp"] == "on"
+    assert config["annotations"]["org.hpcbox.runc.runtime"] == "runc"
+    assert run_cmd._run(parse("--engine", "runc", "--runtime", "builtin", "--nosysdirs", "x"), container) == 0
+    assert runc.calls[0][0]["annotations"]["org.hpcbox.runc.runtime"] == "builtin"
+
+
+def test_engine_that_cannot_start_reports_why(tmp_path, fake_engines):
+    reason = "user namespaces are disabled: user.max_user_namespaces=0; ask the administrator"
+    fake_engines["runc"] = FakeEngine("runc", statuses=[125], ok=False, reason=reason)
+    with pytest.raises(engines.EngineUnavailableError) as info:
+        run_cmd._run(parse("--engine", "runc", "--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+    assert str(info.value) == f"engine runc is not available: {reason}"
+    assert info.value.code == 125
+
+
+def test_status_125_of_a_working_engine_is_the_containers(tmp_path, fake_engines):
+    fake_engines["runc"] = FakeEngine("runc", statuses=[125])
+    assert run_cmd._run(parse("--nosysdirs", "x"), FakeContainer(tmp_path / "c")) == 125
+
+
+def test_auto_falls_back_when_runc_cannot_start(tmp_path, fake_engines):
+    fake_engines["runc"] = FakeEngine("runc", statuses=[125], ok=False, reason="no userns")
+    fake_engines["preload"] = FakeEngine("preload", ok=False, reason="static binary")
+    fake_engines["ptrace"] = ptrace = FakeEngine("ptrace", statuses=[3])
+    assert run_cmd._run(parse("--nosysdirs", "x"), FakeContainer(tmp_path / "c")) == 3
+    assert len(ptrace.calls) == 1
+
+
+def test_named_engine_missing(tmp_path, fake_engines):
+    with pytest.raises(engines.EngineUnavailableError, match="engine preload is not available: preload is"):
+        run_cmd._run(parse("--engine", "preload", "--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+
+
+def test_engine_errors_become_one_line(tmp_path, fake_engines):
+    class EngineError(Exception):
+        pass
+
+    fake_engines["runc"] = FakeEngine("runc", error=EngineError("bad bundle:\n  process.cwd is 'x'"))
+    with pytest.raises(HpcboxError) as info:
+        run_cmd._run(parse("--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+    assert str(info.value).startswith("engine runc cannot run the container: bad bundle: process.cwd is 'x'")
+    fake_engines["runc"] = FakeEngine("runc", error=KeyError("a bug"))
+    with pytest.raises(KeyError):  # not an engine error: a bug, shown with HPCBOX_DEBUG=1
+        run_cmd._run(parse("--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+
+
+def test_cpuset_is_applied_before_the_engine_runs(tmp_path, fake_engines, monkeypatch):
+    seen = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: seen.append((pid, set(cpus))))
+    fake_engines["runc"] = FakeEngine("runc")
+    run_cmd._run(parse("--cpuset-cpus", "0", "--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+    assert seen == [(0, {0})]
+
+
+def test_cpuset_outside_the_allowed_cpus(tmp_path, fake_engines):
+    fake_engines["runc"] = FakeEngine("runc")
+    with pytest.raises(HpcboxError, match="cannot use CPUs 4096"):
+        run_cmd._run(parse("--cpuset-cpus", "4096", "--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
