@@ -2,6 +2,10 @@
 
 Lives outside the import package so that the installed package never imports cffi's
 builder machinery.
+
+The path core is shared with the preload engine and lives at the repository root in
+csrc/guestpath/. Built from the repository, the sources are taken from there; an sdist carries
+its own copy in csrc/guestpath/ (see [tool.hatch.build.targets.sdist] in pyproject.toml).
 """
 
 from pathlib import Path
@@ -12,17 +16,45 @@ HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
 STRICT = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
 
+
+def guestpath_dir() -> Path:
+    """Where csrc/guestpath lives: the sdist's own copy first, else the repository's."""
+    for candidate in (CSRC / "guestpath", HERE.parent.parent / "csrc" / "guestpath"):
+        if (candidate / "guestpath.h").is_file():
+            return candidate
+    raise RuntimeError(
+        "hpcbox-engine-ptrace: csrc/guestpath not found beside ffi_build.py nor at the repository "
+        "root; build from the hpcbox repository or from its sdist"
+    )
+
+
+GUESTPATH = guestpath_dir()
+
 ffibuilder = FFI()
 ffibuilder.cdef(
     """
     int hpcbox_ptrace_abi_version(void);
+
+    #define GP_FOLLOW_LAST ...
+    #define GP_OUTSIDE ...
+    #define GP_MAX_LINKS ...
+    struct gp_context { ...; };
+    int gp_context_init(struct gp_context *ctx, const char *host_root);
+    void gp_context_destroy(struct gp_context *ctx);
+    int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host);
+    int gp_set_cwd(struct gp_context *ctx, const char *guest_cwd);
+    int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+                     size_t out_size);
+    int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+                   size_t out_size);
+    int gp_to_guest(const struct gp_context *ctx, const char *host_path, char *out, size_t out_size);
     """
 )
 ffibuilder.set_source(
     "hpcbox_engine_ptrace._core",
-    '#include "hpcbox_ptrace.h"',
-    sources=[str(p) for p in sorted(CSRC.glob("*.c"))],
-    include_dirs=[str(CSRC)],
+    '#include "hpcbox_ptrace.h"\n#include "guestpath.h"',
+    sources=[str(p) for p in sorted(CSRC.glob("*.c"))] + [str(GUESTPATH / "guestpath.c")],
+    include_dirs=[str(CSRC), str(GUESTPATH)],
     extra_compile_args=STRICT,
 )
 

@@ -1,0 +1,477 @@
+/* guestpath: guest <-> host path translation. See guestpath.h for the semantics. */
+#define _GNU_SOURCE
+#include "guestpath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A resolved guest path is kept as "" for "/" and "/a/b" otherwise, so that appending
+ * "/name" never needs a special case. */
+
+/* Lexically normalise an absolute path: drop "", "." and repeated "/", apply ".." (clamped
+ * at "/"). Writes "/" or "/a/b" to out. */
+static int normalise_abs(const char *in, char *out, size_t out_size, size_t *out_len)
+{
+    size_t len = 0;
+    const char *p = in;
+
+    if (in[0] != '/')
+        return -EINVAL;
+    if (out_size < 2)
+        return -ENAMETOOLONG;
+    while (*p) {
+        const char *name;
+        size_t n;
+
+        while (*p == '/')
+            p++;
+        name = p;
+        while (*p && *p != '/')
+            p++;
+        n = (size_t)(p - name);
+        if (n == 0 || (n == 1 && name[0] == '.'))
+            continue;
+        if (n == 2 && name[0] == '.' && name[1] == '.') {
+            while (len > 0 && out[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--; /* the "/" before the dropped name */
+            continue;
+        }
+        if (len + 1 + n + 1 > out_size)
+            return -ENAMETOOLONG;
+        out[len++] = '/';
+        memcpy(out + len, name, n);
+        len += n;
+    }
+    if (len == 0)
+        out[len++] = '/';
+    out[len] = '\0';
+    if (out_len)
+        *out_len = len;
+    return 0;
+}
+
+/* Host prefix length to copy: "/" contributes nothing (its children start with "/"). */
+static size_t prefix_len(const char *prefix, size_t len)
+{
+    return (len == 1 && prefix[0] == '/') ? 0 : len;
+}
+
+/* The binding whose guest prefix is the longest one that covers guest[0..len), or NULL. */
+static const struct gp_binding *binding_for_guest(const struct gp_context *ctx, const char *guest,
+                                                  size_t len)
+{
+    const struct gp_binding *best = NULL;
+
+    for (size_t i = 0; i < ctx->n_bindings; i++) {
+        const struct gp_binding *b = &ctx->bindings[i];
+
+        if (b->guest_len > len || memcmp(b->guest, guest, b->guest_len) != 0)
+            continue;
+        if (guest[b->guest_len] != '/' && b->guest_len != len)
+            continue;
+        if (!best || b->guest_len > best->guest_len)
+            best = b;
+    }
+    return best;
+}
+
+/* Map a resolved guest path ("" for "/", else "/a/b") of length len to the host. */
+static int map_resolved(const struct gp_context *ctx, const char *guest, size_t len, char *out,
+                        size_t out_size)
+{
+    const struct gp_binding *b = binding_for_guest(ctx, guest, len);
+    const char *prefix = b ? b->host : ctx->root;
+    size_t plen = b ? prefix_len(b->host, b->host_len) : prefix_len(ctx->root, ctx->root_len);
+    const char *rest = b ? guest + b->guest_len : guest;
+    size_t rlen = b ? len - b->guest_len : len;
+
+    if (plen + rlen == 0) {
+        if (out_size < 2)
+            return -ENAMETOOLONG;
+        memcpy(out, "/", 2);
+        return 0;
+    }
+    if (plen + rlen + 1 > out_size)
+        return -ENAMETOOLONG;
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, rest, rlen);
+    out[plen + rlen] = '\0';
+    return 0;
+}
+
+/* Whether guest[0..len) is a strict ancestor of some binding's guest prefix: such a path counts
+ * as a directory in the walk even where the rootfs lacks it (like a mount point a runtime creates). */
+static bool leads_to_binding(const struct gp_context *ctx, const char *guest, size_t len)
+{
+    for (size_t i = 0; i < ctx->n_bindings; i++) {
+        const struct gp_binding *b = &ctx->bindings[i];
+
+        if (b->guest_len > len && b->guest[len] == '/' && memcmp(b->guest, guest, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct walk_result {
+    size_t len;         /* of the resolved guest path in res */
+    bool missing_slash; /* the final component is missing and was followed by "/" */
+};
+
+/* Follow the symlink at host path `host`: the new pending path is its target followed by the
+ * unprocessed rest of the old one, written to `spare`. */
+static int splice_link(const char *host, char *spare, const char *rest, size_t rest_len, size_t *new_len)
+{
+    ssize_t n = readlinkat(AT_FDCWD, host, spare, PATH_MAX);
+
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ENOENT;
+    if ((size_t)n + rest_len + 1 > PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(spare + n, rest, rest_len + 1);
+    *new_len = (size_t)n + rest_len;
+    return 0;
+}
+
+/* Resolve guest_path into res (PATH_MAX bytes), component by component. */
+static int walk(const struct gp_context *ctx, const char *guest_path, int flags, char *res,
+                struct walk_result *wr)
+{
+    char buf_a[PATH_MAX], buf_b[PATH_MAX], host[PATH_MAX];
+    char *pend = buf_a, *spare = buf_b;
+    size_t plen = strlen(guest_path), pos = 0, rlen = 0;
+    int links = 0;
+
+    wr->missing_slash = false;
+    if (plen == 0)
+        return -ENOENT;
+    if (plen >= PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(pend, guest_path, plen + 1);
+    if (pend[0] != '/') {
+        rlen = prefix_len(ctx->cwd, ctx->cwd_len);
+        memcpy(res, ctx->cwd, rlen);
+    }
+    res[rlen] = '\0';
+
+    for (;;) {
+        size_t start, n, after, saved;
+        bool last, slash;
+        struct stat st;
+        int rc;
+
+        while (pend[pos] == '/')
+            pos++;
+        if (pend[pos] == '\0')
+            break;
+        start = pos;
+        while (pend[pos] && pend[pos] != '/')
+            pos++;
+        n = pos - start;
+        after = pos;
+        while (pend[after] == '/')
+            after++;
+        last = pend[after] == '\0';
+        slash = last && after > pos;
+
+        if (n == 1 && pend[start] == '.')
+            continue;
+        if (n == 2 && pend[start] == '.' && pend[start + 1] == '.') {
+            while (rlen > 0 && res[rlen - 1] != '/')
+                rlen--;
+            if (rlen > 0)
+                rlen--;
+            res[rlen] = '\0';
+            continue;
+        }
+        if (rlen + 1 + n + 1 > PATH_MAX)
+            return -ENAMETOOLONG;
+        saved = rlen;
+        res[rlen++] = '/';
+        memcpy(res + rlen, pend + start, n);
+        rlen += n;
+        res[rlen] = '\0';
+
+        rc = map_resolved(ctx, res, rlen, host, sizeof(host));
+        if (rc < 0)
+            return rc;
+        if (fstatat(AT_FDCWD, host, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT && last) {
+                wr->missing_slash = slash;
+                break;
+            }
+            if (errno == ENOENT && leads_to_binding(ctx, res, rlen))
+                continue;
+            return -errno;
+        }
+        if (S_ISLNK(st.st_mode) && (!last || slash || (flags & GP_FOLLOW_LAST))) {
+            size_t new_len = 0;
+            char *tmp;
+
+            if (++links > GP_MAX_LINKS)
+                return -ELOOP;
+            rc = splice_link(host, spare, pend + pos, plen - pos, &new_len);
+            if (rc < 0)
+                return rc;
+            tmp = pend;
+            pend = spare;
+            spare = tmp;
+            plen = new_len;
+            pos = 0;
+            rlen = pend[0] == '/' ? 0 : saved;
+            res[rlen] = '\0';
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode) && (!last || slash))
+            return -ENOTDIR;
+    }
+    wr->len = rlen;
+    return 0;
+}
+
+static int finish(const char *path, size_t len, bool slash, char *out, size_t out_size)
+{
+    size_t need = len + (slash ? 1 : 0);
+
+    if (len == 0) { /* "/" */
+        path = "/";
+        len = 1;
+        need = 1;
+    }
+    if (need + 1 > out_size)
+        return -ENAMETOOLONG;
+    memmove(out, path, len);
+    if (slash && need > len)
+        out[len] = '/';
+    out[need] = '\0';
+    return 0;
+}
+
+int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+                 size_t out_size)
+{
+    char res[PATH_MAX];
+    struct walk_result wr;
+    int rc;
+
+    if (!ctx || !guest_path || !out)
+        return -EFAULT;
+    rc = walk(ctx, guest_path, flags, res, &wr);
+    if (rc < 0)
+        return rc;
+    return finish(res, wr.len, wr.missing_slash, out, out_size);
+}
+
+int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+               size_t out_size)
+{
+    char res[PATH_MAX], host[PATH_MAX];
+    struct walk_result wr;
+    int rc;
+
+    if (!ctx || !guest_path || !out)
+        return -EFAULT;
+    rc = walk(ctx, guest_path, flags, res, &wr);
+    if (rc < 0)
+        return rc;
+    rc = map_resolved(ctx, res, wr.len, host, sizeof(host));
+    if (rc < 0)
+        return rc;
+    return finish(host, strlen(host), wr.missing_slash, out, out_size);
+}
+
+int gp_map_canonical(const struct gp_context *ctx, const char *guest_canonical, char *out,
+                     size_t out_size)
+{
+    char norm[PATH_MAX];
+    size_t len;
+    int rc;
+
+    if (!ctx || !guest_canonical || !out)
+        return -EFAULT;
+    rc = normalise_abs(guest_canonical, norm, sizeof(norm), &len);
+    if (rc < 0)
+        return rc;
+    if (len == 1)
+        len = 0;
+    return map_resolved(ctx, norm, len, out, out_size);
+}
+
+/* Length of the host prefix `prefix` matched by the normalised host path h, or -1. */
+static long host_match(const char *prefix, size_t plen, const char *h, size_t hlen)
+{
+    size_t eff = prefix_len(prefix, plen);
+
+    if (eff > hlen || memcmp(prefix, h, eff) != 0)
+        return -1;
+    if (eff < hlen && h[eff] != '/')
+        return -1;
+    return (long)eff;
+}
+
+int gp_to_guest(const struct gp_context *ctx, const char *host_path, char *out, size_t out_size)
+{
+    char h[PATH_MAX];
+    size_t hlen, glen, rest_len;
+    const struct gp_binding *best = NULL;
+    const char *gprefix, *rest;
+    long best_len;
+    int rc;
+
+    if (!ctx || !host_path || !out)
+        return -EFAULT;
+    rc = normalise_abs(host_path, h, sizeof(h), &hlen);
+    if (rc < 0)
+        return rc;
+    if (hlen == 1)
+        hlen = 0; /* "/" as "" like a resolved path */
+    best_len = host_match(ctx->root, ctx->root_len, h, hlen);
+    for (size_t i = 0; i < ctx->n_bindings; i++) {
+        const struct gp_binding *b = &ctx->bindings[i];
+        long m = host_match(b->host, b->host_len, h, hlen);
+
+        if (m >= 0 && (m > best_len || (!best && m == best_len))) {
+            best = b;
+            best_len = m;
+        }
+    }
+    if (best_len < 0) {
+        if (hlen == 0)
+            hlen = 1; /* h still holds "/" */
+        if (hlen + 1 > out_size)
+            return -ENAMETOOLONG;
+        memcpy(out, h, hlen + 1);
+        return GP_OUTSIDE;
+    }
+    gprefix = best ? best->guest : "";
+    glen = best ? best->guest_len : 0;
+    rest = h + best_len;
+    rest_len = hlen - (size_t)best_len;
+    if (glen + rest_len == 0)
+        return finish("", 0, false, out, out_size);
+    if (glen + rest_len + 1 > out_size)
+        return -ENAMETOOLONG;
+    memcpy(out, gprefix, glen);
+    memcpy(out + glen, rest, rest_len);
+    out[glen + rest_len] = '\0';
+    return 0;
+}
+
+int gp_context_init(struct gp_context *ctx, const char *host_root)
+{
+    struct stat st;
+
+    if (!ctx || !host_root)
+        return -EFAULT;
+    memset(ctx, 0, sizeof(*ctx));
+    if (host_root[0] == '\0')
+        return -ENOENT;
+    if (strlen(host_root) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    if (!realpath(host_root, ctx->root))
+        return -errno;
+    if (stat(ctx->root, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    ctx->root_len = strlen(ctx->root);
+    memcpy(ctx->cwd, "/", 2);
+    ctx->cwd_len = 1;
+    return 0;
+}
+
+void gp_context_destroy(struct gp_context *ctx)
+{
+    if (!ctx)
+        return;
+    for (size_t i = 0; i < ctx->n_bindings; i++) {
+        free(ctx->bindings[i].guest);
+        free(ctx->bindings[i].host);
+    }
+    free(ctx->bindings);
+    ctx->bindings = NULL;
+    ctx->n_bindings = 0;
+    ctx->cap_bindings = 0;
+}
+
+int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host)
+{
+    char gnorm[PATH_MAX], hreal[PATH_MAX];
+    size_t glen;
+    char *g, *h;
+    int rc;
+
+    if (!ctx || !guest || !host)
+        return -EFAULT;
+    if (guest[0] != '/' || host[0] != '/')
+        return -EINVAL;
+    if (strlen(guest) >= PATH_MAX || strlen(host) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    rc = normalise_abs(guest, gnorm, sizeof(gnorm), &glen);
+    if (rc < 0)
+        return rc;
+    if (glen == 1)
+        return -EINVAL; /* "/" is the root, set by gp_context_init */
+    if (!realpath(host, hreal))
+        return -errno;
+    g = strdup(gnorm);
+    h = strdup(hreal);
+    if (!g || !h) {
+        free(g);
+        free(h);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ctx->n_bindings; i++) {
+        struct gp_binding *b = &ctx->bindings[i];
+
+        if (b->guest_len == glen && memcmp(b->guest, g, glen) == 0) {
+            free(b->guest);
+            free(b->host);
+            b->guest = g;
+            b->host = h;
+            b->host_len = strlen(h);
+            return 0;
+        }
+    }
+    if (ctx->n_bindings == ctx->cap_bindings) {
+        size_t cap = ctx->cap_bindings ? ctx->cap_bindings * 2 : 8;
+        struct gp_binding *nb = realloc(ctx->bindings, cap * sizeof(*nb));
+
+        if (!nb) {
+            free(g);
+            free(h);
+            return -ENOMEM;
+        }
+        ctx->bindings = nb;
+        ctx->cap_bindings = cap;
+    }
+    ctx->bindings[ctx->n_bindings++] = (struct gp_binding){
+        .guest = g, .guest_len = glen, .host = h, .host_len = strlen(h)};
+    return 0;
+}
+
+int gp_set_cwd(struct gp_context *ctx, const char *guest_cwd)
+{
+    char norm[PATH_MAX];
+    size_t len;
+    int rc;
+
+    if (!ctx || !guest_cwd)
+        return -EFAULT;
+    if (strlen(guest_cwd) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    rc = normalise_abs(guest_cwd, norm, sizeof(norm), &len);
+    if (rc < 0)
+        return rc; /* ctx->cwd is left as it was */
+    memcpy(ctx->cwd, norm, len + 1);
+    ctx->cwd_len = len;
+    return 0;
+}

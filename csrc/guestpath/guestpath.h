@@ -1,0 +1,105 @@
+/* guestpath: translate paths between a contained program's view (the guest) and the host.
+ *
+ * Shared by the ptrace and preload engines. No global state: everything lives in a
+ * struct gp_context that the engine builds once (root, bindings, cwd) and then reads
+ * from any number of threads, as long as nobody changes it at the same time.
+ *
+ * Every function returns 0 on success or a negative errno; gp_to_guest may also return
+ * GP_OUTSIDE (positive). Output buffers are provided by the caller (PATH_MAX is enough);
+ * the translation functions never allocate. Only gp_add_binding allocates.
+ *
+ * Semantics (the same as integration/hpcbox_testing/guestpath_model.py):
+ *  - A guest path is resolved component by component from the guest root ("/"), or from
+ *    the guest cwd when relative. "", "." and repeated "/" are no-ops; ".." drops the last
+ *    resolved component and stays at "/" at the root (it never escapes).
+ *  - Each resolved guest path is mapped to a host path (see "bindings") and looked at with
+ *    lstat. A symlink is followed when it is not the final component, or when it is and
+ *    GP_FOLLOW_LAST is set, or when the final component is followed by a "/". Its target is
+ *    a guest path: an absolute target starts again at the guest root, a relative one at the
+ *    link's guest directory. More than GP_MAX_LINKS (40, as Linux) links in one call: -ELOOP.
+ *  - A missing intermediate component: -ENOENT; an intermediate that is not a directory:
+ *    -ENOTDIR. A missing final component is fine (the path a creation would use); when the
+ *    guest path ended in "/", the host path then ends in "/" too, so that the kernel still
+ *    refuses to create a regular file there. An existing final component followed by "/"
+ *    that is not a directory: -ENOTDIR.
+ *  - Bindings are prefix substitutions on the resolved guest path: the binding with the
+ *    longest guest prefix that equals the path or is followed in it by "/" wins; the rest of
+ *    the path is appended to its host path. Otherwise the host path is root + guest path.
+ *    Inside a binding, symlink targets are guest paths too (an absolute target found in the
+ *    host tree of a binding starts again at the guest root, not the host root). A binding's
+ *    guest prefix is taken literally (lexically normalised, not resolved through the rootfs),
+ *    and only the resolved guest paths that go through it literally reach it. A guest ancestor
+ *    of a binding (/mnt for /mnt/data) that the rootfs lacks counts as a directory in the walk,
+ *    as if a runtime had created the mount point; its host path still does not exist, so an
+ *    engine that wants `ls /mnt` to work creates it in the rootfs.
+ *  - gp_to_guest maps a host path back: the longest matching host prefix among the bindings'
+ *    host paths and the root wins (a binding wins a tie with the root); a host path under none
+ *    of them comes back unchanged (lexically normalised) with return value GP_OUTSIDE.
+ *    It is lexical: the host path is expected to be canonical (as getcwd or readlink of
+ *    /proc/self/cwd give it). gp_to_guest(gp_to_host(p)) == p for an existing canonical p
+ *    when no binding's host path lies inside the root or inside another binding's host path.
+ *
+ * Races: the walk is path based; a rootfs changed by someone else between two components can
+ * be seen half old, half new (as with PRoot). The rootfs belongs to the user who runs it.
+ */
+#ifndef HPCBOX_GUESTPATH_H
+#define HPCBOX_GUESTPATH_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#define GP_FOLLOW_LAST 0x1 /* stat semantics for the final component (lstat without it) */
+#define GP_OUTSIDE 1       /* gp_to_guest: the host path is under neither the root nor a binding */
+#define GP_MAX_LINKS 40    /* symlinks followed in one resolution, as Linux's MAXSYMLINKS */
+
+struct gp_binding {
+    char *guest;       /* absolute, normalised, never "/" */
+    size_t guest_len;
+    char *host;        /* absolute, canonical (realpath) */
+    size_t host_len;
+};
+
+struct gp_context {
+    char root[PATH_MAX]; /* canonical host path of the guest's "/", no trailing "/" unless "/" */
+    size_t root_len;
+    char cwd[PATH_MAX];  /* canonical guest path */
+    size_t cwd_len;
+    struct gp_binding *bindings;
+    size_t n_bindings;
+    size_t cap_bindings;
+};
+
+/* Set up ctx for the rootfs at host_root (an existing directory; made canonical with realpath).
+ * The cwd starts at "/", with no bindings. */
+int gp_context_init(struct gp_context *ctx, const char *host_root);
+
+/* Free what gp_add_binding allocated. ctx may be initialised again afterwards. */
+void gp_context_destroy(struct gp_context *ctx);
+
+/* Bind the host path host (must exist; made canonical) at guest prefix guest (absolute, not "/";
+ * lexically normalised). Adding the same guest prefix again replaces the earlier binding.
+ * -EINVAL for a relative path or "/", -ENAMETOOLONG, -ENOMEM, or the errno of realpath(host). */
+int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host);
+
+/* Set the guest cwd: an absolute, canonical guest path (lexically normalised here; the caller
+ * resolves it, e.g. with gp_canonical, when it comes from chdir). */
+int gp_set_cwd(struct gp_context *ctx, const char *guest_cwd);
+
+/* Resolve guest_path to its canonical guest path (no ".", "..", "//" or symlinks but a final
+ * one that was not followed). Errors as described above. */
+int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+                 size_t out_size);
+
+/* Resolve guest_path and map it to the host path the kernel should be given. */
+int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
+               size_t out_size);
+
+/* Map a canonical guest path (as gp_canonical gives it) to the host, without touching the disk. */
+int gp_map_canonical(const struct gp_context *ctx, const char *guest_canonical, char *out,
+                     size_t out_size);
+
+/* Map an absolute host path back to the guest: 0, GP_OUTSIDE (out holds the normalised host
+ * path unchanged), or -EINVAL (relative) / -ENAMETOOLONG. */
+int gp_to_guest(const struct gp_context *ctx, const char *host_path, char *out, size_t out_size);
+
+#endif

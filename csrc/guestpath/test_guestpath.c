@@ -1,0 +1,291 @@
+/* TAP tests of guestpath: builds a small rootfs under a temporary directory and checks the
+ * translations, errors and reverse mappings. Exit status 0 only when every test passed.
+ * Build and run: make -C csrc/guestpath test */
+#define _GNU_SOURCE
+#include "guestpath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int n_tests, n_failed;
+static char tmp[512], root[600], outside[600];
+
+static void ok(int cond, const char *what, const char *detail)
+{
+    n_tests++;
+    if (!cond)
+        n_failed++;
+    printf("%sok %d - %s%s%s\n", cond ? "" : "not ", n_tests, what, detail ? " # " : "",
+           detail ? detail : "");
+}
+
+static void must(int rc, const char *what)
+{
+    if (rc < 0) {
+        printf("Bail out! %s: %s\n", what, strerror(errno));
+        exit(1);
+    }
+}
+
+static void mk(const char *fmt, const char *rel, mode_t mode)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof(p), fmt, rel);
+    if (mode == 0) {
+        int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+
+        must(fd, p);
+        close(fd);
+    } else {
+        must(mkdir(p, mode), p);
+    }
+}
+
+static void ln(const char *target, const char *rel)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof(p), "%s/%s", root, rel);
+    must(symlink(target, p), p);
+}
+
+/* Expect gp_to_host(path) == root + want_rel (want_rel relative to `base`, root when NULL). */
+static void expect_host(const struct gp_context *ctx, const char *path, int flags, const char *base,
+                        const char *want_rel)
+{
+    char out[PATH_MAX], want[PATH_MAX + 64], name[3 * PATH_MAX];
+    int rc = gp_to_host(ctx, path, flags, out, sizeof(out));
+
+    snprintf(want, sizeof(want), "%s%s", base ? base : root, want_rel);
+    snprintf(name, sizeof(name), "to_host(%s%s) is %s", path, flags ? ", follow" : "", want);
+    if (rc < 0) {
+        char detail[64];
+
+        snprintf(detail, sizeof(detail), "got error %s", strerror(-rc));
+        ok(0, name, detail);
+        return;
+    }
+    ok(strcmp(out, want) == 0, name, strcmp(out, want) == 0 ? NULL : out);
+}
+
+static void expect_err(const struct gp_context *ctx, const char *path, int flags, int err)
+{
+    char out[PATH_MAX], name[2 * PATH_MAX];
+    int rc = gp_to_host(ctx, path, flags, out, sizeof(out));
+
+    snprintf(name, sizeof(name), "to_host(%s%s) fails with %s", path, flags ? ", follow" : "",
+             strerror(err));
+    ok(rc == -err, name, rc == -err ? NULL : (rc < 0 ? strerror(-rc) : out));
+}
+
+static void expect_guest(const struct gp_context *ctx, const char *host, const char *want, int want_rc)
+{
+    char out[PATH_MAX], name[3 * PATH_MAX];
+    int rc = gp_to_guest(ctx, host, out, sizeof(out));
+
+    snprintf(name, sizeof(name), "to_guest(%s) is %s (rc %d)", host, want, want_rc);
+    ok(rc == want_rc && strcmp(out, want) == 0, name, rc == want_rc ? out : "wrong return code");
+}
+
+static void build_tree(void)
+{
+    const char *base = getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 400 ? getenv("TMPDIR") : "/tmp";
+
+    snprintf(tmp, sizeof(tmp), "%s/gp-test-XXXXXX", base);
+    if (!mkdtemp(tmp)) {
+        printf("Bail out! mkdtemp: %s\n", strerror(errno));
+        exit(1);
+    }
+    snprintf(root, sizeof(root), "%s/root", tmp);
+    snprintf(outside, sizeof(outside), "%s/outside", tmp);
+    must(mkdir(root, 0755), root);
+    must(mkdir(outside, 0755), outside);
+    mk("%s/usr", root, 0755);
+    mk("%s/usr/lib", root, 0755);
+    mk("%s/usr/bin", root, 0755);
+    mk("%s/etc", root, 0755);
+    mk("%s/usr/lib/libc.so.6", root, 0);
+    mk("%s/usr/bin/sh", root, 0);
+    mk("%s/etc/passwd", root, 0);
+    mk("%s/data.txt", outside, 0);
+    mk("%s/sub", outside, 0755);
+    ln("usr/lib", "lib");            /* relative, like merged-usr Debian */
+    ln("/usr/bin", "bin");           /* absolute: a guest path */
+    ln("/../../../../etc", "up");    /* points above the root: clamps to /etc */
+    ln("../../..", "usr/lib/dots");  /* relative, climbs above the root */
+    ln("loop2", "loop1");
+    ln("loop1", "loop2");
+    ln("missing/file", "dangling");
+    ln("/usr/lib/libc.so.6", "libc");
+    ln("/", "slash");
+    ln("/etc", "outside-link");      /* inside a binding: still a guest path */
+    {
+        char p[PATH_MAX];
+
+        snprintf(p, sizeof(p), "%s/sub/abs", outside);
+        must(symlink("/etc/passwd", p), p);
+        snprintf(p, sizeof(p), "%s/sub/up", outside);
+        must(symlink("../../..", p), p);
+    }
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[PATH_MAX + 32];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
+static void test_forward(struct gp_context *ctx)
+{
+    expect_host(ctx, "/", 0, NULL, "");
+    expect_host(ctx, "/usr/lib/libc.so.6", 0, NULL, "/usr/lib/libc.so.6");
+    expect_host(ctx, "//usr/./lib//libc.so.6", 0, NULL, "/usr/lib/libc.so.6");
+    expect_host(ctx, "/lib/libc.so.6", 0, NULL, "/usr/lib/libc.so.6");
+    expect_host(ctx, "/bin/sh", 0, NULL, "/usr/bin/sh");
+    expect_host(ctx, "/lib", 0, NULL, "/lib");
+    expect_host(ctx, "/lib", GP_FOLLOW_LAST, NULL, "/usr/lib");
+    expect_host(ctx, "/lib/", 0, NULL, "/usr/lib");
+    expect_host(ctx, "/..", 0, NULL, "");
+    expect_host(ctx, "/../../etc/passwd", 0, NULL, "/etc/passwd");
+    expect_host(ctx, "/up/passwd", 0, NULL, "/etc/passwd");
+    expect_host(ctx, "/usr/lib/dots/etc", 0, NULL, "/etc");
+    expect_host(ctx, "/lib/../bin", 0, NULL, "/usr/bin");  /* .. after a followed link: physical */
+    expect_host(ctx, "/libc", GP_FOLLOW_LAST, NULL, "/usr/lib/libc.so.6");
+    expect_host(ctx, "/slash/slash/usr", 0, NULL, "/usr");
+    expect_host(ctx, "/usr/newfile", 0, NULL, "/usr/newfile");
+    expect_host(ctx, "/usr/newdir/", 0, NULL, "/usr/newdir/");
+    expect_host(ctx, "/dangling", 0, NULL, "/dangling");
+    expect_err(ctx, "/dangling", GP_FOLLOW_LAST, ENOENT);
+    expect_err(ctx, "/nothere/file", 0, ENOENT);
+    expect_err(ctx, "/usr/lib/libc.so.6/x", 0, ENOTDIR);
+    expect_err(ctx, "/usr/lib/libc.so.6/", 0, ENOTDIR);
+    expect_err(ctx, "/usr/lib/libc.so.6/..", 0, ENOTDIR);
+    expect_err(ctx, "/loop1", GP_FOLLOW_LAST, ELOOP);
+    expect_host(ctx, "/loop1", 0, NULL, "/loop1");
+    expect_err(ctx, "/loop1/x", 0, ELOOP);
+    expect_err(ctx, "", 0, ENOENT);
+}
+
+static void test_chain_limit(struct gp_context *ctx)
+{
+    char name[32], target[32];
+
+    /* c0 -> c1 -> ... -> c40 -> usr: 41 links from c0, 40 from c1 */
+    for (int i = 0; i <= 40; i++) {
+        snprintf(name, sizeof(name), "c%d", i);
+        snprintf(target, sizeof(target), i == 40 ? "usr" : "c%d", i + 1);
+        ln(target, name);
+    }
+    expect_host(ctx, "/c1/lib", 0, NULL, "/usr/lib");
+    expect_err(ctx, "/c0/lib", 0, ELOOP);
+}
+
+static void test_cwd(struct gp_context *ctx)
+{
+    ok(gp_set_cwd(ctx, "/usr/bin") == 0, "set_cwd(/usr/bin)", NULL);
+    expect_host(ctx, "sh", 0, NULL, "/usr/bin/sh");
+    expect_host(ctx, "../lib/libc.so.6", 0, NULL, "/usr/lib/libc.so.6");
+    expect_host(ctx, "../../../../etc", 0, NULL, "/etc");
+    expect_host(ctx, ".", 0, NULL, "/usr/bin");
+    ok(gp_set_cwd(ctx, "relative") == -EINVAL, "set_cwd(relative) is EINVAL", NULL);
+    expect_host(ctx, "sh", 0, NULL, "/usr/bin/sh"); /* unchanged by the failed call */
+    ok(gp_set_cwd(ctx, "/") == 0, "set_cwd(/)", NULL);
+}
+
+static void test_bindings(struct gp_context *ctx)
+{
+    char file[700], canon[PATH_MAX];
+    int rc;
+
+    snprintf(file, sizeof(file), "%s/data.txt", outside);
+    ok(gp_add_binding(ctx, "/mnt/data", outside) == 0, "bind /mnt/data", NULL);
+    ok(gp_add_binding(ctx, "/etc/passwd", file) == 0, "bind a single file at /etc/passwd", NULL);
+    ok(gp_add_binding(ctx, "/", outside) == -EINVAL, "bind at / is EINVAL", NULL);
+    ok(gp_add_binding(ctx, "rel", outside) == -EINVAL, "bind at a relative path is EINVAL", NULL);
+    ok(gp_add_binding(ctx, "/x", "/no/such/host/dir") == -ENOENT, "bind of a missing host path", NULL);
+
+    /* /mnt does not exist in the root: the binding is still reachable (prefix substitution) */
+    expect_host(ctx, "/mnt/data", 0, outside, "");
+    expect_host(ctx, "/mnt/data/data.txt", 0, outside, "/data.txt");
+    expect_host(ctx, "/mnt/data/sub/abs", GP_FOLLOW_LAST, outside, "/data.txt"); /* -> /etc/passwd */
+    expect_host(ctx, "/mnt/data/sub/up/usr", 0, NULL, "/usr"); /* ../../.. leaves the binding */
+    expect_host(ctx, "/mnt/data/..", 0, NULL, "/mnt");
+    expect_host(ctx, "/etc/passwd", 0, outside, "/data.txt");
+    expect_host(ctx, "/up/passwd", 0, outside, "/data.txt");
+    expect_host(ctx, "/mnt/database", 0, NULL, "/mnt/database"); /* not under /mnt/data */
+    expect_err(ctx, "/mnt/other/x", 0, ENOENT); /* /mnt is virtual, /mnt/other is not */
+
+    rc = gp_canonical(ctx, "/lib/../../up/passwd", 0, canon, sizeof(canon));
+    ok(rc == 0 && strcmp(canon, "/etc/passwd") == 0, "canonical(/lib/../../up/passwd) is /etc/passwd",
+       rc == 0 ? canon : strerror(-rc));
+
+    expect_guest(ctx, outside, "/mnt/data", 0);
+    expect_guest(ctx, file, "/etc/passwd", 0);
+    expect_guest(ctx, root, "/", 0);
+    {
+        char p[PATH_MAX * 2];
+
+        snprintf(p, sizeof(p), "%s/usr/lib/", root);
+        expect_guest(ctx, p, "/usr/lib", 0);
+        snprintf(p, sizeof(p), "%s/sub/../sub/abs", outside);
+        expect_guest(ctx, p, "/mnt/data/sub/abs", 0);
+        snprintf(p, sizeof(p), "%sx/y", root); /* shares a prefix with root, not under it */
+        expect_guest(ctx, p, p, GP_OUTSIDE);
+    }
+    expect_guest(ctx, "/nowhere/x", "/nowhere/x", GP_OUTSIDE);
+    expect_guest(ctx, "/", "/", GP_OUTSIDE);
+    {
+        char out[8];
+
+        ok(gp_to_guest(ctx, "relative", out, sizeof(out)) == -EINVAL, "to_guest(relative) is EINVAL",
+           NULL);
+        ok(gp_to_host(ctx, "/usr/lib/libc.so.6", 0, out, sizeof(out)) == -ENAMETOOLONG,
+           "to_host into a short buffer is ENAMETOOLONG", NULL);
+    }
+}
+
+static void test_host_root(void)
+{
+    struct gp_context ctx;
+    char out[PATH_MAX];
+
+    ok(gp_context_init(&ctx, "/") == 0, "init with root /", NULL);
+    ok(gp_to_host(&ctx, "/etc/../etc", 0, out, sizeof(out)) == 0 && strcmp(out, "/etc") == 0,
+       "root /: /etc/../etc is /etc", out);
+    ok(gp_to_guest(&ctx, "/etc", out, sizeof(out)) == 0 && strcmp(out, "/etc") == 0,
+       "root /: to_guest(/etc) is /etc", out);
+    gp_context_destroy(&ctx);
+    ok(gp_context_init(&ctx, "/no/such/root") == -ENOENT, "init with a missing root is ENOENT", NULL);
+    ok(gp_context_init(&ctx, "/etc/passwd") == -ENOTDIR, "init with a file as root is ENOTDIR", NULL);
+}
+
+int main(void)
+{
+    struct gp_context ctx;
+
+    build_tree();
+    if (gp_context_init(&ctx, root) != 0) {
+        printf("Bail out! gp_context_init(%s) failed\n", root);
+        return 1;
+    }
+    test_forward(&ctx);
+    test_chain_limit(&ctx);
+    test_cwd(&ctx);
+    test_bindings(&ctx);
+    gp_context_destroy(&ctx);
+    test_host_root();
+    rm_tree(tmp);
+    printf("1..%d\n", n_tests);
+    if (n_failed)
+        printf("# %d of %d failed\n", n_failed, n_tests);
+    return n_failed ? 1 : 0;
+}

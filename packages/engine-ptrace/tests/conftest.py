@@ -1,0 +1,50 @@
+"""Fixtures of the ptrace engine's tests: the shared guest-path core and its reference model.
+
+Both live outside this package in the repository (csrc/guestpath/ and
+integration/hpcbox_testing/guestpath_model.py); the sdist carries copies (csrc/guestpath/ and
+tests/guestpath_model.py), so these tests also run from an unpacked sdist.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = HERE.parent
+REPO = PACKAGE.parent.parent
+
+
+def _first(*candidates: Path):
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def guestpath_sources():
+    """Directory holding guestpath.c, or None."""
+    found = _first(PACKAGE / "csrc/guestpath/guestpath.c", REPO / "csrc/guestpath/guestpath.c")
+    return found.parent if found else None
+
+
+@pytest.fixture(scope="session")
+def guestpath_model():
+    """The pure-Python reference model, loaded by path (it is no installed package)."""
+    path = _first(REPO / "integration" / "hpcbox_testing" / "guestpath_model.py", HERE / "guestpath_model.py")
+    if path is None:
+        pytest.skip(
+            "guestpath_model.py not found: neither in the repository (integration/hpcbox_testing/) nor "
+            "copied beside the tests by the sdist; model comparisons need one of them"
+        )
+    spec = importlib.util.spec_from_file_location("hpcbox_guestpath_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def guestpath_dir():
+    found = guestpath_sources()
+    if found is None:
+        pytest.skip("csrc/guestpath not found beside the package nor in the repository")
+    return found

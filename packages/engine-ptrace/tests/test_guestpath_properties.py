@@ -1,0 +1,190 @@
+"""Property-based tests: the C path core against the pure-Python reference model.
+
+Hypothesis builds a real rootfs (directories, files, absolute/relative symlinks, loops, links
+that climb above the root) plus host directories outside it that are bound into the guest, then
+a canonical cwd and a guest path full of ".", ".." and "//". The C translation must equal the
+model (result or errno), never leave the rootfs or a binding's host path, and map back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hpcbox_engine_ptrace import resolve, translate, untranslate
+
+NAMES = ["a", "b", "c", "d"]
+name = st.sampled_from(NAMES)
+component = st.sampled_from([*NAMES, ".", "..", ""])  # "" makes "//"
+
+
+@st.composite
+def link_targets(draw):
+    parts = draw(st.lists(component, min_size=1, max_size=5))
+    lead = draw(st.sampled_from(["", "/", "../../", "../../../../../../"]))
+    trail = draw(st.sampled_from(["", "", "/"]))
+    target = lead + "/".join(parts) + trail
+    return target or "."
+
+
+@st.composite
+def entries(draw):
+    """(relative path, kind, link target) with kind in dir/file/link."""
+    items = draw(
+        st.lists(
+            st.tuples(
+                st.lists(name, min_size=1, max_size=3).map(tuple),
+                st.sampled_from(["dir", "dir", "file", "link", "link"]),
+                link_targets(),
+            ),
+            max_size=14,
+        )
+    )
+    return items
+
+
+def build(base: Path, items) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    for parts, kind, target in sorted(items, key=lambda i: len(i[0])):
+        path = base.joinpath(*parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(path):
+                continue
+            if kind == "dir":
+                path.mkdir()
+            elif kind == "file":
+                path.write_text("x")
+            else:
+                os.symlink(target, path)
+        except OSError:
+            continue  # a parent is a file or a link: the entry has no place in this tree
+
+
+def real_dirs(root: Path):
+    """Canonical guest paths of the real (not symlinked) directories under root."""
+    out = ["/"]
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                out.append("/" + os.path.relpath(full, root))
+    return sorted(out)
+
+
+def canonical_dirs(model, root: Path, bindings):
+    """Guest directories usable as a cwd: real directories of the root and of the bindings whose
+    guest path is canonical (a binding can shadow a rootfs directory, a link in it can hide one)."""
+    candidates = set(real_dirs(root))
+    for guest, host in bindings:
+        candidates.update(guest + ("" if d == "/" else d) for d in real_dirs(Path(host)))
+    out = []
+    for c in sorted(candidates):
+        try:
+            if model.canonical(str(root), c, bindings=bindings, follow=True) == c and os.path.isdir(
+                model.to_host(str(root), c, bindings=bindings, follow=True)
+            ):
+                out.append(c)
+        except OSError:
+            continue
+    return out
+
+
+@st.composite
+def guest_paths(draw):
+    parts = draw(st.lists(component, min_size=1, max_size=7))
+    absolute = draw(st.booleans())
+    trail = draw(st.sampled_from(["", "", "/"]))
+    path = ("/" if absolute else "") + "/".join(parts) + trail
+    return path or "."
+
+
+bindings_strategy = st.lists(
+    st.tuples(st.lists(name, min_size=1, max_size=2).map(lambda p: "/" + "/".join(p)), entries()),
+    max_size=2,
+    unique_by=lambda b: b[0],
+)
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except OSError as e:
+        return ("errno", e.errno)
+
+
+def assert_confined(host: str, root: str, binding_hosts) -> None:
+    """host lies at or under root or a binding's host path, through no host symlink."""
+    bare = host.rstrip("/") or "/"
+    prefixes = [root, *binding_hosts]
+    owner = max(
+        (p for p in prefixes if bare == p or bare.startswith(p.rstrip("/") + "/")), key=len, default=None
+    )
+    assert owner is not None, f"{host} escapes {prefixes}"
+    parent = os.path.dirname(bare)
+    if bare != owner and os.path.isdir(parent):
+        real = os.path.realpath(parent)
+        assert real == parent, f"{host}: its directory {parent} goes through a symlink to {real}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tree=entries(),
+    binds=bindings_strategy,
+    data=st.data(),
+    follow=st.booleans(),
+)
+def test_c_core_equals_the_model(guestpath_model, tree, binds, data, follow):
+    tmp = Path(tempfile.mkdtemp(prefix="gp-prop-"))
+    try:
+        root = tmp / "root"
+        build(root, tree)
+        bindings = []
+        for i, (guest, items) in enumerate(binds):
+            host = tmp / f"host{i}"
+            build(host, items)
+            bindings.append((guest, str(host)))
+        cwd = data.draw(st.sampled_from(canonical_dirs(guestpath_model, root, bindings)), label="cwd")
+        path = data.draw(guest_paths(), label="path")
+        kwargs = {"cwd": cwd, "bindings": bindings, "follow": follow}
+
+        got = outcome(translate, root, path, **kwargs)
+        want = outcome(guestpath_model.to_host, str(root), path, **kwargs)
+        assert got == want, f"path {path!r}: C {got} != model {want}"
+
+        got_canon = outcome(resolve, root, path, **kwargs)
+        assert got_canon == outcome(guestpath_model.canonical, str(root), path, **kwargs)
+
+        if got[0] == "ok":
+            assert_confined(got[1], os.path.realpath(root), [h for _, h in bindings])
+            canon = got_canon[1]
+            if os.path.lexists(got[1]) and not canon.endswith("/"):
+                back = untranslate(root, got[1].rstrip("/") or "/", bindings, strict=True)
+                assert back == canon
+                assert guestpath_model.to_guest(str(root), got[1], bindings) == (canon, True)
+    finally:
+        shutil.rmtree(tmp)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    host_parts=st.lists(st.sampled_from([*NAMES, ".", "..", ""]), max_size=6),
+    under=st.sampled_from(["root", "host0", "host1", "elsewhere", "/"]),
+)
+def test_untranslate_equals_the_model(guestpath_model, tmp_path_factory, host_parts, under):
+    tmp = tmp_path_factory.mktemp("untr")
+    for d in ("root", "host0", "host1"):
+        (tmp / d).mkdir(exist_ok=True)
+    bindings = [("/mnt/a", str(tmp / "host0")), ("/b", str(tmp / "host1")), ("/c", str(tmp / "host1"))]
+    base = "/" if under == "/" else str(tmp / under)
+    host = base + "/" + "/".join(host_parts)
+    got = untranslate(tmp / "root", host, bindings)
+    want, inside = guestpath_model.to_guest(str(tmp / "root"), host, bindings)
+    assert got == want
+    if inside:
+        assert got.startswith("/") and ".." not in got.split("/")
