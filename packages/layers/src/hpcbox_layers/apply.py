@@ -437,12 +437,21 @@ class _Applier:
     def _dir(self, path: Path, name: str, *, create: bool) -> Optional[int]:
         """An fd of directory `path`, walked from the root with O_NOFOLLOW; missing parents are made
         (mode 0755) when `create`, else None is returned. A symlink on the way is an unsafe entry."""
-        fd = self.fds.get(path)
+        fds = self.fds
+        fd = fds.get(path)
         if fd is not None:
             return fd
-        parent = self._dir(path[:-1], name, create=create)
-        if parent is None:
-            return None
+        known = len(path) - 1
+        while path[:known] not in fds:  # the root, (), is always there
+            known -= 1
+        fd = fds[path[:known]]
+        for depth in range(known + 1, len(path) + 1):
+            fd = self._child_dir(fd, path[:depth], name, create)
+            if fd is None:
+                return None
+        return fd
+
+    def _child_dir(self, parent: int, path: Path, name: str, create: bool) -> Optional[int]:
         leaf = path[-1]
         try:
             fd = os.open(leaf, _O_DIR, dir_fd=parent)
