@@ -301,7 +301,14 @@ def parse_volume(text: str, cwd: Optional[str] = None) -> Volume:
         mode = parts.pop()
     if len(parts) > 2 or mode not in ("ro", "rw") or not parts[0]:
         raise UsageError(f"bad volume {text!r}", "write -v/--volume as HOST[:CONTAINER[:ro|rw]]")
-    host = os.path.normpath(os.path.join(cwd or os.getcwd(), os.path.expanduser(parts[0])))
+    host = os.path.expanduser(parts[0])
+    if not host.startswith("/"):
+        try:
+            host = os.path.join(cwd or os.getcwd(), host)
+        except FileNotFoundError:
+            raise UsageError(f"volume source {host!r} is relative and the current directory is gone",
+                             "give an absolute path to -v/--volume") from None
+    host = os.path.normpath(host)
     dest = parts[1] if len(parts) == 2 and parts[1] else host
     if not dest.startswith("/"):
         raise UsageError(f"volume destination {dest!r} is not absolute",
