@@ -527,15 +527,18 @@ def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _T
         config_name = config_digest.split(":", 1)[1] + ".json"
         writer.bytes(config_name, config_bytes)
         layer_names = []
-        for desc, diff_id in zip(layer_descs, diff_ids):
+        parent = None
+        for i, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids)):
             hexpart = diff_id.split(":", 1)[1]
             name = f"{hexpart}/layer.tar"
             layer_names.append(name)
-            if name in writer.seen:
-                continue
-            writer.dir(hexpart)
-            writer.bytes(f"{hexpart}/VERSION", b"1.0")
-            _add_uncompressed(store, writer, name, store.blob_path(desc["digest"]), diff_id)
+            if name not in writer.seen:
+                writer.dir(hexpart)
+                writer.bytes(f"{hexpart}/VERSION", b"1.0")
+                writer.bytes(f"{hexpart}/json", json.dumps(_v1_layer_json(hexpart, parent, config,
+                                                                           i == len(diff_ids) - 1)).encode())
+                _add_uncompressed(store, writer, name, store.blob_path(desc["digest"]), diff_id)
+            parent = hexpart
         tags = [familiar(n) for n in names if "@" not in n]
         entries.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
         for tag in tags:
@@ -544,6 +547,20 @@ def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _T
     writer.bytes("manifest.json", json.dumps(entries).encode())
     if repositories:
         writer.bytes("repositories", json.dumps(repositories).encode())
+
+
+def _v1_layer_json(layer_id: str, parent: Optional[str], config: dict, top: bool) -> dict:
+    """The legacy per-layer ``json`` that `docker save` writes (older readers, e.g. udocker, need it)."""
+    out = {"id": layer_id, "created": config.get("created") or "1970-01-01T00:00:00Z",
+           "os": config.get("os", "linux")}
+    if parent:
+        out["parent"] = parent
+    if top:
+        out["architecture"] = config.get("architecture", host_architecture())
+        out["config"] = config.get("config") or {}
+    else:
+        out["container_config"] = {}
+    return out
 
 
 def _add_uncompressed(store: Store, writer: _TarWriter, name: str, blob: Path, diff_id: str) -> None:
