@@ -25,6 +25,7 @@ ALL_OPTIONS = {
     "cleanenv": ("e", False, "clean environment before running container"),
     "contain": ("c", False, "use minimal /dev and empty other directories (e.g. /tmp and $HOME)"),
     "containall": ("C", False, "contain not only file systems, but also PID, IPC, and environment"),
+    "cwd": ("", True, "initial working directory for payload process (synonym for --pwd)"),
     "env": ("", True, "pass environment variable to contained process"),
     "fakeroot": ("f", False, "run container in new user namespace as uid 0"),
     "home": ("H", True, "a home directory specification.  spec can either be a src path or src:dest pair"),
@@ -39,20 +40,24 @@ ALL_OPTIONS = {
     "scratch": ("S", True, "include a scratch directory within the container, linked to a temporary dir"),
     "userns": ("u", False, "run container in a new user namespace"),
     "uts": ("", False, "run container in a new UTS namespace"),
+    "workdir": ("W", True, "working directory to be used for /tmp, /var/tmp and $HOME"),
     "writable": ("w", False, "by default all Apptainer containers are available as read only"),
 }
-MODERN = frozenset(ALL_OPTIONS)
+MODERN = frozenset(ALL_OPTIONS) - {"cwd"}
 KINDS = {
+    # 1.4 lists --cwd and hides --pwd, as the real 1.4.5 does
+    "apptainer-1.4.5": ("apptainer", "apptainer version 1.4.5", MODERN - {"pwd"} | {"cwd"}),
     "apptainer-1.2.5": ("apptainer", "apptainer version 1.2.5", MODERN),
     "apptainer-1.0.3": ("apptainer", "apptainer version 1.0.3", MODERN),
     "singularity-ce-3.11.4": ("singularity", "singularity-ce version 3.11.4", MODERN),
     "singularity-3.8.7": ("singularity", "singularity version 3.8.7", MODERN),
     # before --no-mount (3.7), with no --rocm, --uts, --hostname, --no-home nor --fakeroot
     "singularity-3.2.1": ("singularity", "singularity version 3.2.1",
-                          MODERN - {"no-mount", "rocm", "fakeroot", "hostname", "uts", "no-home", "scratch"}),
+                          MODERN - {"no-mount", "rocm", "fakeroot", "hostname", "uts", "no-home", "scratch",
+                                    "workdir"}),
     "singularity-2.6.1": ("singularity", "2.6.1-dist",
                           frozenset({"bind", "cleanenv", "contain", "containall", "home", "ipc", "nv", "pid",
-                                     "pwd", "scratch", "userns", "writable", "hostname", "uts"})),
+                                     "pwd", "scratch", "userns", "writable", "hostname", "uts", "workdir"})),
 }
 
 SCRIPT = r'''#!{python}

@@ -114,6 +114,9 @@ def test_binds_ro_and_rw_and_skipped_mounts(standin, make_engine, make_bundle, t
         f"{data}:/var/run/sock",
     ]
     assert fake.option_values("scratch") == ["/scratch"]
+    workdir = fake.option_values("workdir")
+    assert len(workdir) == 1 and "hpcbox-apptainer-" in workdir[0]
+    assert not os.path.exists(workdir[0])  # removed when the container ended
     # mount points a --writable sandbox lacks are made, resolved inside the rootfs
     assert (rootfs / "data").is_dir()
     assert (rootfs / "etc" / "app.conf").is_file()
@@ -131,6 +134,15 @@ def test_readonly_root_is_left_alone(standin, make_engine, make_bundle, tmp_path
     assert run_bundle(make_engine(fake), bundle).code == 0
     assert not fake.has_option("writable")
     assert not (rootfs / "data").exists() and not (rootfs / "work").exists()
+    assert not (rootfs / "etc" / "hosts").exists()
+
+
+def test_cwd_spelling_of_apptainer_1_4(standin, make_engine, make_bundle, run):
+    fake = standin("apptainer-1.4.5")
+    result = run(make_engine(fake), make_bundle(["/bin/sh", "-c", "exit 2"], cwd="/tmp"))
+    assert result.code == 2, result
+    assert fake.option_values("cwd") == ["/tmp"]
+    assert not fake.has_option("pwd")
 
 
 def test_workdir_is_created_in_a_writable_sandbox(standin, make_engine, make_bundle, run, rootfs):
@@ -171,9 +183,38 @@ def test_no_home_when_nothing_covers_it(standin, make_engine, make_bundle, run, 
     fake = standin("apptainer-1.2.5")
     bundle = make_bundle(env=["PATH=/bin", "HOME=/root"],
                          mounts=[{"destination": "/rootish", "type": "bind", "source": str(other)}])
-    assert run(make_engine(fake), bundle).code == 0
+    result = run(make_engine(fake), bundle)
+    assert result.code == 0
     assert fake.has_option("no-home")
-    assert not fake.has_option("home")
+    assert fake.option_values("home") == ["/root"]  # with --no-home, only sets $HOME
+    assert fake.last()["container_env"]["HOME"] == "/root"
+
+
+def test_home_is_never_mounted_from_the_host_without_no_home(standin, make_engine, make_bundle, run):
+    fake = standin("singularity-3.8.7", drop=("no-home",))
+    assert run(make_engine(fake), make_bundle(env=["PATH=/bin", "HOME=/root"])).code == 0
+    assert not fake.has_option("home") and not fake.has_option("no-home")
+
+
+def test_writable_sandbox_gets_the_standard_mount_points(standin, make_engine, make_bundle, run, tmp_path):
+    bare = tmp_path / "bare"
+    (bare / "bin").mkdir(parents=True)
+    fake = standin("apptainer-1.2.5")
+    assert run(make_engine(fake), make_bundle(root=str(bare), hostname="h")).code == 0
+    for directory in ("proc", "sys", "dev", "tmp", "var/tmp"):
+        assert (bare / directory).is_dir(), directory
+    for name in ("hosts", "localtime", "resolv.conf", "passwd", "group", "hostname"):
+        assert (bare / "etc" / name).is_file(), name
+    assert (bare / "etc" / "hosts").read_text() == ""
+
+
+def test_existing_files_and_links_are_left_alone(standin, make_engine, make_bundle, run, rootfs):
+    (rootfs / "etc" / "localtime").symlink_to("/usr/share/zoneinfo/Nowhere")
+    (rootfs / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    fake = standin("apptainer-1.2.5")
+    assert run(make_engine(fake), make_bundle()).code == 0
+    assert os.readlink(rootfs / "etc" / "localtime") == "/usr/share/zoneinfo/Nowhere"
+    assert (rootfs / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
 
 
 def test_old_singularity_gets_only_the_options_it_has(standin, make_engine, make_bundle, run):
@@ -290,7 +331,7 @@ def test_runs_from_a_thread_without_forwarding(standin, make_engine, make_bundle
 
 
 def test_default_engine_uses_path(standin, make_bundle, run, monkeypatch):
-    fake = standin("singularity-ce-3.11.4")
+    fake = standin("apptainer-1.0.3")  # first on PATH, before any real apptainer
     monkeypatch.setenv("PATH", f"{fake.path.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("HPCBOX_SINGULARITY", raising=False)
     result = run(SingularityEngine(), make_bundle(["/bin/sh", "-c", "exit 4"]))

@@ -37,9 +37,10 @@ def _home_bind(spec: Bundle) -> Optional[Bind]:
 
 
 def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot_allowed: bool,
-                  fakeroot_reason: str = "") -> Command:
+                  fakeroot_reason: str = "", workdir: Optional[str] = None) -> Command:
     """The exec command line for `spec` on `inst`; UnavailableError when the bundle needs an option
-    this binary lacks (GPU flags, scratch dirs, forced fakeroot)."""
+    this binary lacks (GPU flags, scratch dirs, forced fakeroot). `workdir` is the directory that
+    holds the scratch directories (tmpfs mounts of the config), which a writable sandbox needs."""
     name = f"{inst.command_name} {inst.version_string}"
     argv = [inst.path, "exec"]
     notes: List[str] = []
@@ -81,21 +82,23 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
 
     binds = list(spec.binds)
     home = spec.env.get("HOME")
+    home = os.path.normpath(home) if home and home.startswith("/") else None
+    home_ok = home is not None and ":" not in home and "," not in home and inst.has("home")
     covering = _home_bind(spec)
-    if covering is not None and home and inst.has("home"):
-        home = os.path.normpath(home)
+    if covering is not None and home_ok:
+        # a volume covers the container's HOME: let apptainer mount that as the home directory
         source = covering.source if covering.destination == home else \
             os.path.join(covering.source, os.path.relpath(home, covering.destination))
-        if ":" not in home + source and "," not in home + source:
-            argv += ["--home", f"{source}:{home}"]
-            if covering.destination == home:
-                binds.remove(covering)
-            covering = None
-    if covering is None and "--home" not in argv and inst.has("no-home"):
+        argv += ["--home", f"{source}:{home}"]
+        if covering.destination == home:
+            binds.remove(covering)
+    elif inst.has("no-home"):
         argv.append("--no-home")
+        if home_ok:
+            argv += ["--home", home]  # with --no-home this only sets $HOME; nothing is mounted
     if spec.no_mount and inst.has("no-mount"):
         argv += ["--no-mount", spec.no_mount]
-    argv += ["--pwd", spec.cwd]
+    argv += [inst.spelling("pwd"), spec.cwd]
     if spec.hostname and inst.has("hostname"):
         if inst.has("uts"):
             argv.append("--uts")
@@ -108,6 +111,8 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
         argv.append(f"--{flag}")
     for bind in binds:
         argv += ["--bind", f"{bind.source}:{bind.destination}" + (":ro" if bind.readonly else "")]
+    if spec.scratch and workdir and inst.has("workdir"):
+        argv += ["--workdir", workdir]
     for destination in spec.scratch:
         if not inst.has("scratch"):
             raise UnavailableError(f"{name} has no --scratch option for the tmpfs at {destination}: "
@@ -119,18 +124,28 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
     return Command(argv, env, notes, fakeroot)
 
 
-def prepare_mount_points(spec: Bundle) -> None:
-    """Create missing bind destinations and the working directory in a writable sandbox.
+# What Apptainer mounts or edits by default. It cannot create missing mount points in a --writable
+# sandbox (no underlay there): a missing /dev or /proc is fatal, a missing file gives a warning.
+STANDARD_DIRS = ("/proc", "/sys", "/dev", "/tmp", "/var/tmp")
+STANDARD_FILES = ("/etc/hosts", "/etc/localtime", "/etc/resolv.conf", "/etc/passwd", "/etc/group")
 
-    Apptainer cannot add mount points to a --writable sandbox itself (no underlay there), so a bind
-    onto a path the image lacks would fail. Failures are left for Apptainer to report."""
+
+def prepare_rootfs(spec: Bundle) -> None:
+    """Create missing mount points in a writable sandbox: the standard ones, bind destinations,
+    scratch directories and the working directory. Failures are left for Apptainer to report."""
     if spec.readonly:
         return
-    wanted = [(b.destination, os.path.isdir(b.source)) for b in spec.binds]
+    wanted = [(d, True) for d in STANDARD_DIRS] + [(f, False) for f in STANDARD_FILES]
+    if spec.hostname:
+        wanted.append(("/etc/hostname", False))
+    for bind in spec.binds:
+        if bind.destination not in _LEXICAL and not bind.destination.startswith(_LEXICAL_PREFIXES):
+            wanted.append((bind.destination, os.path.isdir(bind.source)))
     wanted += [(d, True) for d in spec.scratch]
-    wanted.append((spec.cwd, True))
+    if spec.cwd not in _LEXICAL and not spec.cwd.startswith(_LEXICAL_PREFIXES):
+        wanted.append((spec.cwd, True))
     for destination, is_dir in wanted:
-        if destination == "/" or destination in _LEXICAL or destination.startswith(_LEXICAL_PREFIXES):
+        if destination == "/":
             continue
         try:
             target = resolve_in_root(spec.rootfs, destination)

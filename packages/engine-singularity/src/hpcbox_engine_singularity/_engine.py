@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from hpcbox_engine_singularity import _probe
 from hpcbox_engine_singularity._bundle import Bundle, BundleLike, parse_bundle
-from hpcbox_engine_singularity._command import Command, build_command, prepare_mount_points
+from hpcbox_engine_singularity._command import Command, build_command, prepare_rootfs
 from hpcbox_engine_singularity._probe import Installation
 from hpcbox_engine_singularity.errors import EngineError, UnavailableError
 
@@ -30,24 +32,32 @@ _STRIPPED_PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
 class Container:
     """A started apptainer process: `pid`, `send_signal()`, `poll()`, `wait()` (128+n for signal n)."""
 
-    def __init__(self, process: subprocess.Popen, command: Command):
+    def __init__(self, process: subprocess.Popen, command: Command, cleanup: Optional[str] = None):
         self.process = process
         self.pid = process.pid
         self.command = command
+        self._cleanup = cleanup
 
     def send_signal(self, sig: int) -> None:
         self.process.send_signal(sig)
 
     def poll(self) -> Optional[int]:
         code = self.process.poll()
-        return None if code is None else _status(code)
+        return None if code is None else self._finish(code)
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        return _status(self.process.wait(timeout))
+        return self._finish(self.process.wait(timeout))
+
+    def _finish(self, code: int) -> int:
+        if self._cleanup:
+            shutil.rmtree(self._cleanup, ignore_errors=True)
+            self._cleanup = None
+        return 128 - code if code < 0 else code
 
 
-def _status(code: int) -> int:
-    return 128 - code if code < 0 else code
+def _remove(path: Optional[str]) -> None:
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_note(stream: Any, text: str) -> None:
@@ -147,14 +157,14 @@ class SingularityEngine:
         """The exec command for a bundle on this host's binary (nothing is run or changed)."""
         return self._command(parse_bundle(bundle, bundle_dir))
 
-    def _command(self, spec: Bundle) -> Command:
+    def _command(self, spec: Bundle, workdir: Optional[str] = None) -> Command:
         inst = self.installation()
         ok, reason = _probe.check(inst)
         if not ok:
             raise UnavailableError(reason)
         allowed, why = self.fakeroot_allowed(inst)
         return build_command(spec, inst, caller_uid=self.caller_uid, fakeroot_allowed=allowed,
-                             fakeroot_reason=why)
+                             fakeroot_reason=why, workdir=workdir)
 
     def child_environment(self, command: Command) -> Dict[str, str]:
         """The binary's environment: the caller's, without stray *ENV_ variables, plus the container's."""
@@ -167,21 +177,27 @@ class SingularityEngine:
               stdout: Any = None, stderr: Any = None, _preexec=None) -> Container:
         """Start the container and return at once; raise EngineError when it cannot start."""
         spec = parse_bundle(bundle, bundle_dir)
-        command = self._command(spec)
-        for note in command.notes:
-            if note not in self._said:
-                self._said.add(note)
-                _write_note(stderr, note)
-        prepare_mount_points(spec)
+        # tmpfs mounts become apptainer scratch dirs, kept in a private workdir removed afterwards
+        workdir = tempfile.mkdtemp(prefix="hpcbox-apptainer-") if spec.scratch else None
         try:
+            command = self._command(spec, workdir)
+            prepare_rootfs(spec)
+            for note in command.notes:
+                if note not in self._said:
+                    self._said.add(note)
+                    _write_note(stderr, note)
             process = subprocess.Popen(command.argv, env=self.child_environment(command), stdin=stdin,
                                        stdout=stdout, stderr=stderr,
                                        # only restores the signal mask; no locks are taken there
                                        preexec_fn=_preexec)  # noqa: PLW1509
         except OSError as error:
-            raise EngineError(f"cannot start {command.argv[0]} ({error.strerror}): check the binary, "
-                              f"or set {_probe.ENV_OVERRIDE} to a working one") from None
-        return Container(process, command)
+            _remove(workdir)
+            raise EngineError(f"cannot start {self._binary or 'apptainer'} ({error.strerror}): check the "
+                              f"binary, or set {_probe.ENV_OVERRIDE} to a working one") from None
+        except BaseException:
+            _remove(workdir)
+            raise
+        return Container(process, command, cleanup=workdir)
 
     def run(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
             stdout: Any = None, stderr: Any = None, forward_signals: bool = True) -> int:

@@ -17,6 +17,8 @@ CANDIDATES = ("apptainer", "singularity")
 REQUIRED = ("bind", "cleanenv", "pwd")
 OPTIONAL = ("writable", "userns", "fakeroot", "nv", "rocm", "no-home", "home", "containall",
             "no-mount", "hostname", "uts", "scratch")
+# Apptainer 1.4 lists `--cwd` ("synonym for --pwd") and hides `--pwd` from `help exec`.
+ALIASES = {"pwd": ("cwd",)}
 # Oldest versions we accept per flavor: Singularity 2.x has another CLI and no fakeroot at all.
 MINIMUM = {"apptainer": (1, 0, 0), "singularity-ce": (3, 0, 0), "singularity": (3, 0, 0)}
 INSTALL_HINT = (
@@ -53,7 +55,17 @@ class Installation:
         return ".".join(str(n) for n in self.version)
 
     def has(self, option: str) -> bool:
-        return option.lstrip("-") in self.features
+        name = option.lstrip("-")
+        return name in self.features or any(alias in self.features for alias in ALIASES.get(name, ()))
+
+    def spelling(self, option: str) -> str:
+        """The flag to pass for `option`: its own name if listed, else a listed synonym."""
+        name = option.lstrip("-")
+        if name not in self.features:
+            for alias in ALIASES.get(name, ()):
+                if alias in self.features:
+                    return f"--{alias}"
+        return f"--{name}"
 
     def too_old(self) -> bool:
         return self.version < MINIMUM.get(self.flavor, (3, 0, 0))
