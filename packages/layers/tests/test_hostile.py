@@ -165,10 +165,16 @@ def test_symlinks_are_kept_verbatim_and_never_followed(tmp_path):
 
 def test_very_deep_names_are_handled_without_recursion(tmp_path):
     deep = "/".join(["d"] * 1500)
+    target = tmp_path / "t"
     try:
-        apply_layers(tmp_path / "t", [io.BytesIO(tar_bytes([file(deep + "/f", b"x")]))])
-    except LayerError as e:  # the fd or path limits of the system may be reached first; that is fine
-        assert "layer 0" in str(e)
-    else:
-        assert (tmp_path / "t" / deep / "f").read_bytes() == b"x"
-    subprocess.run(["rm", "-rf", str(tmp_path / "t")], check=True)  # shutil.rmtree recurses per level
+        try:
+            apply_layers(target, [io.BytesIO(tar_bytes([file(deep + "/f", b"x")]))])
+        except LayerError as e:  # the fd or path limits of the system may be reached first; that is fine
+            assert "layer 0" in str(e)
+        else:
+            assert (target / deep / "f").read_bytes() == b"x"
+            apply_layers(target, [io.BytesIO(tar_bytes([whiteout("d")]))])
+            assert os.listdir(target) == []
+    finally:
+        # shutil.rmtree (and so pytest's clean-up) recurses per level: never leave this tree behind
+        subprocess.run(["rm", "-rf", str(target)], check=True)

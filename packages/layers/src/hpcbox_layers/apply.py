@@ -507,19 +507,28 @@ class _Applier:
 
 
 def _rmtree(parent: int, name: str) -> None:
-    """Remove directory `name` under `parent` and all in it, never following a symlink."""
-    fd = os.open(name, _O_DIR, dir_fd=parent)
+    """Remove directory `name` under `parent` and all in it, never following a symlink; iterative, so
+    that no depth of tree can exhaust the interpreter's recursion limit."""
+    stack = [(parent, name, os.open(name, _O_DIR, dir_fd=parent))]
     try:
-        with os.scandir(fd) as it:
-            children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-        for child, is_dir in children:
-            if is_dir:
-                _rmtree(fd, child)
-            else:
-                os.unlink(child, dir_fd=fd)
+        while stack:
+            up, dirname, fd = stack[-1]
+            subdir = None
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdir = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if subdir is not None:  # go down; this directory is scanned again when we are back
+                stack.append((fd, subdir, os.open(subdir, _O_DIR, dir_fd=fd)))
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(dirname, dir_fd=up)
     finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=parent)
+        for _, _, fd in stack:
+            os.close(fd)
 
 
 __all__ = ["ApplyReport", "Layer", "apply_layers"]
