@@ -31,6 +31,8 @@ ALL_OPTIONS = {
     "home": ("H", True, "a home directory specification.  spec can either be a src path or src:dest pair"),
     "hostname": ("", True, "set container hostname"),
     "ipc": ("i", False, "run container in a new IPC namespace"),
+    "net": ("n", False, "run container in a new network namespace"),
+    "network": ("", True, "specify desired network type separated by commas"),
     "no-home": ("", False, "do NOT mount users home directory if /home is not the current working directory"),
     "no-mount": ("", True, "disable one or more 'mount xxx' options set in apptainer.conf"),
     "nv": ("", False, "enable Nvidia support"),

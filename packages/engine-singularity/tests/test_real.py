@@ -147,6 +147,14 @@ def test_real_hostname_and_readonly_root(real_engine, busybox_root, tmp_path):
     assert result.out == "box1\nro\n"
 
 
+def test_real_no_network(real_engine, busybox_root, tmp_path):
+    bundle = _bundle(tmp_path, busybox_root, ["sh", "-c", "grep -c : /proc/net/dev"],
+                     extra={"annotations": {"org.hpcbox.net": "none"}})
+    result = run_bundle(real_engine, bundle)
+    assert result.code == 0, result
+    assert result.out == "1\n"  # only lo
+
+
 def test_real_fakeroot(real_engine, busybox_root, tmp_path):
     if os.getuid() == 0:
         pytest.skip("the caller is root already")

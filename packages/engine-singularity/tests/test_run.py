@@ -302,6 +302,22 @@ def test_gpu_option_missing(standin, make_engine, make_bundle):
     assert fake.records() == []
 
 
+@pytest.mark.parametrize("how", [{"annotations": {"org.hpcbox.net": "none"}},
+                                 {"linux": {"namespaces": [{"type": "network"}, {"type": "mount"}]}}],
+                         ids=["annotation", "namespace"])
+def test_no_network(standin, make_engine, make_bundle, run, how):
+    fake = standin("singularity-ce-3.11.4")
+    assert run(make_engine(fake), make_bundle(**how)).code == 0
+    assert fake.has_option("net")
+    assert fake.option_values("network") == ["none"]
+
+
+def test_host_network_by_default(standin, make_engine, make_bundle, run):
+    fake = standin("singularity-ce-3.11.4")
+    assert run(make_engine(fake), make_bundle(annotations={"org.hpcbox.net": "host"})).code == 0
+    assert not fake.has_option("net") and not fake.has_option("network")
+
+
 def test_userns_and_containall_annotations(standin, make_engine, make_bundle, run):
     fake = standin("apptainer-1.2.5")
     annotations = {"org.hpcbox.singularity.userns": "true", "org.hpcbox.singularity.containall": "1",
@@ -386,6 +402,9 @@ def test_signals_are_forwarded(standin, make_bundle, sig):
         ({"mounts": [{"destination": "/n", "type": "nfs", "source": "server:/x"}]},
          "a nfs mount on /n cannot be made by Apptainer: use a bind mount"),
         ({"hostname": "x" * 65}, "hostname .* is invalid"),
+        ({"annotations": {"org.hpcbox.net": "bridge"}}, "'bridge' is unknown: use 'host' or 'none'"),
+        ({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}},
+         "joining an existing network namespace .* is not supported by Apptainer: drop"),
     ],
 )
 def test_bad_bundles_are_refused_with_the_fix(tmp_path, standin, make_engine, change, message):

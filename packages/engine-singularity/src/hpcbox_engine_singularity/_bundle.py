@@ -15,6 +15,8 @@ ANNOTATION_FAKEROOT = "org.hpcbox.singularity.fakeroot"
 ANNOTATION_USERNS = "org.hpcbox.singularity.userns"
 ANNOTATION_CONTAINALL = "org.hpcbox.singularity.containall"
 ANNOTATION_NO_MOUNT = "org.hpcbox.singularity.no-mount"
+ANNOTATION_NET = "org.hpcbox.net"  # shared with the other engines
+NETS = ("host", "none")
 GPUS = ("", "none", "nvidia", "rocm")
 FAKEROOT_CHOICES = ("auto", "true", "false")
 DEFAULT_NO_MOUNT = "tmp,cwd"
@@ -57,6 +59,7 @@ class Bundle:
     userns: bool = False
     containall: bool = False
     no_mount: str = DEFAULT_NO_MOUNT
+    net: str = "host"
 
 
 def _fail(what: str, fix: str) -> BundleError:
@@ -209,6 +212,18 @@ def parse_bundle(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle
     if not isinstance(no_mount, str) or any(c.isspace() for c in no_mount):
         raise _fail(f"annotation {ANNOTATION_NO_MOUNT}={no_mount!r} is invalid",
                     "give a comma-separated list such as 'tmp,cwd' (empty for none)")
+    linux = config.get("linux") or {}
+    namespaces = (linux.get("namespaces") or []) if isinstance(linux, dict) else []
+    if not isinstance(namespaces, list):
+        raise _fail("linux.namespaces is not a list", "write [{'type': 'network'}, ...]")
+    for ns in namespaces:
+        if isinstance(ns, dict) and ns.get("path"):
+            raise _fail(f"joining an existing {ns.get('type')} namespace ({ns['path']}) is not supported "
+                        "by Apptainer", "drop linux.namespaces[].path or use the runc engine")
+    new_net = any(isinstance(n, dict) and n.get("type") == "network" for n in namespaces)
+    net = annotations.get(ANNOTATION_NET, "none" if new_net else "host")
+    if net not in NETS:
+        raise _fail(f"annotation {ANNOTATION_NET}={net!r} is unknown", "use 'host' or 'none'")
     hostname = config.get("hostname") or None
     if hostname is not None and (not isinstance(hostname, str) or len(hostname) > 64):
         raise _fail(f"hostname {hostname!r} is invalid", "give at most 64 characters")
@@ -231,6 +246,7 @@ def parse_bundle(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle
         userns=_flag(annotations, ANNOTATION_USERNS),
         containall=_flag(annotations, ANNOTATION_CONTAINALL),
         no_mount=no_mount,
+        net=net,
     )
 
 

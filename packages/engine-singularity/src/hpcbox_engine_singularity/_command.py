@@ -99,6 +99,11 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
     if spec.no_mount and inst.has("no-mount"):
         argv += ["--no-mount", spec.no_mount]
     argv += [inst.spelling("pwd"), spec.cwd]
+    if spec.net == "none":
+        if not (inst.has("net") and inst.has("network")):
+            raise UnavailableError(f"{name} has no --net/--network options for a container without network: "
+                                   "drop org.hpcbox.net=none or use the runc engine")
+        argv += ["--net", "--network", "none"]  # a network namespace holding only lo, which is up
     if spec.hostname and inst.has("hostname"):
         if inst.has("uts"):
             argv.append("--uts")

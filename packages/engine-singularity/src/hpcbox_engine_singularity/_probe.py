@@ -16,7 +16,7 @@ CANDIDATES = ("apptainer", "singularity")
 # exec options the engine cannot work without, and those it uses when the binary has them.
 REQUIRED = ("bind", "cleanenv", "pwd")
 OPTIONAL = ("writable", "userns", "fakeroot", "nv", "rocm", "no-home", "home", "containall",
-            "no-mount", "hostname", "uts", "scratch")
+            "no-mount", "hostname", "uts", "scratch", "workdir", "net", "network")
 # Apptainer 1.4 lists `--cwd` ("synonym for --pwd") and hides `--pwd` from `help exec`.
 ALIASES = {"pwd": ("cwd",)}
 # Oldest versions we accept per flavor: Singularity 2.x has another CLI and no fakeroot at all.
