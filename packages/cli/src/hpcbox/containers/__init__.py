@@ -24,7 +24,6 @@ import datetime
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -321,7 +320,7 @@ class ContainerStore:
             return self._build(meta, fill)
 
     def _build(self, meta: Dict[str, Any], fill: Any) -> Container:
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         meta["id"] = cid
         meta["created"] = _now()
         work = self.dir / f"{CREATE_PREFIX}{cid}"
