@@ -383,6 +383,61 @@ def test_signals_are_forwarded(standin, make_bundle, sig):
     assert child.returncode == 42, err
 
 
+COUNTER = textwrap.dedent("""
+    import os, signal, sys
+    os.setpgid(0, 0)  # out of the terminal's foreground group: any SIGINT now comes from the engine
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    print("ready", flush=True)
+    seen = []
+    while True:
+        info = signal.sigwaitinfo({signal.SIGINT, signal.SIGTERM})
+        if info.si_signo == signal.SIGTERM:
+            print("INT from " + ",".join(seen), flush=True)
+            sys.exit(0)
+        seen.append("tty" if info.si_code == 0x80 else "kill")
+        print("got INT", flush=True)
+""")
+
+
+def _read_until(fd, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_terminal_ctrl_c_is_not_forwarded_again(standin, make_bundle):
+    """Ctrl-C on a terminal goes to the whole foreground process group, apptainer included, so the
+    engine must not forward it a second time (it does forward SIGTERM sent to it by kill). The
+    container process leaves the foreground group here, so every SIGINT it sees came from the engine."""
+    import pty
+
+    fake = standin("apptainer-1.2.5")
+    bundle = make_bundle([sys.executable, "-c", COUNTER])
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child: session leader on the pty, runs the engine
+        argv = [sys.executable, "-c", FORWARD_SCRIPT, str(fake.path), str(bundle), str(CALLER)]
+        os.execv(sys.executable, argv)
+    try:
+        assert b"ready" in _read_until(master, b"ready")
+        os.write(master, b"\x03")  # the terminal's interrupt character, to the engine's process group
+        assert b"^C" in _read_until(master, b"^C")  # echoed once the terminal has sent SIGINT
+        os.kill(pid, signal.SIGTERM)  # the engine takes the pending SIGINT first (lower number)
+        out = _read_until(master, b"INT from")
+        out += _read_until(master, b"\n")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(master)
+    assert b"INT from \r\n" in out or b"INT from \n" in out, out
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
