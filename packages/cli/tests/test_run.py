@@ -150,3 +150,27 @@ def test_cpuset_outside_the_allowed_cpus(tmp_path, fake_engines):
     fake_engines["runc"] = FakeEngine("runc")
     with pytest.raises(HpcboxError, match="cannot use CPUs 4096"):
         run_cmd._run(parse("--cpuset-cpus", "4096", "--nosysdirs", "x"), FakeContainer(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "img"], "run"),
+    (["--home", "/h", "run", "img"], "run"),
+    (["--home=/h", "--insecure-registry", "r:5000", "ps"], "ps"),
+    (["-h", "run"], None),
+    (["--version"], None),
+    ([], None),
+])
+def test_only_the_command_being_run_gets_its_parser(argv, expected):
+    from hpcbox.main import _command_in
+
+    assert _command_in(argv) == expected
+
+
+def test_lean_parser_parses_like_the_full_one():
+    argv = ["--home", "/h", "run", "--rm", "-e", "A=1", "img", "sh", "-c", "echo"]
+    lean, full = build_parser(argv, full=False), build_parser(argv)
+    assert vars(lean.parse_args(argv)) == vars(full.parse_args(argv))
+    assert set(lean._subparsers._group_actions[0].choices) == {"run"}
+    assert {"run", "setup", "info", "pull"} <= set(full._subparsers._group_actions[0].choices)
+    unknown = build_parser(["nosuchcommand"], full=False)  # falls back to the full parser for the error
+    assert "pull" in unknown._subparsers._group_actions[0].choices
