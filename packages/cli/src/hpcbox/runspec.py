@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from hpcbox.errors import UsageError
 
@@ -73,15 +73,16 @@ class RunOptions:
         self.annotations = dict(annotations or {})
 
 
-class Caller(NamedTuple):
-    """The user running hpcbox, as it appears in the generated /etc/passwd and /etc/group."""
+class Caller:
+    """The user running hpcbox, as it appears in the generated /etc/passwd and /etc/group.
 
-    uid: int
-    gid: int
-    name: str
-    group: str
-    home: str
-    shell: str
+    (Plain classes here: a NamedTuple costs a millisecond to define, on every `hpcbox run`.)
+    """
+
+    __slots__ = ("gid", "group", "home", "name", "shell", "uid")
+
+    def __init__(self, uid: int, gid: int, name: str, group: str, home: str, shell: str):  # noqa: PLR0917
+        self.uid, self.gid, self.name, self.group, self.home, self.shell = uid, gid, name, group, home, shell
 
     @classmethod
     def current(cls) -> Caller:
@@ -283,10 +284,23 @@ def _write_if_changed(path: str, text: str) -> None:
 
 # -- mounts ------------------------------------------------------------------------------------------
 
-class Volume(NamedTuple):
-    source: str
-    destination: str  # inside the container
-    readonly: bool
+class Volume:
+    __slots__ = ("destination", "readonly", "source")
+
+    def __init__(self, source: str, destination: str, readonly: bool):
+        self.source, self.destination, self.readonly = source, destination, readonly
+
+    def _key(self) -> Tuple[str, str, bool]:
+        return self.source, self.destination, self.readonly
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Volume) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Volume({self.source!r}, {self.destination!r}, readonly={self.readonly})"
 
     def mount(self) -> Dict[str, Any]:
         return {"destination": self.destination, "type": "bind", "source": self.source,
