@@ -106,9 +106,9 @@ def test_create_applies_the_layers_and_records_the_image(cs):
 
 
 def test_get_by_name_id_and_prefix(cs):
-    a = cs.create("example.org/test/img:1", name="a")
+    a = cs.create("example.org/test/img:1", name="first")  # not a hex digit: get() tries names first
     b = cs.create("example.org/test/img:1")
-    assert cs.get("a").id == a.id
+    assert cs.get("first").id == a.id
     assert cs.get(b.id).id == b.id
     assert cs.get(b.id[:10]).id == b.id
     with pytest.raises(UnknownContainerError, match="no container 'nope'; run 'hpcbox ps'"):
