@@ -249,3 +249,48 @@ def test_mkrepo(cli, tmp_path):
 
 def test_layers_tar_helper_is_deterministic():
     assert tar_layer(LOWER) == tar_layer(LOWER) and tar_layer(UPPER) != tar_layer(LOWER)
+
+
+def test_stdin_and_stdout_archives(cli, tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPCBOX_")}
+    base = [sys.executable, "-m", "hpcbox", "--home", str(cli.home)]
+    saved = subprocess.run([*base, "save", "-o", "-", IMG], capture_output=True, env=env, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
+        assert tar.getmember("manifest.json").isfile()
+    other = tmp_path / "other"
+    proc = subprocess.run([sys.executable, "-m", "hpcbox", "--home", str(other), "load", "-i", "-"],
+                          input=saved, capture_output=True, env=env, check=False)
+    assert proc.returncode == 0 and proc.stdout.decode() == f"Loaded image: {IMG}\n", proc.stderr
+    ok(cli("create", "--name", "box", IMG))
+    exported = subprocess.run([*base, "export", "-o", "-", "box"], capture_output=True, env=env,
+                              check=True).stdout
+    proc = subprocess.run([*base, "import", "-", "local/from-stdin"], input=exported, capture_output=True,
+                          env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert ok(cli("verify", "local/from-stdin")).endswith("OK\n")
+
+
+def test_create_refuses_a_stored_image_of_another_platform(cli):
+    from hpcbox.containers import ContainerStore
+
+    class Arm:
+        os, architecture = "linux", "arm64"
+
+    with pytest.raises(Exception, match="is for linux/amd64; pull it again with --platform"):
+        ContainerStore(cli.store).create(IMG, platform=Arm())
+    assert ps(cli) == []
+
+
+def test_prune_containers_spares_one_in_use(cli):
+    from hpcbox.containers import ContainerStore
+
+    ok(cli("create", "--name", "busy", IMG))
+    c = ContainerStore(cli.store).get("busy")
+    with c.in_use():
+        assert "in use" in one_error(cli("rm", "busy"))
+        assert "Deleted container" not in ok(cli("prune", "--containers"))
+    assert "Deleted container" in ok(cli("prune", "--containers"))
+    assert ps(cli) == []
