@@ -206,6 +206,7 @@ class SingularityEngine:
         EngineError subclasses. Streams are inherited unless given (as for subprocess.Popen)."""
         if not forward_signals or threading.current_thread() is not threading.main_thread():
             return self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr).wait()
+        self.installation()  # probe (cached) before blocking signals, so its children get the usual mask
         watched = {*FORWARDED, signal.SIGCHLD}
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
 
