@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hpcbox_engine_ptrace import resolve, translate, untranslate
@@ -156,6 +156,9 @@ def test_c_core_equals_the_model(guestpath_model, tree, binds, data, follow):
         got = outcome(translate, root, path, **kwargs)
         want = outcome(guestpath_model.to_host, str(root), path, **kwargs)
         assert got == want, f"path {path!r}: C {got} != model {want}"
+        event(f"outcome: {got[0] if got[0] == 'ok' else os.strerror(got[1])}")
+        if got[0] == "ok" and any(got[1] == h or got[1].startswith(h + "/") for _, h in bindings):
+            event("outcome: inside a binding")
 
         got_canon = outcome(resolve, root, path, **kwargs)
         assert got_canon == outcome(guestpath_model.canonical, str(root), path, **kwargs)
