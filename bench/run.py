@@ -34,16 +34,15 @@ import harness  # noqa: E402
 from hpcbox_testing.images import TestImages  # noqa: E402
 from hpcbox_testing.registry import start_registry  # noqa: E402
 
+TAR = "tar c /usr/share /usr/lib x3, piped to cat"
 WORKLOADS = {
     "/bin/true": "/bin/true",
     "200x fork+exec ls /": "sh -c 'i=0; while [ $i -lt 200 ]; do ls / >/dev/null; i=$((i+1)); done'",
     "find /usr x10": "sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do find /usr >/dev/null; done'",
-    "tar c /usr/share /usr/lib x3 | cat": "sh -c 'for i in 1 2 3; do tar c /usr/share /usr/lib 2>/dev/null "
-                                         "| cat >/dev/null; done'",
+    TAR: "sh -c 'for i in 1 2 3; do tar c /usr/share /usr/lib 2>/dev/null | cat >/dev/null; done'",
     "1M-iteration shell loop": "sh -c 'i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done'",
 }
-TARGETS = {"200x fork+exec ls /": 1.1, "find /usr x10": 1.1, "tar c /usr/share /usr/lib x3 | cat": 1.05,
-           "1M-iteration shell loop": 1.02}
+TARGETS = {"200x fork+exec ls /": 1.1, "find /usr x10": 1.1, TAR: 1.05, "1M-iteration shell loop": 1.02}
 
 
 def sbin(name: str) -> str:
