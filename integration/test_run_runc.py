@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import test_run_common as common
-from test_cli_common import ok, one_error
+from test_cli_common import hpcbox_env, ok, one_error
 
 run_store = common.run_store  # fixtures
 shared_debian = common.shared_debian
@@ -80,3 +83,27 @@ def test_run_fails_with_the_reason_when_user_namespaces_are_disabled(run_store, 
     assert info["engines"]["runc"]["available"] is False
     assert info["auto"] in (None, "preload", "ptrace")  # another engine, once one works here
     ok(run_store("run", "--engine", "runc", shared_debian, "true"))
+
+
+def test_run_fails_with_the_reason_in_a_namespace_that_forbids_user_namespaces(run_store, shared_debian):
+    """Unprivileged variant: user.max_user_namespaces is per user namespace, so a child namespace
+    (with its own /proc) can set it to 0 for everything started inside it."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    inner = 'echo 0 > /proc/sys/user/max_user_namespaces || exit 99; exec "$@"'
+    argv = [unshare, "-U", "-r", "-m", "-p", "-f", "--mount-proc", "sh", "-c", inner, "sh",
+            sys.executable, "-m", "hpcbox", "--home", str(run_store.home)]
+    probe = subprocess.run([*argv[:-5], "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a child user namespace with its own /proc here ({probe.stderr.strip()})")
+    proc = subprocess.run([*argv, "run", "--engine", "runc", shared_debian, "true"], capture_output=True,
+                          text=True, env=hpcbox_env(), timeout=120, check=False)
+    error = one_error(proc, 125)
+    assert "engine runc is not available: user namespaces are disabled: user.max_user_namespaces=0" in error
+    proc = subprocess.run([*argv, "info", "--json"], capture_output=True, text=True, env=hpcbox_env(),
+                          timeout=120, check=False)
+    info = json.loads(ok(proc).stdout)
+    assert info["engines"]["runc"]["available"] is False
+    assert "max_user_namespaces=0" in info["engines"]["runc"]["reason"]
+    assert info["auto"] in (None, "preload", "ptrace")  # another engine, once one works here
