@@ -3,7 +3,7 @@
 It is not wired into hpcbox yet; these tests pin what it already does, as the unprivileged user
 that runs the suite: path syscalls of the program and of its forked children are translated into
 the rootfs (symlinks and ".." with guest semantics, bindings), errors come back as the kernel's,
-and exit codes and fatal signals pass through.
+getcwd answers with the guest path, and exit codes and fatal signals pass through.
 """
 
 from __future__ import annotations
@@ -129,6 +129,14 @@ def test_bindings(tracer, rootfs, tmp_path):
     proc = run(tracer, rootfs, "/bin/cat", "/data/f", binds=[("/data", tmp_path)])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "from the host\n"
+
+
+def test_getcwd_gives_the_guest_path(tracer, rootfs, tmp_path):
+    # PWD=/x makes busybox's pwd ask the kernel (getcwd) instead of trusting $PWD.
+    script = "; ".join(f"cd {d} && PWD=/x /bin/busybox pwd" for d in ("/usr/lib", "/data", "/"))
+    proc = run(tracer, rootfs, "/bin/sh", "-c", script, binds=[("/data", tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "/usr/lib\n/data\n/\n"
 
 
 def test_bad_usage_is_refused(tracer, rootfs, tmp_path):

@@ -8,8 +8,10 @@
  * process_vm_writev and points the argument at it. Translation errors (ENOENT, ENOTDIR, ELOOP)
  * skip the syscall and return the errno. Children, threads and exec are followed.
  *
- * NOT wired into hpcbox: a test bed for the engine. Missing on purpose for now: getcwd/readlink
- * reverse translation (the guest sees host paths there), the guest's ELF interpreter on execve
+ * getcwd is stopped twice (seccomp, then its syscall exit) and its result mapped back to the guest.
+ *
+ * NOT wired into hpcbox: a test bed for the engine. Missing on purpose for now: readlink of
+ * /proc/self/{cwd,exe} and other reverse translations (the guest sees host paths there), the guest's ELF interpreter on execve
  * (static programs only), #! scripts through the guest, the rest of the path syscalls
  * (*xattr, link, rename, unlink, mkdir, chmod, ...), root emulation, group-stop semantics, a
  * scratch page of our own (the red zone trick assumes the stack has room below rsp).
@@ -85,7 +87,7 @@ static unsigned long long *arg_reg(struct user_regs_struct *r, int i)
 
 static int install_filter(void)
 {
-    struct sock_filter prog[4 + 2 * N_CALLS + 1];
+    struct sock_filter prog[4 + 2 * N_CALLS + 2 + 1];
     size_t n = 0;
 
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -96,6 +98,8 @@ static int install_filter(void)
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)CALLS[i].nr, 0, 1);
         prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     }
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getcwd, 0, 1);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 
     struct sock_fprog fprog = {.len = (unsigned short)n, .filter = prog};
@@ -176,7 +180,7 @@ static int follows(const struct path_call *c, struct user_regs_struct *r)
 }
 
 /* A seccomp stop: translate the path argument in place, or fail the syscall with its errno. */
-static int handle_seccomp(struct gp_context *ctx, pid_t pid)
+static int handle_seccomp(struct gp_context *ctx, pid_t pid, enum __ptrace_request *resume)
 {
     struct user_regs_struct r;
     const struct path_call *c = NULL;
@@ -187,6 +191,10 @@ static int handle_seccomp(struct gp_context *ctx, pid_t pid)
 
     if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
         return -errno;
+    if ((long)r.orig_rax == SYS_getcwd) {
+        *resume = PTRACE_SYSCALL; /* stop again at its exit to rewrite the result */
+        return 0;
+    }
     for (size_t i = 0; i < N_CALLS; i++)
         if ((long)r.orig_rax == CALLS[i].nr)
             c = &CALLS[i];
@@ -227,12 +235,44 @@ static int handle_seccomp(struct gp_context *ctx, pid_t pid)
     return ptrace(PTRACE_SETREGS, pid, 0, &r) < 0 ? -errno : 0;
 }
 
+/* The syscall-exit stop of a getcwd (the only syscall resumed with PTRACE_SYSCALL): the kernel
+ * wrote a host path; replace it with the guest path when it lies inside the guest. */
+static int handle_getcwd_exit(const struct gp_context *ctx, pid_t pid)
+{
+    struct user_regs_struct r;
+    char host[PATH_MAX], guest[PATH_MAX];
+    long ret;
+    size_t len;
+
+    if (ptrace(PTRACE_GETREGS, pid, 0, &r) < 0)
+        return -errno;
+    ret = (long)r.rax;
+    if ((long)r.orig_rax != SYS_getcwd || ret <= 0 || ret > PATH_MAX)
+        return 0;
+    if (read_tracee_string(pid, r.rdi, host, sizeof(host)) < 0)
+        return 0;
+    if (gp_to_guest(ctx, host, guest, sizeof(guest)) != 0)
+        return 0; /* outside the guest (or unreadable): the host path stays, as PRoot does */
+    len = strlen(guest) + 1;
+    if (len > r.rsi) {
+        r.rax = (unsigned long long)-ERANGE;
+    } else {
+        int rc = write_tracee(pid, r.rdi, guest, len);
+
+        if (rc < 0)
+            return rc;
+        r.rax = len;
+    }
+    return ptrace(PTRACE_SETREGS, pid, 0, &r) < 0 ? -errno : 0;
+}
+
 static int trace_loop(struct gp_context *ctx, pid_t first)
 {
     int exit_code = 0;
 
     for (;;) {
         int status, sig = 0, event;
+        enum __ptrace_request resume = PTRACE_CONT;
         pid_t pid = waitpid(-1, &status, __WALL);
 
         if (pid < 0) {
@@ -252,17 +292,22 @@ static int trace_loop(struct gp_context *ctx, pid_t first)
             continue;
         event = status >> 16;
         if (event == PTRACE_EVENT_SECCOMP) {
-            int rc = handle_seccomp(ctx, pid);
+            int rc = handle_seccomp(ctx, pid, &resume);
 
             if (rc < 0 && rc != -ESRCH)
                 fprintf(stderr, "hpcbox-ptrace-mini: pid %d: %s\n", (int)pid, strerror(-rc));
+        } else if (event == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+            int rc = handle_getcwd_exit(ctx, pid);
+
+            if (rc < 0 && rc != -ESRCH)
+                fprintf(stderr, "hpcbox-ptrace-mini: pid %d: getcwd: %s\n", (int)pid, strerror(-rc));
         } else if (event == 0) {
             sig = WSTOPSIG(status);
             if (sig == SIGSTOP || sig == SIGTRAP)
                 sig = 0; /* the stop of a new tracee, or ours: not the program's */
         }
-        if (ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig) < 0 && errno != ESRCH)
-            perror("hpcbox-ptrace-mini: PTRACE_CONT");
+        if (ptrace(resume, pid, 0, (void *)(long)sig) < 0 && errno != ESRCH)
+            perror("hpcbox-ptrace-mini: resume");
     }
 }
 
@@ -339,7 +384,8 @@ int main(int argc, char **argv)
         }
         if (ptrace(PTRACE_SETOPTIONS, child, 0,
                    (void *)(long)(PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
-                                  PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL)) < 0 ||
+                                  PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |
+                                  PTRACE_O_TRACESYSGOOD)) < 0 ||
             ptrace(PTRACE_CONT, child, 0, 0) < 0) {
             perror("hpcbox-ptrace-mini: ptrace setup");
             kill(child, SIGKILL);
