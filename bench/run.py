@@ -5,7 +5,9 @@ beside native chroot and `runc run` of the same rootfs, in one hyperfine run per
 
 Best run as an ordinary user (what hpcbox is for). The native chroot baseline needs root: as root it
 is plain `chroot`; otherwise it is `unshare -r chroot` (a user namespace only to be allowed to chroot,
-which the results say). Results go to docs/benchmarks.md, section "run".
+which the results say). Either way the host's /dev is bound into the rootfs first (in a private mount
+namespace): the extracted image has no device nodes, and `>/dev/null` would otherwise write a file.
+Results go to docs/benchmarks.md, section "run".
 
 Figures:
 - start: `hpcbox run CONTAINER /bin/true` end to end, the engine's own part (engine.run() of the same
@@ -120,8 +122,13 @@ def main() -> None:
                              check=True, capture_output=True, text=True).stdout.strip()
         rootfs = home / "containers" / cid / "rootfs"
         subprocess.run([hpcbox, "--home", str(home), "run", "bench", "/bin/true"], check=True)
-        chroot = f"{chroot_bin} {q(str(rootfs))}"
-        chroot = chroot if root else f"unshare -r {chroot}"
+        native = work / "native-chroot"
+        native.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
+                          f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
+                          f"'mount --rbind /dev \"$0/dev\" && exec {chroot_bin} \"$0\" \"$@\"' "
+                          f"{q(str(rootfs))} \"$@\"\n")
+        native.chmod(0o755)
+        chroot = str(native)
         state = work / "runc-state"
 
         def tools(command: str) -> dict:
@@ -161,13 +168,14 @@ def main() -> None:
                f"and ≤ 2x `runc run`: {hp / true_of['runc run']:.2f}x); the engine's own part "
                f"(`engine.run()` from Python, median of {args.start_runs}): **{engine_s * 1000:.1f} ms** "
                "(target ≤ 5 ms).")
-    how = ("native chroot as root" if root else
-           "native chroot via `unshare -r chroot` (the bench ran unprivileged: a user namespace only to be "
-           "allowed to chroot)")
+    how = ("native chroot as root (`unshare -m`, the host's /dev bound in)" if root else
+           "native chroot via `unshare -r -m` + `chroot` (the bench ran unprivileged: a user namespace only "
+           "to be allowed to chroot; the host's /dev bound in)")
     body = (f"Debian 12 test image (`debian12`), one container, {how}; `runc run` of the same rootfs with a "
             f"rootless spec; hpcbox with its default runc engine (builtin runner).\n\n"
             f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "
-            f"{load:.1f} at the start (other work on the machine inflates every column alike).\n\n"
+            f"{load:.1f} at the start (hyperfine runs the tools one after the other: other work on the "
+            f"machine can favour one column).\n\n"
             f"### start\n\n{summary}\n\n{start_table}\n\n"
             f"### steady-state overhead\n\n(t(workload) - t(/bin/true)) / (same in native chroot), "
             f"median of {args.runs} runs each; the workload's own median in brackets.\n\n{overhead}\n")
