@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -130,3 +131,47 @@ def test_auto_falls_back_to_the_next_available(monkeypatch):
     assert engines.resolve("auto") == ("ptrace", table["ptrace"])
     assert engines.fallbacks("runc") == [("ptrace", table["ptrace"])]
     assert engines.fallbacks("ptrace") == []
+
+
+@pytest.fixture
+def rootfs(tmp_path):
+    import shutil as sh
+
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    static = sh.which("busybox") or "/bin/busybox"
+    if not os.path.exists(static):
+        pytest.skip("busybox-static is not installed")
+    sh.copy(static, root / "bin/busybox")
+    sh.copy("/bin/ls", root / "usr/bin/ls")  # dynamically linked on Debian
+    (root / "bin/sh").symlink_to("busybox")
+    (root / "bin/abs-ls").symlink_to("/usr/bin/ls")  # absolute: resolved inside the rootfs
+    (root / "bin/escape").symlink_to("../../../../../../bin/ls")  # '..' stops at the rootfs
+    (root / "script").write_text("#!/usr/bin/ls -l\n")
+    (root / "static-script").write_text("#!/bin/sh\necho\n")
+    (root / "text").write_text("not a program\n")
+    return root
+
+
+@pytest.mark.parametrize("program, expected", [
+    ("busybox", False),
+    ("/bin/sh", False),
+    ("ls", True),
+    ("/bin/abs-ls", True),
+    ("/script", True),
+    ("/static-script", False),
+    ("/text", None),
+    ("/bin/escape", None),       # ../../ cannot reach the host's /bin/ls
+    ("missing", None),
+])
+def test_is_dynamic(rootfs, program, expected):
+    assert engines.is_dynamic(str(rootfs), program, "/usr/bin:/bin") is expected
+
+
+def test_auto_skips_preload_for_static_programs(monkeypatch):
+    table = {"preload": FakeEngine("preload"), "ptrace": FakeEngine("ptrace")}
+    monkeypatch.setattr(engines, "load", lambda name, entry_points=None: table[name])
+    assert [n for n, _ in engines.fallbacks("runc", dynamic=False)] == ["ptrace"]
+    assert [n for n, _ in engines.fallbacks("runc", dynamic=True)] == ["preload", "ptrace"]
+    assert [n for n, _ in engines.fallbacks("runc", dynamic=None)] == ["preload", "ptrace"]

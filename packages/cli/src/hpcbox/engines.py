@@ -147,12 +147,74 @@ def resolve(requested: str, runtime: Optional[str] = None) -> Tuple[str, Any]:
     raise EngineUnavailableError("auto", f"no engine works here ({reasons})")
 
 
-def fallbacks(after: str, runtime: Optional[str] = None) -> List[Tuple[str, Any]]:
-    """Available engines that ``auto`` may try after *after* failed to start."""
+def fallbacks(after: str, runtime: Optional[str] = None,
+              dynamic: Optional[bool] = None) -> List[Tuple[str, Any]]:
+    """Available engines that ``auto`` may try after *after* failed to start. preload only serves
+    dynamically linked programs: it is skipped when *dynamic* is False (see :func:`is_dynamic`)."""
     out = []
     order = list(AUTO_ORDER)
     for name in order[order.index(after) + 1:] if after in order else []:
+        if name == "preload" and dynamic is False:
+            continue
         engine = load(name)
         if check(engine, runtime)[0]:
             out.append((name, engine))
     return out
+
+
+def _in_root(rootfs: str, path: str, depth: int = 0) -> Optional[str]:
+    """Host path of the container's *path*, following symlinks inside *rootfs* (never out of it)."""
+    import os
+
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current = rootfs
+    for index, part in enumerate(parts):
+        if part == "..":
+            current = current if current == rootfs else os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
+            if depth > 40:
+                return None
+            target = os.readlink(candidate)
+            base = "/" if target.startswith("/") else "/" + os.path.relpath(current, rootfs)
+            rest = "/".join([target, *parts[index + 1:]])
+            return _in_root(rootfs, os.path.normpath(os.path.join(base, rest)), depth + 1)
+        current = candidate
+    return current
+
+
+def is_dynamic(rootfs: str, program: str, path: str = "/usr/bin:/bin") -> Optional[bool]:
+    """Whether *program* (as the container would find it, via *path*) is a dynamically linked ELF
+    (a ``PT_INTERP`` header); a ``#!`` script counts as its interpreter. None when unknown."""
+    import os
+    import struct
+
+    dirs = [""] if "/" in program else path.split(":")
+    for directory in dirs:
+        host = _in_root(rootfs, f"{directory}/{program}" if directory else program)
+        if host is None or not os.path.isfile(host):
+            continue
+        try:
+            with open(host, "rb") as handle:
+                head = handle.read(64)
+                if head.startswith(b"#!"):
+                    line = (head + handle.read(192)).split(b"\n", 1)[0][2:].split()
+                    return is_dynamic(rootfs, line[0].decode(errors="replace"), path) if line else None
+                if head[:4] != b"\x7fELF" or len(head) < 64:
+                    return None
+                wide, little = head[4] == 2, head[5] == 1
+                order = "<" if little else ">"
+                if wide:
+                    phoff, = struct.unpack_from(order + "Q", head, 32)
+                    phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+                else:
+                    phoff, = struct.unpack_from(order + "I", head, 28)
+                    phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
+                handle.seek(phoff)
+                table = handle.read(phentsize * phnum)
+            return any(struct.unpack_from(order + "I", table, i * phentsize)[0] == 3  # PT_INTERP
+                       for i in range(phnum) if (i + 1) * phentsize <= len(table))
+        except (OSError, struct.error, IndexError):
+            return None
+    return None

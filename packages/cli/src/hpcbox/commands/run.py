@@ -123,7 +123,10 @@ def _run(args, container) -> int:
             if ok:
                 return status
             if requested == "auto":
-                for other, fallback in engines.fallbacks(name, opts.runtime):
+                env = config["process"]["env"]
+                path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+                dynamic = engines.is_dynamic(str(container.rootfs), config["process"]["args"][0], path)
+                for other, fallback in engines.fallbacks(name, opts.runtime, dynamic):
                     return _start(other, fallback, config, str(container.dir), opts.runtime)
             raise engines.EngineUnavailableError(name, reason)
         return status
