@@ -70,7 +70,7 @@ def _userns_disabled():
 
 def test_run_fails_with_the_reason_when_user_namespaces_are_disabled(run_store, shared_debian):
     if os.geteuid() != 0:
-        pytest.skip("needs root to set user.max_user_namespaces=0 (CI runs it in its root step)")
+        pytest.skip("needs root to set user.max_user_namespaces=0; the unprivileged variant below covers it")
     if not os.access(MAX_USERNS, os.W_OK):
         pytest.skip(f"{MAX_USERNS} is read-only here")
     with _userns_disabled():
