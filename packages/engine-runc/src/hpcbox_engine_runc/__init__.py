@@ -7,13 +7,22 @@
     status = engine.run("/path/to/bundle")   # a directory holding config.json
 """
 
-from hpcbox_engine_runc import overlay
 from hpcbox_engine_runc.__about__ import __version__
 from hpcbox_engine_runc._bundle import Bundle, parse_bundle, resolve_in_root
 from hpcbox_engine_runc._engine import Container, RuncEngine, bring_loopback_up, runner_argv, runner_path
 from hpcbox_engine_runc.errors import BundleError, EngineError, UnavailableError
 
 engine = RuncEngine()
+
+
+def __getattr__(name: str):
+    # The overlay helper pulls in platform/tempfile/subprocess: load it only when asked for,
+    # so `hpcbox run` does not pay for it on every start.
+    if name == "overlay":
+        import importlib
+
+        return importlib.import_module("hpcbox_engine_runc.overlay")
+    raise AttributeError(f"module 'hpcbox_engine_runc' has no attribute {name!r}")
 
 __all__ = [
     "Bundle",

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
-from hpcbox_engine_runc import _availability, _delegate
+from hpcbox_engine_runc import _availability
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
 from hpcbox_engine_runc.errors import EngineError, UnavailableError
 
@@ -225,6 +225,8 @@ class RuncEngine:
                 "or drop the org.hpcbox.runc.runtime annotation to use the builtin runner"
             )
         terminal = spec.terminal and _is_tty(stdin)
+        from hpcbox_engine_runc import _delegate  # only for runc/crun delegation
+
         argv, work = _delegate.prepare(spec, spec.runtime, binary, terminal)
         try:
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
