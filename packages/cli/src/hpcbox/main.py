@@ -130,6 +130,9 @@ def _lifecycle_commands(command) -> None:
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                    help="platform of the image (default: this host)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output when pulling")
+    p.add_argument("--overlay", action="store_true",
+                   help="an overlay over the image's shared rootfs instead of a copy (Linux 5.11+; "
+                        "default: $HPCBOX_CREATE_MODE)")
     p.add_argument("image", metavar="IMAGE")
 
     p = command("ps", "ps", "list the containers")
@@ -194,6 +197,8 @@ def _run_commands(command) -> None:
     """run, setup and info: running containers and choosing engines."""
     p = command("run", "run", "run a command in a container (an image becomes a new container first)")
     p.add_argument("--rm", action="store_true", help="remove the container afterwards (also on failure)")
+    p.add_argument("--overlay", action="store_true",
+                   help="a new container is an overlay over the image's shared rootfs (see create)")
     p.add_argument("--name", metavar="NAME", help="name of the container created from an image")
     p.add_argument("--pull", choices=("missing", "never", "always"), default="missing",
                    help="pull the image: when missing (default), never, always")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from hpcbox.errors import UsageError
@@ -233,16 +234,35 @@ def resolve_user(spec: str, passwd: List[List[str]], group: List[List[str]]) -> 
     return uid, gid, home
 
 
-def auth_files(rootfs: str, out_dir: str, caller: Caller) -> Tuple[str, str]:
+def in_view(rootfs: str, rel: str, view: Optional[Sequence[str]] = None) -> str:
+    """Host path of the image file *rel*: under *rootfs*, or for an overlay container (whose rootfs is
+    an empty mount point) the first of the *view* directories (upper first) that has it; an overlay
+    whiteout in one of them hides the file below."""
+    if not view:
+        return os.path.join(rootfs, rel)
+    for directory in view:
+        path = os.path.join(directory, rel.lstrip("/"))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            break
+        return path
+    return os.path.join(rootfs, rel)
+
+
+def auth_files(rootfs: str, out_dir: str, caller: Caller,
+               view: Optional[Sequence[str]] = None) -> Tuple[str, str]:
     """Write passwd/group copies with the caller added into *out_dir*; return their paths."""
-    passwd_lines = _lines(os.path.join(rootfs, "etc/passwd"))
-    group_lines = _lines(os.path.join(rootfs, "etc/group"))
+    passwd_lines = _lines(in_view(rootfs, "etc/passwd", view))
+    group_lines = _lines(in_view(rootfs, "etc/group", view))
     users = {line.split(":")[0] for line in passwd_lines}
     uids = {line.split(":")[2] for line in passwd_lines if line.count(":") >= 3}
     if not any(line.startswith("root:") for line in passwd_lines):
         passwd_lines.insert(0, "root:x:0:0:root:/root:/bin/sh")
     if str(caller.uid) not in uids and caller.name not in users:
-        shell = caller.shell if os.path.exists(rootfs + caller.shell) else "/bin/sh"
+        shell = caller.shell if os.path.exists(in_view(rootfs, caller.shell, view)) else "/bin/sh"
         passwd_lines.append(f"{caller.name}:x:{caller.uid}:{caller.gid}:{caller.name}:{caller.home}:{shell}")
     groups = {line.split(":")[0] for line in group_lines}
     gids = {line.split(":")[2] for line in group_lines if line.count(":") >= 2}
@@ -359,8 +379,11 @@ def image_settings(image_config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, container_dir: str,
           host_env: Optional[Mapping[str, str]] = None, caller: Optional[Caller] = None,
-          cwd: Optional[str] = None) -> Dict[str, Any]:
-    """The OCI runtime config for *opts* in the container at *container_dir* (rootfs at *rootfs*)."""
+          cwd: Optional[str] = None, view: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """The OCI runtime config for *opts* in the container at *container_dir* (rootfs at *rootfs*).
+
+    *view*: for an overlay container, its upper and lower directories, where the image's files are
+    read from (see :func:`in_view`); the overlay annotations themselves come in ``opts.annotations``."""
     image = image_settings(image_config)
     host = os.environ if host_env is None else host_env
     if opts.net not in NETS:
@@ -378,11 +401,11 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     if opts.hostauth:
         passwd_path, group_path = "/etc/passwd", "/etc/group"
     elif opts.containerauth:
-        passwd_path = os.path.join(rootfs, "etc/passwd")
-        group_path = os.path.join(rootfs, "etc/group")
+        passwd_path = in_view(rootfs, "etc/passwd", view)
+        group_path = in_view(rootfs, "etc/group", view)
     else:
         caller = caller or Caller.current()
-        passwd_path, group_path = auth_files(rootfs, os.path.join(container_dir, "etc"), caller)
+        passwd_path, group_path = auth_files(rootfs, os.path.join(container_dir, "etc"), caller, view)
     if not opts.containerauth:
         mounts += [_ro_bind(passwd_path, "/etc/passwd"), _ro_bind(group_path, "/etc/group")]
     if not opts.nosysdirs:

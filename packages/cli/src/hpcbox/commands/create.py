@@ -1,4 +1,6 @@
-"""hpcbox create [--name N] [--platform P] IMAGE: extract an image into a new container (pulls if missing)."""
+"""hpcbox create [--name N] [--platform P] [--overlay] IMAGE: extract an image into a new container (pulls if
+missing); with --overlay (or HPCBOX_CREATE_MODE=overlay) the container is an overlay over the image's
+shared rootfs, made in milliseconds (see hpcbox.containers.overlay)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,10 @@ def run(args) -> int:
         from hpcbox_registry import Platform
 
         platform = Platform.parse(args.platform)
-    container = ContainerStore(store).create(args.image, args.name, platform=platform)
+    from hpcbox.commands.run import note
+
+    storage = "overlay" if getattr(args, "overlay", False) else None
+    container = ContainerStore(store).create(args.image, args.name, platform=platform, storage=storage,
+                                             on_note=note)
     sys.stdout.write(container.id + "\n")
     return 0

@@ -8,6 +8,7 @@ import stat
 import sys
 import tarfile
 import tempfile
+from pathlib import Path
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
@@ -55,19 +56,36 @@ def run(args) -> int:
 
     if not args.output:
         raise UsageError("no output file given", "use 'hpcbox export -o FILE CONTAINER' ('-o -' for stdout)")
-    c = ContainerStore(settings.store(args)).get(args.container)
+    store = settings.store(args)
+    c = ContainerStore(store).get(args.container)
+    if c.storage == "overlay":  # the merged view: a temporary copy of lower + upper
+        from hpcbox.containers import remove_tree
+        from hpcbox.containers.overlay import merged_copy
+
+        store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        view = tempfile.mkdtemp(prefix=".hpcbox-export-", dir=store.tmp_dir)
+        try:
+            os.rmdir(view)
+            merged_copy(c.lower, c.upper, Path(view))
+            return _export(args, view)
+        finally:
+            remove_tree(view)
+    return _export(args, c.rootfs)
+
+
+def _export(args, rootfs) -> int:
     if args.output == "-":
         if sys.stdout.isatty():
             raise UsageError("refusing to write a tar to a terminal", "redirect stdout or use -o FILE")
         sys.stdout.flush()
         with os.fdopen(os.dup(1), "wb") as out:
-            write_rootfs_tar(c.rootfs, out)
+            write_rootfs_tar(rootfs, out)
         return 0
     target = os.path.abspath(args.output)
     fd, tmp = tempfile.mkstemp(prefix=".hpcbox-export-", dir=os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as out:
-            write_rootfs_tar(c.rootfs, out)
+            write_rootfs_tar(rootfs, out)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:

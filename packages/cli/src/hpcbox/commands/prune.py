@@ -22,6 +22,9 @@ def run(args) -> int:
             removed_containers.append(c.id)
     leftovers = cs.clean_leftovers()
     blobs = store.gc()
+    from hpcbox.containers.overlay import clean_image_rootfs
+
+    clean_image_rootfs(store, cs)  # image rootfs trees nothing refers to any more
     temp_ok = store.clean_temp()
     for cid in removed_containers:
         sys.stdout.write(f"Deleted container: {cid}\n")

@@ -32,25 +32,27 @@ def run(args) -> int:
         for c in containers:
             sys.stdout.write(c.short_id + "\n")
         return 0
-    sizes = {c.id: tree_size(c.rootfs) for c in containers} if args.size else {}
+    sizes = {}
+    if args.size:  # an overlay container's own size: its upper directory (the image rootfs is shared)
+        sizes = {c.id: tree_size(c.upper if c.storage == "overlay" else c.rootfs) for c in containers}
     if args.json:
         rows = []
         for c in containers:
             row = {"id": c.id, "names": c.names, "image": c.image, "created": c.created,
                    "protected": c.protected, "execmode": c.execmode, "settings": c.settings,
-                   "rootfs": str(c.rootfs)}
+                   "rootfs": str(c.rootfs), "storage": c.storage}
             if args.size:
                 row["size"] = sizes[c.id]
             rows.append(row)
         output.print_json(rows)
         return 0
-    headers = ["CONTAINER ID", "P", "MODE", "NAMES", "IMAGE", "CREATED"]
+    headers = ["CONTAINER ID", "P", "MODE", "NAMES", "IMAGE", "CREATED", "STORAGE"]
     if args.size:
         headers.append("SIZE")
     table = []
     for c in containers:
         row = [c.short_id, "P" if c.protected else ".", c.execmode or "-", ",".join(c.names) or "-",
-               c.image.get("reference", "-"), c.created[:19].replace("T", " ")]
+               c.image.get("reference", "-"), c.created[:19].replace("T", " "), c.storage]
         if args.size:
             row.append(output.human_size(sizes[c.id]))
         table.append(row)

@@ -46,6 +46,10 @@ def run(args) -> int:
             message, code = describe(exc)
             sys.stderr.write(f"hpcbox: error: {message}\n")
     removed = store.gc()
+    from hpcbox.containers import ContainerStore
+    from hpcbox.containers.overlay import clean_image_rootfs
+
+    clean_image_rootfs(store, ContainerStore(store))  # image rootfs trees nothing refers to any more
     if removed is None:
         sys.stderr.write("hpcbox: note: a pull is running; unused blobs will be removed by a later rmi\n")
     elif removed:

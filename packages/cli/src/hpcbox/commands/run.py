@@ -50,7 +50,15 @@ def _create(args, store, cs):
 
         platform = Platform.parse(args.platform)
     _pull(args, store, platform)
-    return cs.create(args.target, args.name, platform=platform)
+    return cs.create(args.target, args.name, platform=platform, storage=_storage(args), on_note=note)
+
+
+def _storage(args):
+    return "overlay" if getattr(args, "overlay", False) else None
+
+
+def note(text: str) -> None:
+    sys.stderr.write(f"hpcbox: note: {text}\n")
 
 
 def _pull(args, store, platform) -> None:
@@ -103,8 +111,11 @@ def _run(args, container) -> int:
 
     chosen = container.settings
     opts = options(args, chosen)
+    view = None
+    if container.storage == "overlay":
+        view = _overlay_annotations(container, opts)
     config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
-                           container_dir=str(container.dir))
+                           container_dir=str(container.dir), view=view)
     _write_config(container.config_path, config)
     if args.cpuset_cpus:
         cpus = runspec.parse_cpuset(args.cpuset_cpus)
@@ -116,13 +127,15 @@ def _run(args, container) -> int:
                              f"choose among the CPUs this job may use: {allowed}") from None
     requested = args.engine or chosen.get("engine") or "auto"
     name, engine = engines.resolve(requested, opts.runtime)
+    if view is not None and (name != "runc" or opts.runtime not in (None, "builtin")):
+        raise overlay_only_runc(container, name if name != "runc" else f"runc --runtime {opts.runtime}")
     with container.in_use():
         status = _start(name, engine, config, str(container.dir), opts.runtime)
         if status == engines.EXIT_ENGINE:
             ok, reason = engines.check(engine, opts.runtime)
             if ok:
                 return status
-            if requested == "auto":
+            if requested == "auto" and view is None:
                 env = config["process"]["env"]
                 path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
                 dynamic = engines.is_dynamic(str(container.rootfs), config["process"]["args"][0], path)
@@ -130,6 +143,31 @@ def _run(args, container) -> int:
                     return _start(other, fallback, config, str(container.dir), opts.runtime)
             raise engines.EngineUnavailableError(name, reason)
         return status
+
+
+OVERLAY_ANNOTATIONS = ("org.hpcbox.runc.overlay.lower", "org.hpcbox.runc.overlay.upper",
+                       "org.hpcbox.runc.overlay.work")
+
+
+def overlay_only_runc(container, engine_name: str) -> HpcboxError:
+    from hpcbox import engines
+
+    label = container.names[0] if container.names else container.short_id
+    return HpcboxError(f"container {label} is an overlay container, which only the runc engine's builtin "
+                       f"runner can mount (asked for engine {engine_name})",
+                       "use --engine runc without --runtime, or recreate it without --overlay",
+                       engines.EXIT_ENGINE)
+
+
+def _overlay_annotations(container, opts):
+    """Put the overlay annotations into *opts*; return the directories to read image files from."""
+    lower, upper, work = str(container.lower or ""), str(container.upper), str(container.work)
+    for path in (lower, upper, work):
+        if not path or not os.path.isdir(path):
+            raise HpcboxError(f"overlay container {container.short_id} lacks its directory {path!r}",
+                              f"remove it with 'hpcbox rm {container.short_id}' and create it again")
+    opts.annotations.update(zip(OVERLAY_ANNOTATIONS, (lower, upper, work)))
+    return [upper, lower]
 
 
 def _start(name, engine, config, bundle_dir, runtime) -> int:

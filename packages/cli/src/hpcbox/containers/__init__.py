@@ -152,6 +152,16 @@ class Container:
     protected = property(lambda self: bool(self._meta.get("protected")))
     execmode = property(lambda self: self._meta.get("execmode"))
     settings = property(lambda self: dict(self._meta.get("settings") or {}))
+    storage = property(lambda self: str(self._meta.get("storage") or "copy"))  # "copy" or "overlay"
+    lower = property(lambda self: self._meta.get("lower"))  # overlay: the shared image rootfs
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
 
     @property
     def rootfs(self) -> Path:
@@ -272,14 +282,32 @@ class ContainerStore:
     # -- create ------------------------------------------------------------------------------------
 
     def create(self, image_name_or_id: str, name: Optional[str] = None, *, platform: Any = None,
-               on_progress: Any = None) -> Container:
-        """Extract the stored image into a new container; see the module docstring for the guarantees."""
+               on_progress: Any = None, storage: Optional[str] = None, on_note: Any = None) -> Container:
+        """Extract the stored image into a new container; see the module docstring for the guarantees.
+
+        *storage* ``"overlay"`` (default: ``HPCBOX_CREATE_MODE``, else ``"copy"``) makes an overlay
+        container over the image's shared rootfs (see :mod:`hpcbox.containers.overlay`); where overlays
+        cannot be mounted it makes a copy and calls ``on_note(reason)``."""
         from hpcbox.commands import _local
+        from hpcbox.containers import overlay as _overlay
 
         if name is not None:
             check_name(name)
         store = self.store
         self._prepare()
+        storage = storage or _overlay.default_storage()
+        if storage not in _overlay.STORAGES:
+            raise ContainerError(f"unknown create mode {storage!r}", "use 'overlay' or 'copy'", EXIT_USAGE)
+        if storage == _overlay.STORAGE_OVERLAY:
+            ok, why = _overlay.supported(self.dir)
+            lower_path = str(_overlay.rootfs_dir(store, "sha256:0"))
+            if ok and ("," in lower_path or ":" in lower_path):
+                ok, why = False, f"the store path {store.home} holds ',' or ':', which overlayfs refuses"
+            if not ok:
+                storage = _overlay.STORAGE_COPY
+                if on_note is not None:
+                    why = why.replace("; the rootfs will be a full copy", "")
+                    on_note(f"overlay containers are not available here ({why}); made a copy instead")
         self.clean_leftovers()
         with store.gc_lock(shared=True):
             image = _local.find(store, image_name_or_id)
@@ -306,15 +334,25 @@ class ContainerStore:
                 "settings": {},
             }
 
+            if storage == _overlay.STORAGE_OVERLAY:
+                meta["storage"] = storage
+
             def fill(rootfs: Path) -> None:
                 from hpcbox_layers import Layer, apply_layers
 
                 layers = [Layer(store.blob_path(d["digest"]), d.get("mediaType"))
                           for d in manifest.get("layers") or []]
                 missing = [str(x.source) for x in layers if not os.path.exists(x.source)]
-                if missing:
+                if missing and not (storage == _overlay.STORAGE_OVERLAY
+                                    and _overlay.rootfs_dir(store, image.manifest_digest).is_dir()):
                     raise ContainerError(f"layer blob {missing[0]} is missing from the store",
                                          "pull the image again", 6)
+                if storage == _overlay.STORAGE_OVERLAY:
+                    lower = _overlay.ensure_image_rootfs(store, image.manifest_digest, layers, on_progress)
+                    meta["lower"] = str(lower)
+                    (rootfs.parent / "upper").mkdir()
+                    (rootfs.parent / "work").mkdir()
+                    return
                 apply_layers(rootfs, layers, on_progress=on_progress)
 
             return self._build(meta, fill)
@@ -357,8 +395,17 @@ class ContainerStore:
         meta = original.as_dict()
         meta.update(names=[name] if name else [], protected=False, cloned_from=original.id)
 
+        meta.pop("storage", None)  # a clone is a plain copy (of the merged view, for an overlay)
+        meta.pop("lower", None)
+
         def fill(rootfs: Path) -> None:
-            copy_tree(original.rootfs, rootfs)
+            if original.storage == "overlay":
+                from hpcbox.containers.overlay import merged_copy
+
+                rootfs.rmdir()
+                merged_copy(original.lower, original.upper, rootfs)
+            else:
+                copy_tree(original.rootfs, rootfs)
             if original.config_path.exists():
                 shutil.copyfile(original.config_path, rootfs.parent / "config.json")
 

@@ -1,0 +1,315 @@
+"""Overlay containers in the container store: shared image rootfs, no copy, fallback, cleanup, merged view.
+
+Tests that mount need rootless overlayfs (Linux 5.11+ with user namespaces); they skip with the probe's
+reason elsewhere. The fallback and the bookkeeping are tested everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hpcbox.containers import ContainerError, ContainerStore
+from hpcbox.containers import overlay as overlay_mod
+from hpcbox.store import Store
+
+IMAGE = "example.org/test/img:1"
+OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+
+def tar_layer(entries) -> bytes:
+    """entries: (name, kind, mode, payload) with kind file|dir|symlink."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, mode, payload in entries:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = tarfile.DIRTYPE if kind == "dir" else tarfile.SYMTYPE
+            info.linkname = payload or ""
+            tar.addfile(info)
+    return raw.getvalue()
+
+
+BASE = [("etc", "dir", 0o755, None), ("etc/os-release", "file", 0o644, b"ID=test\n"),
+        ("data", "dir", 0o755, None), ("data/gone", "file", 0o644, b"x"),
+        ("locked", "dir", 0o000, None)]
+TOP = [("data/.wh.gone", "file", 0o644, b""), ("data/new", "file", 0o600, b"new")]
+
+
+def add_image(store: Store, name: str, layers) -> str:
+    """Put an image made of *layers* (uncompressed tar bytes) into *store* under *name*."""
+    store.init()
+    diff_ids = ["sha256:" + hashlib.sha256(b).hexdigest() for b in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_digest = store.ingest_bytes(config)
+    descs = [{"mediaType": OCI_TAR, "digest": store.ingest_bytes(b), "size": len(b)} for b in layers]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": config_digest, "size": len(config)},
+                           "layers": descs}).encode()
+    digest = store.ingest_bytes(manifest)
+    store.add_image({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                     "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"}},
+                    [name], [digest, config_digest, *(d["digest"] for d in descs)])
+    return digest
+
+
+@pytest.fixture
+def cs(tmp_path):
+    store = Store(tmp_path / "home")
+    add_image(store, IMAGE, [tar_layer(BASE), tar_layer(TOP)])
+    return ContainerStore(store)
+
+
+@pytest.fixture
+def mountable(tmp_path):
+    ok, why = overlay_mod.supported(tmp_path)
+    if not ok:
+        pytest.skip(why)
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Overlay creates without the probe (bookkeeping tests that never mount)."""
+    monkeypatch.setattr(overlay_mod, "supported", lambda directory: (True, "assumed by the test"))
+
+
+def hpcbox(home, *args, check=True):
+    done = subprocess.run([sys.executable, "-m", "hpcbox", "--home", str(home), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_overlay_create_makes_no_copy_and_shares_one_lower(cs, forced):
+    a = cs.create(IMAGE, name="a", storage="overlay")
+    b = cs.create(IMAGE, storage="overlay")
+    assert a.storage == b.storage == "overlay" and a.lower == b.lower
+    lower = Path(a.lower)
+    assert lower == cs.store.home / "images-rootfs" / a.image["manifest"].split(":")[1]
+    assert (lower / "etc/os-release").read_bytes() == b"ID=test\n"
+    assert not (lower / "data/gone").exists() and (lower / "data/new").read_bytes() == b"new"
+    for c in (a, b):
+        assert list(c.upper.iterdir()) == [] and list(c.rootfs.iterdir()) == [] and c.work.is_dir()
+        assert json.loads((c.dir / "container.json").read_text())["storage"] == "overlay"
+    assert cs.get("a").storage == "overlay" and cs.get("a").lower == str(lower)
+    assert sorted(p.name for p in lower.parent.iterdir()) == [lower.name]  # built once, no temp left
+
+
+def test_copy_is_still_the_default_and_env_selects_overlay(cs, forced, monkeypatch):
+    monkeypatch.delenv(overlay_mod.MODE_ENV, raising=False)
+    assert cs.create(IMAGE).storage == "copy"
+    monkeypatch.setenv(overlay_mod.MODE_ENV, "overlay")
+    assert cs.create(IMAGE).storage == "overlay"
+    assert cs.create(IMAGE, storage="copy").storage == "copy"
+    monkeypatch.setenv(overlay_mod.MODE_ENV, "layered")
+    with pytest.raises(ContainerError, match="HPCBOX_CREATE_MODE='layered' is not a create mode"):
+        cs.create(IMAGE)
+
+
+def test_unsupported_overlay_falls_back_to_a_copy_and_says_why(cs, monkeypatch):
+    monkeypatch.setattr(overlay_mod, "supported", lambda directory: (False, "kernel 5.4 is too old"))
+    notes = []
+    c = cs.create(IMAGE, storage="overlay", on_note=notes.append)
+    assert c.storage == "copy" and (c.rootfs / "etc/os-release").read_bytes() == b"ID=test\n"
+    assert len(notes) == 1 and "kernel 5.4 is too old" in notes[0] and "copy" in notes[0]
+    assert not (cs.store.home / "images-rootfs").exists()
+
+
+def test_cli_fallback_note_on_stderr(tmp_path):
+    store = Store(tmp_path / "home")
+    add_image(store, IMAGE, [tar_layer(BASE)])
+    script = ("import sys; from hpcbox.containers import overlay; "
+              "overlay.supported = lambda d: (False, 'no overlay in this test'); "
+              "from hpcbox.main import main; sys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", script, "--home", str(store.home), "create", "--overlay",
+                           IMAGE], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("no overlay in this test") == 1 and "made a copy" in done.stderr
+    assert ContainerStore(store).get(done.stdout.strip()).storage == "copy"
+
+
+def _create_one(home, queue):
+    try:
+        overlay_mod.supported = lambda directory: (True, "assumed")
+        c = ContainerStore(Store(home)).create(IMAGE, storage="overlay")
+        queue.put((c.id, c.lower))
+    except BaseException as exc:  # reported to the parent
+        queue.put(("error", repr(exc)))
+
+
+def test_concurrent_overlay_creates_share_one_lower(cs):
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_create_one, args=(cs.store.home, queue)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert all(r[0] != "error" for r in results), results
+    assert len({r[0] for r in results}) == 8 and len({r[1] for r in results}) == 1
+    assert len(cs.list()) == 8
+    base = cs.store.home / "images-rootfs"
+    assert [p.name for p in base.iterdir()] == [Path(results[0][1]).name]
+
+
+def test_rm_and_cleanup_of_the_image_rootfs(cs, forced):
+    a = cs.create(IMAGE, storage="overlay")
+    lower = Path(a.lower)
+    os.makedirs(a.work / "work")
+    os.chmod(a.work / "work", 0)  # what overlayfs leaves behind
+    (a.upper / "file").write_text("x")
+    assert overlay_mod.clean_image_rootfs(cs.store, cs) == []  # the image still refers to it
+    cs.remove(a.id)
+    assert not a.dir.exists() and sorted(os.listdir(cs.dir)) == []
+    cs.store.untag(IMAGE)
+    b_dir = lower.parent / ".tmp-deadbeef-0000"
+    b_dir.mkdir()  # a killed build's leftover
+    removed = overlay_mod.clean_image_rootfs(cs.store, cs)
+    assert sorted(removed) == sorted([lower.name, b_dir.name]) and list(lower.parent.iterdir()) == []
+
+
+def test_a_container_keeps_its_image_rootfs_after_rmi(cs, forced):
+    a = cs.create(IMAGE, storage="overlay")
+    cs.store.untag(IMAGE)
+    assert overlay_mod.clean_image_rootfs(cs.store, cs) == []
+    assert Path(a.lower).is_dir()
+
+
+def test_merged_copy_honours_whiteouts_and_opaque_dirs(tmp_path):
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for d in (lower / "etc", lower / "opaque", upper / "etc", upper / "opaque"):
+        d.mkdir(parents=True)
+    (lower / "etc/keep").write_text("lower")
+    (lower / "etc/changed").write_text("lower")
+    (lower / "etc/deleted").write_text("lower")
+    (lower / "opaque/old").write_text("lower")
+    (upper / "etc/changed").write_text("upper")
+    (upper / "etc/added").write_text("upper")
+    (upper / "opaque/new").write_text("upper")
+    try:  # the kernel's whiteout: a 0/0 character device (unprivileged users may make it since 5.8)
+        os.mknod(upper / "etc/deleted", stat.S_IFCHR | 0o600, 0)
+    except PermissionError:
+        (upper / "etc/deleted").write_bytes(b"")
+        try:
+            os.setxattr(upper / "etc/deleted", overlay_mod.WHITEOUT_XATTR, b"")
+        except OSError as exc:
+            pytest.skip(f"cannot make a whiteout here ({exc})")
+    try:
+        os.setxattr(upper / "opaque", "user.overlay.opaque", b"y")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs here ({exc})")
+    out = tmp_path / "out"
+    overlay_mod.merged_copy(lower, upper, out)
+    assert sorted(os.listdir(out / "etc")) == ["added", "changed", "keep"]
+    assert (out / "etc/changed").read_text() == "upper" and (out / "etc/keep").read_text() == "lower"
+    assert os.listdir(out / "opaque") == ["new"]
+    assert (lower / "etc/deleted").exists()  # the lower is never written
+
+
+# -- with a real mount ------------------------------------------------------------------------------
+
+
+def _busybox_layer() -> bytes:
+    """A one-layer image holding the host's static busybox (Debian's busybox-static)."""
+    busybox = "/bin/busybox"
+    if not os.path.exists(busybox):
+        pytest.skip("needs /bin/busybox (Debian's busybox-static)")
+    data = Path(busybox).read_bytes()
+    raw = io.BytesIO()
+    files = {"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n", "etc/group": b"root:x:0:\n",
+             "etc/motd": b"hello\n", "etc/issue": b"bb\n", "bin/busybox": data}
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o755 if name == "bin/busybox" else 0o644
+            tar.addfile(info, io.BytesIO(content))
+        for applet in ("sh", "cat", "rm", "echo", "ls", "true"):
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+    return raw.getvalue()
+
+
+@pytest.fixture
+def bb(tmp_path, mountable):
+    store = Store(tmp_path / "home")
+    add_image(store, "example.org/test/bb:1", [_busybox_layer()])
+    return store
+
+
+def test_writes_stay_in_the_container_and_deletes_are_whiteouts(bb):
+    home = bb.home
+    a = hpcbox(home, "create", "--overlay", "--name", "a", "example.org/test/bb:1").stdout.strip()
+    hpcbox(home, "create", "--overlay", "--name", "b", "example.org/test/bb:1")
+    cs = ContainerStore(bb)
+    ca, cb = cs.get("a"), cs.get("b")
+    assert ca.id == a and os.stat(ca.lower).st_ino == os.stat(cb.lower).st_ino
+    assert "overlay" in hpcbox(home, "ps").stdout
+    done = hpcbox(home, "run", "a", "/bin/sh", "-c",
+                  "echo mine > /etc/motd && echo new > /tmp/new && rm /etc/issue && cat /etc/motd")
+    assert done.stdout == "mine\n"
+    assert hpcbox(home, "run", "a", "/bin/cat", "/etc/motd").stdout == "mine\n"
+    assert hpcbox(home, "run", "b", "/bin/cat", "/etc/motd").stdout == "hello\n"
+    assert hpcbox(home, "run", "a", "/bin/ls", "/etc/issue", check=False).returncode != 0
+    assert hpcbox(home, "run", "b", "/bin/ls", "/etc/issue").returncode == 0
+    lower = Path(ca.lower)
+    assert (lower / "etc/motd").read_text() == "hello\n" and (lower / "etc/issue").exists()
+    assert (ca.upper / "etc/motd").read_text() == "mine\n" and not (lower / "tmp/new").exists()
+    assert not (cb.upper / "etc/motd").exists() and not (cb.upper / "tmp/new").exists()
+    assert list(ca.rootfs.iterdir()) == []  # mounted inside the container only: nothing stays on the host
+
+    export = hpcbox(home, "export", "-o", str(bb.home.parent / "a.tar"), "a")
+    assert export.returncode == 0
+    with tarfile.open(bb.home.parent / "a.tar") as tar:
+        names = set(tar.getnames())
+        assert "etc/issue" not in names and "tmp/new" in names and "bin/busybox" in names
+        assert tar.extractfile("etc/motd").read() == b"mine\n"
+    clone = hpcbox(home, "clone", "--name", "c", "a").stdout.strip()
+    cc = cs.get(clone)
+    assert cc.storage == "copy" and (cc.rootfs / "etc/motd").read_text() == "mine\n"
+    assert not (cc.rootfs / "etc/issue").exists()
+
+    hpcbox(home, "rm", "a", "b", "c")
+    assert os.listdir(cs.dir) == []
+    hpcbox(home, "rmi", "example.org/test/bb:1")
+    assert os.listdir(bb.home / "images-rootfs") == []
+
+
+def test_other_engines_are_refused_with_the_reason(bb):
+    home = bb.home
+    hpcbox(home, "create", "--overlay", "--name", "a", "example.org/test/bb:1")
+    for extra in (["--engine", "ptrace"], ["--engine", "singularity"], ["--runtime", "runc"]):
+        done = hpcbox(home, "run", *extra, "a", "/bin/true", check=False)
+        assert done.returncode == 125, done.stderr
+        line = done.stderr.strip()
+        assert "container a is an overlay container" in line and "recreate it without --overlay" in line
+        assert len(line.splitlines()) == 1
+
+
+def test_run_overlay_creates_and_removes(bb):
+    done = hpcbox(bb.home, "run", "--overlay", "--rm", "example.org/test/bb:1", "/bin/cat", "/etc/motd")
+    assert done.stdout == "hello\n"
+    assert os.listdir(bb.containers_dir) == []
+    assert len(os.listdir(bb.home / "images-rootfs")) == 1
