@@ -112,7 +112,7 @@ def _run(args, container) -> int:
     chosen = container.settings
     opts = options(args, chosen)
     view = None
-    if container.storage == "overlay":
+    if getattr(container, "storage", "copy") == "overlay":
         view = _overlay_annotations(container, opts)
     config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
