@@ -337,23 +337,27 @@ class ContainerStore:
             if storage == _overlay.STORAGE_OVERLAY:
                 meta["storage"] = storage
 
-            def fill(rootfs: Path) -> None:
-                from hpcbox_layers import Layer, apply_layers
+            def layers() -> list:
+                from hpcbox_layers import Layer
 
-                layers = [Layer(store.blob_path(d["digest"]), d.get("mediaType"))
-                          for d in manifest.get("layers") or []]
-                missing = [str(x.source) for x in layers if not os.path.exists(x.source)]
-                if missing and not (storage == _overlay.STORAGE_OVERLAY
-                                    and _overlay.rootfs_dir(store, image.manifest_digest).is_dir()):
+                found = [Layer(store.blob_path(d["digest"]), d.get("mediaType"))
+                         for d in manifest.get("layers") or []]
+                missing = [str(x.source) for x in found if not os.path.exists(x.source)]
+                if missing:
                     raise ContainerError(f"layer blob {missing[0]} is missing from the store",
                                          "pull the image again", 6)
-                if storage == _overlay.STORAGE_OVERLAY:
+                return found
+
+            def fill(rootfs: Path) -> None:
+                if storage == _overlay.STORAGE_OVERLAY:  # the layers are only read the first time
                     lower = _overlay.ensure_image_rootfs(store, image.manifest_digest, layers, on_progress)
                     meta["lower"] = str(lower)
                     (rootfs.parent / "upper").mkdir()
                     (rootfs.parent / "work").mkdir()
                     return
-                apply_layers(rootfs, layers, on_progress=on_progress)
+                from hpcbox_layers import apply_layers
+
+                apply_layers(rootfs, layers(), on_progress=on_progress)
 
             return self._build(meta, fill)
 

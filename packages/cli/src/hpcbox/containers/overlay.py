@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 from hpcbox.errors import EXIT_USAGE
 from hpcbox.store.lock import FileLock, LockBusy
@@ -71,9 +71,10 @@ def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
         return False, f"the overlay probe failed ({type(exc).__name__}: {exc})"
 
 
-def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Sequence[Any],
+def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Callable[[], Sequence[Any]],
                         on_progress: Any = None) -> Path:
-    """The shared rootfs of the image *manifest_digest*, built from *layers* if it does not exist yet.
+    """The shared rootfs of the image *manifest_digest*, built from ``layers()`` (hpcbox_layers.Layer
+    objects, bottom first) if it does not exist yet.
 
     The caller holds the store's gc lock shared (the blobs are read, and the tree must not be collected
     before the caller's container refers to it)."""
@@ -92,7 +93,7 @@ def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Sequence[Any],
         temp = final.parent / f"{TEMP_PREFIX}{hexpart}-{os.urandom(4).hex()}"
         temp.mkdir()
         try:
-            apply_layers(temp, list(layers), on_progress=on_progress)
+            apply_layers(temp, list(layers()), on_progress=on_progress)
             os.rename(temp, final)
         except BaseException:
             with contextlib.suppress(OSError):
