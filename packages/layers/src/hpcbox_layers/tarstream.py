@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import struct
 import tarfile
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Dict, Iterator, Optional
 
 _BLOCK = tarfile.BLOCKSIZE
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
@@ -27,11 +27,30 @@ class ForwardReader:
     def __init__(self, stream: BinaryIO):
         self._read = stream.read
         self.pos = 0
+        self._pending = b""  # bytes given back with `unread`, served before the stream's
 
     def read(self, size: int = -1) -> bytes:
+        if self._pending:
+            return self._read_pending(size)
         data = self._read(size)
         self.pos += len(data)
         return data
+
+    def _read_pending(self, size: int) -> bytes:
+        data, self._pending = self._pending, b""
+        if size < 0:
+            data += self._read(-1)
+        elif size < len(data):
+            data, self._pending = data[:size], data[size:]
+        elif size > len(data):
+            data += self._read(size - len(data))
+        self.pos += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Give back the bytes just read: the next reads return them again (and `tell` goes back)."""
+        self._pending = data + self._pending
+        self.pos -= len(data)
 
     def tell(self) -> int:
         return self.pos
@@ -49,15 +68,105 @@ class ForwardReader:
         return self.pos
 
 
-def _num(field: bytes) -> int:
-    """An octal number field; ValueError for anything else (base-256 is left to tarfile)."""
-    if field[0] & 0x80:
-        raise ValueError("base-256")
-    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+# pax keywords the fast path takes; tarfile gives no other meaning to them than storing them in
+# `pax_headers` (path, linkpath, size, mtime, uid, gid, uname, gname are applied to the member).
+_PAX_KEYS = frozenset((b"path", b"linkpath", b"size", b"mtime", b"atime", b"ctime", b"uid", b"gid", b"uname",
+                       b"gname"))  # fmt: skip
+_PAX_KEY_PREFIXES = (b"SCHILY.", b"LIBARCHIVE.")
+_PAX_MAX = 1 << 16
+
+
+def parse_pax(buf: bytes) -> Optional[Dict[str, str]]:
+    """The records of a pax extended header ("<len> <key>=<value>\n" each, then NUL padding) when they
+    are all well-formed, UTF-8 and of the ordinary keys above; None for anything else (hdrcharset,
+    GNU sparse keys, unknown keys, bad framing, other encodings), which tarfile's parser must judge."""
+    if b"hdrcharset=" in buf:
+        return None  # Python < 3.12 looks for it anywhere in the header, even inside a value
+    headers = {}
+    pos = 0
+    end = len(buf)
+    while pos < end and buf[pos]:
+        space = buf.find(b" ", pos, pos + 21)
+        if space <= pos:
+            return None
+        digits = buf[pos:space]
+        if not digits.isdigit():
+            return None
+        length = int(digits)
+        stop = pos + length - 1  # the record's newline
+        if length < 5 or stop >= end or buf[stop] != 0x0A:
+            return None
+        key, eq, value = buf[space + 1 : stop].partition(b"=")
+        if not eq or not (key in _PAX_KEYS or key.startswith(_PAX_KEY_PREFIXES)):
+            return None
+        try:
+            headers[key.decode("utf-8")] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # tarfile falls back to the archive's encoding and error handler
+        pos += length
+    return headers  # like tarfile, stop at the first NUL where a record would start
 
 
 def _str(field: bytes, encoding: str, errors: str) -> str:
     return field.split(b"\0", 1)[0].decode(encoding, errors)
+
+
+def _numbers(buf: bytes):
+    """The checked number fields of an ordinary header block (name, linkname, uname, gname, prefix as
+    raw bytes after them), or None when tarfile's parser must judge the block: a bad checksum, a signed
+    one (old Sun tar), the end-of-archive block, base-256 or otherwise unusual numbers."""
+    if len(buf) != _BLOCK:
+        return None
+    (name, mode, uid, gid, size, mtime, chksum, kind, linkname, _magic, uname, gname, devmajor, devminor,
+     prefix) = _HEADER.unpack_from(buf)  # fmt: skip
+    # Each field as tarfile reads it: up to the first NUL, blanks stripped, octal. Anything int() does
+    # not take here (a NUL then more digits, base-256, non-ASCII) raises, and tarfile decides.
+    try:
+        chk = int(chksum.rstrip(b"\0 ") or b"0", 8)
+        if chk != sum(buf) - sum(chksum) + _CHKSUM_SPACES or chk == 0:
+            return None
+        return (
+            kind,
+            chk,
+            int(mode.rstrip(b"\0 ") or b"0", 8),
+            int(uid.rstrip(b"\0 ") or b"0", 8),
+            int(gid.rstrip(b"\0 ") or b"0", 8),
+            int(size.rstrip(b"\0 ") or b"0", 8),
+            int(mtime.rstrip(b"\0 ") or b"0", 8),
+            int(devmajor.rstrip(b"\0 ") or b"0", 8),
+            int(devminor.rstrip(b"\0 ") or b"0", 8),
+            name,
+            linkname,
+            uname,
+            gname,
+            prefix,
+        )
+    except ValueError:
+        return None
+
+
+def _parse(cls, buf: bytes, encoding: str, errors: str):
+    """The fast parse of an ordinary header block (a cls instance), or None for tarfile's parser."""
+    if buf[156:157] == tarfile.GNUTYPE_SPARSE:
+        return None
+    fields = _numbers(buf)
+    if fields is None:
+        return None
+    obj = cls()
+    (kind, obj.chksum, obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, obj.devmajor, obj.devminor, name,
+     linkname, uname, gname, prefix) = fields  # fmt: skip
+    obj.type = kind
+    obj.name = _str(name, encoding, errors)
+    obj.linkname = _str(linkname, encoding, errors)
+    obj.uname = _str(uname, encoding, errors)
+    obj.gname = _str(gname, encoding, errors)
+    if kind == tarfile.AREGTYPE and obj.name.endswith("/"):
+        obj.type = tarfile.DIRTYPE
+    if obj.type == tarfile.DIRTYPE:
+        obj.name = obj.name.rstrip("/")
+    if prefix[0] and obj.type not in tarfile.GNU_TYPES:
+        obj.name = _str(prefix, encoding, errors) + "/" + obj.name
+    return obj
 
 
 class FastTarInfo(tarfile.TarInfo):
@@ -67,42 +176,69 @@ class FastTarInfo(tarfile.TarInfo):
 
     @classmethod
     def frombuf(cls, buf, encoding, errors):
-        if len(buf) != _BLOCK or buf[156:157] == tarfile.GNUTYPE_SPARSE:
-            return super().frombuf(buf, encoding, errors)
-        (name, mode, uid, gid, size, mtime, chksum, kind, linkname, _magic, uname, gname, devmajor, devminor,
-         prefix) = _HEADER.unpack_from(buf)  # fmt: skip
-        try:
-            chk = _num(chksum)
-            if chk != sum(buf) - sum(chksum) + _CHKSUM_SPACES or chk == 0:
-                raise ValueError("checksum")
-            obj = cls()
-            obj.mode = _num(mode)
-            obj.uid = _num(uid)
-            obj.gid = _num(gid)
-            obj.size = _num(size)
-            obj.mtime = _num(mtime)
-            obj.devmajor = _num(devmajor)
-            obj.devminor = _num(devminor)
-        except ValueError:
+        obj = _parse(cls, buf, encoding, errors)
+        if obj is None:
             return super().frombuf(buf, encoding, errors)  # raises tarfile's own HeaderError if bad
-        obj.chksum = chk
-        obj.type = kind
-        obj.name = _str(name, encoding, errors)
-        obj.linkname = _str(linkname, encoding, errors)
-        obj.uname = _str(uname, encoding, errors)
-        obj.gname = _str(gname, encoding, errors)
-        if kind == tarfile.AREGTYPE and obj.name.endswith("/"):
-            obj.type = tarfile.DIRTYPE
-        if obj.type == tarfile.DIRTYPE:
-            obj.name = obj.name.rstrip("/")
-        if prefix[0] and obj.type not in tarfile.GNU_TYPES:
-            obj.name = _str(prefix, encoding, errors) + "/" + obj.name
         return obj
+
+    @classmethod
+    def fromtarfile(cls, tarfile_):
+        """`_next_fast` for ordinary members (with or without a pax header), tarfile for the others."""
+        fileobj = tarfile_.fileobj
+        if cls is FastTarInfo and isinstance(fileobj, ForwardReader):
+            info = _next_fast(tarfile_, fileobj)
+            if info is not None:
+                return info
+        return super().fromtarfile(tarfile_)
+
+
+# Members the fast path reads: no extended header of tarfile's own (GNU long names, sparse, pax globals).
+_DATA_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE))
+_PLAIN_TYPES = _DATA_TYPES | {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE}
+_PLAIN_TYPES |= {tarfile.FIFOTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE}
+
+
+def _next_fast(tf: tarfile.TarFile, reader: ForwardReader):
+    """The next member, read as `TarInfo.fromtarfile` reads it, for an ordinary header, optionally
+    behind one pax extended header of ordinary records (GNU tar --format=posix writes one for every
+    member). None when tarfile must read it: what was read is given back, the stream is where it was."""
+    start = reader.pos
+    head = reader.read(_BLOCK)
+    got = head
+    headers = None
+    if tf.pax_headers:
+        reader.unread(got)  # a global header applies to every member: tarfile's business
+        return None
+    if head[156:157] == tarfile.XHDTYPE:
+        fields = _numbers(head)
+        if fields is None or not 0 <= fields[5] <= _PAX_MAX:
+            reader.unread(got)
+            return None
+        size = -(-fields[5] // _BLOCK) * _BLOCK
+        data = reader.read(size)
+        got += data
+        headers = parse_pax(data) if len(data) == size else None
+        if headers is None:
+            reader.unread(got)
+            return None
+        head = reader.read(_BLOCK)
+        got += head
+    info = _parse(FastTarInfo, head, tf.encoding, tf.errors) if head[156:157] in _PLAIN_TYPES else None
+    if info is None or (info.type == tarfile.DIRTYPE and info.name.endswith("/")):
+        # (a directory named only in the ustar prefix: Python < 3.10 keeps its slash, later ones not)
+        reader.unread(got)
+        return None
+    info.offset = start
+    info.offset_data = reader.pos
+    if headers is not None:
+        info._apply_pax_info(headers, tf.encoding, tf.errors)
+    tf.offset = info.offset_data + (info._block(info.size) if info.type in _DATA_TYPES else 0)
+    return info
 
 
 def members(stream: BinaryIO) -> Iterator[tuple]:
-    """Yield (TarInfo, reader) for each member; the member's data is the next `info.size` bytes of
-    `reader` (for sparse members use `tf.extractfile`, available as the third item)."""
+    """Yield (TarInfo, reader, tarfile) for each member; the member's data is the next `info.size`
+    bytes of `reader` (for sparse members use `tf.extractfile`)."""
     reader = ForwardReader(stream)
     tf = tarfile.TarFile(fileobj=reader, mode="r", tarinfo=FastTarInfo)
     try:
