@@ -123,7 +123,8 @@ def _numbers(buf: bytes):
     # not take here (a NUL then more digits, base-256, non-ASCII) raises, and tarfile decides.
     try:
         chk = int(chksum.rstrip(b"\0 ") or b"0", 8)
-        if chk != sum(buf) - sum(chksum) + _CHKSUM_SPACES or chk == 0:
+        # (the NULs, most of a header, add nothing: dropping them first halves the time of sum)
+        if chk != sum(buf.translate(None, b"\0")) - sum(chksum) + _CHKSUM_SPACES or chk == 0:
             return None
         return (
             kind,
@@ -215,14 +216,13 @@ def _next_fast(tf: tarfile.TarFile, reader: ForwardReader):
             reader.unread(got)
             return None
         size = -(-fields[5] // _BLOCK) * _BLOCK
-        data = reader.read(size)
+        data = reader.read(size + _BLOCK)  # the records and the member's own header, in one read
         got += data
-        headers = parse_pax(data) if len(data) == size else None
+        headers = parse_pax(data[:size]) if len(data) == size + _BLOCK else None
         if headers is None:
             reader.unread(got)
             return None
-        head = reader.read(_BLOCK)
-        got += head
+        head = data[size:]
     info = _parse(FastTarInfo, head, tf.encoding, tf.errors) if head[156:157] in _PLAIN_TYPES else None
     if info is None or (info.type == tarfile.DIRTYPE and info.name.endswith("/")):
         # (a directory named only in the ustar prefix: Python < 3.10 keeps its slash, later ones not)
