@@ -6,6 +6,7 @@ import shutil
 import stat
 import tarfile
 
+import pytest
 from layers_testkit import Entry, dir_, file, hardlink, symlink, tar_bytes
 
 from hpcbox_layers import apply_layers
@@ -128,3 +129,20 @@ def test_report_and_progress(tmp_path):
     assert report.whiteouts == 2
     assert report.permissions_fixed == 1
     assert sorted(os.listdir(tmp_path / "t/a")) == ["g"]
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077, 0o277])
+def test_file_modes_do_not_depend_on_the_umask(tmp_path, umask):
+    """Files are created with their mode when the umask leaves it whole, else fixed afterwards."""
+    modes = [0o644, 0o755, 0o666, 0o777, 0o600, 0o640, 0o000, 0o4755, 0o1644, 0o444]
+    entries = [file(f"f{m:o}", b"data", m) for m in modes] + [hardlink("link", "f644")]
+    old = os.umask(umask)
+    try:
+        report = apply_layers(tmp_path / "t", [blob(entries)])
+    finally:
+        os.umask(old)
+    for m in modes:
+        assert mode(tmp_path / "t" / f"f{m:o}") == (m & 0o777) | 0o600, oct(m)
+        assert (tmp_path / "t" / f"f{m:o}").read_bytes() == b"data"
+    assert report.setid_stripped == ["f4755"]
+    assert report.permissions_fixed == 2  # 0o000 and 0o444
