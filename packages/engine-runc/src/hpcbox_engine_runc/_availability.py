@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from typing import Optional, Tuple
 
@@ -76,4 +75,6 @@ def check(runner: str, proc_root: str = "/proc", run_probe: bool = True) -> Tupl
 def runtime_binary(name: str) -> Optional[str]:
     """Path of an installed OCI runtime (runc or crun), also looked up in the sbin dirs."""
     path = os.environ.get("PATH", "") + os.pathsep + "/usr/local/sbin:/usr/sbin:/sbin"
+    import shutil  # lazily: only delegation and `hpcbox info` look for binaries
+
     return shutil.which(name, path=path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +129,8 @@ class Container:
 
     def _finish(self, code: int) -> int:
         if self._cleanup:
+            import shutil  # only delegated runs leave a work dir to clean
+
             shutil.rmtree(self._cleanup, ignore_errors=True)
             self._cleanup = None
         return 128 - code if code < 0 else code
@@ -231,6 +232,8 @@ class RuncEngine:
         try:
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
         except OSError:
+            import shutil
+
             shutil.rmtree(work, ignore_errors=True)
             raise
         return Container(process, cleanup=work)

@@ -20,11 +20,9 @@ Rules (see the README):
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import re
-import shutil
 import stat
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -95,6 +93,8 @@ def check_name(name: str) -> str:
 
 
 def _now() -> str:
+    import datetime  # lazily, like shutil below: `hpcbox run` of a container needs neither
+
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -107,6 +107,8 @@ def _make_writable(path: str) -> None:
 
 def remove_tree(path: os.PathLike[str] | str) -> None:
     """Delete a tree made by an unprivileged user even where a directory lost its u+rwx bits."""
+    import shutil  # lazily here and below: `hpcbox run` of an existing container needs none of it
+
     top = os.fspath(path)
     if not os.path.lexists(top):
         return
@@ -392,6 +394,8 @@ class ContainerStore:
 
     def clone(self, source: str, name: Optional[str] = None) -> Container:
         """A new container with a copy of *source*'s rootfs and settings (hardlinks, symlinks, modes kept)."""
+        import shutil
+
         if name is not None:
             check_name(name)
         self._prepare()
@@ -525,6 +529,8 @@ def _check_platform(image: Any, platform: Any, text: str) -> None:
 def copy_tree(source: Path, dest: Path) -> None:
     """Copy a rootfs: regular files, directories, symlinks verbatim, hardlinks as hardlinks; modes
     and mtimes kept; device nodes (which unprivileged extraction never makes) skipped."""
+    import shutil
+
     inodes: Dict[tuple, str] = {}
     dest.mkdir(exist_ok=True)
     dirs = []

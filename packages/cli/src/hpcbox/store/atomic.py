@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
@@ -33,6 +32,8 @@ def atomic_writer(path: PathLike, temp_dir: Optional[PathLike] = None, mode: int
     """
     target = Path(path)
     where = Path(temp_dir) if temp_dir is not None else target.parent
+    import tempfile  # lazily: it pulls in random/hashlib, and most commands never write
+
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=where)
     try:
         with os.fdopen(fd, "wb") as handle:
