@@ -263,3 +263,30 @@ def helpers():
         digest_of = staticmethod(digest_of)
 
     return H
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, fake_registry, capsys):
+    """Run ``hpcbox --home <tmp> ARGS`` in-process with the fake client; returns (code, out, err).
+    ``cli.client`` is the fake client, ``cli.home`` the store directory, ``cli.store`` its Store."""
+    from hpcbox import settings
+    from hpcbox.main import main
+    from hpcbox.store import Store
+
+    client = FakeClient(fake_registry, log=tmp_path / "fetch.log")
+    monkeypatch.setattr(settings, "client", lambda args: client)
+    monkeypatch.delenv("HPCBOX_DEBUG", raising=False)
+    home = tmp_path / "home"
+
+    def run(*args):
+        try:
+            code = main(["--home", str(home), *args])
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.client = client
+    run.home = home
+    run.store = Store(home)
+    return run

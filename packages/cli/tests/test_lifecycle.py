@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from hpcbox import settings
 from hpcbox.main import main
 from hpcbox.store import Store
 
@@ -29,24 +28,10 @@ IMG = "example.org/test/img:1"
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, fake_registry, helpers, capsys):
-    client = helpers.FakeClient(fake_registry)
-    monkeypatch.setattr(settings, "client", lambda args: client)
-    monkeypatch.delenv("HPCBOX_DEBUG", raising=False)
-    home = tmp_path / "home"
-
-    def run(*args):
-        try:
-            code = main(["--home", str(home), *args])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.home = home
-    run.store = Store(home)
-    add_image(run.store, IMG)
-    return run
+def cli(cli):
+    """The shared in-process CLI (conftest.py) with IMG in its store."""
+    add_image(cli.store, IMG)
+    return cli
 
 
 def ok(result):

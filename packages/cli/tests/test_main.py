@@ -18,27 +18,6 @@ from hpcbox.main import build_parser, main
 REG = "127.0.0.1:5000"
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, fake_registry, helpers, capsys):
-    """Run ``hpcbox --home <tmp> ARGS`` in-process with the fake client; returns (code, out, err)."""
-    client = helpers.FakeClient(fake_registry, log=tmp_path / "fetch.log")
-    monkeypatch.setattr(settings, "client", lambda args: client)
-    monkeypatch.delenv("HPCBOX_DEBUG", raising=False)
-    home = tmp_path / "home"
-
-    def run(*args):
-        try:
-            code = main(["--home", str(home), *args])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.client = client
-    run.home = home
-    return run
-
-
 def _one_error_line(err: str) -> str:
     lines = err.splitlines()
     assert len(lines) == 1, err
