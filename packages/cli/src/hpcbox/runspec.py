@@ -275,7 +275,7 @@ def auth_files(rootfs: str, out_dir: str, caller: Caller,
     for name, lines in (("passwd", passwd_lines), ("group", group_lines)):
         path = os.path.join(out_dir, name)
         text = "".join(line + "\n" for line in lines)
-        _write_if_changed(path, text)
+        write_if_changed(path, text)
         paths.append(path)
     return paths[0], paths[1]
 
@@ -288,7 +288,9 @@ def _lines(path: str) -> List[str]:
         return []
 
 
-def _write_if_changed(path: str, text: str) -> None:
+def write_if_changed(path: str, text: str) -> None:
+    """Replace *path* atomically with *text*, and not at all when it already holds it (the common case
+    on every `run` of an existing container)."""
     try:
         with open(path, encoding="utf-8") as handle:
             if handle.read() == text:

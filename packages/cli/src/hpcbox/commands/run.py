@@ -190,18 +190,9 @@ def _start(name, engine, config, bundle_dir, runtime) -> int:
 
 
 def _write_config(path, config) -> None:
-    """Write config.json atomically, and not at all when the last run wrote the same (the common case).
-    Compact JSON: the C encoder (indent= would use the pure-Python one, milliseconds per run)."""
+    """config.json in compact JSON: the C encoder (indent= would use the pure-Python one, ms per run)."""
     import json
 
-    text = json.dumps(config, separators=(",", ":"))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return
-    except OSError:
-        pass
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temp, path)
+    from hpcbox import runspec
+
+    runspec.write_if_changed(str(path), json.dumps(config, separators=(",", ":")))
