@@ -45,6 +45,13 @@ def test_a_full_config_is_read_and_made_absolute(tmp_path):
     assert [n["type"] for n in spec.namespaces] == ["pid", "network"]
 
 
+def test_an_rbind_type_is_a_bind_and_its_relative_source_is_normalised(tmp_path):
+    (tmp_path / "data").mkdir()
+    mount = {"destination": "/d", "type": "rbind", "source": "./x/../data"}
+    spec = parse_bundle(_bundle(tmp_path, mounts=[mount]))
+    assert spec.mounts[0].is_bind and spec.mounts[0].source == str(tmp_path / "data")
+
+
 def test_a_dict_config_is_relative_to_the_given_bundle_dir(tmp_path):
     (tmp_path / "rootfs").mkdir()
     spec = parse_bundle({"process": {"args": ["x"]}, "root": {"path": "rootfs"}}, bundle_dir=str(tmp_path))
@@ -63,6 +70,9 @@ def test_a_config_json_path_works_like_its_directory(tmp_path):
         ({"process": None}, "the config has no process object"),
         ({"process": {"args": []}}, "process.args is"),
         ({"process": {"args": ["x", 1]}}, "process.args is"),
+        ({"process": {"args": [""]}}, "process.args is"),
+        ({"process": {"args": ["x"], "env": "A=b"}}, "process.env is not a list"),
+        ({"process": {"args": ["x"], "env": ["=b"]}}, "process.env entry '=b' is malformed"),
         ({"process": {"args": ["x"], "env": ["NOEQUALS"]}}, "process.env entry 'NOEQUALS' is malformed"),
         ({"process": {"args": ["x"], "cwd": "relative"}}, "process.cwd is 'relative'"),
         ({"process": {"args": ["x"], "user": {"uid": -1}}}, "process.user.uid is -1"),

@@ -140,13 +140,13 @@ def _parse_mount(raw: Any, name: str, bundle_dir: str) -> Mount:
         raise fail(f"{name}.options is not a list", "give a list such as ['rbind', 'ro']")
     flags, data = parse_mount_options(options, name)
     mount_type = raw.get("type") or ("bind" if flags & MS_BIND else "")
-    if mount_type == "bind":
+    if mount_type in ("bind", "rbind"):
         flags |= MS_BIND
     source = raw.get("source") or mount_type
     if not isinstance(source, str) or not isinstance(mount_type, str) or not mount_type:
         raise fail(f"{name} ({destination}) has no type", "set type, e.g. 'bind' or 'tmpfs'")
     if flags & MS_BIND:
-        source = os.path.join(bundle_dir, source)
+        source = os.path.normpath(os.path.join(bundle_dir, source))
         if not os.path.exists(source):
             raise fail(f"{name}: bind source {source} does not exist", "create it or fix the path")
     return Mount(source, destination, mount_type, flags, data, list(options))
@@ -156,11 +156,14 @@ def _parse_process(process: Any) -> Tuple[List[str], Dict[str, str], str, int, i
     if not isinstance(process, dict):
         raise fail("the config has no process object", "add process.args, e.g. {'args': ['/bin/sh']}")
     args = process.get("args")
-    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) and a for a in args):
         raise fail(f"process.args is {args!r}", "give a non-empty list of strings, e.g. ['/bin/sh']")
     env: Dict[str, str] = {}
-    for item in process.get("env") or []:
-        if not isinstance(item, str) or "=" not in item or "\0" in item:
+    raw_env = process.get("env") or []
+    if not isinstance(raw_env, list):
+        raise fail("process.env is not a list", "write entries as 'NAME=value'")
+    for item in raw_env:
+        if not isinstance(item, str) or "=" not in item or "\0" in item or item.startswith("="):
             raise fail(f"process.env entry {item!r} is malformed", "write entries as 'NAME=value'")
         key, value = item.split("=", 1)
         env[key] = value
