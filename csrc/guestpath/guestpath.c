@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -141,6 +142,47 @@ static int splice_link(const char *host, char *spare, const char *rest, size_t r
     return 0;
 }
 
+/* The host's /proc/self or /proc/thread-self, which gp_set_self redirects to the traced process. */
+static int self_link_target(const struct gp_context *ctx, const char *host, char *out, size_t size)
+{
+    int n;
+
+    if (ctx->self_pid <= 0 || strncmp(host, "/proc/", 6) != 0)
+        return 0;
+    if (strcmp(host + 6, "self") == 0)
+        n = snprintf(out, size, "%ld", ctx->self_pid);
+    else if (strcmp(host + 6, "thread-self") == 0)
+        n = snprintf(out, size, "%ld/task/%ld", ctx->self_pid, ctx->self_tid);
+    else
+        return 0;
+    return (n > 0 && (size_t)n < size) ? n : -ENAMETOOLONG;
+}
+
+static const char *skip_digits(const char *p)
+{
+    const char *start = p;
+
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return p > start ? p : NULL;
+}
+
+/* Whether host is one of the kernel's magic links: /proc/<pid>[/task/<tid>]/{cwd,exe,root,fd/N,ns/X}. */
+static bool proc_magic_link(const struct gp_context *ctx, const char *host)
+{
+    const char *p;
+
+    if (ctx->self_pid <= 0 || strncmp(host, "/proc/", 6) != 0 || !(p = skip_digits(host + 6)))
+        return false;
+    if (strncmp(p, "/task/", 6) == 0 && !(p = skip_digits(p + 6)))
+        return false;
+    if (strcmp(p, "/cwd") == 0 || strcmp(p, "/exe") == 0 || strcmp(p, "/root") == 0)
+        return true;
+    if (strncmp(p, "/fd/", 4) == 0)
+        return skip_digits(p + 4) && *skip_digits(p + 4) == '\0';
+    return strncmp(p, "/ns/", 4) == 0 && p[4] && !strchr(p + 4, '/');
+}
+
 /* Resolve guest_path into res (PATH_MAX bytes), component by component. */
 static int walk(const struct gp_context *ctx, const char *guest_path, int flags, char *res,
                 struct walk_result *wr)
@@ -218,7 +260,23 @@ static int walk(const struct gp_context *ctx, const char *guest_path, int flags,
 
             if (++links > GP_MAX_LINKS)
                 return -ELOOP;
-            rc = splice_link(host, spare, pend + pos, plen - pos, &new_len);
+            if (proc_magic_link(ctx, host)) {
+                /* the kernel follows it: keep the link and the rest as they are */
+                if (rlen + (plen - pos) + 1 > PATH_MAX)
+                    return -ENAMETOOLONG;
+                memcpy(res + rlen, pend + pos, plen - pos + 1);
+                rlen += plen - pos;
+                break;
+            }
+            rc = self_link_target(ctx, host, spare, PATH_MAX);
+            if (rc > 0) {
+                if ((size_t)rc + (plen - pos) + 1 > PATH_MAX)
+                    return -ENAMETOOLONG;
+                memcpy(spare + rc, pend + pos, plen - pos + 1);
+                new_len = (size_t)rc + (plen - pos);
+            } else if (rc == 0) {
+                rc = splice_link(host, spare, pend + pos, plen - pos, &new_len);
+            }
             if (rc < 0)
                 return rc;
             tmp = pend;
@@ -455,6 +513,17 @@ int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host)
     }
     ctx->bindings[ctx->n_bindings++] = (struct gp_binding){
         .guest = g, .guest_len = glen, .host = h, .host_len = strlen(h)};
+    return 0;
+}
+
+int gp_set_self(struct gp_context *ctx, long pid, long tid)
+{
+    if (!ctx)
+        return -EFAULT;
+    if (pid < 0 || tid < 0)
+        return -EINVAL;
+    ctx->self_pid = pid;
+    ctx->self_tid = tid ? tid : pid;
     return 0;
 }
 

@@ -67,6 +67,8 @@ struct gp_context {
     struct gp_binding *bindings;
     size_t n_bindings;
     size_t cap_bindings;
+    long self_pid;       /* gp_set_self: the process "/proc/self" means (0: the caller's, off) */
+    long self_tid;
 };
 
 /* Set up ctx for the rootfs at host_root (an existing directory; made canonical with realpath).
@@ -84,6 +86,14 @@ int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host);
 /* Set the guest cwd: an absolute, canonical guest path (lexically normalised here; the caller
  * resolves it, e.g. with gp_canonical, when it comes from chdir). */
 int gp_set_cwd(struct gp_context *ctx, const char *guest_cwd);
+
+/* For an engine that translates on behalf of another process (a tracer): make the host's
+ * "/proc/self" and "/proc/thread-self" mean process pid / thread tid instead of the caller, and
+ * stop at the kernel's "magic" links under /proc/<pid>/ (fd/N, cwd, exe, root, ns/...) when they
+ * would be followed: the rest of the path is appended as it is, and the kernel follows them
+ * itself (their readlink text, such as "pipe:[42]", is no path to walk). pid 0 turns this off
+ * (the default after gp_context_init). Only host paths under /proc are affected. */
+int gp_set_self(struct gp_context *ctx, long pid, long tid);
 
 /* Resolve guest_path to its canonical guest path (no ".", "..", "//" or symlinks but a final
  * one that was not followed). Errors as described above. */

@@ -268,6 +268,41 @@ static void test_host_root(void)
     ok(gp_context_init(&ctx, "/etc/passwd") == -ENOTDIR, "init with a file as root is ENOTDIR", NULL);
 }
 
+/* gp_set_self: /proc/self means another process, and magic links are left to the kernel. */
+static void test_self(void)
+{
+    struct gp_context ctx;
+    char out[PATH_MAX], want[PATH_MAX];
+    long pid = (long)getppid();
+
+    ok(gp_context_init(&ctx, root) == 0, "init for the /proc/self tests", NULL);
+    ok(gp_add_binding(&ctx, "/proc", "/proc") == 0 && gp_add_binding(&ctx, "/dev", "/dev") == 0,
+       "bind /proc and /dev", NULL);
+    ok(gp_set_self(&ctx, -1, 0) == -EINVAL, "set_self(-1) is EINVAL", NULL);
+    ok(gp_set_self(&ctx, pid, 0) == 0, "set_self(parent)", NULL);
+    snprintf(want, sizeof(want), "/proc/%ld", pid);
+    ok(gp_to_host(&ctx, "/proc/self", GP_FOLLOW_LAST, out, sizeof(out)) == 0 && strcmp(out, want) == 0,
+       "/proc/self is the traced process", out);
+    snprintf(want, sizeof(want), "/proc/%ld/task/%ld/comm", pid, pid);
+    ok(gp_to_host(&ctx, "/proc/thread-self/comm", 0, out, sizeof(out)) == 0 && strcmp(out, want) == 0,
+       "/proc/thread-self is its thread", out);
+    snprintf(want, sizeof(want), "/proc/%ld/fd/0", pid);
+    ok(gp_to_host(&ctx, "/proc/self/fd/0", GP_FOLLOW_LAST, out, sizeof(out)) == 0 && strcmp(out, want) == 0,
+       "/proc/self/fd/0 stays a magic link", out);
+    if (access("/dev/stdin", F_OK) == 0) {
+        ok(gp_to_host(&ctx, "/dev/stdin", GP_FOLLOW_LAST, out, sizeof(out)) == 0 &&
+           strcmp(out, want) == 0, "/dev/stdin leads to the traced process's fd 0", out);
+    }
+    snprintf(want, sizeof(want), "/proc/%ld/cwd/x/../y", pid);
+    ok(gp_to_host(&ctx, "/proc/self/cwd/x/../y", 0, out, sizeof(out)) == 0 && strcmp(out, want) == 0,
+       "the rest after a magic link is left to the kernel", out);
+    ok(gp_set_self(&ctx, 0, 0) == 0, "set_self(0) turns it off", NULL);
+    snprintf(want, sizeof(want), "/proc/%ld", (long)getpid());
+    ok(gp_to_host(&ctx, "/proc/self", GP_FOLLOW_LAST, out, sizeof(out)) == 0 && strcmp(out, want) == 0,
+       "without set_self /proc/self is the caller", out);
+    gp_context_destroy(&ctx);
+}
+
 int main(void)
 {
     struct gp_context ctx;
@@ -283,6 +318,7 @@ int main(void)
     test_bindings(&ctx);
     gp_context_destroy(&ctx);
     test_host_root();
+    test_self();
     rm_tree(tmp);
     printf("1..%d\n", n_tests);
     if (n_failed)
