@@ -55,3 +55,48 @@ def shared_debian(run_store) -> str:
 
 def runc_installed() -> bool:
     return bool(shutil.which("runc", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"))
+
+
+# The engines every `hpcbox run` test runs under. "runc/runc" is the runc engine delegating to an
+# installed runc (--runtime runc), for the tests that also check delegation.
+RUN_ENGINES = ("runc", "ptrace", "preload")
+RUN_ENGINES_AND_RUNTIMES = ("runc", "runc/runc", "ptrace", "preload")
+
+# What an engine documents as impossible, with words of the clear error it gives instead (the test
+# then asserts that error, exit status 125). Features: "static" (a statically linked program: the
+# busybox image), "root" (uid 0 emulation good enough for dpkg/apt), "net-none" (--net=none needs a
+# network namespace), "hostname" (--hostname needs a UTS namespace or emulation).
+IMPOSSIBLE = {
+    "ptrace": {"net-none": "network namespace"},
+    "preload": {"static": "statically linked", "net-none": "network namespace"},
+}
+
+
+def impossible(engine: str, feature: str) -> str:
+    """The words of the clear error *engine* gives for *feature*, or '' when it must work."""
+    return IMPOSSIBLE.get(engine.partition("/")[0], {}).get(feature, "")
+
+
+_availability: dict = {}
+
+
+def engine_args(run_store: RunStore, engine: str) -> List[str]:
+    """`hpcbox run` options selecting *engine* ("name" or "name/runtime"); skips the test when
+    `hpcbox info` says the engine cannot work here, with its reason."""
+    name, _, runtime = engine.partition("/")
+    if runtime == "runc" and not runc_installed():
+        pytest.skip("runc is not installed")
+    if not _availability:
+        info = json.loads(ok(run_store("info", "--json")).stdout)
+        _availability.update({n: (e["available"], e["reason"]) for n, e in info["engines"].items()})
+    available, reason = _availability.get(name, (False, "not listed by hpcbox info"))
+    if not available:
+        pytest.skip(f"engine {name} is not available here: {reason}")
+    return ["--engine", name] + (["--runtime", runtime] if runtime else [])
+
+
+def assert_impossible(proc, engine: str, feature: str) -> None:
+    """*proc* failed the way *engine* documents for *feature*: status 125 and one clear line."""
+    words = impossible(engine, feature)
+    assert proc.returncode == 125, (proc.returncode, proc.stdout, proc.stderr)
+    assert words in proc.stderr, proc.stderr
