@@ -9,6 +9,7 @@ from packaging.requirements import Requirement
 DISTRIBUTIONS = {
     "hpcbox-registry": "hpcbox_registry",
     "hpcbox-layers": "hpcbox_layers",
+    "hpcbox-oci-bundle": "hpcbox_oci_bundle",
     "hpcbox-engine-ptrace": "hpcbox_engine_ptrace",
     "hpcbox-engine-preload": "hpcbox_engine_preload",
     "hpcbox-engine-runc": "hpcbox_engine_runc",
@@ -22,8 +23,9 @@ def test_installed_version_matches_about(dist, module):
     assert importlib.import_module(module).__version__ == metadata.version(dist)
 
 
-def test_sibling_requirements_accept_the_workspace_versions():
-    for requirement in metadata.requires("hpcbox") or []:
+@pytest.mark.parametrize("dist", sorted(DISTRIBUTIONS))
+def test_sibling_requirements_accept_the_workspace_versions(dist):
+    for requirement in metadata.requires(dist) or []:
         req = Requirement(requirement)
         if req.name in DISTRIBUTIONS:
             assert req.specifier.contains(metadata.version(req.name)), str(req)
