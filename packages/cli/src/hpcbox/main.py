@@ -245,6 +245,10 @@ def _run_commands(command) -> None:
                    help="auto (default), runc, ptrace, preload, singularity; see 'hpcbox info'")
     p.add_argument("--runtime", choices=("builtin", "runc", "crun"), help="runc engine: who runs the bundle")
     p.add_argument("--net", choices=("host", "none"), default="host", help="network: host (default) or none")
+    p.add_argument("--gpus", metavar="all|N[,M]",
+                   help="make the host's NVIDIA driver and GPUs visible: all, or GPU indices (sets "
+                        "CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--nv", dest="gpus", action="store_const", const="all", help="the same as --gpus all")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (always the case)")
     p.add_argument("-t", "--tty", action="store_true", help="the container uses your terminal")
     p.add_argument("target", metavar="IMAGE|CONTAINER")
@@ -252,6 +256,11 @@ def _run_commands(command) -> None:
 
     p = command("setup", "setup", "choose how a container runs (udocker's execution modes)")
     p.add_argument("--execmode", metavar="MODE", help="P1, P2, F1-F4, R1-R3 or S1 (docs/udocker-mapping.md)")
+    nv = p.add_mutually_exclusive_group()
+    nv.add_argument("--nvidia", action="store_true",
+                    help="copy the host's NVIDIA driver libraries and tools into the container "
+                         "(again: refresh)")
+    nv.add_argument("--no-nvidia", action="store_true", help="remove what --nvidia copied")
     p.add_argument("container", metavar="CONTAINER")
 
     p = command("info", "info", "show which engines work here, why, and what auto picks")

@@ -297,11 +297,19 @@ def write_if_changed(path: str, text: str) -> None:
                 return
     except OSError:
         pass
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
+    # unique even for jobs of several nodes that share the store (same pid, other host): never a torn file
+    temp = f"{path}.tmp-{os.getpid()}-{os.urandom(6).hex()}"
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
 
 
 # -- mounts ------------------------------------------------------------------------------------------

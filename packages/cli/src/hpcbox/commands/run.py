@@ -116,7 +116,6 @@ def _run(args, container) -> int:
         view = _overlay_annotations(container, opts)
     config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
-    _write_config(container.config_path, config)
     if args.cpuset_cpus:
         cpus = runspec.parse_cpuset(args.cpuset_cpus)
         try:
@@ -127,6 +126,11 @@ def _run(args, container) -> int:
                              f"choose among the CPUs this job may use: {allowed}") from None
     requested = args.engine or chosen.get("engine") or "auto"
     name, engine = engines.resolve(requested, opts.runtime)
+    gpus = getattr(args, "gpus", None)
+    copied = container.as_dict().get("nvidia") if hasattr(container, "as_dict") else None
+    if gpus is not None or copied:
+        _add_gpus(config, gpus, copied, scratch=name == "runc")
+    _write_config(container.config_path, config)
     if view is not None and (name != "runc" or opts.runtime not in (None, "builtin")):
         raise overlay_only_runc(container, name if name != "runc" else f"runc --runtime {opts.runtime}")
     with container.in_use():
@@ -139,10 +143,29 @@ def _run(args, container) -> int:
                 env = config["process"]["env"]
                 path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
                 dynamic = engines.is_dynamic(str(container.rootfs), config["process"]["args"][0], path)
+                # the --gpus scratch tmpfs is for runc only
+                config["mounts"] = [m for m in config["mounts"] if m.get("type") != "tmpfs"]
                 for other, fallback in engines.fallbacks(name, opts.runtime, dynamic):
                     return _start(other, fallback, config, str(container.dir), opts.runtime)
             raise engines.EngineUnavailableError(name, reason)
         return status
+
+
+def _add_gpus(config, gpus, copied, scratch: bool) -> None:
+    """``--gpus``/``--nv``: bind the host's NVIDIA driver and devices (see :mod:`hpcbox.gpu`); a container
+    prepared by ``setup --nvidia`` has the libraries already and gets the device nodes and environment."""
+    from hpcbox import gpu
+
+    chosen = gpu.parse_gpus(gpus) if gpus is not None else None
+    driver = gpu.discover()
+    warning = gpu.apply(config, driver, chosen, bind_libraries=gpus is not None or not copied,
+                        scratch=scratch)
+    if warning:
+        sys.stderr.write(f"hpcbox: warning: {warning}\n")
+    if gpus is None and copied and copied.get("driver") != driver.version:
+        sys.stderr.write(f"hpcbox: warning: the container holds the libraries of NVIDIA driver "
+                         f"{copied.get('driver') or '?'} but this host runs {driver.version or '?'}; run "
+                         f"'hpcbox setup --nvidia' on it again, or use 'hpcbox run --gpus'\n")
 
 
 OVERLAY_ANNOTATIONS = ("org.hpcbox.runc.overlay.lower", "org.hpcbox.runc.overlay.upper",

@@ -1,4 +1,5 @@
-"""hpcbox setup [--execmode=MODE] CONTAINER: choose how a container runs, with udocker's mode names.
+"""hpcbox setup [--execmode=MODE] [--nvidia|--no-nvidia] CONTAINER: choose how a container runs, with
+udocker's mode names; ``--nvidia`` copies the host's NVIDIA driver in (see :mod:`hpcbox.gpu`).
 
 The choice is kept in the container's settings (container.json) and used by every later `hpcbox run`
 of that container; ``--engine``/``--runtime`` on the run command line still win. Without an option,
@@ -54,11 +55,39 @@ def settings_for(mode: str) -> dict:
     return json.loads(json.dumps(EXECMODES[key]))
 
 
+def nvidia(container, remove: bool) -> None:
+    """``--nvidia``: copy the host driver into the container (replacing an earlier copy) and record it;
+    ``--no-nvidia``: remove the recorded copy. An overlay container gets the files in its upper dir."""
+    from hpcbox import gpu
+
+    root = str(container.upper if container.storage == "overlay" else container.rootfs)
+    old = container.as_dict().get("nvidia") or {}
+    if remove:
+        count = gpu.remove_copies(root, old.get("files") or [])
+        container.update(nvidia=None)
+        sys.stdout.write(f"{container.short_id} nvidia: removed {count} files\n")
+        return
+    driver = gpu.discover()
+    with container.in_use():
+        gpu.remove_copies(root, old.get("files") or [])
+        plan = gpu.copy_plan(driver)
+        # recorded before the copy: an interrupted one is still undone by --no-nvidia, redone by --nvidia
+        container.update(nvidia={"driver": None, "files": [guest for guest, _, _ in plan]})
+        files = gpu.copy_into(root, plan)
+        container.update(nvidia={"driver": driver.version, "files": files})
+    sys.stdout.write(f"{container.short_id} nvidia: driver {driver.version or '(version unknown)'}, "
+                     f"{len(files)} files in {gpu.LIB_DIR} and {gpu.BIN_DIR}\n")
+
+
 def run(args) -> int:
     from hpcbox import engines
     from hpcbox.containers import ContainerStore
 
     container = ContainerStore(settings.store(args)).get(args.container)
+    if getattr(args, "nvidia", False) or getattr(args, "no_nvidia", False):
+        nvidia(container, remove=bool(getattr(args, "no_nvidia", False)))
+        if not args.execmode:
+            return 0
     if not args.execmode:
         current = container.settings
         mode = container.execmode or "auto"
@@ -66,6 +95,10 @@ def run(args) -> int:
         runtime = current.get("runtime")
         sys.stdout.write(f"{container.short_id} execmode: {mode} (engine {engine}"
                          f"{', runtime ' + runtime if runtime else ''})\n")
+        copied = container.as_dict().get("nvidia")
+        if copied:
+            sys.stdout.write(f"{container.short_id} nvidia: driver {copied.get('driver') or '?'}, "
+                             f"{len(copied.get('files') or [])} files\n")
         return 0
     chosen = settings_for(args.execmode)
     mode = args.execmode.strip().upper()
