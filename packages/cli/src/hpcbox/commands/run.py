@@ -107,13 +107,20 @@ def options(args, container_settings):
 
 
 def _run(args, container) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        return _run_with(args, container, stack)
+
+
+def _run_with(args, container, stack) -> int:
     from hpcbox import engines, runspec
 
     chosen = container.settings
     opts = options(args, chosen)
     view = None
     if getattr(container, "storage", "copy") == "overlay":
-        view = _overlay_annotations(container, opts)
+        view = _overlay_annotations(container, opts, stack)
     config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
     if args.cpuset_cpus:
@@ -182,15 +189,39 @@ def overlay_only_runc(container, engine_name: str) -> HpcboxError:
                        engines.EXIT_ENGINE)
 
 
-def _overlay_annotations(container, opts):
-    """Put the overlay annotations into *opts*; return the directories to read image files from."""
+def _overlay_annotations(container, opts, stack):
+    """Put the overlay annotations into *opts*; return the directories to read image files from.
+
+    One overlay mount at a time may write a container's upper directory (the kernel warns of undefined
+    behaviour and a concurrent mount can fail with EINVAL): the run holding ``.upper.lock`` gets it;
+    a concurrent run of the same container mounts it as a read-only layer below a private upper
+    directory of its own, removed when the run ends."""
+    from hpcbox.store.lock import FileLock, LockBusy
+
     lower, upper, work = str(container.lower or ""), str(container.upper), str(container.work)
     for path in (lower, upper, work):
         if not path or not os.path.isdir(path):
             raise HpcboxError(f"overlay container {container.short_id} lacks its directory {path!r}",
                               f"remove it with 'hpcbox rm {container.short_id}' and create it again")
+    lock = FileLock(container.dir / ".upper.lock", blocking=False)
+    try:
+        lock.acquire()
+        stack.callback(lock.release)
+        view = [upper, lower]
+    except LockBusy:
+        from hpcbox.containers import remove_tree
+
+        private = container.dir / f".run-{os.getpid()}-{os.urandom(4).hex()}"
+        stack.callback(remove_tree, private)
+        (private / "upper").mkdir(parents=True)
+        (private / "work").mkdir()
+        lower, upper, work = f"{upper}:{lower}", str(private / "upper"), str(private / "work")
+        view = [upper, *lower.split(":")]
+        label = container.names[0] if container.names else container.short_id
+        note(f"another run is writing overlay container {label}: this run's changes go to a private "
+             f"layer that is discarded at its end (jobs that share their writes need a copy container)")
     opts.annotations.update(zip(OVERLAY_ANNOTATIONS, (lower, upper, work)))
-    return [upper, lower]
+    return view
 
 
 def _start(name, engine, config, bundle_dir, runtime) -> int:

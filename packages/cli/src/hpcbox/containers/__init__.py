@@ -369,27 +369,29 @@ class ContainerStore:
         meta["created"] = _now()
         work = self.dir / f"{CREATE_PREFIX}{cid}"
         self._prepare()
-        with self._create_lock(cid):
-            try:
-                work.mkdir()
-                (work / "rootfs").mkdir()
-                fill(work / "rootfs")
-                self._write_meta(work, meta)
-                with self.lock():
-                    for name in meta["names"]:
-                        if self._name_owner(name) is not None:
-                            raise ContainerExistsError(name)
-                    os.rename(work, self.dir / cid)
-                with contextlib.suppress(OSError):
-                    fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-                    os.fsync(fd)
-                    os.close(fd)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    remove_tree(work)
-                raise
-        with contextlib.suppress(OSError):
-            os.unlink(self.store.locks_dir / f"create-{cid}.lock")
+        try:
+            with self._create_lock(cid):
+                try:
+                    work.mkdir()
+                    (work / "rootfs").mkdir()
+                    fill(work / "rootfs")
+                    self._write_meta(work, meta)
+                    with self.lock():
+                        for name in meta["names"]:
+                            if self._name_owner(name) is not None:
+                                raise ContainerExistsError(name)
+                        os.rename(work, self.dir / cid)
+                    with contextlib.suppress(OSError):
+                        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+                        os.fsync(fd)
+                        os.close(fd)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        remove_tree(work)
+                    raise
+        finally:  # also after a failed create (e.g. a name taken meanwhile): no stale lock file
+            with contextlib.suppress(OSError):
+                os.unlink(self.store.locks_dir / f"create-{cid}.lock")
         return Container(self, self.dir / cid, meta)
 
     def clone(self, source: str, name: Optional[str] = None) -> Container:
