@@ -8,6 +8,11 @@
 
 Environment: ``HPCBOX_HOME``, ``HPCBOX_INSECURE_REGISTRIES`` (comma or space separated),
 ``HPCBOX_CA_BUNDLE``, ``HPCBOX_REGISTRY_MIRRORS`` (``docker.io=https://m1,https://m2;quay.io=https://m3``).
+
+Read-only image stores (a site-wide store that many users read): ``HPCBOX_IMAGES`` (colon-separated
+store directories or OCI image layouts; set but empty: none), else ``"image_stores": [...]`` in
+``<home>/config.json``, else in the site's config file ``/etc/hpcbox/config.json`` (another path with
+``HPCBOX_SITE_CONFIG``), which holds the same keys as the user's and is read only for this one.
 """
 
 from __future__ import annotations
@@ -29,14 +34,37 @@ def home(args: Any) -> Path:
     return Path(env).expanduser().absolute() if env else Path.home() / ".hpcbox"
 
 
+SITE_CONFIG = "/etc/hpcbox/config.json"
+
+
 def store(args: Any):
     from hpcbox.store import Store
 
-    return Store(home(args))
+    return Store(home(args), image_stores=lambda: image_stores(args))
+
+
+def image_stores(args: Any) -> List[str]:
+    """The read-only image stores, in search order (see the module doc)."""
+    given = os.environ.get("HPCBOX_IMAGES")
+    if given is not None:
+        return [p for p in given.split(":") if p]
+    site = Path(os.environ.get("HPCBOX_SITE_CONFIG") or SITE_CONFIG)
+    for path, config in ((home(args) / "config.json", _file_config(home(args))),
+                         (site, _read_config(site))):
+        value = config.get("image_stores")
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise UsageError(f"image_stores in {path} must be a list of directory names", "fix that file")
+        return [str(Path(v).expanduser()) for v in value]
+    return []
 
 
 def _file_config(root: Path) -> Dict[str, Any]:
-    path = root / "config.json"
+    return _read_config(root / "config.json")
+
+
+def _read_config(path: Path) -> Dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

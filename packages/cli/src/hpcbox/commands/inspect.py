@@ -29,6 +29,7 @@ def describe(store, image) -> dict:
         "Annotations": image.annotations,
         "Manifest": manifest,
         "Config": config,
+        "Store": str(image.source.home if image.source else store.home),
     }
 
 

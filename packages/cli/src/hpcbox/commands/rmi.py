@@ -11,6 +11,9 @@ from hpcbox.errors import EXIT_OK, HpcboxError, describe
 
 def _remove_one(store, text: str, force: bool) -> None:
     image = _local.find(store, text)
+    if image.source is not None:
+        raise HpcboxError(f"image {text} is in the read-only image store {image.source.home}, which rmi "
+                          f"never changes", "ask its admins to remove it, or drop it from HPCBOX_IMAGES", 1)
     from hpcbox.containers.images import is_image_protected
 
     if is_image_protected(store, image):

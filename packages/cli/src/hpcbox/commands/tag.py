@@ -12,6 +12,9 @@ from hpcbox.errors import UsageError
 def run(args) -> int:
     store = settings.store(args)
     image = _local.find(store, args.source)
+    if image.source is not None:
+        raise UsageError(f"image {args.source} is in the read-only image store {image.source.home}",
+                         f"pull it into your own store first ('hpcbox pull {args.source}'), then tag it")
     ref = settings.parse_reference(args.target)
     if ref.digest:
         raise UsageError(f"target {args.target!r} has a digest", "a tag target is REPOSITORY[:TAG]")

@@ -342,7 +342,7 @@ class ContainerStore:
             def layers() -> list:
                 from hpcbox_layers import Layer
 
-                found = [Layer(store.blob_path(d["digest"]), d.get("mediaType"))
+                found = [Layer(store.readable_blob_path(d["digest"]), d.get("mediaType"))
                          for d in manifest.get("layers") or []]
                 missing = [str(x.source) for x in found if not os.path.exists(x.source)]
                 if missing:

@@ -497,7 +497,7 @@ def _save_oci(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarW
         manifest, _, config_digest = _image_parts(store, image)
         blobs += [image.manifest_digest, config_digest, *(d["digest"] for d in manifest.get("layers") or [])]
         base = {"mediaType": manifest.get("mediaType", OCI_MANIFEST), "digest": image.manifest_digest,
-                "size": store.blob_path(image.manifest_digest).stat().st_size}
+                "size": store.readable_blob_path(image.manifest_digest).stat().st_size}
         if image.platform:
             base["platform"] = image.platform
         for name in names or [None]:
@@ -510,7 +510,7 @@ def _save_oci(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarW
     writer.dir("blobs")
     writer.dir("blobs/sha256")
     for digest in dict.fromkeys(blobs):
-        writer.file(_blob_name(digest), store.blob_path(digest))
+        writer.file(_blob_name(digest), store.readable_blob_path(digest))
 
 
 def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarWriter) -> None:
@@ -537,7 +537,7 @@ def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _T
                 writer.bytes(f"{hexpart}/VERSION", b"1.0")
                 writer.bytes(f"{hexpart}/json", json.dumps(_v1_layer_json(hexpart, parent, config,
                                                                            i == len(diff_ids) - 1)).encode())
-                _add_uncompressed(store, writer, name, store.blob_path(desc["digest"]), diff_id)
+                _add_uncompressed(store, writer, name, store.readable_blob_path(desc["digest"]), diff_id)
             parent = hexpart
         tags = [familiar(n) for n in names if "@" not in n]
         entries.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
@@ -599,7 +599,7 @@ def verify_image(store: Store, image: Image) -> List[str]:
     problems = []
 
     def check(digest: str, size: Optional[int], what: str) -> bool:
-        path = store.blob_path(digest)
+        path = store.readable_blob_path(digest)
         if not path.is_file():
             problems.append(f"{what} {digest} is missing")
             return False
@@ -629,7 +629,7 @@ def verify_image(store: Store, image: Image) -> List[str]:
             continue
         if i < len(diff_ids):
             try:
-                actual = diff_id_of(store.blob_path(desc["digest"]))
+                actual = diff_id_of(store.readable_blob_path(desc["digest"]))
             except Exception as exc:  # a damaged compressed stream
                 problems.append(f"layer {i} {desc['digest']} cannot be decompressed ({exc})")
                 continue

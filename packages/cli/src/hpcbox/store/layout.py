@@ -8,7 +8,13 @@ Layout of ``<home>`` (``$HPCBOX_HOME``, default ``~/.hpcbox``)::
       blobs/sha256/    content-addressed blobs, shared by every image that refers to them
     tmp/               downloads in progress (<alg>-<hex>.partial) and atomic-write temp files
     locks/             flock files: index.lock, gc.lock, blob-<hex>.lock
-    containers/        (later) one directory per container
+    containers/        one directory per container
+
+Read-only image stores (``HPCBOX_IMAGES``, or ``image_stores`` in a config file; see
+:mod:`hpcbox.settings`) are other stores (or bare OCI image layouts) that images, inspect, create and
+run also read: :meth:`Store.find` looks in the user's own store first, then in each of them in order,
+and :meth:`Store.read_blob`/:meth:`Store.readable_blob_path` read a blob from wherever it is. Nothing
+is ever written to them: no locks, no temp files; rmi and prune only touch the user's own store.
 
 Rules: ``index.json`` is only rewritten under ``locks/index.lock``, atomically. A blob only enters
 ``blobs/`` by a rename of a complete, verified file. An entry only enters ``index.json`` once every
@@ -24,7 +30,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_bytes, atomic_write_json, fsync_dir
 from hpcbox.store.lock import FileLock, LockBusy
@@ -63,7 +69,8 @@ class Image:
     (A plain class: ``dataclasses`` costs milliseconds to import and `hpcbox images` must start fast.)
     """
 
-    __slots__ = ("annotations", "manifest_digest", "manifest_size", "media_type", "names", "platform")
+    __slots__ = ("annotations", "manifest_digest", "manifest_size", "media_type", "names", "platform",
+                 "source")
 
     def __init__(self, manifest_digest: str, media_type: str, manifest_size: int, *,
                  names: Optional[List[str]] = None, annotations: Optional[Dict[str, str]] = None,
@@ -74,6 +81,7 @@ class Image:
         self.names = list(names or [])
         self.annotations = dict(annotations or {})
         self.platform = platform
+        self.source: Optional[Store] = None  # the read-only store it lives in; None: the user's own
 
     def __repr__(self) -> str:
         return f"Image({self.manifest_digest!r}, names={self.names!r})"
@@ -117,7 +125,9 @@ def _check_digest(digest: str) -> str:
 class Store:
     """The user's store at *home*. Cheap to construct: nothing is created until :meth:`init`."""
 
-    def __init__(self, home: os.PathLike[str] | str):
+    def __init__(self, home: os.PathLike[str] | str, image_stores: Any = ()):
+        """*image_stores*: read-only stores to read images from after this one (paths, or a callable
+        returning them, called on first need: most commands never look)."""
         self.home = Path(home).expanduser()
         self.images_dir = self.home / "images"
         self.blobs_dir = self.images_dir / "blobs" / "sha256"
@@ -125,6 +135,40 @@ class Store:
         self.tmp_dir = self.home / "tmp"
         self.locks_dir = self.home / "locks"
         self.containers_dir = self.home / "containers"
+        self.readonly = False
+        self._image_stores = image_stores
+        self._site: Optional[List[Store]] = None
+
+    @classmethod
+    def read_only(cls, path: os.PathLike[str] | str) -> Store:
+        """A read-only image store at *path*: a store home (with ``images/``) or an OCI image layout."""
+        root = Path(path).expanduser()
+        store = cls(root)
+        fix = "fix HPCBOX_IMAGES (or image_stores in the config file), or ask the site's admins"
+        if not os.path.isdir(root):
+            raise StoreError(f"the read-only image store {root} does not exist; {fix}")
+        if not os.access(root, os.R_OK | os.X_OK) or (
+                os.path.isdir(root / "images") and not os.access(root / "images", os.R_OK | os.X_OK)):
+            raise StoreError(f"the read-only image store {root} is not readable for you; {fix}")
+        if not (root / "images" / "index.json").is_file() and (root / "index.json").is_file():
+            store.images_dir = root
+            store.blobs_dir = root / "blobs" / "sha256"
+            store.index_path = root / "index.json"
+        if not store.index_path.is_file():
+            raise StoreError(f"the read-only image store {root} holds no images/index.json or index.json; "
+                             f"{fix}")
+        store.readonly = True
+        return store
+
+    @property
+    def image_stores(self) -> List[Store]:
+        """The read-only stores behind this one, in search order."""
+        if self._site is None:
+            given = self._image_stores() if callable(self._image_stores) else self._image_stores
+            mine = os.path.realpath(self.images_dir)
+            stores = [s if isinstance(s, Store) else Store.read_only(s) for s in given]
+            self._site = [s for s in stores if os.path.realpath(s.images_dir) != mine]
+        return self._site
 
     @staticmethod
     def default_home() -> Path:
@@ -163,9 +207,20 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def readable_blob_path(self, digest: str) -> Path:
+        """Where to read *digest*: this store's blob, else a read-only store's (else this store's path)."""
+        path = self.blob_path(digest)
+        if path.is_file() or self.readonly:
+            return path
+        for site in self.image_stores:
+            other = site.blob_path(digest)
+            if other.is_file():
+                return other
+        return path
+
     def read_blob(self, digest: str) -> bytes:
         try:
-            return self.blob_path(digest).read_bytes()
+            return self.readable_blob_path(digest).read_bytes()
         except FileNotFoundError:
             raise StoreCorruptError(
                 f"blob {digest} is missing from {self.blobs_dir}; pull the image again"
@@ -237,9 +292,34 @@ class Store:
                 image.names.append(name)
         return list(by_digest.values())
 
+    def all_images(self) -> List[Image]:
+        """This store's images, then each read-only store's (``image.source`` set)."""
+        images = self.images()
+        for site in self.image_stores:
+            for image in site.images():
+                image.source = site
+                images.append(image)
+        return images
+
     def find(self, names: Iterable[str] = (), id_prefix: Optional[str] = None) -> Image:
-        """The image carrying one of *names*, or else the one whose id/digest starts with *id_prefix*."""
+        """The image carrying one of *names*, or else the one whose id/digest starts with *id_prefix*;
+        in this store first, then in the read-only stores in order (``image.source`` set)."""
         wanted = list(names)
+        try:
+            return self._find_here(wanted, id_prefix)
+        except UnknownImageError:
+            if self.readonly:
+                raise
+            for site in self.image_stores:
+                try:
+                    image = site._find_here(wanted, id_prefix)
+                except UnknownImageError:
+                    continue
+                image.source = site
+                return image
+            raise
+
+    def _find_here(self, wanted: List[str], id_prefix: Optional[str]) -> Image:
         images = self.images()
         for name in wanted:
             for image in images:
