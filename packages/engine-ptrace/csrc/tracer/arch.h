@@ -1,0 +1,45 @@
+/* arch: the tracee's registers at a syscall stop, for one architecture at a time.
+ *
+ * Everything else in the tracer speaks of "syscall number", "argument i", "return value" and
+ * "stack pointer" through these functions; porting to another architecture means a new
+ * implementation in arch.c and its column of numbers in syscalls.c. */
+#ifndef HPCBOX_TRACER_ARCH_H
+#define HPCBOX_TRACER_ARCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#if defined(__x86_64__)
+#define TRACER_ARCH_NAME "x86_64"
+#define TRACER_RED_ZONE 128
+struct regs {
+    struct user_regs_struct r;
+};
+#elif defined(__aarch64__)
+#define TRACER_ARCH_NAME "aarch64"
+#define TRACER_RED_ZONE 0
+struct regs {
+    struct user_pt_regs r;
+    long nr;           /* NT_ARM_SYSTEM_CALL */
+    int nr_changed;
+};
+#else
+#error "hpcbox-ptrace supports x86_64 and aarch64"
+#endif
+
+/* The audit architecture the seccomp filter accepts (AUDIT_ARCH_*). */
+uint32_t arch_audit(void);
+
+int regs_get(pid_t tid, struct regs *regs);
+int regs_set(pid_t tid, struct regs *regs);
+
+long regs_nr(const struct regs *regs);
+void regs_set_nr(struct regs *regs, long nr);
+uint64_t regs_arg(const struct regs *regs, int i);
+void regs_set_arg(struct regs *regs, int i, uint64_t value);
+long regs_ret(const struct regs *regs);
+void regs_set_ret(struct regs *regs, long value);
+uint64_t regs_sp(const struct regs *regs);
+
+#endif

@@ -1,0 +1,296 @@
+/* paths: translation of path arguments at a syscall stop, and the reverse direction for
+ * getcwd, readlink and friends. */
+#define _GNU_SOURCE
+#include "tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int paths_guest_cwd(struct tracer *t, pid_t tid, char *out, size_t size)
+{
+    char link[64], host[PATH_MAX];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/cwd", (int)tid);
+    n = readlink(link, host, sizeof(host) - 1);
+    if (n < 0)
+        return -errno;
+    host[n] = '\0';
+    if (n > 10 && strcmp(host + n - 10, " (deleted)") == 0)
+        return -ENOENT;
+    return gp_to_guest(&t->gp, host, out, size);
+}
+
+int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host)
+{
+    int rc;
+
+    if (guest[0] != '/') {
+        char cwd[PATH_MAX];
+
+        rc = paths_guest_cwd(t, tid, cwd, sizeof(cwd));
+        if (rc != 0)
+            return rc < 0 ? rc : 1;
+        rc = gp_set_cwd(&t->gp, cwd);
+        if (rc < 0)
+            return rc;
+    }
+    rc = gp_set_self(&t->gp, tid, tid);
+    if (rc < 0)
+        return rc;
+    if (!canon)
+        return gp_to_host(&t->gp, guest, flags, host, PATH_MAX);
+    rc = gp_canonical(&t->gp, guest, flags, canon, PATH_MAX);
+    if (rc < 0)
+        return rc;
+    return gp_map_canonical(&t->gp, canon, host, PATH_MAX);
+}
+
+const struct tracer_mount *paths_mount_of(const struct tracer *t, const char *host)
+{
+    const struct tracer_mount *best = NULL;
+
+    for (size_t i = 0; i < t->n_mounts; i++) {
+        const struct tracer_mount *m = &t->mounts[i];
+        size_t len = (m->len == 1) ? 0 : m->len; /* a mount of "/" matches every path */
+
+        if (strncmp(host, m->host, len) != 0 || (host[len] != '/' && host[len] != '\0'))
+            continue;
+        if (!best || m->len >= best->len)
+            best = m; /* the longest host prefix; a binding (later) wins a tie with the root */
+    }
+    return best;
+}
+
+static int follow_flags(const struct stop *s, const struct sc_path *p)
+{
+    uint64_t flags = p->flags >= 0 ? regs_arg(&s->regs, p->flags) : 0;
+
+    switch (p->follow) {
+    case F_FOLLOW:
+        return GP_FOLLOW_LAST;
+    case F_NOFOLLOW:
+        return 0;
+    case F_OPEN:
+        return ((flags & O_NOFOLLOW) || ((flags & O_CREAT) && (flags & O_EXCL))) ? 0 : GP_FOLLOW_LAST;
+    case F_AT_NOFOLLOW:
+        return (flags & AT_SYMLINK_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
+    case F_AT_FOLLOW:
+        return (flags & AT_SYMLINK_FOLLOW) ? GP_FOLLOW_LAST : 0;
+    case F_OPENHOW: {
+        struct open_how how;
+
+        if (mem_read(s->tid, flags, &how, sizeof(how.flags)) < 0)
+            return GP_FOLLOW_LAST;
+        return ((how.flags & O_NOFOLLOW) || ((how.flags & O_CREAT) && (how.flags & O_EXCL)))
+                   ? 0 : GP_FOLLOW_LAST;
+    }
+    }
+    return GP_FOLLOW_LAST;
+}
+
+static bool writes(const struct stop *s, const struct sc_path *p)
+{
+    uint64_t flags;
+
+    if (p->write == W_YES)
+        return true;
+    if (p->write != W_OPEN)
+        return false;
+    flags = regs_arg(&s->regs, p->flags);
+    if (s->sc->p[0].follow == F_OPENHOW) {
+        struct open_how how;
+
+        if (mem_read(s->tid, flags, &how, sizeof(how.flags)) < 0)
+            return false;
+        flags = how.flags;
+    }
+    return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
+}
+
+/* "/proc/<digits>[/task/<digits>]/exe": the pid, else 0. */
+static pid_t proc_exe_pid(const char *host)
+{
+    const char *p = host;
+    long pid = 0;
+
+    if (strncmp(p, "/proc/", 6) != 0)
+        return 0;
+    for (p += 6; *p >= '0' && *p <= '9'; p++)
+        pid = pid * 10 + (*p - '0');
+    if (pid <= 0 || pid > 0x3fffffff)
+        return 0;
+    if (strncmp(p, "/task/", 6) == 0)
+        for (p += 6; *p >= '0' && *p <= '9'; p++)
+            ;
+    return strcmp(p, "/exe") == 0 ? (pid_t)pid : 0;
+}
+
+/* readlink of /proc/N/exe of a program we started through its loader: answer the program. */
+static int fake_exe_link(struct tracer *t, struct stop *s, const char *host)
+{
+    pid_t pid = proc_exe_pid(host);
+    struct proc *target = pid ? procs_find(&t->procs, pid) : NULL;
+    int buf_arg = s->sc->p[0].path + 1;
+    uint64_t size = regs_arg(&s->regs, buf_arg + 1);
+    size_t len;
+    int rc;
+
+    if (!target || !target->exe)
+        return 0;
+    len = strlen(target->exe);
+    if ((int64_t)size <= 0)
+        return -EINVAL;
+    if (len > size)
+        len = size;
+    rc = mem_write(s->tid, regs_arg(&s->regs, buf_arg), target->exe, len);
+    s->skip = true;
+    s->ret = rc < 0 ? rc : (long)len;
+    return 1;
+}
+
+int paths_handle(struct tracer *t, struct stop *s)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct sc_path *p = &s->sc->p[i];
+        char guest[PATH_MAX], host[PATH_MAX];
+        const struct tracer_mount *m;
+        uint64_t addr, at;
+        int rc;
+
+        if (p->path < 0)
+            continue;
+        addr = regs_arg(&s->regs, p->path);
+        if (addr == 0 || mem_read_string(s->tid, addr, guest, sizeof(guest)) < 0)
+            continue; /* the kernel reports EFAULT/ENAMETOOLONG on the original */
+        if (guest[0] == '\0')
+            continue; /* "" with AT_EMPTY_PATH: the fd itself */
+        if (guest[0] != '/' && p->dirfd >= 0 && (int)regs_arg(&s->regs, p->dirfd) != AT_FDCWD)
+            continue; /* relative to a real directory fd: the kernel resolves it */
+        rc = paths_translate(t, s->tid, guest, follow_flags(s, p), NULL, host);
+        if (rc == 1)
+            continue;
+        if (rc < 0)
+            return rc;
+        m = paths_mount_of(t, host);
+        if (m && m->readonly && writes(s, p))
+            return -EROFS;
+        if (s->sc->kind == SK_READLINK) {
+            rc = fake_exe_link(t, s, host);
+            if (rc != 0)
+                return rc < 0 ? rc : 0;
+            if (m != &t->mounts[0]) { /* link text from the host: map it back at the exit */
+                s->proc->exit_action = EXIT_REVERSE_LINK;
+                s->proc->exit_addr = regs_arg(&s->regs, p->path + 1);
+                s->proc->exit_size = regs_arg(&s->regs, p->path + 2);
+                s->want_exit = true;
+            }
+        }
+        if (strcmp(host, guest) == 0)
+            continue; /* the same on both sides (/proc, /dev, /sys): nothing to write */
+        rc = scratch_put(&s->scratch, host, strlen(host) + 1, &at);
+        if (rc < 0)
+            return rc;
+        regs_set_arg(&s->regs, p->path, at);
+        s->dirty = true;
+    }
+    return 0;
+}
+
+int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs *regs)
+{
+    char host[PATH_MAX], guest[PATH_MAX];
+    long ret = regs_ret(regs);
+    size_t len;
+    int rc;
+
+    if (ret <= 0 || (uint64_t)ret >= sizeof(host))
+        return 0;
+    rc = mem_read(tid, p->exit_addr, host, (size_t)ret);
+    if (rc < 0)
+        return 0;
+    host[ret] = '\0';
+    if (host[0] != '/' || gp_to_guest(&t->gp, host, guest, sizeof(guest)) != 0)
+        return 0; /* relative text, or outside the guest: as the kernel gave it */
+    len = strlen(guest);
+    if (len > p->exit_size)
+        len = p->exit_size;
+    rc = mem_write(tid, p->exit_addr, guest, len);
+    if (rc < 0)
+        return rc;
+    regs_set_ret(regs, (long)len);
+    return 1;
+}
+
+int paths_getcwd(struct tracer *t, struct stop *s)
+{
+    char cwd[PATH_MAX];
+    uint64_t size = regs_arg(&s->regs, 1);
+    size_t len;
+    int rc = paths_guest_cwd(t, s->tid, cwd, sizeof(cwd));
+
+    s->skip = true;
+    if (rc < 0) {
+        s->ret = rc;
+        return 0;
+    }
+    len = strlen(cwd) + 1;
+    if (len > size) {
+        s->ret = -ERANGE;
+        return 0;
+    }
+    rc = mem_write(s->tid, regs_arg(&s->regs, 0), cwd, len);
+    s->ret = rc < 0 ? rc : (long)len;
+    return 0;
+}
+
+int paths_sockaddr(struct tracer *t, struct stop *s)
+{
+    struct sockaddr_un sun;
+    char path[sizeof(sun.sun_path) + 1], host[PATH_MAX];
+    uint64_t len = regs_arg(&s->regs, 2), at;
+    size_t plen, hlen;
+    bool is_bind = strcmp(s->sc->name, "bind") == 0;
+    const struct tracer_mount *m;
+    int rc;
+
+    if (len <= offsetof(struct sockaddr_un, sun_path) || len > sizeof(sun))
+        return 0;
+    memset(&sun, 0, sizeof(sun));
+    if (mem_read(s->tid, regs_arg(&s->regs, 1), &sun, (size_t)len) < 0 || sun.sun_family != AF_UNIX)
+        return 0;
+    plen = (size_t)len - offsetof(struct sockaddr_un, sun_path);
+    if (sun.sun_path[0] == '\0')
+        return 0; /* abstract socket: no file system path */
+    memcpy(path, sun.sun_path, plen);
+    path[plen] = '\0';
+    rc = paths_translate(t, s->tid, path, is_bind ? 0 : GP_FOLLOW_LAST, NULL, host);
+    if (rc == 1)
+        return 0;
+    if (rc < 0)
+        return rc;
+    m = paths_mount_of(t, host);
+    if (is_bind && m && m->readonly)
+        return -EROFS;
+    hlen = strlen(host);
+    if (hlen >= sizeof(sun.sun_path))
+        return -ENAMETOOLONG; /* the host path does not fit a sockaddr_un */
+    if (strcmp(host, path) == 0)
+        return 0;
+    memset(sun.sun_path, 0, sizeof(sun.sun_path));
+    memcpy(sun.sun_path, host, hlen);
+    rc = scratch_put(&s->scratch, &sun, sizeof(sun), &at);
+    if (rc < 0)
+        return rc;
+    regs_set_arg(&s->regs, 1, at);
+    regs_set_arg(&s->regs, 2, offsetof(struct sockaddr_un, sun_path) + hlen + 1);
+    s->dirty = true;
+    return 0;
+}

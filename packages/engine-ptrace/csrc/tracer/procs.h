@@ -1,0 +1,58 @@
+/* procs: what the tracer remembers about each traced thread (keyed by tid). */
+#ifndef HPCBOX_TRACER_PROCS_H
+#define HPCBOX_TRACER_PROCS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CREDS_MAX_GROUPS 64
+
+/* Emulated credentials (root emulation): per thread, as the kernel keeps them. */
+struct creds {
+    uint32_t ruid, euid, suid, fsuid;
+    uint32_t rgid, egid, sgid, fsgid;
+    uint32_t groups[CREDS_MAX_GROUPS];
+    int n_groups;
+};
+
+enum exit_action {
+    EXIT_NONE,
+    EXIT_REVERSE_LINK,  /* readlink under a binding: map the host link text back to the guest */
+    EXIT_SET_RET,       /* a skipped syscall without seccomp: (re)write its return value */
+};
+
+struct proc {
+    pid_t tid;
+    struct proc *next;        /* hash chain */
+    struct creds creds;
+    char *exe;                /* the guest program /proc/<tid>/exe stands for (NULL: the kernel's) */
+    char *pending_exe;        /* from an execve stop; becomes exe at the exec event */
+    bool in_syscall;          /* without seccomp: between the entry and the exit stop */
+    bool held;                /* a new tracee stopped before its parent's fork event: not resumed */
+    bool inherited;           /* creds and exe were copied from the parent */
+    enum exit_action exit_action;
+    uint64_t exit_addr;
+    uint64_t exit_size;
+    long exit_ret;
+};
+
+#define PROCS_BUCKETS 1024
+
+struct proc_table {
+    struct proc *buckets[PROCS_BUCKETS];
+    unsigned long count;
+};
+
+void procs_init(struct proc_table *t);
+struct proc *procs_find(const struct proc_table *t, pid_t tid);
+/* Find or create (zeroed, creds from *initial). NULL: out of memory. */
+struct proc *procs_add(struct proc_table *t, pid_t tid, const struct creds *initial);
+void procs_remove(struct proc_table *t, pid_t tid);
+/* Copy creds and exe of parent into child (fork, clone, vfork). -ENOMEM. */
+int procs_inherit(struct proc *child, const struct proc *parent);
+/* Call fn for every entry (fn must not add or remove entries). */
+void procs_each(const struct proc_table *t, void (*fn)(struct proc *p, void *arg), void *arg);
+void procs_destroy(struct proc_table *t);
+
+#endif

@@ -1,0 +1,527 @@
+/* tracer: starting the first process, the wait loop, and the bookkeeping of fork/clone/exec,
+ * group stops, signals and exits. */
+#define _GNU_SOURCE
+#include "tracer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_ENGINE 125
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define OPTIONS (PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
+                 PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD)
+
+/* The one piece of global state: where the signal handler forwards SIGTERM & co. */
+static volatile pid_t forward_to;
+
+static int add_mount(struct tracer *t, const char *host, bool readonly)
+{
+    char real[PATH_MAX];
+    struct tracer_mount *m;
+
+    if (!realpath(host, real))
+        return -errno;
+    m = realloc(t->mounts, (t->n_mounts + 1) * sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    t->mounts = m;
+    m = &t->mounts[t->n_mounts];
+    if (!(m->host = strdup(real)))
+        return -ENOMEM;
+    m->len = strlen(real);
+    m->readonly = readonly;
+    t->n_mounts++;
+    return 0;
+}
+
+int tracer_init(struct tracer *t, const struct tracer_config *cfg, const char *rootfs)
+{
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    t->cfg = *cfg;
+    procs_init(&t->procs);
+    sc_index(t->by_nr);
+    t->nr_execve = sc_native_nr(sc_by_name("execve"));
+    t->initial = (struct creds){.ruid = cfg->uid, .euid = cfg->uid, .suid = cfg->uid, .fsuid = cfg->uid,
+                                .rgid = cfg->gid, .egid = cfg->gid, .sgid = cfg->gid, .fsgid = cfg->gid};
+    rc = gp_context_init(&t->gp, rootfs);
+    if (rc < 0)
+        return rc;
+    return add_mount(t, t->gp.root, cfg->readonly_root);
+}
+
+int tracer_add_binding(struct tracer *t, const char *guest, const char *host, bool readonly)
+{
+    int rc = gp_add_binding(&t->gp, guest, host);
+
+    return rc < 0 ? rc : add_mount(t, host, readonly);
+}
+
+void tracer_destroy(struct tracer *t)
+{
+    for (size_t i = 0; i < t->n_mounts; i++)
+        free(t->mounts[i].host);
+    free(t->mounts);
+    t->mounts = NULL;
+    t->n_mounts = 0;
+    procs_destroy(&t->procs);
+    gp_context_destroy(&t->gp);
+}
+
+/* ---- syscall stops ---- */
+
+static int dispatch(struct tracer *t, struct stop *s)
+{
+    int rc;
+
+    if (!filter_traces(&t->cfg, s->sc))
+        return 0;
+    switch (s->sc->kind) {
+    case SK_PATH:
+    case SK_READLINK:
+        return paths_handle(t, s);
+    case SK_GETCWD:
+        return paths_getcwd(t, s);
+    case SK_EXEC:
+    case SK_EXECAT:
+        return exec_handle(t, s);
+    case SK_SOCKADDR:
+        return paths_sockaddr(t, s);
+    case SK_UNAME:
+        return rootemu_uname(t, s);
+    case SK_IDS:
+        return t->cfg.emulate_ids ? rootemu_ids(t, s) : 0;
+    case SK_CHOWN:
+        rc = paths_handle(t, s);
+        return rc < 0 ? rc : rootemu_chown(t, s);
+    case SK_MKNOD:
+        rc = paths_handle(t, s);
+        return rc < 0 ? rc : rootemu_mknod(t, s);
+    }
+    return 0;
+}
+
+/* A syscall entry (seccomp stop, or syscall-entry stop without seccomp). */
+static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *resume)
+{
+    struct stop s = {.tid = p->tid, .proc = p};
+    long nr;
+    int rc;
+
+    p->exit_action = EXIT_NONE;
+    if (regs_get(p->tid, &s.regs) < 0)
+        return;
+    nr = regs_nr(&s.regs);
+    if (nr < 0 || nr >= SC_MAX_NR || t->by_nr[nr] < 0)
+        return;
+    s.sc = &SYSCALLS[t->by_nr[nr]];
+    if (t->cfg.stats)
+        t->stops_by_sc[nr]++;
+    scratch_init(&s.scratch, p->tid, regs_sp(&s.regs));
+    rc = dispatch(t, &s);
+    if (rc < 0) {
+        s.skip = true;
+        s.ret = rc;
+    }
+    if (s.skip) {
+        regs_set_nr(&s.regs, -1);
+        regs_set_ret(&s.regs, s.ret);
+        s.dirty = true;
+        if (!t->cfg.seccomp) {
+            p->exit_action = EXIT_SET_RET;
+            p->exit_ret = s.ret;
+        }
+    }
+    if (s.dirty && regs_set(p->tid, &s.regs) < 0)
+        return;
+    if (s.want_exit && !s.skip && t->cfg.seccomp)
+        *resume = PTRACE_SYSCALL;
+}
+
+static void on_exit_stop(struct tracer *t, struct proc *p)
+{
+    struct regs regs;
+    enum exit_action action = p->exit_action;
+
+    p->exit_action = EXIT_NONE;
+    if (action == EXIT_NONE || regs_get(p->tid, &regs) < 0)
+        return;
+    if (action == EXIT_SET_RET) {
+        regs_set_ret(&regs, p->exit_ret);
+        regs_set(p->tid, &regs);
+    } else if (action == EXIT_REVERSE_LINK && paths_readlink_exit(t, p->tid, p, &regs) == 1) {
+        regs_set(p->tid, &regs);
+    }
+}
+
+static bool is_syscall_exit(pid_t tid)
+{
+    struct __ptrace_syscall_info info;
+
+    if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof(info), &info) < 0)
+        return false;
+    return info.op == PTRACE_SYSCALL_INFO_EXIT;
+}
+
+/* ---- process events ---- */
+
+static void on_new_child(struct tracer *t, struct proc *parent, enum __ptrace_request resume)
+{
+    unsigned long msg;
+    struct proc *child;
+
+    if (ptrace(PTRACE_GETEVENTMSG, parent->tid, 0, &msg) < 0)
+        return;
+    child = procs_add(&t->procs, (pid_t)msg, &t->initial);
+    if (!child) {
+        kill((pid_t)msg, SIGKILL); /* cannot follow it: it must not run untranslated */
+        return;
+    }
+    if (procs_inherit(child, parent) < 0)
+        child->inherited = true; /* without the exe name, but with the creds */
+    if (child->held) {
+        child->held = false;
+        ptrace(resume, child->tid, 0, 0);
+    }
+}
+
+static void on_exec(struct tracer *t, struct proc *p)
+{
+    unsigned long former;
+
+    if (ptrace(PTRACE_GETEVENTMSG, p->tid, 0, &former) == 0 && (pid_t)former != p->tid) {
+        /* a thread other than the leader exec'd: it now has the leader's tid */
+        struct proc *old = procs_find(&t->procs, (pid_t)former);
+
+        if (old) {
+            free(p->pending_exe);
+            p->pending_exe = old->pending_exe;
+            old->pending_exe = NULL;
+            p->creds = old->creds;
+            procs_remove(&t->procs, (pid_t)former);
+        }
+    }
+    free(p->exe);
+    p->exe = p->pending_exe;
+    p->pending_exe = NULL;
+    p->exit_action = EXIT_NONE;
+}
+
+static void kill_one(struct proc *p, void *arg)
+{
+    (void)arg;
+    kill(p->tid, SIGKILL);
+}
+
+static void on_death(struct tracer *t, pid_t pid, int status)
+{
+    procs_remove(&t->procs, pid);
+    if (pid != t->first)
+        return;
+    t->first_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    t->first_done = true;
+    forward_to = 0;
+    /* like the end of a pid namespace: what the program left running goes with it */
+    procs_each(&t->procs, kill_one, NULL);
+}
+
+static bool group_stop_signal(int sig)
+{
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+static int trace_loop(struct tracer *t)
+{
+    enum __ptrace_request plain = t->cfg.seccomp ? PTRACE_CONT : PTRACE_SYSCALL;
+
+    for (;;) {
+        enum __ptrace_request resume = plain;
+        int status, event, sig, inject = 0;
+        struct proc *p;
+        pid_t pid = waitpid(-1, &status, __WALL);
+
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ECHILD)
+                return t->first_done ? t->first_status : EXIT_ENGINE;
+            fprintf(stderr, "hpcbox-ptrace: waitpid: %s\n", strerror(errno));
+            return EXIT_ENGINE;
+        }
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+            on_death(t, pid, status);
+            continue;
+        }
+        if (!WIFSTOPPED(status))
+            continue;
+        t->stops_total++;
+        event = status >> 16;
+        sig = WSTOPSIG(status);
+        p = procs_find(&t->procs, pid);
+        if (!p) { /* a new tracee, seen before its parent's fork event: wait for that */
+            p = procs_add(&t->procs, pid, &t->initial);
+            if (!p) {
+                kill(pid, SIGKILL);
+                continue;
+            }
+            p->held = true;
+            continue;
+        }
+        if (t->first_done) { /* everything is being killed */
+            ptrace(PTRACE_CONT, pid, 0, 0);
+            continue;
+        }
+        switch (event) {
+        case PTRACE_EVENT_SECCOMP:
+            on_entry(t, p, &resume);
+            break;
+        case PTRACE_EVENT_FORK:
+        case PTRACE_EVENT_VFORK:
+        case PTRACE_EVENT_CLONE:
+            on_new_child(t, p, plain);
+            break;
+        case PTRACE_EVENT_EXEC:
+            on_exec(t, p);
+            break;
+        case PTRACE_EVENT_STOP:
+            if (group_stop_signal(sig)) { /* stay stopped until SIGCONT, as natively */
+                ptrace(PTRACE_LISTEN, pid, 0, 0);
+                continue;
+            }
+            break;
+        case 0:
+            if (sig == (SIGTRAP | 0x80)) {
+                if (!t->cfg.seccomp && !is_syscall_exit(pid))
+                    on_entry(t, p, &resume);
+                else
+                    on_exit_stop(t, p);
+            } else {
+                inject = sig; /* a signal for the program: deliver it */
+            }
+            break;
+        default:
+            t->stops_other++;
+            break;
+        }
+        if (ptrace(resume, pid, 0, (void *)(long)inject) < 0 && errno != ESRCH)
+            fprintf(stderr, "hpcbox-ptrace: resuming %d: %s\n", (int)pid, strerror(errno));
+    }
+}
+
+/* ---- start ---- */
+
+static void forward(int sig)
+{
+    pid_t to = forward_to;
+
+    if (to > 0)
+        kill(to, sig);
+}
+
+static void ignore(int sig)
+{
+    (void)sig; /* terminal signals reach the program from the terminal itself */
+}
+
+static int set_handlers(void)
+{
+    static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    static const int ignored[] = {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH};
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = forward;
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        if (sigaction(forwarded[i], &sa, NULL) < 0)
+            return -errno;
+    sa.sa_handler = ignore; /* a handler, not SIG_IGN: exec resets it for the program */
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        if (sigaction(ignored[i], &sa, NULL) < 0)
+            return -errno;
+    return 0;
+}
+
+/* argv[0] as a guest path: itself when it holds a "/", else the first executable in $PATH. */
+static int find_program(struct tracer *t, const char *name, char *out, size_t size)
+{
+    const char *path = getenv("PATH");
+    char host[PATH_MAX];
+
+    if (strchr(name, '/')) {
+        if (strlen(name) >= size)
+            return -ENAMETOOLONG;
+        memcpy(out, name, strlen(name) + 1);
+        return 0;
+    }
+    if (!path || !*path)
+        path = DEFAULT_PATH;
+    while (*path) {
+        const char *end = strchrnul(path, ':');
+        int n = snprintf(out, size, "%.*s/%s", (int)(end - path), path, name);
+        struct stat st;
+
+        path = *end ? end + 1 : end;
+        if (n <= 0 || (size_t)n >= size || out[0] != '/')
+            continue;
+        if (gp_to_host(&t->gp, out, GP_FOLLOW_LAST, host, sizeof(host)) == 0 &&
+            stat(host, &st) == 0 && S_ISREG(st.st_mode) && access(host, X_OK) == 0)
+            return 0;
+    }
+    return -ENOENT;
+}
+
+static void child_main(const struct tracer *t, int go, const char *host_cwd, const char *program,
+                       char *const argv[])
+{
+    char c;
+    int rc;
+
+    if (chdir(host_cwd) < 0) {
+        fprintf(stderr, "hpcbox-ptrace: cannot change to the working directory: %s\n", strerror(errno));
+        _exit(EXIT_ENGINE);
+    }
+    if (read(go, &c, 1) != 1)
+        _exit(EXIT_ENGINE); /* the tracer could not attach and said so */
+    close(go);
+    if (t->cfg.seccomp && (rc = filter_install(&t->cfg)) < 0) {
+        fprintf(stderr, "hpcbox-ptrace: cannot install the seccomp filter: %s; try --no-seccomp\n",
+                strerror(-rc));
+        _exit(EXIT_ENGINE);
+    }
+    execv(program, argv); /* stopped by the tracer and translated */
+    rc = errno;
+    fprintf(stderr, "hpcbox-ptrace: cannot run %s: %s\n", program, strerror(rc));
+    _exit(rc == ENOENT || rc == ENOTDIR || rc == ELOOP ? 127 : 126);
+}
+
+static int attach(struct tracer *t, pid_t child)
+{
+    int status;
+
+    if (ptrace(PTRACE_SEIZE, child, 0, (void *)(long)OPTIONS) < 0)
+        return -errno;
+    if (t->cfg.seccomp)
+        return 0;
+    /* without a filter every syscall stops: put the child into syscall tracing right away */
+    if (ptrace(PTRACE_INTERRUPT, child, 0, 0) < 0 || waitpid(child, &status, __WALL) < 0)
+        return -errno;
+    return ptrace(PTRACE_SYSCALL, child, 0, 0) < 0 ? -errno : 0;
+}
+
+int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
+{
+    char program[PATH_MAX];
+    struct proc *p;
+    int fds[2], rc;
+    pid_t child;
+
+    rc = find_program(t, argv[0], program, sizeof(program));
+    if (rc < 0) {
+        fprintf(stderr, "hpcbox-ptrace: %s: not found in the container's PATH (%s)\n", argv[0],
+                getenv("PATH") ? getenv("PATH") : DEFAULT_PATH);
+        return 127;
+    }
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 || set_handlers() < 0 || pipe2(fds, O_CLOEXEC) < 0) {
+        fprintf(stderr, "hpcbox-ptrace: setting up: %s\n", strerror(errno));
+        return EXIT_ENGINE;
+    }
+    child = fork();
+    if (child < 0) {
+        fprintf(stderr, "hpcbox-ptrace: fork: %s\n", strerror(errno));
+        return EXIT_ENGINE;
+    }
+    if (child == 0) {
+        close(fds[1]);
+        child_main(t, fds[0], host_cwd, program, argv);
+    }
+    close(fds[0]);
+    rc = attach(t, child);
+    if (rc < 0) {
+        fprintf(stderr, "hpcbox-ptrace: cannot trace the program (ptrace: %s); ptrace may be forbidden "
+                "here (Yama ptrace_scope, a seccomp policy, or running under another tracer)\n", strerror(-rc));
+        close(fds[1]);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        return EXIT_ENGINE;
+    }
+    p = procs_add(&t->procs, child, &t->initial);
+    if (!p) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, __WALL);
+        return EXIT_ENGINE;
+    }
+    p->inherited = true;
+    t->first = child;
+    forward_to = child;
+    if (write(fds[1], "g", 1) != 1) {
+        kill(child, SIGKILL);
+    }
+    close(fds[1]);
+    return trace_loop(t);
+}
+
+int tracer_probe(const char **step)
+{
+    struct tracer_config cfg = {.seccomp = true, .hostname = "probe"};
+    int fds[2], status, rc = 0;
+    pid_t child;
+
+    *step = "pipe";
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    *step = "fork";
+    child = fork();
+    if (child < 0)
+        return -errno;
+    if (child == 0) {
+        struct utsname u;
+        char c;
+
+        close(fds[1]);
+        if (read(fds[0], &c, 1) != 1)
+            _exit(2);
+        if (filter_install(&cfg) < 0)
+            _exit(3);
+        _exit(uname(&u) == 0 ? 0 : 4);
+    }
+    close(fds[0]);
+    *step = "ptrace(PTRACE_SEIZE)";
+    if (ptrace(PTRACE_SEIZE, child, 0, (void *)(long)(PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL)) < 0) {
+        rc = -errno;
+        close(fds[1]);
+        waitpid(child, NULL, 0);
+        return rc;
+    }
+    if (write(fds[1], "g", 1) != 1)
+        rc = -EPIPE;
+    close(fds[1]);
+    while (waitpid(child, &status, __WALL) == child) {
+        if (WIFSTOPPED(status)) {
+            ptrace(PTRACE_CONT, child, 0, 0);
+            continue;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+            *step = "seccomp filter";
+            return -EPERM;
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            *step = "a traced syscall";
+            return -ENOSYS;
+        }
+        return rc;
+    }
+    *step = "waitpid";
+    return -errno;
+}

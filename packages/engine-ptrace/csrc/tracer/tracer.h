@@ -1,0 +1,125 @@
+/* The tracer's shared state and the per-stop context every handler works on. */
+#ifndef HPCBOX_TRACER_H
+#define HPCBOX_TRACER_H
+
+#include "arch.h"
+#include "guestpath.h"
+#include "memory.h"
+#include "procs.h"
+#include "syscalls.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct tracer_config {
+    bool seccomp;        /* a seccomp filter stops only the syscalls of the table (else every one) */
+    bool trace_dirfd;    /* also stop *at() calls relative to a real directory fd */
+    bool emulate_ids;    /* the configured uid/gid differ from the caller's: emulate them */
+    bool readonly_root;  /* writes into the rootfs fail with EROFS */
+    bool stats;          /* count stops per syscall, print them on stderr at the end */
+    uid_t uid;
+    gid_t gid;
+    const char *hostname; /* uname's nodename, NULL: the host's */
+};
+
+struct tracer_mount {
+    char *host;          /* canonical host path of a binding (or of the root) */
+    size_t len;
+    bool readonly;
+};
+
+#define INTERP_CACHE 8
+
+struct interp_info {
+    dev_t dev;
+    ino_t ino;
+    bool valid;
+    bool argv0;          /* the loader understands --argv0 (glibc >= 2.33, musl) */
+};
+
+struct tracer {
+    struct tracer_config cfg;
+    struct gp_context gp;
+    struct tracer_mount *mounts; /* [0] is the root, then the bindings */
+    size_t n_mounts;
+    struct proc_table procs;
+    short by_nr[SC_MAX_NR];
+    int nr_execve;
+    struct creds initial;
+    struct interp_info interps[INTERP_CACHE];
+    unsigned next_interp;
+    pid_t first;
+    int first_status;    /* exit status for the caller: code, or 128 + signal */
+    bool first_done;
+    unsigned long stops_total;
+    unsigned long stops_by_sc[SC_MAX_NR];
+    unsigned long stops_other;
+};
+
+/* One syscall stop being handled. */
+struct stop {
+    pid_t tid;
+    struct proc *proc;
+    const struct sc_desc *sc;
+    struct regs regs;
+    struct scratch scratch;
+    bool dirty;          /* regs changed: write them back */
+    bool skip;           /* do not run the syscall; it returns ret */
+    long ret;
+    bool want_exit;      /* stop again at the syscall's exit (proc->exit_action says why) */
+};
+
+/* tracer.c */
+int tracer_init(struct tracer *t, const struct tracer_config *cfg, const char *rootfs);
+int tracer_add_binding(struct tracer *t, const char *guest, const char *host, bool readonly);
+void tracer_destroy(struct tracer *t);
+/* Fork, exec argv[0] (a guest path or a name looked up in PATH) under tracing, and trace until
+ * every tracee is gone. Returns the first process's status (code, 128+signal) or 125/126/127. */
+int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[]);
+/* Whether ptrace with a seccomp filter works here: 0, or a negative errno with *step naming what failed. */
+int tracer_probe(const char **step);
+
+/* paths.c */
+/* Guest -> host as thread tid sees it (its cwd, its /proc/self). 1: left alone (relative to a cwd
+ * outside the guest), 0: host filled, <0: errno. canon (optional) receives the guest path. */
+int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host);
+/* The guest path of tid's cwd: 0, 1 (outside the guest: out holds the host path), or -errno. */
+int paths_guest_cwd(struct tracer *t, pid_t tid, char *out, size_t size);
+/* The mount (root or binding) a canonical host path lies in, or NULL. */
+const struct tracer_mount *paths_mount_of(const struct tracer *t, const char *host);
+/* Translate the path arguments of s->sc in place. 0 or -errno to fail the syscall with. */
+int paths_handle(struct tracer *t, struct stop *s);
+int paths_getcwd(struct tracer *t, struct stop *s);
+int paths_sockaddr(struct tracer *t, struct stop *s);
+int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs *regs);
+
+/* exec.c */
+int exec_handle(struct tracer *t, struct stop *s);
+/* #! line parsing (kernel rules): 0 and interp/arg filled (arg may be ""), or -ENOEXEC. */
+int exec_parse_shebang(const char *buf, size_t len, char *interp, size_t isize, char *arg, size_t asize);
+/* PT_INTERP of an ELF file open at fd: 1 (interp filled), 0 (static), -ENOEXEC (not ELF64). */
+int exec_elf_interp(int fd, const unsigned char *head, size_t head_len, char *interp, size_t size);
+
+/* rootemu.c */
+int rootemu_ids(struct tracer *t, struct stop *s);
+int rootemu_chown(struct tracer *t, struct stop *s);
+int rootemu_mknod(struct tracer *t, struct stop *s);
+int rootemu_uname(struct tracer *t, struct stop *s);
+/* The credential rules alone (tests): 0 or -EPERM; -1 arguments mean "unchanged". */
+int creds_setresuid(struct creds *c, long r, long e, long s);
+int creds_setreuid(struct creds *c, long r, long e);
+int creds_setuid(struct creds *c, long u);
+int creds_setresgid(struct creds *c, long r, long e, long s);
+int creds_setregid(struct creds *c, long r, long e);
+int creds_setgid(struct creds *c, long g);
+
+/* filter.c */
+bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);
+bool filter_fast_dirfd(const struct tracer_config *cfg, const struct sc_desc *d);
+/* Build the BPF program into prog (cap entries): its length, or -ENOSPC. */
+struct sock_filter;
+int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size_t cap);
+/* In the child, before exec: no_new_privs and the filter. 0 or -errno. */
+int filter_install(const struct tracer_config *cfg);
+
+#endif

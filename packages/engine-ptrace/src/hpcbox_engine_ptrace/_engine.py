@@ -1,0 +1,187 @@
+"""The engine object: runs an OCI bundle under the tracer executable ``hpcbox-ptrace``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+import hpcbox_oci_bundle
+from hpcbox_oci_bundle import Bundle, guest_bindings, parse_bundle
+
+from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
+
+TRACER_NAME = "hpcbox-ptrace"
+EXIT_ENGINE = 125
+SECCOMP_ANNOTATION = "org.hpcbox.ptrace.seccomp"
+NET_ANNOTATION = "org.hpcbox.net"
+STATS_ENV = "HPCBOX_PTRACE_STATS"  # set to 1 on the host: stop counts per syscall on stderr
+# Signals a batch system or a user sends to the engine's caller: passed on (by the tracer) to the
+# program. SIGINT/SIGQUIT/SIGWINCH from a terminal reach the program directly (same process group).
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+_ARCHES = ("x86_64", "aarch64")
+
+BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+def tracer_path() -> Path:
+    """The compiled tracer shipped inside the package."""
+    return Path(__file__).resolve().parent / TRACER_NAME
+
+
+def _parse(bundle: BundleLike, bundle_dir: Optional[str]) -> Bundle:
+    try:
+        return parse_bundle(bundle, bundle_dir)
+    except hpcbox_oci_bundle.BundleError as error:
+        raise BundleError(str(error)) from None
+
+
+def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
+    """The tracer's command line for a parsed bundle (no JSON reaches the C side)."""
+    seccomp = spec.annotations.get(SECCOMP_ANNOTATION, "on")
+    if seccomp not in ("on", "off"):
+        raise BundleError(f"annotation {SECCOMP_ANNOTATION}={seccomp!r} is neither on nor off: "
+                          "set it to on (seccomp fast path, P1) or off (trace every syscall, P2)")
+    if spec.annotations.get(NET_ANNOTATION, "host") == "none":
+        raise BundleError("--net=none needs a network namespace, which the ptrace engine does not use: "
+                          "use --engine runc, or run with the host's network")
+    try:
+        bindings = guest_bindings(spec)
+    except hpcbox_oci_bundle.BundleError as error:
+        raise BundleError(str(error)) from None
+    argv = [str(tracer or tracer_path()), "--rootfs", spec.rootfs, "--cwd", spec.cwd,
+            "--uid", str(spec.uid), "--gid", str(spec.gid)]
+    if spec.hostname:
+        argv += ["--hostname", spec.hostname]
+    if spec.readonly:
+        argv.append("--readonly")
+    if seccomp == "off":
+        argv.append("--no-seccomp")
+    if os.environ.get(STATS_ENV, "") not in ("", "0"):
+        argv.append("--stats")
+    for binding in bindings:
+        if not os.path.exists(binding.host):
+            raise BundleError(f"the host path {binding.host} bound at {binding.guest} does not exist: "
+                              "create it or drop that volume")
+        argv += ["--bind-ro" if binding.readonly else "--bind", binding.guest, binding.host]
+    return [*argv, "--", *spec.args]
+
+
+class Container:
+    """A started container: ``pid`` is the tracer's, ``wait()`` the program's exit status."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.pid = process.pid
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def poll(self) -> Optional[int]:
+        code = self.process.poll()
+        return None if code is None else _status(code)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return _status(self.process.wait(timeout))
+
+
+def _status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+class PtraceEngine:
+    """Runs containers under a seccomp+ptrace tracer that translates paths: no privileges and no
+    user namespaces needed, only ptrace."""
+
+    name = "ptrace"
+
+    def __init__(self, tracer: Optional[str] = None):
+        self._tracer = tracer
+
+    @property
+    def tracer(self) -> str:
+        return str(self._tracer or tracer_path())
+
+    def available(self, proc_root: str = "/proc") -> Tuple[bool, str]:
+        """(True, why) when this host lets the tracer work, else (False, what to do)."""
+        machine = os.uname().machine
+        if machine not in _ARCHES:
+            return False, f"the tracer knows the syscalls of {' and '.join(_ARCHES)} only, not {machine}"
+        if not os.access(self.tracer, os.X_OK):
+            return False, f"the tracer {self.tracer} is missing; reinstall hpcbox-engine-ptrace"
+        try:
+            with open(os.path.join(proc_root, "sys/kernel/yama/ptrace_scope")) as f:
+                scope = f.read().strip()
+        except OSError:
+            scope = ""
+        if scope == "3":
+            return False, ("Yama forbids ptrace on this host (kernel.yama.ptrace_scope = 3, fixed until "
+                           "reboot); ask the administrators for 0-2, or use --engine runc or preload")
+        try:
+            probe = subprocess.run([self.tracer, "--probe"], capture_output=True, text=True, timeout=30,
+                                   check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return False, f"the tracer does not start ({error}); reinstall hpcbox-engine-ptrace"
+        if probe.returncode != 0:
+            line = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+            return False, (f"{line.replace('hpcbox-ptrace: ', '')}; ptrace may be forbidden by a seccomp "
+                           "policy or another tracer (a container runtime, a debugger): use --engine runc "
+                           "or preload")
+        return True, "ptrace with a seccomp filter works here"
+
+    def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
+        return _parse(bundle, bundle_dir)
+
+    def argv(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> List[str]:
+        return tracer_argv(_parse(bundle, bundle_dir), self.tracer)
+
+    def start(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+              stdout: Any = None, stderr: Any = None) -> Container:
+        """Start the container and return at once; raise EngineError when it cannot start."""
+        spec = _parse(bundle, bundle_dir)
+        if not os.access(self.tracer, os.X_OK):
+            raise UnavailableError(f"the tracer {self.tracer} is missing or not executable; "
+                                   "reinstall hpcbox-engine-ptrace")
+        argv = tracer_argv(spec, self.tracer)
+        try:
+            process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
+        except OSError as error:
+            raise EngineError(f"cannot start the tracer {self.tracer}: {error}; reinstall "
+                              "hpcbox-engine-ptrace") from None
+        return Container(process)
+
+    def run(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+            stdout: Any = None, stderr: Any = None, forward_signals: bool = True) -> int:
+        """Run the bundle to completion and return its exit status: the program's, 128+n when it
+        died of signal n, 125 when the tracer failed (one line on stderr), 126/127 when the program
+        is not executable/not found. Problems found before anything starts (bad bundle, missing
+        tracer) raise EngineError subclasses instead."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        container: List[Container] = []
+
+        def forward(sig, _frame):
+            if container:
+                try:
+                    container[0].send_signal(sig)
+                except OSError:
+                    pass
+
+        if forward_signals and in_main:
+            for sig in _FORWARDED + _TERMINAL_SIGNALS:
+                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
+        try:
+            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
+                                        stderr=stderr))
+            return container[0].wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _ignore(_sig, _frame):
+    """Terminal signals reach the container directly; the caller just keeps waiting."""
