@@ -1,5 +1,5 @@
-"""Hatch build hook: compile the cffi core and the LD_PRELOAD library into the wheel
-(or in place for editable installs)."""
+"""Hatch build hook: compile the cffi core, the LD_PRELOAD library (glibc and musl builds) and
+the launcher into the wheel (or in place for editable installs)."""
 
 import importlib.util
 import shutil
@@ -27,10 +27,7 @@ class CBuildHook(BuildHookInterface):
         root = Path(self.root)
         builders = _load_builders(root)
         with tempfile.TemporaryDirectory(prefix="hpcbox-cbuild-") as tmp:
-            built = [
-                Path(builders.ffibuilder.compile(tmpdir=tmp, verbose=False)),
-                builders.build_preload_library(tmp),
-            ]
+            built = [Path(builders.ffibuilder.compile(tmpdir=tmp, verbose=False)), *builders.build_all(tmp)]
             for artefact in built:
                 if version == "editable":
                     # Editable installs import from src/, so the binaries must sit there.

@@ -2,5 +2,5 @@
 
 int hpcbox_preload_abi_version(void)
 {
-    return 1;
+    return 2;
 }

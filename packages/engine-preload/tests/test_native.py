@@ -5,12 +5,12 @@ from hpcbox_engine_preload import abi_version, preload_library_path
 
 
 def test_c_core_is_compiled_and_callable():
-    assert abi_version() == 1
+    assert abi_version() == 2
 
 
 def test_preload_library_exports_its_abi():
     library = ctypes.CDLL(str(preload_library_path()))
-    assert library.hpcbox_preload_abi_version() == 1
+    assert library.hpcbox_preload_abi_version() == 2
 
 
 def test_preload_library_loads_into_a_host_program():

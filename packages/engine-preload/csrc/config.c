@@ -1,0 +1,448 @@
+/* Configuration (read once from the environment), real-function lookup, debug output, and the
+ * path translation every wrapper calls. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "preload.h"
+
+#undef fstatat
+#undef stat
+#undef readlinkat
+#undef realpath
+
+
+const char *const hp_keep_names[HP_N_KEEP] = {
+    HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
+    HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
+};
+
+static struct hp_config config;
+static const char *const kernel_fs[3] = {"/proc", "/dev", "/sys"};
+static int state; /* 0 not yet, 1 being set up, 2 ready */
+
+void *hp_next(const char *name, void **slot)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+    if (!fn) {
+        fn = dlsym(RTLD_NEXT, name);
+        if (!fn) {
+            hp_say("hpcbox-preload: libc has no %s; the call fails with ENOSYS", name);
+            return NULL;
+        }
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
+}
+
+static void vsay(const char *fmt, va_list ap)
+{
+    char line[1024];
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    while (n > 0) {
+        ssize_t w = write(2, line, (size_t)n);
+
+        if (w <= 0)
+            break;
+        n -= (int)w;
+    }
+}
+
+void hp_say(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void hp_debug(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    if (config.debug <= 0)
+        return;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+static char *keep_copy(const char *name, const char *value)
+{
+    size_t n = strlen(name), v = strlen(value);
+    char *s = malloc(n + 1 + v + 1);
+
+    if (!s)
+        return NULL;
+    memcpy(s, name, n);
+    s[n] = '=';
+    memcpy(s + n + 1, value, v + 1);
+    return s;
+}
+
+/* HPCBOX_PRELOAD_BINDS: lines "guest=host" (the guest path holds no "="). */
+static int add_bindings(struct gp_context *ctx, const char *spec)
+{
+    char *copy = strdup(spec), *line, *save = NULL;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+
+        if (!eq)
+            continue;
+        *eq = '\0';
+        rc = gp_add_binding(ctx, line, eq + 1);
+        if (rc < 0) {
+            hp_say("hpcbox-preload: binding %s=%s: %s; the path is not bound", line, eq + 1,
+                   strerror(-rc));
+            rc = 0;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static bool listed(const char *list, const char *guest)
+{
+    size_t n = strlen(guest);
+
+    for (const char *s = list; s && *s;) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+
+        if (len == n && strncmp(s, guest, n) == 0)
+            return true;
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return false;
+}
+
+/* HPCBOX_PRELOAD_RO: the root and every binding, as host prefixes, with their read-only flag. */
+static void read_only(struct hp_config *c, const char *list)
+{
+    size_t n = c->ctx.n_bindings + 1;
+
+    if (!list || !*list)
+        return;
+    c->ro = calloc(n, sizeof(*c->ro));
+    c->ro_flag = calloc(n, sizeof(*c->ro_flag));
+    if (!c->ro || !c->ro_flag)
+        return;
+    c->ro[0] = c->ctx.root;
+    c->ro_flag[0] = listed(list, "/");
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        c->ro[i + 1] = c->ctx.bindings[i].host;
+        c->ro_flag[i + 1] = listed(list, c->ctx.bindings[i].guest);
+    }
+    c->n_ro = n;
+}
+
+static long number(const char *s, long fallback)
+{
+    char *end;
+    long v;
+
+    if (!s || !*s)
+        return fallback;
+    v = strtol(s, &end, 10);
+    return *end ? fallback : v;
+}
+
+static void setup(void)
+{
+    const char *root = getenv(HP_ENV_ROOT), *v;
+    int rc;
+
+    config.debug = (int)number(getenv(HP_ENV_DEBUG), 0);
+    if (!root || !*root)
+        return;
+    rc = gp_context_init(&config.ctx, root);
+    if (rc < 0) {
+        hp_say("hpcbox-preload: the rootfs %s: %s; paths are not translated", root, strerror(-rc));
+        return;
+    }
+    if ((v = getenv(HP_ENV_BINDS)) && *v)
+        add_bindings(&config.ctx, v);
+    for (size_t i = 0; i < config.ctx.n_bindings; i++) {
+        const struct gp_binding *b = &config.ctx.bindings[i];
+
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(b->guest, kernel_fs[k]) == 0)
+                config.kernel_fs[k] = strcmp(b->host, kernel_fs[k]) == 0;
+        }
+    }
+    read_only(&config, getenv(HP_ENV_RO));
+    for (int i = 0; i < HP_N_KEEP; i++) {
+        if ((v = getenv(hp_keep_names[i])))
+            config.keep[i] = keep_copy(hp_keep_names[i], v);
+    }
+    config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
+    config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
+    config.libpath = strdup((v = getenv(HP_ENV_LIBPATH)) ? v : "");
+    config.libpath_musl = strdup((v = getenv(HP_ENV_LIBPATH_MUSL)) ? v : "");
+    if ((v = getenv(HP_ENV_UID)) && *v) {
+        config.fake_ids = true;
+        config.uid = (uid_t)number(v, 0);
+        config.gid = (gid_t)number(getenv(HP_ENV_GID), 0);
+    }
+    if ((v = getenv(HP_ENV_HOSTNAME)) && *v)
+        snprintf(config.hostname, sizeof(config.hostname), "%s", v);
+    config.mode = (v = getenv(HP_ENV_MODE)) && v[0] == 'F' && v[1] >= '1' && v[1] <= '4' ? v[1] - '0' : 1;
+    if ((v = getenv(HP_ENV_EXE)))
+        snprintf(config.exe, sizeof(config.exe), "%s", v);
+    config.active = config.libpath && config.libpath_musl;
+}
+
+const struct hp_config *hp_conf(void)
+{
+    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+
+    if (s == 0) {
+        int expected = 0;
+
+        if (__atomic_compare_exchange_n(&state, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            int saved = errno;
+
+            setup();
+            errno = saved;
+            __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
+            s = 2;
+        } else {
+            s = expected;
+        }
+    }
+    while (s == 1) { /* another thread sets up: wait for it */
+        sched_yield();
+        s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    }
+    return config.active ? &config : NULL;
+}
+
+#ifdef __GLIBC__
+/* glibc passes (argc, argv, envp) to constructors; a loader without --argv0 leaves the host path
+ * of the program in argv[0], which is put right here. */
+__attribute__((constructor(101))) static void hp_init(int argc, char **argv, char **envp)
+{
+    const char *argv0 = getenv(HP_ENV_ARGV0);
+
+    (void)envp;
+    hp_conf();
+    if (argv0 && argc > 0 && argv)
+        argv[0] = strdup(argv0);
+    unsetenv(HP_ENV_ARGV0);
+    unsetenv(HP_ENV_EXE);
+}
+#else
+__attribute__((constructor(101))) static void hp_init(void)
+{
+    hp_conf();
+    unsetenv(HP_ENV_ARGV0);
+    unsetenv(HP_ENV_EXE);
+}
+#endif
+
+/* ---- translation ---------------------------------------------------------------------------- */
+
+void hp_guest(const char *host, char *out, size_t size)
+{
+    const struct hp_config *c = hp_conf();
+    int rc;
+
+    if (c && host[0] == '/') {
+        rc = gp_to_guest(&c->ctx, host, out, size);
+        if (rc >= 0)
+            return;
+    }
+    snprintf(out, size, "%s", host);
+}
+
+int hp_guest_cwd(char *out, size_t size)
+{
+    char host[PATH_MAX];
+    const struct hp_config *c = hp_conf();
+    int rc;
+
+    if (!REAL(getcwd)(host, sizeof(host)))
+        return -errno;
+    if (!c) {
+        snprintf(out, size, "%s", host);
+        return 0;
+    }
+    rc = gp_to_guest(&c->ctx, host, out, size);
+    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
+}
+
+/* The guest directory that a relative path starts from: 0, 1 when it is outside the guest (the
+ * path then goes to the kernel as it is), or -errno. */
+static int guest_base(int dirfd, char *out, size_t size)
+{
+    char link[64], host[PATH_MAX];
+    ssize_t n;
+    int rc;
+
+    if (dirfd == AT_FDCWD)
+        return hp_guest_cwd(out, size);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+    n = hp_sys_readlinkat(AT_FDCWD, link, host, sizeof(host) - 1);
+    if (n < 0)
+        return errno == ENOENT ? -EBADF : -errno;
+    host[n] = '\0';
+    if (host[0] != '/')
+        return 1; /* not a directory of a file system (pipe, socket): let the kernel say so */
+    rc = gp_to_guest(&hp_conf()->ctx, host, out, size);
+    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
+}
+
+bool hp_null(const void *p)
+{
+    return p == NULL;
+}
+
+/* A path into the host's own /proc, /dev or /sys (bound at the same place): the kernel resolves
+ * it, magic links (/proc/self/cwd, /dev/fd/N) included, whose targets are host paths. */
+static bool kernel_path(const struct hp_config *c, const char *path)
+{
+    for (int k = 0; k < 3; k++) {
+        size_t n = k == 0 ? 5 : 4;
+
+        if (c->kernel_fs[k] && strncmp(path, kernel_fs[k], n) == 0 && (path[n] == '/' || !path[n]))
+            return true;
+    }
+    return false;
+}
+
+static bool plain_name(const char *path)
+{
+    return !strchr(path, '/') && strcmp(path, "..") != 0;
+}
+
+/* The absolute guest path of (dirfd, path) into abs; 1 when it is to go to the kernel as is. */
+static int absolute(int dirfd, const char *path, char *abs)
+{
+    char base[PATH_MAX];
+    size_t blen, plen = strlen(path);
+    int rc;
+
+    if (path[0] == '/') {
+        if (plen >= PATH_MAX)
+            return -ENAMETOOLONG;
+        memcpy(abs, path, plen + 1);
+        return 0;
+    }
+    rc = guest_base(dirfd, base, sizeof(base));
+    if (rc != 0)
+        return rc;
+    blen = strlen(base);
+    if (blen + 1 + plen + 1 > PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(abs, base, blen);
+    abs[blen] = '/';
+    memcpy(abs + blen + 1, path, plen + 1);
+    return 0;
+}
+
+/* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
+static bool read_only_host(const struct hp_config *c, const char *host)
+{
+    size_t best = 0;
+    bool ro = false;
+
+    for (size_t i = 0; i < c->n_ro; i++) {
+        size_t n = strlen(c->ro[i]);
+
+        if (n >= best && strncmp(host, c->ro[i], n) == 0 &&
+            (host[n] == '/' || host[n] == '\0' || (n == 1 && c->ro[i][0] == '/'))) {
+            best = n;
+            ro = c->ro_flag[i];
+        }
+    }
+    return ro;
+}
+
+const char *hp_path(int dirfd, const char *path, int flags, char *buf)
+{
+    const struct hp_config *c = hp_conf();
+    char abs[PATH_MAX];
+    int rc;
+
+    if (!path) {
+        errno = EFAULT;
+        return NULL;
+    }
+    if (!c || path[0] == '\0')
+        return path;
+    if ((flags & HP_WRITE) && c->n_ro)
+        flags |= HP_NOFAST;
+    if (path[0] != '/' && !(flags & HP_NOFAST) && plain_name(path)) {
+        struct stat st;
+
+        /* A name in a real directory: the kernel finds the same file, unless it is a symlink
+         * that must be followed (its target is a guest path). */
+        if (!(flags & HP_FOLLOW))
+            return path;
+        if (hp_sys_fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+            return path;
+    }
+    if (path[0] == '/' && kernel_path(c, path))
+        return path;
+    rc = absolute(dirfd, path, abs);
+    if (rc == 1)
+        return path;
+    if (rc == 0)
+        rc = gp_to_host(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX);
+    if (rc < 0) {
+        hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
+        errno = -rc;
+        return NULL;
+    }
+    if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
+        errno = EROFS;
+        return NULL;
+    }
+    return buf;
+}
+
+int hp_canonical(int dirfd, const char *path, int flags, char *out)
+{
+    const struct hp_config *c = hp_conf();
+    char abs[PATH_MAX];
+    int rc;
+
+    if (!c)
+        return -ENOSYS;
+    if (!path || !*path)
+        return -ENOENT;
+    rc = absolute(dirfd, path, abs);
+    if (rc == 1)
+        return -EXDEV;
+    if (rc < 0)
+        return rc;
+    return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
+}

@@ -1,0 +1,699 @@
+/* exec: the kernel would load the host's PT_INTERP and none of this library, so every exec runs
+ * the container's loader explicitly:
+ *
+ *   glibc: LOADER --library-path LIBPATH --inhibit-cache PROGRAM ARGS...  (argv[0] via the
+ *          environment: the constructor in config.c puts it back, also on loaders without --argv0)
+ *   musl:  LOADER --library-path LIBPATH --argv0 ARGV0 PROGRAM ARGS...
+ *
+ * with LD_PRELOAD (the build of this library for that libc) and the configuration put back into
+ * the environment, also when the program cleared it. "#!" is followed here (the kernel would read
+ * the interpreter from the host). Static executables cannot be intercepted: ENOEXEC and one line
+ * naming the fix. Also execvp's PATH search (the guest's PATH), posix_spawn, system, popen. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+extern char **environ;
+
+#define MAX_SCRIPTS 4   /* nested #! interpreters, as Linux's BINPRM_MAX_RECURSION */
+#define MAX_PREFIX (3 * MAX_SCRIPTS + 1)
+
+struct plan {
+    char host[PATH_MAX];       /* what execve gets: the container's loader, on the host */
+    char prog[PATH_MAX];       /* the program, on the host */
+    char exe[PATH_MAX];        /* the program, canonical in the guest (for /proc/self/exe) */
+    char interp[PATH_MAX];     /* its PT_INTERP (guest) */
+    char script[MAX_SCRIPTS][2][256]; /* "#!" interpreter and argument of each level */
+    char paths[MAX_SCRIPTS][PATH_MAX]; /* the guest path each level executed */
+    const char *pre[MAX_PREFIX];  /* argv built by "#!" levels; then the caller's from `skip` */
+    int npre;
+    int skip;
+    bool musl;
+    char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
+    char *libpath, *env_exe, *env_argv0, *env_preload;
+};
+
+static void plan_free(struct plan *p)
+{
+    free(p->argv);
+    free(p->envp);
+    free(p->libpath);
+    free(p->env_exe);
+    free(p->env_argv0);
+    free(p->env_preload);
+}
+
+static int count(char *const v[])
+{
+    int n = 0;
+
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+/* "#!interp [arg]" of the host file into plan->script[level]; -ENOEXEC when malformed. */
+static int read_shebang(const char *host, char interp[256], char arg[256])
+{
+    char line[258];
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, host, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+    char *s, *e, *nl;
+
+    if (fd < 0)
+        return -errno;
+    n = read(fd, line, sizeof(line) - 1);
+    close(fd);
+    if (n < 2)
+        return -ENOEXEC;
+    line[n] = '\0';
+    nl = strchr(line, '\n');
+    if (nl)
+        *nl = '\0';
+    else if (n == (ssize_t)sizeof(line) - 1)
+        return -ENAMETOOLONG;
+    for (s = line + 2; *s == ' ' || *s == '\t'; s++)
+        ;
+    for (e = s; *e && *e != ' ' && *e != '\t'; e++)
+        ;
+    if (e == s)
+        return -ENOEXEC;
+    memcpy(interp, s, (size_t)(e - s));
+    interp[e - s] = '\0';
+    for (s = e; *s == ' ' || *s == '\t'; s++)
+        ;
+    for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'); e--)
+        ;
+    memcpy(arg, s, (size_t)(e - s));
+    arg[e - s] = '\0';
+    return 0;
+}
+
+/* The argv of the current level as (prefix, caller's argv from skip). */
+static const char *arg_at(const struct plan *p, char *const argv[], int i)
+{
+    if (i < p->npre)
+        return p->pre[i];
+    return argv[p->skip + i - p->npre];
+}
+
+static int static_refusal(const char *guest)
+{
+    hp_say("hpcbox-preload: %s is statically linked: the preload engine cannot run it; "
+           "use --engine ptrace or --engine runc",
+           guest);
+    return -ENOEXEC;
+}
+
+static int libpath_for(struct plan *p, char *const envp[])
+{
+    const struct hp_config *c = hp_conf();
+    const char *base = p->musl ? c->libpath_musl : c->libpath;
+    const char *user = NULL;
+    size_t cap, len = 0;
+
+    for (int i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], "LD_LIBRARY_PATH=", 16) == 0)
+            user = envp[i] + 16;
+    }
+    cap = strlen(base) + 1 + (user ? (strlen(user) + 1) * 2 + PATH_MAX : 0);
+    p->libpath = malloc(cap + PATH_MAX);
+    if (!p->libpath)
+        return -ENOMEM;
+    p->libpath[0] = '\0';
+    if (user) { /* guest directories of the container's LD_LIBRARY_PATH come first */
+        char *copy = strdup(user), *dir, *save = NULL;
+
+        if (!copy)
+            return -ENOMEM;
+        for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+            char buf[PATH_MAX];
+            const char *h = dir[0] == '/' ? hp_path(AT_FDCWD, dir, HP_FOLLOW | HP_NOFAST, buf) : NULL;
+            size_t hl = h ? strlen(h) : 0;
+
+            if (!h || len + hl + 2 > cap)
+                continue;
+            memcpy(p->libpath + len, h, hl);
+            len += hl;
+            p->libpath[len++] = ':';
+            p->libpath[len] = '\0';
+        }
+        free(copy);
+    }
+    memcpy(p->libpath + len, base, strlen(base) + 1);
+    return 0;
+}
+
+static bool drop_from_env(const char *entry)
+{
+    return strncmp(entry, "LD_PRELOAD=", 11) == 0 || strncmp(entry, "HPCBOX_PRELOAD_", 15) == 0;
+}
+
+static int build_env(struct plan *p, char *const envp[], const char *argv0)
+{
+    const struct hp_config *c = hp_conf();
+    const char *lib = p->musl ? c->lib_musl : c->lib_glibc;
+    int n = count(envp), k = 0;
+
+    if (!lib) {
+        hp_say("hpcbox-preload: no %s build of the library is configured; %s runs untranslated",
+               p->musl ? "musl" : "glibc", p->exe);
+        return -ENOEXEC;
+    }
+    p->env_preload = concat("LD_PRELOAD=", lib);
+    p->env_exe = concat(HP_ENV_EXE "=", p->exe);
+    p->env_argv0 = concat(HP_ENV_ARGV0 "=", argv0);
+    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 4));
+    if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->envp)
+        return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (!drop_from_env(envp[i]))
+            p->envp[k++] = envp[i];
+    }
+    p->envp[k++] = p->env_preload;
+    for (int i = 0; i < HP_N_KEEP; i++) {
+        if (c->keep[i])
+            p->envp[k++] = c->keep[i];
+    }
+    p->envp[k++] = p->env_exe;
+    if (!p->musl)
+        p->envp[k++] = p->env_argv0;
+    p->envp[k] = NULL;
+    return 0;
+}
+
+/* Work out what to execute for the guest `path`; 0 or -errno. */
+static int plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[])
+{
+    const char *cur = path;
+    char buf[PATH_MAX];
+    int argc = count(argv), level = 0, kind, rc;
+
+    memset(p, 0, offsetof(struct plan, pre));
+    p->npre = 0;
+    p->skip = 0;
+    p->argv = p->envp = NULL;
+    p->libpath = p->env_exe = p->env_argv0 = p->env_preload = NULL;
+    for (;;) {
+        struct stat st;
+        const char *h = hp_path(AT_FDCWD, cur, HP_FOLLOW | HP_NOFAST, p->prog);
+
+        if (!h)
+            return -errno;
+        if (h != p->prog)
+            snprintf(p->prog, sizeof(p->prog), "%s", h);
+        if (syscall(SYS_newfstatat, AT_FDCWD, p->prog, &st, 0) < 0)
+            return -errno;
+        if (S_ISDIR(st.st_mode) || syscall(SYS_faccessat, AT_FDCWD, p->prog, X_OK) < 0)
+            return -EACCES;
+        kind = hpcbox_preload_classify(p->prog, p->interp, sizeof(p->interp));
+        if (kind < 0)
+            return kind;
+        if (kind == HPCBOX_EXEC_UNKNOWN)
+            return -ENOEXEC;
+        if (kind == HPCBOX_EXEC_STATIC)
+            return static_refusal(cur);
+        if (kind == HPCBOX_EXEC_DYNAMIC)
+            break;
+        /* "#!": interp [arg] path argv[1..] */
+        if (level == MAX_SCRIPTS)
+            return -ELOOP;
+        rc = read_shebang(p->prog, p->script[level][0], p->script[level][1]);
+        if (rc < 0)
+            return rc;
+        snprintf(p->paths[level], sizeof(p->paths[level]), "%s", cur);
+        {
+            const char *old[MAX_PREFIX];
+            int nold = p->npre, k = 0;
+
+            memcpy(old, p->pre, sizeof(old));
+            p->pre[k++] = p->script[level][0];
+            if (p->script[level][1][0])
+                p->pre[k++] = p->script[level][1];
+            p->pre[k++] = p->paths[level];
+            if (nold > 0) {
+                for (int i = 1; i < nold && k < MAX_PREFIX; i++)
+                    p->pre[k++] = old[i];
+            } else if (argc > 0) {
+                p->skip = 1;
+            }
+            p->npre = k;
+        }
+        cur = p->script[level][0];
+        level++;
+    }
+    rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, p->exe);
+    if (rc < 0)
+        snprintf(p->exe, sizeof(p->exe), "%s", cur);
+    p->musl = strstr(p->interp, "ld-musl") != NULL;
+    {
+        const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
+
+        if (!h)
+            return errno == ENOENT ? -ENOENT : -errno;
+        snprintf(p->host, sizeof(p->host), "%s", h);
+    }
+    rc = libpath_for(p, envp);
+    if (rc < 0)
+        return rc;
+    {
+        int total = p->npre + (argc - p->skip);
+        const char *argv0 = total > 0 ? arg_at(p, argv, 0) : cur;
+        int k = 0;
+
+        rc = build_env(p, envp, argv0);
+        if (rc < 0)
+            return rc;
+        p->argv = malloc(sizeof(char *) * (size_t)(total + 8));
+        if (!p->argv)
+            return -ENOMEM;
+        p->argv[k++] = p->host;
+        p->argv[k++] = (char *)"--library-path";
+        p->argv[k++] = p->libpath;
+        if (p->musl) {
+            p->argv[k++] = (char *)"--argv0";
+            p->argv[k++] = (char *)argv0;
+        } else {
+            p->argv[k++] = (char *)"--inhibit-cache";
+        }
+        p->argv[k++] = p->prog;
+        for (int i = 1; i < total; i++)
+            p->argv[k++] = (char *)arg_at(p, argv, i);
+        p->argv[k] = NULL;
+    }
+    hp_debug("hpcbox-preload: exec %s (%s) with %s", cur, p->prog, p->host);
+    return 0;
+}
+
+int hp_execve(const char *path, char *const argv[], char *const envp[])
+{
+    struct plan *p;
+    int rc;
+
+    if (!hp_conf())
+        return REAL(execve)(path, argv, envp);
+    p = malloc(sizeof(*p));
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    rc = plan_exec(p, path, argv, envp);
+    if (rc == 0) {
+        REAL(execve)(p->host, p->argv, p->envp);
+        rc = -errno;
+    }
+    plan_free(p);
+    free(p);
+    errno = -rc;
+    return -1;
+}
+
+/* execvp's search: the guest PATH of this process (as glibc and musl do), "/bin:/usr/bin" without
+ * one; EACCES is remembered, ENOENT/ENOTDIR go on; a file of no known format runs with /bin/sh. */
+int hp_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    const char *path = getenv("PATH");
+    char full[PATH_MAX];
+    bool denied = false;
+    size_t flen;
+
+    if (!hp_conf())
+        return REAL(execvpe)(file, argv, envp);
+    if (!file || !*file) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (strchr(file, '/'))
+        return hp_execve(file, argv, envp);
+    if (!path)
+        path = "/bin:/usr/bin";
+    flen = strlen(file);
+    for (const char *s = path;; s++) {
+        const char *e = strchr(s, ':');
+        size_t dlen = e ? (size_t)(e - s) : strlen(s);
+
+        if (dlen + 1 + flen + 1 <= sizeof(full)) {
+            if (dlen == 0) {
+                memcpy(full, file, flen + 1);
+            } else {
+                memcpy(full, s, dlen);
+                full[dlen] = '/';
+                memcpy(full + dlen + 1, file, flen + 1);
+            }
+            hp_execve(full, argv, envp);
+            if (errno == ENOEXEC) {
+                char buf[PATH_MAX], interp[8];
+                const char *h = hp_path(AT_FDCWD, full, HP_FOLLOW | HP_NOFAST, buf);
+
+                if (h && hpcbox_preload_classify(h, interp, sizeof(interp)) == HPCBOX_EXEC_UNKNOWN) {
+                    int argc = count(argv);
+                    char **sh = malloc(sizeof(char *) * (size_t)(argc + 2));
+
+                    if (sh) {
+                        sh[0] = (char *)"/bin/sh";
+                        sh[1] = full;
+                        for (int i = 1; i <= argc; i++)
+                            sh[i + 1] = argv[i];
+                        if (argc == 0)
+                            sh[2] = NULL;
+                        hp_execve("/bin/sh", sh, envp);
+                        free(sh);
+                    }
+                }
+                errno = ENOEXEC;
+                return -1;
+            }
+            if (errno == EACCES)
+                denied = true;
+            else if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
+                return -1;
+        }
+        if (!e)
+            break;
+        s = e;
+    }
+    errno = denied ? EACCES : ENOENT;
+    return -1;
+}
+
+WRAP int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return hp_execve(path, argv, envp);
+}
+
+WRAP int execv(const char *path, char *const argv[])
+{
+    return hp_execve(path, argv, environ);
+}
+
+WRAP int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    return hp_execvpe(file, argv, envp);
+}
+
+WRAP int execvp(const char *file, char *const argv[])
+{
+    return hp_execvpe(file, argv, environ);
+}
+
+/* The variadic execs: collect the arguments (and execle's envp after the NULL). */
+#define COLLECT(first, argv, ap, envp_out)                                                         \
+    va_list ap;                                                                                    \
+    int n_ = 1;                                                                                    \
+    va_start(ap, first);                                                                           \
+    while (va_arg(ap, char *))                                                                     \
+        n_++;                                                                                      \
+    va_end(ap);                                                                                    \
+    char *argv[n_ + 1];                                                                            \
+    argv[0] = (char *)(first);                                                                     \
+    va_start(ap, first);                                                                           \
+    for (int i_ = 1; i_ <= n_; i_++)                                                               \
+        argv[i_] = va_arg(ap, char *);                                                             \
+    envp_out = va_arg(ap, char **);                                                                \
+    va_end(ap);
+
+WRAP int execl(const char *path, const char *arg, ...)
+{
+    char **ignored;
+    COLLECT(arg, argv, ap, ignored)
+    (void)ignored;
+    return hp_execve(path, argv, environ);
+}
+
+WRAP int execlp(const char *file, const char *arg, ...)
+{
+    char **ignored;
+    COLLECT(arg, argv, ap, ignored)
+    (void)ignored;
+    return hp_execvpe(file, argv, environ);
+}
+
+WRAP int execle(const char *path, const char *arg, ...)
+{
+    char **envp;
+    COLLECT(arg, argv, ap, envp)
+    return hp_execve(path, argv, envp);
+}
+
+WRAP int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    char link[64], host[PATH_MAX], guest[PATH_MAX];
+    ssize_t n;
+
+    if (!hp_conf())
+        return REAL(fexecve)(fd, argv, envp);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = (ssize_t)syscall(SYS_readlinkat, AT_FDCWD, link, host, sizeof(host) - 1);
+    if (n < 0)
+        return -1;
+    host[n] = '\0';
+    hp_guest(host, guest, sizeof(guest));
+    return hp_execve(guest, argv, envp);
+}
+
+/* ---- posix_spawn ---------------------------------------------------------------------------- */
+static int spawn(pid_t *pid, const char *file, bool search, const posix_spawn_file_actions_t *fa,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    struct plan *p = malloc(sizeof(*p));
+    int rc = -ENOENT;
+
+    if (!p)
+        return ENOMEM;
+    if (!search || strchr(file, '/')) {
+        rc = plan_exec(p, file, argv, envp);
+    } else {
+        const char *path = getenv("PATH");
+        char full[PATH_MAX];
+        bool denied = false;
+
+        for (const char *s = path ? path : "/bin:/usr/bin";; s++) {
+            const char *e = strchr(s, ':');
+            size_t dlen = e ? (size_t)(e - s) : strlen(s);
+
+            if (snprintf(full, sizeof(full), "%.*s%s%s", (int)dlen, s, dlen ? "/" : "", file) <
+                (int)sizeof(full)) {
+                rc = plan_exec(p, full, argv, envp);
+                if (rc == 0 || (rc != -ENOENT && rc != -EACCES && rc != -ENOTDIR))
+                    break;
+                denied |= rc == -EACCES;
+                plan_free(p);
+            }
+            if (!e) {
+                rc = denied ? -EACCES : -ENOENT;
+                break;
+            }
+            s = e;
+        }
+    }
+    if (rc == 0)
+        rc = -REAL(posix_spawn)(pid, p->host, fa, attr, p->argv, p->envp);
+    plan_free(p);
+    free(p);
+    return -rc;
+}
+
+WRAP int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                     const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (!hp_conf())
+        return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    return spawn(pid, path, false, fa, attr, argv, envp);
+}
+
+WRAP int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                      const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    if (!hp_conf())
+        return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    return spawn(pid, file, true, fa, attr, argv, envp);
+}
+
+WRAP int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, const char *path,
+                                          int oflag, mode_t mode)
+{
+    char buf[PATH_MAX];
+    const char *p = hp_path(AT_FDCWD, path, (oflag & O_NOFOLLOW) ? 0 : HP_FOLLOW, buf);
+
+    if (!p)
+        p = path; /* the child's open then fails as it would have */
+    return REAL(posix_spawn_file_actions_addopen)(fa, fd, p, oflag, mode);
+}
+
+/* ---- system, popen -------------------------------------------------------------------------- */
+static pid_t shell(const char *command, int child_fd, int target_fd, int close_fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
+
+        if (child_fd >= 0 && child_fd != target_fd) {
+            dup2(child_fd, target_fd);
+            close(child_fd);
+        }
+        if (close_fd >= 0)
+            close(close_fd);
+        hp_execve("/bin/sh", argv, environ);
+        _exit(127);
+    }
+    return pid;
+}
+
+WRAP int system(const char *command)
+{
+    struct sigaction ignore, old_int, old_quit;
+    sigset_t block, old_mask;
+    int status = -1;
+    pid_t pid;
+
+    if (!hp_conf())
+        return REAL(system)(command);
+    if (!command)
+        return 1;
+    memset(&ignore, 0, sizeof(ignore));
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGINT, &ignore, &old_int);
+    sigaction(SIGQUIT, &ignore, &old_quit);
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
+    pid = fork();
+    if (pid == 0) {
+        char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
+
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        hp_execve("/bin/sh", argv, environ);
+        _exit(127);
+    }
+    if (pid > 0) {
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                status = -1;
+                break;
+            }
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    return status;
+}
+
+struct popened {
+    FILE *f;
+    pid_t pid;
+    struct popened *next;
+};
+static struct popened *popened_list;
+static int popened_lock;
+
+static void lock(void)
+{
+    while (__atomic_exchange_n(&popened_lock, 1, __ATOMIC_ACQUIRE))
+        ;
+}
+
+static void unlock(void)
+{
+    __atomic_store_n(&popened_lock, 0, __ATOMIC_RELEASE);
+}
+
+WRAP FILE *popen(const char *command, const char *type)
+{
+    struct popened *entry;
+    int fds[2], reading;
+    pid_t pid;
+    FILE *f;
+
+    if (!hp_conf())
+        return REAL(popen)(command, type);
+    if (!type || (type[0] != 'r' && type[0] != 'w')) {
+        errno = EINVAL;
+        return NULL;
+    }
+    reading = type[0] == 'r';
+    entry = malloc(sizeof(*entry));
+    if (!entry)
+        return NULL;
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        free(entry);
+        return NULL;
+    }
+    /* the child's end becomes its stdout (r) or stdin (w); dup2 clears O_CLOEXEC */
+    pid = shell(command, fds[reading ? 1 : 0], reading ? 1 : 0, fds[reading ? 0 : 1]);
+    close(fds[reading ? 1 : 0]);
+    if (pid < 0) {
+        close(fds[reading ? 0 : 1]);
+        free(entry);
+        return NULL;
+    }
+    f = fdopen(fds[reading ? 0 : 1], reading ? "r" : "w");
+    if (!f) {
+        close(fds[reading ? 0 : 1]);
+        waitpid(pid, NULL, 0);
+        free(entry);
+        return NULL;
+    }
+    entry->f = f;
+    entry->pid = pid;
+    lock();
+    entry->next = popened_list;
+    popened_list = entry;
+    unlock();
+    return f;
+}
+
+WRAP int pclose(FILE *f)
+{
+    struct popened **at, *found = NULL;
+    int status;
+
+    lock();
+    for (at = &popened_list; *at; at = &(*at)->next) {
+        if ((*at)->f == f) {
+            found = *at;
+            *at = found->next;
+            break;
+        }
+    }
+    unlock();
+    if (!found)
+        return REAL(pclose)(f);
+    fclose(f);
+    while (waitpid(found->pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            status = -1;
+            break;
+        }
+    }
+    free(found);
+    return status;
+}

@@ -1,0 +1,317 @@
+/* Wrappers of libc's path-taking file functions: open, stat, access, create/remove/rename,
+ * permissions and times, xattr. Each translates its guest path(s) with hp_path and calls the real
+ * function; a path that cannot resolve fails with the errno the kernel would give. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include "preload.h"
+
+/* Translate `path` relative to `dirfd` into `p_` or fail with `err` (errno set by hp_path). */
+#define TR(var, dirfd, path, flags, err)                                                           \
+    char var##_buf[PATH_MAX];                                                                      \
+    const char *var = hp_path((dirfd), (path), (flags), var##_buf);                                \
+    if (!var)                                                                                      \
+        return err;
+
+/* One guest path, relative to the cwd. */
+#define W1(ret, name, follow, err, params, args)                                                   \
+    WRAP ret name params                                                                           \
+    {                                                                                              \
+        TR(p_, AT_FDCWD, path, follow, err)                                                        \
+        return REAL(name) args;                                                                    \
+    }
+
+/* One guest path relative to dirfd; `follow` may use the function's flags. */
+#define WAT(ret, name, follow, err, params, args)                                                  \
+    WRAP ret name params                                                                           \
+    {                                                                                              \
+        TR(p_, dirfd, path, follow, err)                                                           \
+        return REAL(name) args;                                                                    \
+    }
+
+#define AT_FOLLOW(flags) (((flags) & AT_SYMLINK_NOFOLLOW) ? 0 : HP_FOLLOW)
+
+static bool writes(int flags)
+{
+    return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
+}
+
+static int open_follow(int flags)
+{
+    if (flags & O_NOFOLLOW)
+        return 0;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+        return 0;
+    return HP_FOLLOW;
+}
+
+static bool needs_mode(int flags)
+{
+#ifdef O_TMPFILE
+    if ((flags & O_TMPFILE) == O_TMPFILE)
+        return true;
+#endif
+    return (flags & O_CREAT) != 0;
+}
+
+/* openat's translation, with a fast path: a plain name relative to a real directory is opened
+ * with O_NOFOLLOW first; only a symlink (ELOOP) needs the guest's view of its target. */
+static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const char *path, int flags,
+                   mode_t mode)
+{
+    char buf[PATH_MAX];
+    const char *p;
+    int follow = open_follow(flags) | (writes(flags) ? HP_WRITE : 0);
+    const struct hp_config *c = hp_conf();
+
+    if (c && !hp_null(path) && path[0] && path[0] != '/' && !strchr(path, '/') &&
+        strcmp(path, "..") != 0 && (follow & HP_FOLLOW) && !(flags & O_PATH) &&
+        !((follow & HP_WRITE) && c->n_ro)) {
+        int fd = real(dirfd, path, flags | O_NOFOLLOW, mode);
+
+        if (fd >= 0 || errno != ELOOP)
+            return fd;
+    }
+    p = hp_path(dirfd, path, follow | HP_NOFAST, buf);
+    if (!p)
+        return -1;
+    return real(dirfd, p, flags, mode);
+}
+
+static int fopen_writes(const char *mode)
+{
+    return mode && (mode[0] != 'r' || strchr(mode, '+')) ? HP_WRITE : 0;
+}
+
+#define OPEN_MODE(flags, mode)                                                                     \
+    mode_t mode = 0;                                                                               \
+    if (needs_mode(flags)) {                                                                       \
+        va_list ap;                                                                                \
+        va_start(ap, flags);                                                                       \
+        mode = (mode_t)va_arg(ap, int);                                                            \
+        va_end(ap);                                                                                \
+    }
+
+WRAP int openat(int dirfd, const char *path, int flags, ...)
+{
+    OPEN_MODE(flags, mode)
+    return open_at(REAL(openat), dirfd, path, flags, mode);
+}
+
+WRAP int open(const char *path, int flags, ...)
+{
+    OPEN_MODE(flags, mode)
+    return open_at(REAL(openat), AT_FDCWD, path, flags, mode);
+}
+
+WRAP int creat(const char *path, mode_t mode)
+{
+    return open_at(REAL(openat), AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+#ifdef __GLIBC__
+WRAP int open64(const char *path, int flags, ...)
+{
+    OPEN_MODE(flags, mode)
+    return open_at(REAL(openat64), AT_FDCWD, path, flags, mode);
+}
+
+WRAP int openat64(int dirfd, const char *path, int flags, ...)
+{
+    OPEN_MODE(flags, mode)
+    return open_at(REAL(openat64), dirfd, path, flags, mode);
+}
+
+WRAP int creat64(const char *path, mode_t mode)
+{
+    return open_at(REAL(openat64), AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* The _FORTIFY_SOURCE entry points: glibc's call its internal open, never ours. */
+WRAP int __open_2(const char *path, int flags)
+{
+    return open_at(REAL(openat), AT_FDCWD, path, flags, 0);
+}
+
+WRAP int __open64_2(const char *path, int flags)
+{
+    return open_at(REAL(openat64), AT_FDCWD, path, flags, 0);
+}
+
+WRAP int __openat_2(int dirfd, const char *path, int flags)
+{
+    return open_at(REAL(openat), dirfd, path, flags, 0);
+}
+
+WRAP int __openat64_2(int dirfd, const char *path, int flags)
+{
+    return open_at(REAL(openat64), dirfd, path, flags, 0);
+}
+
+W1(FILE *, fopen64, HP_FOLLOW | fopen_writes(mode), NULL, (const char *path, const char *mode),
+   (p_, mode))
+W1(FILE *, freopen64, HP_FOLLOW | fopen_writes(mode), NULL,
+   (const char *path, const char *mode, FILE *stream), (p_, mode, stream))
+#endif
+
+W1(FILE *, fopen, HP_FOLLOW | fopen_writes(mode), NULL, (const char *path, const char *mode),
+   (p_, mode))
+W1(FILE *, freopen, HP_FOLLOW | fopen_writes(mode), NULL,
+   (const char *path, const char *mode, FILE *stream), (p_, mode, stream))
+
+/* ---- stat ----------------------------------------------------------------------------------- */
+W1(int, stat, HP_FOLLOW, -1, (const char *path, struct stat *st), (p_, st))
+W1(int, lstat, 0, -1, (const char *path, struct stat *st), (p_, st))
+WAT(int, fstatat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, struct stat *st, int flags),
+    (dirfd, p_, st, flags))
+W1(int, statfs, HP_FOLLOW, -1, (const char *path, struct statfs *st), (p_, st))
+W1(int, statvfs, HP_FOLLOW, -1, (const char *path, struct statvfs *st), (p_, st))
+
+#ifdef __GLIBC__
+W1(int, stat64, HP_FOLLOW, -1, (const char *path, struct stat64 *st), (p_, st))
+W1(int, lstat64, 0, -1, (const char *path, struct stat64 *st), (p_, st))
+WAT(int, fstatat64, AT_FOLLOW(flags), -1,
+    (int dirfd, const char *path, struct stat64 *st, int flags), (dirfd, p_, st, flags))
+W1(int, statfs64, HP_FOLLOW, -1, (const char *path, struct statfs64 *st), (p_, st))
+W1(int, statvfs64, HP_FOLLOW, -1, (const char *path, struct statvfs64 *st), (p_, st))
+WAT(int, statx, AT_FOLLOW(flags), -1,
+    (int dirfd, const char *path, int flags, unsigned int mask, struct statx *st),
+    (dirfd, p_, flags, mask, st))
+
+/* Before glibc 2.33, stat() and friends were inline calls of these versioned symbols. */
+int __xstat(int ver, const char *path, struct stat *st);
+int __lxstat(int ver, const char *path, struct stat *st);
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
+int __xstat64(int ver, const char *path, struct stat64 *st);
+int __lxstat64(int ver, const char *path, struct stat64 *st);
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags);
+int __xmknod(int ver, const char *path, mode_t mode, dev_t *dev);
+int __xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *dev);
+
+W1(int, __xstat, HP_FOLLOW, -1, (int ver, const char *path, struct stat *st), (ver, p_, st))
+W1(int, __lxstat, 0, -1, (int ver, const char *path, struct stat *st), (ver, p_, st))
+WAT(int, __fxstatat, AT_FOLLOW(flags), -1,
+    (int ver, int dirfd, const char *path, struct stat *st, int flags), (ver, dirfd, p_, st, flags))
+W1(int, __xstat64, HP_FOLLOW, -1, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
+W1(int, __lxstat64, 0, -1, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
+WAT(int, __fxstatat64, AT_FOLLOW(flags), -1,
+    (int ver, int dirfd, const char *path, struct stat64 *st, int flags),
+    (ver, dirfd, p_, st, flags))
+W1(int, __xmknod, 0 | HP_WRITE, -1, (int ver, const char *path, mode_t mode, dev_t *dev), (ver, p_, mode, dev))
+WAT(int, __xmknodat, 0 | HP_WRITE, -1, (int ver, int dirfd, const char *path, mode_t mode, dev_t *dev),
+    (ver, dirfd, p_, mode, dev))
+W1(int, truncate64, HP_FOLLOW | HP_WRITE, -1, (const char *path, off64_t length), (p_, length))
+W1(int, euidaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
+W1(int, eaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
+#endif
+
+/* ---- access, create, remove, rename --------------------------------------------------------- */
+W1(int, access, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
+WAT(int, faccessat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, int mode, int flags),
+    (dirfd, p_, mode, flags))
+W1(int, mkdir, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
+WAT(int, mkdirat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
+W1(int, rmdir, 0 | HP_WRITE, -1, (const char *path), (p_))
+W1(int, unlink, 0 | HP_WRITE, -1, (const char *path), (p_))
+WAT(int, unlinkat, 0 | HP_WRITE, -1, (int dirfd, const char *path, int flags), (dirfd, p_, flags))
+W1(int, remove, 0 | HP_WRITE, -1, (const char *path), (p_))
+W1(int, mknod, 0 | HP_WRITE, -1, (const char *path, mode_t mode, dev_t dev), (p_, mode, dev))
+WAT(int, mknodat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode, dev_t dev),
+    (dirfd, p_, mode, dev))
+W1(int, mkfifo, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
+WAT(int, mkfifoat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
+
+WRAP int symlink(const char *target, const char *path)
+{
+    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    return REAL(symlink)(target, p_); /* the target stays a guest path, as the link stores it */
+}
+
+WRAP int symlinkat(const char *target, int dirfd, const char *path)
+{
+    TR(p_, dirfd, path, HP_WRITE, -1)
+    return REAL(symlinkat)(target, dirfd, p_);
+}
+
+WRAP int link(const char *old, const char *new)
+{
+    TR(o_, AT_FDCWD, old, 0, -1)
+    TR(n_, AT_FDCWD, new, HP_WRITE, -1)
+    return REAL(link)(o_, n_);
+}
+
+WRAP int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
+{
+    TR(o_, olddirfd, old, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, -1)
+    TR(n_, newdirfd, new, HP_WRITE, -1)
+    return REAL(linkat)(olddirfd, o_, newdirfd, n_, flags);
+}
+
+WRAP int rename(const char *old, const char *new)
+{
+    TR(o_, AT_FDCWD, old, HP_WRITE, -1)
+    TR(n_, AT_FDCWD, new, HP_WRITE, -1)
+    return REAL(rename)(o_, n_);
+}
+
+WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
+{
+    TR(o_, olddirfd, old, HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_WRITE, -1)
+    return REAL(renameat)(olddirfd, o_, newdirfd, n_);
+}
+
+#ifdef __GLIBC__
+WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned flags)
+{
+    TR(o_, olddirfd, old, HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_WRITE, -1)
+    return REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);
+}
+#endif
+
+/* ---- permissions, owners (identity.c decides about chown), times, size ---------------------- */
+W1(int, chmod, HP_FOLLOW | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
+WAT(int, fchmodat, AT_FOLLOW(flags) | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode, int flags),
+    (dirfd, p_, mode, flags))
+W1(int, truncate, HP_FOLLOW | HP_WRITE, -1, (const char *path, off_t length), (p_, length))
+W1(int, utime, HP_FOLLOW | HP_WRITE, -1, (const char *path, const struct utimbuf *times), (p_, times))
+W1(int, utimes, HP_FOLLOW | HP_WRITE, -1, (const char *path, const struct timeval times[2]), (p_, times))
+W1(int, lutimes, 0 | HP_WRITE, -1, (const char *path, const struct timeval times[2]), (p_, times))
+WAT(int, futimesat, HP_FOLLOW | HP_WRITE, -1, (int dirfd, const char *path, const struct timeval times[2]),
+    (dirfd, p_, times))
+WRAP int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags)
+{
+    if (hp_null(path)) /* futimens(fd) as the kernel allows it */
+        return REAL(utimensat)(dirfd, path, times, flags);
+    TR(p_, dirfd, path, AT_FOLLOW(flags) | HP_WRITE, -1)
+    return REAL(utimensat)(dirfd, p_, times, flags);
+}
+
+/* ---- extended attributes -------------------------------------------------------------------- */
+W1(ssize_t, getxattr, HP_FOLLOW, -1, (const char *path, const char *name, void *value, size_t size),
+   (p_, name, value, size))
+W1(ssize_t, lgetxattr, 0, -1, (const char *path, const char *name, void *value, size_t size),
+   (p_, name, value, size))
+W1(int, setxattr, HP_FOLLOW | HP_WRITE, -1,
+   (const char *path, const char *name, const void *value, size_t size, int flags),
+   (p_, name, value, size, flags))
+W1(int, lsetxattr, 0 | HP_WRITE, -1,
+   (const char *path, const char *name, const void *value, size_t size, int flags),
+   (p_, name, value, size, flags))
+W1(ssize_t, listxattr, HP_FOLLOW, -1, (const char *path, char *list, size_t size), (p_, list, size))
+W1(ssize_t, llistxattr, 0, -1, (const char *path, char *list, size_t size), (p_, list, size))
+W1(int, removexattr, HP_FOLLOW | HP_WRITE, -1, (const char *path, const char *name), (p_, name))
+W1(int, lremovexattr, 0 | HP_WRITE, -1, (const char *path, const char *name), (p_, name))

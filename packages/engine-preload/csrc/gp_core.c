@@ -1,0 +1,6 @@
+/* The shared guest-path core (csrc/guestpath/guestpath.c, compiled in unchanged) with its
+ * lstat/readlink/realpath calls sent to the kernel directly (compat.h), in both the library and
+ * the cffi module, so that the property tests check the code the library runs. */
+#include "compat.h"
+
+#include "guestpath.c"

@@ -1,0 +1,110 @@
+/* Internal interface of libhpcbox-preload: configuration, real functions, path translation.
+ *
+ * The library is injected with LD_PRELOAD into every process of a container. Each wrapper turns
+ * the guest path it is given into the host path the kernel needs (hp_path), calls the real libc
+ * function found with dlsym(RTLD_NEXT), and maps paths that come back to the guest (hp_guest).
+ * The configuration is read once from the environment (config.c) into one read-only struct.
+ */
+#ifndef HPCBOX_PRELOAD_INTERNAL_H
+#define HPCBOX_PRELOAD_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "guestpath.h"
+#include "hpcbox_preload.h"
+
+/* Exported wrappers: everything else is hidden (-fvisibility=hidden). */
+#define WRAP HPCBOX_EXPORT
+
+/* The environment variables of the configuration (README: "Environment"). */
+#define HP_ENV_ROOT "HPCBOX_PRELOAD_ROOT"
+#define HP_ENV_BINDS "HPCBOX_PRELOAD_BINDS"
+#define HP_ENV_LIB_GLIBC "HPCBOX_PRELOAD_LIB"
+#define HP_ENV_LIB_MUSL "HPCBOX_PRELOAD_LIB_MUSL"
+#define HP_ENV_LIBPATH "HPCBOX_PRELOAD_LIBPATH"
+#define HP_ENV_LIBPATH_MUSL "HPCBOX_PRELOAD_LIBPATH_MUSL"
+#define HP_ENV_UID "HPCBOX_PRELOAD_UID"
+#define HP_ENV_GID "HPCBOX_PRELOAD_GID"
+#define HP_ENV_HOSTNAME "HPCBOX_PRELOAD_HOSTNAME"
+#define HP_ENV_MODE "HPCBOX_PRELOAD_MODE"
+#define HP_ENV_RO "HPCBOX_PRELOAD_RO" /* guest prefixes mounted read-only ("/" = the rootfs) */
+#define HP_ENV_EXE "HPCBOX_PRELOAD_EXE"     /* per exec: the program's guest path */
+#define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
+#define HP_ENV_DEBUG "HPCBOX_DEBUG"
+
+/* Variables copied into the environment of every exec (also when the program cleared it). */
+#define HP_N_KEEP 11
+extern const char *const hp_keep_names[HP_N_KEEP];
+
+struct hp_config {
+    bool active;                    /* a rootfs is configured and valid */
+    int debug;                      /* HPCBOX_DEBUG level */
+    struct gp_context ctx;          /* root and bindings (the cwd in it stays "/") */
+    char *keep[HP_N_KEEP];          /* "NAME=value" copies of the configuration variables */
+    char *lib_glibc, *lib_musl;     /* host paths of the two builds of this library */
+    char *libpath, *libpath_musl;   /* host library paths for the container's loaders */
+    char exe[PATH_MAX];             /* guest path of this process's program ("" unknown) */
+    bool fake_ids;                  /* report uid/gid below instead of the real ones */
+    uid_t uid;
+    gid_t gid;
+    char hostname[65];              /* "" = the host's */
+    int mode;                       /* 1..4: F1..F4 */
+    bool kernel_fs[3];
+    size_t n_ro;                    /* host prefixes (root or a binding's) that are read-only */
+    char **ro;
+    bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */              /* /proc, /dev, /sys bound to the host's same paths */
+};
+
+/* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
+const struct hp_config *hp_conf(void);
+
+/* One line on stderr when HPCBOX_DEBUG is set (level >= 1). */
+void hp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One line on stderr, always. */
+void hp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The next definition of a libc function (RTLD_NEXT), looked up once and cached in *slot. */
+void *hp_next(const char *name, void **slot);
+#define REAL(name)                                                                                 \
+    ({                                                                                             \
+        static void *hp_slot_;                                                                     \
+        (__typeof__(&name))hp_next(#name, &hp_slot_);                                              \
+    })
+/* For symbols that have no prototype in the headers (__xstat and friends). */
+#define REAL_T(type, name)                                                                         \
+    ({                                                                                             \
+        static void *hp_slot_;                                                                     \
+        (type)hp_next(#name, &hp_slot_);                                                           \
+    })
+
+/* hp_path flags */
+#define HP_FOLLOW 0x1  /* follow a final symlink (stat, open without O_NOFOLLOW) */
+#define HP_NOFAST 0x2  /* no pass-through for a plain name relative to a real directory */
+#define HP_WRITE 0x4   /* the call changes the file system: EROFS under a read-only binding */
+
+/* The host path to hand the kernel for (dirfd, path): buf, or path itself when it needs no
+ * translation (inactive library, empty path, a plain name relative to a directory that is not a
+ * symlink). NULL with errno set when the guest path cannot resolve (ENOENT, ELOOP, ...; EFAULT for NULL). */
+const char *hp_path(int dirfd, const char *path, int flags, char *buf);
+
+/* Like hp_path, for callers that want an absolute guest path resolved: the canonical guest path. */
+int hp_canonical(int dirfd, const char *path, int flags, char *out);
+
+/* Map a host path (as the kernel returns it) to the guest; unchanged when outside. */
+void hp_guest(const char *host, char *out, size_t size);
+
+/* Whether p is NULL, out of sight of the nonnull attributes of libc's prototypes (a program
+ * may pass NULL where the kernel allows it, e.g. utimensat). */
+bool hp_null(const void *p);
+
+/* The guest cwd (canonical), from the real getcwd. 0 or -errno. */
+int hp_guest_cwd(char *out, size_t size);
+
+/* Execution (exec.c). */
+int hp_execve(const char *path, char *const argv[], char *const envp[]);
+int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
+
+#endif

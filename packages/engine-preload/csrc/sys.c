@@ -1,0 +1,47 @@
+/* Raw system calls for the guest-path core and the wrappers: they reach the kernel without
+ * passing through this library's exported wrappers, and reference no versioned glibc symbol. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "compat.h"
+
+#undef fstatat
+#undef stat
+#undef readlinkat
+#undef realpath
+
+int hp_sys_fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
+}
+
+int hp_sys_stat(const char *path, struct stat *st)
+{
+    return hp_sys_fstatat(AT_FDCWD, path, st, 0);
+}
+
+ssize_t hp_sys_readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+    return (ssize_t)syscall(SYS_readlinkat, dirfd, path, buf, size);
+}
+
+/* The host's realpath, for host paths only (the rootfs, bindings): libc's own, never ours. */
+char *hp_sys_realpath(const char *path, char *resolved)
+{
+    static char *(*next)(const char *, char *);
+
+    if (!next) {
+        next = (char *(*)(const char *, char *))dlsym(RTLD_NEXT, "realpath");
+        if (!next) {
+            errno = ENOSYS;
+            return NULL;
+        }
+    }
+    return next(path, resolved);
+}

@@ -1,0 +1,98 @@
+/* The translation and exec classification that the wrappers use, free of global state so that
+ * the cffi module (property tests) calls exactly the code the library runs. */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "guestpath.h"
+#include "hpcbox_preload.h"
+
+int hpcbox_preload_translate(const struct gp_context *ctx, const char *guest_cwd,
+                             const char *guest_path, int follow, char *out, size_t out_size)
+{
+    char joined[PATH_MAX];
+    size_t clen, plen;
+    int flags = follow ? GP_FOLLOW_LAST : 0;
+
+    if (!ctx || !guest_path || !out)
+        return -EFAULT;
+    if (guest_path[0] == '/' || guest_path[0] == '\0')
+        return gp_to_host(ctx, guest_path, flags, out, out_size);
+    if (!guest_cwd || guest_cwd[0] != '/')
+        return -EINVAL;
+    clen = strlen(guest_cwd);
+    plen = strlen(guest_path);
+    if (clen + 1 + plen + 1 > sizeof(joined))
+        return -ENAMETOOLONG;
+    memcpy(joined, guest_cwd, clen);
+    joined[clen] = '/';
+    memcpy(joined + clen + 1, guest_path, plen + 1);
+    return gp_to_host(ctx, joined, flags, out, out_size);
+}
+
+static int read_at(int fd, void *buf, size_t size, off_t offset)
+{
+    ssize_t n = pread(fd, buf, size, offset);
+
+    if (n < 0)
+        return -errno;
+    return (int)n;
+}
+
+/* PT_INTERP of a 64-bit little-endian ELF (the only kind this x86_64/aarch64 build runs). */
+static int elf_interp(int fd, const Elf64_Ehdr *eh, char *interp, size_t interp_size)
+{
+    if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phentsize != sizeof(Elf64_Phdr))
+        return HPCBOX_EXEC_UNKNOWN;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr ph;
+        int n = read_at(fd, &ph, sizeof(ph), (off_t)(eh->e_phoff + (Elf64_Off)i * sizeof(ph)));
+
+        if (n < 0)
+            return n;
+        if (n != (int)sizeof(ph))
+            return HPCBOX_EXEC_UNKNOWN;
+        if (ph.p_type != PT_INTERP)
+            continue;
+        if (ph.p_filesz == 0 || ph.p_filesz >= interp_size)
+            return -ENAMETOOLONG;
+        n = read_at(fd, interp, ph.p_filesz, (off_t)ph.p_offset);
+        if (n < 0)
+            return n;
+        if ((size_t)n != ph.p_filesz)
+            return HPCBOX_EXEC_UNKNOWN;
+        interp[ph.p_filesz] = '\0';
+        return HPCBOX_EXEC_DYNAMIC;
+    }
+    return HPCBOX_EXEC_STATIC;
+}
+
+int hpcbox_preload_classify(const char *host_path, char *interp, size_t interp_size)
+{
+    union {
+        Elf64_Ehdr eh;
+        char bytes[sizeof(Elf64_Ehdr)];
+    } head;
+    int fd, n, rc;
+
+    if (interp_size > 0)
+        interp[0] = '\0';
+    fd = (int)syscall(SYS_openat, AT_FDCWD, host_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read_at(fd, head.bytes, sizeof(head.bytes), 0);
+    if (n < 0)
+        rc = n;
+    else if (n >= 2 && head.bytes[0] == '#' && head.bytes[1] == '!')
+        rc = HPCBOX_EXEC_SCRIPT;
+    else if (n == (int)sizeof(head.eh) && memcmp(head.eh.e_ident, ELFMAG, SELFMAG) == 0)
+        rc = elf_interp(fd, &head.eh, interp, interp_size);
+    else
+        rc = HPCBOX_EXEC_UNKNOWN;
+    close(fd);
+    return rc;
+}

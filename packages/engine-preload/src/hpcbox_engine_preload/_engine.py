@@ -1,0 +1,245 @@
+"""The engine object: runs an OCI bundle's program with the LD_PRELOAD library (no namespaces).
+
+The first process is the launcher (a host program) with the library preloaded and the
+configuration in environment variables; its chdir and execvp go through the library, so from
+there on every process of the container is a program of the rootfs started by the rootfs's own
+loader, with paths translated by the library (csrc/, README "How it works").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from hpcbox_oci_bundle import Bundle, BundleError, guest_bindings, parse_bundle, resolve_in_root
+
+from hpcbox_engine_preload import _native
+
+EXIT_ENGINE = 125
+MODE_ANNOTATION = "org.hpcbox.preload.mode"
+NET_ANNOTATION = "org.hpcbox.net"
+MODES = ("F1", "F2", "F3", "F4")
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+
+BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+class EngineError(RuntimeError):
+    """The container cannot start with this engine; str() is one line "<problem>; <fix>"."""
+
+
+def _multiarch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}.get(machine, f"{machine}-linux-gnu")
+
+
+def _ld_so_conf_dirs(rootfs: str, conf: str = "/etc/ld.so.conf", depth: int = 0) -> List[str]:
+    """Guest directories listed by the container's ld.so.conf (with its include lines)."""
+    if depth > 4:
+        return []
+    try:
+        with open(resolve_in_root(rootfs, conf), encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    out: List[str] = []
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("include"):
+            pattern = line.split(None, 1)[1] if " " in line or "\t" in line else ""
+            if not pattern.startswith("/"):
+                pattern = os.path.join(os.path.dirname(conf), pattern)
+            base = resolve_in_root(rootfs, os.path.dirname(pattern))
+            for name in _matching(base, os.path.basename(pattern)):
+                out += _ld_so_conf_dirs(rootfs, os.path.join(os.path.dirname(pattern), name), depth + 1)
+        elif line.startswith("/"):
+            out.append(line.split("=", 1)[0])
+    return out
+
+
+def _matching(directory: str, pattern: str) -> List[str]:
+    """Names in directory matching a glob pattern (the usual "*.conf" without loading fnmatch)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    if "?" in pattern or "[" in pattern or pattern.count("*") > 1:
+        import fnmatch
+
+        return [n for n in names if fnmatch.fnmatchcase(n, pattern) and not n.startswith(".")]
+    head, star, tail = pattern.partition("*")
+    if not star:
+        return [n for n in names if n == pattern]
+    return [n for n in names if n.startswith(head) and n.endswith(tail) and len(n) >= len(head + tail)
+            and not n.startswith(".")]
+
+
+def _host_dirs(rootfs: str, guests: List[str]) -> str:
+    seen: Dict[str, None] = {}
+    for guest in guests:
+        host = resolve_in_root(rootfs, guest)
+        if host not in seen and os.path.isdir(host):
+            seen[host] = None
+    return ":".join(seen)
+
+
+def glibc_library_path(rootfs: str) -> str:
+    """Host directories for the container's glibc loader: its ld.so.conf, then its default dirs
+    (the loader runs with --inhibit-cache and would otherwise fall back to the host's)."""
+    arch = _multiarch()
+    defaults = [f"/lib/{arch}", f"/usr/lib/{arch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    return _host_dirs(rootfs, _ld_so_conf_dirs(rootfs) + defaults)
+
+
+def musl_library_path(rootfs: str) -> str:
+    """Host directories for the container's musl loader: its /etc/ld-musl-ARCH.path or musl's default."""
+    arch = os.uname().machine
+    guests = ["/lib", "/usr/local/lib", "/usr/lib"]
+    try:
+        with open(resolve_in_root(rootfs, f"/etc/ld-musl-{arch}.path"), encoding="utf-8") as handle:
+            listed = handle.read().replace("\n", ":").split(":")
+        guests = [d.strip() for d in listed if d.strip().startswith("/")] or guests
+    except OSError:
+        pass
+    return _host_dirs(rootfs, guests)
+
+
+def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
+    """The launcher's environment: the container's plus the library's configuration."""
+    try:
+        bindings = guest_bindings(spec)
+    except BundleError as exc:
+        raise EngineError(str(exc)) from None
+    mode = spec.annotations.get(MODE_ANNOTATION, "F1") or "F1"
+    if mode not in MODES:
+        raise EngineError(f"unknown preload mode {mode!r} in annotation {MODE_ANNOTATION}; "
+                          f"use one of {', '.join(MODES)} (hpcbox setup --execmode=F1..F4)")
+    for binding in bindings:
+        if "=" in binding.guest or "\n" in binding.guest or "\n" in binding.host:
+            raise EngineError(f"the container path {binding.guest!r} holds '=' or a newline, which the "
+                              "preload engine cannot pass on; choose another path for the volume")
+    env = dict(spec.env)
+    env["LD_PRELOAD"] = str(_native.preload_library_path())
+    env["HPCBOX_PRELOAD_ROOT"] = spec.rootfs
+    env["HPCBOX_PRELOAD_BINDS"] = "\n".join(f"{b.guest}={b.host}" for b in bindings)
+    read_only = [b.guest for b in bindings if b.readonly] + (["/"] if spec.readonly else [])
+    if read_only:
+        env["HPCBOX_PRELOAD_RO"] = "\n".join(read_only)
+    env["HPCBOX_PRELOAD_LIB"] = str(_native.preload_library_path())
+    musl = _native.musl_library_path()
+    if musl:
+        env["HPCBOX_PRELOAD_LIB_MUSL"] = str(musl)
+    env["HPCBOX_PRELOAD_LIBPATH"] = glibc_library_path(spec.rootfs)
+    env["HPCBOX_PRELOAD_LIBPATH_MUSL"] = musl_library_path(spec.rootfs)
+    if (spec.uid, spec.gid) != (os.getuid(), os.getgid()):
+        env["HPCBOX_PRELOAD_UID"] = str(spec.uid)
+        env["HPCBOX_PRELOAD_GID"] = str(spec.gid)
+    if spec.hostname:
+        env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
+    env["HPCBOX_PRELOAD_MODE"] = mode
+    if debug:
+        env["HPCBOX_DEBUG"] = debug
+    return env
+
+
+class Container:
+    """A started container: `pid` is its first process, `wait()` its exit status."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.pid = process.pid
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def poll(self) -> Optional[int]:
+        code = self.process.poll()
+        return None if code is None else (128 - code if code < 0 else code)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        code = self.process.wait(timeout)
+        return 128 - code if code < 0 else code
+
+
+class PreloadEngine:
+    """LD_PRELOAD engine: fast path translation inside each process, for dynamically linked programs."""
+
+    name = "preload"
+
+    def available(self) -> Tuple[bool, str]:
+        """(True, what it serves) when the library and launcher are installed, else (False, fix)."""
+        if not sys.platform.startswith("linux"):
+            return False, f"the preload engine needs Linux (this is {sys.platform}); use another host"
+        try:
+            library = _native.preload_library_path()
+            launcher = _native.launcher_path()
+        except FileNotFoundError as exc:
+            return False, str(exc)
+        if not os.access(launcher, os.X_OK):
+            return False, f"{launcher} is not executable; reinstall hpcbox-engine-preload"
+        libcs = "glibc and musl" if _native.musl_library_path() else "glibc (built without musl-gcc)"
+        return True, f"LD_PRELOAD library {library.name} for {libcs} programs, dynamically linked only"
+
+    def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
+        try:
+            return parse_bundle(bundle, bundle_dir)
+        except BundleError as exc:
+            raise EngineError(str(exc)) from None
+
+    def command(self, spec: Bundle) -> List[str]:
+        return [str(_native.launcher_path()), spec.cwd, *spec.args]
+
+    def start(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+              stdout: Any = None, stderr: Any = None) -> Container:
+        """Start the container and return at once; raise EngineError when it cannot start."""
+        spec = self.parse(bundle, bundle_dir)
+        if spec.annotations.get(NET_ANNOTATION) == "none":
+            raise EngineError("--net=none needs a network namespace, which the preload engine does not "
+                              "create; use --engine runc (user namespaces) for an isolated network")
+        env = preload_environment(spec, os.environ.get("HPCBOX_DEBUG"))
+        try:
+            process = subprocess.Popen(self.command(spec), env=env, stdin=stdin, stdout=stdout,
+                                       stderr=stderr)
+        except OSError as exc:
+            raise EngineError(f"cannot start {_native.LAUNCHER}: {exc.strerror}; reinstall "
+                              "hpcbox-engine-preload") from None
+        return Container(process)
+
+    def run(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
+            stdout: Any = None, stderr: Any = None, forward_signals: bool = True) -> int:
+        """Run the bundle to completion and return its exit status: the program's, 128+n when it
+        died of signal n, 125 when nothing could run (a statically linked program: one line saying
+        so), 126/127 when the program is not executable/not found. Problems found before anything
+        starts (bad bundle, --net=none, a tmpfs mount) raise EngineError."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        container: List[Container] = []
+
+        def forward(sig, _frame):
+            if container:
+                try:
+                    container[0].send_signal(sig)
+                except OSError:
+                    pass
+
+        if forward_signals and in_main:
+            for sig in _FORWARDED + _TERMINAL_SIGNALS:
+                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
+        try:
+            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
+                                        stderr=stderr))
+            return container[0].wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _ignore(_sig, _frame):
+    """Terminal signals reach the container directly; the caller just keeps waiting."""
