@@ -182,3 +182,13 @@ def test_copy_refuses_a_symlink_out_of_the_container(tmp_path):
     with pytest.raises(gpu.GpuError, match="outside"):
         gpu.copy_into(str(rootfs), gpu.copy_plan(driver))
     assert os.listdir(tmp_path / "outside") == []
+
+
+def test_info_reports_the_driver(tmp_path, monkeypatch, capsys):
+    from hpcbox.commands import info
+
+    monkeypatch.setenv(gpu.ENV_ROOT, str(make_tree(tmp_path)))
+    assert info.nvidia() == {"available": True, "driver": "535.104.05", "cuda": "12.2", "gpus": [0, 3],
+                             "libraries": 3, "binaries": ["nvidia-smi"]}
+    monkeypatch.setenv(gpu.ENV_ROOT, str(tmp_path / "none"))
+    assert info.nvidia()["available"] is False and "no NVIDIA driver" in info.nvidia()["reason"]

@@ -21,7 +21,22 @@ def gather() -> dict:
                 entry["runtimes"][runtime] = {"available": r_ok, "reason": r_reason}
         report[name] = entry
     statuses = {name: (e["available"], e["reason"]) for name, e in report.items()}
-    return {"engines": report, "auto": engines.auto_choice(statuses)}
+    return {"engines": report, "auto": engines.auto_choice(statuses), "nvidia": nvidia()}
+
+
+def nvidia() -> dict:
+    """The host's NVIDIA driver as `run --gpus` would see it (hpcbox.gpu)."""
+    from hpcbox import gpu
+
+    try:
+        driver = gpu.discover()
+    except gpu.GpuError as exc:
+        return {"available": False, "reason": str(exc)}
+    cuda = gpu.cuda_of_driver(driver.version) if driver.version else None
+    return {"available": bool(driver.gpus) and "/dev/nvidiactl" in driver.devices,
+            "driver": driver.version, "cuda": f"{cuda[0]}.{cuda[1]}" if cuda else None,
+            "gpus": sorted(driver.gpus), "libraries": len(driver.libraries),
+            "binaries": sorted(driver.binaries)}
 
 
 def run(args) -> int:
@@ -37,5 +52,12 @@ def run(args) -> int:
             out.append(f"  --runtime {runtime:<5} {mark:<4} {sub['reason']}")
     auto = info["auto"]
     out.append(f"auto picks: {auto}" if auto else "auto picks: nothing (no engine works here, see why above)")
+    nv = info["nvidia"]
+    if nv.get("driver") or nv["available"]:
+        out.append(f"NVIDIA driver {nv.get('driver') or '(version unknown)'} (CUDA {nv.get('cuda') or '?'}), "
+                   f"GPUs {','.join(str(g) for g in nv['gpus']) or 'none'}: run --gpus"
+                   f"{'' if nv['available'] else ' needs the /dev/nvidia* device nodes'}")
+    else:
+        out.append("NVIDIA GPUs: none (no driver found; run --gpus needs one)")
     sys.stdout.write("ENGINE       OK   WHY\n" + "\n".join(out) + "\n")
     return 0
