@@ -5,7 +5,7 @@
 that hashes this module's source and the recipe's inputs, so a changed recipe rebuilds. Builds happen in
 a temporary directory renamed into place, under a lock, so concurrent sessions never see half a layout.
 
-Images (``IMAGE_NAMES``):
+Images (``IMAGE_NAMES``, then ``PRELOAD_IMAGE_NAMES``):
 
 - ``busybox``: the host's static busybox in one gzip layer (``/bin/busybox``, ``/bin/sh`` -> busybox,
   ``/etc/passwd``, ``/etc/group``, empty ``/tmp`` 1777, ``/root`` 0700), OCI media types, Cmd ``/bin/sh``.
@@ -20,6 +20,16 @@ Images (``IMAGE_NAMES``):
 - ``multiarch``: an OCI index (nested in the layout, tag ``latest``) of linux/amd64 (the host busybox) and
   linux/arm64/v8 (busybox-static:arm64 from ``$HPCBOX_TEST_INPUTS/busybox-static_arm64.deb``).
 - ``zstd``: ``busybox`` recompressed by ``skopeo copy --dest-compress-format zstd`` (layer ``tar+zstd``).
+
+Built on demand by the preload tests (``PRELOAD_IMAGE_NAMES``):
+
+- ``debian11``, ``debian13``: Debian 11 (glibc 2.31) and 13 minbase from ``$HPCBOX_TEST_INPUTS/`` files
+  ``debian11-minbase.tar.gz`` and ``debian13-minbase.tar.gz``, like ``debian12`` (the preload engine's
+  oldest and newest glibc).
+- ``musl``: a musl image from what Debian's musl and musl-tools install: the loader/libc as
+  ``/lib/ld-musl-x86_64.so.1``, :data:`PROBE_C` built with musl-gcc as ``/usr/bin/probe`` (dynamic) with
+  ``/usr/lib/libprobe.so`` for dlopen, a ``#!/usr/bin/probe argv`` script ``/usr/bin/probe-script``, and the
+  host's static busybox as ``/bin/sh``.
 """
 
 from __future__ import annotations
@@ -38,8 +48,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 IMAGE_NAMES = ("busybox", "busybox-docker", "debian12", "layered", "multiarch", "zstd")
+# Built on demand by the preload engine's tests (not in IMAGE_NAMES: the fixture tests build each of those).
+PRELOAD_IMAGE_NAMES = ("debian11", "debian13", "musl")
 DEFAULT_INPUTS = "/var/cache/hpcbox-test-inputs"
 DEBIAN12_TARBALL = "debian12-minbase.tar.gz"
+DEBIAN_TARBALLS = {"debian11": "debian11-minbase.tar.gz", "debian12": DEBIAN12_TARBALL,
+                   "debian13": "debian13-minbase.tar.gz"}
+MUSL_LIBC = "/usr/lib/x86_64-linux-musl/libc.so"  # Debian's musl package; its loader is this file too
+MUSL_GCC = "/usr/bin/musl-gcc"  # Debian's musl-tools
 ARM64_BUSYBOX_DEB = "busybox-static_arm64.deb"
 HOST_BUSYBOX = "/bin/busybox"
 TAG = "latest"
@@ -76,6 +92,128 @@ LAYERED_ABSENT = (
     "data/opaque/lower.txt",
     "data/twin1.txt",
 )
+
+
+# A test program of the preload engine: one libc feature per subcommand. Built with musl-gcc into the
+# musl image, and by the preload tests with the host's gcc (-DPROBE_OLD_GLIBC: old symbol versions and
+# its own _start, so that it also runs on Debian 11's glibc 2.31).
+PROBE_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__GLIBC__) && defined(PROBE_OLD_GLIBC)
+__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+__asm__(".symver dlerror,dlerror@GLIBC_2.2.5");
+__asm__(".symver __libc_start_main,__libc_start_main@GLIBC_2.2.5");
+int main(int argc, char **argv);
+__asm__(".text\n.globl _start\n.type _start,@function\n_start:\n"
+        "  xor %ebp,%ebp\n  mov %rdx,%r9\n  pop %rsi\n  mov %rsp,%rdx\n  and $-16,%rsp\n"
+        "  push %rax\n  push %rsp\n  xor %r8d,%r8d\n  xor %ecx,%ecx\n  lea main(%rip),%rdi\n"
+        "  call __libc_start_main@PLT\n  hlt\n");
+#endif
+
+extern char **environ;
+
+static int wait_for(pid_t pid)
+{
+    int status = 0;
+
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int cat(const char *path)
+{
+    char buf[4096];
+    ssize_t n;
+    int fd = open(path, O_RDONLY);
+
+    if (fd < 0) {
+        perror(path);
+        return 1;
+    }
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        fwrite(buf, 1, (size_t)n, stdout);
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char buf[PATH_MAX];
+    const char *cmd = argc > 1 ? argv[1] : "";
+
+    if (!strcmp(cmd, "argv")) {
+        for (int i = 0; i < argc; i++)
+            printf("%s\n", argv[i]);
+    } else if (!strcmp(cmd, "cat") && argc > 2) {
+        return cat(argv[2]);
+    } else if (!strcmp(cmd, "exe")) {
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        printf("%s\n", buf);
+    } else if (!strcmp(cmd, "chdir") && argc > 3) {
+        if (chdir(argv[2]) < 0) {
+            perror(argv[2]);
+            return 1;
+        }
+        printf("%s\n", getcwd(buf, sizeof buf) ? buf : "(getcwd failed)");
+        fflush(stdout);
+        return cat(argv[3]);
+    } else if (!strcmp(cmd, "realpath") && argc > 2) {
+        printf("%s\n", realpath(argv[2], buf) ? buf : "(realpath failed)");
+    } else if (!strcmp(cmd, "spawn") && argc > 2) {
+        pid_t pid;
+        int rc = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
+        fflush(stdout);
+        if (rc) {
+            printf("posix_spawnp: %s\n", strerror(rc));
+            return 1;
+        }
+        printf("status %d\n", wait_for(pid));
+    } else if (!strcmp(cmd, "execvp") && argc > 2) {
+        fflush(stdout);
+        execvp(argv[2], argv + 2);
+        perror("execvp");
+        return 127;
+    } else if (!strcmp(cmd, "system") && argc > 2) {
+        int status;
+        fflush(stdout);
+        status = system(argv[2]);
+        printf("status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    } else if (!strcmp(cmd, "dlopen") && argc > 3) {
+        void *h = dlopen(argv[2], RTLD_NOW);
+        int (*fn)(void) = h ? (int (*)(void))dlsym(h, argv[3]) : NULL;
+        if (!fn) {
+            printf("dlopen: %s\n", dlerror());
+            return 1;
+        }
+        printf("%s() = %d\n", argv[3], fn());
+    } else if (!strcmp(cmd, "clearenv") && argc > 2) {
+        clearenv();
+        fflush(stdout);
+        execv(argv[2], argv + 2);
+        perror("execv");
+        return 127;
+    } else {
+        fprintf(stderr, "usage: probe argv|cat F|exe|chdir D F|realpath P|spawn P..|execvp P..|"
+                        "system CMD|dlopen LIB SYM|clearenv PROG..\n");
+        return 2;
+    }
+    return 0;
+}
+"""
+PROBE_LIB_C = "int probe_answer(void) { return 42; }\n"
 
 
 class MissingInputError(RuntimeError):
@@ -267,9 +405,16 @@ class TestImages:
             return [Path(HOST_BUSYBOX)]
         if name == "multiarch":
             return [Path(HOST_BUSYBOX), self.input_path(ARM64_BUSYBOX_DEB)]
-        if name == "debian12":
-            return [self.input_path(DEBIAN12_TARBALL)]
-        raise ValueError(f"unknown test image {name!r}: choose one of {', '.join(IMAGE_NAMES)}")
+        if name in DEBIAN_TARBALLS:
+            return [self.input_path(DEBIAN_TARBALLS[name])]
+        if name == "musl":
+            for tool in (MUSL_LIBC, MUSL_GCC):
+                if not os.access(tool, os.R_OK):
+                    raise MissingInputError(f"{tool} is missing: install Debian's musl-tools "
+                                            "(apt-get install musl-tools) to build the musl test image")
+            return [Path(MUSL_LIBC), Path(HOST_BUSYBOX), Path(MUSL_GCC)]
+        names = ", ".join(IMAGE_NAMES + PRELOAD_IMAGE_NAMES)
+        raise ValueError(f"unknown test image {name!r}: choose one of {names}")
 
     def cache_key(self, name: str) -> str:
         digest = hashlib.sha256(Path(__file__).read_bytes())
@@ -325,11 +470,40 @@ class TestImages:
         _umoci_image(layout, TAG, [work / "busybox.tar", *_layered_layers(work)], "amd64")
 
     def _build_debian12(self, layout: Path, work: Path) -> None:
-        tarball = self.input_path(DEBIAN12_TARBALL)
+        self._build_debian(layout, work, "debian12")
+
+    def _build_debian11(self, layout: Path, work: Path) -> None:
+        self._build_debian(layout, work, "debian11")
+
+    def _build_debian13(self, layout: Path, work: Path) -> None:
+        self._build_debian(layout, work, "debian13")
+
+    def _build_debian(self, layout: Path, work: Path, name: str) -> None:
+        tarball = self.input_path(DEBIAN_TARBALLS[name])
         rootfs_tar = work / "rootfs.tar"
         with gzip.open(tarball, "rb") as source, open(rootfs_tar, "wb") as dest:
             shutil.copyfileobj(source, dest, 1 << 20)
         _umoci_image(layout, TAG, [rootfs_tar], "amd64")
+
+    def _build_musl(self, layout: Path, work: Path) -> None:
+        (work / "probe.c").write_text(PROBE_C)
+        (work / "libprobe.c").write_text(PROBE_LIB_C)
+        _run([MUSL_GCC, "-O2", "-o", str(work / "probe"), str(work / "probe.c")])
+        _run([MUSL_GCC, "-O2", "-shared", "-fPIC", "-o", str(work / "libprobe.so"), str(work / "libprobe.c")])
+        layer = _Layer(work / "musl.tar")
+        for name, mode in (("bin", 0o755), ("etc", 0o755), ("lib", 0o755), ("root", 0o700), ("tmp", 0o1777),
+                           ("usr", 0o755), ("usr/bin", 0o755), ("usr/lib", 0o755)):
+            layer.dir(name, mode)
+        layer.host_file("lib/ld-musl-x86_64.so.1", Path(MUSL_LIBC))
+        layer.host_file("bin/busybox", Path(HOST_BUSYBOX))
+        layer.symlink("bin/sh", "busybox")
+        layer.host_file("usr/bin/probe", work / "probe")
+        layer.host_file("usr/lib/libprobe.so", work / "libprobe.so", 0o644)
+        layer.file("usr/bin/probe-script", b"#!/usr/bin/probe argv\n", 0o755)
+        layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+        layer.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+        layer.close()
+        _umoci_image(layout, TAG, [work / "musl.tar"], "amd64")
 
     def _build_multiarch(self, layout: Path, work: Path) -> None:
         deb_root = work / "arm64"
