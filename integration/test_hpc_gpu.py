@@ -59,6 +59,23 @@ def test_gpus_all_binds_driver_devices_and_sets_the_environment(run_store, share
     assert not (rootfs / "usr/local/nvidia/lib64").exists()
 
 
+@pytest.mark.parametrize("engine", ["ptrace", "preload"])
+def test_gpus_under_the_path_translating_engines(run_store, shared_debian, fake, engine):
+    """Without a mount namespace the binds are path translations: the driver files open by their
+    paths (a directory listing would not show them; setup --nvidia is the answer for that)."""
+    info = json.loads(ok(run_store("info", "--json")).stdout)
+    if not info["engines"].get(engine, {}).get("available"):
+        pytest.skip(f"engine {engine} is not available here")
+    devices = "/dev/nvidia0" if engine == "ptrace" else ""  # preload leaves /dev to the host's nodes
+    proc = ok(run_store("run", "--engine", engine, "--gpus", "all", shared_debian, "sh", "-c",
+                        f"cat {LIB}/libcuda.so.1 {LIB}/libnvidia-ml.so.1 {devices}; nvidia-smi; "
+                        f"echo $LD_LIBRARY_PATH", env=gpu_env(fake)))
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == [f"fake libcuda.so.{fake.version}", f"fake libnvidia-ml.so.{fake.version}"]
+    assert (lines[2] == "fake nvidia0") == bool(devices)
+    assert "CUDA Version: 12.2" in proc.stdout and lines[-1].startswith(LIB)
+
+
 def container_id(store, name: str) -> str:
     return next(c["id"] for c in json.loads(ok(store("ps", "--json")).stdout) if name in c["names"])
 
@@ -151,5 +168,26 @@ def test_setup_nvidia_copies_records_refreshes_and_undoes(run_store, fake, tmp_p
         proc = ok(run_store("run", cid, "sh", "-c", "echo ${LD_LIBRARY_PATH:-unset}", env=gpu_env(newer)))
         assert proc.stdout == "unset\n"
         one_error(run_store("setup", "--nvidia", cid, env=hpcbox_env(HPCBOX_NVIDIA_ROOT=str(tmp_path))))
+    finally:
+        ok(run_store("rm", "-f", cid))
+
+
+def test_setup_nvidia_in_an_overlay_container_writes_its_upper_dir(run_store, fake, tmp_path):
+    from hpcbox.containers import overlay
+
+    works, why = overlay.supported(tmp_path)
+    if not works:
+        pytest.skip(why)
+    cid = ok(run_store("create", "--overlay", "debian")).stdout.strip()
+    directory = Path(run_store.home) / "containers" / cid
+    try:
+        ok(run_store("setup", "--nvidia", cid, env=gpu_env(fake)))
+        assert (directory / f"upper/usr/local/nvidia/lib64/libcuda.so.{fake.version}").is_file()
+        lower = Path(json.loads((directory / "container.json").read_text())["lower"])
+        assert not (lower / "usr/local/nvidia").exists()  # the shared image rootfs stays untouched
+        proc = ok(run_store("run", cid, "sh", "-c", f"ls {LIB} | wc -l; cat /dev/nvidia1", env=gpu_env(fake)))
+        assert proc.stdout.splitlines() == [str(len(fake.library_names())), "fake nvidia1"]
+        ok(run_store("setup", "--no-nvidia", cid))
+        assert not (directory / "upper/usr/local/nvidia").exists()
     finally:
         ok(run_store("rm", "-f", cid))
