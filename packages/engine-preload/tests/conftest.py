@@ -1,0 +1,30 @@
+"""Fixtures of the preload engine's tests: the shared reference model of guest paths.
+
+The model lives outside this package in the repository (integration/hpcbox_testing/
+guestpath_model.py); the sdist carries a copy (tests/guestpath_model.py), so these tests also run
+from an unpacked sdist.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent.parent
+
+
+@pytest.fixture(scope="session")
+def guestpath_model():
+    """The pure-Python reference model, loaded by path (it is no installed package)."""
+    for path in (REPO / "integration" / "hpcbox_testing" / "guestpath_model.py", HERE / "guestpath_model.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("hpcbox_guestpath_model", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    pytest.skip("guestpath_model.py not found: neither in the repository (integration/hpcbox_testing/) "
+                "nor copied beside the tests by the sdist")
+    return None

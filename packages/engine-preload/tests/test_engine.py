@@ -1,0 +1,153 @@
+"""The engine object on a small rootfs made of the host's own dynamic programs (no image needed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hpcbox_engine_preload import EngineError, engine
+from hpcbox_engine_preload._engine import glibc_library_path, musl_library_path
+
+HOST_PROGRAMS = ("sh", "cat", "ls", "pwd", "readlink", "env", "touch")
+
+
+def copy_with_libraries(program: str, root: Path) -> None:
+    """Copy a host program and the libraries ldd lists (and their loader) into root at the same paths."""
+    path = shutil.which(program, path="/usr/bin:/bin")
+    if path is None:
+        pytest.skip(f"the host has no {program}")
+    files = {os.path.realpath(path): path}
+    ldd = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
+    for line in ldd.split("\n"):
+        words = [w for w in line.split() if w.startswith("/")]
+        for word in words:
+            files[os.path.realpath(word)] = word
+    for real, shown in files.items():
+        for target in {shown, real}:
+            dest = root / target.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                shutil.copy2(real, dest)
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory) -> Path:
+    if not shutil.which("ldd"):
+        pytest.skip("ldd is not installed")
+    root = tmp_path_factory.mktemp("preload-rootfs")
+    for program in HOST_PROGRAMS:
+        copy_with_libraries(program, root)
+    for d in ("etc", "tmp", "work"):
+        (root / d).mkdir(exist_ok=True)
+    (root / "etc/motd").write_text("from the rootfs\n")
+    sh = shutil.which("sh", path="/usr/bin:/bin")
+    (root / "usr/bin/script").write_text(f"#!{sh} -e\necho script \"$0\" \"$@\"\n")
+    (root / "usr/bin/script").chmod(0o755)
+    return root
+
+
+def config(root: Path, *args: str, **extra) -> dict:
+    process = {"args": list(args), "cwd": extra.pop("cwd", "/"), "env": ["PATH=/usr/bin:/bin"],
+               "user": {"uid": os.getuid(), "gid": os.getgid()}}
+    return {"ociVersion": "1.0.2", "process": process, "root": {"path": str(root)},
+            "mounts": extra.pop("mounts", []), "annotations": extra.pop("annotations", {}), **extra}
+
+
+def run(root, *args, **extra):
+    out = Path(root).parent / f"out-{os.getpid()}"
+    with open(out, "w+") as stdout, open(str(out) + ".err", "w+") as stderr:
+        code = engine.run(config(root, *args, **extra), stdout=stdout, stderr=stderr, forward_signals=False)
+        stdout.seek(0)
+        stderr.seek(0)
+        return code, stdout.read(), stderr.read()
+
+
+def test_available():
+    ok, reason = engine.available()
+    assert ok, reason
+    assert engine.name == "preload"
+
+
+def test_runs_a_program_of_the_rootfs_with_its_cwd(rootfs):
+    code, out, err = run(rootfs, "sh", "-c", "pwd; cat motd; readlink /proc/self/exe; exit 7", cwd="/etc")
+    assert code == 7, err
+    assert out.splitlines() == ["/etc", "from the rootfs", os.path.realpath(shutil.which("readlink"))]
+
+
+def test_scripts_argv0_and_env(rootfs):
+    code, out, err = run(rootfs, "script", "a", "b")
+    assert (code, out) == (0, "script /usr/bin/script a b\n"), err
+    code, out, _ = run(rootfs, "env", "-i", "/usr/bin/script", "c")  # a cleared environment keeps the setup
+    assert (code, out) == (0, "script /usr/bin/script c\n")
+
+
+def test_exit_statuses_and_signals(rootfs):
+    assert run(rootfs, "/no/such")[0] == 127
+    assert run(rootfs, "/etc/motd")[0] == 126
+    assert run(rootfs, "sh", "-c", "kill -TERM $$")[0] == 128 + 15
+
+
+def test_static_entry_program_is_refused_with_the_fix(rootfs):
+    busybox = Path("/bin/busybox")
+    if not busybox.is_file():
+        pytest.skip("no static busybox on this host")
+    shutil.copy2(busybox, rootfs / "usr/bin/busybox")
+    code, out, err = run(rootfs, "/usr/bin/busybox", "true")
+    assert code == 125 and out == ""
+    assert "statically linked" in err and "--engine ptrace" in err and "--engine runc" in err
+
+
+def test_volumes_and_read_only(rootfs, tmp_path):
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    mounts = [{"destination": "/work", "type": "bind", "source": str(rw), "options": ["rbind"]},
+              {"destination": "/ro", "type": "bind", "source": str(ro), "options": ["rbind", "ro"]}]
+    code, out, err = run(rootfs, "sh", "-c", "echo x > out; touch /ro/y || echo refused; pwd",
+                         cwd="/work", mounts=mounts)
+    assert code == 0, err
+    assert out.splitlines() == ["refused", "/work"]
+    assert (rw / "out").read_text() == "x\n" and not (ro / "y").exists()
+
+
+def test_what_it_cannot_do_is_an_engine_error(rootfs):
+    with pytest.raises(EngineError, match="network namespace"):
+        run(rootfs, "true", annotations={"org.hpcbox.net": "none"})
+    with pytest.raises(EngineError, match="mount namespace"):
+        run(rootfs, "true", mounts=[{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}])
+    with pytest.raises(EngineError, match="F1, F2, F3, F4"):
+        run(rootfs, "true", annotations={"org.hpcbox.preload.mode": "F9"})
+
+
+def test_ids_of_the_config_and_hostname(rootfs):
+    for program in ("id", "hostname", "chown"):
+        copy_with_libraries(program, rootfs)
+    code, out, err = run(rootfs, "sh", "-c", "id -u; hostname", hostname="box7")
+    assert code == 0, err
+    assert out.splitlines() == [str(os.getuid()), "box7"]
+    cfg = config(rootfs, "sh", "-c", "id -u; id -g; touch f; chown 0:0 f && echo chowned", cwd="/tmp")
+    cfg["process"]["user"] = {"uid": 0, "gid": 0}  # root in the config: reported, chown succeeds
+    with open(rootfs.parent / "id-out", "w+") as stdout:
+        assert engine.run(cfg, stdout=stdout, forward_signals=False) == 0
+        stdout.seek(0)
+        assert stdout.read().splitlines() == ["0", "0", "chowned"]
+
+
+def test_library_paths_follow_the_containers_configuration(tmp_path):
+    root = tmp_path / "r"
+    (root / "etc/ld.so.conf.d").mkdir(parents=True)
+    (root / "etc/ld.so.conf").write_text("# comment\ninclude /etc/ld.so.conf.d/*.conf\n/opt/lib\n")
+    (root / "etc/ld.so.conf.d/a.conf").write_text("/usr/local/lib\n")
+    (root / "etc/ld.so.conf.d/ignored.txt").write_text("/nope\n")
+    for d in ("opt/lib", "usr/local/lib", "usr/lib", "lib"):
+        (root / d).mkdir(parents=True)
+    (root / "lib64").symlink_to("lib")
+    got = glibc_library_path(str(root)).split(":")
+    real = os.path.realpath(root)
+    assert got == [f"{real}/usr/local/lib", f"{real}/opt/lib", f"{real}/lib", f"{real}/usr/lib"]
+    (root / f"etc/ld-musl-{os.uname().machine}.path").write_text("/usr/local/lib\n/lib\n")
+    assert musl_library_path(str(root)).split(":") == [f"{real}/usr/local/lib", f"{real}/lib"]

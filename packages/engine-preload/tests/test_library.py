@@ -1,0 +1,84 @@
+"""The built library itself: glibc symbol versions, exports, and its behaviour inside host programs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hpcbox_engine_preload import musl_library_path, preload_library_path
+
+OLDEST_GLIBC = (2, 31)  # Debian 11 bullseye
+
+
+def glibc_versions(library: Path):
+    """Every GLIBC_x.y[.z] version name the library's dynamic string table holds (its needs)."""
+    found = re.findall(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?", library.read_bytes())
+    return sorted({tuple(int(p) for p in v if p) for v in found})
+
+
+def test_no_glibc_symbol_version_newer_than_debian_11():
+    versions = glibc_versions(preload_library_path())
+    assert versions, "the library references no versioned glibc symbol: not linked against glibc?"
+    assert max(versions) <= OLDEST_GLIBC, f"needs glibc {max(versions)}: newer than Debian 11's 2.31"
+
+
+def test_objdump_agrees_on_the_versions():
+    objdump = subprocess.run(["objdump", "-T", str(preload_library_path())], capture_output=True, text=True,
+                             check=False)
+    if objdump.returncode != 0:
+        pytest.skip("objdump (binutils) is not installed")
+    needed = {tuple(int(p) for p in v.split(".")) for v in re.findall(r"\(GLIBC_([\d.]+)\)", objdump.stdout)}
+    assert needed and max(needed) <= OLDEST_GLIBC, sorted(needed)
+    exported = {line.split()[-1] for line in objdump.stdout.splitlines() if " DF .text" in line}
+    # the families the issue names, old glibc's stat symbols included; nothing of the core leaks out
+    assert {"open", "openat64", "__open_2", "stat", "__xstat", "__fxstatat64", "statx", "access",
+            "execve", "execvp", "posix_spawn", "system", "readlink", "realpath", "getcwd", "chdir",
+            "opendir", "scandir", "glob", "nftw", "mkstemp", "bind", "connect", "dlopen", "renameat2",
+            "utimensat", "lsetxattr", "symlinkat", "linkat", "truncate", "fopen"} <= exported
+    assert not any(name.startswith(("gp_", "hp_")) for name in exported)
+
+
+def test_musl_build_needs_only_musl():
+    library = musl_library_path()
+    if library is None:
+        pytest.skip("built without musl-gcc")
+    data = library.read_bytes()
+    assert b"GLIBC_" not in data and b"libc.so" in data
+
+
+def run_with_library(tmp_path, command, **env):
+    full = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": str(preload_library_path()), **env}
+    return subprocess.run(command, env=full, capture_output=True, text=True, check=False, cwd=tmp_path)
+
+
+def test_inactive_without_a_rootfs(tmp_path):
+    (tmp_path / "f").write_text("host\n")
+    proc = run_with_library(tmp_path, ["cat", str(tmp_path / "f")])
+    assert proc.stdout == "host\n" and proc.returncode == 0
+
+
+def test_a_host_program_sees_the_rootfs_and_bindings(tmp_path):
+    root, data = tmp_path / "root", tmp_path / "data"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/motd").write_text("guest\n")
+    (root / "etc/link").symlink_to("/etc/motd")  # absolute: a guest path, not the host's /etc/motd
+    data.mkdir()
+    (data / "x").write_text("bound\n")
+    proc = run_with_library(tmp_path, ["cat", "/etc/link", "/data/x", "/etc/../../../etc/motd"],
+                            HPCBOX_PRELOAD_ROOT=str(root), HPCBOX_PRELOAD_BINDS=f"/data={data}")
+    assert proc.stdout == "guest\nbound\nguest\n", proc.stderr
+
+
+def test_read_only_binding_refuses_writes(tmp_path):
+    root, ro = tmp_path / "root", tmp_path / "ro"
+    root.mkdir()
+    ro.mkdir()
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "HPCBOX_PRELOAD_BINDS": f"/ro={ro}", "HPCBOX_PRELOAD_RO": "/ro"}
+    proc = run_with_library(tmp_path, ["touch", "/ro/x", "/made"], **env)
+    assert "Read-only file system" in proc.stderr and proc.returncode != 0
+    assert not (ro / "x").exists() and (root / "made").exists()
+    assert os.listdir(ro) == []

@@ -1,0 +1,133 @@
+"""Property-based: the library's own translation (hpcbox_preload_translate, the function behind
+every wrapper, through cffi) against the reference model that the ptrace engine is tested with.
+
+Hypothesis builds a real rootfs (directories, files, absolute and relative symlinks, loops, links
+that climb above the root) and host directories bound into the guest, then a canonical cwd and a
+guest path full of ".", ".." and "//". The library must give the model's host path or errno, stay
+inside the rootfs or a binding, and map its result back to the guest path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from hpcbox_engine_preload import translate, untranslate
+
+NAMES = ["a", "b", "c"]
+name = st.sampled_from(NAMES)
+component = st.sampled_from([*NAMES, ".", "..", ""])
+
+
+@st.composite
+def link_targets(draw):
+    lead = draw(st.sampled_from(["", "/", "../../", "../../../../"]))
+    target = lead + "/".join(draw(st.lists(component, min_size=1, max_size=4)))
+    return (target + draw(st.sampled_from(["", "/"]))) or "."
+
+
+tree = st.lists(
+    st.tuples(st.lists(name, min_size=1, max_size=3).map(tuple),
+              st.sampled_from(["dir", "dir", "file", "link", "link"]), link_targets()),
+    max_size=12,
+)
+
+
+def build(base: Path, items) -> None:
+    base.mkdir(parents=True, exist_ok=True)
+    for parts, kind, target in sorted(items, key=lambda item: len(item[0])):
+        path = base.joinpath(*parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(path):
+                continue
+            if kind == "dir":
+                path.mkdir()
+            elif kind == "file":
+                path.write_text("x")
+            else:
+                os.symlink(target, path)
+        except OSError:
+            continue  # a parent is a file or a link: no place for this entry
+
+
+def cwd_candidates(model, root: Path, bindings):
+    """Canonical guest directories: real directories of the root and the bindings."""
+    found = {"/"}
+    for base, prefix in [(root, ""), *[(Path(h), g) for g, h in bindings]]:
+        for dirpath, dirnames, _ in os.walk(base):
+            for d in dirnames:
+                full = os.path.join(dirpath, d)
+                if not os.path.islink(full):
+                    found.add(prefix + "/" + os.path.relpath(full, base))
+        if prefix:
+            found.add(prefix)
+    out = []
+    for cwd in sorted(found):
+        try:
+            if model.canonical(str(root), cwd, bindings=bindings, follow=True) == cwd and os.path.isdir(
+                    model.to_host(str(root), cwd, bindings=bindings, follow=True)):
+                out.append(cwd)
+        except OSError:
+            continue
+    return out
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except OSError as e:
+        return ("errno", e.errno)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=tree, bound=st.lists(st.tuples(st.sampled_from(["/a", "/b/c", "/m"]), tree), max_size=2,
+                                  unique_by=lambda b: b[0]),
+       data=st.data(), follow=st.booleans())
+def test_library_translation_equals_the_model(guestpath_model, items, bound, data, follow):
+    tmp = Path(tempfile.mkdtemp(prefix="preload-prop-"))
+    try:
+        root = tmp / "root"
+        build(root, items)
+        bindings = []
+        for i, (guest, host_items) in enumerate(bound):
+            build(tmp / f"host{i}", host_items)
+            bindings.append((guest, str(tmp / f"host{i}")))
+        cwd = data.draw(st.sampled_from(cwd_candidates(guestpath_model, root, bindings)), label="cwd")
+        parts = data.draw(st.lists(component, min_size=1, max_size=6), label="parts")
+        path = (data.draw(st.sampled_from(["", "/"]), label="lead") + "/".join(parts)) or "."
+        path += data.draw(st.sampled_from(["", "/"]), label="trail")
+
+        got = outcome(translate, root, path, cwd=cwd, bindings=bindings, follow=follow)
+        want = outcome(guestpath_model.to_host, str(root), path, cwd=cwd, bindings=bindings, follow=follow)
+        assert got == want, f"{path!r} from {cwd!r}: library {got} != model {want}"
+        event(f"outcome: {got[0] if got[0] == 'ok' else os.strerror(got[1])}")
+        if got[0] != "ok":
+            return
+        host = got[1].rstrip("/") or "/"
+        real_root = os.path.realpath(root)
+        owners = [real_root, *[h for _, h in bindings]]
+        assert any(host == o or host.startswith(o + "/") for o in owners), f"{host} escapes {owners}"
+        if os.path.lexists(host) and not got[1].endswith("/"):
+            canon = guestpath_model.canonical(str(root), path, cwd=cwd, bindings=bindings, follow=follow)
+            assert untranslate(root, host, bindings) == (canon, True)
+    finally:
+        shutil.rmtree(tmp)
+
+
+@given(host_parts=st.lists(st.sampled_from([*NAMES, ".", "..", ""]), max_size=5),
+       under=st.sampled_from(["root", "h", "elsewhere"]))
+@settings(max_examples=60, deadline=None)
+def test_untranslate_equals_the_model(guestpath_model, tmp_path_factory, host_parts, under):
+    tmp = tmp_path_factory.mktemp("untr")
+    for d in ("root", "h"):
+        (tmp / d).mkdir(exist_ok=True)
+    bindings = [("/mnt/h", str(tmp / "h"))]
+    host = str(tmp / under) + "/" + "/".join(host_parts)
+    assert untranslate(tmp / "root", host, bindings) == guestpath_model.to_guest(str(tmp / "root"), host,
+                                                                                  bindings)
