@@ -1,0 +1,166 @@
+"""bench: the preload engine (DESIGN.md section 6 workloads) under `hpcbox run --engine preload`, beside
+Debian's fakechroot (`fakechroot chroot ROOTFS`) and native chroot of the same Debian 12 rootfs, in one
+hyperfine run per workload.
+
+    hatch run python bench/engines_preload.py [--runs 5] [--start-runs 30]
+
+Best run as an ordinary user (what the preload engine is for). The native chroot baseline needs root: as
+root it is plain `chroot`, otherwise `unshare -r chroot` (a user namespace only to be allowed to chroot),
+with the host's /dev bound in, as in bench/run.py. Results go to docs/benchmarks.md, section "preload".
+
+Figures:
+- start: `hpcbox run --engine preload CONTAINER /bin/true` end to end; the engine's own part (engine.run()
+  of the same config.json from Python, median of --start-runs); the library alone (the launcher started
+  with the engine's environment, no Python); fakechroot and chroot;
+- steady-state overhead: (t(workload) - t(/bin/true)) / (same in native chroot), per tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+sys.path.insert(0, str(HERE))
+
+import harness  # noqa: E402
+from hpcbox_testing.images import TestImages  # noqa: E402
+from hpcbox_testing.registry import start_registry  # noqa: E402
+from run import TAR, WORKLOADS, sbin  # noqa: E402  (the same workloads as the run benchmark)
+
+TARGETS = {"200x fork+exec ls /": 1.3, "find /usr x10": 1.5, TAR: 1.2, "1M-iteration shell loop": 1.02}
+TOOLS = ("hpcbox run --engine preload", "preload library (launcher, no CLI)", "fakechroot chroot")
+
+
+def engine_config(home: Path, container: str) -> dict:
+    config = json.loads((home / "containers" / container / "config.json").read_text())
+    config["process"]["args"] = ["/bin/true"]
+    return config
+
+
+def engine_part(home: Path, container: str, runs: int) -> float:
+    """Median seconds of engine.run() of the config.json that `hpcbox run` wrote (Python side included)."""
+    code = f"""
+import json, statistics, subprocess, time
+from hpcbox_engine_preload import engine
+config = json.load(open({str(home / 'containers' / container / 'config.json')!r}))
+config["process"]["args"] = ["/bin/true"]
+times = []
+for _ in range({runs}):
+    t = time.perf_counter()
+    engine.run(config, bundle_dir={str(home / 'containers' / container)!r}, stdout=subprocess.DEVNULL)
+    times.append(time.perf_counter() - t)
+print(statistics.median(times))
+"""
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                text=True).stdout)
+
+
+def launcher_script(work: Path, home: Path, container: str) -> Path:
+    """A shell script that starts the engine's launcher with the environment engine.run() would give it."""
+    from hpcbox_engine_preload import engine
+    from hpcbox_engine_preload._engine import preload_environment
+
+    spec = engine.parse(engine_config(home, container), str(home / "containers" / container))
+    env = preload_environment(spec)
+    script = work / "preload-launch"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    script.write_text(f"#!/bin/sh\n{exports}exec {shlex.quote(engine.command(spec)[0])} / \"$@\"\n")
+    script.chmod(0o755)
+    return script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="hyperfine runs per workload (default 5)")
+    parser.add_argument("--start-runs", type=int, default=30, help="runs of the start figures (default 30)")
+    args = parser.parse_args()
+    harness.require("hyperfine", "docker-registry", "hpcbox", "unshare", "fakechroot")
+    chroot_bin = sbin("chroot")
+    hpcbox = shutil.which("hpcbox")
+    fakechroot = shutil.which("fakechroot")
+    root = os.geteuid() == 0
+    q = shlex.quote
+    load = os.getloadavg()[0]
+
+    images = TestImages()
+    with tempfile.TemporaryDirectory(prefix="hpcbox-bench-preload-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        home = work / "home"
+        with start_registry("http", work / "registry", images) as registry:
+            pushed = registry.push("debian12", "bench/debian", "12")
+            subprocess.run([hpcbox, "--home", str(home), "pull", "-q", pushed.ref], check=True,
+                           stdout=subprocess.DEVNULL)
+        cid = subprocess.run([hpcbox, "--home", str(home), "create", "--name", "bench", pushed.ref],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        rootfs = home / "containers" / cid / "rootfs"
+        subprocess.run([hpcbox, "--home", str(home), "run", "--engine", "preload", "bench", "/bin/true"],
+                       check=True)
+        launch = launcher_script(work, home, cid)
+        native = work / "native-chroot"
+        native.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
+                          f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
+                          f"'mount --rbind /dev \"$0/dev\" && exec {chroot_bin} \"$0\" \"$@\"' "
+                          f"{q(str(rootfs))} \"$@\"\n")
+        native.chmod(0o755)
+
+        def tools(command: str) -> dict:
+            return {
+                TOOLS[0]: f"{q(hpcbox)} --home {q(str(home))} run --engine preload bench {command}",
+                TOOLS[1]: f"{q(str(launch))} {command}",
+                TOOLS[2]: f"{q(fakechroot)} {q(chroot_bin)} {q(str(rootfs))} {command}",
+                "native chroot": f"{q(str(native))} {command}",
+            }
+
+        start_cmds = tools("/bin/true")
+        start = harness.compare(start_cmds, runs=args.start_runs, warmup=3)
+        engine_s = engine_part(home, cid, args.start_runs)
+        results = {}
+        for label, command in WORKLOADS.items():
+            if command != "/bin/true":
+                results[label] = harness.compare(tools(command), runs=args.runs, warmup=1)
+
+    true_of = {t.label: t.median_s for t in start}
+    lines = ["| workload | native chroot | " + " | ".join(TOOLS) + " | target (preload) |",
+             "|---|---|---|---|---|---|"]
+    for label, timings in results.items():
+        by = {t.label: t.median_s for t in timings}
+        base = by["native chroot"] - true_of["native chroot"]
+        cells = [f"{(by[tool] - true_of[tool]) / base:.2f}x ({by[tool] * 1000:.0f} ms)" for tool in TOOLS]
+        lines.append(f"| {label} | {by['native chroot'] * 1000:.0f} ms | {' | '.join(cells)} | "
+                     f"≤ {TARGETS[label]}x |")
+    start_table = harness.table(start, baseline="native chroot")
+    summary = (f"`hpcbox run --engine preload CONTAINER /bin/true`: **{true_of[TOOLS[0]] * 1000:.1f} ms** "
+               f"median end to end; the engine's own part (`engine.run()` from Python, median of "
+               f"{args.start_runs}): **{engine_s * 1000:.1f} ms** (target ≤ 5 ms); the library alone "
+               f"(launcher + exec through the container's loader): **{true_of[TOOLS[1]] * 1000:.1f} ms**; "
+               f"fakechroot: {true_of[TOOLS[2]] * 1000:.1f} ms.")
+    how = ("native chroot as root (`unshare -m`, the host's /dev bound in)" if root else
+           "native chroot via `unshare -r -m` + `chroot` (unprivileged: a user namespace only to be allowed "
+           "to chroot; the host's /dev bound in)")
+    body = (f"Debian 12 test image (`debian12`), one container, {how}; Debian's fakechroot "
+            f"(`fakechroot chroot ROOTFS`) of the same rootfs; hpcbox with `--engine preload`.\n\n"
+            f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "
+            f"{load:.1f} at the start (hyperfine runs the tools one after the other).\n\n"
+            f"### start\n\n{summary}\n\n{start_table}\n\n"
+            f"### steady-state overhead\n\n(t(workload) - t(/bin/true)) / (same in native chroot), "
+            f"median of {args.runs} runs each; the workload's own median in brackets.\n\n"
+            + "\n".join(lines) + "\n")
+    print(body)
+    harness.publish("preload", body)
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    main()
+    print(f"bench: {time.monotonic() - started:.0f} s", file=sys.stderr)
