@@ -76,6 +76,11 @@ def make_tree(root: Path, version: str = "535.104.05", devices: bool = True) -> 
     (lib / "libnvidia-container.so.1").write_text("toolkit")
     (lib / "libnvidia-dangling.so.1").symlink_to("missing")
     (lib / "libz.so.1").write_text("other")
+    (root / "usr/lib").mkdir(exist_ok=True)
+    (root / "usr/lib/libnvidia-glcore.so.1").write_bytes(b"\x7fELF\x01\x01\x01" + bytes(9))  # 32-bit
+    (root / "usr/lib/libnvidia-tls.so.1").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9))  # 64-bit
+    (root / "run/nvidia-persistenced").mkdir(parents=True)
+    (root / "run/nvidia-persistenced/socket").write_text("")
     (root / "usr/bin").mkdir(parents=True)
     smi = root / "usr/bin/nvidia-smi"
     smi.write_text("#!/bin/sh\necho 'CUDA Version: 12.4'\n")
@@ -90,7 +95,8 @@ def make_tree(root: Path, version: str = "535.104.05", devices: bool = True) -> 
 def test_discover_a_fake_tree(tmp_path):
     root = make_tree(tmp_path)
     driver = gpu.discover(str(root))
-    assert sorted(driver.libraries) == ["libcuda.so.1", "libcuda.so.535.104.05", "libnvidia-ml.so.1"]
+    assert sorted(driver.libraries) == ["libcuda.so.1", "libcuda.so.535.104.05", "libnvidia-ml.so.1",
+                                        "libnvidia-tls.so.1"]
     assert driver.libraries["libcuda.so.1"] == str(driver.libraries["libcuda.so.535.104.05"])
     assert driver.version == "535.104.05"
     assert list(driver.binaries) == ["nvidia-smi"]
@@ -98,6 +104,9 @@ def test_discover_a_fake_tree(tmp_path):
     assert sorted(driver.devices) == ["/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-uvm", "/dev/nvidia0",
                                       "/dev/nvidia3", "/dev/nvidiactl"]
     assert driver.guest(str(root / "lib/firmware/x")) == "/lib/firmware/x"
+    assert driver.sockets == [str(root / "run/nvidia-persistenced/socket")]
+    guests = [m["destination"] for m in gpu.library_mounts(driver)]
+    assert "/run/nvidia-persistenced/socket" in guests
 
 
 def test_discover_reports_a_missing_driver(tmp_path, monkeypatch):
@@ -189,6 +198,6 @@ def test_info_reports_the_driver(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv(gpu.ENV_ROOT, str(make_tree(tmp_path)))
     assert info.nvidia() == {"available": True, "driver": "535.104.05", "cuda": "12.2", "gpus": [0, 3],
-                             "libraries": 3, "binaries": ["nvidia-smi"]}
+                             "libraries": 4, "binaries": ["nvidia-smi"]}
     monkeypatch.setenv(gpu.ENV_ROOT, str(tmp_path / "none"))
     assert info.nvidia()["available"] is False and "no NVIDIA driver" in info.nvidia()["reason"]

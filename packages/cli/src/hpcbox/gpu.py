@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hpcbox.errors import EXIT_FAILURE, HpcboxError, UsageError
@@ -40,6 +41,8 @@ LIB_EXCLUDE = ("libnvidia-container",)
 BINARIES = ("nvidia-smi", "nvidia-debugdump", "nvidia-persistenced", "nvidia-cuda-mps-control",
             "nvidia-cuda-mps-server")
 CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+#: Sockets of the driver's daemons (persistence, fabric manager) that tools in the container talk to.
+SOCKETS = ("/run/nvidia-persistenced/socket", "/run/nvidia-fabricmanager/socket")
 BIN_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/nvidia/bin")
 
 #: The lowest Linux driver of each CUDA release (NVIDIA's CUDA toolkit release notes, table 3): a driver
@@ -69,7 +72,7 @@ class Driver:
     ``devices`` {path in the container: host node}, ``gpus`` {index: host node}, ``firmware`` [host dir],
     ``version`` (e.g. "535.104.05" or None) and the ``root`` searched."""
 
-    __slots__ = ("binaries", "devices", "firmware", "gpus", "libraries", "root", "version")
+    __slots__ = ("binaries", "devices", "firmware", "gpus", "libraries", "root", "sockets", "version")
 
     def __init__(self, root: str):
         self.root = root
@@ -78,6 +81,7 @@ class Driver:
         self.devices: Dict[str, str] = {}
         self.gpus: Dict[int, str] = {}
         self.firmware: List[str] = []
+        self.sockets: List[str] = []
         self.version: Optional[str] = None
 
     def guest(self, host_path: str) -> str:
@@ -153,6 +157,8 @@ def discover(root: Optional[str] = None) -> Driver:
         name = os.path.basename(path)
         if name in driver.libraries or not os.path.isfile(path):  # first one wins; dangling links skipped
             continue
+        if not native_elf(path):  # e.g. RHEL's 32-bit libraries in /usr/lib
+            continue
         driver.libraries[name] = os.path.realpath(path)
     if not any(n.startswith("libcuda.so") for n in driver.libraries):
         where = "" if root == "/" else f" under {ENV_ROOT}={root}"
@@ -167,6 +173,10 @@ def discover(root: Optional[str] = None) -> Driver:
                 driver.binaries[name] = os.path.realpath(path)
                 break
     _find_devices(driver)
+    for socket in SOCKETS:
+        path = _under(root, socket)
+        if os.path.exists(path):
+            driver.sockets.append(path)
     driver.version = _driver_version(driver)
     if driver.version:
         firmware = _under(root, f"/lib/firmware/nvidia/{driver.version}")
@@ -336,7 +346,20 @@ def library_mounts(driver: Driver) -> List[Dict[str, object]]:
     mounts = [_bind(host, f"{LIB_DIR}/{name}") for name, host in sorted(driver.libraries.items())]
     mounts += [_bind(host, f"{BIN_DIR}/{name}") for name, host in sorted(driver.binaries.items())]
     mounts += [_bind(path, driver.guest(path)) for path in driver.firmware]
+    mounts += [_bind(path, driver.guest(path), readonly=False) for path in driver.sockets]
     return mounts
+
+
+def native_elf(path: str) -> bool:
+    """False for an ELF file of the other word size than this Python's; True otherwise (not ELF too)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(5)
+    except OSError:
+        return False
+    if len(head) < 5 or head[:4] != b"\x7fELF":
+        return True
+    return head[4] == (2 if sys.maxsize > 2**32 else 1)  # EI_CLASS: 1 = 32-bit, 2 = 64-bit
 
 
 def _env_list_set(env: List[str], name: str, value: str) -> None:
