@@ -72,6 +72,13 @@ uint64_t regs_sp(const struct regs *regs)
     return regs->r.rsp;
 }
 
+void regs_restart(struct regs *regs, long nr)
+{
+    regs->r.rip -= 2; /* "syscall" is 0f 05 */
+    regs->r.rax = (unsigned long long)nr;
+    regs->r.orig_rax = (unsigned long long)nr;
+}
+
 #elif defined(__aarch64__)
 
 uint32_t arch_audit(void)
@@ -142,6 +149,14 @@ void regs_set_ret(struct regs *regs, long value)
 uint64_t regs_sp(const struct regs *regs)
 {
     return regs->r.sp;
+}
+
+void regs_restart(struct regs *regs, long nr)
+{
+    regs->r.pc -= 4; /* "svc #0"; x8 still holds the number, x0 the first argument */
+    regs->r.regs[8] = (uint64_t)nr;
+    regs->nr = nr;
+    regs->nr_changed = 1;
 }
 
 #endif

@@ -13,12 +13,14 @@
 #if defined(__x86_64__)
 #define TRACER_ARCH_NAME "x86_64"
 #define TRACER_RED_ZONE 128
+#define TRACER_NR_PRCTL 157
 struct regs {
     struct user_regs_struct r;
 };
 #elif defined(__aarch64__)
 #define TRACER_ARCH_NAME "aarch64"
 #define TRACER_RED_ZONE 0
+#define TRACER_NR_PRCTL 167
 struct regs {
     struct user_pt_regs r;
     long nr;           /* NT_ARM_SYSTEM_CALL */
@@ -41,5 +43,8 @@ void regs_set_arg(struct regs *regs, int i, uint64_t value);
 long regs_ret(const struct regs *regs);
 void regs_set_ret(struct regs *regs, long value);
 uint64_t regs_sp(const struct regs *regs);
+/* At a syscall-exit stop: make the tracee execute the syscall instruction again, as syscall nr
+ * with the arguments in regs (the registers saved at its entry). */
+void regs_restart(struct regs *regs, long nr);
 
 #endif

@@ -232,6 +232,19 @@ static bool loader_has_argv0(struct tracer *t, const char *host)
     return found;
 }
 
+/* The kernel's process name for an exec of path: its last component, cut to 15 bytes. */
+static void comm_name(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t len = strlen(base);
+
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, base, len);
+    out[len] = '\0';
+}
+
 /* For execveat: the guest path of dirfd/path (or of the fd itself with AT_EMPTY_PATH).
  * 1: the directory lies outside the guest (leave the call alone). */
 static int execat_filename(struct tracer *t, struct stop *s, char *name)
@@ -367,7 +380,7 @@ static int resolve_chain(struct tracer *t, struct stop *s, char *filename, struc
 
 int exec_handle(struct tracer *t, struct stop *s)
 {
-    char filename[PATH_MAX], exec_host[PATH_MAX], exe[PATH_MAX];
+    char filename[PATH_MAX], exec_host[PATH_MAX], exe[PATH_MAX], comm[16], host_comm[16];
     struct args a = {0};
     bool changed = false;
     int path_arg = s->sc->kind == SK_EXECAT ? 1 : 0;
@@ -382,6 +395,7 @@ int exec_handle(struct tracer *t, struct stop *s)
     }
     if (filename[0] == '\0')
         return -ENOENT;
+    comm_name(filename, comm, sizeof(comm));
     rc = args_read(s->tid, regs_arg(&s->regs, path_arg + 1), &a);
     if (rc == 0)
         rc = resolve_chain(t, s, filename, &a, exec_host, exe, &changed);
@@ -392,5 +406,11 @@ int exec_handle(struct tracer *t, struct stop *s)
         return rc;
     free(s->proc->pending_exe);
     s->proc->pending_exe = strdup(exe); /* NULL on ENOMEM: /proc/self/exe then names the loader */
+    /* the kernel names the process after the file given to execve; we exec another one */
+    comm_name(exec_host, host_comm, sizeof(host_comm));
+    if (strcmp(comm, host_comm) != 0)
+        memcpy(s->proc->pending_comm, comm, sizeof(comm));
+    else
+        s->proc->pending_comm[0] = '\0';
     return 0;
 }

@@ -2,6 +2,8 @@
 #ifndef HPCBOX_TRACER_PROCS_H
 #define HPCBOX_TRACER_PROCS_H
 
+#include "arch.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -20,6 +22,7 @@ enum exit_action {
     EXIT_NONE,
     EXIT_REVERSE_LINK,  /* readlink under a binding: map the host link text back to the guest */
     EXIT_SET_RET,       /* a skipped syscall without seccomp: (re)write its return value */
+    EXIT_RESTART,       /* an injected prctl(PR_SET_NAME) ran: restart the syscall it replaced */
 };
 
 struct proc {
@@ -31,6 +34,9 @@ struct proc {
     bool in_syscall;          /* without seccomp: between the entry and the exit stop */
     bool held;                /* a new tracee stopped before its parent's fork event: not resumed */
     bool inherited;           /* creds and exe were copied from the parent */
+    char comm[16];            /* the name the kernel would have given at exec (set at the next stop) */
+    char pending_comm[16];
+    struct regs saved;        /* the registers of the syscall an injected one replaced */
     enum exit_action exit_action;
     uint64_t exit_addr;
     uint64_t exit_size;

@@ -112,6 +112,28 @@ static int dispatch(struct tracer *t, struct stop *s)
     return 0;
 }
 
+/* The first traced syscall after an exec through a loader: run prctl(PR_SET_NAME) in its place,
+ * then (at its exit) restart the original syscall, so that ps and /proc/PID/comm show the program. */
+static bool inject_comm(struct proc *p, const struct regs *regs, enum __ptrace_request *resume)
+{
+    struct scratch scratch;
+    struct regs r = *regs;
+    uint64_t at;
+
+    scratch_init(&scratch, p->tid, regs_sp(regs));
+    if (scratch_put(&scratch, p->comm, sizeof(p->comm), &at) < 0)
+        return false;
+    regs_set_nr(&r, TRACER_NR_PRCTL);
+    regs_set_arg(&r, 0, PR_SET_NAME);
+    regs_set_arg(&r, 1, at);
+    if (regs_set(p->tid, &r) < 0)
+        return false;
+    p->saved = *regs;
+    p->exit_action = EXIT_RESTART;
+    *resume = PTRACE_SYSCALL;
+    return true;
+}
+
 /* A syscall entry (seccomp stop, or syscall-entry stop without seccomp). */
 static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *resume)
 {
@@ -122,6 +144,13 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
     p->exit_action = EXIT_NONE;
     if (regs_get(p->tid, &s.regs) < 0)
         return;
+    if (p->comm[0]) {
+        bool injected = inject_comm(p, &s.regs, resume);
+
+        p->comm[0] = '\0';
+        if (injected)
+            return;
+    }
     nr = regs_nr(&s.regs);
     if (nr < 0 || nr >= SC_MAX_NR || t->by_nr[nr] < 0)
         return;
@@ -155,6 +184,12 @@ static void on_exit_stop(struct tracer *t, struct proc *p)
     enum exit_action action = p->exit_action;
 
     p->exit_action = EXIT_NONE;
+    if (action == EXIT_RESTART) {
+        regs = p->saved;
+        regs_restart(&regs, regs_nr(&p->saved));
+        regs_set(p->tid, &regs);
+        return;
+    }
     if (action == EXIT_NONE || regs_get(p->tid, &regs) < 0)
         return;
     if (action == EXIT_SET_RET) {
@@ -208,6 +243,7 @@ static void on_exec(struct tracer *t, struct proc *p)
             free(p->pending_exe);
             p->pending_exe = old->pending_exe;
             old->pending_exe = NULL;
+            memcpy(p->pending_comm, old->pending_comm, sizeof(p->pending_comm));
             p->creds = old->creds;
             procs_remove(&t->procs, (pid_t)former);
         }
@@ -216,6 +252,8 @@ static void on_exec(struct tracer *t, struct proc *p)
     p->exe = p->pending_exe;
     p->pending_exe = NULL;
     p->exit_action = EXIT_NONE;
+    memcpy(p->comm, p->pending_comm, sizeof(p->comm));
+    p->pending_comm[0] = '\0';
 }
 
 static void kill_one(struct proc *p, void *arg)
@@ -382,16 +420,11 @@ static int find_program(struct tracer *t, const char *name, char *out, size_t si
     return -ENOENT;
 }
 
-static void child_main(const struct tracer *t, int go, const char *host_cwd, const char *program,
-                       char *const argv[])
+static void child_main(const struct tracer *t, int go, const char *program, char *const argv[])
 {
     char c;
     int rc;
 
-    if (chdir(host_cwd) < 0) {
-        fprintf(stderr, "hpcbox-ptrace: cannot change to the working directory: %s\n", strerror(errno));
-        _exit(EXIT_ENGINE);
-    }
     if (read(go, &c, 1) != 1)
         _exit(EXIT_ENGINE); /* the tracer could not attach and said so */
     close(go);
@@ -433,6 +466,11 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
                 getenv("PATH") ? getenv("PATH") : DEFAULT_PATH);
         return 127;
     }
+    /* the tracer uses absolute paths only: its cwd is the program's, before any tracing starts */
+    if (chdir(host_cwd) < 0) {
+        fprintf(stderr, "hpcbox-ptrace: cannot change to the working directory: %s\n", strerror(errno));
+        return EXIT_ENGINE;
+    }
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 || set_handlers() < 0 || pipe2(fds, O_CLOEXEC) < 0) {
         fprintf(stderr, "hpcbox-ptrace: setting up: %s\n", strerror(errno));
         return EXIT_ENGINE;
@@ -444,7 +482,7 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
     }
     if (child == 0) {
         close(fds[1]);
-        child_main(t, fds[0], host_cwd, program, argv);
+        child_main(t, fds[0], program, argv);
     }
     close(fds[0]);
     rc = attach(t, child);
