@@ -117,3 +117,20 @@ def test_concurrent_runs_of_one_overlay_container(store, tmp_path):
     assert [p.name for p in (store / "containers" / cid).iterdir() if p.name.startswith(".run-")] == []
     ok(hpcbox(store, "rm", "ovl"))
     assert_consistent(store, 0)
+
+
+def test_an_array_job_pulls_creates_runs_and_removes_at_once(registry_http, tmp_path):
+    """16 jobs start `hpcbox run --rm IMAGE` on an empty store: one download per blob is shared,
+    each job gets its own container, and nothing is left but the image."""
+    home = tmp_path / "home"
+    pushed = registry_http.push("busybox", "hpcbox/array-busybox", "1")
+    results = start_all(home, [["run", "--rm", "-q", "-e", f"TASK={i}", pushed.ref, "sh", "-c", "echo $TASK"]
+                               for i in range(16)])
+    assert [(r.returncode, r.stdout) for r in results] == [(0, f"{i}\n") for i in range(16)], \
+        [r.stderr for r in results if r.returncode]
+    assert json.loads(ok(hpcbox(home, "ps", "--json")).stdout) == []
+    assert len(json.loads(ok(hpcbox(home, "images", "--json")).stdout)) == 1
+    ok(hpcbox(home, "verify", pushed.ref))
+    assert_store_valid(home)
+    assert list((home / "tmp").iterdir()) == []
+    assert sorted(p.name for p in (home / "containers").iterdir()) == []
