@@ -134,7 +134,7 @@ def _run_with(args, container, stack) -> int:
     requested = args.engine or chosen.get("engine") or "auto"
     name, engine = engines.resolve(requested, opts.runtime)
     gpus = getattr(args, "gpus", None)
-    copied = container.as_dict().get("nvidia") if hasattr(container, "as_dict") else None
+    copied = getattr(container, "nvidia", None)
     if gpus is not None or copied:
         _add_gpus(config, gpus, copied, scratch=name == "runc")
     _write_config(container.config_path, config)

@@ -61,7 +61,7 @@ def nvidia(container, remove: bool) -> None:
     from hpcbox import gpu
 
     root = str(container.upper if container.storage == "overlay" else container.rootfs)
-    old = container.as_dict().get("nvidia") or {}
+    old = container.nvidia or {}
     if remove:
         count = gpu.remove_copies(root, old.get("files") or [])
         container.update(nvidia=None)
@@ -95,7 +95,7 @@ def run(args) -> int:
         runtime = current.get("runtime")
         sys.stdout.write(f"{container.short_id} execmode: {mode} (engine {engine}"
                          f"{', runtime ' + runtime if runtime else ''})\n")
-        copied = container.as_dict().get("nvidia")
+        copied = container.nvidia
         if copied:
             sys.stdout.write(f"{container.short_id} nvidia: driver {copied.get('driver') or '?'}, "
                              f"{len(copied.get('files') or [])} files\n")

@@ -156,6 +156,7 @@ class Container:
     settings = property(lambda self: dict(self._meta.get("settings") or {}))
     storage = property(lambda self: str(self._meta.get("storage") or "copy"))  # "copy" or "overlay"
     lower = property(lambda self: self._meta.get("lower"))  # overlay: the shared image rootfs
+    nvidia = property(lambda self: self._meta.get("nvidia"))  # setup --nvidia: {"driver", "files"}
 
     @property
     def upper(self) -> Path:
