@@ -24,6 +24,7 @@
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
+    HP_ENV_LOADERS,
 };
 
 static struct hp_config config;
@@ -204,6 +205,7 @@ static void setup(void)
     }
     config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
     config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
+    config.loaders = (v = getenv(HP_ENV_LOADERS)) ? strdup(v) : NULL;
     config.libpath = strdup((v = getenv(HP_ENV_LIBPATH)) ? v : "");
     config.libpath_musl = strdup((v = getenv(HP_ENV_LIBPATH_MUSL)) ? v : "");
     if ((v = getenv(HP_ENV_UID)) && *v) {
@@ -318,6 +320,26 @@ static int guest_base(int dirfd, char *out, size_t size)
         return 1; /* not a directory of a file system (pipe, socket): let the kernel say so */
     rc = gp_to_guest(&hp_conf()->ctx, host, out, size);
     return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
+}
+
+bool hp_known_loader(const char *guest, char *host, size_t size)
+{
+    size_t n = strlen(guest);
+
+    for (const char *s = config.loaders; s && *s;) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+
+        if (len > n + 1 && strncmp(s, guest, n) == 0 && s[n] == '=' && len - n - 1 < size) {
+            memcpy(host, s + n + 1, len - n - 1);
+            host[len - n - 1] = '\0';
+            return true;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return false;
 }
 
 bool hp_null(const void *p)

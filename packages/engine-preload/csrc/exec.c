@@ -41,6 +41,7 @@ struct plan {
     int npre;
     int skip;
     bool musl;
+    bool known_loader;         /* p->host came from the engine's list, not from a walk now */
     char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
     char *libpath, *env_exe, *env_argv0, *env_preload;
 };
@@ -220,12 +221,18 @@ static int plan_exec(struct plan *p, const char *path, char *const argv[], char 
     p->libpath = p->env_exe = p->env_argv0 = p->env_preload = NULL;
     for (;;) {
         struct stat st;
-        const char *h = hp_path(AT_FDCWD, cur, HP_FOLLOW | HP_NOFAST, p->prog);
 
-        if (!h)
-            return -errno;
-        if (h != p->prog)
-            snprintf(p->prog, sizeof(p->prog), "%s", h);
+        /* one walk: the canonical guest path (for /proc/self/exe), mapped to the host */
+        rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, p->exe);
+        if (rc == 0)
+            rc = gp_map_canonical(&hp_conf()->ctx, p->exe, p->prog, sizeof(p->prog));
+        if (rc == -EXDEV) { /* relative to a cwd outside the guest: as the kernel sees it */
+            snprintf(p->exe, sizeof(p->exe), "%s", cur);
+            snprintf(p->prog, sizeof(p->prog), "%s", cur);
+            rc = 0;
+        }
+        if (rc < 0)
+            return rc;
         if (syscall(SYS_newfstatat, AT_FDCWD, p->prog, &st, 0) < 0)
             return -errno;
         if (S_ISDIR(st.st_mode) || syscall(SYS_faccessat, AT_FDCWD, p->prog, X_OK) < 0)
@@ -266,15 +273,13 @@ static int plan_exec(struct plan *p, const char *path, char *const argv[], char 
         cur = p->script[level][0];
         level++;
     }
-    rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, p->exe);
-    if (rc < 0)
-        snprintf(p->exe, sizeof(p->exe), "%s", cur);
     p->musl = strstr(p->interp, "ld-musl") != NULL;
-    {
+    p->known_loader = hp_known_loader(p->interp, p->host, sizeof(p->host));
+    if (!p->known_loader) {
         const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
 
         if (!h)
-            return errno == ENOENT ? -ENOENT : -errno;
+            return -errno;
         snprintf(p->host, sizeof(p->host), "%s", h);
     }
     rc = libpath_for(p, envp);
@@ -325,6 +330,16 @@ int hp_execve(const char *path, char *const argv[], char *const envp[])
     if (rc == 0) {
         REAL(execve)(p->host, p->argv, p->envp);
         rc = -errno;
+        if (rc == -ENOENT && p->known_loader) { /* the container changed its loader: look again */
+            char buf[PATH_MAX];
+            const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
+
+            if (h) {
+                snprintf(p->host, sizeof(p->host), "%s", h);
+                REAL(execve)(p->host, p->argv, p->envp);
+            }
+            rc = -errno;
+        }
     }
     plan_free(p);
     free(p);

@@ -83,8 +83,9 @@ static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const ch
 
         if (fd >= 0 || errno != ELOOP)
             return fd;
+        follow |= HP_NOFAST; /* a symlink: resolve it as the guest sees it */
     }
-    p = hp_path(dirfd, path, follow | HP_NOFAST, buf);
+    p = hp_path(dirfd, path, follow, buf);
     if (!p)
         return -1;
     return real(dirfd, p, flags, mode);

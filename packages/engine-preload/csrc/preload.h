@@ -30,13 +30,14 @@
 #define HP_ENV_GID "HPCBOX_PRELOAD_GID"
 #define HP_ENV_HOSTNAME "HPCBOX_PRELOAD_HOSTNAME"
 #define HP_ENV_MODE "HPCBOX_PRELOAD_MODE"
+#define HP_ENV_LOADERS "HPCBOX_PRELOAD_LOADERS" /* lines guest=host of the loaders, resolved */
 #define HP_ENV_RO "HPCBOX_PRELOAD_RO" /* guest prefixes mounted read-only ("/" = the rootfs) */
 #define HP_ENV_EXE "HPCBOX_PRELOAD_EXE"     /* per exec: the program's guest path */
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
 #define HP_ENV_DEBUG "HPCBOX_DEBUG"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 11
+#define HP_N_KEEP 12
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
@@ -55,7 +56,8 @@ struct hp_config {
     bool kernel_fs[3];
     size_t n_ro;                    /* host prefixes (root or a binding's) that are read-only */
     char **ro;
-    bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */              /* /proc, /dev, /sys bound to the host's same paths */
+    bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */
+    char *loaders;                  /* HP_ENV_LOADERS: a hint, checked by the exec that uses it */              /* /proc, /dev, /sys bound to the host's same paths */
 };
 
 /* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
@@ -106,5 +108,7 @@ int hp_guest_cwd(char *out, size_t size);
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
+/* The host path the engine resolved for the loader `guest` (PT_INTERP), or NULL. */
+bool hp_known_loader(const char *guest, char *host, size_t size);
 
 #endif

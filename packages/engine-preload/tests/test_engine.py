@@ -143,11 +143,29 @@ def test_library_paths_follow_the_containers_configuration(tmp_path):
     (root / "etc/ld.so.conf").write_text("# comment\ninclude /etc/ld.so.conf.d/*.conf\n/opt/lib\n")
     (root / "etc/ld.so.conf.d/a.conf").write_text("/usr/local/lib\n")
     (root / "etc/ld.so.conf.d/ignored.txt").write_text("/nope\n")
-    for d in ("opt/lib", "usr/local/lib", "usr/lib", "lib"):
+    for d, library in (("opt/lib", "libfoo.so"), ("usr/local/lib", "libbar.so.1"), ("usr/lib", "libc.so.6"),
+                       ("lib", "")):
         (root / d).mkdir(parents=True)
+        if library:
+            (root / d / library).write_text("")
     (root / "lib64").symlink_to("lib")
     got = glibc_library_path(str(root)).split(":")
     real = os.path.realpath(root)
-    assert got == [f"{real}/usr/local/lib", f"{real}/opt/lib", f"{real}/lib", f"{real}/usr/lib"]
+    # the C library's directory first (every lookup starts there); empty ones are left out
+    assert got == [f"{real}/usr/lib", f"{real}/usr/local/lib", f"{real}/opt/lib"]
     (root / f"etc/ld-musl-{os.uname().machine}.path").write_text("/usr/local/lib\n/lib\n")
-    assert musl_library_path(str(root)).split(":") == [f"{real}/usr/local/lib", f"{real}/lib"]
+    (root / f"lib/ld-musl-{os.uname().machine}.so.1").write_text("")
+    assert musl_library_path(str(root)).split(":") == [f"{real}/lib", f"{real}/usr/local/lib"]
+
+
+def test_a_stale_loader_hint_is_looked_up_again(rootfs):
+    from hpcbox_engine_preload import launcher_path
+    from hpcbox_engine_preload._engine import preload_environment
+
+    env = preload_environment(engine.parse(config(rootfs, "true")))
+    assert env["HPCBOX_PRELOAD_LOADERS"]  # the engine resolved the rootfs's loader once
+    guest = env["HPCBOX_PRELOAD_LOADERS"].split("=")[0]
+    env["HPCBOX_PRELOAD_LOADERS"] = f"{guest}={rootfs}/gone/ld.so"
+    proc = subprocess.run([str(launcher_path()), "/", "cat", "/etc/motd"], env=env, capture_output=True,
+                          text=True, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "from the rootfs\n"), proc.stderr

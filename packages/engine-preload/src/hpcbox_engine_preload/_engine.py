@@ -81,13 +81,31 @@ def _matching(directory: str, pattern: str) -> List[str]:
             and not n.startswith(".")]
 
 
-def _host_dirs(rootfs: str, guests: List[str]) -> str:
-    seen: Dict[str, None] = {}
+def _has_libraries(directory: str, first: str) -> int:
+    """2 when directory holds `first` (the C library), 1 when it holds shared objects, else 0."""
+    found = 0
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name == first:
+                    return 2
+                if not found and ".so" in entry.name:
+                    found = 1
+    except OSError:
+        return 0
+    return found
+
+
+def _host_dirs(rootfs: str, guests: List[str], libc: str) -> str:
+    """Host directories of the guest ones that hold libraries, the C library's first: the loader tries
+    every directory (and its hwcaps subdirectories) in order for each library it looks for."""
+    seen: Dict[str, int] = {}
     for guest in guests:
         host = resolve_in_root(rootfs, guest)
-        if host not in seen and os.path.isdir(host):
-            seen[host] = None
-    return ":".join(seen)
+        if host not in seen:
+            seen[host] = _has_libraries(host, libc)
+    ordered = sorted((d for d, kind in seen.items() if kind), key=lambda d: -seen[d])
+    return ":".join(ordered)
 
 
 def glibc_library_path(rootfs: str) -> str:
@@ -95,7 +113,7 @@ def glibc_library_path(rootfs: str) -> str:
     (the loader runs with --inhibit-cache and would otherwise fall back to the host's)."""
     arch = _multiarch()
     defaults = [f"/lib/{arch}", f"/usr/lib/{arch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
-    return _host_dirs(rootfs, _ld_so_conf_dirs(rootfs) + defaults)
+    return _host_dirs(rootfs, _ld_so_conf_dirs(rootfs) + defaults, "libc.so.6")
 
 
 def musl_library_path(rootfs: str) -> str:
@@ -108,7 +126,23 @@ def musl_library_path(rootfs: str) -> str:
         guests = [d.strip() for d in listed if d.strip().startswith("/")] or guests
     except OSError:
         pass
-    return _host_dirs(rootfs, guests)
+    return _host_dirs(rootfs, guests, f"ld-musl-{arch}.so.1")
+
+
+# PT_INTERP values of the usual programs; resolved once here instead of at every exec (a hint: an exec
+# whose loader moved meanwhile resolves it again).
+LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-musl-x86_64.so.1",
+           "/lib/ld-musl-aarch64.so.1")
+
+
+def known_loaders(rootfs: str) -> str:
+    """Lines guest=host of the LOADERS this rootfs has."""
+    lines = []
+    for guest in LOADERS:
+        host = resolve_in_root(rootfs, guest)
+        if os.path.isfile(host):
+            lines.append(f"{guest}={host}")
+    return "\n".join(lines)
 
 
 def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
@@ -144,6 +178,9 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     if spec.hostname:
         env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
     env["HPCBOX_PRELOAD_MODE"] = mode
+    loaders = known_loaders(spec.rootfs)
+    if loaders:
+        env["HPCBOX_PRELOAD_LOADERS"] = loaders
     if debug:
         env["HPCBOX_DEBUG"] = debug
     return env
