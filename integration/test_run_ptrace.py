@@ -138,14 +138,16 @@ def test_find_and_tar_see_the_rootfs(run_store, shared_debian):
     want = sorted(["/usr/share/doc", *(f"/usr/share/doc/{n}" for n in os.listdir(rootfs / "usr/share/doc"))])
     assert proc.stdout.splitlines() == want
     script = ("set -e; mkdir -p /tmp/tartest && cd /tmp/tartest; tar c -C /etc debian_version | tar x; "
-              "cat debian_version; tar cf - /usr/share/doc 2>/dev/null | tar t | wc -l; cd / && rm -r /tmp/tartest")
+              "cat debian_version; tar cf - /usr/share/doc 2>/dev/null | tar t | wc -l; "
+              "cd / && rm -r /tmp/tartest")
     lines = ok(run(run_store, shared_debian, "sh", "-c", script)).stdout.splitlines()
     assert lines[0] == (rootfs / "etc/debian_version").read_text().strip()
     assert int(lines[1]) == len(list((rootfs / "usr/share/doc").rglob("*"))) + 1
 
 
 def _rootfs(run_store, name: str) -> Path:
-    [rootfs] = [Path(c["rootfs"]) for c in json.loads(ok(run_store("ps", "--json")).stdout) if name in c["names"]]
+    containers = json.loads(ok(run_store("ps", "--json")).stdout)
+    [rootfs] = [Path(c["rootfs"]) for c in containers if name in c["names"]]
     return rootfs
 
 
@@ -174,8 +176,8 @@ def test_shebang_scripts(run_store, shared_debian, programs):
 
 @pytest.mark.skipif(MUSL_GCC is None, reason="musl-gcc is not installed (Debian: musl-tools)")
 def test_musl_binaries_static_and_through_the_guests_musl_loader(run_store, programs, tmp_path):
-    static = _compile(MUSL_GCC, WHOAMI_C, tmp_path / "whoami-musl-static", "-static")
-    dynamic = _compile(MUSL_GCC, WHOAMI_C, tmp_path / "whoami-musl")
+    _compile(MUSL_GCC, WHOAMI_C, tmp_path / "whoami-musl-static", "-static")
+    _compile(MUSL_GCC, WHOAMI_C, tmp_path / "whoami-musl")
     loader = Path("/lib/ld-musl-x86_64.so.1")
     if not loader.exists():
         pytest.skip(f"musl's loader {loader} is missing (Debian: musl)")
@@ -184,7 +186,8 @@ def test_musl_binaries_static_and_through_the_guests_musl_loader(run_store, prog
     cid = run_store.create("debian")
     try:
         proc = ok(run(run_store, "-v", f"{tmp_path}:/in:ro", cid, "/in/whoami-musl-static", "a"))
-        assert proc.stdout.startswith("argv0=/in/whoami-musl-static exe=/in/whoami-musl-static args=2 debian=12.")
+        want = "argv0=/in/whoami-musl-static exe=/in/whoami-musl-static args=2 debian=12."
+        assert proc.stdout.startswith(want), proc.stdout
         # a dynamic musl program needs the guest's musl loader: install it there (as root), then run
         proc = ok(run(run_store, "-v", f"{tmp_path}:/in:ro", cid, "sh", "-c",
                       "install -m 755 /in/ld-musl /lib/ld-musl-x86_64.so.1 && cd /in && ./whoami-musl b c"))
@@ -255,17 +258,18 @@ def test_exit_codes_and_signals(run_store, shared_debian):
     assert run(run_store, shared_debian, "/no/such/program").returncode == 127
     assert run(run_store, shared_debian, "/etc/debian_version").returncode == 126
     # job control: a stopped child stays stopped until SIGCONT, and its status is reported as such
-    script = ('sleep 30 & p=$!; kill -STOP $p; until cut -d" " -f3 /proc/$p/stat | grep -q "[Tt]"; do sleep 0.05; '
-              'done; echo stopped; kill -CONT $p; kill $p; wait $p; echo $?')
+    script = ('sleep 30 & p=$!; kill -STOP $p; '
+              'until cut -d" " -f3 /proc/$p/stat | grep -q "[Tt]"; do sleep 0.05; done; '
+              'echo stopped; kill -CONT $p; kill $p; wait $p; echo $?')
     proc = ok(run(run_store, shared_debian, "bash", "-c", script))
     assert proc.stdout.split() == ["stopped", "143"]
 
 
 def test_sigterm_to_hpcbox_reaches_the_program(run_store, shared_debian):
     script = 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'
-    proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(run_store.home), *PT, shared_debian,
-                             "bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=hpcbox_env())
+    proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(run_store.home), *PT,
+                             shared_debian, "bash", "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=hpcbox_env())
     try:
         assert proc.stdout.readline() == b"ready\n"
         proc.send_signal(signal.SIGTERM)
@@ -293,8 +297,8 @@ def _processes_with(marker: str):
 def test_killing_the_engine_leaves_no_process(run_store, shared_debian):
     seconds = 3000 + os.getpid() % 1000  # a command line of our own to look for
     script = f"sleep {seconds} & sleep {seconds} & echo ready; wait"
-    proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(run_store.home), *PT, shared_debian,
-                             "sh", "-c", script], stdout=subprocess.PIPE, env=hpcbox_env())
+    proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(run_store.home), *PT,
+                             shared_debian, "sh", "-c", script], stdout=subprocess.PIPE, env=hpcbox_env())
     try:
         assert proc.stdout.readline() == b"ready\n"
         deadline = time.monotonic() + 60

@@ -109,7 +109,7 @@ int exec_parse_shebang(const char *buf, size_t len, char *interp, size_t isize, 
     end = i;
     while (end < len && buf[end] != '\n' && buf[end] != '\0')
         end++;
-    while (end > i && (buf[end - 1] == ' ' || buf[end - 1] == '\t' || buf[end - 1] == '\r'))
+    while (end > i && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
         end--;
     while (i < end && (buf[i] == ' ' || buf[i] == '\t'))
         i++;

@@ -1,0 +1,206 @@
+/* TAP tests of the tracer's pure pieces: the syscall table, the seccomp program, #! and ELF
+ * parsing, and the credential rules of root emulation. Run by tests/test_tracer_tap.py. */
+#define _GNU_SOURCE
+#include "tracer.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int n_tests, n_failed;
+
+static void ok(int cond, const char *what)
+{
+    n_tests++;
+    if (!cond)
+        n_failed++;
+    printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, what);
+}
+
+static void test_table(void)
+{
+    short by_nr[SC_MAX_NR];
+    int dup = 0, bad_path = 0;
+
+    sc_index(by_nr);
+    for (unsigned i = 0; i < SYSCALLS_COUNT; i++) {
+        for (unsigned j = i + 1; j < SYSCALLS_COUNT; j++) {
+            if (SYSCALLS[i].nr_x86_64 >= 0 && SYSCALLS[i].nr_x86_64 == SYSCALLS[j].nr_x86_64)
+                dup++;
+            if (SYSCALLS[i].nr_aarch64 >= 0 && SYSCALLS[i].nr_aarch64 == SYSCALLS[j].nr_aarch64)
+                dup++;
+        }
+        for (int k = 0; k < 2; k++) {
+            const struct sc_path *p = &SYSCALLS[i].p[k];
+
+            if (p->path > 5 || p->dirfd > 5 || p->flags > 5 || (p->path >= 0 && p->path == p->dirfd))
+                bad_path++;
+        }
+        if (SYSCALLS[i].fast_dirfd && SYSCALLS[i].p[0].dirfd < 0)
+            bad_path++;
+    }
+    ok(dup == 0, "no syscall number appears twice in a column");
+    ok(bad_path == 0, "argument indexes are 0-5 and a fast-dirfd call has a dirfd");
+    ok(by_nr[SYS_openat] >= 0 && strcmp(SYSCALLS[by_nr[SYS_openat]].name, "openat") == 0,
+       "the index finds openat by its native number");
+    ok(by_nr[SYS_read] == -1 && by_nr[SYS_mmap] == -1, "read and mmap are not in the table");
+#ifdef __x86_64__
+    ok(sc_by_name("newfstatat")->nr_x86_64 == SYS_newfstatat && sc_by_name("execve")->nr_aarch64 == 221 &&
+       sc_by_name("openat")->nr_aarch64 == 56 && sc_by_name("getcwd")->nr_aarch64 == 17,
+       "x86_64 numbers match <sys/syscall.h>; aarch64 ones the generic table");
+    ok(sc_by_name("open")->nr_aarch64 == SC_NONE, "aarch64 has no open(2)");
+#endif
+}
+
+/* Run the BPF program on a fake seccomp_data (the subset of classic BPF the filter uses). */
+static unsigned run_bpf(const struct sock_filter *prog, int n, const struct seccomp_data *d)
+{
+    uint32_t a = 0;
+    const unsigned char *mem = (const unsigned char *)d;
+
+    for (int pc = 0; pc < n; pc++) {
+        const struct sock_filter *f = &prog[pc];
+
+        switch (f->code) {
+        case BPF_LD | BPF_W | BPF_ABS:
+            memcpy(&a, mem + f->k, sizeof(a));
+            break;
+        case BPF_JMP | BPF_JEQ | BPF_K:
+            pc += (a == f->k) ? f->jt : f->jf;
+            break;
+        case BPF_JMP | BPF_JSET | BPF_K:
+            pc += (a & f->k) ? f->jt : f->jf;
+            break;
+        case BPF_RET | BPF_K:
+            return f->k;
+        default:
+            return 0xdead;
+        }
+    }
+    return 0xdead;
+}
+
+static unsigned verdict(const struct sock_filter *prog, int n, const char *name, int64_t arg0)
+{
+    struct seccomp_data d;
+
+    memset(&d, 0, sizeof(d));
+    d.arch = arch_audit();
+    d.nr = name ? sc_native_nr(sc_by_name(name)) : SYS_read;
+    d.args[0] = (uint64_t)arg0;
+    return run_bpf(prog, n, &d) & SECCOMP_RET_ACTION_FULL;
+}
+
+static void test_filter(void)
+{
+    struct sock_filter prog[1024];
+    struct tracer_config plain = {.seccomp = true};
+    struct tracer_config strict = {.seccomp = true, .trace_dirfd = true, .emulate_ids = true};
+    struct seccomp_data other;
+    int n = filter_build(&plain, prog, 1024);
+
+    ok(n > 0 && n < 1024, "the filter builds");
+    ok(verdict(prog, n, NULL, 0) == SECCOMP_RET_ALLOW, "read runs untraced");
+    ok(verdict(prog, n, "openat", AT_FDCWD) == SECCOMP_RET_TRACE, "openat(AT_FDCWD, ...) stops");
+    ok(verdict(prog, n, "openat", (int64_t)(uint32_t)AT_FDCWD) == SECCOMP_RET_TRACE,
+       "openat with AT_FDCWD in the low 32 bits only stops too");
+    ok(verdict(prog, n, "openat", 3) == SECCOMP_RET_ALLOW, "openat(3, ...) runs untraced (fast path)");
+    ok(verdict(prog, n, "execve", 0) == SECCOMP_RET_TRACE, "execve stops");
+    ok(verdict(prog, n, "getuid", 0) == SECCOMP_RET_ALLOW, "getuid runs untraced without id emulation");
+    ok(verdict(prog, n, "fchownat", 3) == SECCOMP_RET_ALLOW, "fchownat(3, ...) untraced without emulation");
+    memset(&other, 0, sizeof(other));
+    other.arch = 0x40000003; /* AUDIT_ARCH_I386 */
+    other.nr = 5;
+    ok((run_bpf(prog, n, &other) & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ERRNO, "other ABIs get ENOSYS");
+    n = filter_build(&strict, prog, 1024);
+    ok(verdict(prog, n, "openat", 3) == SECCOMP_RET_TRACE, "--trace-dirfd: openat(3, ...) stops");
+    ok(verdict(prog, n, "getuid", 0) == SECCOMP_RET_TRACE, "id emulation: getuid stops");
+    ok(filter_build(&plain, prog, 8) == -ENOSPC, "a short buffer is ENOSPC");
+}
+
+static void test_shebang(void)
+{
+    char interp[64], arg[64];
+    const char *two = "#! /usr/bin/env  python3 -u  \nprint(1)\n";
+
+    ok(exec_parse_shebang("#!/bin/sh\necho", 14, interp, sizeof(interp), arg, sizeof(arg)) == 0 &&
+       strcmp(interp, "/bin/sh") == 0 && arg[0] == '\0', "#!/bin/sh");
+    ok(exec_parse_shebang(two, strlen(two), interp, sizeof(interp), arg, sizeof(arg)) == 0 &&
+       strcmp(interp, "/usr/bin/env") == 0 && strcmp(arg, "python3 -u") == 0,
+       "spaces, and everything after the interpreter is one argument (as Linux does)");
+    ok(exec_parse_shebang("#!/bin/bash\r\n", 13, interp, sizeof(interp), arg, sizeof(arg)) == 0 &&
+       strcmp(interp, "/bin/bash\r") == 0 && arg[0] == '\0', "a CR before the newline stays (bad interpreter, as on Linux)");
+    ok(exec_parse_shebang("#!  \n", 5, interp, sizeof(interp), arg, sizeof(arg)) == -ENOEXEC, "#! alone is ENOEXEC");
+    ok(exec_parse_shebang("\177ELF", 4, interp, sizeof(interp), arg, sizeof(arg)) == -ENOEXEC, "ELF is no script");
+    ok(exec_parse_shebang("#!/a/very/long/interpreter", 26, interp, 8, arg, sizeof(arg)) == -ENAMETOOLONG,
+       "an interpreter longer than the buffer");
+}
+
+static int elf_of(const char *path, char *interp, size_t size)
+{
+    unsigned char head[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    n = pread(fd, head, sizeof(head), 0);
+    rc = exec_elf_interp(fd, head, n > 0 ? (size_t)n : 0, interp, size);
+    close(fd);
+    return rc;
+}
+
+static void test_elf(const char *self, const char *static_exe)
+{
+    char interp[PATH_MAX];
+    int rc = elf_of(self, interp, sizeof(interp));
+
+    ok(rc == 1 && interp[0] == '/', "this dynamic test program has a PT_INTERP");
+    if (static_exe) {
+        ok(elf_of(static_exe, interp, sizeof(interp)) == 0, "a static program has none");
+    }
+    ok(elf_of("/etc/passwd", interp, sizeof(interp)) == -ENOEXEC, "a text file is no ELF");
+}
+
+static void test_creds(void)
+{
+    struct creds c = {0};
+
+    ok(creds_setresuid(&c, 100, 100, 100) == 0 && c.ruid == 100 && c.euid == 100 && c.suid == 100 && c.fsuid == 100,
+       "root may setresuid to anything");
+    ok(creds_setuid(&c, 0) == -EPERM && c.euid == 100, "and then cannot get root back");
+    c = (struct creds){0};
+    ok(creds_setresuid(&c, -1, 42, -1) == 0 && c.ruid == 0 && c.euid == 42 && c.suid == 0,
+       "-1 keeps an id: a temporary drop");
+    ok(creds_setuid(&c, 0) == 0 && c.euid == 0 && c.ruid == 0, "the saved uid 0 may come back");
+    ok(creds_setreuid(&c, 5, 6) == 0 && c.ruid == 5 && c.euid == 6 && c.suid == 6, "setreuid sets the saved uid");
+    ok(creds_setreuid(&c, 7, -1) == -EPERM, "an unprivileged setreuid to a foreign uid is EPERM");
+    c = (struct creds){0};
+    ok(creds_setgid(&c, 50) == 0 && c.rgid == 50 && c.egid == 50 && c.sgid == 50, "root may setgid");
+    ok(creds_setresgid(&c, -1, 60, -1) == 0 && c.egid == 60 && c.fsgid == 60, "setresgid with -1");
+    c.euid = 9;
+    ok(creds_setresgid(&c, 1, -1, -1) == -EPERM, "an unprivileged setresgid to a foreign gid is EPERM");
+    ok(creds_setregid(&c, -1, 50) == 0 && c.egid == 50, "but to its own real gid works");
+    ok(creds_setuid(&c, -1) == -EINVAL, "setuid(-1) is EINVAL");
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    test_table();
+    test_filter();
+    test_shebang();
+    test_elf("/proc/self/exe", argc > 1 ? argv[1] : NULL);
+    test_creds();
+    printf("1..%d\n", n_tests);
+    if (n_failed)
+        printf("# %d of %d failed\n", n_failed, n_tests);
+    return n_failed ? 1 : 0;
+}

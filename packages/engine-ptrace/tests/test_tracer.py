@@ -1,0 +1,163 @@
+"""The tracer executable (hpcbox-ptrace, as built into the package) on real programs, as the user that
+runs the suite: a static busybox in a small rootfs, and the Debian 12 minbase rootfs tarball of
+/var/cache/hpcbox-test-inputs (dynamic programs through the guest's loader) when it is there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hpcbox_engine_ptrace import engine, tracer_path
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+INPUTS = Path(os.environ.get("HPCBOX_TEST_INPUTS", "/var/cache/hpcbox-test-inputs"))
+DEBIAN = INPUTS / "debian12-minbase.tar.gz"
+TRACER = str(tracer_path())
+_OK, _WHY = engine.available()
+
+pytestmark = pytest.mark.skipif(not _OK, reason=f"the ptrace engine is not available here: {_WHY}")
+
+
+def _is_static(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF" and b"ld-linux" not in f.read(4096)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory):
+    if not _is_static(BUSYBOX):
+        pytest.skip("needs a static busybox (Debian: busybox-static)")
+    root = tmp_path_factory.mktemp("rootfs")
+    for d in ("bin", "etc", "usr/lib", "tmp", "proc", "dev"):
+        (root / d).mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin/busybox")
+    for applet in ("sh", "cat", "ls", "test", "true", "kill", "echo", "readlink", "pwd", "id", "mknod",
+                   "chown", "stat", "hostname", "sleep"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc/hostname").write_text("guest-hostname\n")
+    (root / "abs").symlink_to("/etc/hostname")  # absolute: must stay inside the rootfs
+    (root / "lib").symlink_to("usr/lib")
+    (root / "usr/lib/marker").write_text("in usr/lib\n")
+    (root / "script").write_text("#!/bin/sh\necho \"script $0 $1\"\n")
+    (root / "script").chmod(0o755)
+    return root
+
+
+@pytest.fixture(scope="module")
+def debian(tmp_path_factory):
+    if not DEBIAN.is_file():
+        pytest.skip(f"{DEBIAN} is missing; run `sudo scripts/prepare-test-inputs`")
+    root = tmp_path_factory.mktemp("debian")
+    with tarfile.open(DEBIAN) as tar:
+        members = [m for m in tar.getmembers() if not (m.isdev() or m.isfifo())]
+        tar.extractall(root, members=members)  # our own test input
+    return root
+
+
+def run(rootfs, *argv, binds=(), opts=(), **kwargs):
+    cmd = [TRACER, "--rootfs", str(rootfs), "--bind", "/proc", "/proc", "--bind", "/dev", "/dev", *opts]
+    for guest, host in binds:
+        cmd += ["--bind", guest, str(host)]
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    return subprocess.run([*cmd, "--", *argv], capture_output=True, text=True, timeout=120, check=False,
+                          cwd="/", env=env, **kwargs)
+
+
+def test_open_stat_and_listing_see_the_rootfs(rootfs):
+    proc = run(rootfs, "/bin/sh", "-c", "cat /etc/hostname; ls /; test -e /usr/lib/marker && echo has-marker")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "guest-hostname" and lines[-1] == "has-marker"
+    assert lines[1:-1] == sorted(os.listdir(rootfs))
+
+
+def test_symlinks_and_dotdot_stay_inside(rootfs):
+    script = "cat /abs; cat /../../../etc/hostname; cat /lib/marker; cd /usr && cat ../lib/marker"
+    proc = run(rootfs, "/bin/sh", "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "guest-hostname\n" * 2 + "in usr/lib\n" * 2
+
+
+def test_pipelines_bindings_and_reverse_translation(rootfs, tmp_path):
+    (tmp_path / "f").write_text("from the host\n")
+    script = ("cat /data/f | cat | cat; cd /data && PWD=/x pwd; readlink /proc/self/cwd; "
+              "readlink /proc/self/exe; cd /usr/lib && PWD=/x pwd; cat /dev/stdin")
+    proc = run(rootfs, "/bin/sh", "-c", script, binds=[("/data", tmp_path)], input="via stdin\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["from the host", "/data", "/data", "/bin/busybox", "/usr/lib",
+                                        "via stdin"]
+
+
+def test_scripts_errors_exit_codes_and_signals(rootfs):
+    assert run(rootfs, "/script", "a").stdout == "script /script a\n"
+    proc = run(rootfs, "/bin/cat", "/nope/x")
+    assert proc.returncode == 1 and "No such file or directory" in proc.stderr
+    assert run(rootfs, "/bin/sh", "-c", "exit 7").returncode == 7
+    assert run(rootfs, "/bin/sh", "-c", "kill -9 $$").returncode == 128 + 9
+    proc = run(rootfs, "/no/such")
+    assert proc.returncode == 127 and "/no/such" in proc.stderr
+    proc = run(rootfs, "nosuch")
+    assert proc.returncode == 127 and "not found in the container's PATH" in proc.stderr
+    assert run(rootfs, "/etc/hostname").returncode == 126
+
+
+def test_root_emulation_and_hostname(rootfs):
+    script = ("id -u; id -g; echo x > /tmp/f; chown 0:0 /tmp/f && echo chowned; "
+              "mknod /tmp/n c 1 3 && echo made; hostname")
+    proc = run(rootfs, "/bin/sh", "-c", script, opts=["--uid", "0", "--gid", "0", "--hostname", "box"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["0", "0", "chowned", "made", "box"]
+    assert (rootfs / "tmp/n").is_file()  # a regular file stands in for the device
+    assert (rootfs / "tmp/f").stat().st_uid == os.getuid()  # the host's owner is unchanged
+    proc = run(rootfs, "/bin/sh", "-c", "id -u")
+    assert proc.stdout.strip() == str(os.getuid())  # no --uid: no emulation
+
+
+def test_readonly_bindings_and_root(rootfs, tmp_path):
+    (tmp_path / "in").write_text("x")
+    cmd = [TRACER, "--rootfs", str(rootfs), "--bind-ro", "/ro", str(tmp_path), "--readonly", "--",
+           "/bin/sh", "-c", "cat /ro/in; echo y > /ro/new || echo refused; echo z > /tmp/new || echo refused"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.stdout.splitlines() == ["xrefused", "refused"] or proc.stdout.splitlines() == ["x", "refused",
+                                                                                                 "refused"]
+    assert "Read-only file system" in proc.stderr
+    assert not (tmp_path / "new").exists() and not (rootfs / "tmp/new").exists()
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"], ["--trace-dirfd"]])
+def test_dynamic_debian_programs_through_the_guests_loader(debian, mode):
+    script = ('cat /etc/debian_version; readlink /proc/$$/exe; cat /proc/$$/comm; cd /usr/lib && /bin/pwd; '
+              'find /etc/apt -maxdepth 1 | sort | head -2; bash -c \'echo "$0"\'')
+    proc = run(debian, "sh", "-c", script, opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    version = (debian / "etc/debian_version").read_text().strip()
+    assert proc.stdout.splitlines() == [version, "/usr/bin/dash", "sh", "/usr/lib", "/etc/apt",
+                                        "/etc/apt/apt.conf.d", "bash"]
+
+
+def test_stats_count_the_stops(debian):
+    proc = run(debian, "cat", "/etc/debian_version", opts=["--stats"])
+    assert proc.returncode == 0
+    counts = {line.split()[1]: int(line.split()[2]) for line in proc.stderr.splitlines()
+              if line.startswith("hpcbox-ptrace:   ")}
+    assert counts["execve"] == 1 and counts["openat"] >= 2
+
+
+def test_bad_usage_is_refused(tmp_path):
+    proc = subprocess.run([TRACER, "--rootfs", str(tmp_path / "absent"), "--", "/bin/true"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 125 and "rootfs" in proc.stderr and "No such file" in proc.stderr
+    proc = subprocess.run([TRACER], capture_output=True, text=True, check=False)
+    assert proc.returncode == 125 and "usage:" in proc.stderr
+    proc = subprocess.run([TRACER, "--rootfs", str(tmp_path), "--bind", "/x", str(tmp_path / "absent"),
+                           "--", "true"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 125 and "binding /x" in proc.stderr
+    assert subprocess.run([TRACER, "--probe"], check=False).returncode == 0
