@@ -1,0 +1,58 @@
+"""`hpcbox run --engine preload` specifics through the CLI, as the calling user: udocker's F1..F4 modes
+(`hpcbox setup --execmode`), volumes that are single files or lie under missing directories, a program
+that clears its environment, and HPCBOX_DEBUG. (Every generic `hpcbox run` test also runs with the
+preload engine: test_run_debian.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import test_run_common as common
+from test_cli_common import hpcbox_env, ok
+
+run_store = common.run_store  # fixtures
+shared_debian = common.shared_debian
+
+
+@pytest.fixture
+def preload_args(run_store):
+    return common.engine_args(run_store, "preload")
+
+
+def test_execmodes_f1_to_f4_run_with_the_preload_engine(run_store, preload_args):
+    cid = run_store.create("debian")
+    try:
+        for mode in ("F1", "F2", "F3", "F4"):
+            ok(run_store("setup", f"--execmode={mode}", cid))
+            proc = ok(run_store("run", cid, "sh", "-c", "echo $HPCBOX_PRELOAD_MODE; readlink /proc/self/exe"))
+            assert proc.stdout.splitlines() == [mode, "/usr/bin/readlink"], proc.stderr
+        ps = {c["id"]: c for c in json.loads(ok(run_store("ps", "--json")).stdout)}
+        assert ps[cid]["execmode"] == "F4" and ps[cid]["settings"]["engine"] == "preload"
+    finally:
+        ok(run_store("rm", "-f", cid))
+
+
+def test_file_volumes_and_volumes_below_missing_directories(run_store, shared_debian, preload_args, tmp_path):
+    (tmp_path / "note.txt").write_text("a file volume\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x").write_text("deep\n")
+    tmp_path.chmod(0o755)
+    script = ("cat /etc/note.txt; cat /mnt/a/b/x; cd /mnt/a/b && pwd && cat x; "
+              "echo new > /mnt/a/b/y; realpath /mnt/a/b/y")
+    proc = ok(run_store("run", *preload_args, "-v", f"{tmp_path / 'note.txt'}:/etc/note.txt:ro",
+                        "-v", f"{data}:/mnt/a/b", shared_debian, "bash", "-c", script))
+    assert proc.stdout.splitlines() == ["a file volume", "deep", "/mnt/a/b", "deep", "/mnt/a/b/y"]
+    assert (data / "y").read_text() == "new\n"
+
+
+def test_cleared_environment_and_debug_lines(run_store, shared_debian, preload_args):
+    proc = ok(run_store("run", *preload_args, shared_debian, "env", "-i", "/bin/sh", "-c",
+                        "cat /etc/debian_version; ls -d /usr/share/doc"))
+    assert proc.stdout.splitlines()[0].startswith("12.") and proc.stdout.splitlines()[1] == "/usr/share/doc"
+    script = "ls /nonexistent/x; true"  # ls's stderr is the one the debug lines go to
+    debug = hpcbox_env(HPCBOX_DEBUG="1")
+    proc = ok(run_store("run", *preload_args, shared_debian, "sh", "-c", script, env=debug))
+    assert "hpcbox-preload: exec /usr/bin/ls (" in proc.stderr  # through the container's loader
+    assert "hpcbox-preload: /nonexistent/x: No such file or directory" in proc.stderr
