@@ -82,3 +82,19 @@ def test_read_only_binding_refuses_writes(tmp_path):
     assert "Read-only file system" in proc.stderr and proc.returncode != 0
     assert not (ro / "x").exists() and (root / "made").exists()
     assert os.listdir(ro) == []
+
+
+def test_users_and_groups_come_from_the_rootfs(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    users = ["root:x:0:0:root:/root:/bin/sh", "alice:x:4242:4343:Alice:/home/a:/bin/sh"]
+    (root / "etc/passwd").write_text("".join(u + "\n" for u in users))
+    (root / "etc/group").write_text("root:x:0:\nstaff:x:4343:\nextra:x:5000:bob,alice\n")
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "HPCBOX_PRELOAD_UID": "4242", "HPCBOX_PRELOAD_GID": "4343"}
+    proc = run_with_library(tmp_path, ["id"], **env)
+    assert proc.stdout.strip().startswith("uid=4242(alice) gid=4343(staff)"), proc.stderr
+    proc = run_with_library(tmp_path, ["getent", "passwd", "alice", "root"], **env)
+    assert proc.stdout.splitlines() == [users[1], users[0]]
+    proc = run_with_library(tmp_path, ["getent", "group"], **env)
+    assert proc.stdout.splitlines() == ["root:x:0:", "staff:x:4343:", "extra:x:5000:bob,alice"]
+    assert run_with_library(tmp_path, ["getent", "passwd", "nobody-here"], **env).returncode == 2
