@@ -143,6 +143,58 @@ def test_dynamic_debian_programs_through_the_guests_loader(debian, mode):
                                         "/etc/apt/apt.conf.d", "bash"]
 
 
+RESTART_C = r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile int alarms;
+static void on_alarm(int sig) {  /* its frame lands where the tracer wrote the open's host path */
+    char big[4096]; memset(big, 'x', sizeof big); alarms += sig == SIGALRM && big[9];
+    close(open("/tmp/alarmed", O_CREAT | O_WRONLY, 0600));
+}
+int main(void) {
+    struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = on_alarm; sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    if (mkfifo("/tmp/fifo", 0600) < 0) { perror("mkfifo"); return 1; }
+    pid_t c = fork();
+    if (c == 0) {  /* the writer comes after the alarm interrupted the reader's open */
+        while (access("/tmp/alarmed", F_OK) != 0) usleep(10000);
+        int w = open("/tmp/fifo", O_WRONLY); if (w < 0) { perror("writer"); _exit(1); }
+        write(w, "data\n", 5); _exit(0);
+    }
+    ualarm(100000, 0);
+    int fd = open("/tmp/fifo", O_RDONLY);  /* blocks; SIGALRM runs the handler; the kernel restarts it */
+    if (fd < 0) { perror("open after the signal"); return 1; }
+    char buf[16] = {0}; if (read(fd, buf, sizeof buf - 1) < 0) return 1; waitpid(c, NULL, 0);
+    printf("alarms=%d read=%s", alarms, buf);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"]])
+def test_a_syscall_restarted_after_a_signal_handler_keeps_its_path(rootfs, tmp_path, mode):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    (tmp_path / "restart.c").write_text(RESTART_C)
+    exe = tmp_path / "restart"
+    built = subprocess.run([cc, "-static", "-O1", "-o", str(exe), str(tmp_path / "restart.c")], check=False)
+    if built.returncode:
+        pytest.skip("cannot link a static C program here (libc6-dev's libc.a)")
+    shutil.copy2(exe, rootfs / "bin/restart")
+    for leftover in ("tmp/fifo", "tmp/alarmed"):
+        if os.path.lexists(rootfs / leftover):
+            os.unlink(rootfs / leftover)
+    proc = run(rootfs, "/bin/restart", opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "alarms=1 read=data\n"
+
+
 def test_stats_count_the_stops(debian):
     proc = run(debian, "cat", "/etc/debian_version", opts=["--stats"])
     assert proc.returncode == 0

@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -156,6 +157,39 @@ static int fake_exe_link(struct tracer *t, struct stop *s, const char *host)
     return 1;
 }
 
+#define RESTART_WINDOW (1u << 20)
+
+/* A restarted syscall (after a signal handler, SA_RESTART) comes back with the argument we wrote:
+ * same number, same scratch address below the red zone of the same stack. Write the translated
+ * data there again (the handler's frame may have overwritten it) and leave the argument. */
+#define N_RESTART (sizeof(((struct proc *)0)->restart) / sizeof(struct restart))
+
+static bool restarted(struct stop *s, uint64_t addr)
+{
+    uint64_t low = regs_sp(&s->regs) - TRACER_RED_ZONE;
+
+    if (addr >= low || addr < low - RESTART_WINDOW)
+        return false; /* not below the red zone of this stack: the program's own data */
+    for (unsigned i = 0; i < N_RESTART; i++) {
+        struct restart *r = &s->proc->restart[i];
+
+        if (r->data && r->addr == addr && r->nr == regs_nr(&s->regs))
+            return mem_write(s->tid, addr, r->data, r->len) == 0;
+    }
+    return false;
+}
+
+static void remember(struct stop *s, uint64_t addr, const void *data, size_t len)
+{
+    struct restart *r = &s->proc->restart[s->proc->next_restart++ % N_RESTART];
+    void *copy = malloc(len);
+
+    free(r->data);
+    *r = (struct restart){.nr = regs_nr(&s->regs), .addr = addr, .data = copy, .len = len};
+    if (copy)
+        memcpy(copy, data, len);
+}
+
 int paths_handle(struct tracer *t, struct stop *s)
 {
     for (int i = 0; i < 2; i++) {
@@ -168,6 +202,8 @@ int paths_handle(struct tracer *t, struct stop *s)
         if (p->path < 0)
             continue;
         addr = regs_arg(&s->regs, p->path);
+        if (restarted(s, addr))
+            continue;
         if (addr == 0 || mem_read_string(s->tid, addr, guest, sizeof(guest)) < 0)
             continue; /* the kernel reports EFAULT/ENAMETOOLONG on the original */
         if (guest[0] == '\0')
@@ -198,6 +234,7 @@ int paths_handle(struct tracer *t, struct stop *s)
         rc = scratch_put(&s->scratch, host, strlen(host) + 1, &at);
         if (rc < 0)
             return rc;
+        remember(s, at, host, strlen(host) + 1);
         regs_set_arg(&s->regs, p->path, at);
         s->dirty = true;
     }
@@ -261,6 +298,8 @@ int paths_sockaddr(struct tracer *t, struct stop *s)
     const struct tracer_mount *m;
     int rc;
 
+    if (restarted(s, regs_arg(&s->regs, 1)))
+        return 0;
     if (len <= offsetof(struct sockaddr_un, sun_path) || len > sizeof(sun))
         return 0;
     memset(&sun, 0, sizeof(sun));
@@ -289,6 +328,7 @@ int paths_sockaddr(struct tracer *t, struct stop *s)
     rc = scratch_put(&s->scratch, &sun, sizeof(sun), &at);
     if (rc < 0)
         return rc;
+    remember(s, at, &sun, sizeof(sun));
     regs_set_arg(&s->regs, 1, at);
     regs_set_arg(&s->regs, 2, offsetof(struct sockaddr_un, sun_path) + hlen + 1);
     s->dirty = true;

@@ -44,6 +44,8 @@ struct proc *procs_add(struct proc_table *t, pid_t tid, const struct creds *init
 
 static void proc_free(struct proc *p)
 {
+    for (unsigned i = 0; i < sizeof(p->restart) / sizeof(p->restart[0]); i++)
+        free(p->restart[i].data);
     free(p->exe);
     free(p->pending_exe);
     free(p);

@@ -25,6 +25,15 @@ enum exit_action {
     EXIT_RESTART,       /* an injected prctl(PR_SET_NAME) ran: restart the syscall it replaced */
 };
 
+/* What the tracer wrote for a path argument, to write again when the kernel restarts the syscall
+ * after a signal handler (SA_RESTART): the handler's frame may have overwritten it. */
+struct restart {
+    long nr;
+    uint64_t addr;
+    void *data;
+    size_t len;
+};
+
 struct proc {
     pid_t tid;
     struct proc *next;        /* hash chain */
@@ -37,6 +46,8 @@ struct proc {
     char comm[16];            /* the name the kernel would have given at exec (set at the next stop) */
     char pending_comm[16];
     struct regs saved;        /* the registers of the syscall an injected one replaced */
+    struct restart restart[4]; /* the latest ones (a signal handler may translate paths too) */
+    unsigned next_restart;
     enum exit_action exit_action;
     uint64_t exit_addr;
     uint64_t exit_size;
