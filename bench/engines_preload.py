@@ -1,6 +1,6 @@
 """bench: the preload engine (DESIGN.md section 6 workloads) under `hpcbox run --engine preload`, beside
-Debian's fakechroot (`fakechroot chroot ROOTFS`) and native chroot of the same Debian 12 rootfs, in one
-hyperfine run per workload.
+Debian's fakechroot (`fakechroot chroot ROOTFS`) and native chroot of the same Debian 12 rootfs, timed in
+turn (one run of each per round) per workload.
 
     hatch run python bench/engines_preload.py [--runs 5] [--start-runs 30]
 
@@ -22,6 +22,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,23 @@ import harness  # noqa: E402
 from hpcbox_testing.images import TestImages  # noqa: E402
 from hpcbox_testing.registry import start_registry  # noqa: E402
 from run import TAR, WORKLOADS, sbin  # noqa: E402  (the same workloads as the run benchmark)
+
+
+def interleaved(commands: dict, runs: int, warmup: int = 1) -> list:
+    """Like harness.compare, but one run of each command in turn, `runs` times: on a shared machine a
+    change of load then hits every column alike instead of whichever hyperfine was timing."""
+    argvs = {label: shlex.split(command) for label, command in commands.items()}
+    times: dict = {label: [] for label in commands}
+    for round_ in range(warmup + runs):
+        for label, argv in argvs.items():
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            if round_ >= warmup:
+                times[label].append(time.perf_counter() - started)
+    return [harness.Timing(label, commands[label], statistics.median(t), statistics.mean(t),
+                           statistics.stdev(t) if len(t) > 1 else 0.0, len(t))
+            for label, t in times.items()]
+
 
 TARGETS = {"200x fork+exec ls /": 1.3, "find /usr x10": 1.5, TAR: 1.2, "1M-iteration shell loop": 1.02}
 TOOLS = ("hpcbox run --engine preload", "preload library (launcher, no CLI)", "fakechroot chroot")
@@ -81,10 +99,10 @@ def launcher_script(work: Path, home: Path, container: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="hyperfine runs per workload (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per workload (default 5)")
     parser.add_argument("--start-runs", type=int, default=30, help="runs of the start figures (default 30)")
     args = parser.parse_args()
-    harness.require("hyperfine", "docker-registry", "hpcbox", "unshare", "fakechroot")
+    harness.require("docker-registry", "hpcbox", "unshare", "fakechroot")
     chroot_bin = sbin("chroot")
     hpcbox = shutil.which("hpcbox")
     fakechroot = shutil.which("fakechroot")
@@ -123,12 +141,12 @@ def main() -> None:
             }
 
         start_cmds = tools("/bin/true")
-        start = harness.compare(start_cmds, runs=args.start_runs, warmup=3)
+        start = interleaved(start_cmds, runs=args.start_runs, warmup=3)
         engine_s = engine_part(home, cid, args.start_runs)
         results = {}
         for label, command in WORKLOADS.items():
             if command != "/bin/true":
-                results[label] = harness.compare(tools(command), runs=args.runs, warmup=1)
+                results[label] = interleaved(tools(command), runs=args.runs, warmup=1)
 
     true_of = {t.label: t.median_s for t in start}
     lines = ["| workload | native chroot | " + " | ".join(TOOLS) + " | target (preload) |",
@@ -151,7 +169,8 @@ def main() -> None:
     body = (f"Debian 12 test image (`debian12`), one container, {how}; Debian's fakechroot "
             f"(`fakechroot chroot ROOTFS`) of the same rootfs; hpcbox with `--engine preload`.\n\n"
             f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "
-            f"{load:.1f} at the start (hyperfine runs the tools one after the other).\n\n"
+            f"{load:.1f} at the start; the tools run in turn, one run of each per round, so that load from "
+            f"elsewhere hits every column alike.\n\n"
             f"### start\n\n{summary}\n\n{start_table}\n\n"
             f"### steady-state overhead\n\n(t(workload) - t(/bin/true)) / (same in native chroot), "
             f"median of {args.runs} runs each; the workload's own median in brackets.\n\n"
