@@ -13,10 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* glibc 2.34 moved dlsym into libc under a new version; bind the one every glibc of the
+ * architecture has (in libdl.so.2 before 2.34, kept in libc for compatibility after). */
 #if defined(__GLIBC__) && defined(__x86_64__)
-/* glibc 2.34 moved dlsym into libc under a new version; bind the one every glibc since 2.2.5 has
- * (in libdl.so.2 before 2.34, kept in libc for compatibility after). */
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+#elif defined(__GLIBC__) && defined(__aarch64__)
+__asm__(".symver dlsym,dlsym@GLIBC_2.17");
 #endif
 
 int hp_sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);

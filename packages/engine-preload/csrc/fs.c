@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <sys/inotify.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <utime.h>
@@ -299,6 +300,15 @@ WRAP int utimensat(int dirfd, const char *path, const struct timespec times[2], 
         return REAL(utimensat)(dirfd, path, times, flags);
     TR(p_, dirfd, path, AT_FOLLOW(flags) | HP_WRITE, -1)
     return REAL(utimensat)(dirfd, p_, times, flags);
+}
+
+/* ---- watched and queried paths -------------------------------------------------------------- */
+W1(long, pathconf, HP_FOLLOW, -1, (const char *path, int name), (p_, name))
+
+WRAP int inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+    TR(p_, AT_FDCWD, path, (mask & IN_DONT_FOLLOW) ? 0 : HP_FOLLOW, -1)
+    return REAL(inotify_add_watch)(fd, p_, mask);
 }
 
 /* ---- extended attributes -------------------------------------------------------------------- */
