@@ -34,3 +34,26 @@ def test_tracer_tap_suite_passes(guestpath_dir, tmp_path):
     assert int(plan[0][3:]) >= 30
     assert sum(line.startswith("ok ") for line in lines) == int(plan[0][3:])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+CROSS = shutil.which("aarch64-linux-gnu-gcc")
+QEMU = shutil.which("qemu-aarch64")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64" or not (CROSS and QEMU),
+                    reason="the aarch64 check needs aarch64-linux-gnu-gcc and qemu-aarch64 "
+                           "(Debian: gcc-aarch64-linux-gnu, qemu-user)")
+def test_tracer_builds_for_aarch64_and_its_tap_suite_passes_there(guestpath_dir, tmp_path):
+    """The other column of the table: the tracer compiles for aarch64 with the strict flags, and the
+    TAP suite (numbers against aarch64's <sys/syscall.h>, the BPF program) passes under qemu-user."""
+    tracer = PACKAGE / "csrc" / "tracer"
+    common = [*STRICT, f"-I{tracer}", f"-I{guestpath_dir}", str(guestpath_dir / "guestpath.c")]
+    own = [str(p) for p in sorted(tracer.glob("*.c"))]
+    subprocess.run([CROSS, "-o", str(tmp_path / "hpcbox-ptrace"), *common,
+                    *(p for p in own if not p.endswith("test_tracer.c"))], check=True)
+    subprocess.run([CROSS, "-o", str(tmp_path / "test_tracer"), *common,
+                    *(p for p in own if not p.endswith("main.c"))], check=True)
+    proc = subprocess.run([QEMU, "-L", "/usr/aarch64-linux-gnu", str(tmp_path / "test_tracer")], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "not ok" not in proc.stdout, proc.stdout + proc.stderr
+    assert "(aarch64)" in proc.stdout

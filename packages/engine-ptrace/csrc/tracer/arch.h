@@ -22,7 +22,7 @@ struct regs {
 #define TRACER_RED_ZONE 0
 #define TRACER_NR_PRCTL 167
 struct regs {
-    struct user_pt_regs r;
+    struct user_regs_struct r; /* glibc's name for the kernel's user_pt_regs */
     long nr;           /* NT_ARM_SYSTEM_CALL */
     int nr_changed;
 };

@@ -24,6 +24,464 @@ static void ok(int cond, const char *what)
     printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, what);
 }
 
+/* Every name of the table with this architecture's number from the C library's <sys/syscall.h>
+ * (SC_NONE where it has none): run on x86_64 it checks that column, on aarch64 the other one. */
+static const struct {
+    const char *name;
+    long nr;
+} LIBC_NUMBERS[] = {
+#ifdef SYS_open
+    {"open", SYS_open},
+#else
+    {"open", SC_NONE},
+#endif
+#ifdef SYS_creat
+    {"creat", SYS_creat},
+#else
+    {"creat", SC_NONE},
+#endif
+#ifdef SYS_openat
+    {"openat", SYS_openat},
+#else
+    {"openat", SC_NONE},
+#endif
+#ifdef SYS_openat2
+    {"openat2", SYS_openat2},
+#else
+    {"openat2", SC_NONE},
+#endif
+#ifdef SYS_stat
+    {"stat", SYS_stat},
+#else
+    {"stat", SC_NONE},
+#endif
+#ifdef SYS_lstat
+    {"lstat", SYS_lstat},
+#else
+    {"lstat", SC_NONE},
+#endif
+#ifdef SYS_newfstatat
+    {"newfstatat", SYS_newfstatat},
+#else
+    {"newfstatat", SC_NONE},
+#endif
+#ifdef SYS_statx
+    {"statx", SYS_statx},
+#else
+    {"statx", SC_NONE},
+#endif
+#ifdef SYS_access
+    {"access", SYS_access},
+#else
+    {"access", SC_NONE},
+#endif
+#ifdef SYS_faccessat
+    {"faccessat", SYS_faccessat},
+#else
+    {"faccessat", SC_NONE},
+#endif
+#ifdef SYS_faccessat2
+    {"faccessat2", SYS_faccessat2},
+#else
+    {"faccessat2", SC_NONE},
+#endif
+#ifdef SYS_statfs
+    {"statfs", SYS_statfs},
+#else
+    {"statfs", SC_NONE},
+#endif
+#ifdef SYS_readlink
+    {"readlink", SYS_readlink},
+#else
+    {"readlink", SC_NONE},
+#endif
+#ifdef SYS_readlinkat
+    {"readlinkat", SYS_readlinkat},
+#else
+    {"readlinkat", SC_NONE},
+#endif
+#ifdef SYS_chdir
+    {"chdir", SYS_chdir},
+#else
+    {"chdir", SC_NONE},
+#endif
+#ifdef SYS_chroot
+    {"chroot", SYS_chroot},
+#else
+    {"chroot", SC_NONE},
+#endif
+#ifdef SYS_getcwd
+    {"getcwd", SYS_getcwd},
+#else
+    {"getcwd", SC_NONE},
+#endif
+#ifdef SYS_execve
+    {"execve", SYS_execve},
+#else
+    {"execve", SC_NONE},
+#endif
+#ifdef SYS_execveat
+    {"execveat", SYS_execveat},
+#else
+    {"execveat", SC_NONE},
+#endif
+#ifdef SYS_uselib
+    {"uselib", SYS_uselib},
+#else
+    {"uselib", SC_NONE},
+#endif
+#ifdef SYS_truncate
+    {"truncate", SYS_truncate},
+#else
+    {"truncate", SC_NONE},
+#endif
+#ifdef SYS_mkdir
+    {"mkdir", SYS_mkdir},
+#else
+    {"mkdir", SC_NONE},
+#endif
+#ifdef SYS_mkdirat
+    {"mkdirat", SYS_mkdirat},
+#else
+    {"mkdirat", SC_NONE},
+#endif
+#ifdef SYS_rmdir
+    {"rmdir", SYS_rmdir},
+#else
+    {"rmdir", SC_NONE},
+#endif
+#ifdef SYS_unlink
+    {"unlink", SYS_unlink},
+#else
+    {"unlink", SC_NONE},
+#endif
+#ifdef SYS_unlinkat
+    {"unlinkat", SYS_unlinkat},
+#else
+    {"unlinkat", SC_NONE},
+#endif
+#ifdef SYS_rename
+    {"rename", SYS_rename},
+#else
+    {"rename", SC_NONE},
+#endif
+#ifdef SYS_renameat
+    {"renameat", SYS_renameat},
+#else
+    {"renameat", SC_NONE},
+#endif
+#ifdef SYS_renameat2
+    {"renameat2", SYS_renameat2},
+#else
+    {"renameat2", SC_NONE},
+#endif
+#ifdef SYS_link
+    {"link", SYS_link},
+#else
+    {"link", SC_NONE},
+#endif
+#ifdef SYS_linkat
+    {"linkat", SYS_linkat},
+#else
+    {"linkat", SC_NONE},
+#endif
+#ifdef SYS_symlink
+    {"symlink", SYS_symlink},
+#else
+    {"symlink", SC_NONE},
+#endif
+#ifdef SYS_symlinkat
+    {"symlinkat", SYS_symlinkat},
+#else
+    {"symlinkat", SC_NONE},
+#endif
+#ifdef SYS_chmod
+    {"chmod", SYS_chmod},
+#else
+    {"chmod", SC_NONE},
+#endif
+#ifdef SYS_fchmodat
+    {"fchmodat", SYS_fchmodat},
+#else
+    {"fchmodat", SC_NONE},
+#endif
+#ifdef SYS_fchmodat2
+    {"fchmodat2", SYS_fchmodat2},
+#else
+    {"fchmodat2", SC_NONE},
+#endif
+#ifdef SYS_chown
+    {"chown", SYS_chown},
+#else
+    {"chown", SC_NONE},
+#endif
+#ifdef SYS_lchown
+    {"lchown", SYS_lchown},
+#else
+    {"lchown", SC_NONE},
+#endif
+#ifdef SYS_fchown
+    {"fchown", SYS_fchown},
+#else
+    {"fchown", SC_NONE},
+#endif
+#ifdef SYS_fchownat
+    {"fchownat", SYS_fchownat},
+#else
+    {"fchownat", SC_NONE},
+#endif
+#ifdef SYS_utime
+    {"utime", SYS_utime},
+#else
+    {"utime", SC_NONE},
+#endif
+#ifdef SYS_utimes
+    {"utimes", SYS_utimes},
+#else
+    {"utimes", SC_NONE},
+#endif
+#ifdef SYS_futimesat
+    {"futimesat", SYS_futimesat},
+#else
+    {"futimesat", SC_NONE},
+#endif
+#ifdef SYS_utimensat
+    {"utimensat", SYS_utimensat},
+#else
+    {"utimensat", SC_NONE},
+#endif
+#ifdef SYS_mknod
+    {"mknod", SYS_mknod},
+#else
+    {"mknod", SC_NONE},
+#endif
+#ifdef SYS_mknodat
+    {"mknodat", SYS_mknodat},
+#else
+    {"mknodat", SC_NONE},
+#endif
+#ifdef SYS_setxattr
+    {"setxattr", SYS_setxattr},
+#else
+    {"setxattr", SC_NONE},
+#endif
+#ifdef SYS_lsetxattr
+    {"lsetxattr", SYS_lsetxattr},
+#else
+    {"lsetxattr", SC_NONE},
+#endif
+#ifdef SYS_getxattr
+    {"getxattr", SYS_getxattr},
+#else
+    {"getxattr", SC_NONE},
+#endif
+#ifdef SYS_lgetxattr
+    {"lgetxattr", SYS_lgetxattr},
+#else
+    {"lgetxattr", SC_NONE},
+#endif
+#ifdef SYS_listxattr
+    {"listxattr", SYS_listxattr},
+#else
+    {"listxattr", SC_NONE},
+#endif
+#ifdef SYS_llistxattr
+    {"llistxattr", SYS_llistxattr},
+#else
+    {"llistxattr", SC_NONE},
+#endif
+#ifdef SYS_removexattr
+    {"removexattr", SYS_removexattr},
+#else
+    {"removexattr", SC_NONE},
+#endif
+#ifdef SYS_lremovexattr
+    {"lremovexattr", SYS_lremovexattr},
+#else
+    {"lremovexattr", SC_NONE},
+#endif
+#ifdef SYS_inotify_add_watch
+    {"inotify_add_watch", SYS_inotify_add_watch},
+#else
+    {"inotify_add_watch", SC_NONE},
+#endif
+#ifdef SYS_fanotify_mark
+    {"fanotify_mark", SYS_fanotify_mark},
+#else
+    {"fanotify_mark", SC_NONE},
+#endif
+#ifdef SYS_name_to_handle_at
+    {"name_to_handle_at", SYS_name_to_handle_at},
+#else
+    {"name_to_handle_at", SC_NONE},
+#endif
+#ifdef SYS_mount
+    {"mount", SYS_mount},
+#else
+    {"mount", SC_NONE},
+#endif
+#ifdef SYS_umount2
+    {"umount2", SYS_umount2},
+#else
+    {"umount2", SC_NONE},
+#endif
+#ifdef SYS_pivot_root
+    {"pivot_root", SYS_pivot_root},
+#else
+    {"pivot_root", SC_NONE},
+#endif
+#ifdef SYS_swapon
+    {"swapon", SYS_swapon},
+#else
+    {"swapon", SC_NONE},
+#endif
+#ifdef SYS_swapoff
+    {"swapoff", SYS_swapoff},
+#else
+    {"swapoff", SC_NONE},
+#endif
+#ifdef SYS_acct
+    {"acct", SYS_acct},
+#else
+    {"acct", SC_NONE},
+#endif
+#ifdef SYS_open_tree
+    {"open_tree", SYS_open_tree},
+#else
+    {"open_tree", SC_NONE},
+#endif
+#ifdef SYS_move_mount
+    {"move_mount", SYS_move_mount},
+#else
+    {"move_mount", SC_NONE},
+#endif
+#ifdef SYS_fspick
+    {"fspick", SYS_fspick},
+#else
+    {"fspick", SC_NONE},
+#endif
+#ifdef SYS_mount_setattr
+    {"mount_setattr", SYS_mount_setattr},
+#else
+    {"mount_setattr", SC_NONE},
+#endif
+#ifdef SYS_bind
+    {"bind", SYS_bind},
+#else
+    {"bind", SC_NONE},
+#endif
+#ifdef SYS_connect
+    {"connect", SYS_connect},
+#else
+    {"connect", SC_NONE},
+#endif
+#ifdef SYS_uname
+    {"uname", SYS_uname},
+#else
+    {"uname", SC_NONE},
+#endif
+#ifdef SYS_getuid
+    {"getuid", SYS_getuid},
+#else
+    {"getuid", SC_NONE},
+#endif
+#ifdef SYS_geteuid
+    {"geteuid", SYS_geteuid},
+#else
+    {"geteuid", SC_NONE},
+#endif
+#ifdef SYS_getgid
+    {"getgid", SYS_getgid},
+#else
+    {"getgid", SC_NONE},
+#endif
+#ifdef SYS_getegid
+    {"getegid", SYS_getegid},
+#else
+    {"getegid", SC_NONE},
+#endif
+#ifdef SYS_getresuid
+    {"getresuid", SYS_getresuid},
+#else
+    {"getresuid", SC_NONE},
+#endif
+#ifdef SYS_getresgid
+    {"getresgid", SYS_getresgid},
+#else
+    {"getresgid", SC_NONE},
+#endif
+#ifdef SYS_setuid
+    {"setuid", SYS_setuid},
+#else
+    {"setuid", SC_NONE},
+#endif
+#ifdef SYS_setgid
+    {"setgid", SYS_setgid},
+#else
+    {"setgid", SC_NONE},
+#endif
+#ifdef SYS_setreuid
+    {"setreuid", SYS_setreuid},
+#else
+    {"setreuid", SC_NONE},
+#endif
+#ifdef SYS_setregid
+    {"setregid", SYS_setregid},
+#else
+    {"setregid", SC_NONE},
+#endif
+#ifdef SYS_setresuid
+    {"setresuid", SYS_setresuid},
+#else
+    {"setresuid", SC_NONE},
+#endif
+#ifdef SYS_setresgid
+    {"setresgid", SYS_setresgid},
+#else
+    {"setresgid", SC_NONE},
+#endif
+#ifdef SYS_setfsuid
+    {"setfsuid", SYS_setfsuid},
+#else
+    {"setfsuid", SC_NONE},
+#endif
+#ifdef SYS_setfsgid
+    {"setfsgid", SYS_setfsgid},
+#else
+    {"setfsgid", SC_NONE},
+#endif
+#ifdef SYS_getgroups
+    {"getgroups", SYS_getgroups},
+#else
+    {"getgroups", SC_NONE},
+#endif
+#ifdef SYS_setgroups
+    {"setgroups", SYS_setgroups},
+#else
+    {"setgroups", SC_NONE},
+#endif
+};
+
+static void test_numbers_match_the_c_library(void)
+{
+    int wrong = 0, checked = 0;
+
+    for (size_t i = 0; i < sizeof(LIBC_NUMBERS) / sizeof(LIBC_NUMBERS[0]); i++) {
+        const struct sc_desc *d = sc_by_name(LIBC_NUMBERS[i].name);
+
+        if (d && LIBC_NUMBERS[i].nr == SC_NONE && sc_native_nr(d) >= 440)
+            continue; /* newer than these headers (fchmodat2 is Linux 6.6) */
+        checked++;
+        if (!d || sc_native_nr(d) != LIBC_NUMBERS[i].nr) {
+            wrong++;
+            printf("# %s: table %d, <sys/syscall.h> %ld\n", LIBC_NUMBERS[i].name, d ? sc_native_nr(d) : -2,
+                   LIBC_NUMBERS[i].nr);
+        }
+    }
+    ok(wrong == 0 && checked >= (int)SYSCALLS_COUNT - 2,
+       "every number of this architecture's column is the C library's (" TRACER_ARCH_NAME ")");
+}
+
 static void test_table(void)
 {
     short by_nr[SC_MAX_NR];
@@ -195,6 +653,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     test_table();
+    test_numbers_match_the_c_library();
     test_filter();
     test_shebang();
     test_elf("/proc/self/exe", argc > 1 ? argv[1] : NULL);
