@@ -79,6 +79,19 @@ void tracer_destroy(struct tracer *t)
     gp_context_destroy(&t->gp);
 }
 
+/* A failed request about a tracee: ESRCH only means it died meanwhile (SIGKILL, exit of its group);
+ * anything else is worth a line on stderr. */
+static void check(int rc, const char *what, pid_t tid)
+{
+    if (rc < 0 && rc != -ESRCH)
+        fprintf(stderr, "hpcbox-ptrace: %s of %d: %s\n", what, (int)tid, strerror(-rc));
+}
+
+static int req(long rc)
+{
+    return rc < 0 ? -errno : 0;
+}
+
 /* ---- syscall stops ---- */
 
 static int dispatch(struct tracer *t, struct stop *s)
@@ -172,8 +185,12 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
             p->exit_ret = s.ret;
         }
     }
-    if (s.dirty && regs_set(p->tid, &s.regs) < 0)
-        return;
+    if (s.dirty) {
+        rc = regs_set(p->tid, &s.regs);
+        check(rc, "rewriting a syscall", p->tid);
+        if (rc < 0)
+            return;
+    }
     if (s.want_exit && !s.skip && t->cfg.seccomp)
         *resume = PTRACE_SYSCALL;
 }
@@ -187,16 +204,16 @@ static void on_exit_stop(struct tracer *t, struct proc *p)
     if (action == EXIT_RESTART) {
         regs = p->saved;
         regs_restart(&regs, regs_nr(&p->saved));
-        regs_set(p->tid, &regs);
+        check(regs_set(p->tid, &regs), "restarting a syscall", p->tid);
         return;
     }
     if (action == EXIT_NONE || regs_get(p->tid, &regs) < 0)
         return;
     if (action == EXIT_SET_RET) {
         regs_set_ret(&regs, p->exit_ret);
-        regs_set(p->tid, &regs);
+        check(regs_set(p->tid, &regs), "setting a return value", p->tid);
     } else if (action == EXIT_REVERSE_LINK && paths_readlink_exit(t, p->tid, p, &regs) == 1) {
-        regs_set(p->tid, &regs);
+        check(regs_set(p->tid, &regs), "mapping a link back", p->tid);
     }
 }
 
@@ -220,14 +237,14 @@ static void on_new_child(struct tracer *t, struct proc *parent, enum __ptrace_re
         return;
     child = procs_add(&t->procs, (pid_t)msg, &t->initial);
     if (!child) {
-        kill((pid_t)msg, SIGKILL); /* cannot follow it: it must not run untranslated */
+        check(req(kill((pid_t)msg, SIGKILL)), "killing an untracked child", (pid_t)msg); /* never untranslated */
         return;
     }
     if (procs_inherit(child, parent) < 0)
         child->inherited = true; /* without the exe name, but with the creds */
     if (child->held) {
         child->held = false;
-        ptrace(resume, child->tid, 0, 0);
+        check(req(ptrace(resume, child->tid, 0, 0)), "starting a child", child->tid);
     }
 }
 
@@ -259,7 +276,7 @@ static void on_exec(struct tracer *t, struct proc *p)
 static void kill_one(struct proc *p, void *arg)
 {
     (void)arg;
-    kill(p->tid, SIGKILL);
+    check(req(kill(p->tid, SIGKILL)), "killing a leftover", p->tid);
 }
 
 static void on_death(struct tracer *t, pid_t pid, int status)
@@ -310,14 +327,14 @@ static int trace_loop(struct tracer *t)
         if (!p) { /* a new tracee, seen before its parent's fork event: wait for that */
             p = procs_add(&t->procs, pid, &t->initial);
             if (!p) {
-                kill(pid, SIGKILL);
+                check(req(kill(pid, SIGKILL)), "killing an untracked tracee", pid);
                 continue;
             }
             p->held = true;
             continue;
         }
         if (t->first_done) { /* everything is being killed */
-            ptrace(PTRACE_CONT, pid, 0, 0);
+            check(req(ptrace(PTRACE_CONT, pid, 0, 0)), "resuming", pid);
             continue;
         }
         switch (event) {
@@ -334,7 +351,7 @@ static int trace_loop(struct tracer *t)
             break;
         case PTRACE_EVENT_STOP:
             if (group_stop_signal(sig)) { /* stay stopped until SIGCONT, as natively */
-                ptrace(PTRACE_LISTEN, pid, 0, 0);
+                check(req(ptrace(PTRACE_LISTEN, pid, 0, 0)), "keeping a group stop", pid);
                 continue;
             }
             break;
@@ -352,8 +369,7 @@ static int trace_loop(struct tracer *t)
             t->stops_other++;
             break;
         }
-        if (ptrace(resume, pid, 0, (void *)(long)inject) < 0 && errno != ESRCH)
-            fprintf(stderr, "hpcbox-ptrace: resuming %d: %s\n", (int)pid, strerror(errno));
+        check(req(ptrace(resume, pid, 0, (void *)(long)inject)), "resuming", pid);
     }
 }
 
