@@ -164,6 +164,35 @@ static void read_only(struct hp_config *c, const char *list)
     c->n_ro = n;
 }
 
+/* The components of every binding's guest path (/etc/hosts: "etc", "hosts"). */
+static void bound_names(struct hp_config *c)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        for (const char *g = c->ctx.bindings[i].guest; *g; g++)
+            total += *g == '/';
+    }
+    c->bound_names = calloc(total ? total : 1, sizeof(char *));
+    if (!c->bound_names)
+        return;
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        const char *g = c->ctx.bindings[i].guest;
+
+        while (*g) {
+            const char *s = g + 1, *e = strchr(s, '/');
+            size_t n = e ? (size_t)(e - s) : strlen(s);
+            char *name = strndup(s, n);
+
+            if (name && c->n_bound_names < total)
+                c->bound_names[c->n_bound_names++] = name;
+            else
+                free(name);
+            g = s + n;
+        }
+    }
+}
+
 static long number(const char *s, long fallback)
 {
     char *end;
@@ -199,6 +228,7 @@ static void setup(void)
         }
     }
     read_only(&config, getenv(HP_ENV_RO));
+    bound_names(&config);
     for (int i = 0; i < HP_N_KEEP; i++) {
         if ((v = getenv(hp_keep_names[i])))
             config.keep[i] = keep_copy(hp_keep_names[i], v);
@@ -360,9 +390,15 @@ static bool kernel_path(const struct hp_config *c, const char *path)
     return false;
 }
 
-static bool plain_name(const char *path)
+bool hp_plain_name(const struct hp_config *c, const char *name)
 {
-    return !strchr(path, '/') && strcmp(path, "..") != 0;
+    if (strchr(name, '/') || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < c->n_bound_names; i++) {
+        if (strcmp(c->bound_names[i], name) == 0)
+            return false;
+    }
+    return true;
 }
 
 /* The absolute guest path of (dirfd, path) into abs; 1 when it is to go to the kernel as is. */
@@ -422,7 +458,7 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
         return path;
     if ((flags & HP_WRITE) && c->n_ro)
         flags |= HP_NOFAST;
-    if (path[0] != '/' && !(flags & HP_NOFAST) && plain_name(path)) {
+    if (path[0] != '/' && !(flags & HP_NOFAST) && hp_plain_name(c, path)) {
         struct stat st;
 
         /* A name in a real directory: the kernel finds the same file, unless it is a symlink

@@ -77,8 +77,8 @@ static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const ch
     int follow = open_follow(flags) | (writes(flags) ? HP_WRITE : 0);
     const struct hp_config *c = hp_conf();
 
-    if (c && !hp_null(path) && path[0] && path[0] != '/' && !strchr(path, '/') &&
-        strcmp(path, "..") != 0 && (follow & HP_FOLLOW) && !(flags & O_PATH) &&
+    if (c && !hp_null(path) && path[0] && path[0] != '/' && hp_plain_name(c, path) &&
+        (follow & HP_FOLLOW) && !(flags & O_PATH) &&
         !((follow & HP_WRITE) && c->n_ro)) {
         int fd = real(dirfd, path, flags | O_NOFOLLOW, mode);
 

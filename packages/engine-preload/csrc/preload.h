@@ -57,6 +57,8 @@ struct hp_config {
     size_t n_ro;                    /* host prefixes (root or a binding's) that are read-only */
     char **ro;
     bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */
+    char **bound_names;             /* every component of the bindings' guest paths */
+    size_t n_bound_names;
     char *loaders;                  /* HP_ENV_LOADERS: a hint, checked by the exec that uses it */              /* /proc, /dev, /sys bound to the host's same paths */
 };
 
@@ -91,6 +93,10 @@ void *hp_next(const char *name, void **slot);
  * translation (inactive library, empty path, a plain name relative to a directory that is not a
  * symlink). NULL with errno set when the guest path cannot resolve (ENOENT, ELOOP, ...; EFAULT for NULL). */
 const char *hp_path(int dirfd, const char *path, int flags, char *buf);
+
+/* Whether `name` (relative) may go to the kernel unchanged against a real directory: a single
+ * component, not "..", and no component of a binding's guest path (which may lie below). */
+bool hp_plain_name(const struct hp_config *c, const char *name);
 
 /* Like hp_path, for callers that want an absolute guest path resolved: the canonical guest path. */
 int hp_canonical(int dirfd, const char *path, int flags, char *out);

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +133,74 @@ def test_untranslate_equals_the_model(guestpath_model, tmp_path_factory, host_pa
     host = str(tmp / under) + "/" + "/".join(host_parts)
     assert untranslate(tmp / "root", host, bindings) == guestpath_model.to_guest(str(tmp / "root"), host,
                                                                                   bindings)
+
+
+STAT_PROBE_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    struct stat st;
+    if (argc != 4 || chdir(argv[1]) != 0)
+        return 2;
+    if ((strcmp(argv[2], "follow") == 0 ? stat(argv[3], &st) : lstat(argv[3], &st)) != 0)
+        return 1;
+    printf("%lu\n", (unsigned long)st.st_ino);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def stat_probe(tmp_path_factory) -> Path:
+    """A host program that chdirs and stats, with no exec (an exec would look for it in the rootfs)."""
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc is not installed; it builds the stat probe")
+    out = tmp_path_factory.mktemp("probe")
+    (out / "probe.c").write_text(STAT_PROBE_C)
+    subprocess.run([gcc, "-O2", "-o", str(out / "probe"), str(out / "probe.c")], check=True)
+    return out / "probe"
+
+
+def inode_via_library(probe: Path, root: Path, bindings, cwd: str, path: str, *, follow: bool):
+    """The inode the probe finds for `path` from the guest directory `cwd` through the library's chdir
+    and stat/lstat wrappers; None when it fails."""
+    from hpcbox_engine_preload import preload_library_path
+
+    env = {"LD_PRELOAD": str(preload_library_path()), "HPCBOX_PRELOAD_ROOT": str(root),
+           "HPCBOX_PRELOAD_BINDS": "\n".join(f"{g}={h}" for g, h in bindings)}
+    done = subprocess.run([str(probe), cwd, "follow" if follow else "nofollow", path], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return int(done.stdout) if done.returncode == 0 else None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=tree, bound=st.lists(st.tuples(st.sampled_from(["/a", "/b/c"]), tree), max_size=1),
+       data=st.data(), follow=st.booleans())
+def test_a_program_under_the_library_finds_the_models_file(guestpath_model, stat_probe, *, items, bound, data,
+                                                           follow):
+    """The wrapper stack (chdir, the cwd mapped back, relative and plain-name paths, follow or not) in a
+    real process reaches the file the model names."""
+    tmp = Path(tempfile.mkdtemp(prefix="preload-live-"))
+    try:
+        root = tmp / "root"
+        build(root, items)
+        bindings = []
+        for i, (guest, host_items) in enumerate(bound):
+            build(tmp / f"host{i}", host_items)
+            bindings.append((guest, str(tmp / f"host{i}")))
+        cwd = data.draw(st.sampled_from(cwd_candidates(guestpath_model, root, bindings)), label="cwd")
+        parts = data.draw(st.lists(component.filter(bool), min_size=1, max_size=5), label="parts")
+        path = data.draw(st.sampled_from(["", "/"]), label="lead") + "/".join(parts)
+        want = outcome(guestpath_model.to_host, str(root), path, cwd=cwd, bindings=bindings, follow=follow)
+        expected = None
+        if want[0] == "ok" and os.path.lexists(want[1]):
+            expected = os.stat(want[1]).st_ino if follow else os.lstat(want[1]).st_ino
+        got = inode_via_library(stat_probe, root, bindings, cwd, path, follow=follow)
+        assert got == expected, f"{path!r} from {cwd!r} (follow={follow}): library {got}, model {want}"
+    finally:
+        shutil.rmtree(tmp)
