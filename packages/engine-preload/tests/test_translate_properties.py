@@ -136,6 +136,7 @@ def test_untranslate_equals_the_model(guestpath_model, tmp_path_factory, host_pa
 
 
 STAT_PROBE_C = r"""
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,9 +144,21 @@ STAT_PROBE_C = r"""
 int main(int argc, char **argv)
 {
     struct stat st;
-    if (argc != 4 || chdir(argv[1]) != 0)
+    int follow, rc;
+    if (argc != 5)
         return 2;
-    if ((strcmp(argv[2], "follow") == 0 ? stat(argv[3], &st) : lstat(argv[3], &st)) != 0)
+    follow = strcmp(argv[3], "follow") == 0;
+    if (strcmp(argv[2], "dirfd") == 0) { /* relative to a directory fd, cwd elsewhere */
+        int fd = open(argv[1], O_RDONLY | O_DIRECTORY);
+        if (fd < 0 || chdir("/") != 0)
+            return 2;
+        rc = fstatat(fd, argv[4], &st, follow ? 0 : AT_SYMLINK_NOFOLLOW);
+    } else {
+        if (chdir(argv[1]) != 0)
+            return 2;
+        rc = follow ? stat(argv[4], &st) : lstat(argv[4], &st);
+    }
+    if (rc != 0)
         return 1;
     printf("%lu\n", (unsigned long)st.st_ino);
     return 0;
@@ -165,14 +178,14 @@ def stat_probe(tmp_path_factory) -> Path:
     return out / "probe"
 
 
-def inode_via_library(probe: Path, root: Path, bindings, cwd: str, path: str, *, follow: bool):
-    """The inode the probe finds for `path` from the guest directory `cwd` through the library's chdir
-    and stat/lstat wrappers; None when it fails."""
+def inode_via_library(probe: Path, root: Path, bindings, cwd: str, path: str, *, follow: bool, how: str):
+    """The inode the probe finds for `path` from the guest directory `cwd` (the cwd after chdir, or a
+    directory fd) through the library's wrappers; None when it fails."""
     from hpcbox_engine_preload import preload_library_path
 
     env = {"LD_PRELOAD": str(preload_library_path()), "HPCBOX_PRELOAD_ROOT": str(root),
            "HPCBOX_PRELOAD_BINDS": "\n".join(f"{g}={h}" for g, h in bindings)}
-    done = subprocess.run([str(probe), cwd, "follow" if follow else "nofollow", path], env=env,
+    done = subprocess.run([str(probe), cwd, how, "follow" if follow else "nofollow", path], env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode in (0, 1), done.stderr
     return int(done.stdout) if done.returncode == 0 else None
@@ -180,11 +193,11 @@ def inode_via_library(probe: Path, root: Path, bindings, cwd: str, path: str, *,
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=tree, bound=st.lists(st.tuples(st.sampled_from(["/a", "/b/c"]), tree), max_size=1),
-       data=st.data(), follow=st.booleans())
+       data=st.data(), follow=st.booleans(), how=st.sampled_from(["cwd", "dirfd"]))
 def test_a_program_under_the_library_finds_the_models_file(guestpath_model, stat_probe, *, items, bound, data,
-                                                           follow):
-    """The wrapper stack (chdir, the cwd mapped back, relative and plain-name paths, follow or not) in a
-    real process reaches the file the model names."""
+                                                           follow, how):
+    """The wrapper stack (chdir, the cwd mapped back, a directory fd mapped back, relative and plain-name
+    paths, follow or not) in a real process reaches the file the model names."""
     tmp = Path(tempfile.mkdtemp(prefix="preload-live-"))
     try:
         root = tmp / "root"
@@ -200,7 +213,7 @@ def test_a_program_under_the_library_finds_the_models_file(guestpath_model, stat
         expected = None
         if want[0] == "ok" and os.path.lexists(want[1]):
             expected = os.stat(want[1]).st_ino if follow else os.lstat(want[1]).st_ino
-        got = inode_via_library(stat_probe, root, bindings, cwd, path, follow=follow)
-        assert got == expected, f"{path!r} from {cwd!r} (follow={follow}): library {got}, model {want}"
+        got = inode_via_library(stat_probe, root, bindings, cwd, path, follow=follow, how=how)
+        assert got == expected, f"{path!r} from {cwd!r} ({how}, follow={follow}): library {got}, model {want}"
     finally:
         shutil.rmtree(tmp)
