@@ -128,6 +128,7 @@ $P execvp env PATH=/usr/bin:/bin sh -c 'echo via-execvp $0'
 $P clearenv /bin/cat /etc/debian_version
 printf '#!/bin/sh\necho script "$0" "$1"\n' > /tmp/s.sh && chmod +x /tmp/s.sh && /tmp/s.sh arg
 env -i /tmp/s.sh cleared
+$P popen 'echo one; echo two; exit 4'
 """
     proc = ok(preload(preload_store, "-v", f"{probe_dir}:/opt/probe:ro", image, "bash", "-c", script))
     lines = proc.stdout.splitlines()
@@ -139,7 +140,8 @@ env -i /tmp/s.sh cleared
     assert lines[11] == "/usr/share" and "GNU GENERAL PUBLIC LICENSE" in lines[12]
     assert lines[13:15] == ["/usr/share/common-licenses", "via-execvp sh"]
     assert lines[15].startswith(DEBIANS[image])  # the configuration came back after clearenv()
-    assert lines[16:] == ["script /tmp/s.sh arg", "script /tmp/s.sh cleared"], proc.stderr
+    assert lines[16:18] == ["script /tmp/s.sh arg", "script /tmp/s.sh cleared"], proc.stderr
+    assert lines[18:] == ["popen: one", "popen: two", "status 4"], proc.stderr
 
 
 @pytest.mark.parametrize("image", list(DEBIANS))

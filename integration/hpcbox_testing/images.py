@@ -191,6 +191,19 @@ int main(int argc, char **argv)
         fflush(stdout);
         status = system(argv[2]);
         printf("status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    } else if (!strcmp(cmd, "popen") && argc > 2) {
+        FILE *f;
+        int status;
+        fflush(stdout);
+        f = popen(argv[2], "r");
+        if (!f) {
+            perror("popen");
+            return 1;
+        }
+        while (fgets(buf, sizeof buf, f))
+            printf("popen: %s", buf);
+        status = pclose(f);
+        printf("status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     } else if (!strcmp(cmd, "dlopen") && argc > 3) {
         void *h = dlopen(argv[2], RTLD_NOW);
         int (*fn)(void) = h ? (int (*)(void))dlsym(h, argv[3]) : NULL;
@@ -207,7 +220,7 @@ int main(int argc, char **argv)
         return 127;
     } else {
         fprintf(stderr, "usage: probe argv|cat F|exe|chdir D F|realpath P|spawn P..|execvp P..|"
-                        "system CMD|dlopen LIB SYM|clearenv PROG..\n");
+                        "system CMD|popen CMD|dlopen LIB SYM|clearenv PROG..\n");
         return 2;
     }
     return 0;
