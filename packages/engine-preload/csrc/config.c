@@ -31,6 +31,14 @@ static struct hp_config config;
 static const char *const kernel_fs[3] = {"/proc", "/dev", "/sys"};
 static int state; /* 0 not yet, 1 being set up, 2 ready */
 
+/* What a wrapper calls when libc lacks the function it wraps: fails with ENOSYS (-1) instead of
+ * jumping to NULL. Every function this library wraps exists in glibc >= 2.31 and musl >= 1.2. */
+static long no_such_function(void)
+{
+    errno = ENOSYS;
+    return -1;
+}
+
 void *hp_next(const char *name, void **slot)
 {
     void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
@@ -39,7 +47,7 @@ void *hp_next(const char *name, void **slot)
         fn = dlsym(RTLD_NEXT, name);
         if (!fn) {
             hp_say("hpcbox-preload: libc has no %s; the call fails with ENOSYS", name);
-            return NULL;
+            fn = (void *)no_such_function;
         }
         __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
     }
