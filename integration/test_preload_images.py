@@ -129,6 +129,7 @@ $P clearenv /bin/cat /etc/debian_version
 printf '#!/bin/sh\necho script "$0" "$1"\n' > /tmp/s.sh && chmod +x /tmp/s.sh && /tmp/s.sh arg
 env -i /tmp/s.sh cleared
 $P popen 'echo one; echo two; exit 4'
+LD_LIBRARY_PATH=/nonexistent:/opt/probe $P dlopen libprobe.so probe_answer
 """
     proc = ok(preload(preload_store, "-v", f"{probe_dir}:/opt/probe:ro", image, "bash", "-c", script))
     lines = proc.stdout.splitlines()
@@ -141,7 +142,8 @@ $P popen 'echo one; echo two; exit 4'
     assert lines[13:15] == ["/usr/share/common-licenses", "via-execvp sh"]
     assert lines[15].startswith(DEBIANS[image])  # the configuration came back after clearenv()
     assert lines[16:18] == ["script /tmp/s.sh arg", "script /tmp/s.sh cleared"], proc.stderr
-    assert lines[18:] == ["popen: one", "popen: two", "status 4"], proc.stderr
+    assert lines[18:21] == ["popen: one", "popen: two", "status 4"], proc.stderr
+    assert lines[21:] == ["probe_answer() = 42"], proc.stderr  # the guest LD_LIBRARY_PATH, translated
 
 
 @pytest.mark.parametrize("image", list(DEBIANS))
