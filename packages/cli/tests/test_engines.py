@@ -39,14 +39,21 @@ def test_runc_engine_loads_from_its_module():
     assert engines.load("runc", entry_points=[]) is hpcbox_engine_runc.engine
 
 
-def test_engine_packages_without_an_engine_object_explain_it():
+def test_engine_packages_without_an_engine_object_explain_it(monkeypatch):
+    bare = types.ModuleType("hpcbox_engine_ptrace")
+    bare.__version__ = "0.0.1"  # a release of the package that predates its engine
+    monkeypatch.setitem(sys.modules, "hpcbox_engine_ptrace", bare)
     engine = engines.load("ptrace", entry_points=[])
     ok, reason = engine.available()
-    if hasattr(sys.modules.get("hpcbox_engine_ptrace"), "engine"):
-        pytest.skip("hpcbox-engine-ptrace has an engine now")
-    assert not ok and "hpcbox-engine-ptrace" in reason and "not built" in reason
+    assert not ok and "hpcbox-engine-ptrace 0.0.1" in reason and "not built" in reason
     with pytest.raises(engines.EngineUnavailableError, match="engine ptrace is not available: "):
         engine.run("/nonexistent")
+
+
+def test_ptrace_and_preload_engines_load_from_their_modules():
+    for name in ("ptrace", "preload"):
+        module = pytest.importorskip(f"hpcbox_engine_{name}")
+        assert engines.load(name, entry_points=[]) is module.engine
 
 
 def test_missing_package(monkeypatch):
