@@ -225,10 +225,38 @@ WAT(int, faccessat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, int mode
     (dirfd, p_, mode, flags))
 W1(int, mkdir, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
 WAT(int, mkdirat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
-W1(int, rmdir, 0 | HP_WRITE, -1, (const char *path), (p_))
-W1(int, unlink, 0 | HP_WRITE, -1, (const char *path), (p_))
-WAT(int, unlinkat, 0 | HP_WRITE, -1, (int dirfd, const char *path, int flags), (dirfd, p_, flags))
-W1(int, remove, 0 | HP_WRITE, -1, (const char *path), (p_))
+WRAP int rmdir(const char *path)
+{
+    int rc;
+    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    rc = REAL(rmdir)(p_);
+    hp_invalidate();
+    return rc;
+}
+WRAP int unlink(const char *path)
+{
+    int rc;
+    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    rc = REAL(unlink)(p_);
+    hp_invalidate();
+    return rc;
+}
+WRAP int unlinkat(int dirfd, const char *path, int flags)
+{
+    int rc;
+    TR(p_, dirfd, path, HP_WRITE, -1)
+    rc = REAL(unlinkat)(dirfd, p_, flags);
+    hp_invalidate();
+    return rc;
+}
+WRAP int remove(const char *path)
+{
+    int rc;
+    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    rc = REAL(remove)(p_);
+    hp_invalidate();
+    return rc;
+}
 W1(int, mknod, 0 | HP_WRITE, -1, (const char *path, mode_t mode, dev_t dev), (p_, mode, dev))
 WAT(int, mknodat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode, dev_t dev),
     (dirfd, p_, mode, dev))
@@ -265,14 +293,20 @@ WRAP int rename(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, HP_WRITE, -1)
     TR(n_, AT_FDCWD, new, HP_WRITE, -1)
-    return REAL(rename)(o_, n_);
+    int rc = REAL(rename)(o_, n_);
+
+    hp_invalidate();
+    return rc;
 }
 
 WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 {
     TR(o_, olddirfd, old, HP_WRITE, -1)
     TR(n_, newdirfd, new, HP_WRITE, -1)
-    return REAL(renameat)(olddirfd, o_, newdirfd, n_);
+    int rc = REAL(renameat)(olddirfd, o_, newdirfd, n_);
+
+    hp_invalidate();
+    return rc;
 }
 
 #ifdef __GLIBC__
@@ -280,7 +314,10 @@ WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new,
 {
     TR(o_, olddirfd, old, HP_WRITE, -1)
     TR(n_, newdirfd, new, HP_WRITE, -1)
-    return REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);
+    int rc = REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);
+
+    hp_invalidate();
+    return rc;
 }
 #endif
 

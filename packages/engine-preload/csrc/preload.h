@@ -94,6 +94,9 @@ void *hp_next(const char *name, void **slot);
  * symlink). NULL with errno set when the guest path cannot resolve (ENOENT, ELOOP, ...; EFAULT for NULL). */
 const char *hp_path(int dirfd, const char *path, int flags, char *buf);
 
+/* Forget the directories remembered by hp_path (after a call that removed or renamed a name). */
+void hp_invalidate(void);
+
 /* Whether `name` (relative) may go to the kernel unchanged against a real directory: a single
  * component, not "..", and no component of a binding's guest path (which may lie below). */
 bool hp_plain_name(const struct hp_config *c, const char *name);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -98,3 +99,42 @@ def test_users_and_groups_come_from_the_rootfs(tmp_path):
     proc = run_with_library(tmp_path, ["getent", "group"], **env)
     assert proc.stdout.splitlines() == ["root:x:0:", "staff:x:4343:", "extra:x:5000:bob,alice"]
     assert run_with_library(tmp_path, ["getent", "passwd", "nobody-here"], **env).returncode == 2
+
+
+CACHE_PROBE_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void)
+{
+    struct stat a, b;
+    int d;
+    if (stat("/d/sub/f", &a) != 0)          /* remembers the directory /d/sub */
+        return 2;
+    d = open("/d", O_RDONLY | O_DIRECTORY); /* names relative to d: no other directory remembered */
+    if (d < 0 || renameat(d, "sub", d, "old") != 0 || symlinkat("/e", d, "sub") != 0)
+        return 3;
+    if (stat("/d/sub/f", &b) != 0)          /* now through the new link: /e/f */
+        return 4;
+    printf("%lu %lu\n", (unsigned long)a.st_ino, (unsigned long)b.st_ino);
+    return 0;
+}
+"""
+
+
+def test_the_directory_cache_forgets_after_a_rename(tmp_path):
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc is not installed; it builds the probe")
+    (tmp_path / "probe.c").write_text(CACHE_PROBE_C)
+    subprocess.run([gcc, "-O2", "-o", str(tmp_path / "probe"), str(tmp_path / "probe.c")], check=True)
+    root = tmp_path / "root"
+    (root / "d/sub").mkdir(parents=True)
+    (root / "e").mkdir()
+    (root / "d/sub/f").write_text("old\n")
+    (root / "e/f").write_text("new\n")
+    proc = run_with_library(tmp_path, [str(tmp_path / "probe")], HPCBOX_PRELOAD_ROOT=str(root))
+    assert proc.returncode == 0, proc.stderr
+    first, second = (int(x) for x in proc.stdout.split())
+    assert (first, second) == ((root / "d/old/f").stat().st_ino, (root / "e/f").stat().st_ino)
