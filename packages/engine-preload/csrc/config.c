@@ -456,8 +456,9 @@ static bool read_only_host(const struct hp_config *c, const char *host)
  *
  * Absolute paths cost one lstat per component. Most programs that use them touch many names in the
  * same directory (ls -l of a glob, a shell's PATH search, Python's imports), so the last directory
- * resolved is remembered: lexical guest directory -> canonical guest directory, checked to be an
- * existing directory when it was resolved. A path in it then costs nothing (not followed) or one
+ * resolved is remembered when it is reached through no symlink (its path is canonical) and exists
+ * as a directory: a symlink retargeted later (ln -sfn, by another process) then cannot leave a
+ * stale entry, only a directory replaced by something else can. A path in it then costs nothing (not followed) or one
  * lstat (followed: a symlink falls back to the walk). The entry is dropped when this process removes
  * or renames anything (hp_invalidate); changes made meanwhile by other processes can be seen late,
  * the same race as the component walk itself has (csrc/guestpath/guestpath.h, "Races"). */
@@ -529,6 +530,8 @@ static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, 
         gp_map_canonical(&c->ctx, canon, host, sizeof(host)) < 0 ||
         hp_sys_fstatat(AT_FDCWD, host, &st, 0) < 0 || !S_ISDIR(st.st_mode))
         return false;
+    if (strcmp(canon, dir) != 0)
+        return true; /* usable now, not remembered: only directories reached through no symlink are */
     if (try_lock()) {
         dir_cache.gen = gen;
         dir_cache.len = dlen;
