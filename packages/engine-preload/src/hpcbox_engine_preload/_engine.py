@@ -9,13 +9,19 @@ loader, with paths translated by the library (csrc/, README "How it works").
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from hpcbox_oci_bundle import Bundle, BundleError, guest_bindings, parse_bundle, resolve_in_root
+from hpcbox_oci_bundle import (
+    Bundle,
+    BundleError,
+    Container,
+    guest_bindings,
+    parse_bundle,
+    resolve_in_root,
+    run_to_completion,
+)
 
 from hpcbox_engine_preload import _native
 
@@ -23,8 +29,6 @@ EXIT_ENGINE = 125
 MODE_ANNOTATION = "org.hpcbox.preload.mode"
 NET_ANNOTATION = "org.hpcbox.net"
 MODES = ("F1", "F2", "F3", "F4")
-_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
 
 BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
@@ -207,25 +211,6 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     return env
 
 
-class Container:
-    """A started container: `pid` is its first process, `wait()` its exit status."""
-
-    def __init__(self, process: subprocess.Popen):
-        self.process = process
-        self.pid = process.pid
-
-    def send_signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-    def poll(self) -> Optional[int]:
-        code = self.process.poll()
-        return None if code is None else (128 - code if code < 0 else code)
-
-    def wait(self, timeout: Optional[float] = None) -> int:
-        code = self.process.wait(timeout)
-        return 128 - code if code < 0 else code
-
-
 class PreloadEngine:
     """LD_PRELOAD engine: fast path translation inside each process, for dynamically linked programs."""
 
@@ -276,28 +261,7 @@ class PreloadEngine:
         died of signal n, 125 when nothing could run (a statically linked program: one line saying
         so), 126/127 when the program is not executable/not found. Problems found before anything
         starts (bad bundle, --net=none, a tmpfs mount) raise EngineError."""
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = {}
-        container: List[Container] = []
+        return run_to_completion(
+            lambda: self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr),
+            forward_signals)
 
-        def forward(sig, _frame):
-            if container:
-                try:
-                    container[0].send_signal(sig)
-                except OSError:
-                    pass
-
-        if forward_signals and in_main:
-            for sig in _FORWARDED + _TERMINAL_SIGNALS:
-                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
-        try:
-            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
-                                        stderr=stderr))
-            return container[0].wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _ignore(_sig, _frame):
-    """Terminal signals reach the container directly; the caller just keeps waiting."""

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import Bundle, guest_bindings, parse_bundle
+from hpcbox_oci_bundle import Bundle, Container, guest_bindings, parse_bundle, run_to_completion
 
 from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
 
@@ -21,8 +19,6 @@ NET_ANNOTATION = "org.hpcbox.net"
 STATS_ENV = "HPCBOX_PTRACE_STATS"  # set to 1 on the host: stop counts per syscall on stderr
 # Signals a batch system or a user sends to the engine's caller: passed on (by the tracer) to the
 # program. SIGINT/SIGQUIT/SIGWINCH from a terminal reach the program directly (same process group).
-_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
 _ARCHES = ("x86_64", "aarch64")
 
 BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
@@ -71,26 +67,6 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
     return [*argv, "--", *spec.args]
 
 
-class Container:
-    """A started container: ``pid`` is the tracer's, ``wait()`` the program's exit status."""
-
-    def __init__(self, process: subprocess.Popen):
-        self.process = process
-        self.pid = process.pid
-
-    def send_signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-    def poll(self) -> Optional[int]:
-        code = self.process.poll()
-        return None if code is None else _status(code)
-
-    def wait(self, timeout: Optional[float] = None) -> int:
-        return _status(self.process.wait(timeout))
-
-
-def _status(code: int) -> int:
-    return 128 - code if code < 0 else code
 
 
 class PtraceEngine:
@@ -160,28 +136,7 @@ class PtraceEngine:
         died of signal n, 125 when the tracer failed (one line on stderr), 126/127 when the program
         is not executable/not found. Problems found before anything starts (bad bundle, missing
         tracer) raise EngineError subclasses instead."""
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = {}
-        container: List[Container] = []
+        return run_to_completion(
+            lambda: self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr),
+            forward_signals)
 
-        def forward(sig, _frame):
-            if container:
-                try:
-                    container[0].send_signal(sig)
-                except OSError:
-                    pass
-
-        if forward_signals and in_main:
-            for sig in _FORWARDED + _TERMINAL_SIGNALS:
-                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
-        try:
-            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
-                                        stderr=stderr))
-            return container[0].wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _ignore(_sig, _frame):
-    """Terminal signals reach the container directly; the caller just keeps waiting."""

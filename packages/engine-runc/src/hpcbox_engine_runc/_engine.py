@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
+
+from hpcbox_oci_bundle import Container, run_to_completion
 
 from hpcbox_engine_runc import _availability
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
@@ -20,8 +20,6 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 # Signals a batch system or a user sends to the engine's caller: passed on to the container.
 # SIGINT/SIGQUIT/SIGWINCH from a terminal reach the container directly (same process group).
-_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
 _LEXICAL_PREFIXES = ("/dev/", "/proc/", "/sys/")  # filled by the runner itself, not in the rootfs
 
 BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
@@ -107,33 +105,6 @@ def bring_loopback_up(pid: int) -> Optional[str]:
     if os.waitstatus_to_exitcode(status) == 0:
         return None
     return message or f"helper exit status {status}"
-
-
-class Container:
-    """A started container: `pid` is the engine's process (the runner or runc), `wait()` its status."""
-
-    def __init__(self, process: subprocess.Popen, cleanup: Optional[str] = None):
-        self.process = process
-        self.pid = process.pid
-        self._cleanup = cleanup
-
-    def send_signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-    def poll(self) -> Optional[int]:
-        code = self.process.poll()
-        return None if code is None else self._finish(code)
-
-    def wait(self, timeout: Optional[float] = None) -> int:
-        return self._finish(self.process.wait(timeout))
-
-    def _finish(self, code: int) -> int:
-        if self._cleanup:
-            import shutil  # only delegated runs leave a work dir to clean
-
-            shutil.rmtree(self._cleanup, ignore_errors=True)
-            self._cleanup = None
-        return 128 - code if code < 0 else code
 
 
 class RuncEngine:
@@ -232,11 +203,9 @@ class RuncEngine:
         try:
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
         except OSError:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_tree(work)
             raise
-        return Container(process, cleanup=work)
+        return Container(process, cleanup=lambda: _remove_tree(work))
 
     def run(
         self,
@@ -253,27 +222,9 @@ class RuncEngine:
         126/127 when the program is not executable/not found. Problems found before anything
         starts (bad bundle, missing runner or runtime) raise EngineError subclasses instead.
         stdin/stdout/stderr are inherited unless given (as for subprocess.Popen)."""
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = {}
-        container: List[Container] = []
-
-        def forward(sig, _frame):
-            if container:
-                try:
-                    container[0].send_signal(sig)
-                except OSError:
-                    pass
-
-        if forward_signals and in_main:
-            for sig in _FORWARDED + _TERMINAL_SIGNALS:
-                previous[sig] = signal.signal(sig, forward if sig in _FORWARDED else _ignore)
-        try:
-            container.append(self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
-                                        stderr=stderr))
-            return container[0].wait()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return run_to_completion(
+            lambda: self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr),
+            forward_signals)
 
 
 def _is_tty(stdin: Any) -> bool:
@@ -285,5 +236,7 @@ def _is_tty(stdin: Any) -> bool:
         return False
 
 
-def _ignore(_sig, _frame):
-    """Terminal signals reach the container directly; the caller just keeps waiting."""
+def _remove_tree(path: str) -> None:
+    import shutil  # only delegated runs leave a work dir to clean
+
+    shutil.rmtree(path, ignore_errors=True)

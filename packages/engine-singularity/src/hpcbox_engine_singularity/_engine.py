@@ -12,6 +12,8 @@ import tempfile
 import threading
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
+import hpcbox_oci_bundle
+
 from hpcbox_engine_singularity import _probe
 from hpcbox_engine_singularity._bundle import Bundle, BundleLike, parse_bundle
 from hpcbox_engine_singularity._command import Command, build_command, prepare_rootfs
@@ -29,30 +31,13 @@ _FAKEROOT_WITHOUT_SUBUID = {"apptainer": (1, 1, 0)}
 _STRIPPED_PREFIXES = ("APPTAINERENV_", "SINGULARITYENV_")
 
 
-class Container:
-    """A started apptainer process: `pid`, `send_signal()`, `poll()`, `wait()` (128+n for signal n)."""
+class Container(hpcbox_oci_bundle.Container):
+    """A started apptainer process: `pid`, `send_signal()`, `poll()`, `wait()` (128+n for signal n);
+    its work directory is removed once it has ended."""
 
     def __init__(self, process: subprocess.Popen, command: Command, cleanup: Optional[str] = None):
-        self.process = process
-        self.pid = process.pid
+        super().__init__(process, cleanup=(lambda: _remove(cleanup)) if cleanup else None)
         self.command = command
-        self._cleanup = cleanup
-
-    def send_signal(self, sig: int) -> None:
-        self.process.send_signal(sig)
-
-    def poll(self) -> Optional[int]:
-        code = self.process.poll()
-        return None if code is None else self._finish(code)
-
-    def wait(self, timeout: Optional[float] = None) -> int:
-        return self._finish(self.process.wait(timeout))
-
-    def _finish(self, code: int) -> int:
-        if self._cleanup:
-            shutil.rmtree(self._cleanup, ignore_errors=True)
-            self._cleanup = None
-        return 128 - code if code < 0 else code
 
 
 def _remove(path: Optional[str]) -> None:

@@ -9,6 +9,11 @@
         print(binding.guest, "->", binding.host, "ro" if binding.readonly else "rw")
 
 Errors are :class:`BundleError` with one line: what is wrong, then how to fix it.
+
+The engines also share the rules of ``run()`` (:mod:`hpcbox_oci_bundle.process`): the exit status
+as a shell reports it and the caller's signals passed on to the container::
+
+    return run_to_completion(lambda: Container(subprocess.Popen(argv)))
 """
 
 from hpcbox_oci_bundle.__about__ import __version__
@@ -28,23 +33,35 @@ from hpcbox_oci_bundle.bundle import (
     resolve_in_root,
 )
 from hpcbox_oci_bundle.errors import BundleError
+from hpcbox_oci_bundle.process import (
+    FORWARDED_SIGNALS,
+    TERMINAL_SIGNALS,
+    Container,
+    exit_status,
+    run_to_completion,
+)
 
 __all__ = [
+    "FORWARDED_SIGNALS",
     "HOST_KERNEL_DIRS",
     "MS_BIND",
     "MS_RDONLY",
     "MS_REC",
     "STANDARD_MOUNTS",
+    "TERMINAL_SIGNALS",
     "Binding",
     "Bundle",
     "BundleError",
     "BundleLike",
+    "Container",
     "Mount",
     "__version__",
+    "exit_status",
     "fail",
     "guest_bindings",
     "load_config",
     "parse_bundle",
     "parse_mount_options",
     "resolve_in_root",
+    "run_to_completion",
 ]
