@@ -1,0 +1,77 @@
+"""The engines' run() rules, shared: exit status as a shell reports it, and the caller's signals.
+
+Every engine starts one host process for the container (a runner, a tracer, a launcher) and waits
+for it. What the caller sees must be the same whichever engine ran: the program's exit status, or
+128+n when it died of signal n; SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 sent to hpcbox (by a batch system,
+say) passed on to the container; terminal signals (^C, ^\\, window size) left to reach the container
+directly, since it shares the terminal's process group, while hpcbox keeps waiting.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGWINCH)
+
+
+def exit_status(returncode: int) -> int:
+    """A Popen return code as a shell reports it: 128+n for death by signal n."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Container:
+    """A started container: ``pid`` is the engine's host process, ``wait()`` the exit status.
+
+    *cleanup*, when given, runs once when the process is found to have ended."""
+
+    def __init__(self, process: Any, cleanup: Optional[Callable[[], None]] = None):
+        self.process = process  # a subprocess.Popen
+        self.pid = process.pid
+        self._cleanup = cleanup
+
+    def send_signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def poll(self) -> Optional[int]:
+        code = self.process.poll()
+        return None if code is None else self._finish(code)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return self._finish(self.process.wait(timeout))
+
+    def _finish(self, code: int) -> int:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            cleanup()
+        return exit_status(code)
+
+
+def _ignore(_sig, _frame) -> None:
+    """Terminal signals reach the container directly; the caller just keeps waiting."""
+
+
+def run_to_completion(start: Callable[[], Container], forward_signals: bool = True) -> int:
+    """``start()`` the container and wait for its exit status, passing the caller's signals on
+    (only from the main thread, where Python lets handlers be set); handlers are restored after."""
+    previous: Dict[int, Any] = {}
+    started: List[Container] = []
+
+    def forward(sig, _frame) -> None:
+        if started:
+            try:
+                started[0].send_signal(sig)
+            except OSError:
+                pass  # it has just ended
+
+    if forward_signals and threading.current_thread() is threading.main_thread():
+        for sig in FORWARDED_SIGNALS + TERMINAL_SIGNALS:
+            previous[sig] = signal.signal(sig, forward if sig in FORWARDED_SIGNALS else _ignore)
+    try:
+        started.append(start())
+        return started[0].wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,52 @@
+"""The shared run() rules: exit statuses, cleanup once, signals passed on and handlers restored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from hpcbox_oci_bundle import Container, exit_status, run_to_completion
+
+
+def test_exit_status_is_what_a_shell_reports():
+    assert [exit_status(c) for c in (0, 1, 42, -9, -15)] == [0, 1, 42, 137, 143]
+
+
+def test_container_reports_the_status_and_cleans_up_once():
+    calls = []
+    container = Container(subprocess.Popen(["sh", "-c", "exit 7"]), cleanup=lambda: calls.append(1))
+    assert container.wait() == 7
+    assert container.poll() == 7 and calls == [1]
+    killed = Container(subprocess.Popen(["sleep", "30"]))
+    assert killed.poll() is None
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == 128 + 9
+
+
+def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM)
+    script = "trap 'exit 3' TERM; while :; do sleep 0.05; done"
+
+    def start():
+        container = Container(subprocess.Popen(["sh", "-c", script]))
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return container
+
+    assert run_to_completion(start) == 3
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_outside_the_main_thread_nothing_is_installed():
+    result = []
+
+    def start():
+        return Container(subprocess.Popen([sys.executable, "-c", "raise SystemExit(4)"]))
+
+    thread = threading.Thread(target=lambda: result.append(run_to_completion(start)))
+    thread.start()
+    thread.join()
+    assert result == [4]
