@@ -42,24 +42,25 @@ def _tree_ignoring_term(marker: int) -> str:
 
 
 def _sleepers(marker: int) -> List[int]:
-    return sorted(pid for pid in slurm_module.processes_with(str(marker))
-                  if slurm_module.cmdline(pid) == ["sleep", str(marker)])
+    return slurm_module.running("sleep", str(marker))
 
 
-def _start(store, engine_name: str, container: str, script: str) -> subprocess.Popen:
-    """`hpcbox run` as a batch job's process: leader of its own session and process group."""
+def _start(store, engine_name: str, container: str, script: str, *, out=None, volume=None):
+    """`hpcbox run` as a batch job's process: leader of its own session and process group. Output goes
+    to the file ``out`` (not a pipe: a process left behind would hold a pipe open)."""
     argv = [sys.executable, "-m", "hpcbox", "--home", str(store.home), "run", "--engine", engine_name,
-            container, "sh", "-c", script]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=hpcbox_env(), start_new_session=True)
+            *(["-v", f"{volume}:/signal"] if volume else []), container, "sh", "-c", script]
+    with open(out or os.devnull, "wb") as sink:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                env=hpcbox_env(), start_new_session=True)
 
 
 def _started(marker: int, process: subprocess.Popen) -> List[int]:
     sleepers = slurm_module.wait_for(lambda: len(_sleepers(marker)) == 2 and _sleepers(marker), 120)
     if not sleepers:
         process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"the container's two sleeps never showed up: {err}")
+        process.wait()
+        pytest.fail("the container's two sleeps never showed up")
     return sleepers
 
 
@@ -75,7 +76,7 @@ def _cleanup(marker: int, process: subprocess.Popen) -> None:
             pass
     if process.poll() is None:
         process.kill()
-    process.communicate()
+    process.wait()
 
 
 def test_term_then_kill_to_the_process_group_stops_the_whole_tree(run_store, shared_debian, engine):
@@ -100,12 +101,20 @@ def test_term_then_kill_to_the_process_group_stops_the_whole_tree(run_store, sha
 # parent is still the one it started with); its init already dies with it, and the kernel kills
 # everything in the pid namespace when that init dies.
 RUNNER_ORPHANED = "hpcbox-userns outlives a SIGKILLed `hpcbox run` (no PR_SET_PDEATHSIG in the runner)"
+# The preload engine has no process of its own between `hpcbox run` and the program: children the
+# program leaves behind outlive it (as they would natively), and a SIGKILL of `hpcbox run` alone
+# leaves the program itself running. Under Slurm the step's proctrack plugin still kills them all.
+# A fix: `hpcbox run` (or the engine) becomes a child subreaper (PR_SET_CHILD_SUBREAPER), kills what
+# is left of the program's tree (SIGTERM, then SIGKILL) when the program exits or hpcbox is signalled,
+# and starts the program with PR_SET_PDEATHSIG(SIGKILL).
+NO_SUPERVISOR = "preload: nothing stops the program's tree when the program exits or hpcbox is killed"
 
 
 def test_term_then_kill_to_hpcbox_alone_stops_the_whole_tree(request, run_store, shared_debian, engine):
     """Only `hpcbox run` is signalled: what it started must not outlive it."""
-    if engine == "runc":
-        request.applymarker(pytest.mark.xfail(reason=RUNNER_ORPHANED, strict=True))
+    if engine in ("runc", "preload"):
+        reason = RUNNER_ORPHANED if engine == "runc" else NO_SUPERVISOR
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     marker = random.randint(100000, 999999)
     process = _start(run_store, engine, shared_debian, _tree_ignoring_term(marker))
     try:
@@ -120,16 +129,30 @@ def test_term_then_kill_to_hpcbox_alone_stops_the_whole_tree(request, run_store,
         _cleanup(marker, process)
 
 
-def test_term_reaches_the_program_and_its_status_is_hpcbox_status(run_store, shared_debian, engine):
+def test_term_reaches_the_program_and_its_status_is_hpcbox_status(run_store, shared_debian, engine, tmp_path):
     marker = random.randint(100000, 999999)
     script = f"trap 'echo got-term; exit 42' TERM; sleep {marker} & sleep {marker} & wait"
-    process = _start(run_store, engine, shared_debian, script)
+    out = tmp_path / "out"
+    process = _start(run_store, engine, shared_debian, script, out=out)
     try:
         _started(marker, process)
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
-        assert (process.returncode, out.decode()) == (42, "got-term\n"), err
-        # the program exited; its children go with the container (no orphan keeps running)
+        assert process.wait(timeout=120) == 42, out.read_text()
+        assert out.read_text() == "got-term\n"
+    finally:
+        _cleanup(marker, process)
+
+
+def test_children_do_not_outlive_the_program(request, run_store, shared_debian, engine, tmp_path):
+    if engine == "preload":
+        request.applymarker(pytest.mark.xfail(reason=NO_SUPERVISOR, strict=True))
+    marker = random.randint(100000, 999999)
+    script = f"sleep {marker} & sleep {marker} & while [ ! -e /signal/go ]; do sleep 0.1; done; exit 5"
+    process = _start(run_store, engine, shared_debian, script, volume=tmp_path)
+    try:
+        _started(marker, process)
+        (tmp_path / "go").touch()  # the program exits now, its two children still running
+        assert process.wait(timeout=120) == 5
         assert _gone(marker), f"left behind: {slurm_module.processes_with(str(marker))}"
     finally:
         _cleanup(marker, process)
@@ -141,16 +164,25 @@ def test_untrapped_term_gives_128_plus_15(run_store, shared_debian, engine):
     try:
         _started(marker, process)
         os.killpg(process.pid, signal.SIGTERM)
-        _, err = process.communicate(timeout=120)
-        assert process.returncode == 128 + signal.SIGTERM, err
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM
         assert _gone(marker), f"left behind: {slurm_module.processes_with(str(marker))}"
     finally:
         _cleanup(marker, process)
 
 
+# Seen once under preload: ExitCode=143:0 (srun: "task 0: Terminated") instead of 42:0, and no
+# "got-term" in the output. slurmstepd sends SIGTERM to every process of the step, hpcbox included;
+# the suspicion is that the engine restores SIG_DFL as soon as the program exits, so a TERM that
+# reaches hpcbox just after that kills it. A race, so not strict.
+PRELOAD_LATE_TERM = "preload under scancel --signal=TERM: hpcbox itself died of SIGTERM (job ExitCode 143:0)"
+
+
 @pytest.mark.skipif(bool(MISSING), reason=f"Slurm/munge not installed ({', '.join(MISSING)})")
 def test_slurm_signal_reaches_the_program_and_its_status_is_the_jobs(
-        slurm_cluster, run_store, shared_debian, engine, tmp_path):
+        request, slurm_cluster, run_store, engine, tmp_path):
+    if engine == "preload":
+        request.applymarker(pytest.mark.xfail(reason=PRELOAD_LATE_TERM, strict=False))
+    container = request.getfixturevalue("shared_debian")
     marker = random.randint(100000, 999999)
     out = tmp_path / "job.out"
     script = tmp_path / "job.sh"
@@ -158,11 +190,14 @@ def test_slurm_signal_reaches_the_program_and_its_status_is_the_jobs(
     script.write_text(textwrap.dedent(f"""\
         #!/bin/sh
         #SBATCH --output={out}
-        srun {sys.executable} -m hpcbox --home {run_store.home} run --engine {engine} {shared_debian} \\
+        srun {sys.executable} -m hpcbox --home {run_store.home} run --engine {engine} {container} \\
             sh -c "{trap}"
         """))
     job_id = slurm_cluster.sbatch(script)
-    assert slurm_module.wait_for(lambda: len(_sleepers(marker)) == 2, 120), slurm_cluster.log_tail()
+    started = slurm_module.wait_for(lambda: len(_sleepers(marker)) == 2, 120)
+    if not started:
+        slurm_cluster.run(["scancel", job_id])
+        pytest.fail(f"the container's two sleeps never showed up\n{slurm_cluster.log_tail()}")
     ok(slurm_cluster.run(["scancel", "--signal=TERM", job_id]))
     record = slurm_cluster.wait_job(job_id)
     output = out.read_text()

@@ -115,8 +115,7 @@ def _container_sleeper(marker: int) -> str:
 
 
 def _sleepers(marker: int) -> List[int]:
-    return sorted(pid for pid in slurm_module.processes_with(str(marker))
-                  if slurm_module.cmdline(pid) == ["sleep", str(marker)])
+    return slurm_module.running("sleep", str(marker))
 
 
 def test_job_processes_descend_from_slurmstepd_and_scancel_leaves_none(
@@ -130,15 +129,17 @@ def test_job_processes_descend_from_slurmstepd_and_scancel_leaves_none(
             sh -c "{_container_sleeper(marker)}"
         """))
     job_id = slurm_cluster.sbatch(script)
-    sleepers = slurm_module.wait_for(lambda: len(_sleepers(marker)) == 2 and _sleepers(marker), 120)
-    assert sleepers, f"the container's sleeps never showed up\n{slurm_cluster.log_tail()}"
-    listed = slurm_cluster.listpids(job_id)
-    for pid in sleepers:
-        chain = slurm_module.ancestry(pid)
-        names = [name for _, name in chain]
-        assert "slurmstepd" in names, chain  # the same process tree: no daemon in between
-        assert pid in listed, (pid, listed)  # and the proctrack plugin counts it as the job's
-    ok(slurm_cluster.run(["scancel", job_id]))
+    try:
+        sleepers = slurm_module.wait_for(lambda: len(_sleepers(marker)) == 2 and _sleepers(marker), 120)
+        assert sleepers, f"the container's sleeps never showed up\n{slurm_cluster.log_tail()}"
+        listed = slurm_cluster.listpids(job_id)
+        for pid in sleepers:
+            chain = slurm_module.ancestry(pid)
+            names = [name for _, name in chain]
+            assert "slurmstepd" in names, chain  # the same process tree: no daemon in between
+            assert pid in listed, (pid, listed)  # and the proctrack plugin counts it as the job's
+    finally:
+        ok(slurm_cluster.run(["scancel", job_id]))
     record = slurm_cluster.wait_job(job_id)
     assert record["JobState"] == "CANCELLED", record
     left = slurm_module.wait_for(lambda: not slurm_module.processes_with(str(marker)),

@@ -333,3 +333,14 @@ def wait_for(check, deadline_s: float = 120.0, interval_s: float = 0.2):
         if value or time.monotonic() > end:
             return value
         time.sleep(interval_s)
+
+
+def running(program: str, last_arg: str) -> List[int]:
+    """Live processes of ``program`` (by base name) whose last argument is ``last_arg``, also when an
+    engine runs them through the container's loader (``ld.so --argv0 sleep /usr/bin/sleep 5``)."""
+    found = []
+    for pid in processes_with(last_arg):
+        argv = cmdline(pid)
+        if argv and argv[-1] == last_arg and any(os.path.basename(arg) == program for arg in argv[:-1]):
+            found.append(pid)
+    return sorted(found)
