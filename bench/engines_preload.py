@@ -34,9 +34,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
-from hpcbox_testing.images import TestImages  # noqa: E402
-from hpcbox_testing.registry import start_registry  # noqa: E402
-from run import TAR, WORKLOADS, sbin  # noqa: E402  (the same workloads as the run benchmark)
+from run import TAR, WORKLOADS, debian_container, native_chroot, sbin  # noqa: E402  (the same workloads as the run benchmark)
 
 
 def interleaved(commands: dict, runs: int, warmup: int = 1) -> list:
@@ -110,34 +108,19 @@ def main() -> None:
     q = shlex.quote
     load = os.getloadavg()[0]
 
-    images = TestImages()
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-preload-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
-        home = work / "home"
-        with start_registry("http", work / "registry", images) as registry:
-            pushed = registry.push("debian12", "bench/debian", "12")
-            subprocess.run([hpcbox, "--home", str(home), "pull", "-q", pushed.ref], check=True,
-                           stdout=subprocess.DEVNULL)
-        cid = subprocess.run([hpcbox, "--home", str(home), "create", "--name", "bench", pushed.ref],
-                             check=True, capture_output=True, text=True).stdout.strip()
-        rootfs = home / "containers" / cid / "rootfs"
-        subprocess.run([hpcbox, "--home", str(home), "run", "--engine", "preload", "bench", "/bin/true"],
-                       check=True)
+        home, cid, rootfs = debian_container(work, hpcbox, engine="preload")
         launch = launcher_script(work, home, cid)
-        native = work / "native-chroot"
-        native.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
-                          f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
-                          f"'mount --rbind /dev \"$0/dev\" && exec {chroot_bin} \"$0\" \"$@\"' "
-                          f"{q(str(rootfs))} \"$@\"\n")
-        native.chmod(0o755)
+        native = native_chroot(work, rootfs)
 
         def tools(command: str) -> dict:
             return {
                 TOOLS[0]: f"{q(hpcbox)} --home {q(str(home))} run --engine preload bench {command}",
                 TOOLS[1]: f"{q(str(launch))} {command}",
                 TOOLS[2]: f"{q(fakechroot)} {q(chroot_bin)} {q(str(rootfs))} {command}",
-                "native chroot": f"{q(str(native))} {command}",
+                "native chroot": f"{q(native)} {command}",
             }
 
         start_cmds = tools("/bin/true")

@@ -42,18 +42,6 @@ PROOT = "PRoot (proot -r)"
 NATIVE = "native chroot"
 
 
-def native_chroot(work: Path, rootfs: Path) -> str:
-    """bench/run.py's native baseline as a script: chroot, the host's /dev, a private mount namespace."""
-    root = os.geteuid() == 0
-    script = work / "native-chroot"
-    script.write_text("#!/bin/sh\n"
-                      f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
-                      f"'mount --rbind /dev \"$0/dev\" && exec {run_bench.sbin('chroot')} \"$0\" \"$@\"' "
-                      f"{shlex.quote(str(rootfs))} \"$@\"\n")
-    script.chmod(0o755)
-    return str(script)
-
-
 def tracer_command(home: Path, cid: str) -> list:
     """The tracer's argv as the engine builds it from the container's config.json (without the program)."""
     from hpcbox_oci_bundle import parse_bundle
@@ -84,21 +72,11 @@ def main() -> None:
     proot = shutil.which("proot")
     q = shlex.quote
     load = os.getloadavg()[0]
-    images = run_bench.TestImages()
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-ptrace-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
-        home = work / "home"
-        with run_bench.start_registry("http", work / "registry", images) as registry:
-            pushed = registry.push("debian12", "bench/debian", "12")
-            subprocess.run([hpcbox, "--home", str(home), "pull", "-q", pushed.ref], check=True,
-                           stdout=subprocess.DEVNULL)
-        cid = subprocess.run([hpcbox, "--home", str(home), "create", "--name", "bench", pushed.ref],
-                             check=True, capture_output=True, text=True).stdout.strip()
-        rootfs = home / "containers" / cid / "rootfs"
-        subprocess.run([hpcbox, "--home", str(home), "run", "--engine", "ptrace", "bench", "/bin/true"],
-                       check=True)
-        chroot = native_chroot(work, rootfs)
+        home, cid, rootfs = run_bench.debian_container(work, hpcbox, engine="ptrace")
+        chroot = run_bench.native_chroot(work, rootfs)
         tracer = tracer_command(home, cid)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
         tracer_cmd = "env -i PATH=" + q(env["PATH"]) + " " + " ".join(q(a) for a in tracer)

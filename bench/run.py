@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
@@ -78,6 +79,33 @@ def runc_bundle(runc: str, base: Path, rootfs: Path, command: str) -> Path:
     return bundle
 
 
+def native_chroot(work: Path, rootfs: Path) -> str:
+    """The native baseline as a script: chroot with the host's /dev in a private mount namespace
+    (as an ordinary user inside `unshare -r`, a user namespace only to be allowed to chroot)."""
+    root = os.geteuid() == 0
+    script = work / "native-chroot"
+    script.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
+                      f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
+                      f"'mount --rbind /dev \"$0/dev\" && exec {sbin('chroot')} \"$0\" \"$@\"' "
+                      f"{shlex.quote(str(rootfs))} \"$@\"\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def debian_container(work: Path, hpcbox: str, engine: str = "runc") -> Tuple[Path, str, Path]:
+    """Pull the Debian 12 test image through a loopback registry into ``work/home``, create the
+    container ``bench`` and run it once under *engine*; return (home, container id, rootfs)."""
+    home = work / "home"
+    with start_registry("http", work / "registry", TestImages()) as registry:
+        pushed = registry.push("debian12", "bench/debian", "12")
+        subprocess.run([hpcbox, "--home", str(home), "pull", "-q", pushed.ref], check=True,
+                       stdout=subprocess.DEVNULL)
+    cid = subprocess.run([hpcbox, "--home", str(home), "create", "--name", "bench", pushed.ref],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([hpcbox, "--home", str(home), "run", "--engine", engine, "bench", "/bin/true"], check=True)
+    return home, cid, home / "containers" / cid / "rootfs"
+
+
 def engine_part(home: Path, container: str, runs: int) -> float:
     """Median seconds of engine.run() of the config.json that `hpcbox run` wrote (Python side included)."""
     code = f"""
@@ -103,32 +131,16 @@ def main() -> None:
     args = parser.parse_args()
     harness.require("hyperfine", "docker-registry", "hpcbox", "unshare")
     runc = runc_binary()
-    chroot_bin = sbin("chroot")
     hpcbox = shutil.which("hpcbox")
     root = os.geteuid() == 0
     q = shlex.quote
     load = os.getloadavg()[0]
 
-    images = TestImages()
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-run-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
-        home = work / "home"
-        with start_registry("http", work / "registry", images) as registry:
-            pushed = registry.push("debian12", "bench/debian", "12")
-            subprocess.run([hpcbox, "--home", str(home), "pull", "-q", pushed.ref], check=True,
-                           stdout=subprocess.DEVNULL)
-        cid = subprocess.run([hpcbox, "--home", str(home), "create", "--name", "bench", pushed.ref],
-                             check=True, capture_output=True, text=True).stdout.strip()
-        rootfs = home / "containers" / cid / "rootfs"
-        subprocess.run([hpcbox, "--home", str(home), "run", "bench", "/bin/true"], check=True)
-        native = work / "native-chroot"
-        native.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
-                          f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
-                          f"'mount --rbind /dev \"$0/dev\" && exec {chroot_bin} \"$0\" \"$@\"' "
-                          f"{q(str(rootfs))} \"$@\"\n")
-        native.chmod(0o755)
-        chroot = str(native)
+        home, cid, rootfs = debian_container(work, hpcbox)
+        chroot = native_chroot(work, rootfs)
         state = work / "runc-state"
 
         def tools(command: str) -> dict:
