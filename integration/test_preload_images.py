@@ -147,6 +147,37 @@ LD_LIBRARY_PATH=/nonexistent:/opt/probe $P dlopen libprobe.so probe_answer
 
 
 @pytest.mark.parametrize("image", list(DEBIANS))
+def test_ldd_and_the_loader_run_directly(preload_store, image):
+    need(preload_store, image)
+    containers = json.loads(ok(preload_store("ps", "--json")).stdout)
+    [rootfs] = [c["rootfs"] for c in containers if image in c["names"]]
+    script = r"""set -e
+ldd /bin/ls
+echo --
+/lib64/ld-linux-x86-64.so.2 /bin/true && echo true-ok
+/lib64/ld-linux-x86-64.so.2 /bin/sh -c 'echo "$0"; cat /etc/debian_version'
+cd /usr && /lib64/ld-linux-x86-64.so.2 bin/readlink /proc/self/exe
+/lib64/ld-linux-x86-64.so.2 --library-path /nonexistent --list /bin/true | grep -c libc.so.6
+LD_TRACE_LOADED_OBJECTS=1 /bin/true | grep -c libc.so.6
+"""
+    proc = ok(preload(preload_store, image, "bash", "-c", script))
+    listing, _, rest = proc.stdout.partition("--\n")
+    assert rootfs not in proc.stdout and "hpcbox" not in proc.stdout, proc.stdout
+    libs = {}
+    for line in listing.splitlines():
+        name, arrow, where = line.strip().partition(" => ")
+        if arrow:
+            libs[name] = where.split(" (")[0]
+    assert "libc.so.6" in libs and "libselinux.so.1" in libs, listing  # ls's NEEDED in Debian
+    for guest in libs.values():  # the container's files, named by their guest paths
+        assert guest.startswith("/") and Path(rootfs, guest.lstrip("/")).exists(), listing
+    assert "ld-linux-x86-64.so.2" in listing
+    lines = rest.splitlines()
+    assert lines[:2] == ["true-ok", "/bin/sh"] and lines[2].startswith(DEBIANS[image]), proc.stderr
+    assert lines[3:] == ["/usr/bin/readlink", "1", "1"], proc.stderr
+
+
+@pytest.mark.parametrize("image", list(DEBIANS))
 def test_interpreters_perl_and_python(preload_store, image):
     need(preload_store, image)
     script = r"""perl -MPOSIX -e 'print POSIX::floor(7.5), " ", (-d "/usr/share" ? "dir" : "none"), "\n"'
@@ -182,6 +213,14 @@ def test_musl_image(preload_store):
     assert ok(preload_store(*run, "probe", "execvp", "probe-script", "y")).stdout.splitlines() == [
         "/usr/bin/probe", "argv", "/usr/bin/probe-script", "y"]
     assert ok(preload_store(*run, "probe", "chdir", "/etc", "passwd")).stdout.startswith("/etc\nroot:x:0:0:")
+    # the loader run directly: the program translated; --list maps the loaded paths back to the guest
+    loader = "/lib/ld-musl-x86_64.so.1"
+    direct = ok(preload_store(*run, "probe", "execvp", loader, "/usr/bin/probe", "argv", "z")).stdout
+    assert direct.splitlines() == ["/usr/bin/probe", "argv", "z"]
+    listed = ok(preload_store(*run, "probe", "execvp", loader, "--list", "/usr/bin/probe")).stdout
+    containers = json.loads(ok(preload_store("ps", "--json")).stdout)
+    [rootfs] = [c["rootfs"] for c in containers if "musl" in c["names"]]
+    assert loader in listed and "hpcbox" not in listed and rootfs not in listed, listed
     # system() runs /bin/sh, here the static busybox: refused with the clear line
     proc = preload_store(*run, "probe", "system", "true")
     assert proc.stdout.strip() == "status 127" and "statically linked" in proc.stderr
