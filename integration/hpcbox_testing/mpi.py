@@ -29,15 +29,6 @@ PROGRAM_SOURCE = Path(__file__).with_name("mpi_program.c")
 PROGRAM_IN_CONTAINER = "/app/mpi_program"
 ENGINES = ("runc", "ptrace", "preload")
 
-# What every MPI rank needs when each rank is its own `hpcbox run` (its own user, pid, ipc and mount
-# namespaces, its own /dev/shm): see docs/hpc.md, "MPI".
-MCA_ENV = {
-    # vader's single-copy (CMA: process_vm_readv on the peer's pid) fails across user namespaces and
-    # with per-rank pid namespaces (the peer's pid is not its pid here): copy through the segment.
-    "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
-}
-
-
 def mpi_layout(test_images: images_module.TestImages) -> Path:
     """The cached OCI layout of the MPI image (built from the prepared tarball on first use)."""
     tarball = test_images.input_path(MPI_TARBALL)
