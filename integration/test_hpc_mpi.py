@@ -12,6 +12,9 @@ What each rank needs, found here (docs/hpc.md, "MPI", explains each):
 - with the runc engine, where every rank is pid 2 of its own pid namespace, no vader shared memory:
   vader takes a peer's segment for its own when the peer's pid equals its own and crashes; the ranks
   talk over TCP on loopback (OMPI_MCA_btl=self,tcp).
+
+The last test has no mpirun: `srun --mpi=pmix` (Slurm's PMIx plugin) starts the ranks, which then
+also need SLURM_*.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from test_cli_common import hpcbox_env, ok
 run_store = common.run_store  # fixtures
 engines = hpc_slurm.engines
 engine = hpc_slurm.engine
+slurm_cluster = hpc_slurm.slurm_cluster
 MPIRUN = shutil.which("mpirun")
 RANKS = 4
 
@@ -42,6 +46,8 @@ pytestmark = pytest.mark.skipif(MPIRUN is None, reason="the host has no mpirun: 
 # vader; ptrace and preload ranks are host processes of one user namespace, so Open MPI's defaults
 # (vader shared memory with CMA single-copy) work.
 ENGINE_MCA: Dict[str, Dict[str, str]] = {"runc": {"OMPI_MCA_btl": "self,tcp"}, "ptrace": {}, "preload": {}}
+# mpirun refuses to run as root unless told (the tests are meant for an ordinary user, but may run as root)
+ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"} if os.geteuid() == 0 else {}
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +69,7 @@ def mpi_container(run_store, registry_http, test_images) -> str:
 
 
 def _mpirun(store, container: str, engine_name: str, session_dir, env_args: List[str]):
-    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine_name])
+    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine_name], **ROOT_OK)
     argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", str(RANKS),
             sys.executable, "-m", "hpcbox", "--home", str(store.home), "run", "--engine", engine_name,
             *env_args, "-u", f"{os.getuid()}:{os.getgid()}", "-v", f"{session_dir}:{session_dir}",
@@ -84,18 +90,37 @@ def test_host_mpirun_ranks_in_containers_with_hostenv(run_store, mpi_container, 
     _check_ranks(_mpirun(run_store, mpi_container, engine, tmp_path, ["--hostenv"]))
 
 
+def _rank_wrapper(path, store, engine_name: str, *, binds: List[str], prefixes: str, container: str):
+    """A script that runs one rank in the container, passing exactly the variables named PREFIX_*."""
+    path.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -m hpcbox --home {store.home} run --engine {engine_name} "
+        f"-u {os.getuid()}:{os.getgid()} {' '.join(f'-v {b}:{b}' for b in binds)} "
+        f"$(env | sed -n 's/^\\(\\({prefixes}\\)_[A-Za-z0-9_]*\\)=.*/-e \\1/p') "
+        f"{container} {mpi_module.PROGRAM_IN_CONTAINER}\n")
+    path.chmod(0o755)
+    return path
+
+
 def test_only_ompi_and_pmix_variables_need_to_pass(run_store, mpi_container, engine, tmp_path):
     """Each rank passes exactly the OMPI_*/PMIX_* names mpirun gave it (a wrapper writes the -e list)."""
     session_dir = tmp_path / "session"
     session_dir.mkdir()
-    wrapper = tmp_path / "rank.sh"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"exec {sys.executable} -m hpcbox --home {run_store.home} run --engine {engine} "
-        f"-u {os.getuid()}:{os.getgid()} -v {session_dir}:{session_dir} "
-        "$(env | sed -n 's/^\\(\\(OMPI\\|PMIX\\)_[A-Za-z0-9_]*\\)=.*/-e \\1/p') "
-        f"{mpi_container} {mpi_module.PROGRAM_IN_CONTAINER}\n")
-    wrapper.chmod(0o755)
-    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine])
+    wrapper = _rank_wrapper(tmp_path / "rank.sh", run_store, engine, binds=[str(session_dir)],
+                            prefixes="OMPI\\|PMIX", container=mpi_container)
+    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine], **ROOT_OK)
     argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", str(RANKS), str(wrapper)]
     _check_ranks(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400, check=False))
+
+
+@pytest.mark.skipif(bool(hpc_slurm.MISSING), reason="Slurm/munge not installed")
+def test_srun_mpi_pmix_ranks_in_containers(slurm_cluster, run_store, mpi_container, engine, tmp_path):
+    """No mpirun: Slurm's PMIx plugin (srun --mpi=pmix) is the ranks' PMIx server. Open MPI then also
+    needs SLURM_* (without them MPI_Init fails: "getting local rank failed"), and Slurm keeps the
+    PMIx server's files under SlurmdSpoolDir, which is bound for the shared-memory store."""
+    spool = slurm_cluster.workdir / "spool"
+    wrapper = _rank_wrapper(tmp_path / "rank.sh", run_store, engine, binds=[str(spool), str(tmp_path)],
+                            prefixes="OMPI\\|PMIX\\|SLURM", container=mpi_container)
+    proc = slurm_cluster.run(["srun", "--mpi=pmix", "-n", str(RANKS), str(wrapper)], timeout=400,
+                             extra_env={"TMPDIR": str(tmp_path), **ENGINE_MCA[engine]})
+    _check_ranks(proc)
