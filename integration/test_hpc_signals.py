@@ -95,12 +95,6 @@ def test_term_then_kill_to_the_process_group_stops_the_whole_tree(run_store, sha
         _cleanup(marker, process)
 
 
-# The runc engine's runner (hpcbox-userns) is a child of `hpcbox run` that nothing ties to its parent:
-# SIGKILL of `hpcbox run` alone orphans the runner, and the container runs on (found by this test).
-# The fix: the runner sets PR_SET_PDEATHSIG(SIGKILL) once its namespaces exist (then checks that its
-# parent is still the one it started with); its init already dies with it, and the kernel kills
-# everything in the pid namespace when that init dies.
-RUNNER_ORPHANED = "hpcbox-userns outlives a SIGKILLed `hpcbox run` (no PR_SET_PDEATHSIG in the runner)"
 # The preload engine has no process of its own between `hpcbox run` and the program: children the
 # program leaves behind outlive it (as they would natively), and a SIGKILL of `hpcbox run` alone
 # leaves the program itself running. Under Slurm the step's proctrack plugin still kills them all.
@@ -112,9 +106,8 @@ NO_SUPERVISOR = "preload: nothing stops the program's tree when the program exit
 
 def test_term_then_kill_to_hpcbox_alone_stops_the_whole_tree(request, run_store, shared_debian, engine):
     """Only `hpcbox run` is signalled: what it started must not outlive it."""
-    if engine in ("runc", "preload"):
-        reason = RUNNER_ORPHANED if engine == "runc" else NO_SUPERVISOR
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+    if engine == "preload":
+        request.applymarker(pytest.mark.xfail(reason=NO_SUPERVISOR, strict=True))
     marker = random.randint(100000, 999999)
     process = _start(run_store, engine, shared_debian, _tree_ignoring_term(marker))
     try:

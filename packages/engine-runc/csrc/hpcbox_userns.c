@@ -619,6 +619,20 @@ static int probe(const struct usr_spec *asked)
     return 0;
 }
 
+/* Die with the caller (`hpcbox run`): a SIGKILLed caller must not leave the container running.
+ * Set after the namespaces exist, since changing credentials clears the death signal; the init
+ * dies with us (its own death signal), and with it everything in the pid namespace. */
+static int tie_to_caller(pid_t caller)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return usr_fail("prctl pdeathsig");
+    if (getppid() != caller) {
+        errno = 0;
+        return usr_fail("the caller exited before the container started");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct usr_spec *spec = calloc(1, sizeof(*spec));
@@ -642,7 +656,8 @@ int main(int argc, char **argv)
         usr_report();
         return EXIT_RUNTIME;
     }
-    if (enter_namespaces(spec) < 0 || sync_with_caller(spec) < 0) {
+    pid_t caller = getppid();
+    if (enter_namespaces(spec) < 0 || sync_with_caller(spec) < 0 || tie_to_caller(caller) < 0) {
         usr_report();
         return EXIT_RUNTIME;
     }

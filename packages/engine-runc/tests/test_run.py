@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -279,3 +280,43 @@ def test_terminal_keeps_the_callers_tty_name(make_bundle):
 def test_without_terminal_the_container_has_its_own_devpts(make_bundle):
     code, out, _ = _run_on_pty(make_bundle(["tty"]))
     assert (code, out.strip()) == (1, "not a tty")
+
+
+def _pids_with(word: str):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if word.encode() in handle.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_sigkilled_caller_takes_the_container_with_it(make_bundle, tmp_path):
+    """A batch system may SIGKILL `hpcbox run` alone: the runner and the container must not outlive it."""
+    marker = str(700000 + os.getpid() % 100000)
+    bundle = make_bundle(["sh", "-c", f"sleep {marker} & sleep {marker}; wait"])
+    caller = textwrap.dedent(f"""\
+        import subprocess, sys, time
+        from hpcbox_engine_runc import engine
+        engine.start({str(bundle)!r}, stdin=subprocess.DEVNULL)
+        time.sleep(600)
+        """)
+    process = subprocess.Popen([sys.executable, "-c", caller])
+    try:
+        deadline = time.monotonic() + 60
+        while len(_pids_with(marker)) < 2:
+            assert time.monotonic() < deadline, "the container's sleeps never started"
+            time.sleep(0.05)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 30
+        while _pids_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _pids_with(marker) == [], "the container outlived its SIGKILLed caller"
+    finally:
+        for pid in _pids_with(marker):
+            os.kill(pid, signal.SIGKILL)
