@@ -8,6 +8,7 @@ no shell makes: posix_spawn, system(), dlopen, execvp through PATH, chdir with r
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -175,6 +176,244 @@ LD_TRACE_LOADED_OBJECTS=1 /bin/true | grep -c libc.so.6
     lines = rest.splitlines()
     assert lines[:2] == ["true-ok", "/bin/sh"] and lines[2].startswith(DEBIANS[image]), proc.stderr
     assert lines[3:] == ["/usr/bin/readlink", "1", "1"], proc.stderr
+
+
+# glob, fts, ftw and nftw open directories inside libc (not through the wrapped functions): the
+# library walks with its own wrapped calls. This program prints what each reports for a tree, with the
+# tree's path as "R"; the same program run natively on the same tree (its host path) is the reference.
+WALKER_C = r"""
+/* Prints what glob, fts, ftw and nftw report for a tree, with the tree's path replaced by "R". */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <fts.h>
+#endif
+
+#if defined(__GLIBC__) && defined(WALKER_OLD_GLIBC)
+__asm__(".symver __libc_start_main,__libc_start_main@GLIBC_2.2.5");
+int main(int argc, char **argv);
+__asm__(".text\n.globl _start\n.type _start,@function\n_start:\n"
+        "  xor %ebp,%ebp\n  mov %rdx,%r9\n  pop %rsi\n  mov %rsp,%rdx\n  and $-16,%rsp\n"
+        "  push %rax\n  push %rsp\n  xor %r8d,%r8d\n  xor %ecx,%ecx\n  lea main(%rip),%rdi\n"
+        "  call __libc_start_main@PLT\n  hlt\n");
+#endif
+
+static const char *root;
+
+static void show(const char *what, const char *path, const struct stat *st, int type, int level)
+{
+    size_t n = strlen(root);
+    char cwd[PATH_MAX] = "";
+    const char *base;
+
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        strcpy(cwd, "?");
+    base = strrchr(cwd, '/');
+    printf("%s %d %d R%s %lld %s\n", what, type, level, strncmp(path, root, n) == 0 ? path + n : path,
+           st && S_ISREG(st->st_mode) ? (long long)st->st_size : -1LL,
+           strcmp(what, "fts") == 0 ? "-" : base ? base + 1 : cwd); /* fts: this one never chdirs */
+}
+
+static int skip_named(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return strcmp(b ? b + 1 : path, "skip") == 0;
+}
+
+static int on_nftw(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    show("nftw", path, st, type, f->level);
+#ifdef FTW_ACTIONRETVAL
+    if (getenv("ACTION") && skip_named(path))
+        return FTW_SKIP_SUBTREE;
+#endif
+    return 0;
+}
+
+static int on_ftw(const char *path, const struct stat *st, int type)
+{
+    show("ftw", path, st, type, -1);
+    return 0;
+}
+
+#ifdef __GLIBC__
+static int by_name(const FTSENT **a, const FTSENT **b)
+{
+    return strcmp((*a)->fts_name, (*b)->fts_name);
+}
+
+static int walk_fts(char *dir, int options)
+{
+    char *args[] = {dir, NULL};
+    FTS *fts = fts_open(args, options, by_name);
+    FTSENT *e;
+    int n = 0;
+
+    if (!fts)
+        return perror("fts_open"), 1;
+    while ((e = fts_read(fts))) {
+        show("fts", e->fts_path, e->fts_statp, e->fts_info, e->fts_level);
+        printf("  name %s\n", e->fts_name);
+        if (e->fts_info == FTS_D && skip_named(e->fts_path))
+            fts_set(fts, e, FTS_SKIP);
+        if (e->fts_level == 0 && e->fts_info == FTS_D) {
+            for (FTSENT *c = fts_children(fts, 0); c; c = c->fts_link)
+                printf("  child %s %d\n", c->fts_name, c->fts_info);
+        }
+        n++;
+    }
+    printf("fts end errno=%d entries=%d\n", errno, n);
+    return fts_close(fts);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    root = argv[2];
+    if (strcmp(argv[1], "glob") == 0) {
+        for (int i = 3; i < argc; i++) {
+            glob_t g;
+            char pattern[PATH_MAX];
+            int rc;
+
+            snprintf(pattern, sizeof(pattern), "%s%s", root, argv[i]);
+            rc = glob(pattern, GLOB_MARK | GLOB_NOCHECK, NULL, &g);
+            printf("glob %s rc=%d\n", argv[i], rc);
+            for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++)
+                printf("  R%s\n", g.gl_pathv[k] + strlen(root));
+            if (rc == 0)
+                globfree(&g);
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "ftw") == 0)
+        return ftw(root, on_ftw, 8) != 0;
+    if (strcmp(argv[1], "nftw") == 0) {
+        int flags = 0;
+        for (int i = 3; i < argc; i++) {
+            if (strcmp(argv[i], "phys") == 0) flags |= FTW_PHYS;
+            if (strcmp(argv[i], "depth") == 0) flags |= FTW_DEPTH;
+            if (strcmp(argv[i], "chdir") == 0) flags |= FTW_CHDIR;
+#ifdef FTW_ACTIONRETVAL
+            if (strcmp(argv[i], "action") == 0) flags |= FTW_ACTIONRETVAL, setenv("ACTION", "1", 1);
+#endif
+        }
+        return nftw(root, on_nftw, 8, flags) != 0;
+    }
+#ifdef __GLIBC__
+    if (strcmp(argv[1], "fts") == 0)
+        return walk_fts(argv[2], FTS_PHYSICAL);
+    if (strcmp(argv[1], "fts-logical") == 0)
+        return walk_fts(argv[2], FTS_LOGICAL);
+    if (strcmp(argv[1], "fts-comfollow") == 0)
+        return walk_fts(argv[2], FTS_PHYSICAL | FTS_COMFOLLOW);
+#endif
+    return 2;
+}
+"""
+
+WALKS = (["glob", "/*/f*", "/l/*", "/*/", "/nomatch*", "/a/b/f?", "/l/../ff"], ["ftw"], ["nftw"],
+         ["nftw", "phys"], ["nftw", "phys", "depth"], ["nftw", "chdir"], ["nftw", "chdir", "depth"],
+         ["nftw", "action"], ["nftw", "action", "depth", "phys"], ["fts"], ["fts-logical"], ["fts-comfollow"])
+
+
+@pytest.fixture(scope="session")
+def walker_dir(tmp_path_factory) -> Path:
+    """WALKER_C built with the host's gcc (old symbol versions, its own _start: runs on glibc 2.31) and,
+    when musl-gcc is installed, for musl."""
+    gcc = shutil.which("gcc")
+    if not gcc:
+        pytest.skip("gcc is not installed; it builds the walker program")
+    out = tmp_path_factory.mktemp("walker")
+    (out / "walker.c").write_text(WALKER_C)
+    subprocess.run([gcc, "-O2", "-DWALKER_OLD_GLIBC", "-nostartfiles", "-o", str(out / "walker"),
+                    str(out / "walker.c")], check=True)
+    if shutil.which("musl-gcc"):
+        subprocess.run(["musl-gcc", "-O2", "-o", str(out / "walker-musl"), str(out / "walker.c")], check=True)
+    out.chmod(0o755)
+    return out
+
+
+def make_tree(tree: Path) -> None:
+    """Directories, files, an empty and an unreadable directory, relative symlinks (a live one to a
+    directory, a dangling one) and a directory named "skip" (the walker skips its subtree where the
+    API can)."""
+    shutil.rmtree(tree, ignore_errors=True)
+    for d in ("a/b", "skip/x", "empty", "locked"):
+        (tree / d).mkdir(parents=True)
+    (tree / "a/f1").write_text("hi\n")
+    (tree / "a/b/f2").write_text("hello\n")
+    (tree / "skip/x/f").write_text("1\n")
+    (tree / "ff").write_text("z\n")
+    (tree / "l").symlink_to("a")
+    (tree / "dangling").symlink_to("nowhere")
+    (tree / "locked").chmod(0)
+
+
+def walks_natively(rootfs: Path, program: Path, tree: Path, walks) -> str:
+    """The walks run natively on the host path of the tree, with the container's own libc (its loader
+    run directly), so that both sides run the same glob/ftw code where the library does not walk."""
+    musl = rootfs / "lib/ld-musl-x86_64.so.1"
+    if musl.exists():
+        start = [str(musl)]
+    else:
+        libdirs = [str(rootfs / d) for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")]
+        start = [str(rootfs / "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"), "--inhibit-cache",
+                 "--library-path", ":".join(libdirs)]
+    out = []
+    for walk in walks:
+        proc = subprocess.run([*start, str(program), walk[0], str(tree), *walk[1:]], capture_output=True,
+                              text=True, cwd="/", check=False)
+        out.append(f"== {' '.join(walk)}\n{proc.stdout}rc {proc.returncode}\n")
+    return "".join(out)
+
+
+def walks_script(program: str, tree: str, walks) -> str:
+    return "".join(f"echo '== {' '.join(w)}'; {shlex.join([program, w[0], tree, *w[1:]])}; echo rc $?\n"
+                   for w in walks)
+
+
+@pytest.mark.parametrize("image", [*DEBIANS, "musl"])
+def test_glob_fts_ftw_nftw_report_guest_paths(preload_store, walker_dir, image):
+    need(preload_store, image)
+    containers = json.loads(ok(preload_store("ps", "--json")).stdout)
+    [rootfs] = [Path(c["rootfs"]) for c in containers if image in c["names"]]
+    tree = rootfs / "tmp/tree"
+    program = "walker" if image != "musl" else "walker-musl"
+    if not (walker_dir / program).exists():
+        pytest.skip("musl-gcc is not installed")
+    # musl has no fts, and no FTW_CHDIR/FTW_ACTIONRETVAL of its own to compare with
+    musl_walks = (["nftw"], ["nftw", "phys"], ["nftw", "phys", "depth"])
+    walks = WALKS if image != "musl" else [w for w in WALKS if w[0] in ("glob", "ftw") or w in musl_walks]
+    make_tree(tree)
+    try:
+        want = walks_natively(rootfs, walker_dir / program, tree, walks)
+        shell = "bash" if image != "musl" else "/opt/walker/" + program
+        if image == "musl":  # no dynamic shell in the musl image: one run per walk
+            got = []
+            for w in walks:
+                proc = preload(preload_store, "-v", f"{walker_dir}:/opt/walker:ro", "-w", "/", image,
+                               shell, w[0], "/tmp/tree", *w[1:])
+                got.append(f"== {' '.join(w)}\n{proc.stdout}rc {proc.returncode}\n")
+            got = "".join(got)
+        else:
+            script = walks_script("/opt/walker/" + program, "/tmp/tree", walks)
+            got = ok(preload(preload_store, "-v", f"{walker_dir}:/opt/walker:ro", "-w", "/", image, shell,
+                             "-c", script)).stdout
+    finally:
+        (tree / "locked").chmod(0o755)
+    assert "R/a/b/f2 6" in want and "R/l/f1" in want  # the reference walked the tree
+    assert got.splitlines() == want.splitlines()
 
 
 @pytest.mark.parametrize("image", list(DEBIANS))

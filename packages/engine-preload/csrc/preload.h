@@ -114,6 +114,11 @@ bool hp_null(const void *p);
 /* The guest cwd (canonical), from the real getcwd. 0 or -errno. */
 int hp_guest_cwd(char *out, size_t size);
 
+/* stat (follow) or lstat of a guest path on any libc: translated, then the system call itself
+ * (glibc < 2.33 exports no stat/lstat to forward to). 0, or -1 with errno. For the walkers. */
+struct stat;
+int hp_stat(const char *path, struct stat *st, bool follow);
+
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
