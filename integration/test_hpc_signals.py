@@ -95,19 +95,10 @@ def test_term_then_kill_to_the_process_group_stops_the_whole_tree(run_store, sha
         _cleanup(marker, process)
 
 
-# The preload engine has no process of its own between `hpcbox run` and the program: children the
-# program leaves behind outlive it (as they would natively), and a SIGKILL of `hpcbox run` alone
-# leaves the program itself running. Under Slurm the step's proctrack plugin still kills them all.
-# A fix: `hpcbox run` (or the engine) becomes a child subreaper (PR_SET_CHILD_SUBREAPER), kills what
-# is left of the program's tree (SIGTERM, then SIGKILL) when the program exits or hpcbox is signalled,
-# and starts the program with PR_SET_PDEATHSIG(SIGKILL).
-NO_SUPERVISOR = "preload: nothing stops the program's tree when the program exits or hpcbox is killed"
 
 
-def test_term_then_kill_to_hpcbox_alone_stops_the_whole_tree(request, run_store, shared_debian, engine):
+def test_term_then_kill_to_hpcbox_alone_stops_the_whole_tree(run_store, shared_debian, engine):
     """Only `hpcbox run` is signalled: what it started must not outlive it."""
-    if engine == "preload":
-        request.applymarker(pytest.mark.xfail(reason=NO_SUPERVISOR, strict=True))
     marker = random.randint(100000, 999999)
     process = _start(run_store, engine, shared_debian, _tree_ignoring_term(marker))
     try:
@@ -136,9 +127,7 @@ def test_term_reaches_the_program_and_its_status_is_hpcbox_status(run_store, sha
         _cleanup(marker, process)
 
 
-def test_children_do_not_outlive_the_program(request, run_store, shared_debian, engine, tmp_path):
-    if engine == "preload":
-        request.applymarker(pytest.mark.xfail(reason=NO_SUPERVISOR, strict=True))
+def test_children_do_not_outlive_the_program(run_store, shared_debian, engine, tmp_path):
     marker = random.randint(100000, 999999)
     script = f"sleep {marker} & sleep {marker} & while [ ! -e /signal/go ]; do sleep 0.1; done; exit 5"
     process = _start(run_store, engine, shared_debian, script, volume=tmp_path)
