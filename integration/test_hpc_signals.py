@@ -152,18 +152,11 @@ def test_untrapped_term_gives_128_plus_15(run_store, shared_debian, engine):
         _cleanup(marker, process)
 
 
-# Seen once under preload: ExitCode=143:0 (srun: "task 0: Terminated") instead of 42:0, and no
-# "got-term" in the output. slurmstepd sends SIGTERM to every process of the step, hpcbox included;
-# the suspicion is that the engine restores SIG_DFL as soon as the program exits, so a TERM that
-# reaches hpcbox just after that kills it. A race, so not strict.
-PRELOAD_LATE_TERM = "preload under scancel --signal=TERM: hpcbox itself died of SIGTERM (job ExitCode 143:0)"
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"Slurm/munge not installed ({', '.join(MISSING)})")
 def test_slurm_signal_reaches_the_program_and_its_status_is_the_jobs(
         request, slurm_cluster, run_store, engine, tmp_path):
-    if engine == "preload":
-        request.applymarker(pytest.mark.xfail(reason=PRELOAD_LATE_TERM, strict=False))
     container = request.getfixturevalue("shared_debian")
     marker = random.randint(100000, 999999)
     out = tmp_path / "job.out"

@@ -290,3 +290,12 @@ def cli(tmp_path, monkeypatch, fake_registry, capsys):
     run.home = home
     run.store = Store(home)
     return run
+
+
+@pytest.fixture(autouse=True)
+def _release_signal_holds():
+    """`hpcbox run` keeps batch signals held until its process exits; in-process tests go on."""
+    yield
+    from hpcbox.commands.run import release_signal_holds
+
+    release_signal_holds()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,34 @@ def test_lean_parser_parses_like_the_full_one():
     assert {"run", "setup", "info", "pull"} <= set(full._subparsers._group_actions[0].choices)
     unknown = build_parser(["nosuchcommand"], full=False)  # falls back to the full parser for the error
     assert "pull" in unknown._subparsers._group_actions[0].choices
+
+
+class _SignalledEngine:
+    """Sends hpcbox (this process) a SIGTERM at a chosen moment of its run()."""
+
+    name = "fake"
+
+    def __init__(self, when: str):
+        self.when = when
+
+    def available(self):
+        return True, "fake"
+
+    def run(self, config, bundle_dir=None):
+        if self.when == "before":  # before the engine has handlers of its own: nothing runs yet
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 42
+
+
+def test_a_batch_signal_before_the_engine_starts_ends_hpcbox_with_128_plus_15():
+    with pytest.raises(SystemExit) as caught:
+        run_cmd._start("fake", _SignalledEngine("before"), {}, "/nonexistent", None)
+    assert caught.value.code == 128 + 15
+
+
+def test_a_late_batch_signal_leaves_the_containers_status():
+    assert run_cmd._start("fake", _SignalledEngine("after"), {}, "/nonexistent", None) == 42
+    os.kill(os.getpid(), signal.SIGTERM)  # Slurm's TERM to every process of the step, hpcbox last
+    os.kill(os.getpid(), signal.SIGUSR1)
+    # still alive: the signals were swallowed; the conftest gives the handlers back afterwards
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL

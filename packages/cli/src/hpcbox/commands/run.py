@@ -224,9 +224,47 @@ def _overlay_annotations(container, opts, stack):
     return view
 
 
+# What a batch system sends to end a job; the engines pass them on to the container while it runs.
+_BATCH_SIGNALS = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+
+
+class _SignalHold:
+    """Around ``engine.run``: a batch signal that reaches hpcbox before the engine has set its own
+    handlers ends hpcbox at once (nothing runs yet), as the default action would; one that arrives
+    after the container has ended (Slurm signals every process of the step, hpcbox too) is
+    swallowed, so that it can neither turn the container's status into 128+n nor interrupt --rm.
+    The hold stays until hpcbox exits; :meth:`release` is for callers that live on (tests)."""
+
+    def __init__(self) -> None:
+        self.engine_returned = False
+        self.previous: dict = {}
+
+    def install(self) -> _SignalHold:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in _BATCH_SIGNALS:
+                sig = getattr(signal, name)
+                self.previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, sig, _frame) -> None:
+        if not self.engine_returned:
+            raise SystemExit(128 + sig)
+
+    def release(self) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
 def _start(name, engine, config, bundle_dir, runtime) -> int:
     from hpcbox import engines
 
+    hold = _SignalHold().install()
     try:
         return int(engine.run(config, bundle_dir=bundle_dir))
     except engines.EngineUnavailableError:
@@ -241,6 +279,18 @@ def _start(name, engine, config, bundle_dir, runtime) -> int:
             raise engines.EngineUnavailableError(name, reason) from None
         raise HpcboxError(f"engine {name} cannot run the container: {text}",
                           "" if ";" in text else "see 'hpcbox info'", engines.EXIT_ENGINE) from None
+    finally:
+        hold.engine_returned = True
+        _holds.append(hold)
+
+
+_holds: list = []  # for release_signal_holds()
+
+
+def release_signal_holds() -> None:
+    """Give back the signal handlers `hpcbox run` held (for callers that go on after it: tests)."""
+    while _holds:
+        _holds.pop().release()
 
 
 def _write_config(path, config) -> None:
