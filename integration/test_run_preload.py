@@ -56,3 +56,21 @@ def test_cleared_environment_and_debug_lines(run_store, shared_debian, preload_a
     proc = ok(run_store("run", *preload_args, shared_debian, "sh", "-c", script, env=debug))
     assert "hpcbox-preload: exec /usr/bin/ls (" in proc.stderr  # through the container's loader
     assert "hpcbox-preload: /nonexistent/x: No such file or directory" in proc.stderr
+
+
+def test_processes_started_inside_get_canonical_host_paths(run_store, shared_debian, preload_args, tmp_path):
+    """The first process resolves the rootfs and volume host paths (realpath) once and hands the
+    canonical paths, with their tag, to the processes it starts, which then skip realpath: a volume
+    reached through a host symlink keeps working two execs down."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x").write_text("through a link\n")
+    (tmp_path / "link").symlink_to(data)
+    tmp_path.chmod(0o755)
+    script = ("cat /mnt/v/x; sh -c 'cat /mnt/v/x;"
+              " printf \"%s\\n\" \"$HPCBOX_PRELOAD_BINDS\" | grep =.*/data$;"
+              " [ ${#HPCBOX_PRELOAD_CANONICAL} -eq 16 ] && echo tagged'")
+    volume = f"{tmp_path / 'link'}:/mnt/v"
+    proc = ok(run_store("run", *preload_args, "-v", volume, shared_debian, "sh", "-c", script))
+    assert proc.stdout.splitlines() == ["through a link", "through a link", f"/mnt/v={data.resolve()}",
+                                        "tagged"], proc.stderr

@@ -24,7 +24,7 @@
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
-    HP_ENV_LOADERS,
+    HP_ENV_LOADERS, HP_ENV_CANON,
 };
 
 static struct hp_config config;
@@ -135,6 +135,63 @@ static int add_bindings(struct gp_context *ctx, const char *spec)
     return rc;
 }
 
+/* 16 hex digits of a 64-bit FNV-1a hash of the ROOT and BINDS values. */
+static const char *canon_tag(const char *root, const char *binds, char tag[17])
+{
+    unsigned long long h = 0xcbf29ce484222325ull;
+    const char *parts[2] = {root ? root : "", binds ? binds : ""};
+
+    for (int k = 0; k < 2; k++) {
+        for (const unsigned char *p = (const unsigned char *)parts[k];; p++) {
+            h = (h ^ *p) * 0x100000001b3ull;
+            if (!*p)
+                break;
+        }
+    }
+    snprintf(tag, 17, "%016llx", h);
+    return tag;
+}
+
+/* The ROOT and BINDS handed to the processes this one starts: the canonical host paths just
+ * resolved, and their tag, so that those processes need no realpath of them (a binding whose host
+ * path did not resolve is left out: it was reported here). Unchanged on any allocation failure. */
+static void keep_canonical(struct hp_config *c)
+{
+    size_t cap = 1;
+    char *binds, *root, *canon, tag[17];
+    size_t len = 0;
+
+    for (size_t i = 0; i < c->ctx.n_bindings; i++)
+        cap += c->ctx.bindings[i].guest_len + c->ctx.bindings[i].host_len + 2;
+    binds = malloc(cap);
+    if (!binds)
+        return;
+    binds[0] = '\0';
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        const struct gp_binding *b = &c->ctx.bindings[i];
+
+        len += (size_t)snprintf(binds + len, cap - len, "%s%s=%s", i ? "\n" : "", b->guest, b->host);
+    }
+    root = keep_copy(HP_ENV_ROOT, c->ctx.root);
+    canon = keep_copy(HP_ENV_CANON, canon_tag(c->ctx.root, binds, tag));
+    if (root && canon) {
+        char *kept_binds = keep_copy(HP_ENV_BINDS, binds);
+
+        if (kept_binds) {
+            free(c->keep[0]);
+            free(c->keep[1]);
+            free(c->keep[HP_N_KEEP - 1]);
+            c->keep[0] = root;
+            c->keep[1] = kept_binds;
+            c->keep[HP_N_KEEP - 1] = canon;
+            root = canon = NULL;
+        }
+    }
+    free(root);
+    free(canon);
+    free(binds);
+}
+
 static bool listed(const char *list, const char *guest)
 {
     size_t n = strlen(guest);
@@ -214,19 +271,26 @@ static long number(const char *s, long fallback)
 
 static void setup(void)
 {
-    const char *root = getenv(HP_ENV_ROOT), *v;
+    const char *root = getenv(HP_ENV_ROOT), *binds, *v;
+    char tag[17];
+    bool trusted;
     int rc;
 
     config.debug = (int)number(getenv(HP_ENV_DEBUG), 0);
     if (!root || !*root)
         return;
+    binds = getenv(HP_ENV_BINDS);
+    trusted = (v = getenv(HP_ENV_CANON)) && strcmp(v, canon_tag(root, binds, tag)) == 0;
+    hp_sys_trust_canonical(trusted); /* no realpath of paths a parent resolved */
     rc = gp_context_init(&config.ctx, root);
     if (rc < 0) {
+        hp_sys_trust_canonical(0);
         hp_say("hpcbox-preload: the rootfs %s: %s; paths are not translated", root, strerror(-rc));
         return;
     }
-    if ((v = getenv(HP_ENV_BINDS)) && *v)
-        add_bindings(&config.ctx, v);
+    if (binds && *binds)
+        add_bindings(&config.ctx, binds);
+    hp_sys_trust_canonical(0);
     for (size_t i = 0; i < config.ctx.n_bindings; i++) {
         const struct gp_binding *b = &config.ctx.bindings[i];
 
@@ -241,6 +305,8 @@ static void setup(void)
         if ((v = getenv(hp_keep_names[i])))
             config.keep[i] = keep_copy(hp_keep_names[i], v);
     }
+    if (!trusted)
+        keep_canonical(&config);
     config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
     config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
     config.loaders = (v = getenv(HP_ENV_LOADERS)) ? strdup(v) : NULL;

@@ -35,9 +35,12 @@
 #define HP_ENV_EXE "HPCBOX_PRELOAD_EXE"     /* per exec: the program's guest path */
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
 #define HP_ENV_DEBUG "HPCBOX_DEBUG"
+/* Set by the library for the processes it starts: a hash of the ROOT and BINDS values, which it
+ * rewrote with canonical host paths; when it matches, they are used without realpath again. */
+#define HP_ENV_CANON "HPCBOX_PRELOAD_CANONICAL"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 12
+#define HP_N_KEEP 13
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {

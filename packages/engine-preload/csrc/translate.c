@@ -43,14 +43,38 @@ static int read_at(int fd, void *buf, size_t size, off_t offset)
     return (int)n;
 }
 
-/* PT_INTERP of a 64-bit little-endian ELF (the only kind this x86_64/aarch64 build runs). */
-static int elf_interp(int fd, const Elf64_Ehdr *eh, char *interp, size_t interp_size)
+/* The first bytes of the file, read once: the ELF header, and usually the program headers and
+ * PT_INTERP's string (read separately only when they lie further). */
+#define HEAD_BYTES 1024
+
+struct head {
+    union {
+        Elf64_Ehdr eh;
+        char bytes[HEAD_BYTES];
+    } u;
+    int n; /* bytes read */
+};
+
+/* size bytes at offset: from the head when it holds them, else read. n or -errno. */
+static int head_at(int fd, const struct head *h, void *buf, size_t size, off_t offset)
 {
+    if (offset >= 0 && (size_t)offset + size <= (size_t)h->n) {
+        memcpy(buf, h->u.bytes + offset, size);
+        return (int)size;
+    }
+    return read_at(fd, buf, size, offset);
+}
+
+/* PT_INTERP of a 64-bit little-endian ELF (the only kind this x86_64/aarch64 build runs). */
+static int elf_interp(int fd, const struct head *h, char *interp, size_t interp_size)
+{
+    const Elf64_Ehdr *eh = &h->u.eh;
+
     if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phentsize != sizeof(Elf64_Phdr))
         return HPCBOX_EXEC_UNKNOWN;
     for (unsigned i = 0; i < eh->e_phnum; i++) {
         Elf64_Phdr ph;
-        int n = read_at(fd, &ph, sizeof(ph), (off_t)(eh->e_phoff + (Elf64_Off)i * sizeof(ph)));
+        int n = head_at(fd, h, &ph, sizeof(ph), (off_t)(eh->e_phoff + (Elf64_Off)i * sizeof(ph)));
 
         if (n < 0)
             return n;
@@ -60,7 +84,7 @@ static int elf_interp(int fd, const Elf64_Ehdr *eh, char *interp, size_t interp_
             continue;
         if (ph.p_filesz == 0 || ph.p_filesz >= interp_size)
             return -ENAMETOOLONG;
-        n = read_at(fd, interp, ph.p_filesz, (off_t)ph.p_offset);
+        n = head_at(fd, h, interp, ph.p_filesz, (off_t)ph.p_offset);
         if (n < 0)
             return n;
         if ((size_t)n != ph.p_filesz)
@@ -73,24 +97,21 @@ static int elf_interp(int fd, const Elf64_Ehdr *eh, char *interp, size_t interp_
 
 int hpcbox_preload_classify(const char *host_path, char *interp, size_t interp_size)
 {
-    union {
-        Elf64_Ehdr eh;
-        char bytes[sizeof(Elf64_Ehdr)];
-    } head;
-    int fd, n, rc;
+    struct head h;
+    int fd, rc;
 
     if (interp_size > 0)
         interp[0] = '\0';
     fd = (int)syscall(SYS_openat, AT_FDCWD, host_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    n = read_at(fd, head.bytes, sizeof(head.bytes), 0);
-    if (n < 0)
-        rc = n;
-    else if (n >= 2 && head.bytes[0] == '#' && head.bytes[1] == '!')
+    h.n = read_at(fd, h.u.bytes, sizeof(h.u.bytes), 0);
+    if (h.n < 0)
+        rc = h.n;
+    else if (h.n >= 2 && h.u.bytes[0] == '#' && h.u.bytes[1] == '!')
         rc = HPCBOX_EXEC_SCRIPT;
-    else if (n == (int)sizeof(head.eh) && memcmp(head.eh.e_ident, ELFMAG, SELFMAG) == 0)
-        rc = elf_interp(fd, &head.eh, interp, interp_size);
+    else if (h.n >= (int)sizeof(h.u.eh) && memcmp(h.u.eh.e_ident, ELFMAG, SELFMAG) == 0)
+        rc = elf_interp(fd, &h, interp, interp_size);
     else
         rc = HPCBOX_EXEC_UNKNOWN;
     close(fd);
