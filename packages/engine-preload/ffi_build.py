@@ -31,7 +31,7 @@ STRICT = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
 PRELOAD_LIBRARY = "libhpcbox-preload.so"
 PRELOAD_LIBRARY_MUSL = "libhpcbox-preload-musl.so"
 LAUNCHER = "hpcbox-preload-exec"
-CORE_SOURCES = ["abi.c", "translate.c", "sys.c", "gp_core.c"]
+CORE_SOURCES = ["abi.c", "translate.c", "sys.c", "next.c", "gp_core.c"]
 
 
 def guestpath_dir() -> Path:
@@ -87,9 +87,8 @@ def build_preload_library(out_dir: str, cc: Optional[str] = None, name: str = PR
     cc = cc or os.environ.get("CC", "cc")
     cmd = [cc, *STRICT, "-fPIC", "-shared", "-fvisibility=hidden", f"-I{CSRC}", f"-I{GUESTPATH}",
            "-o", str(out), *_library_sources()]
-    if name == PRELOAD_LIBRARY:
-        # dlsym@GLIBC_2.2.5 lives in libdl.so.2 before glibc 2.34: keep it loaded there.
-        cmd += ["-Wl,--no-as-needed", "-l:libdl.so.2"]
+    # No libdl.so.2: dlsym@GLIBC_2.2.5 is weak (libc has it since glibc 2.34); before, the library
+    # finds the next definitions itself (csrc/next.c), one object less to map in every process.
     subprocess.run(cmd, check=True)
     return out
 

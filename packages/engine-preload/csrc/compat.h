@@ -15,6 +15,11 @@
 
 /* glibc 2.34 moved dlsym into libc under a new version; bind the one every glibc of the
  * architecture has (in libdl.so.2 before 2.34, kept in libc for compatibility after). */
+#include <dlfcn.h>
+#ifdef __GLIBC__
+/* weak: glibc < 2.34 has it in libdl.so.2, which the library does not load (hp_next_symbol) */
+#pragma weak dlsym
+#endif
 #if defined(__GLIBC__) && defined(__x86_64__)
 __asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 #elif defined(__GLIBC__) && defined(__aarch64__)

@@ -44,7 +44,7 @@ void *hp_next(const char *name, void **slot)
     void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 
     if (!fn) {
-        fn = dlsym(RTLD_NEXT, name);
+        fn = hp_next_symbol(name);
         if (!fn) {
             hp_say("hpcbox-preload: libc has no %s; the call fails with ENOSYS", name);
             fn = (void *)no_such_function;

@@ -73,6 +73,9 @@ void hp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One line on stderr, always. */
 void hp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* dlsym(RTLD_NEXT, name), also where libc has no dlsym (glibc < 2.34 without libdl): next.c. */
+void *hp_next_symbol(const char *name);
+
 /* The next definition of a libc function (RTLD_NEXT), looked up once and cached in *slot. */
 void *hp_next(const char *name, void **slot);
 #define REAL(name)                                                                                 \

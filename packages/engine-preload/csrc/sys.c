@@ -13,6 +13,8 @@
 
 #include "compat.h"
 
+void *hp_next_symbol(const char *name); /* next.c */
+
 #undef fstatat
 #undef stat
 #undef readlinkat
@@ -56,7 +58,7 @@ char *hp_sys_realpath(const char *path, char *resolved)
         return resolved;
     }
     if (!next) {
-        next = (char *(*)(const char *, char *))dlsym(RTLD_NEXT, "realpath");
+        next = (char *(*)(const char *, char *))hp_next_symbol("realpath");
         if (!next) {
             errno = ENOSYS;
             return NULL;

@@ -43,6 +43,19 @@ def test_objdump_agrees_on_the_versions():
     assert not any(name.startswith(("gp_", "hp_")) for name in exported)
 
 
+def test_only_libc_is_needed_and_dlsym_is_weak():
+    """No libdl.so.2 to map in every process: dlsym@GLIBC_2.2.5 is weak (in libc since glibc 2.34;
+    before, csrc/next.c finds the next definitions itself, which the Debian 11 image tests exercise)."""
+    objdump = subprocess.run(["objdump", "-p", "-T", str(preload_library_path())], capture_output=True,
+                             text=True, check=False)
+    if objdump.returncode != 0:
+        pytest.skip("objdump (binutils) is not installed")
+    needed = re.findall(r"NEEDED\s+(\S+)", objdump.stdout)
+    assert needed == ["libc.so.6"], needed
+    [dlsym] = [line for line in objdump.stdout.splitlines() if line.endswith(" dlsym")]
+    assert " w " in dlsym and "*UND*" in dlsym, dlsym
+
+
 def test_musl_build_needs_only_musl():
     library = musl_library_path()
     if library is None:
