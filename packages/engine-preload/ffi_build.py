@@ -88,8 +88,14 @@ def build_preload_library(out_dir: str, cc: Optional[str] = None, name: str = PR
     cmd = [cc, *STRICT, "-fPIC", "-shared", "-fvisibility=hidden", f"-I{CSRC}", f"-I{GUESTPATH}",
            "-o", str(out), *_library_sources()]
     # No libdl.so.2: dlsym@GLIBC_2.2.5 is weak (libc has it since glibc 2.34); before, the library
-    # finds the next definitions itself (csrc/next.c), one object less to map in every process.
-    subprocess.run(cmd, check=True)
+    # finds the next definitions itself (csrc/next.c), one object less to map in every process. A
+    # build host older than glibc 2.34 has that version of dlsym in libdl only: linked there.
+    rc = subprocess.run(cmd, check=False).returncode
+    if rc != 0 and name != PRELOAD_LIBRARY:
+        raise subprocess.CalledProcessError(rc, cmd)
+    if rc != 0:
+        print("hpcbox-engine-preload: linking again with libdl.so.2 (a build host older than glibc 2.34?)")
+        subprocess.run([*cmd, "-Wl,--no-as-needed", "-l:libdl.so.2"], check=True)
     return out
 
 
