@@ -6,6 +6,8 @@ preload engine: test_run_debian.py.)"""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import test_run_common as common
@@ -74,3 +76,27 @@ def test_processes_started_inside_get_canonical_host_paths(run_store, shared_deb
     proc = ok(run_store("run", *preload_args, "-v", volume, shared_debian, "sh", "-c", script))
     assert proc.stdout.splitlines() == ["through a link", "through a link", f"/mnt/v={data.resolve()}",
                                         "tagged"], proc.stderr
+
+
+def test_libc_reads_the_containers_timezone(run_store, preload_args):
+    """glibc opens /etc/localtime inside itself (no wrapped call): the first process points TZ at the
+    container's file, unless the container sets TZ itself."""
+    zone = Path("/usr/share/zoneinfo/Asia/Kolkata")
+    if not zone.is_file():
+        pytest.skip("the host has no tzdata to copy a zone from")
+    cid = run_store.create("debian")
+    try:
+        containers = json.loads(ok(run_store("ps", "--json")).stdout)
+        [rootfs] = [Path(c["rootfs"]) for c in containers if c["id"] == cid]
+        localtime = rootfs / "etc/localtime"
+        if localtime.is_symlink() or localtime.exists():
+            localtime.unlink()
+        shutil.copyfile(zone, localtime)  # not the host's zone (UTC or whatever it is)
+        proc = ok(run_store("run", *preload_args, cid, "sh", "-c", 'date +%Z; sh -c "date +%Z"; echo "$TZ"'))
+        lines = proc.stdout.splitlines()
+        assert lines[:2] == ["IST", "IST"], proc.stderr
+        assert lines[2].startswith(":/") and lines[2].endswith("/etc/localtime")
+        proc = ok(run_store("run", *preload_args, "-e", "TZ=UTC", cid, "date", "+%Z"))
+        assert proc.stdout == "UTC\n"
+    finally:
+        ok(run_store("rm", "-f", cid))

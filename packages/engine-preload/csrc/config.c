@@ -307,6 +307,7 @@ static void setup(void)
     }
     if (!trusted)
         keep_canonical(&config);
+    config.first = !trusted;
     config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
     config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
     config.loaders = (v = getenv(HP_ENV_LOADERS)) ? strdup(v) : NULL;
@@ -351,15 +352,60 @@ const struct hp_config *hp_conf(void)
     return config.active ? &config : NULL;
 }
 
+/* ---- files libc opens inside itself ---------------------------------------------------------
+ * /etc/localtime, the zoneinfo files and glibc's gconv modules are opened by libc's own internal
+ * calls, which this library does not see: libc is pointed at the container's copies through the
+ * variables it reads, where the container has them and the variable is not set (TZ=":FILE",
+ * TZDIR, GCONV_PATH; host paths). Once, in the container's first process: inherited from there. */
+static const char *host_of(const char *guest, bool dir, char *buf)
+{
+    struct stat st;
+    const char *h = hp_path(AT_FDCWD, guest, HP_FOLLOW | HP_NOFAST, buf);
+
+    if (!h || hp_sys_fstatat(AT_FDCWD, h, &st, 0) < 0)
+        return NULL;
+    return (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) ? h : NULL;
+}
+
+static void container_libc_files(void)
+{
+    static const char *const gconv[] = {
+#if defined(__x86_64__)
+        "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
+#elif defined(__aarch64__)
+        "/usr/lib/aarch64-linux-gnu/gconv/gconv-modules",
+#endif
+        "/usr/lib64/gconv/gconv-modules", "/usr/lib/gconv/gconv-modules", NULL};
+    char buf[PATH_MAX], tz[PATH_MAX + 1];
+    const char *h;
+
+    if (!getenv("TZ") && (h = host_of("/etc/localtime", false, buf))) {
+        snprintf(tz, sizeof(tz), ":%s", h);
+        setenv("TZ", tz, 0);
+    }
+    if (!getenv("TZDIR") && (h = host_of("/usr/share/zoneinfo", true, buf)))
+        setenv("TZDIR", h, 0);
+    for (int i = 0; gconv[i] && !getenv("GCONV_PATH"); i++) {
+        if ((h = host_of(gconv[i], false, buf))) {
+            snprintf(tz, sizeof(tz), "%s", h);
+            *strrchr(tz, '/') = '\0';
+            setenv("GCONV_PATH", tz, 0);
+        }
+    }
+}
+
 #ifdef __GLIBC__
 /* glibc passes (argc, argv, envp) to constructors; a loader without --argv0 leaves the host path
  * of the program in argv[0], which is put right here. */
 __attribute__((constructor(101))) static void hp_init(int argc, char **argv, char **envp)
 {
     const char *argv0 = getenv(HP_ENV_ARGV0);
+    const struct hp_config *c;
 
     (void)envp;
-    hp_conf();
+    c = hp_conf();
+    if (c && c->first)
+        container_libc_files();
     if (argv0 && argc > 0 && argv)
         argv[0] = strdup(argv0);
     unsetenv(HP_ENV_ARGV0);
@@ -368,7 +414,10 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
 #else
 __attribute__((constructor(101))) static void hp_init(void)
 {
-    hp_conf();
+    const struct hp_config *c = hp_conf();
+
+    if (c && c->first)
+        container_libc_files();
     unsetenv(HP_ENV_ARGV0);
     unsetenv(HP_ENV_EXE);
 }

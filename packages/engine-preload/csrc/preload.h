@@ -57,6 +57,7 @@ struct hp_config {
     char hostname[65];              /* "" = the host's */
     int mode;                       /* 1..4: F1..F4 */
     bool kernel_fs[3];
+    bool first;                     /* the container's first process (no canonical tag yet) */
     size_t n_ro;                    /* host prefixes (root or a binding's) that are read-only */
     char **ro;
     bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */
