@@ -90,6 +90,18 @@ def test_host_mpirun_ranks_in_containers_with_hostenv(run_store, mpi_container, 
     _check_ranks(_mpirun(run_store, mpi_container, engine, tmp_path, ["--hostenv"]))
 
 
+def test_mpi_variables_pass_by_default(run_store, mpi_container, engine, tmp_path):
+    """`hpcbox run` passes the host's OMPI_*/PMIX_*/PMI_*/SLURM_*/PBS_* variables by default; with
+    --no-batch-env no rank joins the job, which shows those variables are what joins it: each rank is
+    a singleton (under runc the singletons, all pid 2 of their namespaces, may also fail on each
+    other's session files in the container's shared /tmp)."""
+    _check_ranks(_mpirun(run_store, mpi_container, engine, tmp_path, []))
+    proc = _mpirun(run_store, mpi_container, engine, tmp_path, ["--no-batch-env"])
+    assert f"size {RANKS}" not in proc.stdout, proc.stdout
+    if engine != "runc":
+        assert proc.stdout.count("rank 0 size 1 ") == RANKS, f"{proc.stdout}\n{proc.stderr}"
+
+
 def _rank_wrapper(path, store, engine_name: str, *, binds: List[str], prefixes: str, container: str):
     """A script that runs one rank in the container, passing exactly the variables named PREFIX_*."""
     path.write_text(

@@ -80,6 +80,17 @@ def test_hostenv_passes_the_host_environment_below_the_image():
     assert env == {"PATH": runspec.DEFAULT_PATH}
 
 
+def test_batch_and_mpi_variables_pass_over_the_image_and_under_the_options():
+    host = {"OMPI_COMM_WORLD_RANK": "3", "PMIX_RANK": "3", "SLURM_JOB_ID": "7", "PMI_FD": "5",
+            "PBS_JOBID": "9.server", "HOME": "/h", "SLURMX": "no"}
+    img = {"Env": ["OMPI_MCA_btl=self", "SLURM_JOB_ID=image"]}
+    env = runspec.merge_env(img, RunOptions(env=["PMIX_RANK=0"]), host)
+    assert env == {"OMPI_MCA_btl": "self", "OMPI_COMM_WORLD_RANK": "3", "PMIX_RANK": "0", "SLURM_JOB_ID": "7",
+                   "PMI_FD": "5", "PBS_JOBID": "9.server", "PATH": runspec.DEFAULT_PATH}
+    env = runspec.merge_env(img, RunOptions(batchenv=False), host)
+    assert env == {"OMPI_MCA_btl": "self", "SLURM_JOB_ID": "image", "PATH": runspec.DEFAULT_PATH}
+
+
 def test_terminal_sets_term():
     assert runspec.merge_env({}, RunOptions(terminal=True), {})["TERM"] == "xterm"
 

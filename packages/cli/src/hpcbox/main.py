@@ -234,6 +234,8 @@ def _run_commands(command) -> None:
     p.add_argument("-u", "--user", metavar="NAME|UID[:GID]", help="user in the container")
     p.add_argument("--entrypoint", metavar="CMD", help="replace the image's ENTRYPOINT ('' clears it)")
     p.add_argument("--hostenv", action="store_true", help="pass the host environment to the container")
+    p.add_argument("--no-batch-env", dest="batchenv", action="store_false", help=
+                   "keep the host's OMPI_*, PMIX_*, PMI_*, SLURM_*, PBS_* variables out (passed by default)")
     p.add_argument("--hostauth", action="store_true", help="bind the host's /etc/passwd and /etc/group")
     p.add_argument("--containerauth", action="store_true",
                    help="use the container's /etc/passwd and /etc/group as they are")

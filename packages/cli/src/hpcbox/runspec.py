@@ -4,10 +4,12 @@ Docker's rules for the process:
 
 - ``args`` = ENTRYPOINT + (COMMAND given on the command line, else the image's CMD). ``--entrypoint X``
   replaces the image's ENTRYPOINT *and* drops its CMD; ``--entrypoint ''`` leaves only the COMMAND.
-- ``env``: the host environment (``--hostenv`` only), then the image's Env, then ``--env-file`` files in
-  order, then ``-e`` options in order; later values win. ``-e NAME`` (no ``=``) copies the host's value
-  and is skipped when the host has none. PATH defaults to Docker's default; HOME comes from the user's
-  passwd entry; TERM=xterm with ``-t``.
+- ``env``: the host environment (``--hostenv`` only), then the image's Env, then the host's batch and
+  MPI variables (``OMPI_*``, ``PMIX_*``, ``PMI_*``, ``SLURM_*``, ``PBS_*``: what a rank started by the
+  host's mpirun or srun needs to find its peers; ``--no-batch-env`` drops them), then ``--env-file``
+  files in order, then ``-e`` options in order; later values win. ``-e NAME`` (no ``=``) copies the
+  host's value and is skipped when the host has none. PATH defaults to Docker's default; HOME comes
+  from the user's passwd entry; TERM=xterm with ``-t``.
 - ``cwd``: ``-w``, else the image's WorkingDir, else ``/``; always absolute.
 - ``user``: ``-u``, else the image's User, else root. ``name``/``uid`` and ``group``/``gid`` are looked
   up in the container's /etc/passwd and /etc/group (the generated copies, see below).
@@ -44,9 +46,9 @@ HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 class RunOptions:
     """What `hpcbox run` was asked for, independent of argparse (tests build it directly)."""
 
-    __slots__ = ("annotations", "bindhome", "command", "containerauth", "entrypoint", "env", "env_files",
-                 "hostauth", "hostenv", "hostname", "net", "nosysdirs", "runtime", "terminal", "user",
-                 "volumes", "workdir")
+    __slots__ = ("annotations", "batchenv", "bindhome", "command", "containerauth", "entrypoint", "env",
+                 "env_files", "hostauth", "hostenv", "hostname", "net", "nosysdirs", "runtime", "terminal",
+                 "user", "volumes", "workdir")
 
     def __init__(self, command: Sequence[str] = (), *, entrypoint: Optional[str] = None,
                  env: Sequence[str] = (), env_files: Sequence[str] = (), workdir: Optional[str] = None,
@@ -54,7 +56,7 @@ class RunOptions:
                  hostauth: bool = False, containerauth: bool = False, bindhome: bool = False,
                  nosysdirs: bool = False, hostname: Optional[str] = None, net: str = "host",
                  runtime: Optional[str] = None, terminal: bool = False,
-                 annotations: Optional[Mapping[str, str]] = None):
+                 annotations: Optional[Mapping[str, str]] = None, batchenv: bool = True):
         self.command = list(command)
         self.entrypoint = entrypoint
         self.env = list(env)
@@ -72,6 +74,7 @@ class RunOptions:
         self.runtime = runtime
         self.terminal = terminal
         self.annotations = dict(annotations or {})
+        self.batchenv = batchenv
 
 
 class Caller:
@@ -161,12 +164,18 @@ def _set_env(env: Dict[str, str], item: str, host: Mapping[str, str], where: str
         env[name] = host[name]
 
 
+# Set by mpirun/srun/PBS for each rank or task: the container's MPI library needs them to join the job.
+BATCH_ENV_PREFIXES = ("OMPI_", "PMIX_", "PMI_", "SLURM_", "PBS_")
+
+
 def merge_env(image: Mapping[str, Any], opts: RunOptions, host: Mapping[str, str]) -> Dict[str, str]:
     env: Dict[str, str] = dict(host) if opts.hostenv else {}
     for item in image.get("Env") or []:
         name, _, value = str(item).partition("=")
         if name:
             env[name] = value
+    if opts.batchenv:
+        env.update((k, v) for k, v in host.items() if k.startswith(BATCH_ENV_PREFIXES))
     for path in opts.env_files:
         for item in parse_env_file(path):
             _set_env(env, item, host, f"--env-file {path}")

@@ -103,7 +103,8 @@ def options(args, container_settings):
         user=args.user, volumes=args.volume, hostenv=args.hostenv, hostauth=args.hostauth,
         containerauth=args.containerauth, bindhome=args.bindhome, nosysdirs=args.nosysdirs,
         hostname=args.hostname, net=args.net, runtime=args.runtime or container_settings.get("runtime"),
-        terminal=args.tty, annotations=container_settings.get("annotations"))
+        terminal=args.tty, annotations=container_settings.get("annotations"),
+        batchenv=getattr(args, "batchenv", True))
 
 
 def _run(args, container) -> int:
