@@ -338,6 +338,9 @@ def walker_dir(tmp_path_factory) -> Path:
     (out / "walker.c").write_text(WALKER_C)
     subprocess.run([gcc, "-O2", "-DWALKER_OLD_GLIBC", "-nostartfiles", "-o", str(out / "walker"),
                     str(out / "walker.c")], check=True)
+    # the same with 64-bit file offsets: glob64, ftw64, nftw64 and fts64_* (glibc >= 2.23)
+    subprocess.run([gcc, "-O2", "-DWALKER_OLD_GLIBC", "-D_FILE_OFFSET_BITS=64", "-nostartfiles", "-o",
+                    str(out / "walker64"), str(out / "walker.c")], check=True)
     if shutil.which("musl-gcc"):
         subprocess.run(["musl-gcc", "-O2", "-o", str(out / "walker-musl"), str(out / "walker.c")], check=True)
     out.chmod(0o755)
@@ -383,13 +386,13 @@ def walks_script(program: str, tree: str, walks) -> str:
                    for w in walks)
 
 
-@pytest.mark.parametrize("image", [*DEBIANS, "musl"])
-def test_glob_fts_ftw_nftw_report_guest_paths(preload_store, walker_dir, image):
+@pytest.mark.parametrize(("image", "program"), [*((d, w) for d in DEBIANS for w in ("walker", "walker64")),
+                                                ("musl", "walker-musl")])
+def test_glob_fts_ftw_nftw_report_guest_paths(preload_store, walker_dir, image, program):
     need(preload_store, image)
     containers = json.loads(ok(preload_store("ps", "--json")).stdout)
     [rootfs] = [Path(c["rootfs"]) for c in containers if image in c["names"]]
     tree = rootfs / "tmp/tree"
-    program = "walker" if image != "musl" else "walker-musl"
     if not (walker_dir / program).exists():
         pytest.skip("musl-gcc is not installed")
     # musl has no fts, and no FTW_CHDIR/FTW_ACTIONRETVAL of its own to compare with

@@ -386,8 +386,8 @@ WRAP int fts_close(FTS *sp)
     return 0;
 }
 
-/* glibc >= 2.34 programs built with _FILE_OFFSET_BITS=64 call the fts64_* names: on 64-bit
- * FTS64/FTSENT64 have the same layout as FTS/FTSENT. */
+/* Programs built with _FILE_OFFSET_BITS=64 call the fts64_* names (glibc >= 2.23): on 64-bit
+ * FTS64/FTSENT64 have the same layout as FTS/FTSENT (declared as such from glibc 2.34's headers). */
 #if __GLIBC_PREREQ(2, 34)
 typedef FTS64 hp_fts64;
 typedef FTSENT64 hp_ftsent64;
