@@ -8,6 +8,10 @@ One concern per module:
 - :mod:`.registry`    Debian's ``docker-registry`` started in three configurations, and pushes with skopeo
 - :mod:`.images`      OCI image layouts built with umoci/skopeo, cached between sessions
 - :mod:`.proxy`       a loopback TCP proxy that cuts connections after N response bytes
+- :mod:`.guestpath_model` the reference model of guest-path translation (ptrace and preload engines)
+- :mod:`.slurm`       a single-node Slurm cluster on loopback, run as the test user
+- :mod:`.mpi`         the Open MPI test image and its program (``mpi_program.c``), compiled inside it
+- :mod:`.fakegpu`     a fake NVIDIA driver tree for the GPU tests on machines without a GPU
 
 The pytest fixtures that wrap these live in ``integration/conftest.py``.
 """
