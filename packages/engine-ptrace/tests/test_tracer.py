@@ -213,3 +213,56 @@ def test_bad_usage_is_refused(tmp_path):
                            "--", "true"], capture_output=True, text=True, check=False)
     assert proc.returncode == 125 and "binding /x" in proc.stderr
     assert subprocess.run([TRACER, "--probe"], check=False).returncode == 0
+
+
+# A seccomp policy around the tracer that refuses the seccomp syscall itself, as some container
+# runtimes' profiles do (or a kernel without seccomp filters): no filter can be installed.
+NO_SECCOMP_C = r"""
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (argc < 2 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) { perror("no-seccomp"); return 125; }
+    execv(argv[1], argv + 1);
+    perror("exec");
+    return 126;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def no_seccomp(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    work = tmp_path_factory.mktemp("no-seccomp")
+    (work / "no_seccomp.c").write_text(NO_SECCOMP_C)
+    subprocess.run([cc, "-O1", "-o", str(work / "no_seccomp"), str(work / "no_seccomp.c")], check=True)
+    return str(work / "no_seccomp")
+
+
+def test_without_seccomp_filters_it_traces_every_syscall_instead(rootfs, no_seccomp):
+    probe = subprocess.run([no_seccomp, TRACER, "--probe"], capture_output=True, text=True, check=False)
+    assert probe.returncode == 0 and probe.stdout == "no-seccomp\n", probe.stderr
+    plain = subprocess.run([TRACER, "--probe"], capture_output=True, text=True, check=False)
+    assert plain.stdout == "seccomp\n"
+    cmd = [no_seccomp, TRACER, "--rootfs", str(rootfs), "--bind", "/proc", "/proc", "--stats", "--",
+           "/bin/sh", "-c", "cat /etc/hostname; cat /abs; cd /lib && pwd"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd="/",
+                          env={"PATH": "/bin", "HPCBOX_DEBUG": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["guest-hostname", "guest-hostname", "/lib"]
+    assert "seccomp filters are not available here: tracing every system call" in proc.stderr

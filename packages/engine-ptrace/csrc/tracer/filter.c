@@ -85,6 +85,16 @@ int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size
     return (int)n;
 }
 
+bool filter_available(void)
+{
+    /* Asks the kernel whether filters may return SECCOMP_RET_TRACE (Linux 4.14+). Fails where the
+     * kernel has no seccomp filters, or where a policy around us (a container runtime's seccomp
+     * profile) refuses the seccomp syscall itself: either way no filter could be installed. */
+    __u32 action = SECCOMP_RET_TRACE;
+
+    return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+}
+
 int filter_install(const struct tracer_config *cfg)
 {
     struct sock_filter prog[8 + 5 * 128];

@@ -154,12 +154,14 @@ int main(int argc, char **argv)
         return rc;
     if (o.probe) {
         const char *step = "";
+        bool seccomp = false;
 
-        rc = tracer_probe(&step);
+        rc = tracer_probe(&step, &seccomp);
         if (rc < 0) {
             fprintf(stderr, "hpcbox-ptrace: probe failed at %s: %s\n", step, strerror(-rc));
             return EXIT_ENGINE;
         }
+        puts(seccomp ? "seccomp" : "no-seccomp");
         return 0;
     }
     /* when whoever started us dies, so do we (and with PTRACE_O_EXITKILL every tracee) */

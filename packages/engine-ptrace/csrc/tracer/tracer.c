@@ -476,6 +476,13 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
     int fds[2], rc;
     pid_t child;
 
+    if (t->cfg.seccomp && !filter_available()) {
+        /* No fast path here: stop on every system call instead (udocker's P2), still correct. */
+        t->cfg.seccomp = false;
+        if (getenv("HPCBOX_DEBUG") && *getenv("HPCBOX_DEBUG") && strcmp(getenv("HPCBOX_DEBUG"), "0") != 0)
+            fprintf(stderr, "hpcbox-ptrace: seccomp filters are not available here: tracing every "
+                            "system call (slower)\n");
+    }
     rc = find_program(t, argv[0], program, sizeof(program));
     if (rc < 0) {
         fprintf(stderr, "hpcbox-ptrace: %s: not found in the container's PATH (%s)\n", argv[0],
@@ -526,9 +533,9 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
     return trace_loop(t);
 }
 
-int tracer_probe(const char **step)
+int tracer_probe(const char **step, bool *seccomp)
 {
-    struct tracer_config cfg = {.seccomp = true, .hostname = "probe"};
+    struct tracer_config cfg = {.seccomp = filter_available(), .hostname = "probe"};
     int fds[2], status, rc = 0;
     pid_t child;
 
@@ -546,11 +553,12 @@ int tracer_probe(const char **step)
         close(fds[1]);
         if (read(fds[0], &c, 1) != 1)
             _exit(2);
-        if (filter_install(&cfg) < 0)
+        if (cfg.seccomp && filter_install(&cfg) < 0)
             _exit(3);
         _exit(uname(&u) == 0 ? 0 : 4);
     }
     close(fds[0]);
+    *seccomp = cfg.seccomp;
     *step = "ptrace(PTRACE_SEIZE)";
     if (ptrace(PTRACE_SEIZE, child, 0, (void *)(long)(PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL)) < 0) {
         rc = -errno;

@@ -77,7 +77,7 @@ void tracer_destroy(struct tracer *t);
  * every tracee is gone. Returns the first process's status (code, 128+signal) or 125/126/127. */
 int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[]);
 /* Whether ptrace with a seccomp filter works here: 0, or a negative errno with *step naming what failed. */
-int tracer_probe(const char **step);
+int tracer_probe(const char **step, bool *seccomp);
 
 /* paths.c */
 /* Guest -> host as thread tid sees it (its cwd, its /proc/self). 1: left alone (relative to a cwd
@@ -121,5 +121,7 @@ struct sock_filter;
 int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size_t cap);
 /* In the child, before exec: no_new_privs and the filter. 0 or -errno. */
 int filter_install(const struct tracer_config *cfg);
+/* Whether seccomp filters that return SECCOMP_RET_TRACE can be installed here. */
+bool filter_available(void);
 
 #endif

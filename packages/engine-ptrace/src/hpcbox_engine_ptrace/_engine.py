@@ -107,6 +107,10 @@ class PtraceEngine:
             return False, (f"{line.replace('hpcbox-ptrace: ', '')}; ptrace may be forbidden by a seccomp "
                            "policy or another tracer (a container runtime, a debugger): use --engine runc "
                            "or preload")
+        if probe.stdout.strip() == "no-seccomp":
+            return True, ("ptrace works here, but seccomp filters do not: every system call is traced "
+                          "(correct, several times slower; --engine preload or runc are faster where they "
+                          "work)")
         return True, "ptrace with a seccomp filter works here"
 
     def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
