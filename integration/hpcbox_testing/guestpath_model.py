@@ -193,3 +193,52 @@ def canonical(root: str, guest_path: str, cwd: str = "/", bindings: Iterable[Bin
 
 def to_guest(root: str, host_path: str, bindings: Iterable[Binding] = ()) -> Tuple[str, bool]:
     return Model(root, bindings).to_guest(host_path)
+
+
+# -- for the property tests of both engines: a generated tree on disk, and the cwds it allows --------
+
+def build_tree(base, items) -> None:
+    """Create *items* (``(path parts, "dir"|"file"|"link", link target)``) under *base*, parents
+    first; an entry whose parent is a file or a link has no place and is skipped."""
+    base = os.fspath(base)
+    os.makedirs(base, exist_ok=True)
+    for parts, kind, target in sorted(items, key=lambda item: len(item[0])):
+        path = os.path.join(base, *parts)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.lexists(path):
+                continue
+            if kind == "dir":
+                os.mkdir(path)
+            elif kind == "file":
+                with open(path, "w") as handle:
+                    handle.write("x")
+            else:
+                os.symlink(target, path)
+        except OSError:
+            continue
+
+
+def cwd_candidates(root: str, bindings: Iterable[Binding] = ()) -> List[str]:
+    """Guest directories usable as a cwd: the real directories of the root and of the bindings whose
+    guest path is canonical (a binding can shadow a rootfs directory, a link in it can hide one)."""
+    root = os.fspath(root)
+    bindings = list(bindings)
+    found = {"/"}
+    for base, prefix in [(root, ""), *[(os.fspath(h), g) for g, h in bindings]]:
+        if prefix:
+            found.add(prefix)
+        for dirpath, dirnames, _ in os.walk(base):
+            for d in dirnames:
+                full = os.path.join(dirpath, d)
+                if not os.path.islink(full):
+                    found.add(prefix + "/" + os.path.relpath(full, base))
+    out = []
+    for cwd in sorted(found):
+        try:
+            if canonical(root, cwd, bindings=bindings, follow=True) == cwd and os.path.isdir(
+                    to_host(root, cwd, bindings=bindings, follow=True)):
+                out.append(cwd)
+        except OSError:
+            continue
+    return out

@@ -40,46 +40,6 @@ tree = st.lists(
 )
 
 
-def build(base: Path, items) -> None:
-    base.mkdir(parents=True, exist_ok=True)
-    for parts, kind, target in sorted(items, key=lambda item: len(item[0])):
-        path = base.joinpath(*parts)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if os.path.lexists(path):
-                continue
-            if kind == "dir":
-                path.mkdir()
-            elif kind == "file":
-                path.write_text("x")
-            else:
-                os.symlink(target, path)
-        except OSError:
-            continue  # a parent is a file or a link: no place for this entry
-
-
-def cwd_candidates(model, root: Path, bindings):
-    """Canonical guest directories: real directories of the root and the bindings."""
-    found = {"/"}
-    for base, prefix in [(root, ""), *[(Path(h), g) for g, h in bindings]]:
-        for dirpath, dirnames, _ in os.walk(base):
-            for d in dirnames:
-                full = os.path.join(dirpath, d)
-                if not os.path.islink(full):
-                    found.add(prefix + "/" + os.path.relpath(full, base))
-        if prefix:
-            found.add(prefix)
-    out = []
-    for cwd in sorted(found):
-        try:
-            if model.canonical(str(root), cwd, bindings=bindings, follow=True) == cwd and os.path.isdir(
-                    model.to_host(str(root), cwd, bindings=bindings, follow=True)):
-                out.append(cwd)
-        except OSError:
-            continue
-    return out
-
-
 def outcome(fn, *args, **kwargs):
     try:
         return ("ok", fn(*args, **kwargs))
@@ -95,12 +55,12 @@ def test_library_translation_equals_the_model(guestpath_model, items, bound, dat
     tmp = Path(tempfile.mkdtemp(prefix="preload-prop-"))
     try:
         root = tmp / "root"
-        build(root, items)
+        guestpath_model.build_tree(root, items)
         bindings = []
         for i, (guest, host_items) in enumerate(bound):
-            build(tmp / f"host{i}", host_items)
+            guestpath_model.build_tree(tmp / f"host{i}", host_items)
             bindings.append((guest, str(tmp / f"host{i}")))
-        cwd = data.draw(st.sampled_from(cwd_candidates(guestpath_model, root, bindings)), label="cwd")
+        cwd = data.draw(st.sampled_from(guestpath_model.cwd_candidates(root, bindings)), label="cwd")
         parts = data.draw(st.lists(component, min_size=1, max_size=6), label="parts")
         path = (data.draw(st.sampled_from(["", "/"]), label="lead") + "/".join(parts)) or "."
         path += data.draw(st.sampled_from(["", "/"]), label="trail")
@@ -206,12 +166,12 @@ def test_a_program_under_the_library_finds_the_models_file(guestpath_model, stat
     tmp = Path(tempfile.mkdtemp(prefix="preload-live-"))
     try:
         root = tmp / "root"
-        build(root, items)
+        guestpath_model.build_tree(root, items)
         bindings = []
         for i, (guest, host_items) in enumerate(bound):
-            build(tmp / f"host{i}", host_items)
+            guestpath_model.build_tree(tmp / f"host{i}", host_items)
             bindings.append((guest, str(tmp / f"host{i}")))
-        cwd = data.draw(st.sampled_from(cwd_candidates(guestpath_model, root, bindings)), label="cwd")
+        cwd = data.draw(st.sampled_from(guestpath_model.cwd_candidates(root, bindings)), label="cwd")
         parts = data.draw(st.lists(component.filter(bool), min_size=1, max_size=5), label="parts")
         path = data.draw(st.sampled_from(["", "/"]), label="lead") + "/".join(parts)
         want = outcome(guestpath_model.to_host, str(root), path, cwd=cwd, bindings=bindings, follow=follow)

@@ -48,53 +48,6 @@ def entries(draw):
     return items
 
 
-def build(base: Path, items) -> None:
-    base.mkdir(parents=True, exist_ok=True)
-    for parts, kind, target in sorted(items, key=lambda i: len(i[0])):
-        path = base.joinpath(*parts)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if os.path.lexists(path):
-                continue
-            if kind == "dir":
-                path.mkdir()
-            elif kind == "file":
-                path.write_text("x")
-            else:
-                os.symlink(target, path)
-        except OSError:
-            continue  # a parent is a file or a link: the entry has no place in this tree
-
-
-def real_dirs(root: Path):
-    """Canonical guest paths of the real (not symlinked) directories under root."""
-    out = ["/"]
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in dirnames:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
-                out.append("/" + os.path.relpath(full, root))
-    return sorted(out)
-
-
-def canonical_dirs(model, root: Path, bindings):
-    """Guest directories usable as a cwd: real directories of the root and of the bindings whose
-    guest path is canonical (a binding can shadow a rootfs directory, a link in it can hide one)."""
-    candidates = set(real_dirs(root))
-    for guest, host in bindings:
-        candidates.update(guest + ("" if d == "/" else d) for d in real_dirs(Path(host)))
-    out = []
-    for c in sorted(candidates):
-        try:
-            if model.canonical(str(root), c, bindings=bindings, follow=True) == c and os.path.isdir(
-                model.to_host(str(root), c, bindings=bindings, follow=True)
-            ):
-                out.append(c)
-        except OSError:
-            continue
-    return out
-
-
 @st.composite
 def guest_paths(draw):
     parts = draw(st.lists(component, min_size=1, max_size=7))
@@ -143,13 +96,13 @@ def test_c_core_equals_the_model(guestpath_model, tree, binds, data, follow):
     tmp = Path(tempfile.mkdtemp(prefix="gp-prop-"))
     try:
         root = tmp / "root"
-        build(root, tree)
+        guestpath_model.build_tree(root, tree)
         bindings = []
         for i, (guest, items) in enumerate(binds):
             host = tmp / f"host{i}"
-            build(host, items)
+            guestpath_model.build_tree(host, items)
             bindings.append((guest, str(host)))
-        cwd = data.draw(st.sampled_from(canonical_dirs(guestpath_model, root, bindings)), label="cwd")
+        cwd = data.draw(st.sampled_from(guestpath_model.cwd_candidates(root, bindings)), label="cwd")
         path = data.draw(guest_paths(), label="path")
         kwargs = {"cwd": cwd, "bindings": bindings, "follow": follow}
 
