@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
-from run import TAR, WORKLOADS, debian_container, native_chroot, sbin  # noqa: E402  (the same workloads as the run benchmark)
+from run import TAR, WORKLOADS, debian_container, engine_part, native_chroot, sbin  # noqa: E402  (the same workloads as the run benchmark)
 
 
 def interleaved(commands: dict, runs: int, warmup: int = 1) -> list:
@@ -61,24 +61,6 @@ def engine_config(home: Path, container: str) -> dict:
     config = json.loads((home / "containers" / container / "config.json").read_text())
     config["process"]["args"] = ["/bin/true"]
     return config
-
-
-def engine_part(home: Path, container: str, runs: int) -> float:
-    """Median seconds of engine.run() of the config.json that `hpcbox run` wrote (Python side included)."""
-    code = f"""
-import json, statistics, subprocess, time
-from hpcbox_engine_preload import engine
-config = json.load(open({str(home / 'containers' / container / 'config.json')!r}))
-config["process"]["args"] = ["/bin/true"]
-times = []
-for _ in range({runs}):
-    t = time.perf_counter()
-    engine.run(config, bundle_dir={str(home / 'containers' / container)!r}, stdout=subprocess.DEVNULL)
-    times.append(time.perf_counter() - t)
-print(statistics.median(times))
-"""
-    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                text=True).stdout)
 
 
 def launcher_script(work: Path, home: Path, container: str) -> Path:
@@ -125,7 +107,7 @@ def main() -> None:
 
         start_cmds = tools("/bin/true")
         start = interleaved(start_cmds, runs=args.start_runs, warmup=3)
-        engine_s = engine_part(home, cid, args.start_runs)
+        engine_s = engine_part(home, cid, args.start_runs, engine="preload")
         results = {}
         for label, command in WORKLOADS.items():
             if command != "/bin/true":

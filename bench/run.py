@@ -106,11 +106,12 @@ def debian_container(work: Path, hpcbox: str, engine: str = "runc") -> Tuple[Pat
     return home, cid, home / "containers" / cid / "rootfs"
 
 
-def engine_part(home: Path, container: str, runs: int) -> float:
-    """Median seconds of engine.run() of the config.json that `hpcbox run` wrote (Python side included)."""
+def engine_part(home: Path, container: str, runs: int, engine: str = "runc") -> float:
+    """Median seconds of *engine*'s engine.run() of the config.json that `hpcbox run` wrote (Python
+    side included)."""
     code = f"""
-import json, os, statistics, subprocess, sys, time
-from hpcbox_engine_runc import engine
+import json, statistics, subprocess, time
+from hpcbox_engine_{engine} import engine
 config = json.load(open({str(home / 'containers' / container / 'config.json')!r}))
 config["process"]["args"] = ["/bin/true"]
 times = []
