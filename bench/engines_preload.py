@@ -1,4 +1,4 @@
-"""bench: the preload engine (DESIGN.md section 6 workloads) under `hpcbox run --engine preload`, beside
+"""bench: the preload engine (the workloads of docs/benchmarks.md) under `hpcbox run --engine preload`, beside
 Debian's fakechroot (`fakechroot chroot ROOTFS`) and native chroot of the same Debian 12 rootfs, timed in
 turn (one run of each per round) per workload.
 

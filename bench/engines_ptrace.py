@@ -1,4 +1,4 @@
-"""bench: the ptrace engine on the DESIGN.md section 6 workloads, beside PRoot and native chroot of the same
+"""bench: the ptrace engine on the workloads of docs/benchmarks.md, beside PRoot and native chroot of the same
 Debian 12 rootfs, in one hyperfine run per workload; plus the tracer's stop counts per workload.
 
     hatch run python bench/engines_ptrace.py [--runs 5] [--start-runs 20]

@@ -61,7 +61,7 @@ def test_missing_knob_files_mean_no_restriction(tmp_path):
 
 
 def test_this_host_is_usable_for_the_suite():
-    # Debian 12 here allows unprivileged user namespaces (DESIGN.md section 8); CI depends on it.
+    # Debian 12 here allows unprivileged user namespaces ; CI depends on it.
     ok, reason = engine.available()
     assert ok, reason
     assert "probe" in reason

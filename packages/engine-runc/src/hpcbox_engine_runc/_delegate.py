@@ -13,7 +13,7 @@ from hpcbox_engine_runc._bundle import ANNOTATION_RUNTIME, STANDARD_MOUNTS, Bund
 from hpcbox_engine_runc.errors import BundleError
 
 # What `runc spec --rootless` would give, less /sys and the cgroup mount (rootless runc cannot
-# bind /sys on hosts like ours, see DESIGN.md section 8).
+# bind /sys on hosts like ours, runc 1.1 refuses it here).
 _BASE_MOUNTS: List[Dict[str, Any]] = [
     {"destination": "/proc", "type": "proc", "source": "proc"},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
