@@ -1,5 +1,6 @@
-"""bench: `hpcbox run` start and steady-state overhead (the workloads of docs/benchmarks.md) in the debian12 test image,
-beside native chroot and `runc run` of the same rootfs, in one hyperfine run per workload.
+"""bench: `hpcbox run` start and steady-state overhead (the workloads of docs/benchmarks.md) in the
+debian12 test image, beside native chroot and `runc run` of the same rootfs, in one hyperfine run per
+workload.
 
     hatch run python bench/run.py [--runs 5] [--start-runs 30]
 

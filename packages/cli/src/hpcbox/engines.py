@@ -1,10 +1,10 @@
 """Find the engines and choose one.
 
 Engines are objects with ``name``, ``available() -> (bool, reason)`` and ``run(bundle, ...)``, registered
-under the entry-point group ``hpcbox.engines`` (docs/architecture.md, "The engine contract"). On the hot path of `hpcbox run`
-the engine is known, so its module (``hpcbox_engine_<name>``) is imported directly: scanning every
-installed distribution's entry points costs milliseconds. The entry points are the fallback, and the
-only source for engines from other projects (`hpcbox info` lists them all).
+under the entry-point group ``hpcbox.engines`` (docs/architecture.md, "The engine contract"). On the
+hot path of `hpcbox run` the engine is known, so its module (``hpcbox_engine_<name>``) is imported
+directly: scanning every installed distribution's entry points costs milliseconds. The entry points
+are the fallback, and the only source for engines from other projects (`hpcbox info` lists them all).
 
 ``auto``: user namespaces (runc) where the kernel allows them, then preload for
 dynamically linked programs, then ptrace. singularity is only used when asked for.
