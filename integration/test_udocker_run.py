@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 import test_run_common as common
@@ -68,10 +69,9 @@ def test_location_runs_a_tree_outside_the_store(run_store, shared_debian, tmp_pa
 def test_nometa_and_novol(run_store, shared_debian, engine):
     args = common.engine_args(run_store, engine)
     root = ok(run_store("inspect", "-p", shared_debian)).stdout.strip()
-    image_hosts = os.path.join(root, "etc/hosts")
-    expected = open(image_hosts).read() if os.path.exists(image_hosts) else "none\n"
-    with open("/etc/hosts") as host:
-        host_hosts = host.read()
+    image_hosts = Path(root) / "etc/hosts"
+    expected = image_hosts.read_text() if image_hosts.exists() else "none\n"
+    host_hosts = Path("/etc/hosts").read_text()
     show = 'echo "${HOME:-unset}"; cat /etc/hosts 2>/dev/null || echo none'
     proc = ok(run_store("run", *args, "--nometa", "--novol=/etc/hosts", shared_debian, "sh", "-c", show))
     home, _, hosts = proc.stdout.partition("\n")
