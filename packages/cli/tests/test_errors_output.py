@@ -8,8 +8,10 @@ import io
 import pytest
 
 from hpcbox import errors, output
+from hpcbox.errors import UsageError
 from hpcbox.progress import BarProgress, LineProgress, for_stream
 from hpcbox.store import StoreCorruptError, UnknownImageError
+from hpcbox.store.pull import PullProgress
 
 
 @pytest.mark.parametrize("exc, code, words", [
@@ -60,9 +62,28 @@ def test_describe_registry_errors(name, code):
     assert message.startswith("the problem spread over lines; ") and "\n" not in message
 
 
-def test_line_progress_prints_one_line_per_layer():
+def test_no_progress_on_a_non_terminal_unless_asked(monkeypatch):
+    """A captured stderr (a workflow engine's, a batch log) gets no progress by default: it is the
+    program's; lines come with --progress lines or HPCBOX_PROGRESS=lines."""
+    monkeypatch.delenv("HPCBOX_PROGRESS", raising=False)
     stream = io.StringIO()
     progress = for_stream(stream)
+    assert not isinstance(progress, (LineProgress, BarProgress))
+    progress.layer_start("sha256:" + "a" * 64, 10, 0)
+    progress.layer_done("sha256:" + "a" * 64, "downloaded")
+    assert stream.getvalue() == ""
+    monkeypatch.setenv("HPCBOX_PROGRESS", "lines")
+    assert isinstance(for_stream(stream), LineProgress)
+    assert isinstance(for_stream(stream, mode="none"), PullProgress)
+    assert not isinstance(for_stream(stream, quiet=True), LineProgress)
+    monkeypatch.setenv("HPCBOX_PROGRESS", "chatty")
+    with pytest.raises(UsageError, match="unknown progress mode 'chatty'"):
+        for_stream(stream)
+
+
+def test_line_progress_prints_one_line_per_layer():
+    stream = io.StringIO()
+    progress = for_stream(stream, mode="lines")
     assert isinstance(progress, LineProgress)
     progress.layer_start("sha256:" + "a" * 64, 2_500_000, 0)
     progress.layer_advance("sha256:" + "a" * 64, 2_500_000)

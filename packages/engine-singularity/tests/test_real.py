@@ -1,6 +1,8 @@
-"""The engine against a real apptainer/singularity, when one is on PATH (Debian 12 has none).
+"""The engine against a real apptainer/singularity: one on PATH (or HPCBOX_SINGULARITY), else Debian
+unstable's Apptainer run unprivileged from the userland that scripts/prepare-test-inputs makes
+(Debian 12 has no Apptainer; see tests/apptainer-in-userland).
 
-Skipped otherwise, with the reason shown by `pytest -ra`. Set HPCBOX_SINGULARITY to pick a binary.
+Skipped when neither is there, with the reason shown by `pytest -ra`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from singularity_standin import run_bundle
@@ -23,12 +26,23 @@ APPLETS = ["sh", "echo", "cat", "id", "pwd", "env", "true", "false", "touch", "h
            "ls", "mount", "grep"]
 
 
+IN_USERLAND = Path(__file__).with_name("apptainer-in-userland")
+
+
+def _userland() -> Path:
+    inputs = os.environ.get("HPCBOX_TEST_INPUTS") or "/var/cache/hpcbox-test-inputs"
+    return Path(os.environ.get("HPCBOX_APPTAINER_USERLAND") or Path(inputs) / "apptainer-sid")
+
+
 @pytest.fixture(scope="module")
 def real_engine():
     try:
         binary = find_binary()
     except UnavailableError as error:
-        pytest.skip(f"no real apptainer/singularity here ({error})")
+        if not (_userland() / "usr/bin/apptainer").exists():
+            pytest.skip(f"no real apptainer/singularity here ({error}) and no Apptainer userland at "
+                        f"{_userland()} (run: sudo scripts/prepare-test-inputs)")
+        binary = str(IN_USERLAND)
     engine = SingularityEngine(binary)
     ok, reason = engine.available()
     if not ok:

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import List, Optional
 
+from hpcbox import udocker
 from hpcbox.__about__ import __version__
 
 
@@ -42,8 +43,9 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     """Options accepted before or after the command (SUPPRESS keeps the main parser's value)."""
     default = None if top else argparse.SUPPRESS
     group = parser.add_argument_group("store and registry options")
-    group.add_argument("--home", metavar="DIR", default=default,
-                       help="store directory (default: $HPCBOX_HOME or ~/.hpcbox)")
+    group.add_argument("--home", "--repo", dest="home", metavar="DIR", default=default,
+                       help="store directory (default: $HPCBOX_HOME, $UDOCKER_DIR or ~/.hpcbox); --repo is "
+                            "udocker's name")
     group.add_argument("--insecure-registry", metavar="HOST", action="append",
                        default=[] if top else argparse.SUPPRESS,
                        help="allow plain http to HOST (repeatable; env HPCBOX_INSECURE_REGISTRIES)")
@@ -59,28 +61,34 @@ class _Unused:
         return lambda *args, **kwargs: self
 
 
+_VALUED = ("--home", "--repo", "--insecure-registry", "--ca-bundle", "--config")  # options with a value
+
+
 def _command_in(argv: Optional[List[str]]) -> Optional[str]:
     """The command word of *argv*, or None when the whole parser is needed (help, version, none)."""
     words = sys.argv[1:] if argv is None else argv
     for i, word in enumerate(words):
-        if word in ("-h", "--help", "--version"):
+        if word in ("-h", "--help", "--version", "-V"):
             return None
-        if not word.startswith("-") and (i == 0 or words[i - 1] not in ("--home", "--insecure-registry",
-                                                                        "--ca-bundle")):
+        if not word.startswith("-") and (i == 0 or words[i - 1] not in _VALUED):
             return word
     return None
 
 
-def build_parser(argv: Optional[List[str]] = None, *, full: bool = True) -> argparse.ArgumentParser:
+def build_parser(argv: Optional[List[str]] = None, *, full: bool = True,
+                 prog: str = "hpcbox") -> argparse.ArgumentParser:
     """The parser; with ``full=False`` only the command named in *argv* gets its real sub-parser."""
     only = None if full else _command_in(argv)
-    parser = _Parser(prog="hpcbox", description="Run Docker/OCI containers on HPC systems without root, "
+    parser = _Parser(prog=prog, description="Run Docker/OCI containers on HPC systems without root, "
                      "daemon or administrator.")
-    parser.add_argument("--version", action="version", version=f"hpcbox {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"hpcbox {__version__}")
     _common(parser, top=True)
+    udocker.global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = []  # type: ignore[attr-defined]  # every command name, for "did you mean"
 
     def command(name: str, module: str, help: str) -> argparse.ArgumentParser:
+        parser.commands.append(name)  # type: ignore[attr-defined]
         if only is not None and name != only:
             return _Unused()  # type: ignore[return-value]
         p = sub.add_parser(name, help=help, description=help)
@@ -91,15 +99,20 @@ def build_parser(argv: Optional[List[str]] = None, *, full: bool = True) -> argp
     p = command("pull", "pull", "download an image from a registry into the store")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pull (default: this host)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _progress_option(p)
+    udocker.registry_options(p)
     p.add_argument("image", metavar="IMAGE[:TAG|@DIGEST]")
 
     p = command("images", "images", "list the images in the store")
     p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     p.add_argument("-q", "--quiet", action="store_true", help="print image ids only")
+    p.add_argument("-l", "--long", action="store_true", help="also list each image's layers (udocker's -l)")
 
     p = command("inspect", "inspect", "show an image's (or a container's) config and metadata as JSON")
     p.add_argument("-f", "--format", metavar="TEMPLATE",
                    help="print only the fields named like {{.Config.config.Env}}")
+    p.add_argument("-p", "--path", action="store_true",
+                   help="print the container's root directory on the host (udocker's -p)")
     p.add_argument("--type", choices=("image", "container"), help="look only for this kind of object")
     p.add_argument("image", metavar="IMAGE|CONTAINER")
 
@@ -116,13 +129,19 @@ def build_parser(argv: Optional[List[str]] = None, *, full: bool = True) -> argp
     pw = p.add_mutually_exclusive_group()
     pw.add_argument("-p", "--password", metavar="PASS")
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io")
+    p.add_argument("--registry", dest="registry_option", metavar="REGISTRY", help="udocker's way to name it")
+    p.add_argument("registry", metavar="REGISTRY", nargs="?", default=None)
 
     p = command("logout", "logout", "forget the credentials of a registry")
-    p.add_argument("registry", metavar="REGISTRY", nargs="?", default="docker.io")
+    p.add_argument("-a", "--all", action="store_true", help="forget the credentials of every registry")
+    p.add_argument("--registry", dest="registry_option", metavar="REGISTRY", help="udocker's way to name it")
+    p.add_argument("registry", metavar="REGISTRY", nargs="?", default=None)
 
     p = command("search", "search", "search a registry's index (Docker Hub style /v1/search)")
     p.add_argument("--limit", type=int, default=25, help="at most this many results (default 25)")
+    p.add_argument("--list-tags", action="store_true", help="list the tags of the repository TERM instead")
+    udocker.accept(p, "-a", "--no-trunc")  # udocker: no paging, no truncation; hpcbox never pages
+    udocker.registry_options(p)
     p.add_argument("term", metavar="[REGISTRY/]TERM")
 
     p = command("manifest", "manifest", "remote manifests")
@@ -139,8 +158,17 @@ def build_parser(argv: Optional[List[str]] = None, *, full: bool = True) -> argp
 
     p = command("version", "version", "print versions of hpcbox and its packages")
     p.add_argument("--json", action="store_true")
+
+    p = command("help", "help", "show the help of hpcbox or of a command")
+    p.add_argument("topic", metavar="COMMAND", nargs="*")
+
+    p = command("install", "install", "udocker's tool download: nothing to do (the engines come with hpcbox)")
+    udocker.accept(p, "--force", "--purge", "--upgrade")
+
+    p = command("showconf", "info", "udocker's name for 'hpcbox info'")
+    p.set_defaults(json=False)
     if only is not None and only not in sub.choices:
-        return build_parser(argv)  # an unknown command: the full parser lists the valid ones
+        return build_parser(argv, prog=prog)  # an unknown command: the full parser lists the valid ones
     return parser
 
 
@@ -151,15 +179,18 @@ def _lifecycle_commands(command) -> None:
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                    help="platform of the image (default: this host)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output when pulling")
+    _progress_option(p)
     p.add_argument("--overlay", action="store_true",
                    help="an overlay over the image's shared rootfs instead of a copy (Linux 5.11+; "
                         "default: $HPCBOX_CREATE_MODE)")
+    udocker.refuse(p, "--force", fix="a name belongs to one container: free it with 'hpcbox rmname NAME'")
     p.add_argument("image", metavar="IMAGE")
 
     p = command("ps", "ps", "list the containers")
     p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     p.add_argument("-q", "--quiet", action="store_true", help="print container ids only")
     p.add_argument("-s", "--size", action="store_true", help="show the disk usage of each container")
+    p.add_argument("-m", "--mode", action="store_true", help="udocker's: the MODE column is always shown")
 
     p = command("rm", "rm", "remove containers (protected ones are refused)")
     p.add_argument("-f", "--force", action="store_true", help="remove even if a process uses it")
@@ -181,17 +212,24 @@ def _lifecycle_commands(command) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
     p = command("export", "export", "write a container's root filesystem as a tar")
-    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the tar file ('-' for stdout)")
-    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("-o", "--output", metavar="FILE", help="the tar file ('-' or none: stdout)")
+    p.add_argument("--clone", action="store_true",
+                   help="the whole container (settings too) for 'import --clone' (udocker's clone format)")
+    p.add_argument("container", metavar="[-] CONTAINER", nargs="+")
 
     p = command("import", "import_image", "make a single-layer image (or a container) from a rootfs tar")
     p.add_argument("--tocontainer", action="store_true", help="make a container directly, no image")
-    p.add_argument("--name", metavar="NAME", help="with --tocontainer: a name for the container")
+    p.add_argument("--clone", action="store_true", help="a container from 'export --clone' (settings kept)")
+    p.add_argument("--name", metavar="NAME", help="with --tocontainer or --clone: a name for the container")
+    udocker.accept(p, "--mv")  # udocker: move the tar into its store; hpcbox always reads it
     p.add_argument("file", metavar="FILE", help="tar, tar.gz or tar.zst of a root filesystem ('-' for stdin)")
-    p.add_argument("image", metavar="IMAGE[:TAG]")
+    p.add_argument("image", metavar="IMAGE[:TAG]", nargs="?", help="the image to make (not with --clone; "
+                   "optional with --tocontainer)")
 
     p = command("load", "load", "load images from a docker-archive or OCI archive tar")
-    p.add_argument("-i", "--input", metavar="FILE", required=True, help="the archive ('-' for stdin)")
+    p.add_argument("-i", "--input", metavar="FILE", help="the archive ('-' for stdin)")
+    p.add_argument("operands", metavar="[-] [NAME]", nargs="*",
+                   help="udocker's forms: '-' reads stdin; NAME names the one image loaded")
 
     p = command("save", "save", "write images as a docker-archive (default) or an OCI archive")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the tar file ('-' for stdout)")
@@ -217,6 +255,8 @@ def _lifecycle_commands(command) -> None:
 def _run_commands(command) -> None:
     """run, setup and info: running containers and choosing engines."""
     p = command("run", "run", "run a command in a container (an image becomes a new container first)")
+    _progress_option(p)
+    udocker.run_options(p)
     p.add_argument("--rm", action="store_true", help="remove the container afterwards (also on failure)")
     p.add_argument("--overlay", action="store_true",
                    help="a new container is an overlay over the image's shared rootfs (see create)")
@@ -253,7 +293,7 @@ def _run_commands(command) -> None:
     p.add_argument("--nv", dest="gpus", action="store_const", const="all", help="the same as --gpus all")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (always the case)")
     p.add_argument("-t", "--tty", action="store_true", help="the container uses your terminal")
-    p.add_argument("target", metavar="IMAGE|CONTAINER")
+    p.add_argument("target", metavar="IMAGE|CONTAINER", nargs="?")
     p.add_argument("command", metavar="COMMAND [ARG...]", nargs=argparse.REMAINDER)
 
     p = command("setup", "setup", "choose how a container runs (udocker's execution modes)")
@@ -263,19 +303,39 @@ def _run_commands(command) -> None:
                     help="copy the host's NVIDIA driver libraries and tools into the container "
                          "(again: refresh)")
     nv.add_argument("--no-nvidia", action="store_true", help="remove what --nvidia copied")
+    p.add_argument("--purge", action="store_true", help="remove what hpcbox wrote into the container "
+                   "directory to run it (config.json, etc/ copies), never the rootfs")
+    p.add_argument("--fixperm", action="store_true",
+                   help="give the owner read/write (and search on directories) on every file of the rootfs")
+    udocker.accept(p, "--force")  # udocker: force a mode change; hpcbox's modes change nothing on disk
     p.add_argument("container", metavar="CONTAINER")
 
     p = command("info", "info", "show which engines work here, why, and what auto picks")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser(argv, full=False)
+def _progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=("auto", "bars", "lines", "none"), default=None,
+                   help="pull progress: auto (default, $HPCBOX_PROGRESS): bars on a terminal, nothing "
+                        "otherwise; lines: one line per layer (for logs)")
+
+
+def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
+    if prog is None:
+        prog = "udocker" if os.path.basename(sys.argv[0]) in ("udocker", "hpcbox-udocker") else "hpcbox"
+    parser = build_parser(argv, full=False, prog=prog)
+    word = _command_in(argv)
+    if word is not None and word not in parser.commands:  # type: ignore[attr-defined]
+        parser.exit(2, f"hpcbox: error: {udocker.unknown_command(word, parser.commands)}\n")  # type: ignore
     args = parser.parse_args(argv)
+    udocker.apply_globals(args)
     target = getattr(args, "handler", None)
-    if target is None:
-        parser.print_help(sys.stderr)
-        return 2
+    if target is None:  # udocker with no command: a short usage, success
+        sys.stdout.write(udocker.short_usage(parser))
+        return 0
+    if target == "help":
+        full = build_parser(None, prog=prog)
+        full.parse_args([*args.topic[:1], "-h"])  # exits 0 after printing the help
     if target == "manifest" and not getattr(args, "manifest_command", None):
         parser.exit(2, "hpcbox: error: missing subcommand; use 'hpcbox manifest inspect IMAGE'\n")
     import importlib

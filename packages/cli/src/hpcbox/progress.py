@@ -1,4 +1,4 @@
-"""Pull progress: a bar per layer on a terminal, one quiet line per layer otherwise.
+"""Pull progress: a bar per layer on a terminal; elsewhere nothing, or one line per layer when asked.
 
 Hand-written rather than `rich`: ~80 lines, no dependency to install on clusters, and nothing
 to import at start-up (rich costs ~40 ms to import, a third of our start budget).
@@ -101,9 +101,26 @@ class BarProgress(PullProgress):
             self._draw(force=True)
 
 
-def for_stream(stream: Optional[TextIO] = None, quiet: bool = False) -> PullProgress:
+MODES = ("auto", "bars", "lines", "none")
+
+
+def for_stream(stream: Optional[TextIO] = None, quiet: bool = False,
+               mode: Optional[str] = None) -> PullProgress:
+    """The progress display for *stream*: *mode* (else ``$HPCBOX_PROGRESS``, else ``auto``) ``auto`` draws
+    bars on a terminal and writes nothing otherwise (a program's captured stderr must hold only what the
+    program wrote), ``bars``, ``lines`` (one line per layer, for logs) or ``none``; *quiet* is ``none``."""
+    import os
+
     stream = stream or sys.stderr
-    if quiet:
+    mode = mode or os.environ.get("HPCBOX_PROGRESS") or "auto"
+    if mode not in MODES:
+        from hpcbox.errors import UsageError
+
+        raise UsageError(f"unknown progress mode {mode!r}", f"use one of {', '.join(MODES)} "
+                         "(--progress or HPCBOX_PROGRESS)")
+    if quiet or mode == "none":
         return PullProgress()
-    isatty = getattr(stream, "isatty", None)
-    return BarProgress(stream) if isatty and isatty() else LineProgress(stream)
+    if mode == "auto":
+        isatty = getattr(stream, "isatty", None)
+        mode = "bars" if isatty and isatty() else "none"
+    return {"bars": BarProgress, "lines": LineProgress}.get(mode, lambda _s: PullProgress())(stream)

@@ -248,7 +248,7 @@ def in_view(rootfs: str, rel: str, view: Optional[Sequence[str]] = None) -> str:
     an empty mount point) the first of the *view* directories (upper first) that has it; an overlay
     whiteout in one of them hides the file below."""
     if not view:
-        return os.path.join(rootfs, rel)
+        return os.path.join(rootfs, rel.lstrip("/"))  # an absolute rel (a shell) stays inside
     for directory in view:
         path = os.path.join(directory, rel.lstrip("/"))
         try:
@@ -258,7 +258,7 @@ def in_view(rootfs: str, rel: str, view: Optional[Sequence[str]] = None) -> str:
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             break
         return path
-    return os.path.join(rootfs, rel)
+    return os.path.join(rootfs, rel.lstrip("/"))
 
 
 def auth_files(rootfs: str, out_dir: str, caller: Caller,
@@ -347,29 +347,42 @@ class Volume:
 
 
 def parse_volume(text: str, cwd: Optional[str] = None) -> Volume:
-    """``host[:container[:ro|rw]]``; the host path must exist (relative to *cwd*)."""
-    parts = text.split(":")
-    mode = "rw"
-    if len(parts) == 3:
-        mode = parts.pop()
-    if len(parts) > 2 or mode not in ("ro", "rw") or not parts[0]:
+    """``host[:container][:ro|rw]``; the host path must exist (relative to *cwd*).
+
+    Paths may hold colons (``/data/A:B:/mnt/A:B``, as workflow engines write them): the text is split at
+    the first colon where the part before it exists on the host and the part after it is absolute, and
+    only a trailing ``:ro``/``:rw`` is a mode."""
+    if not text or "\0" in text:
         raise UsageError(f"bad volume {text!r}", "write -v/--volume as HOST[:CONTAINER[:ro|rw]]")
-    host = os.path.expanduser(parts[0])
-    if not host.startswith("/"):
-        try:
-            host = os.path.join(cwd or os.getcwd(), host)
-        except FileNotFoundError:
-            raise UsageError(f"volume source {host!r} is relative and the current directory is gone",
-                             "give an absolute path to -v/--volume") from None
-    host = os.path.normpath(host)
-    dest = parts[1] if len(parts) == 2 and parts[1] else host
-    if not dest.startswith("/"):
-        raise UsageError(f"volume destination {dest!r} is not absolute",
-                         "give an absolute path in the container to -v/--volume, e.g. /data:/mnt/data")
-    if not os.path.exists(host):
-        raise UsageError(f"volume source {host} does not exist on this host",
-                         "create it first or fix the path given to -v/--volume")
+    body, mode = text, "rw"
+    if text[-3:] in (":ro", ":rw") and not os.path.exists(_host_path(text, cwd)):
+        body, mode = text[:-3], text[-2:]
+    candidates = [(body, "")] + [(body[:i], body[i + 1:]) for i, c in enumerate(body) if c == ":"]
+    shaped = [(h, d) for h, d in candidates if h and (not d or d.startswith("/"))]
+    chosen = next(((h, d) for h, d in shaped if os.path.exists(_host_path(h, cwd))), None)
+    if chosen is None:
+        if body.startswith(":"):
+            raise UsageError(f"bad volume {text!r}", "write -v/--volume as HOST[:CONTAINER[:ro|rw]]")
+        split = [h for h, d in shaped if d]
+        if not split and ":" in body:
+            raise UsageError(f"volume destination in {text!r} is not absolute",
+                             "give an absolute path in the container to -v/--volume, e.g. /data:/mnt/data")
+        raise UsageError(f"volume source {_host_path(split[0] if split else body, cwd)} does not exist on "
+                         "this host", "create it first or fix the path given to -v/--volume")
+    host = os.path.normpath(_host_path(chosen[0], cwd))
+    dest = chosen[1] or host
     return Volume(host, posixpath.normpath(dest), mode == "ro")
+
+
+def _host_path(text: str, cwd: Optional[str]) -> str:
+    host = os.path.expanduser(text)
+    if host.startswith("/"):
+        return host
+    try:
+        return os.path.join(cwd or os.getcwd(), host)
+    except FileNotFoundError:
+        raise UsageError(f"volume source {host!r} is relative and the current directory is gone",
+                         "give an absolute path to -v/--volume") from None
 
 
 def parse_cpuset(text: str) -> Set[int]:

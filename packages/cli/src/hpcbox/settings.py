@@ -6,7 +6,8 @@
      "ca_bundle": "/etc/site/ca.pem",
      "mirrors": {"docker.io": ["https://mirror.site.org"]}}
 
-Environment: ``HPCBOX_HOME``, ``HPCBOX_INSECURE_REGISTRIES`` (comma or space separated),
+Environment: ``HPCBOX_HOME`` (else udocker's ``UDOCKER_DIR``),
+``HPCBOX_INSECURE_REGISTRIES`` (comma or space separated),
 ``HPCBOX_CA_BUNDLE``, ``HPCBOX_REGISTRY_MIRRORS`` (``docker.io=https://m1,https://m2;quay.io=https://m3``).
 
 Read-only image stores (a site-wide store that many users read): ``HPCBOX_IMAGES`` (colon-separated
@@ -30,7 +31,7 @@ def home(args: Any) -> Path:
     given = getattr(args, "home", None)
     if given:
         return Path(given).expanduser().absolute()
-    env = os.environ.get("HPCBOX_HOME")
+    env = os.environ.get("HPCBOX_HOME") or os.environ.get("UDOCKER_DIR")  # udocker's name for the store
     return Path(env).expanduser().absolute() if env else Path.home() / ".hpcbox"
 
 

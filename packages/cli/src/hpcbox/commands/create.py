@@ -35,7 +35,9 @@ def pull_if_missing(args, store, text: str, platform_text=None) -> None:
     with settings.client(args) as client:
         workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
         pull_image(store, client, ref, platform=platform,
-                   progress=progress.for_stream(sys.stderr, quiet=quiet), workers=workers)
+                   progress=progress.for_stream(sys.stderr, quiet=quiet,
+                                                mode=getattr(args, "progress", None)),
+                   workers=workers)
 
 
 def run(args) -> int:

@@ -1,4 +1,5 @@
-"""hpcbox export -o FILE CONTAINER: a tar of the container's rootfs (FILE '-' is stdout)."""
+"""hpcbox export [-o FILE] [--clone] CONTAINER: a tar of the container's rootfs (FILE '-' or none: stdout);
+with --clone, ``container.json`` and ``rootfs/`` for ``import --clone`` (udocker's clone format)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,22 @@ def _filter(info: tarfile.TarInfo):
     return info
 
 
-def write_rootfs_tar(rootfs, handle) -> None:
+def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"") -> None:
+    """The rootfs as a tar; *prefix* before each name, and *meta* as ``container.json`` first (clones)."""
     with tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        if meta:
+            import io
+
+            info = tarfile.TarInfo("container.json")
+            info.size, info.mode = len(meta), 0o644
+            tar.addfile(info, io.BytesIO(meta))
+        if prefix:
+            tar.addfile(_filter(tar.gettarinfo(str(rootfs), arcname=prefix.rstrip("/"))))
         for root, dirs, files in os.walk(rootfs):
             dirs.sort()
             for name in sorted(dirs + files):
                 path = os.path.join(root, name)
-                rel = os.path.relpath(path, rootfs)
+                rel = prefix + os.path.relpath(path, rootfs)
                 info = tar.gettarinfo(path, arcname=rel)
                 if info is None:  # sockets: not archivable
                     continue
@@ -54,10 +64,17 @@ def write_rootfs_tar(rootfs, handle) -> None:
 def run(args) -> int:
     from hpcbox.containers import ContainerStore
 
-    if not args.output:
-        raise UsageError("no output file given", "use 'hpcbox export -o FILE CONTAINER' ('-o -' for stdout)")
+    operands = list(args.container)
+    if len(operands) == 2 and operands[0] == "-" and args.output in (None, "-"):
+        operands.pop(0)  # udocker's 'export - CONTAINER'
+    if len(operands) != 1:
+        raise UsageError(f"export takes one container, got {' '.join(args.container)}",
+                         "use 'hpcbox export -o FILE CONTAINER' ('-o -' or none for stdout)")
+    args.container, args.output = operands[0], args.output or "-"
     store = settings.store(args)
     c = ContainerStore(store).get(args.container)
+    if getattr(args, "clone", False):
+        args.clone = _clone_meta(c)
     if c.storage == "overlay":  # the merged view: a temporary copy of lower + upper
         from hpcbox.containers import remove_tree
         from hpcbox.containers.overlay import merged_copy
@@ -79,13 +96,13 @@ def _export(args, rootfs) -> int:
             raise UsageError("refusing to write a tar to a terminal", "redirect stdout or use -o FILE")
         sys.stdout.flush()
         with os.fdopen(os.dup(1), "wb") as out:
-            write_rootfs_tar(rootfs, out)
+            _write(args, rootfs, out)
         return 0
     target = os.path.abspath(args.output)
     fd, tmp = tempfile.mkstemp(prefix=".hpcbox-export-", dir=os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as out:
-            write_rootfs_tar(rootfs, out)
+            _write(args, rootfs, out)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
@@ -93,3 +110,18 @@ def _export(args, rootfs) -> int:
             os.unlink(tmp)
         raise
     return 0
+
+
+def _write(args, rootfs, out) -> None:
+    if getattr(args, "clone", None):
+        write_rootfs_tar(rootfs, out, prefix="rootfs/", meta=args.clone)
+    else:
+        write_rootfs_tar(rootfs, out)
+
+
+def _clone_meta(c) -> bytes:
+    """What 'import --clone' restores: the image, its config, the execution mode and settings."""
+    import json
+
+    meta = {k: v for k, v in c.as_dict().items() if k in ("image", "image_config", "execmode", "settings")}
+    return json.dumps({"hpcbox_clone": 1, **meta}, indent=1).encode()

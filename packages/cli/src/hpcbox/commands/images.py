@@ -1,4 +1,4 @@
-"""hpcbox images [--json] [-q]"""
+"""hpcbox images [--json] [-q] [-l]"""
 
 from __future__ import annotations
 
@@ -47,4 +47,20 @@ def run(args) -> int:
             rows.append(row)
     header = ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
     output.table([*header, "STORE"] if shared else header, rows)
+    if getattr(args, "long", False):
+        _layers(store, images)
     return 0
+
+
+def _layers(store, images) -> None:
+    """udocker's ``images -l``: each image's layers, as blob paths with their sizes."""
+    import json
+
+    for image in images:
+        owner = image.source or store
+        sys.stdout.write(f"{(image.tags or image.digests or [image.id])[0]}\n")
+        manifest = json.loads(owner.read_blob(image.manifest_digest))
+        for layer in manifest.get("layers") or []:
+            algo, _, hexpart = str(layer.get("digest", "")).partition(":")
+            path = owner.images_dir / "blobs" / algo / hexpart
+            sys.stdout.write(f"  {path} ({output.human_size(int(layer.get('size') or 0))})\n")

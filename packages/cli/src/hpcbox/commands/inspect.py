@@ -83,8 +83,23 @@ def _find(store, args) -> dict:
     raise image_error
 
 
+def _root_path(store, args) -> int:
+    """udocker's ``inspect -p``: the container's root directory on the host."""
+    from hpcbox.containers import ContainerStore
+
+    c = ContainerStore(store).get(args.image)
+    if c.storage == "overlay":
+        raise UsageError(f"container {args.image} is an overlay container: its files are in {c.upper} "
+                         f"over {c.lower}, mounted only while it runs",
+                         "make a copy with 'hpcbox clone' to get one root directory")
+    sys.stdout.write(f"{c.rootfs}\n")
+    return 0
+
+
 def run(args) -> int:
     store = settings.store(args)
+    if getattr(args, "path", False):
+        return _root_path(store, args)
     info = _find(store, args)
     if args.format:
         sys.stdout.write(render(args.format, info) + "\n")

@@ -35,7 +35,7 @@ def _read_password(args) -> str:
 
 
 def run(args) -> int:
-    registry = normalize_registry(args.registry)
+    registry = normalize_registry(getattr(args, "registry_option", None) or args.registry or "docker.io")
     username = args.username
     if not username:
         if not sys.stdin.isatty() or args.password_stdin:

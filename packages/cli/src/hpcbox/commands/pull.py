@@ -8,10 +8,10 @@ from hpcbox import settings
 
 
 def run(args) -> int:
-    from hpcbox import progress
+    from hpcbox import progress, udocker
     from hpcbox.store.pull import pull_image
 
-    ref = settings.parse_reference(args.image)
+    ref = settings.parse_reference(udocker.with_registry(args.image, getattr(args, "registry_url", None)))
     platform = None
     if args.platform:
         from hpcbox_registry import Platform
@@ -20,8 +20,8 @@ def run(args) -> int:
     store = settings.store(args)
     with settings.client(args) as client:
         workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
-        result = pull_image(store, client, ref, platform=platform,
-                            progress=progress.for_stream(sys.stderr, quiet=args.quiet), workers=workers)
+        shown = progress.for_stream(sys.stderr, quiet=args.quiet, mode=getattr(args, "progress", None))
+        result = pull_image(store, client, ref, platform=platform, progress=shown, workers=workers)
     shown = result.names[0]
     if not args.quiet:
         sys.stderr.write(f"Digest: {result.source_digest}\n")

@@ -18,9 +18,14 @@ from hpcbox.errors import HpcboxError, UsageError
 
 
 def run(args) -> int:
+    from hpcbox import udocker
     from hpcbox.containers import ContainerStore, UnknownContainerError
 
+    udocker.prepare_run(args)
     store = settings.store(args)
+    if getattr(args, "location", None):
+        with udocker.Location(args.location, store) as location:
+            return _run(args, location)
     cs = ContainerStore(store)
     try:
         container = cs.get(args.target)
@@ -83,7 +88,9 @@ def _pull(args, store, platform) -> None:
     with settings.client(args) as client:
         workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
         pull_image(store, client, ref, platform=platform,
-                   progress=progress.for_stream(sys.stderr, quiet=args.quiet), workers=workers)
+                   progress=progress.for_stream(sys.stderr, quiet=args.quiet,
+                                                mode=getattr(args, "progress", None)),
+                   workers=workers)
 
 
 def _remove(cs, container) -> None:
@@ -115,15 +122,17 @@ def _run(args, container) -> int:
 
 
 def _run_with(args, container, stack) -> int:
-    from hpcbox import engines, runspec
+    from hpcbox import engines, runspec, udocker
 
-    chosen = container.settings
+    chosen = container.settings or udocker.default_settings()
     opts = options(args, chosen)
     view = None
     if getattr(container, "storage", "copy") == "overlay":
         view = _overlay_annotations(container, opts, stack)
-    config = runspec.build(container.image_config, opts, rootfs=str(container.rootfs),
+    image_config = {} if getattr(args, "nometa", False) else container.image_config
+    config = runspec.build(image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
+    udocker.drop_novol(config, getattr(args, "novol", ()))
     if args.cpuset_cpus:
         cpus = runspec.parse_cpuset(args.cpuset_cpus)
         try:

@@ -9,8 +9,17 @@ from hpcbox.errors import UsageError
 def run(args) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
+    from hpcbox import udocker
+
+    term = udocker.with_registry(args.term, getattr(args, "registry_url", None))
+    if getattr(args, "list_tags", False):
+        with settings.client(args) as client:
+            tags = client.list_tags(settings.parse_reference(term))
+        for tag in tags:
+            print(tag)
+        return 0
     with settings.client(args) as client:
-        results = client.search(args.term, limit=args.limit)
+        results = client.search(term, limit=args.limit)
     rows = []
     for r in results:
         description = " ".join((getattr(r, "description", "") or "").split())

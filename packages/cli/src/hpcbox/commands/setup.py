@@ -79,11 +79,49 @@ def nvidia(container, remove: bool) -> None:
                      f"{len(files)} files in {gpu.LIB_DIR} and {gpu.BIN_DIR}\n")
 
 
+def maintain(container, purge: bool, fixperm: bool) -> None:
+    """udocker's ``--purge`` (remove what running wrote beside the rootfs: config.json, the generated
+    etc/ files, private layers of interrupted overlay runs; the next run writes them again) and
+    ``--fixperm`` (owner read/write on every file, read/write/search on every directory of the rootfs)."""
+    import os
+
+    from hpcbox.containers import ContainerInUseError, remove_tree
+
+    if container.is_in_use():
+        raise ContainerInUseError(f"container {container.short_id} is running",
+                                  "run setup --purge/--fixperm when no run uses it")
+    removed = 0
+    if purge:
+        for entry in container.dir.iterdir():
+            if entry.name in ("config.json", "etc") or entry.name.startswith(".run-"):
+                if entry.is_dir() and not entry.is_symlink():
+                    remove_tree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+        sys.stdout.write(f"{container.short_id} purge: {removed} entries removed\n")
+    if fixperm:
+        root = str(container.upper if container.storage == "overlay" else container.rootfs)
+        changed = 0
+        for top, dirs, files in os.walk(root):
+            for name, bits in [(d, 0o700) for d in dirs] + [(f, 0o600) for f in files]:
+                path = os.path.join(top, name)
+                st = os.lstat(path)
+                if (st.st_mode & 0o170000) in (0o040000, 0o100000) and st.st_mode & bits != bits:
+                    os.chmod(path, (st.st_mode & 0o7777) | bits)
+                    changed += 1
+        sys.stdout.write(f"{container.short_id} fixperm: {changed} entries changed\n")
+
+
 def run(args) -> int:
     from hpcbox import engines
     from hpcbox.containers import ContainerStore
 
     container = ContainerStore(settings.store(args)).get(args.container)
+    if getattr(args, "purge", False) or getattr(args, "fixperm", False):
+        maintain(container, purge=getattr(args, "purge", False), fixperm=getattr(args, "fixperm", False))
+        if not (args.execmode or getattr(args, "nvidia", False) or getattr(args, "no_nvidia", False)):
+            return 0
     if getattr(args, "nvidia", False) or getattr(args, "no_nvidia", False):
         nvidia(container, remove=bool(getattr(args, "no_nvidia", False)))
         if not args.execmode:
