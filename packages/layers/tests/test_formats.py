@@ -3,6 +3,7 @@
 import bz2
 import gzip
 import io
+import sys
 
 import pytest
 import zstandard
@@ -132,3 +133,15 @@ def test_sniff():
     assert mt.sniff(TAR[:8]) == mt.TAR
     with pytest.raises(UnsupportedMediaTypeError, match="xz"):
         mt.sniff(b"\xfd7zXZ\x00\x00")
+
+
+@pytest.mark.parametrize("blob", [gz(TAR), gz(TAR[:3000]) + gz(TAR[3000:])], ids=["gzip", "multi-member"])
+def test_gzip_without_isal_falls_back_to_zlib(tmp_path, expected, monkeypatch, blob):
+    """Distributions without python-isal (Debian 12's .debs drop the dependency) still apply gzip."""
+    monkeypatch.setitem(sys.modules, "isal", None)  # `from isal import ...` raises ImportError
+    report = apply_layers(tmp_path / "rootfs", [Layer(io.BytesIO(blob), mt.OCI_LAYER_TAR_GZIP)])
+    assert canonical(snapshot_tree(str(tmp_path / "rootfs"))) == expected
+    assert report.entries == len(ENTRIES)
+    damaged = gz(TAR)[:-8] + b"\0\0\0\0" + gz(TAR)[-4:]
+    with pytest.raises(CorruptLayerError, match="layer 0"):
+        apply_layers(tmp_path / "bad", [io.BytesIO(damaged)])

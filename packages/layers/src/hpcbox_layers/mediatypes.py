@@ -84,8 +84,14 @@ def open_stream(raw: BinaryIO, media_type: Optional[str]) -> Tuple[BinaryIO, Opt
     head = buffered.peek(8)[:8]
     kind = sniff(head)
     if kind == GZIP:
-        from isal import igzip_threaded
+        try:
+            from isal import igzip_threaded
+        except ImportError:
+            # Distributions without python-isal (Debian 12) drop the dependency: zlib, 3-4x slower.
+            import gzip
 
+            stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+            return io.BufferedReader(_Raw(stream), _BLOCK), stream
         # The worker thread inflates (ISA-L, GIL released) while the caller writes files.
         stream = igzip_threaded.open(buffered, "rb", threads=1, block_size=_BLOCK)
         return stream, stream
