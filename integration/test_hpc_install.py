@@ -25,7 +25,7 @@ import pytest
 from test_cli_common import hpcbox_env, ok
 
 MODULES = {  # import name -> distribution name
-    "hpcbox": "hpcbox", "hpcbox_registry": "hpcbox-registry", "hpcbox_layers": "hpcbox-layers",
+    "hpcbox": "hpcbox-cli", "hpcbox_registry": "hpcbox-registry", "hpcbox_layers": "hpcbox-layers",
     "hpcbox_oci_bundle": "hpcbox-oci-bundle", "hpcbox_engine_runc": "hpcbox-engine-runc",
     "hpcbox_engine_ptrace": "hpcbox-engine-ptrace", "hpcbox_engine_preload": "hpcbox-engine-preload",
     "hpcbox_engine_singularity": "hpcbox-engine-singularity",
