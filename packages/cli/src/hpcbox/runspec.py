@@ -271,7 +271,7 @@ def auth_files(rootfs: str, out_dir: str, caller: Caller,
     if not any(line.startswith("root:") for line in passwd_lines):
         passwd_lines.insert(0, "root:x:0:0:root:/root:/bin/sh")
     if str(caller.uid) not in uids and caller.name not in users:
-        shell = caller.shell if os.path.exists(in_view(rootfs, caller.shell, view)) else "/bin/sh"
+        shell = caller.shell if os.path.exists(in_view(rootfs, caller.shell.lstrip("/"), view)) else "/bin/sh"
         passwd_lines.append(f"{caller.name}:x:{caller.uid}:{caller.gid}:{caller.name}:{caller.home}:{shell}")
     groups = {line.split(":")[0] for line in group_lines}
     gids = {line.split(":")[2] for line in group_lines if line.count(":") >= 2}
