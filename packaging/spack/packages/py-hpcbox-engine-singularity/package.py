@@ -1,0 +1,25 @@
+# Copyright 2026 hpcbox developers. SPDX-License-Identifier: Apache-2.0
+#
+# Spack recipe for one Python distribution of the hpcbox monorepo (packages/engine-singularity/ in the
+# repository); see packaging/README.md for how the recipes are checked.
+
+from spack.package import *
+
+
+class PyHpcboxEngineSingularity(PythonPackage):
+    """hpcbox engine: runs containers through the host's Apptainer or Singularity."""
+
+    homepage = "https://github.com/hpcbox/hpcbox"
+    git = "https://github.com/hpcbox/hpcbox.git"
+
+    license("Apache-2.0")
+
+    version("main", branch="main")
+    version("0.1.0", tag="v0.1.0")
+
+    # The monorepo holds eight Python distributions; this one is built from its own folder.
+    build_directory = "packages/engine-singularity"
+
+    depends_on("python@3.9:", type=("build", "run"))
+    depends_on("py-hatchling@1.21:", type="build")
+    depends_on("py-hpcbox-oci-bundle@0.1", type=("build", "run"))
