@@ -173,7 +173,8 @@ def test_info_and_run_as_an_ordinary_user(installed, tmp_path, registry_http):
     _hpcbox(installed, tmp_path, "pull", "-q", pushed.ref)  # gzip layers: zlib, there is no isal here
     ran = _hpcbox(installed, tmp_path, "run", "--rm", pushed.ref, "sh", "-c", "echo from the debs")
     assert ran.stdout == "from the debs\n"
-    traced = _hpcbox(installed, tmp_path, "run", "--rm", "--engine", "ptrace", pushed.ref, "sh", "-c", "echo traced")
+    traced = _hpcbox(installed, tmp_path, "run", "--rm", "--engine", "ptrace", pushed.ref,
+                     "sh", "-c", "echo traced")
     assert traced.stdout == "traced\n"
 
 
