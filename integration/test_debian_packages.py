@@ -86,6 +86,15 @@ def debs() -> Path:
     return final
 
 
+def test_changelog_version_is_the_packages_version():
+    """debian/changelog names the version of the sources it packages (`dch -v X.Y.Z-1` on release)."""
+    first = (ROOT / "packaging" / "debian" / "changelog").read_text().splitlines()[0]
+    upstream = re.fullmatch(r"hpcbox \(([^-)]+)-\d+\) \S+; urgency=\w+", first).group(1)
+    about = {}
+    exec((ROOT / "packages" / "cli" / "src" / "hpcbox" / "__about__.py").read_text(), about)
+    assert upstream == about["__version__"], "add a debian/changelog entry for the new version"
+
+
 def test_every_distribution_has_a_package(debs):
     built = {p.name.split("_")[0] for p in debs.glob("*.deb")}
     assert set(DEB_NAMES) <= built, sorted(built)
@@ -148,6 +157,14 @@ def _hpcbox(root: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, f"{shlex.join(args)}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def test_sibling_dependencies_carry_the_version_ranges(debs):
+    (deb,) = debs.glob("python3-hpcbox-engine-runc_*.deb")
+    depends = subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True, text=True,
+                             check=True).stdout
+    ranges = set(re.findall(r"python3-hpcbox-oci-bundle \(([<>=]+) [\d.]+\)", depends))
+    assert ranges == {">=", "<<"}, depends
 
 
 def test_requirements_are_met_without_the_left_out_engine(installed):
