@@ -216,3 +216,15 @@ def test_bundle_has_a_variant_per_engine_extra(recipes):
     assert deps == expected
     py_versions = {d.args[0] for d in recipes["py-hpcbox-cli"].directives if d.kind == "version"}
     assert set(versions) == py_versions
+
+
+def test_recipes_point_at_the_projects_repository(recipes):
+    """Once packages/cli/pyproject.toml names the repository ([project.urls]), the recipes use it."""
+    urls = {k.lower(): v.rstrip("/") for k, v in _pyprojects()["cli"]["project"].get("urls", {}).items()}
+    repository = urls.get("source") or urls.get("repository") or urls.get("homepage")
+    if repository is None:
+        pytest.skip("packages/cli/pyproject.toml has no [project.urls] to compare the recipes with")
+    for name, cls in recipes.items():
+        assert cls.homepage.rstrip("/") in set(urls.values()), name
+        if hasattr(cls, "git"):
+            assert cls.git.removesuffix(".git") == repository.removesuffix(".git"), name
