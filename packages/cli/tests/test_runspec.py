@@ -165,6 +165,14 @@ def test_caller_is_added_to_bound_copies(container):
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0}
 
 
+@pytest.mark.parametrize(("shell", "expected"), [("/bin/bash", "/bin/bash"), ("/usr/bin/env", "/bin/sh")])
+def test_caller_shell_is_looked_up_in_the_image_not_on_the_host(container, shell, expected):
+    assert os.path.exists("/usr/bin/env")  # on the host, never in the image
+    caller = Caller(4242, 4343, "alice", "lab", "/home/alice", shell)
+    build(container, image(Cmd=["id"]), RunOptions(user="alice"), caller=caller)
+    assert (container / "etc/passwd").read_text().endswith(f":/home/alice:{expected}\n")
+
+
 def test_user_by_caller_name_and_shell_fallback(container):
     caller = Caller(4242, 4343, "alice", "lab", "/home/alice", "/usr/bin/zsh")  # zsh not in the image
     cfg = build(container, image(Cmd=["id"]), RunOptions(user="alice"), caller=caller)
