@@ -1,14 +1,17 @@
-"""The Spack recipes (packaging/spack/packages/*/package.py) against the packages they build.
+"""The Spack recipes (packaging/spack/spack_repo/hpcbox/packages/*/package.py) against the packages
+they build.
 
 Spack itself cannot be installed here (it is published neither on the Python package index nor as a
-Debian 12 package), so the recipes are executed against a stand-in of the part of `spack.package`
-they use: the package base classes and the directives (version, variant, depends_on, conflicts,
-requires, license, when), which only record their arguments. What is checked is their structure
-and their agreement with each package's pyproject.toml: class names by Spack's naming rule, one
-recipe per distribution plus the `hpcbox` bundle, versions (the current one tagged v<version>),
-run and build dependencies with Spack's spelling of the version ranges, the C compiler where C is
-compiled, and a variant per engine extra in the bundle. Not checked: Spack's concretizer, its
-audits, or a real build (see packaging/README.md).
+Debian 12 package), so the recipes are executed against a stand-in of what they import: the
+build-system base classes (`spack_repo.builtin.build_systems.python` and `.bundle`) and the
+directives of `spack.package` (version, variant, depends_on, conflicts, requires, license, when),
+which only record their arguments. Checked: the layout of a Spack v1 repository (Package API v2:
+`spack_repo/<namespace>/repo.yaml`, package directories named with underscores), class names by
+Spack's naming rule, one recipe per distribution plus the `hpcbox` bundle, and each recipe against
+its pyproject.toml: license, versions (the current one tagged v<version>), run and build
+dependencies with Spack's spelling of the version ranges, the C compiler where C is compiled; a
+variant per engine extra in the bundle. Not checked: Spack's concretizer, its audits, or a real
+build (see packaging/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib.util
+import re
 import sys
 import types
 from pathlib import Path
@@ -30,7 +34,10 @@ except ImportError:  # Python < 3.11
     tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml needs tomllib or tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "packaging" / "spack" / "packages"
+REPO = ROOT / "packaging" / "spack" / "spack_repo" / "hpcbox"
+RECIPES = REPO / "packages"
+BASES = {"spack_repo.builtin.build_systems.python": "PythonPackage",
+         "spack_repo.builtin.build_systems.bundle": "BundlePackage"}
 ENGINES = ("runc", "ptrace", "preload", "singularity")
 
 
@@ -41,8 +48,9 @@ class _Directive:
         self.when = " ".join(conditions)
 
 
-def _stand_in() -> types.ModuleType:
-    """A `spack.package` whose directives record themselves on the class being defined."""
+def _stand_in() -> Dict[str, types.ModuleType]:
+    """`spack.package` with directives that record themselves on the class being defined, and the
+    build-system modules with the base classes; {module name: module}."""
     module = types.ModuleType("spack.package")
     pending: List[_Directive] = []
     when_stack: List[str] = []
@@ -72,12 +80,23 @@ def _stand_in() -> types.ModuleType:
     class BundlePackage(PackageBase):
         pass
 
-    names = {"PythonPackage": PythonPackage, "BundlePackage": BundlePackage, "when": when}
+    names = {"when": when}
     for kind in ("version", "variant", "depends_on", "conflicts", "requires", "license", "maintainers"):
         names[kind] = directive(kind)
     module.__dict__.update(names)
     module.__all__ = list(names)
-    return module
+    modules = {"spack": types.ModuleType("spack"), "spack.package": module}
+    for name in ("spack_repo", "spack_repo.builtin", "spack_repo.builtin.build_systems"):
+        modules[name] = types.ModuleType(name)
+    for name, base in zip(BASES, (PythonPackage, BundlePackage)):
+        modules[name] = types.ModuleType(name)
+        setattr(modules[name], base.__name__, base)
+    return modules
+
+
+def _package_name(directory: Path) -> str:
+    """Package API v2 names a package's directory with underscores for the dashes of its name."""
+    return directory.name.replace("_", "-")
 
 
 def _class_name(package_name: str) -> str:
@@ -87,16 +106,15 @@ def _class_name(package_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def recipes(monkeypatch_module) -> Dict[str, type]:
-    spack = types.ModuleType("spack")
-    spack.package = _stand_in()
-    monkeypatch_module.setitem(sys.modules, "spack", spack)
-    monkeypatch_module.setitem(sys.modules, "spack.package", spack.package)
+    for name, module in _stand_in().items():
+        monkeypatch_module.setitem(sys.modules, name, module)
     loaded = {}
     for path in sorted(RECIPES.glob("*/package.py")):
         spec = importlib.util.spec_from_file_location(f"_spack_recipe_{path.parent.name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        loaded[path.parent.name] = getattr(module, _class_name(path.parent.name))
+        name = _package_name(path.parent)
+        loaded[name] = getattr(module, _class_name(name))
     return loaded
 
 
@@ -152,11 +170,22 @@ def _version_of(folder: str) -> str:
     return about["__version__"]
 
 
-def test_every_recipe_imports_only_spack_package():
+def test_repository_layout_is_spacks():
+    """Spack v1: spack_repo/<namespace>/repo.yaml declares the namespace and the Package API."""
+    text = (REPO / "repo.yaml").read_text()
+    assert re.search(r"^  namespace: hpcbox$", text, re.M) and re.search(r"^  api: v2\.\d+$", text, re.M)
+    for directory in RECIPES.iterdir():
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", directory.name), directory
+        assert sorted(p.name for p in directory.iterdir() if p.name != "__pycache__") == ["package.py"]
+
+
+def test_every_recipe_imports_its_build_system_and_spack_package():
     for path in RECIPES.glob("*/package.py"):
         tree = ast.parse(path.read_text())
-        imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-        assert [(i.module, [a.name for a in i.names]) for i in imports] == [("spack.package", ["*"])], path
+        imports = [(i.module, [a.name for a in i.names]) for i in ast.walk(tree)
+                   if isinstance(i, (ast.Import, ast.ImportFrom))]
+        assert imports[-1] == ("spack.package", ["*"]), path
+        assert len(imports) == 2 and imports[0] in [(m, [c]) for m, c in BASES.items()], path
 
 
 def test_one_recipe_per_distribution_and_the_bundle(recipes):

@@ -1,13 +1,16 @@
 # Copyright 2026 hpcbox developers. SPDX-License-Identifier: Apache-2.0
 #
-# Spack recipe for one Python distribution of the hpcbox monorepo (packages/oci-bundle/ in the
+# Spack recipe for one Python distribution of the hpcbox monorepo (packages/layers/ in the
 # repository); see packaging/README.md for how the recipes are checked.
+
+from spack_repo.builtin.build_systems.python import PythonPackage
 
 from spack.package import *
 
 
-class PyHpcboxOciBundle(PythonPackage):
-    """Reads and checks OCI runtime bundles (config.json) for hpcbox's engines."""
+class PyHpcboxLayers(PythonPackage):
+    """Applies OCI/Docker image layers (gzip, zstd, tar) to a directory, unprivileged
+    and safely, for hpcbox."""
 
     homepage = "https://github.com/hpcbox/hpcbox"
     git = "https://github.com/hpcbox/hpcbox.git"
@@ -18,7 +21,9 @@ class PyHpcboxOciBundle(PythonPackage):
     version("0.1.0", tag="v0.1.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
-    build_directory = "packages/oci-bundle"
+    build_directory = "packages/layers"
 
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
+    depends_on("py-isal@1.5:", type=("build", "run"))
+    depends_on("py-zstandard@0.20:", type=("build", "run"))

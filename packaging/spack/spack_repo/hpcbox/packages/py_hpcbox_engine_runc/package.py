@@ -3,6 +3,8 @@
 # Spack recipe for one Python distribution of the hpcbox monorepo (packages/engine-runc/ in the
 # repository); see packaging/README.md for how the recipes are checked.
 
+from spack_repo.builtin.build_systems.python import PythonPackage
+
 from spack.package import *
 
 

@@ -1,13 +1,15 @@
 # Copyright 2026 hpcbox developers. SPDX-License-Identifier: Apache-2.0
 #
-# Spack recipe for one Python distribution of the hpcbox monorepo (packages/engine-singularity/ in the
+# Spack recipe for one Python distribution of the hpcbox monorepo (packages/oci-bundle/ in the
 # repository); see packaging/README.md for how the recipes are checked.
+
+from spack_repo.builtin.build_systems.python import PythonPackage
 
 from spack.package import *
 
 
-class PyHpcboxEngineSingularity(PythonPackage):
-    """hpcbox engine: runs containers through the host's Apptainer or Singularity."""
+class PyHpcboxOciBundle(PythonPackage):
+    """Reads and checks OCI runtime bundles (config.json) for hpcbox's engines."""
 
     homepage = "https://github.com/hpcbox/hpcbox"
     git = "https://github.com/hpcbox/hpcbox.git"
@@ -18,8 +20,7 @@ class PyHpcboxEngineSingularity(PythonPackage):
     version("0.1.0", tag="v0.1.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
-    build_directory = "packages/engine-singularity"
+    build_directory = "packages/oci-bundle"
 
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
-    depends_on("py-hpcbox-oci-bundle@0.1", type=("build", "run"))

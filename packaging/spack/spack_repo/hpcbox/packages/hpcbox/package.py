@@ -3,6 +3,8 @@
 # The meta package: what `spack install hpcbox` gives, the hpcbox command with the engines chosen by
 # the variants (all of them by default, like `pip install hpcbox`). See packaging/README.md.
 
+from spack_repo.builtin.build_systems.bundle import BundlePackage
+
 from spack.package import *
 
 
