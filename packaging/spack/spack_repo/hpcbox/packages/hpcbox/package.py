@@ -1,7 +1,8 @@
 # Copyright 2026 hpcbox developers. SPDX-License-Identifier: Apache-2.0
 #
-# The meta package: what `spack install hpcbox` gives, the hpcbox command with the engines chosen by
-# the variants (all of them by default, like `pip install hpcbox`). See packaging/README.md.
+# The meta package: what `spack install hpcbox` gives, the hpcbox command with the engines
+# chosen by the variants (all of them by default, like `pip install hpcbox`).
+# See packaging/README.md.
 
 from spack_repo.builtin.build_systems.bundle import BundlePackage
 
@@ -21,7 +22,9 @@ class Hpcbox(BundlePackage):
 
     variant("runc", default=True, description="Engine: rootless user namespaces (fastest)")
     variant("ptrace", default=True, description="Engine: ptrace path translation, any program")
-    variant("preload", default=True, description="Engine: LD_PRELOAD path translation, dynamic programs")
+    variant(
+        "preload", default=True, description="Engine: LD_PRELOAD path translation, dynamic programs"
+    )
     variant("singularity", default=True, description="Engine: the host's Apptainer/Singularity")
     conflicts(
         "~runc~ptrace~preload~singularity",

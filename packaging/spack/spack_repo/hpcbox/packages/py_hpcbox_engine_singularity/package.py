@@ -1,7 +1,7 @@
 # Copyright 2026 hpcbox developers. SPDX-License-Identifier: Apache-2.0
 #
-# Spack recipe for one Python distribution of the hpcbox monorepo (packages/engine-singularity/ in the
-# repository); see packaging/README.md for how the recipes are checked.
+# Spack recipe for one Python distribution of the hpcbox monorepo (packages/engine-singularity/
+# in the repository); see packaging/README.md for how the recipes are checked.
 
 from spack_repo.builtin.build_systems.python import PythonPackage
 
