@@ -12,6 +12,7 @@
  * failed (one line on stderr), 126 when the program is not executable, 127 when not found.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -53,6 +54,8 @@ struct usr_spec {
     const char *overlay; /* "lowerdir=...,upperdir=...,workdir=..." mounted on rootfs */
     long uid, gid;
     int new_net, readonly, no_new_privs, with_sys, host_pts;
+    int host_pid, host_ipc; /* stay in the caller's pid/ipc namespaces (MPI ranks of one job) */
+    int userns_fd;          /* join this user namespace (its ids already mapped) instead of a new one */
     int sync_read_fd, sync_write_fd;
     size_t n_mounts;
     struct usr_mount mounts[MAX_MOUNTS];
@@ -115,7 +118,7 @@ static int parse_long(const char *text, long *out)
 static int parse_args(int argc, char **argv, struct usr_spec *spec)
 {
     memset(spec, 0, sizeof(*spec));
-    spec->sync_read_fd = spec->sync_write_fd = -1;
+    spec->sync_read_fd = spec->sync_write_fd = spec->userns_fd = -1;
     spec->with_sys = 1;
     int i = 1;
     for (; i < argc; i++) {
@@ -136,6 +139,15 @@ static int parse_args(int argc, char **argv, struct usr_spec *spec)
             spec->host_pts = 1;
         } else if (!strcmp(opt, "--no-sys")) {
             spec->with_sys = 0;
+        } else if (!strcmp(opt, "--host-pid")) {
+            spec->host_pid = 1;
+        } else if (!strcmp(opt, "--host-ipc")) {
+            spec->host_ipc = 1;
+        } else if (!strcmp(opt, "--userns-fd") && left >= 1) {
+            long fd;
+            if (parse_long(argv[++i], &fd) || fd < 0 || fd > 65535)
+                return usr_fail("bad --userns-fd value '%s': give an open file descriptor", argv[i]);
+            spec->userns_fd = (int)fd;
         } else if (!strcmp(opt, "--rootfs") && left >= 1) {
             spec->rootfs = argv[++i];
         } else if (!strcmp(opt, "--hostname") && left >= 1) {
@@ -194,15 +206,35 @@ static int map_ids(long container_uid, long container_gid, uid_t host_uid, gid_t
     return write_file("/proc/self/gid_map", line);
 }
 
+/* Join the user namespace another runner of the same MPI job created (its ids are mapped). */
+static int join_userns(int fd)
+{
+    if (setns(fd, CLONE_NEWUSER) < 0)
+        return usr_fail("join the MPI job's user namespace (setns)");
+    close(fd);
+    return 0;
+}
+
 static int enter_namespaces(const struct usr_spec *spec)
 {
     uid_t host_uid = geteuid();
     gid_t host_gid = getegid();
-    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    int flags = CLONE_NEWNS | CLONE_NEWUTS;
+    if (spec->userns_fd < 0)
+        flags |= CLONE_NEWUSER;
+    else if (join_userns(spec->userns_fd) < 0)
+        return -1;
+    if (!spec->host_pid)
+        flags |= CLONE_NEWPID;
+    if (!spec->host_ipc)
+        flags |= CLONE_NEWIPC;
     if (spec->new_net)
         flags |= CLONE_NEWNET;
     if (unshare(flags) < 0)
-        return usr_fail("unshare user/mount/pid/uts/ipc%s namespaces", spec->new_net ? "/net" : "");
+        return usr_fail("unshare %smount/uts%s%s%s namespaces", spec->userns_fd < 0 ? "user/" : "",
+                        spec->host_pid ? "" : "/pid", spec->host_ipc ? "" : "/ipc", spec->new_net ? "/net" : "");
+    if (spec->userns_fd >= 0)
+        return 0;
     return map_ids(spec->uid, spec->gid, host_uid, host_gid);
 }
 
@@ -435,8 +467,14 @@ static int setup_root(const struct usr_spec *spec)
     }
     if (join(path, sizeof(path), spec->rootfs, "/proc") < 0 || ensure_dir(path, 0555) < 0)
         return -1;
-    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    /* In the caller's pid namespace a new proc may not be mounted (another user namespace owns
+     * that pid namespace): the host's /proc is bound instead, which shows the same pids. */
+    if (spec->host_pid) {
+        if (mount("/proc", path, NULL, MS_BIND | MS_REC, NULL) < 0)
+            return usr_fail("bind /proc");
+    } else if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
         return usr_fail("mount /proc");
+    }
     if (setup_dev(spec->rootfs, spec->host_pts) < 0)
         return -1;
     if (spec->with_sys && setup_sys(spec->rootfs, spec->new_net) < 0)
@@ -542,6 +580,11 @@ static void exec_container(const struct usr_spec *spec, const sigset_t *old_mask
         usr_fail("setuid %ld", spec->uid);
         goto fail;
     }
+    /* Without a pid namespace of its own, nothing kills the program when the init dies: ask. */
+    if (spec->host_pid && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        usr_fail("prctl pdeathsig");
+        goto fail;
+    }
     if (spec->cwd && chdir(spec->cwd) < 0) {
         usr_fail("chdir to the working directory %s", spec->cwd);
         goto fail;
@@ -562,12 +605,70 @@ fail:
     _exit(code);
 }
 
-/* pid 1 of the container: build the filesystem, start the process, supervise it. */
+/* Parent pid of process `pid` from /proc/PID/stat (the field after the ')' of the name, then the state). */
+static pid_t parent_of(const char *pid)
+{
+    char path[320], buf[512];
+    snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+    AUTO_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, buf, sizeof(buf) - 1);
+    if (got <= 0)
+        return -1;
+    buf[got] = '\0';
+    char *end = strrchr(buf, ')');
+    long ppid;
+    if (!end || sscanf(end + 1, " %*c %ld", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* SIGKILL every child of this process; return how many were found (-1 when /proc is unreadable). */
+static int kill_children(void)
+{
+    pid_t self = getpid();
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return -1;
+    int found = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc))) {
+        if (entry->d_name[0] < '1' || entry->d_name[0] > '9')
+            continue;
+        if (parent_of(entry->d_name) == self) {
+            found++;
+            kill((pid_t)atol(entry->d_name), SIGKILL);
+        }
+    }
+    closedir(proc);
+    return found;
+}
+
+/* In the caller's pid namespace no kernel teardown ends what the program left behind: the init is
+ * a child subreaper (orphans come to it), and kills and reaps them until none is left. */
+static void kill_leftovers(void)
+{
+    for (;;) {
+        if (kill_children() < 0)
+            return;
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
+            return;
+    }
+}
+
+/* The container's init (pid 1 of its pid namespace, or a subreaper in the caller's): build the
+ * filesystem, start the process, supervise it. */
 static int run_init(const struct usr_spec *spec, const sigset_t *old_mask)
 {
     /* The runner lives outside this pid namespace (getppid() says 0): tie our life to it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
         usr_fail("prctl pdeathsig");
+        usr_report();
+        return EXIT_RUNTIME;
+    }
+    if (spec->host_pid && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        usr_fail("prctl child subreaper");
         usr_report();
         return EXIT_RUNTIME;
     }
@@ -583,7 +684,10 @@ static int run_init(const struct usr_spec *spec, const sigset_t *old_mask)
     }
     if (child == 0)
         exec_container(spec, old_mask);
-    return supervise(child);
+    int code = supervise(child);
+    if (spec->host_pid)
+        kill_leftovers();
+    return code;
 }
 
 /* Can this user create the namespaces, mount a /proc (and an overlay, when asked) here? */

@@ -428,6 +428,11 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     args = process_args(image, opts.command, opts.entrypoint)
     env = merge_env(image, opts, host)
     cwd_in = workdir(image, opts.workdir)
+    job = None
+    if opts.batchenv:
+        from hpcbox import mpi
+
+        job = mpi.detect(host)
 
     mounts: List[Dict[str, Any]] = []
     if opts.hostauth:
@@ -451,9 +456,13 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     mounts += [v.mount() for v in volumes]
 
     user_spec = opts.user if opts.user is not None else (image.get("User") or "")
+    if job is not None:
+        user_spec = mpi.user(job, opts.user)
     if user_spec:
         uid, gid, home_in = resolve_user(user_spec, read_db(passwd_path), read_db(group_path))
-    else:
+        if job is not None:
+            mpi.check_user(uid, gid)
+    else:  # (never a rank: those get the caller's ids)
         uid, gid, home_in = 0, 0, "/root"
     env.setdefault("HOME", home_in)
 
@@ -476,6 +485,8 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     }
     if opts.hostname:
         config["hostname"] = opts.hostname
+    if job is not None:
+        mpi.apply(config, job, net=opts.net)
     return config
 
 

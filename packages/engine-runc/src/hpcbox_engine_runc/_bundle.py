@@ -16,6 +16,8 @@ ANNOTATION_NET = "org.hpcbox.net"
 ANNOTATION_OVERLAY_LOWER = "org.hpcbox.runc.overlay.lower"
 ANNOTATION_OVERLAY_UPPER = "org.hpcbox.runc.overlay.upper"
 ANNOTATION_OVERLAY_WORK = "org.hpcbox.runc.overlay.work"
+# Containers that give the same value share one user namespace (the ranks of an MPI job on a node).
+ANNOTATION_SHARE_USERNS = "org.hpcbox.runc.share-userns"
 RUNTIMES = ("builtin", "runc", "crun")
 NETS = ("host", "none")
 
@@ -42,6 +44,9 @@ class Bundle(NamedTuple):
     net: str
     mounts: List[Mount]
     overlay: Optional[Tuple[List[str], str, str]] = None
+    host_pid: bool = False  # linux.namespaces lists no pid namespace: stay in the caller's
+    host_ipc: bool = False  # ... no ipc namespace: the caller's SysV/POSIX IPC
+    share_userns: Optional[str] = None  # the ANNOTATION_SHARE_USERNS group
 
 
 def _fail(what: str, fix: str) -> BundleError:
@@ -90,11 +95,19 @@ def parse_bundle(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle
     net = annotations.get(ANNOTATION_NET, "none" if new_net else "host")
     if net not in NETS:
         raise _fail(f"annotation {ANNOTATION_NET}={net!r} is unknown", "use 'host' or 'none'")
+    types = {n.get("type") for n in base.namespaces}
+    share = annotations.get(ANNOTATION_SHARE_USERNS) or None
+    if share is not None and runtime != "builtin":
+        raise _fail(f"annotation {ANNOTATION_SHARE_USERNS} is for the builtin runner only",
+                    f"drop it or the {ANNOTATION_RUNTIME} annotation")
     return Bundle(
         config=base.config, bundle_dir=base.bundle_dir, rootfs=base.rootfs, args=base.args, env=base.env,
         cwd=base.cwd, uid=base.uid, gid=base.gid, readonly=base.readonly, hostname=base.hostname,
         terminal=base.terminal, no_new_privs=base.no_new_privs, runtime=runtime, net=net,
         mounts=base.mounts, overlay=_parse_overlay(annotations),
+        # no list at all keeps the runner's full set (configs written before namespaces were honoured)
+        host_pid=bool(types) and "pid" not in types, host_ipc=bool(types) and "ipc" not in types,
+        share_userns=share,
     )
 
 

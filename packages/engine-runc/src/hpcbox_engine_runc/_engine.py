@@ -48,6 +48,10 @@ def runner_argv(bundle: Bundle, runner: Optional[str] = None) -> List[str]:
         argv.append("--no-new-privs")
     if bundle.net == "none":
         argv.append("--net-none")
+    if bundle.host_pid:
+        argv.append("--host-pid")
+    if bundle.host_ipc:
+        argv.append("--host-ipc")
     if bundle.overlay:
         lower, upper, work = bundle.overlay
         argv += ["--overlay", f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work},userxattr"]
@@ -156,38 +160,63 @@ class RuncEngine:
         argv = runner_argv(spec, runner)
         if spec.terminal and _is_tty(stdin):
             argv.insert(1, "--host-pts")
-        if spec.net != "none":
+        if spec.net != "none" and spec.share_userns is None:
             process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
             return Container(process)
-        return self._start_isolated(argv, spec, stdin, stdout, stderr)
+        if spec.share_userns is None:
+            return self._start_synced(argv, spec, stdin, stdout, stderr, None)
+        from hpcbox_engine_runc import _shared  # only for containers that share a user namespace
 
-    def _start_isolated(self, argv: List[str], spec: Bundle, stdin, stdout, stderr) -> Container:
+        group = _shared.Group(spec.share_userns)
+        try:
+            return self._start_synced(argv, spec, stdin, stdout, stderr, group)
+        finally:
+            group.release()
+
+    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, group) -> Container:
+        """Start the runner and hold it once its namespaces exist: bring `lo` up in a new network
+        namespace, register it in its user-namespace group (which joins the group's namespace when
+        the group has a living member), then let it go on."""
+        userns_fd = group.find() if group is not None else None
+        fds = [] if userns_fd is None else ["--userns-fd", str(userns_fd)]
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
-        argv = [argv[0], "--sync", str(go_r), str(ready_w), *argv[1:]]
+        argv = [argv[0], "--sync", str(go_r), str(ready_w), *fds, *argv[1:]]
+        passed = (go_r, ready_w) if userns_fd is None else (go_r, ready_w, userns_fd)
         try:
             process = subprocess.Popen(
-                argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(go_r, ready_w)
+                argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=passed
             )
         except BaseException:
             os.close(ready_r)
             os.close(go_w)
             raise
         finally:
-            os.close(go_r)
-            os.close(ready_w)
+            for fd in passed:
+                os.close(fd)
+        member = error = None
         try:
             ready = os.read(ready_r, 1)
-            error = bring_loopback_up(process.pid) if ready == b"R" else None
+            if ready == b"R" and group is not None:
+                member = group.register(process.pid)
+            if ready == b"R" and spec.net == "none":
+                error = bring_loopback_up(process.pid)
             if ready == b"R" and error is None:
                 os.write(go_w, b"G")
         finally:
             os.close(ready_r)
             os.close(go_w)  # without 'G' the runner stops with status 125
+        cleanup = None
+        if member is not None:
+            from hpcbox_engine_runc import _shared
+
+            cleanup = lambda: _shared.leave(member)  # noqa: E731
         if error is not None:
             process.wait()
+            if cleanup:
+                cleanup()
             raise EngineError(f"cannot bring lo up in the container's network namespace: {error}")
-        return Container(process)
+        return Container(process, cleanup=cleanup)
 
     def _start_delegated(self, spec: Bundle, stdin, stdout, stderr) -> Container:
         binary = _availability.runtime_binary(spec.runtime)

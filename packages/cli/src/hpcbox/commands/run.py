@@ -133,6 +133,12 @@ def _run_with(args, container, stack) -> int:
     config = runspec.build(image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
     udocker.drop_novol(config, getattr(args, "novol", ()))
+    if opts.batchenv:
+        from hpcbox import mpi
+
+        job = mpi.detect(os.environ)
+        if job is not None:
+            mpi.check_servers(job)
     if args.cpuset_cpus:
         cpus = runspec.parse_cpuset(args.cpuset_cpus)
         try:
