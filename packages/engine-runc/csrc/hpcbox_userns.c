@@ -695,6 +695,7 @@ static int probe(const struct usr_spec *asked)
 {
     struct usr_spec spec;
     memset(&spec, 0, sizeof(spec));
+    spec.userns_fd = spec.sync_read_fd = spec.sync_write_fd = -1;
     if (enter_namespaces(&spec) < 0)
         return -1;
     pid_t child = fork();
