@@ -25,7 +25,7 @@ Kept in one place, with no imports beyond the standard library, so that other ru
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 ANNOTATION_SHARE_USERNS = "org.hpcbox.runc.share-userns"
 # A rank of an MPI job has at least one of these (Open MPI's mpirun, any PMIx server such as
@@ -73,20 +73,20 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def user(job: Optional[Job], given: Optional[str]) -> Optional[str]:
-    """The ``-u`` value for a rank: the one given, else the caller's own ids."""
-    return given if job is None or given is not None else f"{os.getuid()}:{os.getgid()}"
+def user(given: Optional[str], me: Tuple[int, int]) -> str:
+    """The ``-u`` value for a rank: the one given, else the caller's own ids *me*."""
+    return given if given is not None else f"{me[0]}:{me[1]}"
 
 
-def check_user(uid: int, gid: int) -> None:
+def check_user(uid: int, gid: int, me: Tuple[int, int]) -> None:
     """A rank must run as the caller: PMIx servers compare the ids a client states (its own view of
     them) with its socket's credentials and drop a client whose ids differ, and Open MPI's mpirun
     then waits for ever for the rank it lost."""
-    if (uid, gid) != (os.getuid(), os.getgid()):
+    if (uid, gid) != me:
         from hpcbox.errors import UsageError
 
         raise UsageError(f"this is a rank of an MPI job, but -u asks for uid {uid} gid {gid} in the container: "
-                         f"the launcher's PMIx server accepts only your own ids ({os.getuid()}:{os.getgid()})",
+                         f"the launcher's PMIx server accepts only your own ids ({me[0]}:{me[1]})",
                          "drop -u for MPI ranks (they run as you), or give --no-batch-env for a run that "
                          "is not a rank")
 

@@ -456,12 +456,13 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     mounts += [v.mount() for v in volumes]
 
     user_spec = opts.user if opts.user is not None else (image.get("User") or "")
+    me = (caller.uid, caller.gid) if caller else (os.getuid(), os.getgid())
     if job is not None:
-        user_spec = mpi.user(job, opts.user)
+        user_spec = mpi.user(opts.user, me)
     if user_spec:
         uid, gid, home_in = resolve_user(user_spec, read_db(passwd_path), read_db(group_path))
         if job is not None:
-            mpi.check_user(uid, gid)
+            mpi.check_user(uid, gid, me)
     else:  # (never a rank: those get the caller's ids)
         uid, gid, home_in = 0, 0, "/root"
     env.setdefault("HOME", home_in)
