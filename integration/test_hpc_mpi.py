@@ -1,20 +1,17 @@
-"""MPI, hybrid model: the host's Open MPI (`mpirun` from Debian's openmpi-bin 4.1) starts 4 ranks, each
-rank is `hpcbox run` of a Debian 12 container whose own Open MPI 4.1 the program was compiled against
-(inside the container, with its mpicc). All ranks must see size 4 and agree on the allreduce.
+"""MPI, hybrid model: the host's Open MPI (`mpirun` from Debian's openmpi-bin 4.1, or Slurm's
+`srun --mpi=pmix`) starts the ranks, each rank is `hpcbox run` of a Debian 12 container whose own Open
+MPI 4.1 the programs were compiled against (inside the container, with its mpicc).
 
-What each rank needs, found here (docs/hpc.md, "MPI", explains each):
+With no flags at all (the ping-pong tests) hpcbox sees from the rank's variables that it is one rank
+of a job (MPI mode, docs/hpc.md section 2): it runs the rank as the caller, binds the launcher's
+session directories and /dev/shm, and under runc keeps the host's pid and ipc namespaces and puts all
+ranks of the job on the node into one user namespace, so that Open MPI's default transports work,
+shared memory (vader) with single-copy transfers (CMA) included. The ping-pong reports whether both
+ranks are in one user namespace and see each other's pids, which is what CMA needs.
 
-- the OMPI_* and PMIX_* variables mpirun sets for it (`--hostenv`, or `-e NAME` for each);
-- to run as the caller's uid/gid (`-u $(id -u):$(id -g)`): the PMIx server in mpirun's daemon drops a
-  client whose credentials say another uid, and in a user namespace the default is uid 0;
-- mpirun's session directory (under $TMPDIR) bound at the same path, for PMIx's shared-memory store
-  (without it PMIx prints "gds_ds12_lock_pthread.c" errors and falls back to messages);
-- with the runc engine, where every rank is pid 2 of its own pid namespace, no vader shared memory:
-  vader takes a peer's segment for its own when the peer's pid equals its own and crashes; the ranks
-  talk over TCP on loopback (OMPI_MCA_btl=self,tcp).
-
-The last test has no mpirun: `srun --mpi=pmix` (Slurm's PMIx plugin) starts the ranks, which then
-also need SLURM_*.
+The older recipe (`-u $(id -u):$(id -g)`, the session directory bound by hand, only the OMPI_*/PMIX_*
+variables passed) still works and is tested too; a rank that cannot reach its launcher fails at once
+with the reason, never inside MPI_Init (where mpirun would wait for ever).
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from typing import Dict, List
+from typing import List
 
 import pytest
 import test_hpc_slurm as hpc_slurm
@@ -42,10 +39,6 @@ RANKS = 4
 
 pytestmark = pytest.mark.skipif(MPIRUN is None, reason="the host has no mpirun: apt-get install openmpi-bin")
 
-# MCA settings per engine (see the module docstring): the pid namespace of the runc engine rules out
-# vader; ptrace and preload ranks are host processes of one user namespace, so Open MPI's defaults
-# (vader shared memory with CMA single-copy) work.
-ENGINE_MCA: Dict[str, Dict[str, str]] = {"runc": {"OMPI_MCA_btl": "self,tcp"}, "ptrace": {}, "preload": {}}
 # mpirun refuses to run as root unless told (the tests are meant for an ordinary user, but may run as root)
 ROOT_OK = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"} if os.geteuid() == 0 else {}
 
@@ -69,7 +62,7 @@ def mpi_container(run_store, registry_http, test_images) -> str:
 
 
 def _mpirun(store, container: str, engine_name: str, session_dir, env_args: List[str]):
-    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine_name], **ROOT_OK)
+    env = hpcbox_env(TMPDIR=str(session_dir), **ROOT_OK)
     argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", str(RANKS),
             sys.executable, "-m", "hpcbox", "--home", str(store.home), "run", "--engine", engine_name,
             *env_args, "-u", f"{os.getuid()}:{os.getgid()}", "-v", f"{session_dir}:{session_dir}",
@@ -120,7 +113,7 @@ def test_only_ompi_and_pmix_variables_need_to_pass(run_store, mpi_container, eng
     session_dir.mkdir()
     wrapper = _rank_wrapper(tmp_path / "rank.sh", run_store, engine, binds=[str(session_dir)],
                             prefixes="OMPI\\|PMIX", container=mpi_container)
-    env = hpcbox_env(TMPDIR=str(session_dir), **ENGINE_MCA[engine], **ROOT_OK)
+    env = hpcbox_env(TMPDIR=str(session_dir), **ROOT_OK)
     argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", str(RANKS), str(wrapper)]
     _check_ranks(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400, check=False))
 
@@ -134,5 +127,70 @@ def test_srun_mpi_pmix_ranks_in_containers(slurm_cluster, run_store, mpi_contain
     wrapper = _rank_wrapper(tmp_path / "rank.sh", run_store, engine, binds=[str(spool), str(tmp_path)],
                             prefixes="OMPI\\|PMIX\\|SLURM", container=mpi_container)
     proc = slurm_cluster.run(["srun", "--mpi=pmix", "-n", str(RANKS), str(wrapper)], timeout=400,
-                             extra_env={"TMPDIR": str(tmp_path), **ENGINE_MCA[engine]})
+                             extra_env={"TMPDIR": str(tmp_path)})
     _check_ranks(proc)
+
+
+# -- no flags: MPI mode ----------------------------------------------------------------------------
+
+PINGPONG_MAX = 65536  # bytes: crosses vader's eager limit and uses its single-copy path; CI stays short
+
+
+def _pingpong_argv(store, engine_name: str, container: str, *extra: str) -> List[str]:
+    return [sys.executable, "-m", "hpcbox", "--home", str(store.home), "run", "--engine", engine_name, *extra,
+            container, mpi_module.PINGPONG_IN_CONTAINER, str(PINGPONG_MAX), "2"]
+
+
+def _check_pingpong(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    # one user namespace and visible pids: what Open MPI's single-copy (CMA) transfers need
+    assert "peers userns same pid_visible yes" in lines, proc.stdout
+    sizes = [int(line.split()[1]) for line in lines if line.startswith("size ")]
+    assert sizes == [8 << i for i in range(PINGPONG_MAX.bit_length() - 3)], proc.stdout
+    assert "CMA is not available" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("btl", ["default", "self,vader"])
+def test_mpirun_pingpong_with_no_flags(run_store, mpi_container, engine, btl):
+    """`mpirun -np 2 hpcbox run IMAGE PROGRAM` as it is: nothing set but what mpirun sets. The second
+    case forbids every transport but shared memory, which shows the ranks really use it."""
+    env = hpcbox_env(**ROOT_OK)
+    if btl != "default":
+        env["OMPI_MCA_btl"] = btl
+    argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", "2", *_pingpong_argv(run_store, engine, mpi_container)]
+    _check_pingpong(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400, check=False))
+
+
+@pytest.mark.skipif(bool(hpc_slurm.MISSING), reason="Slurm/munge not installed")
+def test_srun_pmix_pingpong_with_no_flags(slurm_cluster, run_store, mpi_container, engine):
+    """`srun --mpi=pmix -n 2 hpcbox run IMAGE PROGRAM` as it is (Slurm's PMIx plugin is the server)."""
+    _check_pingpong(slurm_cluster.run(["srun", "--mpi=pmix", "-n", "2", *_pingpong_argv(run_store, engine, mpi_container)],
+                                      timeout=400))
+
+
+@pytest.mark.parametrize("cause, extra, message", [
+    ("net-none", ["--net", "none"], "--net none gives the container a loopback of its own"),
+    ("other-uid", ["-u", "0:0"], "accepts only your own ids"),
+])
+def test_a_rank_that_cannot_connect_fails_at_once(run_store, mpi_container, engine, cause, extra, message):
+    """Each rank stops before its program starts, naming the cause, and mpirun ends with it (a rank
+    that got as far as MPI_Init and failed there would leave Open MPI 4.1's mpirun waiting)."""
+    argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", "2", *_pingpong_argv(run_store, engine, mpi_container, *extra)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=hpcbox_env(**ROOT_OK), timeout=120,
+                          check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "hpcbox: error: this is a rank of an MPI job" in proc.stderr and message in proc.stderr, proc.stderr
+    assert "size 8 " not in proc.stdout
+
+
+def test_a_rank_whose_launcher_is_gone_fails_at_once(run_store, mpi_container, engine):
+    """A rank's variables naming a PMIx server that no longer listens: hpcbox says so and exits 125."""
+    from hpcbox_testing.ports import free_port
+
+    port = free_port()
+    env = hpcbox_env(PMIX_RANK="0", PMIX_NAMESPACE="gone", PMIX_SERVER_URI4=f"gone.0;tcp4://127.0.0.1:{port}")
+    proc = subprocess.run(_pingpong_argv(run_store, engine, mpi_container), capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 125, f"{proc.stdout}\n{proc.stderr}"
+    assert f"PMIx server at tcp4://127.0.0.1:{port} is unreachable" in proc.stderr, proc.stderr

@@ -27,6 +27,8 @@ from . import images as images_module
 MPI_TARBALL = "debian12-openmpi.tar.gz"
 PROGRAM_SOURCE = Path(__file__).with_name("mpi_program.c")
 PROGRAM_IN_CONTAINER = "/app/mpi_program"
+PINGPONG_SOURCE = Path(__file__).with_name("mpi_pingpong.c")
+PINGPONG_IN_CONTAINER = "/app/mpi_pingpong"
 ENGINES = ("runc", "ptrace", "preload")
 
 def mpi_layout(test_images: images_module.TestImages) -> Path:
@@ -55,12 +57,15 @@ def mpi_layout(test_images: images_module.TestImages) -> Path:
 
 
 def compile_in_container(hpcbox: Callable, container: str) -> None:
-    """Put mpi_program.c into the container and build /app/mpi_program with the container's mpicc.
+    """Put mpi_program.c and mpi_pingpong.c into the container and build /app/mpi_program and
+    /app/mpi_pingpong with the container's mpicc.
 
     ``hpcbox(*args)`` runs the CLI on the test store and returns a CompletedProcess."""
     source_dir = PROGRAM_SOURCE.parent
-    script = (f"mkdir -p /app && cp /src/{PROGRAM_SOURCE.name} /app/ && "
-              f"mpicc -O2 -Wall -Werror -o {PROGRAM_IN_CONTAINER} /app/{PROGRAM_SOURCE.name}")
+    script = " && ".join(
+        ["mkdir -p /app"] + [f"cp /src/{source.name} /app/ && mpicc -O2 -Wall -Werror -o {binary} /app/{source.name}"
+                             for source, binary in ((PROGRAM_SOURCE, PROGRAM_IN_CONTAINER),
+                                                    (PINGPONG_SOURCE, PINGPONG_IN_CONTAINER))])
     proc = hpcbox("run", "-v", f"{source_dir}:/src:ro", container, "sh", "-c", script)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling the MPI program in {container} failed ({proc.returncode}): "
