@@ -133,6 +133,7 @@ def test_srun_mpi_pmix_ranks_in_containers(slurm_cluster, run_store, mpi_contain
 
 # -- no flags: MPI mode ----------------------------------------------------------------------------
 
+MPIRUN_2 = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", "2"]
 PINGPONG_MAX = 65536  # bytes: crosses vader's eager limit and uses its single-copy path; CI stays short
 
 
@@ -158,29 +159,31 @@ def test_mpirun_pingpong_with_no_flags(run_store, mpi_container, engine, btl):
     env = hpcbox_env(**ROOT_OK)
     if btl != "default":
         env["OMPI_MCA_btl"] = btl
-    argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", "2", *_pingpong_argv(run_store, engine, mpi_container)]
+    argv = [*MPIRUN_2, *_pingpong_argv(run_store, engine, mpi_container)]
     _check_pingpong(subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400, check=False))
 
 
 @pytest.mark.skipif(bool(hpc_slurm.MISSING), reason="Slurm/munge not installed")
 def test_srun_pmix_pingpong_with_no_flags(slurm_cluster, run_store, mpi_container, engine):
     """`srun --mpi=pmix -n 2 hpcbox run IMAGE PROGRAM` as it is (Slurm's PMIx plugin is the server)."""
-    _check_pingpong(slurm_cluster.run(["srun", "--mpi=pmix", "-n", "2", *_pingpong_argv(run_store, engine, mpi_container)],
-                                      timeout=400))
+    argv = ["srun", "--mpi=pmix", "-n", "2", *_pingpong_argv(run_store, engine, mpi_container)]
+    _check_pingpong(slurm_cluster.run(argv, timeout=400))
 
 
-@pytest.mark.parametrize("cause, extra, message", [
-    ("net-none", ["--net", "none"], "--net none gives the container a loopback of its own"),
-    ("other-uid", ["-u", "0:0"], "accepts only your own ids"),
-])
-def test_a_rank_that_cannot_connect_fails_at_once(run_store, mpi_container, engine, cause, extra, message):
+@pytest.mark.parametrize("case", [
+    (["--net", "none"], "--net none gives the container a loopback of its own"),
+    (["-u", "0:0"], "accepts only your own ids"),
+], ids=["net-none", "other-uid"])
+def test_a_rank_that_cannot_connect_fails_at_once(run_store, mpi_container, engine, case):
     """Each rank stops before its program starts, naming the cause, and mpirun ends with it (a rank
     that got as far as MPI_Init and failed there would leave Open MPI 4.1's mpirun waiting)."""
-    argv = [MPIRUN, "--oversubscribe", "--timeout", "300", "-np", "2", *_pingpong_argv(run_store, engine, mpi_container, *extra)]
+    extra, message = case
+    argv = [*MPIRUN_2, *_pingpong_argv(run_store, engine, mpi_container, *extra)]
     proc = subprocess.run(argv, capture_output=True, text=True, env=hpcbox_env(**ROOT_OK), timeout=120,
                           check=False)
     assert proc.returncode != 0, proc.stdout
-    assert "hpcbox: error: this is a rank of an MPI job" in proc.stderr and message in proc.stderr, proc.stderr
+    assert "hpcbox: error: this is a rank of an MPI job" in proc.stderr, proc.stderr
+    assert message in proc.stderr, proc.stderr
     assert "size 8 " not in proc.stdout
 
 
@@ -190,7 +193,7 @@ def test_a_rank_whose_launcher_is_gone_fails_at_once(run_store, mpi_container, e
 
     port = free_port()
     env = hpcbox_env(PMIX_RANK="0", PMIX_NAMESPACE="gone", PMIX_SERVER_URI4=f"gone.0;tcp4://127.0.0.1:{port}")
-    proc = subprocess.run(_pingpong_argv(run_store, engine, mpi_container), capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    proc = subprocess.run(_pingpong_argv(run_store, engine, mpi_container), capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
     assert proc.returncode == 125, f"{proc.stdout}\n{proc.stderr}"
     assert f"PMIx server at tcp4://127.0.0.1:{port} is unreachable" in proc.stderr, proc.stderr

@@ -62,10 +62,10 @@ def compile_in_container(hpcbox: Callable, container: str) -> None:
 
     ``hpcbox(*args)`` runs the CLI on the test store and returns a CompletedProcess."""
     source_dir = PROGRAM_SOURCE.parent
-    script = " && ".join(
-        ["mkdir -p /app"] + [f"cp /src/{source.name} /app/ && mpicc -O2 -Wall -Werror -o {binary} /app/{source.name}"
-                             for source, binary in ((PROGRAM_SOURCE, PROGRAM_IN_CONTAINER),
-                                                    (PINGPONG_SOURCE, PINGPONG_IN_CONTAINER))])
+    builds = [f"cp /src/{source.name} /app/ && mpicc -O2 -Wall -Werror -o {binary} /app/{source.name}"
+              for source, binary in ((PROGRAM_SOURCE, PROGRAM_IN_CONTAINER),
+                                     (PINGPONG_SOURCE, PINGPONG_IN_CONTAINER))]
+    script = " && ".join(["mkdir -p /app", *builds])
     proc = hpcbox("run", "-v", f"{source_dir}:/src:ro", container, "sh", "-c", script)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling the MPI program in {container} failed ({proc.returncode}): "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 from hpcbox import mpi, runspec
 from hpcbox.errors import HpcboxError, UsageError
 from hpcbox.runspec import Caller, RunOptions
@@ -22,7 +23,8 @@ def container(tmp_path):
     """A container dir whose rootfs has a user 'app' (1000:1001)."""
     rootfs = tmp_path / "c" / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
-    (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/srv/app:/bin/sh\n")
+    (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                       "app:x:1000:1001:App:/srv/app:/bin/sh\n")
     (rootfs / "etc/group").write_text("root:x:0:\nappgrp:x:1001:\n")
     return tmp_path / "c"
 

@@ -66,7 +66,8 @@ def _start_printing_userns(make_bundle, group):
 
 
 def _group_path(key: str) -> str:
-    return os.path.join("/dev/shm", f"hpcbox-{os.getuid()}", "userns", hashlib.sha256(key.encode()).hexdigest()[:32])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return os.path.join("/dev/shm", f"hpcbox-{os.getuid()}", "userns", digest)
 
 
 def test_containers_of_one_group_share_one_user_namespace(make_bundle, run):

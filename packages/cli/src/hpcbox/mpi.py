@@ -60,8 +60,8 @@ def detect(env: Mapping[str, str]) -> Optional[Job]:
         ids.append(f"slurm={env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', '')}")
     key = hashlib.sha256("\0".join(ids).encode()).hexdigest()[:24]
     dirs: List[str] = []
-    for path in [*(env.get(name, "") for name in SESSION_VARIABLES), SHM]:
-        path = os.path.normpath(path) if path.startswith("/") else ""
+    for given in [*(env.get(name, "") for name in SESSION_VARIABLES), SHM]:
+        path = os.path.normpath(given) if given.startswith("/") else ""
         if path and os.path.isdir(path) and not any(_inside(path, d) for d in dirs):
             dirs = [d for d in dirs if not _inside(d, path)] + [path]
     servers = sorted({value.split(";", 1)[1] for name, value in env.items()
@@ -85,8 +85,8 @@ def check_user(uid: int, gid: int, me: Tuple[int, int]) -> None:
     if (uid, gid) != me:
         from hpcbox.errors import UsageError
 
-        raise UsageError(f"this is a rank of an MPI job, but -u asks for uid {uid} gid {gid} in the container: "
-                         f"the launcher's PMIx server accepts only your own ids ({me[0]}:{me[1]})",
+        raise UsageError(f"this is a rank of an MPI job, but -u asks for uid {uid} gid {gid} in the "
+                         f"container: the launcher's PMIx server accepts only your own ids ({me[0]}:{me[1]})",
                          "drop -u for MPI ranks (they run as you), or give --no-batch-env for a run that "
                          "is not a rank")
 

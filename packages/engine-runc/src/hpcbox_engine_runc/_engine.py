@@ -164,16 +164,16 @@ class RuncEngine:
             process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
             return Container(process)
         if spec.share_userns is None:
-            return self._start_synced(argv, spec, stdin, stdout, stderr, None)
+            return self._start_synced(argv, spec, stdin, stdout, stderr, group=None)
         from hpcbox_engine_runc import _shared  # only for containers that share a user namespace
 
         group = _shared.Group(spec.share_userns)
         try:
-            return self._start_synced(argv, spec, stdin, stdout, stderr, group)
+            return self._start_synced(argv, spec, stdin, stdout, stderr, group=group)
         finally:
             group.release()
 
-    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, group) -> Container:
+    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group) -> Container:
         """Start the runner and hold it once its namespaces exist: bring `lo` up in a new network
         namespace, register it in its user-namespace group (which joins the group's namespace when
         the group has a living member), then let it go on."""

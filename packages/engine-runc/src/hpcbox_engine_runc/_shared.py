@@ -32,7 +32,8 @@ from hpcbox_engine_runc.errors import EngineError
 def group_dir(key: str, base: Optional[str] = None) -> str:
     """The group's directory (created, private to this user), for the key."""
     if base is None:
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        shm = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        base = "/dev/shm" if shm else tempfile.gettempdir()
     top = os.path.join(base, f"hpcbox-{os.getuid()}")
     _private_dir(top)
     userns = os.path.join(top, "userns")
