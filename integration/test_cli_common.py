@@ -14,6 +14,18 @@ from pathlib import Path
 from typing import List, Optional
 
 
+def default_signals(argv: List[str]) -> List[str]:
+    """*argv* started with the default action for SIGHUP, SIGINT and SIGTERM (then exec'd, so nothing
+    runs between fork and exec). Started from `nohup` or as a background job, the test run ignores
+    SIGHUP or SIGINT and a child would inherit that: Python then installs no KeyboardInterrupt
+    handler, and a shell cannot trap a signal that was ignored when it started."""
+    reset = ("import os, signal, sys\n"
+             "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+             "    signal.signal(s, signal.SIG_DFL)\n"
+             "os.execvp(sys.argv[1], sys.argv[1:])\n")
+    return [sys.executable, "-c", reset, *argv]
+
+
 def hpcbox_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCBOX_")}
     env.update(extra)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from test_cli_common import (
     assert_store_valid,
+    default_signals,
     hpcbox,
     hpcbox_env,
     images,
@@ -130,9 +131,9 @@ def test_sigint_mid_pull_lists_nothing_and_the_next_pull_completes(registry_http
     repo_tag = pushed.ref.split("/", 1)[1]
     home = tmp_path / "home"
     with ThrottleProxy(registry_http.host, rate=100_000) as proxy:
-        proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(home), "pull",
-                                 f"{proxy.host}/{repo_tag}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=hpcbox_env())
+        proc = subprocess.Popen(default_signals([sys.executable, "-m", "hpcbox", "--home", str(home), "pull",
+                                                 f"{proxy.host}/{repo_tag}"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hpcbox_env())
         partials = []
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:

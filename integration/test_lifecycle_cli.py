@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from hpcbox_testing.images import LAYERED_ABSENT, LAYERED_EXPECTED
-from test_cli_common import hpcbox, hpcbox_env, ok
+from test_cli_common import default_signals, hpcbox, hpcbox_env, ok
 
 ID_LEN = 64
 
@@ -114,8 +114,8 @@ def test_rm_removes_a_container_of_the_layered_image(registry_http, tmp_path):
 
 def _create_and_interrupt(home: Path, ref: str, sig: int) -> int:
     """Start `hpcbox create`, signal it once its rootfs is being written; returns its exit status."""
-    proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(home), "create", ref],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=hpcbox_env())
+    argv = default_signals([sys.executable, "-m", "hpcbox", "--home", str(home), "create", ref])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=hpcbox_env())
     containers = home / "containers"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

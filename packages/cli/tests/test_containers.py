@@ -211,6 +211,7 @@ def test_clone_copies_rootfs_links_and_modes(cs):
 
 
 def _slow_create(home, marker):
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when the test run ignores SIGINT
     store = Store(home)
     cs = ContainerStore(store)
     meta = {"id": "", "names": ["slow"], "image": {}, "image_config": {}, "created": "", "protected": False,

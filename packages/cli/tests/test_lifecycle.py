@@ -204,7 +204,7 @@ def test_verify_finds_a_damaged_layer(cli):
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes()[:-1] + b"X")
     code, _, err = cli("verify", IMG)
-    assert code == 6 and "layer 1" in err and "hpcbox rmi" in err.splitlines()[-1]
+    assert code == 6 and "layer 1" in err and f"hpcbox verify --repair {IMG}" in err.splitlines()[-1]
 
 
 def test_prune_removes_unused_blobs_and_leftovers(cli):

@@ -21,6 +21,18 @@ from singularity_standin import run_bundle
 
 from hpcbox_engine_singularity import SingularityEngine, UnavailableError, find_binary
 
+
+def default_signals(argv: list) -> list:
+    """*argv* started with the default action for SIGHUP, SIGINT and SIGTERM (then exec'd, so nothing
+    runs between fork and exec). Started from `nohup` or as a background job, the test run ignores
+    SIGHUP or SIGINT and a child would inherit that: a shell cannot trap a signal that was ignored
+    when it started, and Python installs no KeyboardInterrupt handler."""
+    reset = ("import os, signal, sys\n"
+             "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+             "    signal.signal(s, signal.SIG_DFL)\n"
+             "os.execvp(sys.argv[1], sys.argv[1:])\n")
+    return [sys.executable, "-c", reset, *argv]
+
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 APPLETS = ["sh", "echo", "cat", "id", "pwd", "env", "true", "false", "touch", "hostname", "kill", "sleep",
            "ls", "mount", "grep"]
@@ -193,7 +205,8 @@ FORWARD = textwrap.dedent("""
 def test_real_signal_forwarding(real_engine, busybox_root, tmp_path, sig):
     script = f"trap 'echo got; exit 42' {sig.name[3:]}; echo ready; while :; do sleep 1; done"
     bundle = _bundle(tmp_path, busybox_root, ["sh", "-c", script])
-    child = subprocess.Popen([sys.executable, "-c", FORWARD, real_engine.installation().path, str(bundle)],
+    argv = default_signals([sys.executable, "-c", FORWARD, real_engine.installation().path, str(bundle)])
+    child = subprocess.Popen(argv,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              start_new_session=True)
     try:

@@ -15,6 +15,18 @@ from singularity_standin import CALLER, run_bundle
 from hpcbox_engine_singularity import BundleError, SingularityEngine, UnavailableError
 
 
+def default_signals(argv: list) -> list:
+    """*argv* started with the default action for SIGHUP, SIGINT and SIGTERM (then exec'd, so nothing
+    runs between fork and exec). Started from `nohup` or as a background job, the test run ignores
+    SIGHUP or SIGINT and a child would inherit that: a shell cannot trap a signal that was ignored
+    when it started, and Python installs no KeyboardInterrupt handler."""
+    reset = ("import os, signal, sys\n"
+             "for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):\n"
+             "    signal.signal(s, signal.SIG_DFL)\n"
+             "os.execvp(sys.argv[1], sys.argv[1:])\n")
+    return [sys.executable, "-c", reset, *argv]
+
+
 def test_basic_exec_line_apptainer(standin, make_engine, make_bundle, run, rootfs):
     fake = standin("apptainer-1.2.5")
     bundle = make_bundle(["/bin/sh", "-c", "echo hello; exit 3"], cwd="/tmp")
@@ -368,7 +380,8 @@ def test_signals_are_forwarded(standin, make_bundle, sig):
     fake = standin("apptainer-1.2.5")
     script = f"trap 'echo got; exit 42' {sig.name[3:]}; echo ready; while :; do sleep 0.05; done"
     bundle = make_bundle(["/bin/sh", "-c", script])
-    child = subprocess.Popen([sys.executable, "-c", FORWARD_SCRIPT, str(fake.path), str(bundle), str(CALLER)],
+    argv = default_signals([sys.executable, "-c", FORWARD_SCRIPT, str(fake.path), str(bundle), str(CALLER)])
+    child = subprocess.Popen(argv,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              start_new_session=True)
     try:

@@ -67,6 +67,8 @@ class FakeRegistry:
         self.blob_redirect: Optional[str] = None
         self.ignore_range = False
         self.cut_after: Dict[str, int] = {}  # digest -> bytes sent before the connection drops (once)
+        self.manifest_cuts: Dict[str, int] = {}  # tag or digest -> bytes sent before the drop (per count)
+        self.manifest_cut_times = 1
         # auth: None, "basic" or "bearer"
         self.auth: Optional[str] = None
         self.users: Dict[str, str] = {}
@@ -257,7 +259,16 @@ class _Handler(BaseHTTPRequestHandler):
             if item is None:
                 return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown")
             media_type, raw = item
-            return self.reply(200, raw, {"Content-Type": media_type, "Docker-Content-Digest": sha256(raw)})
+            headers = {"Content-Type": media_type, "Docker-Content-Digest": sha256(raw)}
+            with fake.lock:
+                cut = fake.manifest_cuts.get(rest)
+                if cut is not None:
+                    fake.manifest_cut_times -= 1
+                    if fake.manifest_cut_times <= 0:
+                        del fake.manifest_cuts[rest]
+            if cut is not None:
+                return self.cut(200, raw, headers, cut)
+            return self.reply(200, raw, headers)
         if kind == "blobs":
             if fake.blob_redirect:
                 return self.reply(
@@ -332,16 +343,19 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             cut = fake.cut_after.pop(digest, None)
         if cut is not None and self.command == "GET":
-            self.send_response(status)
-            headers["Content-Length"] = str(len(body))
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            return None
+            return self.cut(status, body, headers, cut)
         return self.reply(status, body, headers)
+
+    def cut(self, status: int, body: bytes, headers: Dict[str, str], cut: int) -> None:
+        """Promise the whole body, send *cut* bytes of it, drop the connection."""
+        self.send_response(status)
+        headers["Content-Length"] = str(len(body))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body[:cut])
+        self.wfile.flush()
+        self.close_connection = True
 
     def tag_list(self, repo: str, query: Dict[str, List[str]]) -> None:
         fake = self.fake

@@ -174,6 +174,31 @@ def test_fetch_blob_resumes_after_a_cut_connection(registry, client, tmp_path):
     assert sum(seen) == len(data)
 
 
+def test_a_cut_manifest_or_config_is_fetched_again(registry, client):
+    registry.add_image("app", "latest", [LAYER2])
+    config_digest = client.resolve(ref_of(registry, "app")).config_descriptor.digest
+    registry.log.clear()
+    registry.manifest_cuts["latest"] = 0  # headers promise the manifest, not one byte follows
+    registry.cut_after[config_digest] = 10
+    resolved = client.resolve(ref_of(registry, "app"))
+    assert resolved.config_descriptor.digest == config_digest
+    assert len(registry.seen("/manifests/latest")) == 2
+    assert len(registry.seen(f"/blobs/{config_digest}")) == 2
+
+
+def test_a_manifest_cut_again_and_again_fails_with_one_plain_line(registry, make_client):
+    client = make_client(max_retries=2, backoff_factor=0.01)
+    registry.add_image("app", "latest", [LAYER2])
+    registry.manifest_cuts["latest"] = 3
+    registry.manifest_cut_times = 100
+    with pytest.raises(RegistryConnectionError) as err:
+        client.resolve(ref_of(registry, "app"))
+    assert len(registry.seen("/manifests/latest")) == 3  # the first try and max_retries more
+    text = str(err.value)
+    assert "the connection closed after 3 bytes" in text and "IncompleteRead(" not in text
+    assert "\n" not in text
+
+
 def test_fetch_blob_continues_a_prefix_already_on_disk(registry, client, tmp_path):
     data = os.urandom(50_000)
     desc = Descriptor("application/vnd.oci.image.layer.v1.tar", **registry.add_blob(data))

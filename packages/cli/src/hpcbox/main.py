@@ -237,6 +237,8 @@ def _lifecycle_commands(command) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+")
 
     p = command("verify", "verify", "check an image's blobs (digests, sizes) and its layers' diff_ids")
+    p.add_argument("--repair", action="store_true",
+                   help="remove damaged blobs and fetch them again from the image's registry")
     p.add_argument("images", metavar="IMAGE", nargs="+")
 
     for verb, text in (("protect", "protect an image or container against rm/rmi"),

@@ -226,7 +226,22 @@ class RegistryClient:
 
     def get_manifest(self, ref: ImageReference) -> Manifest:
         """The manifest of ``ref`` as served; by digest, its digest is verified."""
-        return self._pull(ref, lambda host: self._get_manifest_from(host, ref))
+        return self._pull(ref, lambda host: self._with_body_retries(
+            lambda: self._get_manifest_from(host, ref)))
+
+    def _with_body_retries(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` again, with back-off, when the body it read was cut or damaged on the way (the
+        transport retries only failures before the body): manifests and configs get the same
+        ``max_retries`` as blobs, which resume."""
+        failures = 0
+        while True:
+            try:
+                return fn()
+            except (_BodyCut, DigestMismatchError):
+                failures += 1
+                if failures > self.config.max_retries:
+                    raise
+                self.transport._sleep(self.transport._backoff(failures - 1, None))
 
     def _get_manifest_from(self, host: str, ref: ImageReference) -> Manifest:
         path = f"{self._repo_path(ref)}/manifests/{quote(ref.reference, safe=':')}"
@@ -353,7 +368,7 @@ class RegistryClient:
             _verify(data, descriptor, ref)
             return data
 
-        return self._pull(ref, attempt)
+        return self._pull(ref, lambda host: self._with_body_retries(lambda: attempt(host)))
 
     def fetch_blob(
         self,
@@ -584,8 +599,24 @@ def _read_limited(resp: requests.Response, limit: int, what: str, decode: bool =
                 )
             parts.append(chunk)
     except _STREAM_ERRORS as exc:
-        raise RegistryConnectionError(f"reading {what} failed ({exc})") from exc
+        raise _BodyCut(f"reading {what} failed ({_short_error(exc)})") from exc
     return b"".join(parts)
+
+
+def _short_error(exc: BaseException) -> str:
+    """An exception as a few words, not its repr chain (urllib3 wraps IncompleteRead twice)."""
+    while exc.args and isinstance(exc.args[-1], BaseException):
+        exc = exc.args[-1]
+    partial = getattr(exc, "partial", None)
+    cut = (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)
+    if isinstance(exc, cut) and partial is not None:
+        got = partial if isinstance(partial, int) else len(partial)
+        return f"the connection closed after {got} bytes"
+    return str(exc)[:200] or type(exc).__name__
+
+
+class _BodyCut(RegistryConnectionError):
+    """The body of a reply was cut (the request itself had succeeded): worth another try."""
 
 
 def _verify(data: bytes, descriptor: Descriptor, ref: ImageReference) -> None:

@@ -27,6 +27,11 @@ def pull_if_missing(args, store, text: str, platform_text=None) -> None:
             return
     except UnknownImageError:
         pass
+    pull_by_name(args, store, text, platform)
+
+
+def pull_by_name(args, store, text: str, platform=None) -> None:
+    """Pull *text* into *store* (progress on stderr unless ``args.quiet``)."""
     from hpcbox import progress
     from hpcbox.store.pull import pull_image
 

@@ -1,11 +1,28 @@
-"""hpcbox verify IMAGE...: check every blob's digest and size and the config's diff_ids."""
+"""hpcbox verify [--repair] IMAGE...: check every blob's digest and size and the config's diff_ids;
+with --repair, remove the damaged blobs and fetch them again (a pull by the image's digest), which
+repairs every image that shares them too."""
 
 from __future__ import annotations
 
 import sys
+from typing import List
 
 from hpcbox import settings
 from hpcbox.errors import EXIT_INTEGRITY, EXIT_OK, describe
+
+
+def _repair(args, store, image, damaged: List[str]) -> None:
+    from hpcbox.commands.create import pull_by_name
+
+    for digest in dict.fromkeys(damaged):
+        store.discard_damaged(digest)
+    names = image.digests + image.tags
+    if not names:
+        from hpcbox.errors import HpcboxError
+
+        raise HpcboxError(f"image {image.id} has no name to pull it by",
+                          "load it again from its archive with 'hpcbox load -i FILE'", EXIT_INTEGRITY)
+    pull_by_name(args, store, names[0])
 
 
 def run(args) -> int:
@@ -17,16 +34,27 @@ def run(args) -> int:
     for text in args.images:
         try:
             image = _local.find(store, text)
+            damaged: List[str] = []
+            problems = images.verify_image(store, image, damaged)
+            if problems and getattr(args, "repair", False):
+                for problem in problems:
+                    sys.stderr.write(f"{text}: {problem}\n")
+                sys.stderr.write(f"{text}: repairing {len(set(damaged))} blobs\n")
+                _repair(args, store, image, damaged)
+                image = _local.find(store, text)
+                problems = images.verify_image(store, image)
+                if not problems:
+                    sys.stdout.write(f"{text}: repaired\n")
+                    continue
         except Exception as exc:
             message, code = describe(exc)
             sys.stderr.write(f"hpcbox: error: {message}\n")
             continue
-        problems = images.verify_image(store, image)
         for problem in problems:
             sys.stderr.write(f"{text}: {problem}\n")
         if problems:
             sys.stderr.write(f"hpcbox: error: image {text} is damaged ({len(problems)} problems); "
-                             f"remove it with 'hpcbox rmi' and pull it again\n")
+                             f"repair it with 'hpcbox verify --repair {text}'\n")
             code = EXIT_INTEGRITY
         else:
             sys.stdout.write(f"{text}: OK\n")

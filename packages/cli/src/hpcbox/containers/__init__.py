@@ -315,12 +315,12 @@ class ContainerStore:
         with store.gc_lock(shared=True):
             image = _local.find(store, image_name_or_id)
             _check_platform(image, platform, image_name_or_id)
-            manifest = json.loads(store.read_blob(image.manifest_digest))
+            manifest = store.read_json_blob(image.manifest_digest, "manifest", image)
             if "layers" not in manifest:
                 raise ContainerError(f"image {image_name_or_id} is an index, not one image",
                                      "pull it again with --platform")
             config_digest = (manifest.get("config") or {}).get("digest", "")
-            config = json.loads(store.read_blob(config_digest)) if config_digest else {}
+            config = store.read_json_blob(config_digest, "config", image) if config_digest else {}
             meta = {
                 "id": "",
                 "names": [name] if name else [],
@@ -341,26 +341,24 @@ class ContainerStore:
                 meta["storage"] = storage
 
             def layers() -> list:
-                from hpcbox_layers import Layer
+                from hpcbox.containers.images import checked_layers
 
-                found = [Layer(store.readable_blob_path(d["digest"]), d.get("mediaType"))
-                         for d in manifest.get("layers") or []]
-                missing = [str(x.source) for x in found if not os.path.exists(x.source)]
-                if missing:
-                    raise ContainerError(f"layer blob {missing[0]} is missing from the store",
-                                         "pull the image again", 6)
-                return found
+                return checked_layers(store, image, manifest)
 
             def fill(rootfs: Path) -> None:
-                if storage == _overlay.STORAGE_OVERLAY:  # the layers are only read the first time
-                    lower = _overlay.ensure_image_rootfs(store, image.manifest_digest, layers, on_progress)
-                    meta["lower"] = str(lower)
-                    (rootfs.parent / "upper").mkdir()
-                    (rootfs.parent / "work").mkdir()
-                    return
-                from hpcbox_layers import apply_layers
+                from hpcbox.containers.images import damaged_layer_check
 
-                apply_layers(rootfs, layers(), on_progress=on_progress)
+                with damaged_layer_check(store, image, manifest):
+                    if storage == _overlay.STORAGE_OVERLAY:  # the layers are only read the first time
+                        lower = _overlay.ensure_image_rootfs(store, image.manifest_digest, layers,
+                                                             on_progress)
+                        meta["lower"] = str(lower)
+                        (rootfs.parent / "upper").mkdir()
+                        (rootfs.parent / "work").mkdir()
+                        return
+                    from hpcbox_layers import apply_layers
+
+                    apply_layers(rootfs, layers(), on_progress=on_progress)
 
             return self._build(meta, fill)
 

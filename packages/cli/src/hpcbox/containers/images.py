@@ -116,7 +116,7 @@ def _ingest(store: Store, stream: BinaryIO, expect: Optional[str] = None) -> Tup
             raise ArchiveError(f"blob {expect} in the archive has digest {name}",
                                "the archive is damaged; make it again", EXIT_INTEGRITY)
         os.chmod(tmp, 0o644)
-        if store.has_blob(name):
+        if store.blob_intact(name, size):  # a stored copy of another size is damaged: replaced below
             os.unlink(tmp)
             _LAST_NEW[name] = False
         else:
@@ -594,22 +594,81 @@ def _add_uncompressed(store: Store, writer: _TarWriter, name: str, blob: Path, d
 # -- verify ------------------------------------------------------------------------------------------
 
 
-def verify_image(store: Store, image: Image) -> List[str]:
-    """Problems found (empty: the image is intact): blob digests and sizes, config diff_ids."""
+def checked_layers(store: Store, image: Image, manifest: dict) -> list:
+    """The image's layers for ``apply_layers``, after the cheap check (present, right size); a blob that
+    fails it is removed and named with the command that fetches it again."""
+    from hpcbox.store.layout import StoreCorruptError, repair_command
+    from hpcbox_layers import Layer
+
+    found = []
+    for desc in manifest.get("layers") or []:
+        digest = desc.get("digest", "")
+        path = store.readable_blob_path(digest)
+        try:
+            length = path.stat().st_size
+        except FileNotFoundError:
+            raise StoreCorruptError(f"layer blob {digest} is missing from the store; "
+                                    f"{repair_command(image)}", digest) from None
+        size = desc.get("size")
+        if isinstance(size, int) and size >= 0 and length != size:
+            removed = store.discard_damaged(digest, path)
+            raise StoreCorruptError(f"layer blob {digest} is damaged ({length} bytes, the manifest says "
+                                    f"{size}{'; removed' if removed else ''}); {repair_command(image)}",
+                                    digest)
+        found.append(Layer(path, desc.get("mediaType")))
+    return found
+
+
+@contextlib.contextmanager
+def damaged_layer_check(store: Store, image: Image, manifest: dict):
+    """Around applying the layers: a layer that cannot be read gets its full digest check; one that
+    fails it is a damaged blob of the store (removed, and the repair named), not a bad image."""
+    from hpcbox.store.layout import StoreCorruptError, repair_command
+    from hpcbox_layers import CorruptLayerError
+
+    try:
+        yield
+    except CorruptLayerError as exc:
+        layers = manifest.get("layers") or []
+        index = exc.layer_index
+        if index is None or not 0 <= index < len(layers):
+            raise
+        digest = layers[index].get("digest", "")
+        path = store.readable_blob_path(digest)
+        try:
+            with open(path, "rb") as handle:
+                actual, _ = _hash_stream(handle)
+        except OSError:
+            raise exc from None
+        if actual == digest:
+            raise  # the blob is what the registry served: the image itself is malformed
+        removed = store.discard_damaged(digest, path)
+        raise StoreCorruptError(f"layer blob {digest} is damaged (its content does not match its "
+                                f"digest{'; removed' if removed else ''}); {repair_command(image)}",
+                                digest) from None
+
+
+def verify_image(store: Store, image: Image, damaged: Optional[List[str]] = None) -> List[str]:
+    """Problems found (empty: the image is intact): blob digests and sizes, config diff_ids. The digests
+    of blobs that are missing or whose content is wrong are appended to *damaged*."""
     problems = []
+    damaged = [] if damaged is None else damaged
 
     def check(digest: str, size: Optional[int], what: str) -> bool:
         path = store.readable_blob_path(digest)
         if not path.is_file():
             problems.append(f"{what} {digest} is missing")
+            damaged.append(digest)
             return False
         with open(path, "rb") as handle:
             actual, length = _hash_stream(handle)
         if actual != digest:
             problems.append(f"{what} {digest} has digest {actual}")
+            damaged.append(digest)
             return False
         if size is not None and size != length:
             problems.append(f"{what} {digest} has {length} bytes, the manifest says {size}")
+            damaged.append(digest)
             return False
         return True
 
@@ -619,7 +678,11 @@ def verify_image(store: Store, image: Image) -> List[str]:
     config_desc = manifest.get("config") or {}
     if not check(config_desc.get("digest", ""), config_desc.get("size"), "config"):
         return problems
-    config = json.loads(store.read_blob(config_desc["digest"]))
+    try:
+        config = json.loads(store.read_blob(config_desc["digest"]))
+    except ValueError:
+        problems.append(f"config {config_desc['digest']} is not JSON")
+        return problems
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
     layers = manifest.get("layers") or []
     if len(diff_ids) != len(layers):

@@ -60,7 +60,17 @@ class AmbiguousImageError(StoreError):
 
 
 class StoreCorruptError(StoreError):
-    pass
+    """Something in the store is damaged; ``digest`` names the damaged blob when there is one."""
+
+    def __init__(self, message: str, digest: str = ""):
+        super().__init__(message)
+        self.digest = digest
+
+
+def repair_command(image: Optional[Image], fallback: str = "IMAGE") -> str:
+    """The one command that repairs a damaged (and discarded) blob of *image*: a pull by digest."""
+    names = (image.digests + image.tags) if image is not None else []
+    return f"run 'hpcbox pull {names[0] if names else fallback}' to fetch it again"
 
 
 class Image:
@@ -226,14 +236,68 @@ class Store:
                 f"blob {digest} is missing from {self.blobs_dir}; pull the image again"
             ) from None
 
+    def read_json_blob(self, digest: str, what: str = "blob", image: Optional[Image] = None) -> Any:
+        """A manifest or config blob, checked against its digest (they are small) and parsed. A damaged
+        one is removed from this store (so that the next pull fetches it again) and reported."""
+        path = self.readable_blob_path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreCorruptError(f"{what} blob {digest} is missing from the store; "
+                                    f"{repair_command(image)}", digest) from None
+        problem = ""
+        if sha256_digest(data) != digest:
+            problem = "its content does not match its digest"
+        else:
+            try:
+                return json.loads(data)
+            except ValueError:
+                problem = "it is not JSON"
+        removed = self.discard_damaged(digest, path)
+        raise StoreCorruptError(f"{what} blob {digest} is damaged ({problem}{'; removed' if removed else ''})"
+                                f"; {repair_command(image)}", digest)
+
+    def discard_damaged(self, digest: str, path: Optional[Path] = None) -> bool:
+        """Remove a blob found damaged from this store, so that a pull fetches it again; a blob of a
+        read-only store is left alone (False). Only the file that was checked goes: a good copy that a
+        concurrent pull has renamed into place meanwhile (another inode) stays."""
+        own = self.blob_path(digest)
+        if self.readonly or (path is not None and Path(path) != own):
+            return False
+        try:
+            checked = own.stat()
+            with self.blob_lock(digest):
+                now = own.stat()
+                if (now.st_ino, now.st_dev) == (checked.st_ino, checked.st_dev):
+                    own.unlink()
+                    fsync_dir(self.blobs_dir)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
+    def blob_intact(self, digest: str, size: Optional[int]) -> bool:
+        """The cheap check of every pull: the blob is there and has the size its descriptor says."""
+        try:
+            actual = self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return False
+        return size is None or size < 0 or actual == size
+
     def partial_path(self, digest: str) -> Path:
         return self.tmp_dir / f"sha256-{_check_digest(digest)}.partial"
 
     def ingest_bytes(self, data: bytes) -> str:
         """Store *data* as a blob (atomically, once) and return its digest."""
         digest = sha256_digest(data)
-        if not self.has_blob(digest):
-            atomic_write_bytes(self.blob_path(digest), data, temp_dir=self.tmp_dir)
+        path = self.blob_path(digest)
+        try:
+            intact = path.read_bytes() == data  # small blobs (manifests, configs): compare them whole
+        except FileNotFoundError:
+            intact = False
+        if not intact:  # missing, or damaged: (re)written atomically
+            atomic_write_bytes(path, data, temp_dir=self.tmp_dir)
         return digest
 
     def commit_partial(self, partial: Path, digest: str, size: Optional[int] = None) -> None:

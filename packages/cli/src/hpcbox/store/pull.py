@@ -125,17 +125,18 @@ def _run_parallel(jobs: List[Callable[[], None]], workers: int) -> None:
 
 
 def fetch_layer(store: Store, client: Any, ref: Any, desc: Any, progress: PullProgress) -> str:
-    """Make blob *desc* present in the store; returns "downloaded" or "exists"."""
+    """Make blob *desc* present in the store; returns "downloaded" or "exists". A stored blob of the
+    wrong size (truncated by a full disk or a crash of the filesystem) is fetched again."""
     digest = desc.digest
-    if store.has_blob(digest):
+    size = int(desc.size)  # -1: unknown (legacy schema1 layers)
+    if store.blob_intact(digest, size):
         progress.layer_done(digest, "exists")
         return "exists"
     with store.blob_lock(digest):  # one downloader per blob, across threads and processes
-        if store.has_blob(digest):
+        if store.blob_intact(digest, size):
             progress.layer_done(digest, "exists")
             return "exists"
         partial = store.partial_path(digest)
-        size = int(desc.size)  # -1: unknown (legacy schema1 layers)
         done = partial.stat().st_size if partial.exists() else 0
         if 0 <= size < done:
             partial.unlink()

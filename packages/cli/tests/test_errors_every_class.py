@@ -1,0 +1,130 @@
+"""One rule for errors: every exception class that an hpcbox package exports maps to one line with a
+fix and a documented exit code; the "unexpected ... report the traceback" line is left for real bugs."""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import inspect
+import pkgutil
+from typing import List, Tuple
+
+import pytest
+
+from hpcbox import errors
+
+PACKAGES = ("hpcbox", "hpcbox_registry", "hpcbox_layers", "hpcbox_oci_bundle", "hpcbox_engine_runc",
+            "hpcbox_engine_ptrace", "hpcbox_engine_preload", "hpcbox_engine_singularity")
+
+
+def _modules(package: str) -> List[object]:
+    root = importlib.import_module(package)
+    found = [root]
+    for info in pkgutil.walk_packages(getattr(root, "__path__", []), prefix=f"{package}."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            found.append(importlib.import_module(info.name))
+        except ImportError:
+            continue
+    return found
+
+
+def exported_exceptions() -> List[Tuple[str, type]]:
+    seen = {}
+    for package in PACKAGES:
+        try:
+            modules = _modules(package)
+        except ImportError:
+            continue
+        for module in modules:
+            for name, obj in vars(module).items():
+                if (inspect.isclass(obj) and issubclass(obj, BaseException) and not name.startswith("_")
+                        and obj.__module__.split(".")[0] == package):
+                    seen[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return sorted(seen.items())
+
+
+def _instance(cls: type) -> BaseException:
+    """An instance made with plausible arguments for each required parameter."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    args = []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (p.default is not p.empty and p.name != "fix"):
+            continue
+        if p.kind == p.KEYWORD_ONLY:
+            continue
+        text = p.name.lower()
+        args.append(3 if "index" in text or "code" in text or p.annotation in (int, "int") else
+                    f"the {p.name}")
+    return cls(*args)
+
+
+CLASSES = exported_exceptions()
+
+
+def test_the_walk_finds_every_package_tree():
+    names = {name for name, _ in CLASSES}
+    for expected in ("hpcbox_registry.errors.DigestMismatchError", "hpcbox_layers.errors.UnsafeEntryError",
+                     "hpcbox_oci_bundle.errors.BundleError", "hpcbox_engine_runc.errors.UnavailableError",
+                     "hpcbox.store.layout.StoreCorruptError", "hpcbox.store.lock.LockBusy",
+                     "hpcbox.containers.ContainerExistsError"):
+        assert expected in names
+    assert len(CLASSES) >= 30
+
+
+@pytest.mark.parametrize("name, cls", CLASSES, ids=[name for name, _ in CLASSES])
+def test_every_exported_exception_has_a_line_a_fix_and_a_documented_code(name, cls):
+    message, code = errors.describe(_instance(cls))
+    assert not message.startswith("unexpected "), (name, message)
+    assert "HPCBOX_DEBUG" not in message
+    assert "\n" not in message and "; " in message, message
+    assert code in errors.DOCUMENTED_CODES
+
+
+def test_a_real_bug_still_asks_for_the_traceback():
+    message, code = errors.describe(ZeroDivisionError("division by zero"))
+    assert message.startswith("unexpected ZeroDivisionError") and "HPCBOX_DEBUG=1" in message
+    assert code == errors.EXIT_FAILURE
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG])
+def test_a_layer_error_from_a_full_disk_is_a_storage_error(err):
+    from hpcbox_layers import LayerError
+
+    try:
+        try:
+            raise OSError(err, "No space left on device")
+        except OSError as cause:
+            raise LayerError("layer 0: cannot write entry 'usr/bin/x': No space left on device") from cause
+    except LayerError as exc:
+        message, code = errors.describe(exc)
+    assert code == errors.EXIT_STORAGE
+    assert message.startswith("layer 0: cannot write entry") and "--home" in message
+
+
+@pytest.mark.parametrize("cls_name, code", [
+    ("UnsafeEntryError", errors.EXIT_INTEGRITY),
+    ("CorruptLayerError", errors.EXIT_INTEGRITY),
+    ("UnsupportedMediaTypeError", errors.EXIT_FAILURE),
+])
+def test_layer_errors_codes(cls_name, code):
+    import hpcbox_layers
+
+    cls = getattr(hpcbox_layers, cls_name)
+    assert errors.describe(_instance(cls))[1] == code
+
+
+def test_a_damaged_store_blob_is_an_integrity_error_naming_the_repair():
+    from hpcbox.store import StoreCorruptError
+
+    message, code = errors.describe(StoreCorruptError("layer blob sha256:ab is damaged; run 'hpcbox pull x'"))
+    assert code == errors.EXIT_INTEGRITY and message.endswith("run 'hpcbox pull x'")
+
+
+def test_the_exit_code_table_is_documented():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code in errors.DOCUMENTED_CODES:
+        assert f"\n| {code} |" in readme, code

@@ -1,0 +1,104 @@
+"""Store self-repair: a damaged blob is fetched again by `pull`, named with the one command that repairs
+it by `create`/`run`, and repaired by `verify --repair`, also when another image shares it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+REG = "127.0.0.1:5000"
+
+
+def ok(result):
+    code, out, err = result
+    assert code == 0, (code, out, err)
+    return out
+
+
+def one_error(result, code):
+    rc, out, err = result
+    lines = err.strip().splitlines()
+    assert rc == code and len(lines) == 1 and lines[0].startswith("hpcbox: error: "), (rc, out, err)
+    assert "unexpected" not in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def pulled(cli, fake_registry, helpers):
+    """Two images that share their first layer, pulled; returns (names, manifests)."""
+    made = [helpers.make_layer(files) for files in ({"shared": os.urandom(20_000)}, {"a": b"a" * 5000},
+                                                    {"b": b"b" * 5000})]
+
+    def config(*tars):
+        return {"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [helpers.digest_of(t) for t in tars]}}
+
+    (shared, shared_tar), (own_a, a_tar), (own_b, b_tar) = made
+    fake_registry.add("test/a", "1", [shared, own_a], config=config(shared_tar, a_tar))
+    fake_registry.add("test/b", "1", [shared, own_b], config=config(shared_tar, b_tar))
+    names = [f"{REG}/test/a:1", f"{REG}/test/b:1"]
+    for name in names:
+        ok(cli("pull", "-q", name))
+    manifests = [json.loads(cli.store.read_blob(cli.store.find([n]).manifest_digest)) for n in names]
+    return names, manifests
+
+
+def _damage(path, how):
+    os.chmod(path, 0o644)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncate" else data[:-1] + bytes([data[-1] ^ 1]))
+
+
+def test_pull_fetches_a_truncated_layer_again(cli, pulled):
+    names, manifests = pulled
+    layer = manifests[0]["layers"][1]
+    _damage(cli.store.blob_path(layer["digest"]), "truncate")
+    assert ok(cli("pull", names[0])).strip() == names[0]
+    assert cli.store.blob_path(layer["digest"]).stat().st_size == layer["size"]
+    assert ok(cli("verify", names[0])) == f"{names[0]}: OK\n"
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_create_names_a_damaged_layer_and_the_pull_that_repairs_it(cli, pulled, how):
+    names, manifests = pulled
+    layer = manifests[0]["layers"][1]
+    _damage(cli.store.blob_path(layer["digest"]), how)
+    line = one_error(cli("create", names[0]), 6)
+    assert f"layer blob {layer['digest']} is damaged" in line
+    image = cli.store.find([names[0]])
+    repair = f"hpcbox pull {image.digests[0]}"
+    assert line.endswith(f"run '{repair}' to fetch it again")
+    assert not cli.store.blob_path(layer["digest"]).exists()  # removed: the next pull fetches it
+    ok(cli(*repair.split()[1:]))
+    cid = ok(cli("create", names[0])).strip()
+    assert (cli.home / "containers" / cid / "rootfs/a").read_bytes() == b"a" * 5000
+    assert not os.listdir(cli.home / "tmp") or all(not p.endswith(".partial") for p in os.listdir(cli.home / "tmp"))
+
+
+@pytest.mark.parametrize("what", ["config", "manifest"])
+def test_a_truncated_config_or_manifest_is_named_not_a_json_traceback(cli, pulled, what):
+    names, manifests = pulled
+    image = cli.store.find([names[0]])
+    digest = image.manifest_digest if what == "manifest" else manifests[0]["config"]["digest"]
+    _damage(cli.store.blob_path(digest), "truncate")
+    for command in (("create", names[0]), ("run", "--rm", "--engine", "ptrace", names[0], "true")):
+        line = one_error(cli(*command), 6)
+        assert f"{what} blob {digest}" in line and f"hpcbox pull {image.digests[0]}" in line
+    ok(cli("pull", image.digests[0]))
+    ok(cli("create", names[0]))
+
+
+def test_verify_repair_fixes_a_shared_blob_for_every_image(cli, pulled):
+    names, manifests = pulled
+    shared = manifests[0]["layers"][0]["digest"]
+    assert manifests[1]["layers"][0]["digest"] == shared
+    _damage(cli.store.blob_path(shared), "flip")
+    for name in names:
+        assert cli("verify", name)[0] == 6
+    code, out, err = cli("verify", "--repair", names[0])
+    assert code == 0 and out == f"{names[0]}: repaired\n", err
+    assert "repairing 1 blobs" in err
+    for name in names:
+        assert ok(cli("verify", name)) == f"{name}: OK\n"
