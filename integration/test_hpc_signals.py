@@ -161,7 +161,12 @@ def test_slurm_signal_reaches_the_program_and_its_status_is_the_jobs(
     marker = random.randint(100000, 999999)
     out = tmp_path / "job.out"
     script = tmp_path / "job.sh"
-    trap = f"trap 'echo got-term; exit 42' TERM; sleep {marker} & sleep {marker} & wait"
+    # Slurm (proctrack/linuxproc) signals a step's processes leaves first: the two sleeps die before the
+    # shell gets its own SIGTERM, and a shell whose `wait` has returned would just end with 0, also
+    # without any container (3 of 30 runs here). Like a program that checkpoints, this one runs until
+    # its SIGTERM comes: the loop after `wait` keeps it there.
+    trap = (f"trap 'echo got-term; exit 42' TERM; sleep {marker} & sleep {marker} & wait; "
+            f"while :; do sleep 0.1; done")
     script.write_text(textwrap.dedent(f"""\
         #!/bin/sh
         #SBATCH --output={out}

@@ -515,6 +515,18 @@ static void on_signal(int sig)
     (void)sig;
 }
 
+/* The container process, before it unblocks signals: the default action for the forwarded ones.
+ * It was forked with init's (empty) handlers, and a signal sent between the fork and the exec (a
+ * batch system's SIGTERM that came early, forwarded by init) would otherwise run that handler and
+ * be lost; with the default it ends the process as it would have ended the program. */
+static int default_handlers(void)
+{
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        if (signal(forwarded[i], SIG_DFL) == SIG_ERR)
+            return usr_fail("signal %d to its default", forwarded[i]);
+    return 0;
+}
+
 /* A pid-namespace init only receives signals it handles: give each forwarded one a handler. */
 static int install_handlers(void)
 {
@@ -593,6 +605,8 @@ static void exec_container(const struct usr_spec *spec, const sigset_t *old_mask
         usr_fail("prctl no_new_privs");
         goto fail;
     }
+    if (default_handlers() < 0)
+        goto fail;
     if (sigprocmask(SIG_SETMASK, old_mask, NULL) < 0) {
         usr_fail("sigprocmask");
         goto fail;

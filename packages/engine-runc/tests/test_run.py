@@ -57,6 +57,23 @@ def test_sigterm_to_the_engine_process_reaches_the_container(make_bundle, runtim
             container.wait()
 
 
+def test_sigterm_at_any_point_of_the_start_ends_the_program(make_bundle):
+    """A SIGTERM that reaches the runner while it sets the container up (before or while init forks
+    the program, before its exec) must still end the program: it was once swallowed by init's
+    handler, inherited by the program until its exec, and the program ran on."""
+    bundle = make_bundle(["sleep", "20"])
+    for i in range(16):
+        container = engine.start(bundle, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(i * 0.002)  # sweep the start: exec of the runner, namespaces, mounts, fork, exec
+            container.send_signal(signal.SIGTERM)
+            assert container.wait(timeout=60) == 128 + signal.SIGTERM, f"delay {i * 2} ms"
+        finally:
+            if container.poll() is None:
+                container.process.kill()
+                container.wait()
+
+
 def test_sigterm_to_the_python_caller_is_forwarded_by_run(make_bundle, tmp_path, run):
     script = "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.05; done"
     bundle = make_bundle(["sh", "-c", script])

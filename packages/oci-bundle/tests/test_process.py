@@ -41,6 +41,19 @@ def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back():
     assert signal.getsignal(signal.SIGINT) is before_int
 
 
+def test_a_signal_that_comes_while_the_container_starts_is_delivered_once_it_has():
+    """A batch system's SIGTERM during start() (the engine's process being spawned) is not lost."""
+    script = "trap 'exit 5' TERM; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 0"
+
+    def start():
+        os.kill(os.getpid(), signal.SIGTERM)  # handled (queued) before the process even exists
+        return Container(subprocess.Popen(["sh", "-c", script]))
+
+    # Without the queue the signal is dropped and the shell ends its loop with 0 (after ~30 s).
+    # The shell may get the signal before its trap is set (143) or after (5).
+    assert run_to_completion(start) in (5, 128 + signal.SIGTERM)
+
+
 def test_outside_the_main_thread_nothing_is_installed():
     result = []
 

@@ -58,20 +58,26 @@ def run_to_completion(start: Callable[[], Container], forward_signals: bool = Tr
     (only from the main thread, where Python lets handlers be set); handlers are restored after."""
     previous: Dict[int, Any] = {}
     started: List[Container] = []
+    early: List[int] = []  # signals that came while start() ran: delivered as soon as it returns
 
     def forward(sig, _frame) -> None:
-        if started:
-            try:
-                started[0].send_signal(sig)
-            except OSError:
-                pass  # it has just ended
+        if not started:
+            early.append(sig)
+            return
+        try:
+            started[0].send_signal(sig)
+        except OSError:
+            pass  # it has just ended
 
     if forward_signals and threading.current_thread() is threading.main_thread():
         for sig in FORWARDED_SIGNALS + TERMINAL_SIGNALS:
             previous[sig] = signal.signal(sig, forward if sig in FORWARDED_SIGNALS else _ignore)
     try:
-        started.append(start())
-        return started[0].wait()
+        container = start()
+        started.append(container)
+        while early:
+            forward(early.pop(0), None)
+        return container.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
