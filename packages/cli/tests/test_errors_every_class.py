@@ -48,16 +48,18 @@ def exported_exceptions() -> List[Tuple[str, type]]:
 def _instance(cls: type) -> BaseException:
     """An instance made with plausible arguments for each required parameter."""
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    args = []
+    args, kwargs = [], {}
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (p.default is not p.empty and p.name != "fix"):
             continue
-        if p.kind == p.KEYWORD_ONLY:
-            continue
         text = p.name.lower()
-        args.append(3 if "index" in text or "code" in text or p.annotation in (int, "int") else
-                    f"the {p.name}")
-    return cls(*args)
+        value = (3 if "index" in text or "code" in text or "limit" in text or p.annotation in (int, "int")
+                 else f"the {p.name}")
+        if p.kind == p.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    return cls(*args, **kwargs)
 
 
 CLASSES = exported_exceptions()
@@ -104,6 +106,7 @@ def test_a_layer_error_from_a_full_disk_is_a_storage_error(err):
 
 
 @pytest.mark.parametrize("cls_name, code", [
+    ("ExtractionLimitError", errors.EXIT_STORAGE),
     ("UnsafeEntryError", errors.EXIT_INTEGRITY),
     ("CorruptLayerError", errors.EXIT_INTEGRITY),
     ("UnsupportedMediaTypeError", errors.EXIT_FAILURE),

@@ -6,12 +6,20 @@
 """
 
 from hpcbox_layers.__about__ import __version__
-from hpcbox_layers.apply import ApplyReport, Layer, apply_layers
-from hpcbox_layers.errors import CorruptLayerError, LayerError, UnsafeEntryError, UnsupportedMediaTypeError
+from hpcbox_layers.apply import DEFAULT_MAX_EXPANSION, ApplyReport, Layer, apply_layers
+from hpcbox_layers.errors import (
+    CorruptLayerError,
+    ExtractionLimitError,
+    LayerError,
+    UnsafeEntryError,
+    UnsupportedMediaTypeError,
+)
 
 __all__ = [
+    "DEFAULT_MAX_EXPANSION",
     "ApplyReport",
     "CorruptLayerError",
+    "ExtractionLimitError",
     "Layer",
     "LayerError",
     "UnsafeEntryError",

@@ -7,6 +7,7 @@ symlink (planted by an earlier entry or layer) is ever followed; `..` and absolu
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -14,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from hpcbox_layers.errors import CorruptLayerError, LayerError, UnsafeEntryError
+from hpcbox_layers.errors import CorruptLayerError, ExtractionLimitError, LayerError, UnsafeEntryError
 from hpcbox_layers.mediatypes import check_media_type, open_stream
 from hpcbox_layers.tarstream import ForwardReader, members
 
@@ -32,6 +33,11 @@ _MAX_CACHED_FDS = 512
 _FILE_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE))
 _SKIPPED_TYPES = frozenset((tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE))
 _GNU_VOLUME_LABEL = b"V"  # an archive's name, not a member
+#: a layer may write at most this many times its compressed size (gzip's own limit is ~1030x; real
+#: layers stay below 20x) and never less than _MIN_LIMIT; holes of sparse files do not count
+DEFAULT_MAX_EXPANSION = 100.0
+_MIN_LIMIT = 256 << 20
+_CHECK_FREE_ABOVE = 64 << 20  # entries this big are checked against the free space first
 
 Path = Tuple[str, ...]
 
@@ -74,18 +80,24 @@ def apply_layers(
     layers: Sequence[LayerSpec],
     *,
     on_progress: Optional[ProgressCallback] = None,
+    max_expansion: Optional[float] = None,
 ) -> ApplyReport:
     """Apply `layers` in order (lowest first) to `target_dir`, created if missing.
 
     `on_progress(done, total, report)` is called after each layer. Raises `UnsafeEntryError` for an
     entry that would reach outside the target, `CorruptLayerError` for an unreadable blob,
-    `UnsupportedMediaTypeError` before anything is written if a media type is not a layer type.
+    `UnsupportedMediaTypeError` before anything is written if a media type is not a layer type,
+    `ExtractionLimitError` when a layer given by path would write more than `max_expansion` times
+    its size (at least 256 MiB; default: $HPCBOX_MAX_LAYER_EXPANSION, else 100; 0: no limit) or an
+    entry bigger than the free space (the entry being written is removed). Sparse files are
+    written with holes, which do not count.
     """
     specs = [_as_layer(x, i) for i, x in enumerate(layers)]
     for spec in specs:
         check_media_type(spec.media_type)
     report = ApplyReport()
     applier = _Applier(os.fspath(target_dir), report)
+    applier.max_expansion = _expansion_limit(max_expansion)
     try:
         for index, spec in enumerate(specs):
             applier.apply(index, spec)
@@ -96,6 +108,17 @@ def apply_layers(
     finally:
         applier.close()
     return report
+
+
+def _expansion_limit(value: Optional[float]) -> Optional[float]:
+    if value is None:
+        text = os.environ.get("HPCBOX_MAX_LAYER_EXPANSION", "")
+        try:
+            value = float(text) if text else DEFAULT_MAX_EXPANSION
+        except ValueError:
+            raise LayerError(f"HPCBOX_MAX_LAYER_EXPANSION={text!r} is not a number; set it to a factor "
+                             "such as 100, or 0 for no limit") from None
+    return value if value > 0 else None
 
 
 def _as_layer(item: LayerSpec, index: int) -> Layer:
@@ -163,6 +186,9 @@ class _Applier:
         self.seen: Set[Path] = set()
         self.errors = _decompress_errors()
         self.umask = _umask()
+        self.max_expansion: Optional[float] = DEFAULT_MAX_EXPANSION
+        self.budget: Optional[int] = None  # bytes this layer may still write (None: no limit)
+        self.limit = 0
 
     # -- layers ---------------------------------------------------------------------------------
 
@@ -178,6 +204,10 @@ class _Applier:
                 raise LayerError(f"layer {index}: cannot open {label}: {e.strerror}; check the path") from e
         else:
             raw = source
+        self.budget = None
+        if self.max_expansion is not None and raw is not source:
+            self.limit = max(int(os.fstat(raw.fileno()).st_size * self.max_expansion), _MIN_LIMIT)
+            self.budget = self.limit
         try:
             try:
                 stream, closer = open_stream(raw, spec.media_type)
@@ -321,10 +351,13 @@ class _Applier:
             fd = os.open(leaf, _O_NEWFILE, create_mode, dir_fd=parent)
         try:
             size = info.size
-            if size:
+            if info.issparse():
+                self._sparse(fd, info, reader)
+            elif size:
+                self._spend(size, info.name, fd)
                 # The member's data is next in the stream: read it straight from there, in big chunks
-                # (no ExFileObject layer and its extra copy); sparse members need tarfile's map.
-                src = tf.extractfile(info) if info.issparse() else reader
+                # (no ExFileObject layer and its extra copy).
+                src = reader
                 remaining = size
                 while remaining:
                     chunk = src.read(min(remaining, _COPY_CHUNK))
@@ -346,9 +379,61 @@ class _Applier:
                 os.utime(fd, ns=(ns, ns))
             except (OverflowError, ValueError):
                 pass
-        finally:
+        except ExtractionLimitError:
             os.close(fd)
+            fd = -1
+            with contextlib.suppress(OSError):
+                os.unlink(leaf, dir_fd=parent)  # the entry that would not fit goes at once
+            raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
         self.report.entries += 1
+
+    def _spend(self, size: int, name: str, fd: int) -> None:
+        """Count *size* bytes of data against the layer's limit and, for big entries, the free space."""
+        if self.budget is not None:
+            self.budget -= size
+            if self.budget < 0:
+                raise ExtractionLimitError(
+                    f"layer {self.index} would write more than {self.limit} bytes ({self.max_expansion:g} "
+                    f"times its compressed size) at entry {name!r}; stopped before the disk fills (a "
+                    "decompression bomb, or an image with huge files: if you trust it, raise the limit "
+                    "with HPCBOX_MAX_LAYER_EXPANSION=FACTOR, 0 for none)",
+                    layer_index=self.index, limit=self.limit)
+        if size >= _CHECK_FREE_ABOVE:
+            st = os.fstatvfs(fd)
+            free = st.f_bavail * st.f_frsize
+            if size > free:
+                raise ExtractionLimitError(
+                    f"layer {self.index}: entry {name!r} needs {size} bytes, the filesystem has {free} "
+                    "free; free some space or put the store on a larger filesystem",
+                    layer_index=self.index, limit=free)
+
+    def _sparse(self, fd: int, info: tarfile.TarInfo, reader: ForwardReader) -> None:
+        """A sparse member: only its data blocks are written (the holes stay holes), then the size."""
+        blocks = list(info.sparse or [])
+        self._spend(sum(n for _, n in blocks), info.name, fd)
+        reader.seek(info.offset_data)  # the data blocks follow one another from here
+        written = 0
+        for offset, length in blocks:
+            if offset < 0 or length < 0 or offset + length > info.size:
+                raise CorruptLayerError(f"layer {self.index}: sparse entry {info.name!r} has a block "
+                                        f"beyond its size", layer_index=self.index, entry=info.name)
+            done = 0
+            while done < length:
+                chunk = reader.read(min(length - done, _COPY_CHUNK))
+                if not chunk:
+                    raise CorruptLayerError(f"layer {self.index}: entry {info.name!r} is truncated",
+                                            layer_index=self.index, entry=info.name)
+                view = memoryview(chunk)
+                while view:
+                    n = os.pwrite(fd, view, offset + done)
+                    view = view[n:]
+                    done += n
+            written += length
+        os.ftruncate(fd, info.size)
+        self.report.bytes_written += written
 
     def _mkdir(self, parent: int, path: Path, info: tarfile.TarInfo) -> None:
         fd = self.fds.get(path)

@@ -33,3 +33,13 @@ class UnsafeEntryError(LayerError):
         self.entry = entry
         self.layer_index = layer_index
         self.reason = reason
+
+
+class ExtractionLimitError(LayerError):
+    """A layer would write more than its limit (``max_expansion`` times its compressed size, or the
+    free space of the target's filesystem): stopped before the disk fills."""
+
+    def __init__(self, message: str, *, layer_index: int, limit: int):
+        super().__init__(message)
+        self.layer_index = layer_index
+        self.limit = limit
