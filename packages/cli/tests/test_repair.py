@@ -102,3 +102,38 @@ def test_verify_repair_fixes_a_shared_blob_for_every_image(cli, pulled):
     assert "repairing 1 blobs" in err
     for name in names:
         assert ok(cli("verify", name)) == f"{name}: OK\n"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "missing"])
+def test_a_damaged_container_is_listed_marked_refused_by_run_and_removable(cli, pulled, damage):
+    names, _ = pulled
+    cid = ok(cli("create", "--name", "work", names[0])).strip()
+    other = ok(cli("create", names[1])).strip()
+    meta = cli.home / "containers" / cid / "container.json"
+    if damage == "missing":
+        meta.unlink()
+    else:
+        meta.write_bytes(meta.read_bytes()[: 140 if damage == "truncate" else 0])
+    rows = json.loads(ok(cli("ps", "--json")))
+    assert [r["id"] for r in rows] == [other, cid]
+    assert "container.json" in rows[1]["damaged"]
+    code, out, err = cli("ps")
+    assert code == 0 and "DAMAGED" in out and "hpcbox rm" in err
+    assert cid[:12] in ok(cli("ps", "-q")).split()
+    target = "work" if damage == "truncate" else cid[:12]  # a truncated file still shows the name
+    assert rows[1]["names"] == (["work"] if damage == "truncate" else [])
+    line = one_error(cli("run", "--engine", "ptrace", target, "true"), 6)
+    assert f"container {target} is damaged" in line and f"hpcbox rm {target}" in line
+    assert ok(cli("rm", target)).strip() == cid
+    assert not (cli.home / "containers" / cid).exists()
+    assert [r["id"] for r in json.loads(ok(cli("ps", "--json")))] == [other]
+
+
+def test_prune_reclaims_damaged_containers_only(cli, pulled):
+    names, _ = pulled
+    bad = ok(cli("create", names[0])).strip()
+    good = ok(cli("create", names[1])).strip()
+    (cli.home / "containers" / bad / "container.json").write_bytes(b'{"id": "')
+    out = ok(cli("prune"))
+    assert f"Deleted damaged container: {bad}" in out
+    assert sorted(os.listdir(cli.home / "containers")) == [good]

@@ -1,5 +1,6 @@
-"""hpcbox prune [--containers]: remove unused blobs, leftovers of interrupted pulls/creates, temp files;
-with --containers also every container that is neither protected nor in use."""
+"""hpcbox prune [--containers]: remove unused blobs, leftovers of interrupted pulls/creates, temp files,
+damaged containers (container.json lost) that no process uses; with --containers also every
+container that is neither protected nor in use."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def run(args) -> int:
                 continue
             cs.remove(c.id)
             removed_containers.append(c.id)
+    damaged = cs.remove_damaged()  # containers whose container.json was lost: nothing can run them
     leftovers = cs.clean_leftovers()
     blobs = store.gc()
     from hpcbox.containers.overlay import clean_image_rootfs
@@ -28,6 +30,8 @@ def run(args) -> int:
     temp_ok = store.clean_temp()
     for cid in removed_containers:
         sys.stdout.write(f"Deleted container: {cid}\n")
+    for d in damaged:
+        sys.stdout.write(f"Deleted damaged container: {d.id} ({d.reason})\n")
     if leftovers:
         sys.stdout.write(f"Removed {len(leftovers)} leftovers of interrupted creates/removals\n")
     if blobs is None or not temp_ok:

@@ -27,9 +27,11 @@ def tree_size(path) -> int:
 def run(args) -> int:
     from hpcbox.containers import ContainerStore
 
-    containers = ContainerStore(settings.store(args)).list()
+    cs = ContainerStore(settings.store(args))
+    containers = cs.list()
+    damaged = cs.damaged()  # listed, marked, so that 'rm' and 'prune' can be pointed at them
     if args.quiet:
-        for c in containers:
+        for c in [*containers, *damaged]:
             sys.stdout.write(c.short_id + "\n")
         return 0
     sizes = {}
@@ -44,6 +46,7 @@ def run(args) -> int:
             if args.size:
                 row["size"] = sizes[c.id]
             rows.append(row)
+        rows += [{"id": d.id, "names": d.names, "damaged": d.reason} for d in damaged]
         output.print_json(rows)
         return 0
     headers = ["CONTAINER ID", "P", "MODE", "NAMES", "IMAGE", "CREATED", "STORAGE"]
@@ -56,5 +59,13 @@ def run(args) -> int:
         if args.size:
             row.append(output.human_size(sizes[c.id]))
         table.append(row)
+    for d in damaged:
+        row = [d.short_id, "!", "-", ",".join(d.names) or "-", f"DAMAGED: {d.reason}", "-", "-"]
+        if args.size:
+            row.append(output.human_size(tree_size(d.dir)))
+        table.append(row)
     output.table(headers, table)
+    if damaged:
+        sys.stderr.write(f"hpcbox: note: {len(damaged)} damaged containers (marked !): remove them with "
+                         f"'hpcbox rm ID' or 'hpcbox prune'\n")
     return 0

@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from hpcbox.errors import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE, HpcboxError
+from hpcbox.errors import EXIT_FAILURE, EXIT_INTEGRITY, EXIT_NOT_FOUND, EXIT_USAGE, HpcboxError
 from hpcbox.store.atomic import atomic_write_json
 from hpcbox.store.lock import FileLock, LockBusy
 
@@ -77,6 +77,26 @@ class ContainerExistsError(ContainerError):
 
 class ProtectedError(ContainerError):
     pass
+
+
+class DamagedContainerError(ContainerError):
+    def __init__(self, text: str, reason: str):
+        super().__init__(f"container {text} is damaged ({reason})",
+                         f"remove it with 'hpcbox rm {text}' (or 'hpcbox prune')", EXIT_INTEGRITY)
+
+
+class Damaged:
+    """A container directory whose container.json is missing or unreadable: listed, removable."""
+
+    def __init__(self, directory: Path, reason: str, names: List[str]):
+        self.dir = directory
+        self.id = directory.name
+        self.short_id = self.id[:12]
+        self.reason = reason
+        self.names = names
+
+    def is_in_use(self) -> bool:
+        return Container.is_in_use(self)  # type: ignore[arg-type]
 
 
 class ContainerInUseError(ContainerError):
@@ -260,8 +280,51 @@ class ContainerStore:
         out.sort(key=lambda c: (c.created, c.id))
         return out
 
+    def damaged(self) -> List[Damaged]:
+        """Container directories whose container.json is missing or unreadable (a disk that filled or
+        failed under the store): never run, but listed by ``ps``, removable with ``rm``, reclaimed by
+        ``prune``. Their names are read from what is left of the file where possible."""
+        out = []
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if not _ID_RE.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            meta = self._read_meta(path)
+            if meta is not None and meta["id"] == entry.name:
+                continue
+            try:
+                raw = (path / META).read_bytes()
+                reason = "its container.json is not valid" if raw else "its container.json is empty"
+            except FileNotFoundError:
+                raw, reason = b"", "its container.json is missing"
+            except OSError as exc:
+                raw, reason = b"", f"its container.json cannot be read: {exc.strerror}"
+            out.append(Damaged(path, reason, _salvage_names(raw)))
+        out.sort(key=lambda d: d.id)
+        return out
+
+    def _damaged_match(self, text: str) -> Optional[Damaged]:
+        prefix = re.match(r"^[0-9a-f]{4,}$", text) is not None
+        for d in self.damaged():
+            if text in d.names or d.id == text or (prefix and d.id.startswith(text)):
+                return d
+        return None
+
     def get(self, text: str) -> Container:
         """By name, full id, or a unique id prefix."""
+        try:
+            return self._get(text)
+        except UnknownContainerError:
+            damaged = self._damaged_match(text) if text else None
+            if damaged is None:
+                raise
+            raise DamagedContainerError(text, damaged.reason) from None
+
+    def _get(self, text: str) -> Container:
         if not text:
             raise UnknownContainerError(text)
         containers = self.list()
@@ -471,7 +534,13 @@ class ContainerStore:
     def remove(self, id_or_name: str, force: bool = False) -> Container:
         """Remove a container. Protected ones are refused (even with *force*); in-use ones unless *force*."""
         with self.lock():
-            c = self.get(id_or_name)
+            try:
+                c = self.get(id_or_name)
+            except DamagedContainerError:
+                d = self._damaged_match(id_or_name)
+                if d is None:
+                    raise
+                return self._remove_damaged(d, force)
             if c.protected:
                 raise ProtectedError(f"container {id_or_name} is protected",
                                      f"run 'hpcbox unprotect {id_or_name}' first")
@@ -482,6 +551,24 @@ class ContainerStore:
             os.rename(c.dir, doomed)
         remove_tree(doomed)
         return c
+
+    def _remove_damaged(self, d: Damaged, force: bool) -> Any:
+        if not force and d.is_in_use():
+            raise ContainerInUseError(f"container {d.id} is in use by a running process",
+                                      "stop it first, or use 'hpcbox rm -f'")
+        doomed = self.dir / f"{REMOVE_PREFIX}{d.id}"
+        os.rename(d.dir, doomed)
+        remove_tree(doomed)
+        return d
+
+    def remove_damaged(self) -> List[Damaged]:
+        """Remove every damaged container that no process uses (for prune)."""
+        removed = []
+        with self.lock():
+            for d in self.damaged():
+                if not d.is_in_use():
+                    removed.append(self._remove_damaged(d, False))
+        return removed
 
     def clean_leftovers(self) -> List[str]:
         """Remove what killed creates and removals left behind (never a create that still runs)."""
@@ -513,6 +600,14 @@ class ContainerStore:
                     with contextlib.suppress(OSError):
                         os.unlink(self.store.locks_dir / f"create-{cid}.lock")
         return removed
+
+
+def _salvage_names(raw: bytes) -> List[str]:
+    """The names a damaged container.json still shows (it starts with them: see _build)."""
+    m = re.search(rb'"names"\s*:\s*\[([^\]]*)\]', raw)
+    if not m:
+        return []
+    return [n.decode() for n in re.findall(rb'"([A-Za-z0-9][A-Za-z0-9_.-]{0,127})"', m.group(1))]
 
 
 def _check_platform(image: Any, platform: Any, text: str) -> None:
