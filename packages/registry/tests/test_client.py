@@ -14,6 +14,7 @@ from hpcbox_registry import (
     Platform,
     PlatformNotFoundError,
     RegistryConnectionError,
+    RegistryServerError,
     UnsupportedMediaTypeError,
     media_types,
 )
@@ -343,3 +344,14 @@ def test_fetch_blobs_reuses_its_threads_and_sessions(registry, make_client, tmp_
     assert len(client.transport._sessions) <= 2
     client.close()
     assert client.transport._sessions == []
+
+
+def test_a_redirect_to_a_file_url_fails_at_once_naming_the_host(registry, make_client):
+    client = make_client(max_retries=5)
+    registry.add_image("app", "latest", [LAYER2])
+    registry.can(r"/manifests/latest$", 302, {"Location": "file:///etc/passwd"}, times=10)
+    with pytest.raises(RegistryServerError) as err:
+        client.resolve(ref_of(registry, "app"))
+    text = str(err.value)
+    assert f"{registry.host} redirected GET" in text and "file: URL" in text
+    assert client.sleeps == [] and len(registry.seen("/manifests/latest")) == 1

@@ -1,6 +1,6 @@
 import pytest
 
-from hpcbox_registry import Platform, PlatformNotFoundError
+from hpcbox_registry import InvalidPlatformError, Platform, PlatformNotFoundError
 from hpcbox_registry.platform import select_platform
 
 
@@ -30,10 +30,12 @@ def test_parse_and_str():
     assert str(Platform.parse("arm64")) == "linux/arm64"
     assert str(Platform.parse("linux/x86_64")) == "linux/amd64"
     assert str(Platform.parse("Linux/ARMHF")) == "linux/arm/v7"
-    for bad in ("", "linux", "linux/", "/amd64", "a/b/c/d"):
-        with pytest.raises(PlatformNotFoundError) as err:
+    for bad in ("", "linux", "linux/", "/amd64", "a/b/c/d", "linux/../../etc", "linux/..", "linux/a b",
+                "linux/amd64/$(x)"):
+        with pytest.raises(InvalidPlatformError) as err:  # a PlatformNotFoundError and a ValueError too
             Platform.parse(bad)
         assert "os/architecture" in str(err.value)
+        assert isinstance(err.value, (PlatformNotFoundError, ValueError))
 
 
 def test_arm64_with_and_without_v8_match_each_other():

@@ -66,6 +66,8 @@ def test_canonical_string_and_helpers():
         (HEX, "image id"),
         ("host:5000/" + "a" * 300, "longer"),
         ("-host.example/app", "registry"),
+        ("127.0.0.1:99999/x/y:1", "invalid port 99999"),
+        ("registry.example:0/app", "invalid port 0"),
     ],
 )
 def test_invalid(text, words):
@@ -86,7 +88,9 @@ _component = st.from_regex(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", fullmatch=T
 )
 _host = st.one_of(
     st.just("docker.io"),
-    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z0-9]{1,8}){1,2}(:[0-9]{1,5})?", fullmatch=True),
+    st.from_regex(
+        r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z0-9]{1,8}){1,2}(:[0-9]{1,5})?", fullmatch=True
+    ).filter(lambda h: ":" not in h or 0 < int(h.rsplit(":", 1)[1]) <= 65535),  # a port is 1 to 65535
     st.builds(lambda a, p: f"127.0.0.{a}:{p}", st.integers(0, 255), st.integers(1, 65535)),
 )
 _tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)

@@ -66,7 +66,8 @@ def _os_error(exc: OSError) -> Tuple[str, int]:
         name = f" on {exc.filename}" if exc.filename else ""
         return (f"permission denied{name} ({exc.strerror}); use a writable store with --home DIR "
                 f"or HPCBOX_HOME", EXIT_STORAGE)
-    return (f"{exc.strerror or _one_line(str(exc)) or type(exc).__name__}{where}; check the path and try "
+    at = f" at {exc.filename}" if exc.filename else ""
+    return (f"{exc.strerror or _one_line(str(exc)) or type(exc).__name__}{at}; check the path and try "
             f"again", EXIT_FAILURE)
 
 
@@ -95,6 +96,7 @@ def _registry_rules() -> List[Rule]:
         (r.AuthenticationError, EXIT_AUTH,
          "check the user name and password, then run 'hpcbox login REGISTRY'"),
         (r.AuthorizationError, EXIT_AUTH, "log in with an account that may read this repository"),
+        (r.InvalidPlatformError, EXIT_USAGE, "write it as os/architecture[/variant], e.g. linux/amd64"),
         (r.PlatformNotFoundError, EXIT_NOT_FOUND, "choose one of the image's platforms with --platform"),
         (r.NotFoundError, EXIT_NOT_FOUND, "check the repository name and tag"),
         (r.DigestMismatchError, EXIT_INTEGRITY,

@@ -15,6 +15,7 @@ problem and, after ``"; "``, what to do about it::
     ├── RateLimitedError            429 after the retries (or a Retry-After beyond the bound)
     ├── RegistryServerError         5xx after the retries, or a reply that breaks the protocol
     ├── PlatformNotFoundError       no manifest for the requested platform in an index
+    │   └── InvalidPlatformError    the platform text cannot be parsed (os/arch[/variant])
     ├── UnsupportedMediaTypeError   a manifest kind this client does not know
     └── CredentialStoreError        the credentials file cannot be read or written
 """
@@ -106,6 +107,10 @@ class RegistryServerError(RegistryError):
 
 class PlatformNotFoundError(RegistryError):
     default_hint = "pick one of the platforms listed with the platform option, e.g. linux/amd64"
+
+
+class InvalidPlatformError(PlatformNotFoundError, ValueError):
+    default_hint = "write it as os/architecture[/variant], e.g. linux/amd64 or linux/arm/v7"
 
 
 class UnsupportedMediaTypeError(RegistryError):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import platform as _pyplatform
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+_PART_RE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 # Python's / uname's machine names and Debian's names -> (GOARCH, variant)
 _ARCH_ALIASES: Dict[str, Tuple[str, Optional[str]]] = {
@@ -84,10 +87,10 @@ class Platform:
         parts = [p.strip() for p in str(text).strip().split("/")]
         if len(parts) == 1 and parts[0].lower() in _ARCH_ALIASES:
             parts = ["linux", parts[0]]
-        if len(parts) not in (2, 3) or not all(parts):
-            from hpcbox_registry.errors import PlatformNotFoundError
+        if len(parts) not in (2, 3) or not all(_PART_RE.fullmatch(p) and p.strip(".") for p in parts):
+            from hpcbox_registry.errors import InvalidPlatformError
 
-            raise PlatformNotFoundError(
+            raise InvalidPlatformError(
                 f"invalid platform {text!r}",
                 "write it as os/architecture[/variant], e.g. linux/amd64 or linux/arm/v7",
             )

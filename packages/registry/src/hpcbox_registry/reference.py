@@ -80,6 +80,17 @@ def _split_domain(name: str) -> Tuple[str, str]:
     return registry, repository
 
 
+_PORT_RE = re.compile(r"(?:^|[^:]):(\d+)$")
+
+
+def _check_port(registry: str, text: str) -> None:
+    m = _PORT_RE.search(registry)
+    if m and not 0 < int(m.group(1)) <= 65535:
+        raise InvalidReferenceError(
+            f"invalid port {m.group(1)} of registry {registry!r} in {text!r}", "a port is 1 to 65535"
+        )
+
+
 @dataclass(frozen=True)
 class ImageReference:
     """A parsed image reference. ``tag`` is None when only a digest was given."""
@@ -95,6 +106,7 @@ class ImageReference:
                 f"invalid registry name {self.registry!r}",
                 "a registry is a host name or address with an optional :port",
             )
+        _check_port(self.registry, self.registry)
         _check_repository(self.repository, self.repository)
         if self.tag is not None and not _TAG_RE.fullmatch(self.tag):
             raise InvalidReferenceError(
@@ -147,6 +159,7 @@ class ImageReference:
                 f"invalid registry {registry!r} in {text!r}",
                 "a registry is a host name or address with an optional :port",
             )
+        _check_port(registry, text)
         _check_repository(repository, text)
         if len(f"{registry}/{repository}") > NAME_MAX:
             raise InvalidReferenceError(

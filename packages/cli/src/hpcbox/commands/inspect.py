@@ -53,6 +53,10 @@ def render(template: str, value: Any) -> str:
                                  "run 'hpcbox inspect IMAGE' to see the fields")
         return current if isinstance(current, str) else json.dumps(current)
 
+    rest = _FIELD.sub("", template)
+    if "{{" in rest or "}}" in rest:
+        raise UsageError(f"cannot read the template {template!r}: '{{{{' and '}}}}' must enclose a field "
+                         "such as .Config.config.Env", "write fields as {{.Field.Subfield}}")
     return _FIELD.sub(lookup, template)
 
 

@@ -35,7 +35,8 @@ def run(args) -> int:
     if leftovers:
         sys.stdout.write(f"Removed {len(leftovers)} leftovers of interrupted creates/removals\n")
     if blobs is None or not temp_ok:
-        sys.stderr.write("hpcbox: note: a pull is running; run prune again later to clean its area\n")
+        sys.stderr.write("hpcbox: note: a pull or create is running; run prune again later to clean its "
+                         "area\n")
     elif blobs:
         sys.stdout.write(f"Freed {output.human_size(sum(s for _, s in blobs))} in {len(blobs)} blobs\n")
     return 0

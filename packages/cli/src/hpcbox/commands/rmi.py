@@ -54,7 +54,8 @@ def run(args) -> int:
 
     clean_image_rootfs(store, ContainerStore(store))  # image rootfs trees nothing refers to any more
     if removed is None:
-        sys.stderr.write("hpcbox: note: a pull is running; unused blobs will be removed by a later rmi\n")
+        sys.stderr.write("hpcbox: note: a pull or create is running; unused blobs will be removed by a later "
+                         "rmi or prune\n")
     elif removed:
         freed = sum(size for _, size in removed)
         sys.stderr.write(f"Freed {output.human_size(freed)} in {len(removed)} blobs\n")

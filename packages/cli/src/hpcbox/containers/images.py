@@ -267,7 +267,9 @@ class _Archive:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
         except (tarfile.TarError, OSError, EOFError) as exc:
             self.close()
-            raise ArchiveError(f"{path} is not a readable tar archive ({exc})",
+            why = (exc.strerror or "cannot be read") if isinstance(exc, OSError) and exc.errno else (
+                "not a tar, tar.gz, tar.bz2 or tar.xz file")
+            raise ArchiveError(f"{path} is not a readable tar archive ({why})",
                                "give a file made by 'docker save', 'hpcbox save' or 'skopeo copy'") from None
         self.members: Dict[str, tarfile.TarInfo] = {}
         for info in self.tar.getmembers():

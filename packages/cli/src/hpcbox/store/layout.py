@@ -321,6 +321,9 @@ class Store:
             data = self.index_path.read_bytes()
         except FileNotFoundError:
             return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
+        except NotADirectoryError:
+            raise StoreError(f"the store {self.home} is not a directory (or holds a file where a folder "
+                             f"should be); give a store directory with --home DIR or HPCBOX_HOME") from None
         try:
             index = json.loads(data)
         except ValueError as exc:

@@ -519,6 +519,14 @@ class Transport:
                 return resp
             location = urljoin(resp.url, resp.headers["Location"])
             resp.close()
+            target = location.partition(":")[0].lower()
+            if target not in ("http", "https"):
+                raise RegistryServerError(
+                    f"{netloc} redirected {method} {url.partition('?')[0]} to a {target}: URL, which a "
+                    "registry client never follows",
+                    "the registry or its storage is misconfigured; tell its admin",
+                    url=url,
+                )
             if resp.status_code == 303:
                 method = "GET" if method != "HEAD" else "HEAD"
             url, params = location, None
