@@ -107,8 +107,24 @@ def registry_options(args: Any) -> Dict[str, Any]:
         mirrors.update(parse_mirrors(os.environ["HPCBOX_REGISTRY_MIRRORS"]))
     from hpcbox.__about__ import __version__
 
-    return {"insecure_registries": tuple(dict.fromkeys(insecure)), "ca_bundle": ca_bundle,
-            "mirrors": mirrors, "user_agent": f"hpcbox/{__version__}"}
+    options = {"insecure_registries": tuple(dict.fromkeys(insecure)), "ca_bundle": ca_bundle,
+               "mirrors": mirrors, "user_agent": f"hpcbox/{__version__}"}
+    timeout = os.environ.get("HPCBOX_REGISTRY_TIMEOUT") or file_config.get("timeout")
+    if timeout is not None:
+        try:
+            options["timeout"] = float(timeout)
+        except (TypeError, ValueError):
+            options["timeout"] = -1.0
+        if not options["timeout"] > 0:
+            raise UsageError(f"registry timeout {timeout!r} is not a positive number of seconds",
+                             "set HPCBOX_REGISTRY_TIMEOUT (or \"timeout\" in config.json) to e.g. 30")
+    retries = os.environ.get("HPCBOX_REGISTRY_RETRIES") or file_config.get("retries")
+    if retries is not None:
+        if not str(retries).isdigit():
+            raise UsageError(f"registry retries {retries!r} is not a whole number",
+                             "set HPCBOX_REGISTRY_RETRIES (or \"retries\" in config.json) to e.g. 5")
+        options["max_retries"] = int(retries)
+    return options
 
 
 def docker_config_path() -> str:
