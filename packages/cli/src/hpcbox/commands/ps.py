@@ -29,7 +29,7 @@ def run(args) -> int:
 
     cs = ContainerStore(settings.store(args))
     containers = cs.list()
-    damaged = cs.damaged()  # listed, marked, so that 'rm' and 'prune' can be pointed at them
+    damaged = cs.damaged({c.id for c in containers})  # listed, marked: 'rm' and 'prune' remove them
     if args.quiet:
         for c in [*containers, *damaged]:
             sys.stdout.write(c.short_id + "\n")

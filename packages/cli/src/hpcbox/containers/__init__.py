@@ -280,7 +280,7 @@ class ContainerStore:
         out.sort(key=lambda c: (c.created, c.id))
         return out
 
-    def damaged(self) -> List[Damaged]:
+    def damaged(self, known: Optional[set] = None) -> List[Damaged]:
         """Container directories whose container.json is missing or unreadable (a disk that filled or
         failed under the store): never run, but listed by ``ps``, removable with ``rm``, reclaimed by
         ``prune``. Their names are read from what is left of the file where possible."""
@@ -290,7 +290,9 @@ class ContainerStore:
         except FileNotFoundError:
             return []
         for entry in entries:
-            if not _ID_RE.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+            if not _ID_RE.match(entry.name) or (known and entry.name in known):
+                continue
+            if not entry.is_dir(follow_symlinks=False):
                 continue
             path = Path(entry.path)
             meta = self._read_meta(path)
@@ -307,27 +309,28 @@ class ContainerStore:
         out.sort(key=lambda d: d.id)
         return out
 
-    def _damaged_match(self, text: str) -> Optional[Damaged]:
+    def _damaged_match(self, text: str, known: Optional[set] = None) -> Optional[Damaged]:
         prefix = re.match(r"^[0-9a-f]{4,}$", text) is not None
-        for d in self.damaged():
+        for d in self.damaged(known):
             if text in d.names or d.id == text or (prefix and d.id.startswith(text)):
                 return d
         return None
 
     def get(self, text: str) -> Container:
         """By name, full id, or a unique id prefix."""
+        containers = self.list() if text else []
         try:
-            return self._get(text)
+            return self._get(text, containers)
         except UnknownContainerError:
-            damaged = self._damaged_match(text) if text else None
+            # one more scandir (the good containers' files are not read again): `run IMAGE` comes here
+            damaged = self._damaged_match(text, {c.id for c in containers}) if text else None
             if damaged is None:
                 raise
             raise DamagedContainerError(text, damaged.reason) from None
 
-    def _get(self, text: str) -> Container:
+    def _get(self, text: str, containers: List[Container]) -> Container:
         if not text:
             raise UnknownContainerError(text)
-        containers = self.list()
         for c in containers:
             if text in c.names:
                 return c
