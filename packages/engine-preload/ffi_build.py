@@ -8,8 +8,14 @@ root, or the sdist's copy of it):
 - ``libhpcbox-preload.so``: the library injected with LD_PRELOAD into glibc programs, built with
   the host's compiler but referencing no glibc symbol version newer than 2.14 (tests check <= 2.31);
 - ``libhpcbox-preload-musl.so``: the same sources built with ``musl-gcc`` for musl programs
-  (skipped, with a note, where musl-gcc is missing: such containers then get a clear error);
-- ``hpcbox-preload-exec``: the first process of a container (launcher/launcher.c).
+  (skipped, with a note, where musl-gcc is missing: such containers then get a clear error), with
+  no DT_NEEDED at all: musl's loader resolves its symbols from the libc already loaded, and the
+  build host's ``libc.so`` (glibc's linker script) is never named;
+- ``hpcbox-preload-exec``: the first process of a container (launcher/launcher.c), dynamically
+  linked (the library is preloaded into it), with its own entry point (launcher/start.c) so that
+  it needs no glibc symbol newer than 2.17.
+
+The compiler, flags and commands come from hpcbox_cbuild.Compiler (see hatch_build.py).
 
 Lives outside the import package so that the installed package never imports cffi's builder
 machinery.
@@ -17,9 +23,7 @@ machinery.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import List, Optional
 
@@ -27,7 +31,6 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-STRICT = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
 PRELOAD_LIBRARY = "libhpcbox-preload.so"
 PRELOAD_LIBRARY_MUSL = "libhpcbox-preload-musl.so"
 LAUNCHER = "hpcbox-preload-exec"
@@ -68,61 +71,59 @@ ffibuilder.cdef(
     int hpcbox_preload_classify(const char *host_path, char *interp, size_t interp_size);
     """
 )
-ffibuilder.set_source(
-    "hpcbox_engine_preload._core",
-    '#include "hpcbox_preload.h"\n#include "guestpath.h"',
-    sources=[str(CSRC / name) for name in CORE_SOURCES],
-    include_dirs=[str(CSRC), str(GUESTPATH)],
-    extra_compile_args=STRICT,
-)
+MODULE = "hpcbox_engine_preload._core"
+MODULE_SOURCES = [CSRC / name for name in CORE_SOURCES]
+INCLUDES = [CSRC, GUESTPATH]
+ffibuilder.set_source(MODULE, '#include "hpcbox_preload.h"\n#include "guestpath.h"')
+
+LIBRARY_FLAGS = ["-fPIC", "-shared", "-fvisibility=hidden"]
 
 
-def _library_sources() -> List[str]:
-    return [str(p) for p in sorted(CSRC.glob("*.c"))]
+def _library_sources() -> List[Path]:
+    return sorted(CSRC.glob("*.c"))
 
 
-def build_preload_library(out_dir: str, cc: Optional[str] = None, name: str = PRELOAD_LIBRARY) -> Path:
-    """Compile the LD_PRELOAD library into out_dir (glibc: with the host's C compiler)."""
-    out = Path(out_dir) / name
-    cc = cc or os.environ.get("CC", "cc")
-    cmd = [cc, *STRICT, "-fPIC", "-shared", "-fvisibility=hidden", f"-I{CSRC}", f"-I{GUESTPATH}",
-           "-o", str(out), *_library_sources()]
+def build_preload_library(cc, out_dir: Path) -> Path:
+    """The LD_PRELOAD library for glibc programs, with the package's C compiler."""
+    out = out_dir / PRELOAD_LIBRARY
     # No libdl.so.2: dlsym@GLIBC_2.2.5 is weak (libc has it since glibc 2.34); before, the library
     # finds the next definitions itself (csrc/next.c), one object less to map in every process. A
     # build host older than glibc 2.34 has that version of dlsym in libdl only: linked there.
-    rc = subprocess.run(cmd, check=False).returncode
-    if rc != 0 and name != PRELOAD_LIBRARY:
-        raise subprocess.CalledProcessError(rc, cmd)
-    if rc != 0:
+    cmd = cc.command(out, _library_sources(), INCLUDES, LIBRARY_FLAGS)
+    if cc.run(cmd, out.name, check=False) != 0:
         print("hpcbox-engine-preload: linking again with libdl.so.2 (a build host older than glibc 2.34?)")
-        subprocess.run([*cmd, "-Wl,--no-as-needed", "-l:libdl.so.2"], check=True)
+        cc.run([*cmd, "-Wl,--no-as-needed", "-l:libdl.so.2"], out.name)
     return out
 
 
-def build_musl_library(out_dir: str) -> Optional[Path]:
-    """The musl build, or None (with a note) where musl-gcc is not installed."""
+def build_musl_library(cc, out_dir: Path) -> Optional[Path]:
+    """The musl build, or None (with a note) where musl-gcc is not installed or the target is not
+    the build machine's architecture (no musl cross compiler)."""
     musl_gcc = shutil.which("musl-gcc")
-    if not musl_gcc:
-        print("hpcbox-engine-preload: musl-gcc not found (Debian: musl-tools); no musl build, so "
-              "containers of musl programs cannot run with this engine")
+    if not musl_gcc or cc.machine() != cc.native_machine():
+        print("hpcbox-engine-preload: musl-gcc not found (Debian: musl-tools) for this target; no musl "
+              "build, so containers of musl programs cannot run with this engine")
         return None
-    return build_preload_library(out_dir, musl_gcc, PRELOAD_LIBRARY_MUSL)
-
-
-def build_launcher(out_dir: str) -> Path:
-    out = Path(out_dir) / LAUNCHER
-    cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, *STRICT, "-o", str(out), str(HERE / "launcher" / "launcher.c")], check=True)
+    out = out_dir / PRELOAD_LIBRARY_MUSL
+    musl = cc.with_compiler([musl_gcc])
+    # -nodefaultlibs: no DT_NEEDED libc.so; -lgcc for the compiler's own helpers, linked in.
+    musl.run(musl.command(out, _library_sources(), INCLUDES, LIBRARY_FLAGS, ["-nodefaultlibs", "-lgcc"]),
+             out.name)
     return out
 
 
-def build_all(out_dir: str) -> List[Path]:
+def build_launcher(cc, out_dir: Path) -> Path:
+    out = out_dir / LAUNCHER
+    sources = [HERE / "launcher" / "launcher.c"]
+    link: List[str] = []
+    if cc.targets_glibc() and cc.machine() in ("x86_64", "aarch64"):
+        sources.append(HERE / "launcher" / "start.c")
+        link = ["-nostartfiles"]
+    return cc.executable(out, sources, static=False, link=link)
+
+
+def build_all(cc, out_dir: Path) -> List[Path]:
     """Every native artefact but the cffi module, in out_dir."""
-    built = [build_preload_library(out_dir), build_launcher(out_dir)]
-    musl = build_musl_library(out_dir)
+    built = [build_preload_library(cc, out_dir), build_launcher(cc, out_dir)]
+    musl = build_musl_library(cc, out_dir)
     return built + ([musl] if musl else [])
-
-
-if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
-    print(build_all("."))

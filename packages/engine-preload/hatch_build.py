@@ -1,5 +1,7 @@
-"""Hatch build hook: compile the cffi core, the LD_PRELOAD library (glibc and musl builds) and
-the launcher into the wheel (or in place for editable installs)."""
+"""Hatch build hook: compile the cffi core (for CPython's stable ABI: one wheel for every CPython
+>= 3.9, tag cp39-abi3-manylinux_2_17_<arch>), the LD_PRELOAD library (glibc and musl builds) and
+the launcher into the wheel (or in place for editable installs). How it compiles (CC, CFLAGS, the
+tag): hpcbox_cbuild.py, shared with the other C packages; what it builds: ffi_build.py."""
 
 import importlib.util
 import shutil
@@ -11,11 +13,21 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 PACKAGE = "hpcbox_engine_preload"
 
 
-def _load_builders(root: Path):
-    spec = importlib.util.spec_from_file_location("_hpcbox_ffi_build", root / "ffi_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load(name: str, *candidates: Path):
+    for candidate in candidates:
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location(name, candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"{PACKAGE}: {candidates[0].name} not found in {', '.join(map(str, candidates))}; "
+                     "build from the hpcbox repository or from its sdist")
+
+
+def load_cbuild(root: Path):
+    """hpcbox_cbuild.py: the sdist's copy beside this file, else the repository's csrc/cbuild/."""
+    return _load("_hpcbox_cbuild", root / "hpcbox_cbuild.py",
+                 root.parent.parent / "csrc" / "cbuild" / "hpcbox_cbuild.py")
 
 
 class CBuildHook(BuildHookInterface):
@@ -25,17 +37,16 @@ class CBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        builders = _load_builders(root)
-        with tempfile.TemporaryDirectory(prefix="hpcbox-cbuild-") as tmp:
-            built = [Path(builders.ffibuilder.compile(tmpdir=tmp, verbose=False)), *builders.build_all(tmp)]
-            for artefact in built:
-                if version == "editable":
-                    # Editable installs import from src/, so the binaries must sit there.
-                    shutil.copy2(artefact, root / "src" / PACKAGE / artefact.name)
-                else:
-                    keep = Path(self.directory) / ".cbuild" / artefact.name
-                    keep.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(artefact, keep)
-                    build_data["force_include"][str(keep)] = f"{PACKAGE}/{artefact.name}"
-        build_data["pure_python"] = False
-        build_data["infer_tag"] = True
+        cbuild, builders = load_cbuild(root), _load("_hpcbox_ffi_build", root / "ffi_build.py")
+        self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
+        tmp = Path(self._tmp)
+        cc = cbuild.Compiler("hpcbox-engine-preload", [root, builders.GUESTPATH, tmp])
+        module = cc.cffi_module(builders.ffibuilder, builders.MODULE, tmp, sources=builders.MODULE_SOURCES,
+                                includes=builders.INCLUDES)
+        built = [module, *builders.build_all(cc, tmp)]
+        cbuild.place(self, version, build_data, built, package=PACKAGE, machine=cc.machine(), abi3=True)
+
+    def finalize(self, version, build_data, artifact_path):
+        # the output folder holds only the wheel: the build files lived in a temporary folder
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,14 +1,16 @@
 """Hatch build hook: compile the C parts into the wheel (or in place for editable installs):
 
-- the cffi module ``_core`` (the path core, for tests and tools), and
+- the cffi module ``_core.abi3.so`` (the path core, for tests and tools), built for CPython's
+  stable ABI, so one wheel serves every CPython >= 3.9 (tag cp39-abi3-manylinux_2_17_<arch>);
 - the tracer executable ``hpcbox-ptrace`` (csrc/tracer/ plus the shared csrc/guestpath/), which the
-  engine runs; no JSON reaches C, Python drives it through its argv.
+  engine runs, statically linked; no JSON reaches C, Python drives it through its argv.
+
+How it compiles (CC, CFLAGS, static linking, the tag): hpcbox_cbuild.py, shared with the other
+C packages.
 """
 
 import importlib.util
-import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,14 +18,27 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PACKAGE = "hpcbox_engine_ptrace"
 TRACER = "hpcbox-ptrace"
-STRICT = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
+
+
+def _load(name: str, *candidates: Path):
+    for candidate in candidates:
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location(name, candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"{PACKAGE}: {candidates[0].name} not found in {', '.join(map(str, candidates))}; "
+                     "build from the hpcbox repository or from its sdist")
+
+
+def load_cbuild(root: Path):
+    """hpcbox_cbuild.py: the sdist's copy beside this file, else the repository's csrc/cbuild/."""
+    return _load("_hpcbox_cbuild", root / "hpcbox_cbuild.py",
+                 root.parent.parent / "csrc" / "cbuild" / "hpcbox_cbuild.py")
 
 
 def _load_ffi_module(root: Path):
-    spec = importlib.util.spec_from_file_location("_hpcbox_ffi_build", root / "ffi_build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("_hpcbox_ffi_build", root / "ffi_build.py")
 
 
 def tracer_sources(root: Path):
@@ -33,16 +48,6 @@ def tracer_sources(root: Path):
     return [*own, gp / "guestpath.c"], [root / "csrc" / "tracer", gp]
 
 
-def build_tracer(root: Path, out_dir: str) -> Path:
-    out = Path(out_dir) / TRACER
-    cc = os.environ.get("CC", "cc")
-    sources, includes = tracer_sources(root)
-    subprocess.run([cc, *STRICT, *(f"-I{d}" for d in includes), "-o", str(out), *map(str, sources)],
-                   check=True)
-    out.chmod(0o755)
-    return out
-
-
 class CBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
@@ -50,17 +55,18 @@ class CBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        with tempfile.TemporaryDirectory(prefix="hpcbox-cbuild-") as tmp:
-            built = [Path(_load_ffi_module(root).ffibuilder.compile(tmpdir=tmp, verbose=False)),
-                     build_tracer(root, tmp)]
-            for path in built:
-                if version == "editable":
-                    # Editable installs import from src/, so the built files must sit there.
-                    shutil.copy2(path, root / "src" / PACKAGE / path.name)
-                else:
-                    keep = Path(self.directory) / ".cbuild" / path.name
-                    keep.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(path, keep)
-                    build_data["force_include"][str(keep)] = f"{PACKAGE}/{path.name}"
-        build_data["pure_python"] = False
-        build_data["infer_tag"] = True
+        cbuild, ffi = load_cbuild(root), _load_ffi_module(root)
+        self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
+        tmp = Path(self._tmp)
+        cc = cbuild.Compiler("hpcbox-engine-ptrace", [root, ffi.GUESTPATH, tmp])
+        module = cc.cffi_module(ffi.ffibuilder, ffi.MODULE, tmp, sources=ffi.SOURCES, includes=ffi.INCLUDES,
+                                extra=["-include", str(root / "csrc" / "compat.h")])
+        sources, includes = tracer_sources(root)
+        tracer = cc.executable(tmp / TRACER, sources, includes)
+        cbuild.place(self, version, build_data, [module, tracer], package=PACKAGE, machine=cc.machine(),
+                     abi3=True)
+
+    def finalize(self, version, build_data, artifact_path):
+        # the output folder holds only the wheel: the build files lived in a temporary folder
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,9 +1,10 @@
 """Hatch build hook: compile the builtin runner `hpcbox-userns` from csrc/ into the wheel
-(or into src/ for editable installs). No cffi: Python drives the runner through its argv."""
+(or into src/ for editable installs). No cffi: Python drives the runner through its argv, so the
+wheel holds no Python extension (py3-none-manylinux_2_17_<arch>). How it compiles (CC, CFLAGS,
+static linking, the tag): hpcbox_cbuild.py, shared with the other C packages."""
 
-import os
+import importlib.util
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -11,16 +12,18 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 PACKAGE = "hpcbox_engine_runc"
 RUNNER = "hpcbox-userns"
-STRICT = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
 
 
-def build_runner(root: Path, out_dir: str) -> Path:
-    out = Path(out_dir) / RUNNER
-    cc = os.environ.get("CC", "cc")
-    sources = [str(p) for p in sorted((root / "csrc").glob("*.c"))]
-    subprocess.run([cc, *STRICT, "-o", str(out), *sources], check=True)
-    out.chmod(0o755)
-    return out
+def load_cbuild(root: Path):
+    """hpcbox_cbuild.py: the sdist's copy beside this file, else the repository's csrc/cbuild/."""
+    for candidate in (root / "hpcbox_cbuild.py", root.parent.parent / "csrc" / "cbuild" / "hpcbox_cbuild.py"):
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("_hpcbox_cbuild", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise SystemExit(f"{PACKAGE}: hpcbox_cbuild.py not found beside hatch_build.py nor in csrc/cbuild/ "
+                     "of the repository; build from the hpcbox repository or from its sdist")
 
 
 class RunnerBuildHook(BuildHookInterface):
@@ -30,15 +33,13 @@ class RunnerBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        with tempfile.TemporaryDirectory(prefix="hpcbox-cbuild-") as tmp:
-            runner = build_runner(root, tmp)
-            if version == "editable":
-                # Editable installs import from src/, so the runner must sit there.
-                shutil.copy2(runner, root / "src" / PACKAGE / RUNNER)
-            else:
-                keep = Path(self.directory) / ".cbuild" / RUNNER
-                keep.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(runner, keep)
-                build_data["force_include"][str(keep)] = f"{PACKAGE}/{RUNNER}"
-        build_data["pure_python"] = False
-        build_data["infer_tag"] = True
+        cbuild = load_cbuild(root)
+        self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
+        cc = cbuild.Compiler("hpcbox-engine-runc", [root, self._tmp])
+        runner = cc.executable(Path(self._tmp) / RUNNER, sorted((root / "csrc").glob("*.c")))
+        cbuild.place(self, version, build_data, [runner], package=PACKAGE, machine=cc.machine(), abi3=False)
+
+    def finalize(self, version, build_data, artifact_path):
+        # the output folder holds only the wheel: the build files lived in a temporary folder
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)

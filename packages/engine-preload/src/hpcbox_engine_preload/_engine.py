@@ -18,6 +18,7 @@ from hpcbox_oci_bundle import (
     BundleError,
     Container,
     guest_bindings,
+    helper_problem,
     parse_bundle,
     resolve_in_root,
     run_to_completion,
@@ -225,8 +226,11 @@ class PreloadEngine:
             launcher = _native.launcher_path()
         except FileNotFoundError as exc:
             return False, str(exc)
-        if not os.access(launcher, os.X_OK):
-            return False, f"{launcher} is not executable; reinstall hpcbox-engine-preload"
+        for helper, executable in ((launcher, True), (library, False)):
+            problem = helper_problem(helper, executable)
+            if problem:
+                return False, (f"{problem}; reinstall hpcbox-engine-preload (the wheel for this "
+                               "machine)")
         libcs = "glibc and musl" if _native.musl_library_path() else "glibc (built without musl-gcc)"
         return True, f"LD_PRELOAD library {library.name} for {libcs} programs, dynamically linked only"
 

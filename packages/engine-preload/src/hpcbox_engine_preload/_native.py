@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
 
+from hpcbox_oci_bundle import helper_path
+
 from hpcbox_engine_preload._core import ffi, lib
 
 EXPECTED_ABI = 2
@@ -30,7 +32,7 @@ if abi_version() != EXPECTED_ABI:  # a stale build next to new Python code
 
 
 def _shipped(name: str) -> Path:
-    path = HERE / name
+    path = helper_path(HERE, name)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall hpcbox-engine-preload")
     return path
@@ -43,7 +45,7 @@ def preload_library_path() -> Path:
 
 def musl_library_path() -> Optional[Path]:
     """The musl build of the library, or None when the package was built without musl-gcc."""
-    path = HERE / PRELOAD_LIBRARY_MUSL
+    path = helper_path(HERE, PRELOAD_LIBRARY_MUSL)
     return path if path.is_file() else None
 
 

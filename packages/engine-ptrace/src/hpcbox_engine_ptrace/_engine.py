@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import Bundle, Container, guest_bindings, parse_bundle, run_to_completion
+from hpcbox_oci_bundle import (
+    Bundle,
+    Container,
+    guest_bindings,
+    helper_path,
+    helper_problem,
+    parse_bundle,
+    run_to_completion,
+)
 
 from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
 
@@ -25,8 +33,8 @@ BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
 def tracer_path() -> Path:
-    """The compiled tracer shipped inside the package."""
-    return Path(__file__).resolve().parent / TRACER_NAME
+    """The compiled tracer shipped inside the package (or in $HPCBOX_LIBEXEC_DIR)."""
+    return helper_path(Path(__file__).resolve().parent, TRACER_NAME)
 
 
 def _parse(bundle: BundleLike, bundle_dir: Optional[str]) -> Bundle:
@@ -87,8 +95,10 @@ class PtraceEngine:
         machine = os.uname().machine
         if machine not in _ARCHES:
             return False, f"the tracer knows the syscalls of {' and '.join(_ARCHES)} only, not {machine}"
-        if not os.access(self.tracer, os.X_OK):
-            return False, f"the tracer {self.tracer} is missing; reinstall hpcbox-engine-ptrace"
+        problem = helper_problem(self.tracer)
+        if problem:
+            return False, (f"the tracer cannot run: {problem}; reinstall hpcbox-engine-ptrace (the wheel "
+                           "for this machine)")
         try:
             with open(os.path.join(proc_root, "sys/kernel/yama/ptrace_scope")) as f:
                 scope = f.read().strip()

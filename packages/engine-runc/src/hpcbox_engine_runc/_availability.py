@@ -6,6 +6,8 @@ import os
 import subprocess
 from typing import Optional, Tuple
 
+from hpcbox_oci_bundle import helper_problem
+
 FALLBACK = "or use the ptrace or preload engine, which need no user namespaces"
 
 
@@ -47,8 +49,10 @@ def check_knobs(proc_root: str = "/proc") -> Tuple[bool, str]:
 
 def probe(runner: str) -> Tuple[bool, str]:
     """Fork the runner in probe mode: it unshares user+mount+pid namespaces and mounts a /proc."""
-    if not os.access(runner, os.X_OK):
-        return False, f"the runner {runner} is missing or not executable; reinstall hpcbox-engine-runc"
+    problem = helper_problem(runner)
+    if problem:
+        return False, (f"the runner cannot run: {problem}; reinstall hpcbox-engine-runc (the wheel for this "
+                       "machine)")
     try:
         done = subprocess.run(
             [runner, "--probe"],

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple, Union
 
-from hpcbox_oci_bundle import Container, run_to_completion
+from hpcbox_oci_bundle import Container, helper_path, run_to_completion
 
 from hpcbox_engine_runc import _availability
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
@@ -26,8 +26,8 @@ BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
 def runner_path() -> Path:
-    """The compiled builtin runner shipped inside the package."""
-    return Path(__file__).resolve().parent / RUNNER_NAME
+    """The compiled builtin runner shipped inside the package (or in $HPCBOX_LIBEXEC_DIR)."""
+    return helper_path(Path(__file__).resolve().parent, RUNNER_NAME)
 
 
 def _mount_target(bundle: Bundle, destination: str) -> str:

@@ -33,6 +33,7 @@ from hpcbox_oci_bundle.bundle import (
     resolve_in_root,
 )
 from hpcbox_oci_bundle.errors import BundleError
+from hpcbox_oci_bundle.helpers import LIBEXEC_ENV, helper_path, helper_problem
 from hpcbox_oci_bundle.process import (
     FORWARDED_SIGNALS,
     TERMINAL_SIGNALS,
@@ -44,6 +45,7 @@ from hpcbox_oci_bundle.process import (
 __all__ = [
     "FORWARDED_SIGNALS",
     "HOST_KERNEL_DIRS",
+    "LIBEXEC_ENV",
     "MS_BIND",
     "MS_RDONLY",
     "MS_REC",
@@ -59,6 +61,8 @@ __all__ = [
     "exit_status",
     "fail",
     "guest_bindings",
+    "helper_path",
+    "helper_problem",
     "load_config",
     "parse_bundle",
     "parse_mount_options",
