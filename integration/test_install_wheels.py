@@ -63,6 +63,10 @@ def test_eight_wheels_with_portable_tags(wheelhouse):
             assert tag == f"{BINARY[name]}-manylinux_2_17_{machine}", wheel.name
         else:
             assert tag == "py3-none-any", wheel.name
+        with zipfile.ZipFile(wheel) as archive:
+            licenses = [n for n in archive.namelist() if n.split("/")[-1] == "LICENSE" and ".dist-info/" in n]
+            assert len(licenses) == 1, (wheel.name, archive.namelist())
+            assert b"Apache License" in archive.read(licenses[0])
 
 
 def shipped_elves(wheel: Path, into: Path) -> List[Path]:

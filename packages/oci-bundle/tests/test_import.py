@@ -9,7 +9,7 @@ import hpcbox_oci_bundle
 
 
 def test_version_and_api():
-    assert hpcbox_oci_bundle.__version__ == "0.1.0"
+    assert hpcbox_oci_bundle.__version__ == "0.2.0"
     for name in hpcbox_oci_bundle.__all__:
         assert hasattr(hpcbox_oci_bundle, name), name
 

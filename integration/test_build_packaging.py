@@ -1,0 +1,117 @@
+"""Building the C packages as a distribution packager would: their own CC (split like a shell),
+CPPFLAGS/CFLAGS/LDFLAGS reaching every compile and link (the helper executables too), no -Werror
+unless the project's own environment asks for it, one line (no traceback) when the compiler is
+missing or fails, and an sdist that builds alone (the shared build code travels inside it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = REPO / "packages"
+BUILD = "import sys; from hatchling.build import build_{0}; print(build_{0}(sys.argv[1]))"
+
+
+def build(package_dir: Path, out: Path, kind: str = "wheel", **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k not in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS",
+                                                              "HPCBOX_WERROR")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", BUILD.format(kind), str(out)], cwd=package_dir, env=full,
+                          capture_output=True, text=True, check=False, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def gcc() -> str:
+    path = shutil.which("gcc")
+    if path is None:
+        pytest.skip("gcc is not installed")
+    return path
+
+
+def compile_commands(output: str, package: str):
+    return [line for line in output.splitlines() if line.startswith(f"{package}: ") and " -o " in line]
+
+
+@pytest.mark.parametrize("package", ["engine-runc", "engine-ptrace", "engine-preload"])
+def test_a_packagers_cc_and_flags_reach_every_command(package, gcc, tmp_path):
+    done = build(PACKAGES / package, tmp_path, CC=f"{gcc} -DHPCBOX_PACKAGER_CC=1",
+                 CPPFLAGS="-DHPCBOX_PACKAGER_CPP=1", CFLAGS="-O1 -fstack-protector-strong",
+                 LDFLAGS="-Wl,-z,relro")
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = compile_commands(done.stdout, f"hpcbox-{package}")
+    assert commands, done.stdout
+    for command in commands:
+        # the musl build of the preload library takes musl-gcc (its own C library), the rest CC
+        cc = f"{shutil.which('musl-gcc')} " if "-musl.so " in command else f"{gcc} -DHPCBOX_PACKAGER_CC=1 "
+        assert command.split(": ", 1)[1].startswith(cc), command
+        for flag in ("-DHPCBOX_PACKAGER_CPP=1", "-O1", "-fstack-protector-strong", "-Wl,-z,relro"):
+            assert f" {flag}" in command, (flag, command)
+        assert "-Werror" not in command.split(), command
+        # the packager's flags come after the project's own, so that theirs win (-O1 over -O2)
+        assert command.index(" -O2 ") < command.index(" -O1 "), command
+    wheels = list(tmp_path.glob("*.whl"))
+    assert len(wheels) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [wheels[0].name]
+
+
+def test_the_projects_env_asks_for_werror(gcc, tmp_path):
+    done = build(PACKAGES / "engine-runc", tmp_path, CC=gcc, HPCBOX_WERROR="1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [command] = compile_commands(done.stdout, "hpcbox-engine-runc")
+    assert "-Werror" in command.split() and "-static" in command.split()
+
+
+def test_cflags_reach_the_helper_executable(gcc, tmp_path):
+    done = build(PACKAGES / "engine-runc", tmp_path, CC=gcc, CFLAGS="-fbogus-flag")
+    assert done.returncode == 1
+    assert "-fbogus-flag" in done.stderr  # the compiler's own complaint
+    assert done.stderr.strip().splitlines()[-1] == (
+        "hpcbox-engine-runc: the C compiler failed (exit status 1) building hpcbox-userns; its messages "
+        "are above")
+    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_no_compiler_is_one_line(tmp_path):
+    done = build(PACKAGES / "engine-ptrace", tmp_path, CC="/nonexistent/cc")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (
+        "hpcbox-engine-ptrace: no C compiler found (CC='/nonexistent/cc'); building from source needs "
+        "one (Debian: apt-get install gcc), or install the binary wheel instead (pip install "
+        "--only-binary :all: ...)")
+
+
+def test_an_sdist_builds_alone_and_carries_the_license(gcc, tmp_path):
+    sdists = tmp_path / "sdist"
+    done = build(PACKAGES / "engine-preload", sdists, kind="sdist")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [sdist] = sdists.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        archive.extractall(tmp_path / "src")
+    top = tmp_path / "src" / sdist.name[: -len(".tar.gz")]
+    for needed in ("hpcbox_cbuild.py", "csrc/guestpath/guestpath.c", "launcher/start.c", "LICENSE"):
+        assert f"{top.name}/{needed}" in names, needed
+    wheels = tmp_path / "wheels"
+    done = build(top, wheels, CC=gcc)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [wheel] = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "hpcbox_engine_preload/hpcbox-preload-exec" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
+
+
+def test_every_package_carries_the_projects_license():
+    license_text = (REPO / "LICENSE").read_bytes()
+    assert license_text.lstrip().startswith(b"Apache License") and b"Version 2.0" in license_text[:200]
+    for package in sorted(PACKAGES.iterdir()):
+        if (package / "pyproject.toml").is_file():
+            assert (package / "LICENSE").read_bytes() == license_text, package.name
+            assert 'license = "Apache-2.0"' in (package / "pyproject.toml").read_text()
