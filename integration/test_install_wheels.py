@@ -25,8 +25,9 @@ from hpcbox_testing.userland import run_in_userland
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "scripts" / "build-wheelhouse"
-DISTRIBUTIONS = ["hpcbox", "hpcbox_registry", "hpcbox_layers", "hpcbox_oci_bundle", "hpcbox_engine_ptrace",
-                 "hpcbox_engine_preload", "hpcbox_engine_runc", "hpcbox_engine_singularity"]
+DISTRIBUTIONS = ["hpcbox", "hpcbox_cli", "hpcbox_registry", "hpcbox_layers", "hpcbox_oci_bundle",
+                 "hpcbox_engine_ptrace", "hpcbox_engine_preload", "hpcbox_engine_runc",
+                 "hpcbox_engine_singularity"]
 BINARY = {"hpcbox_engine_ptrace": "cp39-abi3", "hpcbox_engine_preload": "cp39-abi3",
           "hpcbox_engine_runc": "py3-none"}
 MANYLINUX = (2, 17)
@@ -43,7 +44,7 @@ def build_wheelhouse(out: Path, *args: str, **env: str) -> List[Path]:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory) -> Path:
-    """The eight wheels, plus their dependencies' wheels for CPython 3.9 (Debian 11's python3)."""
+    """The nine wheels, plus their dependencies' wheels for CPython 3.9 (Debian 11's python3)."""
     out = tmp_path_factory.mktemp("wheelhouse")
     build_wheelhouse(out, "--deps", HPCBOX_WHEELHOUSE_PYTHONS="3.9")
     return out
@@ -53,7 +54,7 @@ def ours(directory: Path) -> Dict[str, Path]:
     return {wheel.name.split("-")[0]: wheel for wheel in directory.glob("hpcbox*.whl")}
 
 
-def test_eight_wheels_with_portable_tags(wheelhouse):
+def test_nine_wheels_with_portable_tags(wheelhouse):
     wheels = ours(wheelhouse)
     assert sorted(wheels) == sorted(DISTRIBUTIONS)
     machine = os.uname().machine
