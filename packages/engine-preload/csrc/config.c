@@ -24,7 +24,7 @@
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
-    HP_ENV_LOADERS, HP_ENV_CANON,
+    HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_CANON,
 };
 
 static struct hp_config config;
@@ -311,12 +311,14 @@ static void setup(void)
     config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
     config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
     config.loaders = (v = getenv(HP_ENV_LOADERS)) ? strdup(v) : NULL;
+    config.ptrace = (v = getenv(HP_ENV_PTRACE)) && *v ? strdup(v) : NULL;
     config.libpath = strdup((v = getenv(HP_ENV_LIBPATH)) ? v : "");
     config.libpath_musl = strdup((v = getenv(HP_ENV_LIBPATH_MUSL)) ? v : "");
     if ((v = getenv(HP_ENV_UID)) && *v) {
         config.fake_ids = true;
         config.uid = (uid_t)number(v, 0);
         config.gid = (gid_t)number(getenv(HP_ENV_GID), 0);
+        hp_creds_init(getenv(HP_ENV_CREDS), config.uid, config.gid);
     }
     if ((v = getenv(HP_ENV_HOSTNAME)) && *v)
         snprintf(config.hostname, sizeof(config.hostname), "%s", v);
@@ -382,6 +384,31 @@ static void container_libc_files(void)
         setenv("TZDIR", h, 0);
 }
 
+/* The configuration stays out of the program's sight (`env`, environ): every HPCBOX_PRELOAD_*
+ * variable is removed once read; exec puts the configuration back from the copies in `keep`. */
+static void hide_configuration(void)
+{
+    extern char **environ;
+    char name[64];
+    bool again = true;
+
+    while (again && environ) {
+        again = false;
+        for (char **e = environ; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            size_t n = eq ? (size_t)(eq - *e) : 0;
+
+            if (n && n < sizeof(name) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
+                memcpy(name, *e, n);
+                name[n] = '\0';
+                unsetenv(name);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
 #ifdef __GLIBC__
 /* glibc passes (argc, argv, envp) to constructors; a loader without --argv0 leaves the host path
  * of the program in argv[0], which is put right here. */
@@ -396,8 +423,7 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
         container_libc_files();
     if (argv0 && argc > 0 && argv)
         argv[0] = strdup(argv0);
-    unsetenv(HP_ENV_ARGV0);
-    unsetenv(HP_ENV_EXE);
+    hide_configuration();
 }
 #else
 __attribute__((constructor(101))) static void hp_init(void)
@@ -406,8 +432,7 @@ __attribute__((constructor(101))) static void hp_init(void)
 
     if (c && c->first)
         container_libc_files();
-    unsetenv(HP_ENV_ARGV0);
-    unsetenv(HP_ENV_EXE);
+    hide_configuration();
 }
 #endif
 

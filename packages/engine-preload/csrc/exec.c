@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "preload.h"
 
 extern char **environ;
@@ -45,6 +46,9 @@ struct plan {
     bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
     char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
     char *libpath, *env_exe, *env_argv0, *env_preload;
+    char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
+    char *tracer;              /* a static program: a copy of the tracer's command line prefix */
+    char ids[2][16];
 };
 
 static void plan_free(struct plan *p)
@@ -55,6 +59,7 @@ static void plan_free(struct plan *p)
     free(p->env_exe);
     free(p->env_argv0);
     free(p->env_preload);
+    free(p->tracer);
 }
 
 static int count(char *const v[])
@@ -125,8 +130,9 @@ static const char *arg_at(const struct plan *p, char *const argv[], int i)
 
 static int static_refusal(const char *guest)
 {
-    hp_say("hpcbox-preload: %s is statically linked: the preload engine cannot run it; "
-           "use --engine ptrace or --engine runc",
+    hp_say("hpcbox-preload: %s is statically linked: the preload engine cannot run it alone; "
+           "install hpcbox-engine-ptrace (preload hands such programs to its tracer) or use "
+           "--engine ptrace or --engine runc",
            guest);
     return -ENOEXEC;
 }
@@ -198,7 +204,7 @@ static int build_env(struct plan *p, char *const envp[], const char *argv0)
     p->env_preload = concat("LD_PRELOAD=", lib);
     p->env_exe = concat(HP_ENV_EXE "=", p->exe);
     p->env_argv0 = concat(HP_ENV_ARGV0 "=", argv0);
-    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 4));
+    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 6));
     if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->envp)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -212,6 +218,8 @@ static int build_env(struct plan *p, char *const envp[], const char *argv0)
             p->envp[k++] = c->keep[i];
     }
     p->envp[k++] = p->env_exe;
+    if (c->fake_ids && hp_creds_env(p->env_creds, sizeof(p->env_creds)) == 0)
+        p->envp[k++] = p->env_creds;
     if (!p->musl)
         p->envp[k++] = p->env_argv0;
     p->envp[k] = NULL;
@@ -338,6 +346,64 @@ static int plan_loader(struct plan *p, char *const argv[], char *const envp[])
     return 0;
 }
 
+/* A statically linked program (the library cannot enter it): run it under the ptrace engine's
+ * tracer, with the same rootfs and bindings (the engine's prefix, HP_ENV_PTRACE), this process's
+ * guest cwd and effective ids; the tracer follows it and its children. The program's environment
+ * without LD_PRELOAD and the configuration (the tracer runs programs with the guest's loader).
+ * `cur` is the static program's guest path; the arguments are the plan's (#! levels included). */
+static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char *const envp[])
+{
+    const struct hp_config *c = hp_conf();
+    int argc = count(argv), n = 1, k = 0, total, rc;
+    uid_t uid = c->fake_ids ? hp_fake_euid() : getuid();
+    gid_t gid = c->fake_ids ? getegid() : getgid();
+
+    p->known_loader = p->trace = false;
+    if (!c->ptrace || !*c->ptrace)
+        return static_refusal(cur);
+    p->tracer = strdup(c->ptrace);
+    rc = hp_guest_cwd(p->interp, sizeof(p->interp));
+    if (!p->tracer)
+        return -ENOMEM;
+    if (rc != 0) /* a cwd outside the guest: the tracer starts at the guest root */
+        snprintf(p->interp, sizeof(p->interp), "/");
+    for (const char *q = p->tracer; *q; q++)
+        n += *q == '\n';
+    total = p->npre + (argc - p->skip);
+    p->argv = malloc(sizeof(char *) * (size_t)(n + total + 10));
+    p->envp = malloc(sizeof(char *) * (size_t)(count(envp) + 1));
+    if (!p->argv || !p->envp)
+        return -ENOMEM;
+    for (char *line = p->tracer, *nl; line; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = '\0';
+        p->argv[k++] = line;
+    }
+    snprintf(p->host, sizeof(p->host), "%s", p->argv[0]);
+    snprintf(p->ids[0], sizeof(p->ids[0]), "%u", (unsigned)uid);
+    snprintf(p->ids[1], sizeof(p->ids[1]), "%u", (unsigned)gid);
+    p->argv[k++] = (char *)"--cwd";
+    p->argv[k++] = p->interp;
+    p->argv[k++] = (char *)"--uid";
+    p->argv[k++] = p->ids[0];
+    p->argv[k++] = (char *)"--gid";
+    p->argv[k++] = p->ids[1];
+    p->argv[k++] = (char *)"--";
+    p->argv[k++] = (char *)cur;
+    for (int i = 1; i < total; i++)
+        p->argv[k++] = (char *)arg_at(p, argv, i);
+    p->argv[k] = NULL;
+    k = 0;
+    for (int i = 0; envp && envp[i]; i++) {
+        if (!drop_from_env(envp[i]))
+            p->envp[k++] = envp[i];
+    }
+    p->envp[k] = NULL;
+    hp_debug("hpcbox-preload: %s is statically linked: exec under %s", cur, p->host);
+    return 0;
+}
+
 /* Work out what to execute for the guest `path`; 0 or -errno. */
 static int plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[])
 {
@@ -350,7 +416,7 @@ static int plan_exec(struct plan *p, const char *path, char *const argv[], char 
     p->npre = 0;
     p->skip = 0;
     p->argv = p->envp = NULL;
-    p->libpath = p->env_exe = p->env_argv0 = p->env_preload = NULL;
+    p->libpath = p->env_exe = p->env_argv0 = p->env_preload = p->tracer = NULL;
     for (;;) {
         struct stat st;
 
@@ -377,7 +443,7 @@ static int plan_exec(struct plan *p, const char *path, char *const argv[], char 
         if (kind == HPCBOX_EXEC_STATIC && level == 0 && is_loader(p))
             return plan_loader(p, argv, envp);
         if (kind == HPCBOX_EXEC_STATIC)
-            return static_refusal(cur);
+            return plan_ptrace(p, cur, argv, envp);
         if (kind == HPCBOX_EXEC_DYNAMIC)
             break;
         /* "#!": interp [arg] path argv[1..] */

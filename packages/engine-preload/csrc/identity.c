@@ -5,76 +5,272 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/fsuid.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "preload.h"
 
-static const struct hp_config *fake(void)
+/* The emulated credentials of this process (csrc/guestpath/creds.h): from the configuration's
+ * uid/gid, or from HP_ENV_CREDS when the parent had changed them before exec. Process-wide, as
+ * the set*id functions change every thread's ids. */
+static struct creds creds;
+
+void hp_creds_init(const char *spec, uid_t uid, gid_t gid)
+{
+    unsigned long v[6 + CREDS_MAX_GROUPS];
+    int n = 0;
+    char *end;
+
+    creds_init(&creds, uid, gid);
+    while (spec && *spec && n < 6 + CREDS_MAX_GROUPS) {
+        v[n++] = strtoul(spec, &end, 10);
+        if (end == spec || (*end && *end != ' '))
+            return; /* malformed: the configuration's ids */
+        spec = *end ? end + 1 : end;
+    }
+    if (n < 6)
+        return;
+    creds.ruid = (uint32_t)v[0], creds.euid = creds.fsuid = (uint32_t)v[1], creds.suid = (uint32_t)v[2];
+    creds.rgid = (uint32_t)v[3], creds.egid = creds.fsgid = (uint32_t)v[4], creds.sgid = (uint32_t)v[5];
+    creds.n_groups = n - 6;
+    for (int i = 6; i < n; i++)
+        creds.groups[i - 6] = (uint32_t)v[i];
+}
+
+int hp_creds_env(char *out, size_t size)
+{
+    int len = snprintf(out, size, HP_ENV_CREDS "=%u %u %u %u %u %u", creds.ruid, creds.euid, creds.suid,
+                       creds.rgid, creds.egid, creds.sgid);
+
+    for (int i = 0; i < creds.n_groups && len > 0 && (size_t)len < size; i++)
+        len += snprintf(out + len, size - (size_t)len, " %u", creds.groups[i]);
+    return len > 0 && (size_t)len < size ? 0 : -ENAMETOOLONG;
+}
+
+static struct creds *fake(void)
 {
     const struct hp_config *c = hp_conf();
 
-    return c && c->fake_ids ? c : NULL;
+    return c && c->fake_ids ? &creds : NULL;
+}
+
+uid_t hp_fake_euid(void)
+{
+    const struct creds *c = fake();
+
+    return c ? c->euid : (uid_t)-1;
 }
 
 static bool fake_root(void)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
-    return c && c->uid == 0;
+    return c && c->euid == 0;
+}
+
+static int result(int rc)
+{
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
 }
 
 WRAP uid_t getuid(void)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
-    return c ? c->uid : REAL(getuid)();
+    return c ? c->ruid : REAL(getuid)();
 }
 
 WRAP uid_t geteuid(void)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
-    return c ? c->uid : REAL(geteuid)();
+    return c ? c->euid : REAL(geteuid)();
 }
 
 WRAP gid_t getgid(void)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
-    return c ? c->gid : REAL(getgid)();
+    return c ? c->rgid : REAL(getgid)();
 }
 
 WRAP gid_t getegid(void)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
-    return c ? c->gid : REAL(getegid)();
+    return c ? c->egid : REAL(getegid)();
 }
 
 WRAP int getresuid(uid_t *r, uid_t *e, uid_t *s)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
     if (!c)
         return REAL(getresuid)(r, e, s);
-    *r = *e = *s = c->uid;
+    *r = c->ruid, *e = c->euid, *s = c->suid;
     return 0;
 }
 
 WRAP int getresgid(gid_t *r, gid_t *e, gid_t *s)
 {
-    const struct hp_config *c = fake();
+    const struct creds *c = fake();
 
     if (!c)
         return REAL(getresgid)(r, e, s);
-    *r = *e = *s = c->gid;
+    *r = c->rgid, *e = c->egid, *s = c->sgid;
     return 0;
 }
 
-/* Under fake root, an EPERM from the kernel becomes success (the change is not made). */
+WRAP int getgroups(int size, gid_t list[])
+{
+    const struct creds *c = fake();
+
+    if (!c)
+        return REAL(getgroups)(size, list);
+    if (size < 0 || (size > 0 && size < c->n_groups)) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (int i = 0; size > 0 && i < c->n_groups; i++)
+        list[i] = c->groups[i];
+    return c->n_groups;
+}
+
+/* With emulated ids the set*id family changes only them, with the kernel's rules: the process
+ * keeps the caller's real ids (a dropped "root" cannot come back, as apt checks). */
+#define KEEP_ID(v) ((long)(uint32_t)(v))
+WRAP int setuid(uid_t uid)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setuid(c, KEEP_ID(uid))) : REAL(setuid)(uid);
+}
+
+WRAP int setgid(gid_t gid)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setgid(c, KEEP_ID(gid))) : REAL(setgid)(gid);
+}
+
+WRAP int seteuid(uid_t uid)
+{
+    struct creds *c = fake();
+
+    if (c && uid == (uid_t)-1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return c ? result(creds_setresuid(c, 0xffffffffL, KEEP_ID(uid), 0xffffffffL)) : REAL(seteuid)(uid);
+}
+
+WRAP int setegid(gid_t gid)
+{
+    struct creds *c = fake();
+
+    if (c && gid == (gid_t)-1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return c ? result(creds_setresgid(c, 0xffffffffL, KEEP_ID(gid), 0xffffffffL)) : REAL(setegid)(gid);
+}
+
+WRAP int setreuid(uid_t r, uid_t e)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setreuid(c, KEEP_ID(r), KEEP_ID(e))) : REAL(setreuid)(r, e);
+}
+
+WRAP int setregid(gid_t r, gid_t e)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setregid(c, KEEP_ID(r), KEEP_ID(e))) : REAL(setregid)(r, e);
+}
+
+WRAP int setresuid(uid_t r, uid_t e, uid_t s)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setresuid(c, KEEP_ID(r), KEEP_ID(e), KEEP_ID(s))) : REAL(setresuid)(r, e, s);
+}
+
+WRAP int setresgid(gid_t r, gid_t e, gid_t s)
+{
+    struct creds *c = fake();
+
+    return c ? result(creds_setresgid(c, KEEP_ID(r), KEEP_ID(e), KEEP_ID(s))) : REAL(setresgid)(r, e, s);
+}
+
+WRAP int setgroups(size_t n, const gid_t *list)
+{
+    struct creds *c = fake();
+
+    if (!c)
+        return REAL(setgroups)(n, list);
+    if (n > CREDS_MAX_GROUPS) {
+        errno = EINVAL;
+        return -1;
+    }
+    return result(creds_setgroups(c, (long)n, (const uint32_t *)list));
+}
+
+/* initgroups: the groups of the container's /etc/group (getgrouplist is the library's, nss.c). */
+WRAP int initgroups(const char *user, gid_t group)
+{
+    struct creds *c = fake();
+    gid_t list[CREDS_MAX_GROUPS];
+    int n = CREDS_MAX_GROUPS;
+
+    if (!c)
+        return REAL(initgroups)(user, group);
+    if (c->euid != 0) {
+        errno = EPERM;
+        return -1;
+    }
+    if (getgrouplist(user, group, list, &n) < 0)
+        n = CREDS_MAX_GROUPS; /* more groups than fit: the first ones, as NGROUPS_MAX cuts */
+    return result(creds_setgroups(c, n, (const uint32_t *)list));
+}
+
+WRAP int setfsuid(uid_t uid)
+{
+    struct creds *c = fake();
+    uid_t old;
+
+    if (!c)
+        return REAL(setfsuid)(uid);
+    old = c->fsuid;
+    if (c->euid == 0 || uid == c->ruid || uid == c->euid || uid == c->suid || uid == c->fsuid)
+        c->fsuid = uid;
+    return (int)old;
+}
+
+WRAP int setfsgid(gid_t gid)
+{
+    struct creds *c = fake();
+    gid_t old;
+
+    if (!c)
+        return REAL(setfsgid)(gid);
+    old = c->fsgid;
+    if (c->euid == 0 || gid == c->rgid || gid == c->egid || gid == c->sgid || gid == c->fsgid)
+        c->fsgid = gid;
+    return (int)old;
+}
+
+/* Under emulated root, an EPERM from the kernel becomes success (the change is not made). */
 #define ROOT_OK(call)                                                                              \
     do {                                                                                           \
         int rc_ = (call);                                                                          \
@@ -82,17 +278,6 @@ WRAP int getresgid(gid_t *r, gid_t *e, gid_t *s)
             return 0;                                                                              \
         return rc_;                                                                                \
     } while (0)
-
-WRAP int setuid(uid_t uid) { ROOT_OK(REAL(setuid)(uid)); }
-WRAP int setgid(gid_t gid) { ROOT_OK(REAL(setgid)(gid)); }
-WRAP int seteuid(uid_t uid) { ROOT_OK(REAL(seteuid)(uid)); }
-WRAP int setegid(gid_t gid) { ROOT_OK(REAL(setegid)(gid)); }
-WRAP int setreuid(uid_t r, uid_t e) { ROOT_OK(REAL(setreuid)(r, e)); }
-WRAP int setregid(gid_t r, gid_t e) { ROOT_OK(REAL(setregid)(r, e)); }
-WRAP int setresuid(uid_t r, uid_t e, uid_t s) { ROOT_OK(REAL(setresuid)(r, e, s)); }
-WRAP int setresgid(gid_t r, gid_t e, gid_t s) { ROOT_OK(REAL(setresgid)(r, e, s)); }
-WRAP int setgroups(size_t n, const gid_t *list) { ROOT_OK(REAL(setgroups)(n, list)); }
-WRAP int initgroups(const char *user, gid_t group) { ROOT_OK(REAL(initgroups)(user, group)); }
 
 WRAP int fchown(int fd, uid_t uid, gid_t gid)
 {

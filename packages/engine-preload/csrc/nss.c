@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <shadow.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "preload.h"
@@ -391,4 +393,56 @@ WRAP int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups
         fclose(f);
     *ngroups = n;
     return n > max ? -1 : n;
+}
+
+/* lckpwdf/ulckpwdf: glibc opens /etc/.pwd.lock inside itself (useradd, groupadd, passwd lock the
+ * user database with it): the container's lock file instead, locked the same way (a write lock
+ * on the whole file, given up after 15 seconds as glibc does). */
+#define PWD_LOCK_FILE "/etc/.pwd.lock"
+#define PWD_LOCK_TRIES 1500 /* 10 ms apart */
+
+static int pwd_lock_fd = -1;
+
+WRAP int lckpwdf(void)
+{
+    char buf[PATH_MAX];
+    const char *p;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int fd;
+
+    if (!hp_conf())
+        return REAL(lckpwdf)();
+    if (pwd_lock_fd >= 0)
+        return -1; /* this process holds it already (glibc's answer) */
+    p = hp_path(AT_FDCWD, PWD_LOCK_FILE, HP_FOLLOW | HP_NOFAST | HP_WRITE, buf);
+    if (!p)
+        return -1;
+    fd = REAL(open)(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    for (int i = 0; i < PWD_LOCK_TRIES; i++) {
+        struct timespec pause = {0, 10 * 1000 * 1000};
+
+        if (fcntl(fd, F_SETLK, &fl) == 0) {
+            pwd_lock_fd = fd;
+            return 0;
+        }
+        if (errno != EACCES && errno != EAGAIN && errno != EINTR)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    close(fd);
+    return -1;
+}
+
+WRAP int ulckpwdf(void)
+{
+    int fd = pwd_lock_fd;
+
+    if (!hp_conf())
+        return REAL(ulckpwdf)();
+    if (fd < 0)
+        return -1;
+    pwd_lock_fd = -1;
+    return close(fd);
 }

@@ -34,13 +34,16 @@
 #define HP_ENV_RO "HPCBOX_PRELOAD_RO" /* guest prefixes mounted read-only ("/" = the rootfs) */
 #define HP_ENV_EXE "HPCBOX_PRELOAD_EXE"     /* per exec: the program's guest path */
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
+#define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
+#define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
+#define HP_ENV_PREFIX "HPCBOX_PRELOAD_"
 #define HP_ENV_DEBUG "HPCBOX_DEBUG"
 /* Set by the library for the processes it starts: a hash of the ROOT and BINDS values, which it
  * rewrote with canonical host paths; when it matches, they are used without realpath again. */
 #define HP_ENV_CANON "HPCBOX_PRELOAD_CANONICAL"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 13
+#define HP_N_KEEP 14
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
@@ -63,6 +66,7 @@ struct hp_config {
     bool *ro_flag;                  /* parallel to ro: every prefix, with whether it is read-only */
     char **bound_names;             /* every component of the bindings' guest paths */
     size_t n_bound_names;
+    char *ptrace;                   /* HP_ENV_PTRACE: the tracer's command line prefix, or NULL */
     char *loaders;                  /* HP_ENV_LOADERS: a hint, checked by the exec that uses it */              /* /proc, /dev, /sys bound to the host's same paths */
 };
 
@@ -125,6 +129,13 @@ int hp_guest_cwd(char *out, size_t size);
  * (glibc < 2.33 exports no stat/lstat to forward to). 0, or -1 with errno. For the walkers. */
 struct stat;
 int hp_stat(const char *path, struct stat *st, bool follow);
+
+/* Emulated ids (identity.c): set up from the configuration's uid/gid and the parent's
+ * HP_ENV_CREDS ("ruid euid suid rgid egid sgid groups..."); the current ones as that variable's
+ * "NAME=value" for an exec (0, or -ENAMETOOLONG); the effective uid, -1 without emulation. */
+void hp_creds_init(const char *spec, uid_t uid, gid_t gid);
+int hp_creds_env(char *out, size_t size);
+uid_t hp_fake_euid(void);
 
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);

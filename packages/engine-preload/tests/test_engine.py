@@ -91,14 +91,37 @@ def test_exit_statuses_and_signals(rootfs):
     assert run(rootfs, "sh", "-c", "kill -TERM $$")[0] == 128 + 15
 
 
-def test_static_entry_program_is_refused_with_the_fix(rootfs):
+def _ptrace_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("hpcbox_engine_ptrace") is not None
+
+
+def _static_busybox(rootfs) -> None:
     busybox = Path("/bin/busybox")
     if not busybox.is_file():
         pytest.skip("no static busybox on this host")
     shutil.copy2(busybox, rootfs / "usr/bin/busybox")
+
+
+@pytest.mark.skipif(not _ptrace_installed(), reason="hpcbox-engine-ptrace is not installed beside preload")
+def test_static_programs_run_under_the_ptrace_tracer(rootfs):
+    _static_busybox(rootfs)
+    # the entry program, and one started by a dynamic program: same rootfs, cwd and ids
+    code, out, err = run(rootfs, "/usr/bin/busybox", "sh", "-c", "cat /etc/motd; pwd; id -u", cwd="/etc")
+    assert (code, out) == (0, f"from the rootfs\n/etc\n{os.getuid()}\n"), err
+    code, out, err = run(rootfs, "sh", "-c", "cd /work && /usr/bin/busybox pwd && echo $?")
+    assert (code, out) == (0, "/work\n0\n"), err
+
+
+def test_static_program_without_the_tracer_is_refused_with_the_fix(rootfs, monkeypatch):
+    from hpcbox_engine_preload import _engine
+
+    _static_busybox(rootfs)
+    monkeypatch.setattr(_engine, "ptrace_prefix", lambda spec, bindings: [])
     code, out, err = run(rootfs, "/usr/bin/busybox", "true")
     assert code == 125 and out == ""
-    assert "statically linked" in err and "--engine ptrace" in err and "--engine runc" in err
+    assert "statically linked" in err and "hpcbox-engine-ptrace" in err and "--engine runc" in err
 
 
 def test_volumes_and_read_only(rootfs, tmp_path):

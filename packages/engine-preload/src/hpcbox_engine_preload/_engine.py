@@ -170,6 +170,31 @@ def make_mount_points(rootfs: str, bindings) -> None:
             continue
 
 
+def ptrace_prefix(spec: Bundle, bindings) -> List[str]:
+    """The ptrace engine's tracer command line for this container, without the cwd, the ids and the
+    program (the library adds them): statically linked programs, which the library cannot enter,
+    run under it. Empty when hpcbox-engine-ptrace is not installed (found without importing it)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("hpcbox_engine_ptrace")
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin:
+        return []
+    tracer = os.path.join(os.path.dirname(found.origin), "hpcbox-ptrace")
+    if not os.access(tracer, os.X_OK):
+        return []
+    argv = [tracer, "--rootfs", spec.rootfs]
+    if spec.hostname:
+        argv += ["--hostname", spec.hostname]
+    if spec.readonly:
+        argv.append("--readonly")
+    for binding in bindings:
+        argv += ["--bind-ro" if binding.readonly else "--bind", binding.guest, binding.host]
+    return argv
+
+
 def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
     """The launcher's environment: the container's plus the library's configuration."""
     try:
@@ -204,6 +229,9 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     if spec.hostname:
         env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
     env["HPCBOX_PRELOAD_MODE"] = mode
+    tracer = ptrace_prefix(spec, bindings)
+    if tracer and not any("\n" in arg for arg in tracer):
+        env["HPCBOX_PRELOAD_PTRACE"] = "\n".join(tracer)
     loaders = known_loaders(spec.rootfs)
     if loaders:
         env["HPCBOX_PRELOAD_LOADERS"] = loaders

@@ -8,15 +8,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CREDS_MAX_GROUPS 64
-
-/* Emulated credentials (root emulation): per thread, as the kernel keeps them. */
-struct creds {
-    uint32_t ruid, euid, suid, fsuid;
-    uint32_t rgid, egid, sgid, fsgid;
-    uint32_t groups[CREDS_MAX_GROUPS];
-    int n_groups;
-};
+/* Emulated credentials (root emulation): per thread, as the kernel keeps them (struct creds,
+ * shared with the preload engine: csrc/guestpath/creds.h). */
+#include "creds.h"
 
 enum exit_action {
     EXIT_NONE,

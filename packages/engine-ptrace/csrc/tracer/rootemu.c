@@ -10,112 +10,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
-#define KEEP 0xffffffffu  /* -1 as a 32-bit id: "unchanged" */
-
-static bool is_keep(long v)
-{
-    return (uint32_t)v == KEEP;
-}
-
-static bool one_of(uint32_t v, uint32_t a, uint32_t b, uint32_t c)
-{
-    return v == a || v == b || v == c;
-}
-
-int creds_setresuid(struct creds *c, long r, long e, long s)
-{
-    if (c->euid != 0 && ((!is_keep(r) && !one_of((uint32_t)r, c->ruid, c->euid, c->suid)) ||
-                         (!is_keep(e) && !one_of((uint32_t)e, c->ruid, c->euid, c->suid)) ||
-                         (!is_keep(s) && !one_of((uint32_t)s, c->ruid, c->euid, c->suid))))
-        return -EPERM;
-    if (!is_keep(r))
-        c->ruid = (uint32_t)r;
-    if (!is_keep(e))
-        c->euid = (uint32_t)e;
-    if (!is_keep(s))
-        c->suid = (uint32_t)s;
-    c->fsuid = c->euid;
-    return 0;
-}
-
-int creds_setreuid(struct creds *c, long r, long e)
-{
-    uint32_t old_ruid = c->ruid;
-
-    if (c->euid != 0 && ((!is_keep(r) && r != c->ruid && r != c->euid) ||
-                         (!is_keep(e) && !one_of((uint32_t)e, c->ruid, c->euid, c->suid))))
-        return -EPERM;
-    if (!is_keep(r))
-        c->ruid = (uint32_t)r;
-    if (!is_keep(e))
-        c->euid = (uint32_t)e;
-    if (!is_keep(r) || (!is_keep(e) && (uint32_t)e != old_ruid))
-        c->suid = c->euid;
-    c->fsuid = c->euid;
-    return 0;
-}
-
-int creds_setuid(struct creds *c, long u)
-{
-    if (is_keep(u))
-        return -EINVAL;
-    if (c->euid == 0) {
-        c->ruid = c->euid = c->suid = c->fsuid = (uint32_t)u;
-        return 0;
-    }
-    if ((uint32_t)u != c->ruid && (uint32_t)u != c->suid)
-        return -EPERM;
-    c->euid = c->fsuid = (uint32_t)u;
-    return 0;
-}
-
-/* The group calls: privileged means euid 0 (CAP_SETGID follows the uid here). */
-int creds_setresgid(struct creds *c, long r, long e, long s)
-{
-    if (c->euid != 0 && ((!is_keep(r) && !one_of((uint32_t)r, c->rgid, c->egid, c->sgid)) ||
-                         (!is_keep(e) && !one_of((uint32_t)e, c->rgid, c->egid, c->sgid)) ||
-                         (!is_keep(s) && !one_of((uint32_t)s, c->rgid, c->egid, c->sgid))))
-        return -EPERM;
-    if (!is_keep(r))
-        c->rgid = (uint32_t)r;
-    if (!is_keep(e))
-        c->egid = (uint32_t)e;
-    if (!is_keep(s))
-        c->sgid = (uint32_t)s;
-    c->fsgid = c->egid;
-    return 0;
-}
-
-int creds_setregid(struct creds *c, long r, long e)
-{
-    uint32_t old_rgid = c->rgid;
-
-    if (c->euid != 0 && ((!is_keep(r) && r != c->rgid && r != c->egid) ||
-                         (!is_keep(e) && !one_of((uint32_t)e, c->rgid, c->egid, c->sgid))))
-        return -EPERM;
-    if (!is_keep(r))
-        c->rgid = (uint32_t)r;
-    if (!is_keep(e))
-        c->egid = (uint32_t)e;
-    if (!is_keep(r) || (!is_keep(e) && (uint32_t)e != old_rgid))
-        c->sgid = c->egid;
-    c->fsgid = c->egid;
-    return 0;
-}
-
-int creds_setgid(struct creds *c, long g)
-{
-    if (is_keep(g))
-        return -EINVAL;
-    if (c->euid == 0) {
-        c->rgid = c->egid = c->sgid = c->fsgid = (uint32_t)g;
-        return 0;
-    }
-    if ((uint32_t)g != c->rgid && (uint32_t)g != c->sgid)
-        return -EPERM;
-    c->egid = c->fsgid = (uint32_t)g;
-    return 0;
-}
+#define KEEP CREDS_KEEP  /* -1 as a 32-bit id: "unchanged" */
 
 static long put_three(pid_t tid, const struct regs *regs, uint32_t a, uint32_t b, uint32_t c)
 {
@@ -148,15 +43,15 @@ static long getgroups_emu(pid_t tid, const struct regs *regs, const struct creds
 static long setgroups_emu(pid_t tid, const struct regs *regs, struct creds *c)
 {
     long n = (long)(int)regs_arg(regs, 0);
+    uint32_t list[CREDS_MAX_GROUPS];
 
     if (c->euid != 0)
         return -EPERM;
     if (n < 0 || n > CREDS_MAX_GROUPS)
         return -EINVAL;
-    if (n > 0 && mem_read(tid, regs_arg(regs, 1), c->groups, (size_t)n * sizeof(uint32_t)) < 0)
+    if (n > 0 && mem_read(tid, regs_arg(regs, 1), list, (size_t)n * sizeof(uint32_t)) < 0)
         return -EFAULT;
-    c->n_groups = (int)n;
-    return 0;
+    return creds_setgroups(c, n, list);
 }
 
 static long setfs(uint32_t *fs, uint32_t v, const uint32_t *r, const uint32_t *e, const uint32_t *s,

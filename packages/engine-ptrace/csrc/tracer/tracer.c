@@ -53,8 +53,7 @@ int tracer_init(struct tracer *t, const struct tracer_config *cfg, const char *r
     procs_init(&t->procs);
     sc_index(t->by_nr);
     t->nr_execve = sc_native_nr(sc_by_name("execve"));
-    t->initial = (struct creds){.ruid = cfg->uid, .euid = cfg->uid, .suid = cfg->uid, .fsuid = cfg->uid,
-                                .rgid = cfg->gid, .egid = cfg->gid, .sgid = cfg->gid, .fsgid = cfg->gid};
+    creds_init(&t->initial, cfg->uid, cfg->gid);
     rc = gp_context_init(&t->gp, rootfs);
     if (rc < 0)
         return rc;

@@ -105,13 +105,6 @@ int rootemu_ids(struct tracer *t, struct stop *s);
 int rootemu_chown(struct tracer *t, struct stop *s);
 int rootemu_mknod(struct tracer *t, struct stop *s);
 int rootemu_uname(struct tracer *t, struct stop *s);
-/* The credential rules alone (tests): 0 or -EPERM; -1 arguments mean "unchanged". */
-int creds_setresuid(struct creds *c, long r, long e, long s);
-int creds_setreuid(struct creds *c, long r, long e);
-int creds_setuid(struct creds *c, long u);
-int creds_setresgid(struct creds *c, long r, long e, long s);
-int creds_setregid(struct creds *c, long r, long e);
-int creds_setgid(struct creds *c, long g);
 
 /* filter.c */
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);
