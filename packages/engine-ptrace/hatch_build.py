@@ -42,10 +42,10 @@ def _load_ffi_module(root: Path):
 
 
 def tracer_sources(root: Path):
-    """The tracer's C files: csrc/tracer/*.c without the tests, and guestpath.c."""
+    """The tracer's C files: csrc/tracer/*.c without the tests, guestpath.c and owners.c."""
     gp = _load_ffi_module(root).guestpath_dir()
     own = [p for p in sorted((root / "csrc" / "tracer").glob("*.c")) if not p.name.startswith("test_")]
-    return [*own, gp / "guestpath.c"], [root / "csrc" / "tracer", gp]
+    return [*own, gp / "guestpath.c", gp / "owners.c"], [root / "csrc" / "tracer", gp]
 
 
 class CBuildHook(BuildHookInterface):

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -24,7 +25,7 @@
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
-    HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_CANON,
+    HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_OWNERS, HP_ENV_CANON,
 };
 
 static struct hp_config config;
@@ -319,6 +320,9 @@ static void setup(void)
         config.uid = (uid_t)number(v, 0);
         config.gid = (gid_t)number(getenv(HP_ENV_GID), 0);
         hp_creds_init(getenv(HP_ENV_CREDS), config.uid, config.gid);
+        config.real_uid = (uid_t)syscall(SYS_getuid);
+        config.real_gid = (gid_t)syscall(SYS_getgid);
+        config.owners = (v = getenv(HP_ENV_OWNERS)) && *v ? strdup(v) : NULL;
     }
     if ((v = getenv(HP_ENV_HOSTNAME)) && *v)
         snprintf(config.hostname, sizeof(config.hostname), "%s", v);
@@ -389,24 +393,22 @@ static void container_libc_files(void)
 static void hide_configuration(void)
 {
     extern char **environ;
-    char name[64];
-    bool again = true;
+    char names[32][64];
+    int n = 0;
 
-    while (again && environ) {
-        again = false;
-        for (char **e = environ; *e; e++) {
-            const char *eq = strchr(*e, '=');
-            size_t n = eq ? (size_t)(eq - *e) : 0;
+    /* the names first: unsetenv moves the entries (and a program's own copy of `environ` may
+     * differ from the one libc changes) */
+    for (char **e = environ; e && *e && n < 32; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : 0;
 
-            if (n && n < sizeof(name) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
-                memcpy(name, *e, n);
-                name[n] = '\0';
-                unsetenv(name);
-                again = true;
-                break;
-            }
+        if (len && len < sizeof(names[0]) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
+            memcpy(names[n], *e, len);
+            names[n++][len] = '\0';
         }
     }
+    for (int i = 0; i < n; i++)
+        unsetenv(names[i]);
 }
 
 #ifdef __GLIBC__

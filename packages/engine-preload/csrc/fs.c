@@ -44,6 +44,33 @@
 
 #define AT_FOLLOW(flags) (((flags) & AT_SYMLINK_NOFOLLOW) ? 0 : HP_FOLLOW)
 
+/* The stat family: the kernel's answer with the owners the container shows (identity.c). */
+#define SHOWN(call, show, st)                                                                      \
+    int rc_ = (call);                                                                              \
+    if (rc_ == 0)                                                                                  \
+        show((void *)(st));                                                                        \
+    return rc_;
+
+#define WS1(name, follow, params, args)                                                            \
+    WRAP int name params                                                                           \
+    {                                                                                              \
+        TR(p_, AT_FDCWD, path, follow, -1)                                                         \
+        SHOWN(REAL(name) args, hp_show_stat, st)                                                   \
+    }
+
+#define WSAT(name, follow, params, args, show)                                                     \
+    WRAP int name params                                                                           \
+    {                                                                                              \
+        TR(p_, dirfd, path, follow, -1)                                                            \
+        SHOWN(REAL(name) args, show, st)                                                           \
+    }
+
+#define WSFD(name, params, args)                                                                   \
+    WRAP int name params                                                                           \
+    {                                                                                              \
+        SHOWN(REAL(name) args, hp_show_stat, st)                                                   \
+    }
+
 static bool writes(int flags)
 {
     return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
@@ -174,23 +201,24 @@ W1(FILE *, freopen, HP_FOLLOW | fopen_writes(mode), NULL,
    (const char *path, const char *mode, FILE *stream), (p_, mode, stream))
 
 /* ---- stat ----------------------------------------------------------------------------------- */
-W1(int, stat, HP_FOLLOW, -1, (const char *path, struct stat *st), (p_, st))
-W1(int, lstat, 0, -1, (const char *path, struct stat *st), (p_, st))
-WAT(int, fstatat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, struct stat *st, int flags),
-    (dirfd, p_, st, flags))
+WS1(stat, HP_FOLLOW, (const char *path, struct stat *st), (p_, st))
+WS1(lstat, 0, (const char *path, struct stat *st), (p_, st))
+WSAT(fstatat, AT_FOLLOW(flags), (int dirfd, const char *path, struct stat *st, int flags),
+     (dirfd, p_, st, flags), hp_show_stat)
+WSFD(fstat, (int fd, struct stat *st), (fd, st))
 W1(int, statfs, HP_FOLLOW, -1, (const char *path, struct statfs *st), (p_, st))
 W1(int, statvfs, HP_FOLLOW, -1, (const char *path, struct statvfs *st), (p_, st))
 
 #ifdef __GLIBC__
-W1(int, stat64, HP_FOLLOW, -1, (const char *path, struct stat64 *st), (p_, st))
-W1(int, lstat64, 0, -1, (const char *path, struct stat64 *st), (p_, st))
-WAT(int, fstatat64, AT_FOLLOW(flags), -1,
-    (int dirfd, const char *path, struct stat64 *st, int flags), (dirfd, p_, st, flags))
+WS1(stat64, HP_FOLLOW, (const char *path, struct stat64 *st), (p_, st))
+WS1(lstat64, 0, (const char *path, struct stat64 *st), (p_, st))
+WSAT(fstatat64, AT_FOLLOW(flags), (int dirfd, const char *path, struct stat64 *st, int flags),
+     (dirfd, p_, st, flags), hp_show_stat)
+WSFD(fstat64, (int fd, struct stat64 *st), (fd, st))
 W1(int, statfs64, HP_FOLLOW, -1, (const char *path, struct statfs64 *st), (p_, st))
 W1(int, statvfs64, HP_FOLLOW, -1, (const char *path, struct statvfs64 *st), (p_, st))
-WAT(int, statx, AT_FOLLOW(flags), -1,
-    (int dirfd, const char *path, int flags, unsigned int mask, struct statx *st),
-    (dirfd, p_, flags, mask, st))
+WSAT(statx, AT_FOLLOW(flags), (int dirfd, const char *path, int flags, unsigned int mask, struct statx *st),
+     (dirfd, p_, flags, mask, st), hp_show_statx)
 
 /* Before glibc 2.33, stat() and friends were inline calls of these versioned symbols. */
 int __xstat(int ver, const char *path, struct stat *st);
@@ -202,15 +230,18 @@ int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int fl
 int __xmknod(int ver, const char *path, mode_t mode, dev_t *dev);
 int __xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *dev);
 
-W1(int, __xstat, HP_FOLLOW, -1, (int ver, const char *path, struct stat *st), (ver, p_, st))
-W1(int, __lxstat, 0, -1, (int ver, const char *path, struct stat *st), (ver, p_, st))
-WAT(int, __fxstatat, AT_FOLLOW(flags), -1,
-    (int ver, int dirfd, const char *path, struct stat *st, int flags), (ver, dirfd, p_, st, flags))
-W1(int, __xstat64, HP_FOLLOW, -1, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
-W1(int, __lxstat64, 0, -1, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
-WAT(int, __fxstatat64, AT_FOLLOW(flags), -1,
-    (int ver, int dirfd, const char *path, struct stat64 *st, int flags),
-    (ver, dirfd, p_, st, flags))
+int __fxstat(int ver, int fd, struct stat *st);
+int __fxstat64(int ver, int fd, struct stat64 *st);
+WS1(__xstat, HP_FOLLOW, (int ver, const char *path, struct stat *st), (ver, p_, st))
+WS1(__lxstat, 0, (int ver, const char *path, struct stat *st), (ver, p_, st))
+WSAT(__fxstatat, AT_FOLLOW(flags), (int ver, int dirfd, const char *path, struct stat *st, int flags),
+     (ver, dirfd, p_, st, flags), hp_show_stat)
+WS1(__xstat64, HP_FOLLOW, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
+WS1(__lxstat64, 0, (int ver, const char *path, struct stat64 *st), (ver, p_, st))
+WSAT(__fxstatat64, AT_FOLLOW(flags), (int ver, int dirfd, const char *path, struct stat64 *st, int flags),
+     (ver, dirfd, p_, st, flags), hp_show_stat)
+WSFD(__fxstat, (int ver, int fd, struct stat *st), (ver, fd, st))
+WSFD(__fxstat64, (int ver, int fd, struct stat64 *st), (ver, fd, st))
 W1(int, __xmknod, 0 | HP_WRITE, -1, (int ver, const char *path, mode_t mode, dev_t *dev), (ver, p_, mode, dev))
 WAT(int, __xmknodat, 0 | HP_WRITE, -1, (int ver, int dirfd, const char *path, mode_t mode, dev_t *dev),
     (ver, dirfd, p_, mode, dev))
@@ -229,7 +260,12 @@ WRAP int rmdir(const char *path)
 {
     int rc;
     TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
+
     rc = REAL(rmdir)(p_);
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
     hp_invalidate();
     return rc;
 }
@@ -237,7 +273,12 @@ WRAP int unlink(const char *path)
 {
     int rc;
     TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
+
     rc = REAL(unlink)(p_);
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
     hp_invalidate();
     return rc;
 }
@@ -245,7 +286,12 @@ WRAP int unlinkat(int dirfd, const char *path, int flags)
 {
     int rc;
     TR(p_, dirfd, path, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(dirfd, p_, id_);
+
     rc = REAL(unlinkat)(dirfd, p_, flags);
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
     hp_invalidate();
     return rc;
 }
@@ -253,13 +299,26 @@ WRAP int remove(const char *path)
 {
     int rc;
     TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
+
     rc = REAL(remove)(p_);
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
     hp_invalidate();
     return rc;
 }
-W1(int, mknod, 0 | HP_WRITE, -1, (const char *path, mode_t mode, dev_t dev), (p_, mode, dev))
-WAT(int, mknodat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode, dev_t dev),
-    (dirfd, p_, mode, dev))
+WRAP int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+    TR(p_, dirfd, path, HP_WRITE, -1)
+    return hp_mknod(REAL(mknodat)(dirfd, p_, mode, dev), dirfd, p_, mode, dev);
+}
+
+WRAP int mknod(const char *path, mode_t mode, dev_t dev)
+{
+    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    return hp_mknod(REAL(mknod)(p_, mode, dev), AT_FDCWD, p_, mode, dev);
+}
 W1(int, mkfifo, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
 WAT(int, mkfifoat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
 
@@ -293,7 +352,12 @@ WRAP int rename(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, HP_WRITE, -1)
     TR(n_, AT_FDCWD, new, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(AT_FDCWD, n_, id_);
     int rc = REAL(rename)(o_, n_);
+
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
 
     hp_invalidate();
     return rc;
@@ -303,7 +367,12 @@ WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 {
     TR(o_, olddirfd, old, HP_WRITE, -1)
     TR(n_, newdirfd, new, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat)(olddirfd, o_, newdirfd, n_);
+
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
 
     hp_invalidate();
     return rc;
@@ -314,7 +383,12 @@ WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new,
 {
     TR(o_, olddirfd, old, HP_WRITE, -1)
     TR(n_, newdirfd, new, HP_WRITE, -1)
+    unsigned long long id_[2];
+    bool forget_ = !(flags & RENAME_EXCHANGE) && hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);
+
+    if (rc == 0 && forget_)
+        hp_forget_done(id_);
 
     hp_invalidate();
     return rc;

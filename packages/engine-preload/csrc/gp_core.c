@@ -4,3 +4,4 @@
 #include "compat.h"
 
 #include "guestpath.c"
+#include "owners.c"

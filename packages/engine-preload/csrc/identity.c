@@ -5,15 +5,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "creds.h"
+#include "owners.h"
 #include "preload.h"
 
 /* The emulated credentials of this process (csrc/guestpath/creds.h): from the configuration's
@@ -270,18 +275,152 @@ WRAP int setfsgid(gid_t gid)
     return (int)old;
 }
 
-/* Under emulated root, an EPERM from the kernel becomes success (the change is not made). */
-#define ROOT_OK(call)                                                                              \
-    do {                                                                                           \
-        int rc_ = (call);                                                                          \
-        if (rc_ < 0 && errno == EPERM && fake_root())                                              \
-            return 0;                                                                              \
-        return rc_;                                                                                \
-    } while (0)
+/* ---- ownership (csrc/guestpath/owners.h) ------------------------------------------------------
+ * Under emulated ids the stat family shows the caller's ids as the container user's and what chown
+ * recorded; the record file is opened at the first use in each process. */
+static struct owners owners = {.fd = -1};
+static int owners_state; /* 0 not opened yet, 1 open (or none configured) */
+static int owners_lock;
+
+static struct owners *owners_get(const struct hp_config *c)
+{
+    while (__atomic_exchange_n(&owners_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+    if (!owners_state) {
+        if (c->owners)
+            owners_open(&owners, c->owners, false);
+        owners_state = 1;
+    }
+    return &owners;
+}
+
+static void owners_put(void)
+{
+    __atomic_store_n(&owners_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void show(uint64_t dev, uint64_t ino, uint32_t *uid, uint32_t *gid, uint32_t *mode, uint64_t *rdev)
+{
+    const struct hp_config *c = hp_conf();
+    struct owners_view v;
+
+    if (!c || !c->fake_ids)
+        return;
+    v = (struct owners_view){c->real_uid, c->real_gid, c->uid, c->gid};
+    owners_show(owners_get(c), &v, dev, ino, uid, gid, mode, rdev);
+    owners_put();
+}
+
+void hp_show_stat(struct stat *st)
+{
+    uint32_t uid = st->st_uid, gid = st->st_gid, mode = st->st_mode;
+    uint64_t rdev = st->st_rdev;
+
+    show(st->st_dev, st->st_ino, &uid, &gid, &mode, &rdev);
+    st->st_uid = uid, st->st_gid = gid, st->st_mode = mode, st->st_rdev = rdev;
+}
+
+#ifdef STATX_TYPE /* musl before 1.2.5 has no statx */
+void hp_show_statx(struct statx *st)
+{
+    uint32_t uid = st->stx_uid, gid = st->stx_gid, mode = st->stx_mode;
+    uint64_t rdev = makedev(st->stx_rdev_major, st->stx_rdev_minor);
+
+    show(makedev(st->stx_dev_major, st->stx_dev_minor), st->stx_ino, &uid, &gid, &mode, &rdev);
+    if (st->stx_mask & STATX_UID)
+        st->stx_uid = uid;
+    if (st->stx_mask & STATX_GID)
+        st->stx_gid = gid;
+    if (st->stx_mask & STATX_TYPE) {
+        st->stx_mode = (uint16_t)mode;
+        st->stx_rdev_major = major(rdev), st->stx_rdev_minor = minor(rdev);
+    }
+}
+#endif
+
+bool hp_forget_prepare(int dirfd, const char *host, unsigned long long id[2])
+{
+    const struct hp_config *c = hp_conf();
+    struct stat st;
+    bool any;
+
+    if (!c || !c->fake_ids || !c->owners)
+        return false;
+    any = owners_any(owners_get(c));
+    owners_put();
+    if (!any || syscall(SYS_newfstatat, dirfd, host, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        (st.st_nlink > 1 && !S_ISDIR(st.st_mode)))
+        return false;
+    id[0] = st.st_dev, id[1] = st.st_ino;
+    return true;
+}
+
+void hp_forget_done(const unsigned long long id[2])
+{
+    owners_forget(owners_get(hp_conf()), id[0], id[1]);
+    owners_put();
+}
+
+/* chown under emulated root, after the kernel's own answer `rc`: its error unless EPERM (no such
+ * file, ...), else the new owner recorded (-1: unchanged) for the file, found without following
+ * a final link when `flags` say so. */
+static int chown_record(int rc, int dirfd, const char *host, int fd, uid_t uid, gid_t gid, int flags)
+{
+    const struct hp_config *c = hp_conf();
+    struct stat st;
+    long found;
+
+    if (!fake_root() || (rc < 0 && errno != EPERM))
+        return rc;
+    if (fd >= 0)
+        found = syscall(SYS_fstat, fd, &st);
+    else
+        found = syscall(SYS_newfstatat, dirfd, host, &st, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
+    if (found < 0)
+        return -1;
+    if (uid != (uid_t)-1 || gid != (gid_t)-1) {
+        struct owners_view v = {c->real_uid, c->real_gid, c->uid, c->gid};
+        int saved = errno, err = owners_chown(owners_get(c), &v, st.st_dev, st.st_ino, st.st_uid, st.st_gid,
+                                              (uint32_t)uid, (uint32_t)gid);
+
+        owners_put();
+        if (err < 0)
+            hp_debug("hpcbox-preload: the ownership record %s: %s", c->owners ? c->owners : "(none)",
+                     strerror(-err));
+        errno = saved;
+    }
+    return 0;
+}
+
+int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev)
+{
+    const struct hp_config *c = hp_conf();
+    struct stat st;
+    long fd;
+    int err;
+
+    if (rc == 0 || errno != EPERM || !fake_root() || !(S_ISCHR(mode) || S_ISBLK(mode)))
+        return rc;
+    fd = syscall(SYS_openat, dirfd, host, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (int)(mode & 07777));
+    if (fd < 0)
+        return -1;
+    err = syscall(SYS_fstat, (int)fd, &st) < 0 ? -errno : 0;
+    close((int)fd);
+    if (err == 0)
+        err = owners_set(owners_get(c), st.st_dev, st.st_ino, OWNERS_NONE, OWNERS_NONE, (uint32_t)mode,
+                         (uint64_t)dev);
+    if (err == 0 || !c->owners) { /* without a record: the file stands in for the node */
+        owners_put();
+        return 0;
+    }
+    owners_put();
+    errno = -err;
+    return -1;
+}
 
 WRAP int fchown(int fd, uid_t uid, gid_t gid)
 {
-    ROOT_OK(REAL(fchown)(fd, uid, gid));
+    return chown_record(REAL(fchown)(fd, uid, gid), AT_FDCWD, "", fd, uid, gid, 0);
 }
 
 WRAP int chown(const char *path, uid_t uid, gid_t gid)
@@ -291,7 +430,7 @@ WRAP int chown(const char *path, uid_t uid, gid_t gid)
 
     if (!p)
         return -1;
-    ROOT_OK(REAL(chown)(p, uid, gid));
+    return chown_record(REAL(chown)(p, uid, gid), AT_FDCWD, p, -1, uid, gid, 0);
 }
 
 WRAP int lchown(const char *path, uid_t uid, gid_t gid)
@@ -301,7 +440,7 @@ WRAP int lchown(const char *path, uid_t uid, gid_t gid)
 
     if (!p)
         return -1;
-    ROOT_OK(REAL(lchown)(p, uid, gid));
+    return chown_record(REAL(lchown)(p, uid, gid), AT_FDCWD, p, -1, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
 WRAP int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
@@ -311,7 +450,7 @@ WRAP int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
 
     if (!p)
         return -1;
-    ROOT_OK(REAL(fchownat)(dirfd, p, uid, gid, flags));
+    return chown_record(REAL(fchownat)(dirfd, p, uid, gid, flags), dirfd, p, -1, uid, gid, flags);
 }
 
 WRAP int uname(struct utsname *buf)

@@ -36,6 +36,7 @@
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
 #define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
+#define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
 #define HP_ENV_PREFIX "HPCBOX_PRELOAD_"
 #define HP_ENV_DEBUG "HPCBOX_DEBUG"
 /* Set by the library for the processes it starts: a hash of the ROOT and BINDS values, which it
@@ -43,7 +44,7 @@
 #define HP_ENV_CANON "HPCBOX_PRELOAD_CANONICAL"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 14
+#define HP_N_KEEP 15
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
@@ -57,6 +58,9 @@ struct hp_config {
     bool fake_ids;                  /* report uid/gid below instead of the real ones */
     uid_t uid;
     gid_t gid;
+    uid_t real_uid;                 /* the caller's ids (shown as uid/gid under fake_ids) */
+    gid_t real_gid;
+    char *owners;                   /* HP_ENV_OWNERS: host path of the ownership record, or NULL */
     char hostname[65];              /* "" = the host's */
     int mode;                       /* 1..4: F1..F4 */
     bool kernel_fs[3];
@@ -136,6 +140,20 @@ int hp_stat(const char *path, struct stat *st, bool follow);
 void hp_creds_init(const char *spec, uid_t uid, gid_t gid);
 int hp_creds_env(char *out, size_t size);
 uid_t hp_fake_euid(void);
+
+/* Ownership as the container shows it (identity.c, csrc/guestpath/owners.h): rewrite a stat
+ * result; after a successful stat, nothing without emulated ids. */
+struct stat;
+struct statx;
+void hp_show_stat(struct stat *st);
+void hp_show_statx(struct statx *st);
+/* Before removing or replacing host path `host` (dirfd-relative; no follow): whether its record
+ * must go; then hp_forget_done() after the kernel removed it. */
+bool hp_forget_prepare(int dirfd, const char *host, unsigned long long id[2]);
+void hp_forget_done(const unsigned long long id[2]);
+/* After the kernel's mknod answered rc: under emulated root, a device node the kernel refused
+ * becomes an empty regular file recorded as that device (as fakeroot does). */
+int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
 
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);

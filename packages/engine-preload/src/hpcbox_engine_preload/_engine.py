@@ -195,6 +195,39 @@ def ptrace_prefix(spec: Bundle, bindings) -> List[str]:
     return argv
 
 
+OWNERS_FILE = "ownership"  # the container's ownership record, beside its rootfs (csrc/guestpath/owners.h)
+_OWNERS_HEADER = b"HPCBOXOWNERS1\n".ljust(64, b"\0")
+
+
+def ownership_record(spec: Bundle) -> Optional[str]:
+    """The container's ownership record (what chown set under root emulation; shared with the ptrace
+    engine), created empty when missing: in the bundle directory when the rootfs lies in it, else
+    none (chown then changes nothing that stat would show)."""
+    bundle = os.path.realpath(spec.bundle_dir)
+    if os.path.dirname(spec.rootfs) != bundle:
+        return None
+    path = os.path.join(bundle, OWNERS_FILE)
+    if os.path.exists(path):
+        return path
+    temp = f"{path}.{os.getpid()}.tmp"  # complete before it appears: other processes may open it at once
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(_OWNERS_HEADER)
+        os.chmod(temp, 0o600)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+    except OSError:
+        return path if os.path.exists(path) else None
+    finally:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+    return path
+
+
 def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
     """The launcher's environment: the container's plus the library's configuration."""
     try:
@@ -226,6 +259,9 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     if (spec.uid, spec.gid) != (os.getuid(), os.getgid()):
         env["HPCBOX_PRELOAD_UID"] = str(spec.uid)
         env["HPCBOX_PRELOAD_GID"] = str(spec.gid)
+        owners = ownership_record(spec)
+        if owners and "\n" not in owners:
+            env["HPCBOX_PRELOAD_OWNERS"] = owners
     if spec.hostname:
         env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
     env["HPCBOX_PRELOAD_MODE"] = mode

@@ -1,7 +1,7 @@
 /* hpcbox-ptrace: run a program with a directory as its "/" under ptrace, without privileges.
  *
  *   hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]
- *                 [--uid N] [--gid N] [--hostname NAME] [--readonly] [--no-seccomp]
+ *                 [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]
  *                 [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]
  *   hpcbox-ptrace --probe
  *
@@ -40,7 +40,7 @@ static int usage(const char *problem)
     fprintf(stderr,
             "hpcbox-ptrace: %s\n"
             "usage: hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]\n"
-            "                     [--uid N] [--gid N] [--hostname NAME] [--readonly] [--no-seccomp]\n"
+            "                     [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]\n"
             "                     [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]\n"
             "       hpcbox-ptrace --probe\n", problem);
     return EXIT_ENGINE;
@@ -94,6 +94,8 @@ static int parse(int argc, char **argv, struct options *o)
                 o->cfg.gid = id;
                 o->have_gid = true;
             }
+        } else if (strcmp(a, "--owners") == 0 && left >= 1) {
+            o->cfg.owners = argv[++i];
         } else if (strcmp(a, "--hostname") == 0 && left >= 1) {
             o->cfg.hostname = argv[++i];
         } else if (strcmp(a, "--readonly") == 0) {

@@ -190,6 +190,21 @@ static void remember(struct stop *s, uint64_t addr, const void *data, size_t len
         memcpy(copy, data, len);
 }
 
+/* /proc, /dev, /sys: the same host paths for every process, whose meaning (/proc/self, /dev/stdin)
+ * depends on who asks: the tracer must not look at them on a tracee's behalf. */
+static bool kernel_fs(const char *host)
+{
+    static const char *const roots[] = {"/proc", "/dev", "/sys"};
+
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(roots[i]);
+
+        if (strncmp(host, roots[i], n) == 0 && (host[n] == '/' || host[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 int paths_handle(struct tracer *t, struct stop *s)
 {
     for (int i = 0; i < 2; i++) {
@@ -215,6 +230,10 @@ int paths_handle(struct tracer *t, struct stop *s)
             continue;
         if (rc < 0)
             return rc;
+        if (i == 0 && !kernel_fs(host)) {
+            memcpy(s->host, host, strlen(host) + 1);
+            s->have_host = true;
+        }
         m = paths_mount_of(t, host);
         if (m && m->readonly && writes(s, p))
             return -EROFS;

@@ -48,6 +48,7 @@ static void proc_free(struct proc *p)
         free(p->restart[i].data);
     free(p->exe);
     free(p->pending_exe);
+    free(p->exit_path);
     free(p);
 }
 

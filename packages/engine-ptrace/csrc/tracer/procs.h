@@ -17,6 +17,7 @@ enum exit_action {
     EXIT_REVERSE_LINK,  /* readlink under a binding: map the host link text back to the guest */
     EXIT_SET_RET,       /* a skipped syscall without seccomp: (re)write its return value */
     EXIT_RESTART,       /* an injected prctl(PR_SET_NAME) ran: restart the syscall it replaced */
+    EXIT_MKNOD,         /* a device node made a regular file: record the device (exit_path) */
 };
 
 /* What the tracer wrote for a path argument, to write again when the kernel restarts the syscall
@@ -46,6 +47,7 @@ struct proc {
     uint64_t exit_addr;
     uint64_t exit_size;
     long exit_ret;
+    char *exit_path;          /* EXIT_MKNOD: the host path (malloc'ed) */
 };
 
 #define PROCS_BUCKETS 1024

@@ -1,13 +1,21 @@
 /* rootemu: the configured uid/gid (root by default) without privileges. The get*id family
  * answers from per-thread emulated credentials, the set*id family changes them with the kernel's
- * rules, chown-like calls succeed without changing owners (their ids become -1, "unchanged"),
- * device nodes are created as regular files, and uname can report the container's hostname. */
+ * rules, chown-like calls succeed without changing owners (their ids become -1, "unchanged") and
+ * write the new owners into the container's ownership record, which the stat family's answers
+ * show; device nodes are created as regular files (recorded as the device), and uname can report
+ * the container's hostname. */
 #define _GNU_SOURCE
 #include "tracer.h"
 
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 #include <sys/utsname.h>
 
 #define KEEP CREDS_KEEP  /* -1 as a 32-bit id: "unchanged" */
@@ -111,29 +119,148 @@ int rootemu_ids(struct tracer *t, struct stop *s)
     return 0;
 }
 
+/* The host path of a traced call's file for the tracer to look at: the translated path, or the
+ * tracee's descriptor (fd >= 0 with an empty or relative path) through /proc/TID/fd. 0, 1 (the
+ * descriptor itself: its magic link must be followed) or -errno. */
+static int file_of(struct stop *s, int fd, int path_arg, char *out, size_t size)
+{
+    char rel[PATH_MAX] = "";
+    int n;
+
+    if (s->have_host) {
+        memcpy(out, s->host, strlen(s->host) + 1);
+        return 0;
+    }
+    if (fd == AT_FDCWD)
+        return -ENOENT; /* a path the tracer left alone (relative to a cwd outside the guest) */
+    if (path_arg >= 0 && mem_read_string(s->tid, regs_arg(&s->regs, path_arg), rel, sizeof(rel)) < 0)
+        return -EFAULT;
+    if (rel[0] == '/')
+        return -ENOENT;
+    n = snprintf(out, size, "/proc/%d/fd/%d%s%s", (int)s->tid, fd, rel[0] ? "/" : "", rel);
+    if (n <= 0 || (size_t)n >= size)
+        return -ENAMETOOLONG;
+    return rel[0] ? 0 : 1;
+}
+
+/* chown family: the kernel keeps the owners (the ids become -1, "unchanged", so its checks and
+ * errors stay); under emulated root the new owners go into the ownership record. */
 int rootemu_chown(struct tracer *t, struct stop *s)
 {
     /* the owner arguments: chown/lchown/fchown (1, 2), fchownat (2, 3) */
-    int first = strcmp(s->sc->name, "fchownat") == 0 ? 2 : 1;
+    bool at = strcmp(s->sc->name, "fchownat") == 0, fd_only = strcmp(s->sc->name, "fchown") == 0;
+    int first = at ? 2 : 1, flags = 0, fd = AT_FDCWD, rc;
+    uint32_t uid = (uint32_t)regs_arg(&s->regs, first), gid = (uint32_t)regs_arg(&s->regs, first + 1);
+    char host[PATH_MAX + 32];
+    struct stat st;
 
     if (!t->cfg.emulate_ids)
         return 0;
     regs_set_arg(&s->regs, first, KEEP);
     regs_set_arg(&s->regs, first + 1, KEEP);
     s->dirty = true;
+    if (s->proc->creds.euid != 0 || t->owners.fd < 0 || (uid == KEEP && gid == KEEP))
+        return 0;
+    if (at) {
+        fd = (int)regs_arg(&s->regs, 0);
+        flags = (int)regs_arg(&s->regs, 4);
+    } else if (fd_only) {
+        fd = (int)regs_arg(&s->regs, 0);
+    } else if (strcmp(s->sc->name, "lchown") == 0) {
+        flags = AT_SYMLINK_NOFOLLOW;
+    }
+    rc = file_of(s, fd, fd_only ? -1 : (at ? 1 : 0), host, sizeof(host));
+    if (rc < 0 || fstatat(AT_FDCWD, host, &st, rc == 1 ? 0 : flags & AT_SYMLINK_NOFOLLOW) < 0)
+        return 0; /* the kernel gives the error */
+    owners_chown(&t->owners, &t->view, st.st_dev, st.st_ino, st.st_uid, st.st_gid, uid, gid);
     return 0;
 }
 
+/* mknod of a device: EPERM for an emulated ordinary user, as Linux; under emulated root an empty
+ * regular file stands in for it, recorded as the device at the syscall's exit. */
 int rootemu_mknod(struct tracer *t, struct stop *s)
 {
-    int mode_arg = strcmp(s->sc->name, "mknodat") == 0 ? 2 : 1;
-    uint64_t mode = regs_arg(&s->regs, mode_arg);
+    bool at = strcmp(s->sc->name, "mknodat") == 0;
+    int mode_arg = at ? 2 : 1;
+    uint64_t mode = regs_arg(&s->regs, mode_arg), dev = regs_arg(&s->regs, mode_arg + 1);
+    char host[PATH_MAX + 32];
 
     if (!t->cfg.emulate_ids || !(S_ISCHR(mode) || S_ISBLK(mode)))
         return 0;
-    /* no device nodes without privileges: an empty regular file stands in for it */
+    if (s->proc->creds.euid != 0)
+        return -EPERM;
     regs_set_arg(&s->regs, mode_arg, S_IFREG | (mode & 07777));
     s->dirty = true;
+    if (t->owners.fd < 0 || file_of(s, at ? (int)regs_arg(&s->regs, 0) : AT_FDCWD, at ? 1 : 0, host, sizeof(host)) < 0)
+        return 0;
+    free(s->proc->exit_path);
+    s->proc->exit_path = strdup(host);
+    if (!s->proc->exit_path)
+        return 0;
+    s->proc->exit_action = EXIT_MKNOD;
+    s->proc->exit_addr = mode;
+    s->proc->exit_size = dev;
+    s->want_exit = true;
+    return 0;
+}
+
+void rootemu_mknod_exit(struct tracer *t, struct proc *p, long ret)
+{
+    struct stat st;
+
+    if (ret == 0 && p->exit_path && lstat(p->exit_path, &st) == 0)
+        owners_set(&t->owners, st.st_dev, st.st_ino, OWNERS_NONE, OWNERS_NONE, (uint32_t)p->exit_addr,
+                   p->exit_size);
+    free(p->exit_path);
+    p->exit_path = NULL;
+}
+
+/* The stat family under id emulation, for a path the tracer translated: the tracer makes the
+ * call itself on the host path and writes the answer with the owners as the container shows
+ * them (its user for the caller's ids, the record's), so no second stop is needed. */
+int rootemu_stat(struct tracer *t, struct stop *s)
+{
+    bool sx = strcmp(s->sc->name, "statx") == 0, at = strcmp(s->sc->name, "newfstatat") == 0;
+    int flags, rc;
+
+    if (!t->cfg.emulate_ids || !s->have_host || s->skip)
+        return 0;
+    if (sx) {
+        struct statx st;
+        uint32_t uid, gid, mode;
+        uint64_t rdev;
+
+        flags = (int)regs_arg(&s->regs, 2);
+        if (syscall(SYS_statx, AT_FDCWD, s->host, flags & ~AT_EMPTY_PATH, (unsigned)regs_arg(&s->regs, 3), &st) < 0)
+            return -errno;
+        uid = st.stx_uid, gid = st.stx_gid, mode = st.stx_mode;
+        rdev = makedev(st.stx_rdev_major, st.stx_rdev_minor);
+        owners_show(&t->owners, &t->view, makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino, &uid, &gid,
+                    &mode, &rdev);
+        if (st.stx_mask & STATX_UID)
+            st.stx_uid = uid;
+        if (st.stx_mask & STATX_GID)
+            st.stx_gid = gid;
+        if (st.stx_mask & STATX_TYPE) {
+            st.stx_mode = (uint16_t)mode;
+            st.stx_rdev_major = major(rdev), st.stx_rdev_minor = minor(rdev);
+        }
+        rc = mem_write(s->tid, regs_arg(&s->regs, 4), &st, sizeof(st));
+    } else {
+        struct stat st;
+        uint32_t uid, gid, mode;
+        uint64_t rdev;
+
+        flags = at ? (int)regs_arg(&s->regs, 3) : (strcmp(s->sc->name, "lstat") == 0 ? AT_SYMLINK_NOFOLLOW : 0);
+        if (syscall(SYS_newfstatat, AT_FDCWD, s->host, &st, flags & ~AT_EMPTY_PATH) < 0)
+            return -errno;
+        uid = st.st_uid, gid = st.st_gid, mode = st.st_mode, rdev = st.st_rdev;
+        owners_show(&t->owners, &t->view, st.st_dev, st.st_ino, &uid, &gid, &mode, &rdev);
+        st.st_uid = uid, st.st_gid = gid, st.st_mode = mode, st.st_rdev = rdev;
+        rc = mem_write(s->tid, regs_arg(&s->regs, at ? 2 : 1), &st, sizeof(st));
+    }
+    s->skip = true;
+    s->ret = rc < 0 ? -EFAULT : 0;
     return 0;
 }
 

@@ -20,6 +20,7 @@ enum sc_kind {
     SK_IDS,        /* get/set uid/gid family: only with id emulation */
     SK_CHOWN,      /* chown family: neutralised with id emulation (paths still translated) */
     SK_MKNOD,      /* device nodes become regular files with id emulation */
+    SK_STAT,       /* paths; with id emulation answered by the tracer, owners as the container shows them */
 };
 
 enum sc_follow {

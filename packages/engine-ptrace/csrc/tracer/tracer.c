@@ -54,6 +54,14 @@ int tracer_init(struct tracer *t, const struct tracer_config *cfg, const char *r
     sc_index(t->by_nr);
     t->nr_execve = sc_native_nr(sc_by_name("execve"));
     creds_init(&t->initial, cfg->uid, cfg->gid);
+    t->owners.fd = -1;
+    t->view = (struct owners_view){(uint32_t)getuid(), (uint32_t)getgid(), cfg->uid, cfg->gid};
+    if (cfg->emulate_ids && cfg->owners) {
+        rc = owners_open(&t->owners, cfg->owners, true);
+        if (rc < 0)
+            fprintf(stderr, "hpcbox-ptrace: the ownership record %s: %s; chown is not recorded\n", cfg->owners,
+                    strerror(-rc));
+    }
     rc = gp_context_init(&t->gp, rootfs);
     if (rc < 0)
         return rc;
@@ -76,6 +84,7 @@ void tracer_destroy(struct tracer *t)
     t->n_mounts = 0;
     procs_destroy(&t->procs);
     gp_context_destroy(&t->gp);
+    owners_close(&t->owners);
 }
 
 /* A failed request about a tracee: ESRCH only means it died meanwhile (SIGKILL, exit of its group);
@@ -120,6 +129,9 @@ static int dispatch(struct tracer *t, struct stop *s)
     case SK_MKNOD:
         rc = paths_handle(t, s);
         return rc < 0 ? rc : rootemu_mknod(t, s);
+    case SK_STAT:
+        rc = paths_handle(t, s);
+        return rc < 0 ? rc : rootemu_stat(t, s);
     }
     return 0;
 }
@@ -211,6 +223,8 @@ static void on_exit_stop(struct tracer *t, struct proc *p)
     if (action == EXIT_SET_RET) {
         regs_set_ret(&regs, p->exit_ret);
         check(regs_set(p->tid, &regs), "setting a return value", p->tid);
+    } else if (action == EXIT_MKNOD) {
+        rootemu_mknod_exit(t, p, regs_ret(&regs));
     } else if (action == EXIT_REVERSE_LINK && paths_readlink_exit(t, p->tid, p, &regs) == 1) {
         check(regs_set(p->tid, &regs), "mapping a link back", p->tid);
     }

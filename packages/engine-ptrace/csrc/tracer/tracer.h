@@ -4,6 +4,7 @@
 
 #include "arch.h"
 #include "guestpath.h"
+#include "owners.h"
 #include "memory.h"
 #include "procs.h"
 #include "syscalls.h"
@@ -20,6 +21,7 @@ struct tracer_config {
     uid_t uid;
     gid_t gid;
     const char *hostname; /* uname's nodename, NULL: the host's */
+    const char *owners;  /* the container's ownership record (csrc/guestpath/owners.h), or NULL */
 };
 
 struct tracer_mount {
@@ -46,6 +48,8 @@ struct tracer {
     short by_nr[SC_MAX_NR];
     int nr_execve;
     struct creds initial;
+    struct owners owners;        /* fd -1 without a record */
+    struct owners_view view;
     struct interp_info interps[INTERP_CACHE];
     unsigned next_interp;
     pid_t first;
@@ -67,6 +71,8 @@ struct stop {
     bool skip;           /* do not run the syscall; it returns ret */
     long ret;
     bool want_exit;      /* stop again at the syscall's exit (proc->exit_action says why) */
+    bool have_host;      /* host: the first path argument translated (in the rootfs or a volume) */
+    char host[PATH_MAX];
 };
 
 /* tracer.c */
@@ -105,6 +111,9 @@ int rootemu_ids(struct tracer *t, struct stop *s);
 int rootemu_chown(struct tracer *t, struct stop *s);
 int rootemu_mknod(struct tracer *t, struct stop *s);
 int rootemu_uname(struct tracer *t, struct stop *s);
+int rootemu_stat(struct tracer *t, struct stop *s);
+/* At the exit of a mknod that rootemu_mknod turned into a regular file: record the device. */
+void rootemu_mknod_exit(struct tracer *t, struct proc *p, long ret);
 
 /* filter.c */
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);

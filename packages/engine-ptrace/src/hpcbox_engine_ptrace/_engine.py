@@ -44,6 +44,18 @@ def _parse(bundle: BundleLike, bundle_dir: Optional[str]) -> Bundle:
         raise BundleError(str(error)) from None
 
 
+OWNERS_FILE = "ownership"  # the container's ownership record, shared with the preload engine
+
+
+def ownership_record(spec: Bundle) -> Optional[str]:
+    """Where the container's ownership record lives (what chown set under root emulation; the tracer
+    creates it): in the bundle directory when the rootfs lies in it, else none."""
+    bundle = os.path.realpath(spec.bundle_dir)
+    if os.path.dirname(spec.rootfs) != bundle or not os.access(bundle, os.W_OK):
+        return None
+    return os.path.join(bundle, OWNERS_FILE)
+
+
 def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
     """The tracer's command line for a parsed bundle (no JSON reaches the C side)."""
     seccomp = spec.annotations.get(SECCOMP_ANNOTATION, "on")
@@ -59,6 +71,9 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
         raise BundleError(str(error)) from None
     argv = [str(tracer or tracer_path()), "--rootfs", spec.rootfs, "--cwd", spec.cwd,
             "--uid", str(spec.uid), "--gid", str(spec.gid)]
+    owners = ownership_record(spec) if (spec.uid, spec.gid) != (os.getuid(), os.getgid()) else None
+    if owners:
+        argv += ["--owners", owners]
     if spec.hostname:
         argv += ["--hostname", spec.hostname]
     if spec.readonly:
