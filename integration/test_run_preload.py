@@ -27,8 +27,10 @@ def test_execmodes_f1_to_f4_run_with_the_preload_engine(run_store, preload_args)
     try:
         for mode in ("F1", "F2", "F3", "F4"):
             ok(run_store("setup", f"--execmode={mode}", cid))
-            proc = ok(run_store("run", cid, "sh", "-c", "echo $HPCBOX_PRELOAD_MODE; readlink /proc/self/exe"))
-            assert proc.stdout.splitlines() == [mode, "/usr/bin/readlink"], proc.stderr
+            # the library is loaded (its variables are hidden from the program's environment)
+            proc = ok(run_store("run", cid, "sh", "-c", "grep -q libhpcbox-preload /proc/self/maps && echo preload; "
+                                "env | grep -c ^HPCBOX_PRELOAD_; readlink /proc/self/exe"))
+            assert proc.stdout.splitlines() == ["preload", "0", "/usr/bin/readlink"], proc.stderr
         ps = {c["id"]: c for c in json.loads(ok(run_store("ps", "--json")).stdout)}
         assert ps[cid]["execmode"] == "F4" and ps[cid]["settings"]["engine"] == "preload"
     finally:
@@ -69,9 +71,10 @@ def test_processes_started_inside_get_canonical_host_paths(run_store, shared_deb
     (data / "x").write_text("through a link\n")
     (tmp_path / "link").symlink_to(data)
     tmp_path.chmod(0o755)
-    script = ("cat /mnt/v/x; sh -c 'cat /mnt/v/x;"
-              " printf \"%s\\n\" \"$HPCBOX_PRELOAD_BINDS\" | grep =.*/data$;"
-              " [ ${#HPCBOX_PRELOAD_CANONICAL} -eq 16 ] && echo tagged'")
+    # the variables are hidden from environ, but the exec-time copy in /proc/PID/environ has them
+    env = 'tr \"\\000\" \"\\n\" </proc/$$/environ'
+    script = (f"cat /mnt/v/x; sh -c 'cat /mnt/v/x; {env} | grep =.*/data$;"
+              f" [ $({env} | grep ^HPCBOX_PRELOAD_CANONICAL= | cut -d= -f2 | wc -c) -eq 17 ] && echo tagged'")
     volume = f"{tmp_path / 'link'}:/mnt/v"
     proc = ok(run_store("run", *preload_args, "-v", volume, shared_debian, "sh", "-c", script))
     assert proc.stdout.splitlines() == ["through a link", "through a link", f"/mnt/v={data.resolve()}",

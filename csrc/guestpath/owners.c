@@ -251,6 +251,12 @@ int owners_chown(struct owners *o, const struct owners_view *v, uint64_t dev, ui
     uint32_t shown_uid = real_uid, shown_gid = real_gid;
 
     owners_show(o, v, dev, ino, &shown_uid, &shown_gid, NULL, NULL);
+    /* the caller's own ids stand for the container user's, as stat shows them (a program that
+     * read them where the engine does not map them, e.g. fstat under ptrace, gives them back) */
+    if (uid == v->real_uid)
+        uid = v->uid;
+    if (gid == v->real_gid)
+        gid = v->gid;
     if (uid == OWNERS_NONE)
         uid = shown_uid;
     if (gid == OWNERS_NONE)
