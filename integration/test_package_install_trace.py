@@ -2,7 +2,8 @@
 engines, then running what was installed under both: apt-get update and install from Debian's
 mirror, maintainer scripts that add groups (openssh-client: _ssh and a chgrp of ssh-agent;
 libibverbs1: rdma), the libc-bin trigger that runs the static /sbin/ldconfig (preload hands it to
-the ptrace tracer), useradd -m (its chown shows in stat), dpkg -i of a downloaded package, in Debian 12 and Debian 11.
+the ptrace tracer), useradd -m (its chown shows in stat), dpkg -i of a downloaded package, in Debian 12 and
+Debian 11.
 
 The images come from the minbase tarballs of ``$HPCBOX_TEST_INPUTS`` through ``hpcbox import``.
 apt's downloaded archives and lists live in a volume kept between runs (under ~/.cache), so a rerun
@@ -84,8 +85,10 @@ def _volumes(name: str):
 INSTALL = f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -q update >/dev/null
-apt-get install -y -q --no-install-recommends {PACKAGES} >/tmp/apt.log 2>&1 || {{ tail -30 /tmp/apt.log; exit 1; }}
-cd /tmp && apt-get download -q hello >/dev/null 2>&1 && dpkg -i /tmp/hello_*.deb >/dev/null && rm /tmp/hello_*.deb
+apt-get install -y -q --no-install-recommends {PACKAGES} >/tmp/apt.log 2>&1 ||
+  {{ tail -30 /tmp/apt.log; exit 1; }}
+cd /tmp && apt-get download -q hello >/dev/null 2>&1
+dpkg -i /tmp/hello_*.deb >/dev/null && rm /tmp/hello_*.deb
 useradd -m -s /bin/sh alice
 dpkg-query -W -f '${{Status}}\\n' {PACKAGES} hello
 """
@@ -115,8 +118,8 @@ def test_apt_installs_with_maintainer_scripts_then_runs_under_both_engines(store
     name = f"{debian}-{engine}"
     ok(hpcbox(store, "create", "--name", name, image))
     try:
-        proc = ok(hpcbox(store, "run", "--engine", engine, *AUTH, *_volumes(debian), name, "sh", "-c", INSTALL,
-                         timeout=900))
+        proc = ok(hpcbox(store, "run", "--engine", engine, *AUTH, *_volumes(debian), name, "sh", "-c",
+                         INSTALL, timeout=900))
         assert proc.stdout.split() == ["install", "ok", "installed"] * 3, proc.stdout + proc.stderr
         for runner in ENGINES:
             if not _available(runner)[0]:

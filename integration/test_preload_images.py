@@ -436,9 +436,10 @@ else echo no-python; fi
 @pytest.mark.parametrize("image", list(DEBIANS))
 def test_a_static_program_inside_runs_under_the_ptrace_tracer(preload_store, image):
     need(preload_store, image)
+    script = ("/opt/busybox sh -c 'pwd; id -u; head -1 /etc/debian_version >/dev/null && echo read'; "
+              "echo status=$?")
     proc = preload(preload_store, "-v", f"{images.HOST_BUSYBOX}:/opt/busybox:ro", "-w", "/etc", image, "bash",
-                   "-c", "/opt/busybox sh -c 'pwd; id -u; head -1 /etc/debian_version >/dev/null && echo read'; "
-                   "echo status=$?")
+                   "-c", script)
     assert proc.stdout.splitlines() == ["/etc", "0", "read", "status=0"], proc.stderr
 
 

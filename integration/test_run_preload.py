@@ -28,8 +28,9 @@ def test_execmodes_f1_to_f4_run_with_the_preload_engine(run_store, preload_args)
         for mode in ("F1", "F2", "F3", "F4"):
             ok(run_store("setup", f"--execmode={mode}", cid))
             # the library is loaded (its variables are hidden from the program's environment)
-            proc = ok(run_store("run", cid, "sh", "-c", "grep -q libhpcbox-preload /proc/self/maps && echo preload; "
-                                "env | grep -c ^HPCBOX_PRELOAD_; readlink /proc/self/exe"))
+            script = ("grep -q libhpcbox-preload /proc/self/maps && echo preload; "
+                      "env | grep -c ^HPCBOX_PRELOAD_; readlink /proc/self/exe")
+            proc = ok(run_store("run", cid, "sh", "-c", script))
             assert proc.stdout.splitlines() == ["preload", "0", "/usr/bin/readlink"], proc.stderr
         ps = {c["id"]: c for c in json.loads(ok(run_store("ps", "--json")).stdout)}
         assert ps[cid]["execmode"] == "F4" and ps[cid]["settings"]["engine"] == "preload"
