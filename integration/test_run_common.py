@@ -68,7 +68,7 @@ RUN_ENGINES_AND_RUNTIMES = ("runc", "runc/runc", "ptrace", "preload")
 # network namespace), "hostname" (--hostname needs a UTS namespace or emulation).
 IMPOSSIBLE = {
     "ptrace": {"net-none": "network namespace"},
-    "preload": {"static": "statically linked", "net-none": "network namespace"},
+    "preload": {"net-none": "network namespace"},  # static programs: handed to the ptrace tracer
 }
 
 

@@ -157,3 +157,44 @@ def test_the_directory_cache_forgets_after_a_rename(tmp_path):
     assert proc.returncode == 0, proc.stderr
     first, second = (int(x) for x in proc.stdout.split())
     assert (first, second) == ((root / "d/old/f").stat().st_ino, (root / "e/f").stat().st_ino)
+
+
+def test_emulated_root_records_chown_and_stat_shows_it(tmp_path):
+    """Root emulation: chown/chgrp that the kernel refuses go into the ownership record, which every
+    later process's stat shows; the caller's own files show as the container user's; a device node
+    is a regular file shown as the device; the configuration is not in the program's environment."""
+    from hpcbox_engine_preload._engine import _OWNERS_HEADER
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/group").write_text("root:x:0:\n")
+    for name in ("f", "g"):
+        (root / name).write_text("x\n")
+    owners = tmp_path / "ownership"
+    owners.write_bytes(_OWNERS_HEADER)
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "HPCBOX_PRELOAD_UID": "0", "HPCBOX_PRELOAD_GID": "0",
+           "HPCBOX_PRELOAD_OWNERS": str(owners)}
+
+    def out(*command):
+        proc = run_with_library(tmp_path, list(command), **env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    out("chown", "12:34", "/f")
+    out("chgrp", "5", "/f")
+    assert out("stat", "-c", "%u %g", "/f", "/g") == "12 5\n0 0"
+    assert out("ls", "-n", "/f").split()[2:4] == ["12", "5"]
+    out("mv", "/f", "/h")  # the record follows the file
+    assert out("stat", "-c", "%u %g", "/h") == "12 5"
+    out("mknod", "/null", "c", "1", "3")
+    assert out("stat", "-c", "%F %t %T %u", "/null") == "character special file 1 3 0"
+    assert (root / "null").is_file()
+    assert out("id", "-G") == "0"
+    assert "HPCBOX_PRELOAD_" not in out("env")
+    # another user: its own files show as its own, and it may not make devices
+    other = {**env, "HPCBOX_PRELOAD_UID": "4242", "HPCBOX_PRELOAD_GID": "4343"}
+    proc = run_with_library(tmp_path, ["stat", "-c", "%u %g", "/g"], **other)
+    assert proc.stdout.strip() == "4242 4343"
+    proc = run_with_library(tmp_path, ["mknod", "/null2", "c", "1", "3"], **other)
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
+    assert not (root / "null2").exists()

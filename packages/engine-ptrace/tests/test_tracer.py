@@ -121,6 +121,23 @@ def test_root_emulation_and_hostname(rootfs):
     assert proc.stdout.strip() == str(os.getuid())  # no --uid: no emulation
 
 
+def test_ownership_record_chown_then_stat(rootfs, tmp_path):
+    """Under root emulation chown goes into the ownership record (--owners), which the stat family
+    shows in this and later runs; the caller's own files show as root; a device node is a regular
+    file shown as the device; an emulated ordinary user gets EPERM for a device, as from Linux."""
+    owners = tmp_path / "ownership"
+    root = ["--uid", "0", "--gid", "0", "--owners", str(owners)]
+    script = ("echo x > /tmp/o1; echo y > /tmp/o2; chown 12:34 /tmp/o1 && stat -c '%u %g' /tmp/o1 /tmp/o2; "
+              "mknod /tmp/dev c 1 3 && stat -c '%F %t %T' /tmp/dev")
+    proc = run(rootfs, "/bin/sh", "-c", script, opts=root)
+    assert proc.stdout.splitlines() == ["12 34", "0 0", "character special file 1 3"], proc.stderr
+    assert (rootfs / "tmp/dev").is_file() and (rootfs / "tmp/o1").stat().st_uid == os.getuid()
+    proc = run(rootfs, "/bin/sh", "-c", "chown :5 /tmp/o1; ls -ln /tmp/o1", opts=root)  # a later run
+    assert proc.stdout.split()[2:4] == ["12", "5"], proc.stderr
+    proc = run(rootfs, "/bin/sh", "-c", "mknod /tmp/dev2 c 1 3", opts=["--uid", "1000", "--gid", "1000"])
+    assert proc.returncode != 0 and not (rootfs / "tmp/dev2").exists()
+
+
 def test_readonly_bindings_and_root(rootfs, tmp_path):
     (tmp_path / "in").write_text("x")
     cmd = [TRACER, "--rootfs", str(rootfs), "--bind-ro", "/ro", str(tmp_path), "--readonly", "--",
