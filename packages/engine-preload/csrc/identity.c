@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -282,8 +283,18 @@ static struct owners owners = {.fd = -1};
 static int owners_state; /* 0 not opened yet, 1 open (or none configured) */
 static int owners_lock;
 
+/* A child forked while another thread held the lock would wait for it forever. */
+static void owners_unlock_in_child(void)
+{
+    __atomic_store_n(&owners_lock, 0, __ATOMIC_RELEASE);
+}
+
 static struct owners *owners_get(const struct hp_config *c)
 {
+    static int atfork;
+
+    if (!__atomic_exchange_n(&atfork, 1, __ATOMIC_ACQ_REL))
+        pthread_atfork(NULL, NULL, owners_unlock_in_child);
     while (__atomic_exchange_n(&owners_lock, 1, __ATOMIC_ACQUIRE))
         sched_yield();
     if (!owners_state) {
