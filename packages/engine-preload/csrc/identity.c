@@ -1,6 +1,7 @@
 /* Identity: the user and group ids of the container's configuration (without privileges), the
- * container's hostname, and root emulation light: when the configured user is root, chown and
- * the setuid family succeed without effect where the kernel refuses them (EPERM). */
+ * container's hostname, and root emulation: the process's ids are emulated with the kernel's rules
+ * (csrc/guestpath/creds.h), chown under emulated root writes the container's ownership record
+ * (csrc/guestpath/owners.h) and the stat family shows it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
