@@ -400,12 +400,12 @@ def me(tmp_path):
 def test_as_me_keeps_ids_environment_home_and_cwd(container, me, tmp_path):
     scratch = str(tmp_path / "scratch")
     cfg = build(container, image(Cmd=["sh"], Env=["PATH=/usr/bin:/bin"]), RunOptions(as_me=True), caller=me,
-                cwd=scratch, host_env={"OMP_NUM_THREADS": "4", "HOME": me.home, "PATH": "/host/bin"})
+                cwd=scratch, host_env={"OMP_NUM_THREADS": "4", "PATH": "/host/bin"})
     proc = cfg["process"]
     assert proc["user"] == {"uid": 4242, "gid": 4343}
     assert proc["cwd"] == scratch
     env = dict(e.split("=", 1) for e in proc["env"])
-    assert env["OMP_NUM_THREADS"] == "4" and env["HOME"] == me.home
+    assert env["OMP_NUM_THREADS"] == "4" and env["HOME"] == me.home  # the passwd entry's: no $HOME given
     assert env["PATH"] == "/usr/bin:/bin"  # the image's Env still wins over the host's
     binds = {m["destination"]: m["source"] for m in cfg["mounts"] if m["type"] == "bind"}
     assert binds[me.home] == me.home and binds[scratch] == scratch
@@ -414,7 +414,7 @@ def test_as_me_keeps_ids_environment_home_and_cwd(container, me, tmp_path):
 def test_as_me_in_home_binds_home_once_and_explicit_options_win(container, me):
     project = os.path.join(me.home, "project")
     cfg = build(container, image(Cmd=["sh"]), RunOptions(as_me=True, user="0", workdir="/srv"), caller=me,
-                cwd=project)
+                cwd=project, host_env={})
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0} and cfg["process"]["cwd"] == "/srv"
     dests = [m["destination"] for m in cfg["mounts"]]
     assert me.home in dests and project not in dests
@@ -433,7 +433,7 @@ def test_as_me_pieces_are_reusable(me):
     assert opts.user == "4242:4343" and not opts.hostenv
     runspec.as_me(opts, me, os.path.join(me.home, "project"))
     runspec.as_me(opts, me, os.path.join(me.home, "project"))  # idempotent
-    assert opts.hostenv and opts.bindhome and opts.volumes == []
+    assert opts.hostenv and opts.volumes == [f"{me.home}:{me.home}"]
 
 
 def test_host_cwd_prefers_the_shells_name_for_it(tmp_path):
@@ -447,3 +447,12 @@ def test_host_cwd_prefers_the_shells_name_for_it(tmp_path):
         assert runspec._host_cwd(None, {"PWD": "/elsewhere"}) == str(real)
     finally:
         os.chdir(old)
+
+
+def test_as_me_binds_the_hosts_home_variable(container, me, tmp_path):
+    other = tmp_path / "other-home"
+    other.mkdir()
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(as_me=True), caller=me, cwd="/",
+                host_env={"HOME": str(other)})
+    assert [m["destination"] for m in cfg["mounts"] if m["type"] == "bind"][-1] == str(other)
+    assert f"HOME={other}" in cfg["process"]["env"]

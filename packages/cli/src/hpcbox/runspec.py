@@ -137,22 +137,27 @@ def bindable_workdir(path: Optional[str]) -> bool:
     return bool(first) and first not in SYSTEM_DIRS
 
 
-def as_me(opts: RunOptions, caller: Caller, cwd: Optional[str]) -> None:
+def as_me(opts: RunOptions, caller: Caller, cwd: Optional[str], home: Optional[str] = None) -> None:
     """Apptainer's habits (``--as-me``, or ``"run_as": "me"`` in the settings): the caller's uid/gid, the
-    host environment (the image's Env still wins for PATH and the like), $HOME bound at its own path,
-    and the host's working directory *cwd* bound and used as the working directory. Explicit ``-u`` and
-    ``-w`` win; a $HOME that does not exist and a $PWD that is / or a system directory are not bound."""
+    host environment (the image's Env still wins for PATH and the like), the home directory (*home*,
+    the host's $HOME, else the caller's passwd entry) bound at its own path, and the host's working
+    directory *cwd* bound and used as the working directory. Explicit ``-u`` and ``-w`` win; a home
+    that does not exist and a $PWD that is / or a system directory are not bound."""
     keep_caller_ids(opts, caller)
     opts.hostenv = True
-    if caller.home and os.path.isdir(caller.home):
-        opts.bindhome = True
+    home = posixpath.normpath(home or caller.home or "/")
+    binds = []
+    if bindable_workdir(home):
+        binds.append(home)
     if bindable_workdir(cwd):
-        home = posixpath.normpath(caller.home or "/")
-        inside_home = opts.bindhome and (cwd == home or (cwd or "").startswith(home.rstrip("/") + "/"))
-        if not inside_home and f"{cwd}:{cwd}" not in opts.volumes:
-            opts.volumes.append(f"{cwd}:{cwd}")
+        cwd = posixpath.normpath(cwd or "/")
+        if not binds or (cwd != home and not cwd.startswith(home.rstrip("/") + "/")):
+            binds.append(cwd)
         if opts.workdir is None:
             opts.workdir = cwd
+    for path in binds:
+        if f"{path}:{path}" not in opts.volumes:
+            opts.volumes.append(f"{path}:{path}")
 
 
 # -- the process --------------------------------------------------------------------------------------
@@ -512,7 +517,7 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     host = os.environ if host_env is None else host_env
     if opts.as_me:
         caller = caller or Caller.current()
-        as_me(opts, caller, _host_cwd(cwd, host))
+        as_me(opts, caller, _host_cwd(cwd, host), host.get("HOME"))
     if opts.net not in NETS:
         raise UsageError(f"unknown network mode {opts.net!r}", "use --net host or --net none")
     if opts.runtime is not None and opts.runtime not in RUNTIMES:
