@@ -456,3 +456,16 @@ def test_as_me_binds_the_hosts_home_variable(container, me, tmp_path):
                 host_env={"HOME": str(other)})
     assert [m["destination"] for m in cfg["mounts"] if m["type"] == "bind"][-1] == str(other)
     assert f"HOME={other}" in cfg["process"]["env"]
+
+
+def test_unwritable_etc_runs_without_the_callers_entry(container):
+    etc = container / "rootfs/etc"
+    os.chmod(etc, 0o555)
+    try:
+        if os.access(etc, os.W_OK):
+            pytest.skip("root writes anyway")
+        cfg = build(container, image(Cmd=["sh"]), RunOptions(user="app"))
+        assert cfg["process"]["user"] == {"uid": 1000, "gid": 1001}
+        assert "alice" not in (etc / "passwd").read_text()
+    finally:
+        os.chmod(etc, 0o755)

@@ -363,22 +363,24 @@ def _write_etc(target: str, name: str, text: str, current: str) -> str:
     """Write ``<target>/etc/<name>`` (keeping the current file's mode); never through a symlink that an
     image planted (``etc`` or the file itself), which could point out of the container."""
     etc = os.path.join(target, "etc")
-    try:
-        st = os.lstat(etc)
-        if not stat.S_ISDIR(st.st_mode):
-            return current
-    except FileNotFoundError:
-        os.makedirs(etc, mode=0o755, exist_ok=True)
     path = os.path.join(etc, name)
-    mode = 0o640 if name in ("shadow", "gshadow") else 0o644
     try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            return current
-        mode = stat.S_IMODE(st.st_mode) | 0o600
-    except FileNotFoundError:
-        pass
-    write_if_changed(path, text, mode)
+        try:
+            if not stat.S_ISDIR(os.lstat(etc).st_mode):
+                return current
+        except FileNotFoundError:
+            os.makedirs(etc, mode=0o755, exist_ok=True)
+        mode = 0o640 if name in ("shadow", "gshadow") else 0o644
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                return current
+            mode = stat.S_IMODE(st.st_mode) | 0o600
+        except FileNotFoundError:
+            pass
+        write_if_changed(path, text, mode)
+    except PermissionError:  # the container gave /etc to another id: run without the caller's entry
+        return current
     return path
 
 
