@@ -150,7 +150,7 @@ def test_install_packages_into_debian12_then_run_them_everywhere(apt_store, engi
     _check_and_remove(apt_store, "debian12", engine, name)
 
 
-@pytest.mark.parametrize("engine", INSTALL_ENGINES)
+@pytest.mark.parametrize("engine", [e for e in INSTALL_ENGINES if e != "runc-single"])  # CI time
 def test_install_packages_into_debian11_then_run_them_everywhere(apt_store, engine):
     name = _install(apt_store, "debian11", engine)
     _check_and_remove(apt_store, "debian11", engine, name)
