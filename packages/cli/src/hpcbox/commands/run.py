@@ -153,6 +153,8 @@ def _run_with(args, container, stack) -> int:
 
     chosen = container.settings or udocker.default_settings()
     opts = options(args, chosen)
+    if getattr(container, "keep_etc", False) and not opts.hostauth:  # --location: a tree run in place
+        opts.containerauth = True
     view = None
     if getattr(container, "storage", "copy") == "overlay":
         view = _overlay_annotations(container, opts, stack)
