@@ -256,7 +256,7 @@ def _lifecycle_commands(command) -> None:
 
 RUN_AS_HELP = (
     "Who runs: by default the container's root (uid 0, HOME=/root, the image's working directory and "
-    "environment, nothing bound but -v), which may install packages (apt-get, dpkg, pip, useradd). "
+    "environment, nothing bound but -v), which may install packages (apt-get, dpkg, useradd). "
     "--as-me runs as you instead: your uid/gid, your environment, your $HOME and $PWD bound at their "
     "own paths, starting in $PWD (Apptainer's habits). Make --as-me the default with \"run_as\": \"me\" "
     "in ~/.hpcbox/config.json (or HPCBOX_RUN_AS=me); --as-root switches back for one run. "
