@@ -187,7 +187,7 @@ class RuncEngine:
         finally:
             group.release()
 
-    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group,  # noqa: PLR0917
+    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group,
                       full: Optional[idmap.FullMap] = None) -> Container:
         """Start the runner and hold it once its namespaces exist: map a full id range into a new user
         namespace (newuidmap/newgidmap, falling back to one id), bring `lo` up in a new network
