@@ -55,7 +55,7 @@ def test_overlay_debian_copies_nothing_and_containers_are_private(store):
     ok(store("run", a, "sh", "-c", "echo private > /root/note && rm /etc/debian_version && "
                                    "test ! -e /etc/debian_version"))
     ok(store("run", "--containerauth", a, "useradd", "-m", "alice"))  # /etc/passwd changes in upper/
-    # the next run's generated /etc/passwd is read from the merged view (upper first)
+    # the next run adds the caller to the merged view's /etc/passwd (upper first), keeping alice
     assert ok(store("run", a, "cat", "/root/note")).stdout == "private\n"
     assert ok(store("run", a, "id", "-u", "alice")).stdout.strip().isdigit()
     assert store("run", b, "cat", "/root/note").returncode != 0

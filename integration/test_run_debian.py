@@ -139,11 +139,11 @@ def test_user_with_the_callers_uid(run_store, shared_debian, engine):
 
     name = pwd.getpwuid(uid).pw_name
     assert proc.stdout.splitlines() == [str(uid), str(gid), name]
-    # the caller was added to bound copies; the image's /etc/passwd is untouched
+    # the caller was added to the container's own (writable) /etc/passwd
     [rootfs] = [Path(c["rootfs"]) for c in json.loads(ok(run_store("ps", "--json")).stdout)
                 if shared_debian in c["names"]]
     if uid != 0:
-        assert f":{uid}:" not in (rootfs / "etc/passwd").read_text()
+        assert f"{name}:x:{uid}:{gid}:" in (rootfs / "etc/passwd").read_text()
     proc = ok(run_store("run", *args, "-u", name, shared_debian, "id", "-u"))
     assert proc.stdout.strip() == str(uid)
     error = one_error(run_store("run", *args, "-u", "no-such-user", shared_debian, "true"), 2)

@@ -206,3 +206,68 @@ def test_a_late_batch_signal_leaves_the_containers_status():
     os.kill(os.getpid(), signal.SIGUSR1)
     # still alive: the signals were swallowed; the conftest gives the handlers back afterwards
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+
+
+# -- run as me: option, setting, help -------------------------------------------------------------------
+
+def _user_of(tmp_path, fake_engines, monkeypatch, *argv, config=None, env=None):
+    home = tmp_path / "store"
+    home.mkdir(exist_ok=True)
+    if config is not None:
+        (home / "config.json").write_text(json.dumps(config))
+    monkeypatch.delenv("HPCBOX_RUN_AS", raising=False)
+    monkeypatch.setenv("HPCBOX_SITE_CONFIG", str(tmp_path / "no-site.json"))
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    fake_engines["runc"] = engine = FakeEngine("runc")
+    container = FakeContainer(tmp_path / "c")
+    run_cmd._run(parse("--home", str(home), "--nosysdirs", *argv, "x", "id"), container)
+    return engine.calls[-1][0]["process"]["user"]
+
+
+def test_as_me_option_setting_and_as_root(tmp_path, fake_engines, monkeypatch):
+    me = {"uid": os.getuid(), "gid": os.getgid()}
+    root = {"uid": 0, "gid": 0}
+    assert _user_of(tmp_path, fake_engines, monkeypatch) == root
+    assert _user_of(tmp_path, fake_engines, monkeypatch, "--as-me") == me
+    assert _user_of(tmp_path, fake_engines, monkeypatch, config={"run_as": "me"}) == me
+    assert _user_of(tmp_path, fake_engines, monkeypatch, "--as-root", config={"run_as": "me"}) == root
+    assert _user_of(tmp_path, fake_engines, monkeypatch, env={"HPCBOX_RUN_AS": "me"}, config={}) == me
+
+
+def test_bad_run_as_setting_is_one_clear_error(tmp_path, fake_engines, monkeypatch):
+    with pytest.raises(HpcboxError, match=r"run_as in .*config.json is 'sometimes'.*\"root\" or \"me\""):
+        _user_of(tmp_path, fake_engines, monkeypatch, config={"run_as": "sometimes"})
+
+
+def test_run_help_says_the_default_and_how_to_switch(capsys):
+    with pytest.raises(SystemExit):
+        build_parser(["run", "--help"]).parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--as-me" in text and "--as-root" in text and '"run_as": "me"' in text and "HPCBOX_RUN_AS" in text
+
+
+def test_info_reports_who_runs(tmp_path, monkeypatch, capsys):
+    from hpcbox.commands import info
+
+    monkeypatch.setenv("HPCBOX_RUN_AS", "me")
+    report = info.run_as(build_parser().parse_args(["--home", str(tmp_path), "info"]))
+    assert report["default"] == "me" and report["set_in"] == "HPCBOX_RUN_AS"
+    assert "--as-root" in report["switch"] and "HPCBOX_RUN_AS=root" in report["switch"]
+
+
+# -- a misspelt container name is not pulled -------------------------------------------------------------
+
+def test_misspelt_container_name_is_not_sent_to_a_registry(tmp_path, monkeypatch):
+    from hpcbox import settings
+
+    def no_registry(args):
+        raise AssertionError("a registry was asked")
+
+    monkeypatch.setattr(settings, "client", no_registry)
+    home = tmp_path / "store"
+    for target, words in (("c_nonexist", "no such container or image 'c_nonexist'"),
+                          ("Work", "no such container or image 'Work'")):
+        with pytest.raises(HpcboxError, match=words) as info:
+            run_cmd.run(parse("--home", str(home), target, "true"))
+        assert info.value.code == 3

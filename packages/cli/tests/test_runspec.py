@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -149,19 +148,18 @@ def test_resolve_user_errors(spec, message):
         runspec.resolve_user(spec, PASSWD, GROUP)
 
 
-def test_caller_is_added_to_bound_copies(container):
+def test_caller_is_added_to_the_containers_own_writable_files(container):
     before = (container / "rootfs/etc/passwd").read_text()
     cfg = build(container, image(Cmd=["sh"]), RunOptions())
-    passwd = (container / "etc/passwd").read_text()
-    group = (container / "etc/group").read_text()
+    passwd = (container / "rootfs/etc/passwd").read_text()
+    group = (container / "rootfs/etc/group").read_text()
     assert passwd.startswith(before)
     assert passwd.endswith("alice:x:4242:4343:alice:/home/alice:/bin/bash\n")
     assert group.endswith("lab:x:4343:\n")
-    assert (container / "rootfs/etc/passwd").read_text() == before  # the image is untouched
-    mounts = {m["destination"]: m for m in cfg["mounts"]}
-    assert mounts["/etc/passwd"]["source"] == str(container / "etc/passwd")
-    assert mounts["/etc/group"]["source"] == str(container / "etc/group")
-    assert "ro" in mounts["/etc/passwd"]["options"]
+    # ordinary files of the container, not binds: groupadd renames /etc/group+ over them
+    assert not {"/etc/passwd", "/etc/group"} & {m["destination"] for m in cfg["mounts"]}
+    assert not (container / "etc").exists()
+    assert os.stat(container / "rootfs/etc/passwd").st_mode & 0o777 == 0o644
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0}
 
 
@@ -170,7 +168,44 @@ def test_caller_shell_is_looked_up_in_the_image_not_on_the_host(container, shell
     assert os.path.exists("/usr/bin/env")  # on the host, never in the image
     caller = Caller(4242, 4343, "alice", "lab", "/home/alice", shell)
     build(container, image(Cmd=["id"]), RunOptions(user="alice"), caller=caller)
-    assert (container / "etc/passwd").read_text().endswith(f":/home/alice:{expected}\n")
+    assert (container / "rootfs/etc/passwd").read_text().endswith(f":/home/alice:{expected}\n")
+
+
+def test_shadow_files_get_the_caller_and_keep_their_mode(container):
+    rootfs = container / "rootfs"
+    (rootfs / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (rootfs / "etc/gshadow").write_text("root:*::\n")
+    os.chmod(rootfs / "etc/shadow", 0o640)
+    build(container, image(Cmd=["sh"]), RunOptions())
+    assert (rootfs / "etc/shadow").read_text() == "root:*:19000:0:99999:7:::\nalice:!:::::::\n"
+    assert (rootfs / "etc/gshadow").read_text() == "root:*::\nlab:!::\n"
+    assert os.stat(rootfs / "etc/shadow").st_mode & 0o777 == 0o640
+
+
+def test_files_are_rewritten_only_when_an_entry_is_missing(container):
+    rootfs = container / "rootfs"
+    build(container, image(Cmd=["sh"]), RunOptions())
+    first = os.stat(rootfs / "etc/passwd").st_ino
+    build(container, image(Cmd=["sh"]), RunOptions())
+    assert os.stat(rootfs / "etc/passwd").st_ino == first
+    # what the container did to the files (groupadd, useradd) stays, and the caller is not added twice
+    with open(rootfs / "etc/group", "a") as handle:
+        handle.write("rdma:x:101:\n")
+    build(container, image(Cmd=["sh"]), RunOptions())
+    assert (rootfs / "etc/group").read_text().endswith("lab:x:4343:\nrdma:x:101:\n")
+    assert sorted(p.name for p in (rootfs / "etc").iterdir()) == ["group", "passwd"]
+
+
+def test_symlinked_etc_is_never_written_through(container, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    rootfs = container / "rootfs"
+    (rootfs / "etc/passwd").unlink()
+    (rootfs / "etc/passwd").symlink_to(outside / "passwd")
+    build(container, image(Cmd=["sh"]), RunOptions())
+    assert (outside / "passwd").read_text() == "root:x:0:0:root:/root:/bin/sh\n"
+    assert (rootfs / "etc/passwd").is_symlink()
 
 
 def test_user_by_caller_name_and_shell_fallback(container):
@@ -178,13 +213,14 @@ def test_user_by_caller_name_and_shell_fallback(container):
     cfg = build(container, image(Cmd=["id"]), RunOptions(user="alice"), caller=caller)
     assert cfg["process"]["user"] == {"uid": 4242, "gid": 4343}
     assert "HOME=/home/alice" in cfg["process"]["env"]
-    assert (container / "etc/passwd").read_text().endswith(":/home/alice:/bin/sh\n")
+    assert (container / "rootfs/etc/passwd").read_text().endswith(":/home/alice:/bin/sh\n")
 
 
 def test_caller_already_in_image_is_not_added_twice(container):
+    before = (container / "rootfs/etc/passwd").read_text()
     caller = Caller(1000, 1001, "app", "appgrp", "/home/app", "/bin/sh")
     build(container, image(Cmd=["sh"]), RunOptions(), caller=caller)
-    assert (container / "etc/passwd").read_text() == (container / "rootfs/etc/passwd").read_text()
+    assert (container / "rootfs/etc/passwd").read_text() == before
 
 
 def test_image_without_passwd_gets_root_and_caller(tmp_path):
@@ -192,8 +228,22 @@ def test_image_without_passwd_gets_root_and_caller(tmp_path):
     rootfs.mkdir(parents=True)
     cfg = runspec.build(image(Cmd=["/x"]), RunOptions(user="alice"), rootfs=str(rootfs),
                         container_dir=str(tmp_path / "c"), host_env={}, caller=CALLER)
-    assert (tmp_path / "c/etc/passwd").read_text().splitlines()[0] == "root:x:0:0:root:/root:/bin/sh"
+    assert (rootfs / "etc/passwd").read_text().splitlines()[0] == "root:x:0:0:root:/root:/bin/sh"
     assert cfg["process"]["user"]["uid"] == 4242
+
+
+def test_overlay_changes_go_to_the_upper_directory(tmp_path):
+    lower, upper, rootfs = tmp_path / "lower", tmp_path / "upper", tmp_path / "c/rootfs"
+    (lower / "etc").mkdir(parents=True)
+    upper.mkdir()
+    rootfs.mkdir(parents=True)
+    (lower / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (lower / "etc/group").write_text("root:x:0:\n")
+    runspec.build(image(Cmd=["/x"]), RunOptions(), rootfs=str(rootfs), container_dir=str(tmp_path / "c"),
+                  host_env={}, caller=CALLER, view=[str(upper), str(lower)])
+    assert (upper / "etc/passwd").read_text().endswith("alice:x:4242:4343:alice:/home/alice:/bin/sh\n")
+    assert (lower / "etc/passwd").read_text() == "root:x:0:0:root:/root:/bin/sh\n"
+    assert not list(rootfs.iterdir())
 
 
 def test_image_user_is_the_default_and_u_overrides(container):
@@ -209,9 +259,11 @@ def test_hostauth_and_containerauth(container):
     cfg = build(container, image(Cmd=["sh"]), RunOptions(hostauth=True))
     mounts = {m["destination"]: m["source"] for m in cfg["mounts"]}
     assert mounts["/etc/passwd"] == "/etc/passwd" and mounts["/etc/group"] == "/etc/group"
+    assert "alice" not in (container / "rootfs/etc/passwd").read_text()  # not added with --hostauth
+    before = (container / "rootfs/etc/passwd").read_text()
     cfg = build(container, image(Cmd=["sh"]), RunOptions(containerauth=True, user="app"))
     assert "/etc/passwd" not in {m["destination"] for m in cfg["mounts"]}
-    assert not (container / "etc").exists()
+    assert (container / "rootfs/etc/passwd").read_text() == before  # untouched: the caller is not added
     assert cfg["process"]["user"]["uid"] == 1000
     with pytest.raises(UsageError, match="exclude each other"):
         build(container, image(Cmd=["sh"]), RunOptions(hostauth=True, containerauth=True))
@@ -270,11 +322,11 @@ def test_default_mounts_volumes_and_nosysdirs(container, tmp_path):
     cfg = build(container, image(), opts)
     dests = [m["destination"] for m in cfg["mounts"]]
     expected_host = [p for p in runspec.HOST_FILES if os.path.exists(p)]
-    assert dests == ["/etc/passwd", "/etc/group", *expected_host, "/data"]
+    assert dests == [*expected_host, "/data"]
     assert cfg["mounts"][-1] == {"destination": "/data", "type": "bind", "source": str(tmp_path / "data"),
                                  "options": ["rbind", "ro"]}
     cfg = build(container, image(), RunOptions(["ls"], nosysdirs=True))
-    assert [m["destination"] for m in cfg["mounts"]] == ["/etc/passwd", "/etc/group"]
+    assert cfg["mounts"] == []
 
 
 def test_bindhome(container, tmp_path):
@@ -335,9 +387,85 @@ def test_bad_choices(container, opts, message):
         build(container, image(), opts)
 
 
-def test_rebuild_keeps_auth_files_stable(container):
-    build(container, image(Cmd=["sh"]), RunOptions())
-    first = os.stat(container / "etc/passwd")
-    build(container, image(Cmd=["sh"]), RunOptions())
-    assert os.stat(container / "etc/passwd").st_ino == first.st_ino  # unchanged content: not rewritten
-    assert sorted(p.name for p in Path(container, "etc").iterdir()) == ["group", "passwd"]
+# -- "run as me" ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def me(tmp_path):
+    home = tmp_path / "home/alice"
+    (home / "project").mkdir(parents=True)
+    (tmp_path / "scratch").mkdir()
+    return Caller(4242, 4343, "alice", "lab", str(home), "/bin/bash")
+
+
+def test_as_me_keeps_ids_environment_home_and_cwd(container, me, tmp_path):
+    scratch = str(tmp_path / "scratch")
+    cfg = build(container, image(Cmd=["sh"], Env=["PATH=/usr/bin:/bin"]), RunOptions(as_me=True), caller=me,
+                cwd=scratch, host_env={"OMP_NUM_THREADS": "4", "PATH": "/host/bin"})
+    proc = cfg["process"]
+    assert proc["user"] == {"uid": 4242, "gid": 4343}
+    assert proc["cwd"] == scratch
+    env = dict(e.split("=", 1) for e in proc["env"])
+    assert env["OMP_NUM_THREADS"] == "4" and env["HOME"] == me.home  # the passwd entry's: no $HOME given
+    assert env["PATH"] == "/usr/bin:/bin"  # the image's Env still wins over the host's
+    binds = {m["destination"]: m["source"] for m in cfg["mounts"] if m["type"] == "bind"}
+    assert binds[me.home] == me.home and binds[scratch] == scratch
+
+
+def test_as_me_in_home_binds_home_once_and_explicit_options_win(container, me):
+    project = os.path.join(me.home, "project")
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(as_me=True, user="0", workdir="/srv"), caller=me,
+                cwd=project, host_env={})
+    assert cfg["process"]["user"] == {"uid": 0, "gid": 0} and cfg["process"]["cwd"] == "/srv"
+    dests = [m["destination"] for m in cfg["mounts"]]
+    assert me.home in dests and project not in dests
+
+
+@pytest.mark.parametrize("cwd", ["/", "/usr/lib", "/etc", "/var/tmp"])
+def test_as_me_never_binds_a_system_directory_over_the_containers(container, me, cwd):
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(as_me=True), caller=me, cwd=cwd)
+    assert cwd not in [m["destination"] for m in cfg["mounts"]]
+    assert cfg["process"]["cwd"] == "/"
+
+
+def test_as_me_pieces_are_reusable(me):
+    opts = RunOptions(["sh"])
+    runspec.keep_caller_ids(opts, me)
+    assert opts.user == "4242:4343" and not opts.hostenv
+    runspec.as_me(opts, me, os.path.join(me.home, "project"))
+    runspec.as_me(opts, me, os.path.join(me.home, "project"))  # idempotent
+    assert opts.hostenv and opts.volumes == [f"{me.home}:{me.home}"]
+
+
+def test_host_cwd_prefers_the_shells_name_for_it(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    old = os.getcwd()
+    os.chdir(real)
+    try:
+        assert runspec._host_cwd(None, {"PWD": str(tmp_path / "link")}) == str(tmp_path / "link")
+        assert runspec._host_cwd(None, {"PWD": "/elsewhere"}) == str(real)
+    finally:
+        os.chdir(old)
+
+
+def test_as_me_binds_the_hosts_home_variable(container, me, tmp_path):
+    other = tmp_path / "other-home"
+    other.mkdir()
+    cfg = build(container, image(Cmd=["sh"]), RunOptions(as_me=True), caller=me, cwd="/",
+                host_env={"HOME": str(other)})
+    assert [m["destination"] for m in cfg["mounts"] if m["type"] == "bind"][-1] == str(other)
+    assert f"HOME={other}" in cfg["process"]["env"]
+
+
+def test_unwritable_etc_runs_without_the_callers_entry(container):
+    etc = container / "rootfs/etc"
+    os.chmod(etc, 0o555)
+    try:
+        if os.access(etc, os.W_OK):
+            pytest.skip("root writes anyway")
+        cfg = build(container, image(Cmd=["sh"]), RunOptions(user="app"))
+        assert cfg["process"]["user"] == {"uid": 1000, "gid": 1001}
+        assert "alice" not in (etc / "passwd").read_text()
+    finally:
+        os.chmod(etc, 0o755)

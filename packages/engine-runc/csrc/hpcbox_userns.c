@@ -16,6 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -56,6 +60,8 @@ struct usr_spec {
     int new_net, readonly, no_new_privs, with_sys, host_pts;
     int host_pid, host_ipc; /* stay in the caller's pid/ipc namespaces (MPI ranks of one job) */
     int userns_fd;          /* join this user namespace (its ids already mapped) instead of a new one */
+    int fake_chown; /* --fake-chown: chown to unmapped ids succeeds and changes nothing */
+    int full_map;   /* --external-map: the caller writes the id maps (newuidmap), setgroups allowed */
     int sync_read_fd, sync_write_fd;
     size_t n_mounts;
     struct usr_mount mounts[MAX_MOUNTS];
@@ -137,6 +143,10 @@ static int parse_args(int argc, char **argv, struct usr_spec *spec)
             spec->no_new_privs = 1;
         } else if (!strcmp(opt, "--host-pts")) {
             spec->host_pts = 1;
+        } else if (!strcmp(opt, "--fake-chown")) {
+            spec->fake_chown = 1;
+        } else if (!strcmp(opt, "--external-map")) {
+            spec->full_map = 1;
         } else if (!strcmp(opt, "--no-sys")) {
             spec->with_sys = 0;
         } else if (!strcmp(opt, "--host-pid")) {
@@ -235,6 +245,8 @@ static int enter_namespaces(const struct usr_spec *spec)
                         spec->host_pid ? "" : "/pid", spec->host_ipc ? "" : "/ipc", spec->new_net ? "/net" : "");
     if (spec->userns_fd >= 0)
         return 0;
+    if (spec->full_map)
+        return 0; /* the caller maps the ids (newuidmap/newgidmap) before its go-ahead */
     return map_ids(spec->uid, spec->gid, host_uid, host_gid);
 }
 
@@ -498,6 +510,124 @@ static int setup_root(const struct usr_spec *spec)
     return 0;
 }
 
+/* ---- ownership changes to ids the namespace does not map --------------------------------------
+ *
+ * With one mapped id (or a subordinate range that ends somewhere), chown/chgrp to any other id fails
+ * with EINVAL, and package installs die on it (dpkg unpacking a file owned by another user, a
+ * maintainer script's `chgrp _ssh`). A seccomp filter makes exactly those calls succeed without
+ * doing anything: the file keeps its owner, as under fakeroot without its database. Calls whose ids
+ * are all mapped (or -1, "unchanged") reach the kernel as usual.
+ */
+
+#if defined(__x86_64__)
+#define USR_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define USR_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#define MAX_ID_RANGES 8
+#define MAX_FILTER 256
+
+struct id_ranges {
+    size_t n;
+    unsigned long lo[MAX_ID_RANGES], hi[MAX_ID_RANGES]; /* [lo, hi) inside the namespace */
+};
+
+/* The inside ranges of /proc/self/uid_map or gid_map. */
+static int read_id_map(const char *path, struct id_ranges *out)
+{
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return usr_fail("open %s", path);
+    unsigned long inside, outside, count;
+    out->n = 0;
+    while (out->n < MAX_ID_RANGES && fscanf(file, "%lu %lu %lu", &inside, &outside, &count) == 3) {
+        out->lo[out->n] = inside;
+        out->hi[out->n] = inside + count;
+        out->n++;
+    }
+    fclose(file);
+    return 0;
+}
+
+struct bpf_buf {
+    size_t n;
+    struct sock_filter ins[MAX_FILTER];
+};
+
+static void emit(struct bpf_buf *b, unsigned short code, unsigned char jt, unsigned char jf, unsigned int k)
+{
+    if (b->n < MAX_FILTER)
+        b->ins[b->n++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf);
+}
+
+static unsigned int arg_low_word(unsigned int arg)
+{
+    unsigned int offset = (unsigned int)offsetof(struct seccomp_data, args[0]) + 8 * arg;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    offset += 4;
+#endif
+    return offset;
+}
+
+/* Syscall argument `arg` (an id) is -1 or inside one of `ranges`: fall through to the next block;
+ * else return "success" without running the call.  Block length: 3 + 2 * ranges->n. */
+static void emit_id_check(struct bpf_buf *b, unsigned int arg, const struct id_ranges *ranges)
+{
+    unsigned int len = 3 + 2 * (unsigned int)ranges->n;
+    emit(b, BPF_LD | BPF_W | BPF_ABS, 0, 0, arg_low_word(arg));
+    emit(b, BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(len - 2), 0, 0xffffffffu);
+    for (unsigned int i = 0; i < ranges->n; i++) {
+        emit(b, BPF_JMP | BPF_JGE | BPF_K, 0, 1, (unsigned int)ranges->lo[i]);
+        emit(b, BPF_JMP | BPF_JGE | BPF_K, 0, (unsigned char)(len - 4 - 2 * i), (unsigned int)ranges->hi[i]);
+    }
+    emit(b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | 0);
+}
+
+static int install_chown_filter(void)
+{
+#ifdef USR_AUDIT_ARCH
+    struct id_ranges uids, gids;
+    if (read_id_map("/proc/self/uid_map", &uids) < 0 || read_id_map("/proc/self/gid_map", &gids) < 0)
+        return -1;
+    static const long path_calls[] = {
+#ifdef SYS_chown
+        SYS_chown,
+#endif
+#ifdef SYS_lchown
+        SYS_lchown,
+#endif
+        SYS_fchown,
+    };
+    unsigned char m = (unsigned char)(sizeof(path_calls) / sizeof(path_calls[0]));
+    unsigned int block = 3 + 2 * (unsigned int)uids.n + 3 + 2 * (unsigned int)gids.n + 1;
+    unsigned char allow = (unsigned char)(4 + m), first = (unsigned char)(allow + 1);
+    struct bpf_buf b = {0};
+    emit(&b, BPF_LD | BPF_W | BPF_ABS, 0, 0, (unsigned int)offsetof(struct seccomp_data, arch));
+    emit(&b, BPF_JMP | BPF_JEQ | BPF_K, 0, (unsigned char)(allow - 2), USR_AUDIT_ARCH);
+    emit(&b, BPF_LD | BPF_W | BPF_ABS, 0, 0, (unsigned int)offsetof(struct seccomp_data, nr));
+    for (unsigned char i = 0; i < m; i++) /* chown(path, uid, gid) and friends: ids in args 1, 2 */
+        emit(&b, BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(first - (4 + i)), 0, (unsigned int)path_calls[i]);
+    /* fchownat(dirfd, path, uid, gid, flags): ids in args 2, 3 */
+    emit(&b, BPF_JMP | BPF_JEQ | BPF_K, (unsigned char)(first + block - (4 + m)), 0, SYS_fchownat);
+    emit(&b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit_id_check(&b, 1, &uids);
+    emit_id_check(&b, 2, &gids);
+    emit(&b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    emit_id_check(&b, 2, &uids);
+    emit_id_check(&b, 3, &gids);
+    emit(&b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+    if (b.n >= MAX_FILTER) {
+        errno = 0;
+        return usr_fail("the ownership filter is too long");
+    }
+    struct sock_fprog prog = {.len = (unsigned short)b.n, .filter = b.ins};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0 && errno != EINVAL)
+        return usr_fail("install the seccomp filter for unmapped ownership changes");
+#endif
+    return 0;
+}
+
 /* ---- processes ----------------------------------------------------------------------------- */
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -584,6 +714,14 @@ static int supervise(pid_t child)
 static void exec_container(const struct usr_spec *spec, const sigset_t *old_mask)
 {
     int code = EXIT_RUNTIME;
+    if (spec->fake_chown && install_chown_filter() < 0)
+        goto fail;
+    /* a full map allows setgroups: drop the caller's groups (they would show as nogroup); where the
+     * caller fell back to a single-id map, setgroups is denied and there are none to drop */
+    if (spec->full_map && setgroups(0, NULL) < 0 && errno != EPERM) {
+        usr_fail("setgroups");
+        goto fail;
+    }
     if (setresgid(spec->gid, spec->gid, spec->gid) < 0) {
         usr_fail("setgid %ld", spec->gid);
         goto fail;

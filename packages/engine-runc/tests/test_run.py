@@ -135,7 +135,8 @@ def test_runc_delegation_refuses_a_non_root_user_clearly(make_bundle, run):
 
 
 def test_any_single_container_user_maps_to_the_caller(make_bundle, tmp_path, run):
-    bundle = make_bundle(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"], user={"uid": 1234, "gid": 99})
+    bundle = make_bundle(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"], user={"uid": 1234, "gid": 99},
+                         annotations={"org.hpcbox.runc.idmap": "single"})
     out = run(bundle).out.split()
     assert out == ["1234", "99", "1234", str(os.getuid()), "1"]
 

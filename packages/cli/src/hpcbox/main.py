@@ -254,6 +254,15 @@ def _lifecycle_commands(command) -> None:
     p.add_argument("directory", metavar="DIR")
 
 
+RUN_AS_HELP = (
+    "Who runs: by default the container's root (uid 0, HOME=/root, the image's working directory and "
+    "environment, nothing bound but -v), which may install packages (apt-get, dpkg, useradd). "
+    "--as-me runs as you instead: your uid/gid, your environment, your $HOME and $PWD bound at their "
+    "own paths, starting in $PWD (Apptainer's habits). Make --as-me the default with \"run_as\": \"me\" "
+    "in ~/.hpcbox/config.json (or HPCBOX_RUN_AS=me); --as-root switches back for one run. "
+    "'hpcbox info' shows the current default.")
+
+
 def _run_commands(command) -> None:
     """run, setup and info: running containers and choosing engines."""
     p = command("run", "run", "run a command in a container (an image becomes a new container first)")
@@ -275,6 +284,11 @@ def _run_commands(command) -> None:
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory in the container")
     p.add_argument("-u", "--user", metavar="NAME|UID[:GID]", help="user in the container")
     p.add_argument("--entrypoint", metavar="CMD", help="replace the image's ENTRYPOINT ('' clears it)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--as-me", dest="run_as", action="store_const", const="me",
+                     help="run as you: your uid/gid, your environment, $HOME and $PWD bound, start in $PWD")
+    who.add_argument("--as-root", dest="run_as", action="store_const", const="root",
+                     help="run as the container's root (uid 0, HOME=/root): the default unless set otherwise")
     p.add_argument("--hostenv", action="store_true", help="pass the host environment to the container")
     p.add_argument("--no-batch-env", dest="batchenv", action="store_false", help=
                    "keep the host's OMPI_*, PMIX_*, PMI_*, SLURM_*, PBS_* variables out (passed by default)")
@@ -297,6 +311,7 @@ def _run_commands(command) -> None:
     p.add_argument("-t", "--tty", action="store_true", help="the container uses your terminal")
     p.add_argument("target", metavar="IMAGE|CONTAINER", nargs="?")
     p.add_argument("command", metavar="COMMAND [ARG...]", nargs=argparse.REMAINDER)
+    p.epilog = RUN_AS_HELP
 
     p = command("setup", "setup", "choose how a container runs (udocker's execution modes)")
     p.add_argument("--execmode", metavar="MODE", help="P1, P2, F1-F4, R1-R3 or S1 (docs/udocker-mapping.md)")

@@ -12,13 +12,18 @@ Docker's rules for the process:
   from the user's passwd entry; TERM=xterm with ``-t``.
 - ``cwd``: ``-w``, else the image's WorkingDir, else ``/``; always absolute.
 - ``user``: ``-u``, else the image's User, else root. ``name``/``uid`` and ``group``/``gid`` are looked
-  up in the container's /etc/passwd and /etc/group (the generated copies, see below).
+  up in the container's /etc/passwd and /etc/group.
+- "run as me" (``--as-me``, or ``"run_as": "me"`` in the settings; :func:`as_me`): the caller's uid:gid,
+  the host environment, $HOME bound, and the host's working directory bound and used as ``cwd``.
 
-Files bound into the container (never written into the image's rootfs):
+The container's own /etc/passwd and /etc/group (and /etc/shadow, /etc/gshadow where present) list the
+caller: :func:`add_caller` adds the entries to the rootfs when they are missing, and the files stay
+ordinary writable files, so ``useradd``, ``groupadd`` and package maintainer scripts work inside.
+``--hostauth`` binds the host's files read-only instead; ``--containerauth`` leaves the container's files
+exactly as they are (the caller is not added).
 
-- by default the caller is added to copies of the container's /etc/passwd and /etc/group, generated
-  in ``<container>/etc/`` and bound read-only; ``--hostauth`` binds the host's files instead and
-  ``--containerauth`` uses the container's own files untouched;
+Files bound into the container:
+
 - /etc/resolv.conf and /etc/hosts from the host, read-only, unless ``--nosysdirs``;
 - ``--bindhome`` binds the caller's home directory at the same path; ``-v`` volumes last.
 
@@ -46,9 +51,9 @@ HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 class RunOptions:
     """What `hpcbox run` was asked for, independent of argparse (tests build it directly)."""
 
-    __slots__ = ("annotations", "batchenv", "bindhome", "command", "containerauth", "entrypoint", "env",
-                 "env_files", "hostauth", "hostenv", "hostname", "net", "nosysdirs", "runtime", "terminal",
-                 "user", "volumes", "workdir")
+    __slots__ = ("annotations", "as_me", "batchenv", "bindhome", "command", "containerauth", "entrypoint",
+                 "env", "env_files", "hostauth", "hostenv", "hostname", "net", "nosysdirs", "runtime",
+                 "terminal", "user", "volumes", "workdir")
 
     def __init__(self, command: Sequence[str] = (), *, entrypoint: Optional[str] = None,
                  env: Sequence[str] = (), env_files: Sequence[str] = (), workdir: Optional[str] = None,
@@ -56,7 +61,7 @@ class RunOptions:
                  hostauth: bool = False, containerauth: bool = False, bindhome: bool = False,
                  nosysdirs: bool = False, hostname: Optional[str] = None, net: str = "host",
                  runtime: Optional[str] = None, terminal: bool = False,
-                 annotations: Optional[Mapping[str, str]] = None, batchenv: bool = True):
+                 annotations: Optional[Mapping[str, str]] = None, batchenv: bool = True, as_me: bool = False):
         self.command = list(command)
         self.entrypoint = entrypoint
         self.env = list(env)
@@ -75,6 +80,7 @@ class RunOptions:
         self.terminal = terminal
         self.annotations = dict(annotations or {})
         self.batchenv = batchenv
+        self.as_me = as_me
 
 
 class Caller:
@@ -106,6 +112,52 @@ class Caller:
         except (KeyError, ImportError):
             group = name if gid == uid else f"group{gid}"
         return cls(uid, gid, name, group, home, shell)
+
+
+# -- "run as me" ------------------------------------------------------------------------------------
+
+RUN_AS = ("root", "me")
+# Host directories that, bound over the container's own, would replace its system: never bound as $PWD.
+SYSTEM_DIRS = frozenset(("bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run",
+                         "sbin", "sys", "usr", "var"))
+
+
+def keep_caller_ids(opts: RunOptions, caller: Caller) -> None:
+    """Run the process under the caller's own uid:gid (unless ``-u`` chose a user)."""
+    if opts.user is None:
+        opts.user = f"{caller.uid}:{caller.gid}"
+
+
+def bindable_workdir(path: Optional[str]) -> bool:
+    """Whether the host directory *path* may be bound at the same path and used as the working
+    directory: absolute, existing, and not / or a system directory of the container (/usr, /etc...)."""
+    if not path or not path.startswith("/") or not os.path.isdir(path):
+        return False
+    first = posixpath.normpath(path).split("/")[1]
+    return bool(first) and first not in SYSTEM_DIRS
+
+
+def as_me(opts: RunOptions, caller: Caller, cwd: Optional[str], home: Optional[str] = None) -> None:
+    """Apptainer's habits (``--as-me``, or ``"run_as": "me"`` in the settings): the caller's uid/gid, the
+    host environment (the image's Env still wins for PATH and the like), the home directory (*home*,
+    the host's $HOME, else the caller's passwd entry) bound at its own path, and the host's working
+    directory *cwd* bound and used as the working directory. Explicit ``-u`` and ``-w`` win; a home
+    that does not exist and a $PWD that is / or a system directory are not bound."""
+    keep_caller_ids(opts, caller)
+    opts.hostenv = True
+    home = posixpath.normpath(home or caller.home or "/")
+    binds = []
+    if bindable_workdir(home):
+        binds.append(home)
+    if bindable_workdir(cwd):
+        cwd = posixpath.normpath(cwd or "/")
+        if not binds or (cwd != home and not cwd.startswith(home.rstrip("/") + "/")):
+            binds.append(cwd)
+        if opts.workdir is None:
+            opts.workdir = cwd
+    for path in binds:
+        if f"{path}:{path}" not in opts.volumes:
+            opts.volumes.append(f"{path}:{path}")
 
 
 # -- the process --------------------------------------------------------------------------------------
@@ -247,10 +299,11 @@ def in_view(rootfs: str, rel: str, view: Optional[Sequence[str]] = None) -> str:
     """Host path of the image file *rel*: under *rootfs*, or for an overlay container (whose rootfs is
     an empty mount point) the first of the *view* directories (upper first) that has it; an overlay
     whiteout in one of them hides the file below."""
+    rel = rel.lstrip("/")  # an absolute name (a shell) is still inside the container
     if not view:
-        return os.path.join(rootfs, rel.lstrip("/"))  # an absolute rel (a shell) stays inside
+        return os.path.join(rootfs, rel)
     for directory in view:
-        path = os.path.join(directory, rel.lstrip("/"))
+        path = os.path.join(directory, rel)
         try:
             st = os.lstat(path)
         except OSError:
@@ -258,46 +311,92 @@ def in_view(rootfs: str, rel: str, view: Optional[Sequence[str]] = None) -> str:
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             break
         return path
-    return os.path.join(rootfs, rel.lstrip("/"))
+    return os.path.join(rootfs, rel)
 
 
-def auth_files(rootfs: str, out_dir: str, caller: Caller,
-               view: Optional[Sequence[str]] = None) -> Tuple[str, str]:
-    """Write passwd/group copies with the caller added into *out_dir*; return their paths."""
-    passwd_lines = _lines(in_view(rootfs, "etc/passwd", view))
-    group_lines = _lines(in_view(rootfs, "etc/group", view))
+AUTH_FILES = ("passwd", "group", "shadow", "gshadow")
+
+
+def add_caller(rootfs: str, caller: Caller, view: Optional[Sequence[str]] = None) -> Tuple[str, str]:
+    """Make the container's own /etc/passwd and /etc/group (and /etc/shadow, /etc/gshadow where the
+    image has them) list root and the caller; return the host paths of passwd and group.
+
+    The files stay ordinary, writable files of the container (never binds), so ``useradd``,
+    ``groupadd`` and package maintainer scripts can replace them (they write ``/etc/group+`` and rename
+    it over ``/etc/group``, which a bind mount refuses). They are rewritten only when an entry is
+    missing, so the common run reads four small files and writes nothing. For an overlay container
+    (*view*: upper first) the changed files go to the upper directory."""
+    target = view[0] if view else rootfs
+    texts = {name: _read_text(in_view(rootfs, f"etc/{name}", view)) for name in AUTH_FILES}
+    passwd_lines = _split(texts["passwd"])
+    group_lines = _split(texts["group"])
     users = {line.split(":")[0] for line in passwd_lines}
     uids = {line.split(":")[2] for line in passwd_lines if line.count(":") >= 3}
-    if not any(line.startswith("root:") for line in passwd_lines):
+    new: Dict[str, List[str]] = {"passwd": [], "group": [], "shadow": [], "gshadow": []}
+    if "root" not in users:
         passwd_lines.insert(0, "root:x:0:0:root:/root:/bin/sh")
     if str(caller.uid) not in uids and caller.name not in users:
         shell = caller.shell if os.path.exists(in_view(rootfs, caller.shell.lstrip("/"), view)) else "/bin/sh"
-        passwd_lines.append(f"{caller.name}:x:{caller.uid}:{caller.gid}:{caller.name}:{caller.home}:{shell}")
+        new["passwd"].append(f"{caller.name}:x:{caller.uid}:{caller.gid}:{caller.name}:{caller.home}:{shell}")
+        new["shadow"].append(f"{caller.name}:!:::::::")
     groups = {line.split(":")[0] for line in group_lines}
     gids = {line.split(":")[2] for line in group_lines if line.count(":") >= 2}
-    if not any(line.startswith("root:") for line in group_lines):
+    if "root" not in groups:
         group_lines.insert(0, "root:x:0:")
     if str(caller.gid) not in gids and caller.group not in groups:
-        group_lines.append(f"{caller.group}:x:{caller.gid}:")
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name, lines in (("passwd", passwd_lines), ("group", group_lines)):
-        path = os.path.join(out_dir, name)
-        text = "".join(line + "\n" for line in lines)
-        write_if_changed(path, text)
-        paths.append(path)
-    return paths[0], paths[1]
+        new["group"].append(f"{caller.group}:x:{caller.gid}:")
+        new["gshadow"].append(f"{caller.group}:!::")
+    wanted = {"passwd": passwd_lines + new["passwd"], "group": group_lines + new["group"]}
+    for name in ("shadow", "gshadow"):
+        if texts[name] is not None and new[name]:
+            present = {line.split(":")[0] for line in _split(texts[name])}
+            wanted[name] = _split(texts[name]) + [e for e in new[name] if e.split(":")[0] not in present]
+    paths = {}
+    for name, lines in wanted.items():
+        paths[name] = in_view(rootfs, f"etc/{name}", view)
+        if lines != _split(texts[name]) or texts[name] is None:
+            paths[name] = _write_etc(target, name, "".join(line + "\n" for line in lines), paths[name])
+    return paths["passwd"], paths["group"]
 
 
-def _lines(path: str) -> List[str]:
+def _write_etc(target: str, name: str, text: str, current: str) -> str:
+    """Write ``<target>/etc/<name>`` (keeping the current file's mode); never through a symlink that an
+    image planted (``etc`` or the file itself), which could point out of the container."""
+    etc = os.path.join(target, "etc")
+    path = os.path.join(etc, name)
+    try:
+        try:
+            if not stat.S_ISDIR(os.lstat(etc).st_mode):
+                return current
+        except FileNotFoundError:
+            os.makedirs(etc, mode=0o755, exist_ok=True)
+        mode = 0o640 if name in ("shadow", "gshadow") else 0o644
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                return current
+            mode = stat.S_IMODE(st.st_mode) | 0o600
+        except FileNotFoundError:
+            pass
+        write_if_changed(path, text, mode)
+    except PermissionError:  # the container gave /etc to another id: run without the caller's entry
+        return current
+    return path
+
+
+def _read_text(path: str) -> Optional[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return [line for line in handle.read().splitlines() if line]
+            return handle.read()
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return None
 
 
-def write_if_changed(path: str, text: str) -> None:
+def _split(text: Optional[str]) -> List[str]:
+    return [line for line in (text or "").splitlines() if line]
+
+
+def write_if_changed(path: str, text: str, mode: int = 0o644) -> None:
     """Replace *path* atomically with *text*, and not at all when it already holds it (the common case
     on every `run` of an existing container)."""
     try:
@@ -311,7 +410,7 @@ def write_if_changed(path: str, text: str) -> None:
     try:
         with open(temp, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(temp, 0o644)
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         try:
@@ -418,6 +517,9 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     read from (see :func:`in_view`); the overlay annotations themselves come in ``opts.annotations``."""
     image = image_settings(image_config)
     host = os.environ if host_env is None else host_env
+    if opts.as_me:
+        caller = caller or Caller.current()
+        as_me(opts, caller, _host_cwd(cwd, host), host.get("HOME"))
     if opts.net not in NETS:
         raise UsageError(f"unknown network mode {opts.net!r}", "use --net host or --net none")
     if opts.runtime is not None and opts.runtime not in RUNTIMES:
@@ -437,14 +539,13 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     mounts: List[Dict[str, Any]] = []
     if opts.hostauth:
         passwd_path, group_path = "/etc/passwd", "/etc/group"
+        mounts += [_ro_bind(passwd_path, "/etc/passwd"), _ro_bind(group_path, "/etc/group")]
     elif opts.containerauth:
         passwd_path = in_view(rootfs, "etc/passwd", view)
         group_path = in_view(rootfs, "etc/group", view)
     else:
         caller = caller or Caller.current()
-        passwd_path, group_path = auth_files(rootfs, os.path.join(container_dir, "etc"), caller, view)
-    if not opts.containerauth:
-        mounts += [_ro_bind(passwd_path, "/etc/passwd"), _ro_bind(group_path, "/etc/group")]
+        passwd_path, group_path = add_caller(rootfs, caller, view)
     if not opts.nosysdirs:
         mounts += [_ro_bind(path, path) for path in HOST_FILES if os.path.exists(path)]
     if opts.bindhome:
@@ -489,6 +590,24 @@ def build(image_config: Mapping[str, Any], opts: RunOptions, *, rootfs: str, con
     if job is not None:
         mpi.apply(config, job, net=opts.net)
     return config
+
+
+def _host_cwd(cwd: Optional[str], host: Mapping[str, str]) -> Optional[str]:
+    """The caller's working directory as the shell names it ($PWD, when it is that directory), so a path
+    through a symlink stays the path the user knows."""
+    if cwd:
+        return cwd
+    try:
+        real = os.getcwd()
+    except FileNotFoundError:  # the directory is gone
+        return None
+    logical = host.get("PWD")
+    try:
+        if logical and logical.startswith("/") and os.path.samefile(logical, real):
+            return posixpath.normpath(logical)
+    except OSError:
+        pass
+    return real
 
 
 def _ro_bind(source: str, destination: str) -> Dict[str, Any]:

@@ -10,6 +10,10 @@ Environment: ``HPCBOX_HOME`` (else udocker's ``UDOCKER_DIR``),
 ``HPCBOX_INSECURE_REGISTRIES`` (comma or space separated),
 ``HPCBOX_CA_BUNDLE``, ``HPCBOX_REGISTRY_MIRRORS`` (``docker.io=https://m1,https://m2;quay.io=https://m3``).
 
+Who runs containers by default (``hpcbox run --as-me``/``--as-root`` override it): ``HPCBOX_RUN_AS``
+(``root`` or ``me``), else ``"run_as"`` in ``<home>/config.json``, else in the site's config file, else
+``root``.
+
 Read-only image stores (a site-wide store that many users read): ``HPCBOX_IMAGES`` (colon-separated
 store directories or OCI image layouts; set but empty: none), else ``"image_stores": [...]`` in
 ``<home>/config.json``, else in the site's config file ``/etc/hpcbox/config.json`` (another path with
@@ -59,6 +63,28 @@ def image_stores(args: Any) -> List[str]:
             raise UsageError(f"image_stores in {path} must be a list of directory names", "fix that file")
         return [str(Path(v).expanduser()) for v in value]
     return []
+
+
+RUN_AS = ("root", "me")
+
+
+def run_as(args: Any) -> Tuple[str, str]:
+    """The default of ``run --as-me``/``--as-root``: (``root`` or ``me``, where it was set)."""
+    given = os.environ.get("HPCBOX_RUN_AS")
+    if given:
+        where = "HPCBOX_RUN_AS"
+    else:
+        site = Path(os.environ.get("HPCBOX_SITE_CONFIG") or SITE_CONFIG)
+        where, given = "built-in default", "root"
+        for path in (home(args) / "config.json", site):
+            value = _read_config(path).get("run_as")
+            if value is not None:
+                where, given = str(path), value
+                break
+    if given not in RUN_AS:
+        raise UsageError(f"run_as in {where} is {given!r}, which is neither 'root' nor 'me'",
+                         "set it to \"root\" or \"me\"")
+    return given, where
 
 
 def _file_config(root: Path) -> Dict[str, Any]:

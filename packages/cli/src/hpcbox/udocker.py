@@ -308,10 +308,12 @@ def drop_novol(config: dict, novol) -> None:
 
 class Location:
     """udocker's ``run --location=DIR``: a directory tree run in place, as a container without metadata.
-    Its bundle (config.json, the generated etc/ files) is a temporary directory in the store's tmp/,
-    removed afterwards; the tree itself is only written by what runs in it."""
+    Its bundle (config.json) is a temporary directory in the store's tmp/, removed afterwards; the tree
+    itself is only written by what runs in it (``keep_etc``: its /etc/passwd and /etc/group are used as
+    they are, as with ``--containerauth``)."""
 
     storage = "copy"
+    keep_etc = True
     nvidia = None
     execmode = None
 

@@ -18,6 +18,10 @@ ANNOTATION_OVERLAY_UPPER = "org.hpcbox.runc.overlay.upper"
 ANNOTATION_OVERLAY_WORK = "org.hpcbox.runc.overlay.work"
 # Containers that give the same value share one user namespace (the ranks of an MPI job on a node).
 ANNOTATION_SHARE_USERNS = "org.hpcbox.runc.share-userns"
+ANNOTATION_IDMAP = "org.hpcbox.runc.idmap"
+ANNOTATION_CHOWN = "org.hpcbox.runc.chown"
+IDMAPS = ("auto", "single")
+CHOWNS = ("fake", "strict")
 RUNTIMES = ("builtin", "runc", "crun")
 NETS = ("host", "none")
 
@@ -47,6 +51,8 @@ class Bundle(NamedTuple):
     host_pid: bool = False  # linux.namespaces lists no pid namespace: stay in the caller's
     host_ipc: bool = False  # ... no ipc namespace: the caller's SysV/POSIX IPC
     share_userns: Optional[str] = None  # the ANNOTATION_SHARE_USERNS group
+    idmap: str = "auto"
+    chown: str = "fake"
 
 
 def _fail(what: str, fix: str) -> BundleError:
@@ -100,6 +106,12 @@ def parse_bundle(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle
     if share is not None and runtime != "builtin":
         raise _fail(f"annotation {ANNOTATION_SHARE_USERNS} is for the builtin runner only",
                     f"drop it or the {ANNOTATION_RUNTIME} annotation")
+    choices = {}
+    for annotation, allowed in ((ANNOTATION_IDMAP, IDMAPS), (ANNOTATION_CHOWN, CHOWNS)):
+        choices[annotation] = annotations.get(annotation, allowed[0])
+        if choices[annotation] not in allowed:
+            raise _fail(f"annotation {annotation}={choices[annotation]!r} is unknown",
+                        f"use one of {', '.join(allowed)}")
     return Bundle(
         config=base.config, bundle_dir=base.bundle_dir, rootfs=base.rootfs, args=base.args, env=base.env,
         cwd=base.cwd, uid=base.uid, gid=base.gid, readonly=base.readonly, hostname=base.hostname,
@@ -107,7 +119,7 @@ def parse_bundle(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle
         mounts=base.mounts, overlay=_parse_overlay(annotations),
         # no list at all keeps the runner's full set (configs written before namespaces were honoured)
         host_pid=bool(types) and "pid" not in types, host_ipc=bool(types) and "ipc" not in types,
-        share_userns=share,
+        share_userns=share, idmap=choices[ANNOTATION_IDMAP], chown=choices[ANNOTATION_CHOWN],
     )
 
 

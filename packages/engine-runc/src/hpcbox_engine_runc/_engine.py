@@ -10,7 +10,7 @@ from typing import Any, List, Mapping, Optional, Tuple, Union
 
 from hpcbox_oci_bundle import Container, helper_path, run_to_completion
 
-from hpcbox_engine_runc import _availability
+from hpcbox_engine_runc import _availability, idmap
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
 from hpcbox_engine_runc.errors import EngineError, UnavailableError
 
@@ -52,6 +52,8 @@ def runner_argv(bundle: Bundle, runner: Optional[str] = None) -> List[str]:
         argv.append("--host-pid")
     if bundle.host_ipc:
         argv.append("--host-ipc")
+    if bundle.chown == "fake":
+        argv.append("--fake-chown")
     if bundle.overlay:
         lower, upper, work = bundle.overlay
         argv += ["--overlay", f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work},userxattr"]
@@ -126,6 +128,12 @@ class RuncEngine:
     def available(self, proc_root: str = "/proc", runtime: str = "builtin") -> Tuple[bool, str]:
         """(True, why) when this host can run containers with `runtime`, else (False, what to do)."""
         ok, reason = _availability.check(self.runner, proc_root)
+        if ok and runtime == "builtin":
+            full = idmap.plan(0, 0)
+            if full.possible:
+                return ok, f"{reason}; container ids: a full range ({full.reason})"
+            return ok, (f"{reason}; container ids: one, yours ({full.reason}): chown to other ids "
+                        "is ignored and apt downloads as root")
         if not ok or runtime == "builtin":
             return ok, reason
         binary = _availability.runtime_binary(runtime)
@@ -160,11 +168,17 @@ class RuncEngine:
         argv = runner_argv(spec, runner)
         if spec.terminal and _is_tty(stdin):
             argv.insert(1, "--host-pts")
-        if spec.net != "none" and spec.share_userns is None:
+        full = None
+        if spec.idmap == "auto" and spec.uid == 0 and spec.share_userns is None:
+            full = idmap.plan(spec.uid, spec.gid)
+        if full is not None and full.possible:
+            argv.insert(1, "--external-map")
+        elif spec.net != "none" and spec.share_userns is None:
+            _apt_sandbox(spec, single=True)
             process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
             return Container(process)
         if spec.share_userns is None:
-            return self._start_synced(argv, spec, stdin, stdout, stderr, group=None)
+            return self._start_synced(argv, spec, stdin, stdout, stderr, group=None, full=full)
         from hpcbox_engine_runc import _shared  # only for containers that share a user namespace
 
         group = _shared.Group(spec.share_userns)
@@ -173,8 +187,10 @@ class RuncEngine:
         finally:
             group.release()
 
-    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group) -> Container:
-        """Start the runner and hold it once its namespaces exist: bring `lo` up in a new network
+    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group,
+                      full: Optional[idmap.FullMap] = None) -> Container:
+        """Start the runner and hold it once its namespaces exist: map a full id range into a new user
+        namespace (newuidmap/newgidmap, falling back to one id), bring `lo` up in a new network
         namespace, register it in its user-namespace group (which joins the group's namespace when
         the group has a living member), then let it go on."""
         userns_fd = group.find() if group is not None else None
@@ -197,6 +213,13 @@ class RuncEngine:
         member = error = None
         try:
             ready = os.read(ready_r, 1)
+            if ready == b"R" and full is not None and full.possible:
+                single = idmap.apply_full(process.pid, full) is not None
+                if single:
+                    idmap.apply_single(process.pid, spec.uid, spec.gid)
+                _apt_sandbox(spec, single)
+            elif ready == b"R":
+                _apt_sandbox(spec, single=True)
             if ready == b"R" and group is not None:
                 member = group.register(process.pid)
             if ready == b"R" and spec.net == "none":
@@ -254,6 +277,15 @@ class RuncEngine:
         return run_to_completion(
             lambda: self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr),
             forward_signals)
+
+
+def _apt_sandbox(spec: Bundle, single: bool) -> None:
+    """apt's sandbox setting for this run's id map (see :func:`idmap.apt_sandbox`)."""
+    if spec.overlay:
+        lower, upper, _work = spec.overlay
+        idmap.apt_sandbox([upper, *lower], upper, single)
+    else:
+        idmap.apt_sandbox([spec.rootfs], spec.rootfs, single)
 
 
 def _is_tty(stdin: Any) -> bool:

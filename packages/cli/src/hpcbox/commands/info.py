@@ -6,7 +6,7 @@ import json
 import sys
 
 
-def gather() -> dict:
+def gather(args=None) -> dict:
     from hpcbox import engines
 
     report = {}
@@ -21,7 +21,19 @@ def gather() -> dict:
                 entry["runtimes"][runtime] = {"available": r_ok, "reason": r_reason}
         report[name] = entry
     statuses = {name: (e["available"], e["reason"]) for name, e in report.items()}
-    return {"engines": report, "auto": engines.auto_choice(statuses), "nvidia": nvidia()}
+    return {"engines": report, "auto": engines.auto_choice(statuses), "nvidia": nvidia(),
+            "run_as": run_as(args)}
+
+
+def run_as(args) -> dict:
+    """Who `run` runs as by default, where that was set, and how to switch."""
+    from hpcbox import settings
+
+    value, where = settings.run_as(args)
+    other = "root" if value == "me" else "me"
+    return {"default": value, "set_in": where,
+            "switch": f"--as-{other} for one run; \"run_as\": \"{other}\" in "
+                      f"{settings.home(args) / 'config.json'} or HPCBOX_RUN_AS={other} to change the default"}
 
 
 def nvidia() -> dict:
@@ -40,7 +52,7 @@ def nvidia() -> dict:
 
 
 def run(args) -> int:
-    info = gather()
+    info = gather(args)
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return 0
@@ -59,5 +71,9 @@ def run(args) -> int:
                    f"{'' if nv['available'] else ' needs the /dev/nvidia* device nodes'}")
     else:
         out.append("NVIDIA GPUs: none (no driver found; run --gpus needs one)")
+    who = info["run_as"]
+    label = "you (your uid/gid, environment, $HOME and $PWD)" if who["default"] == "me" else \
+        "the container's root (uid 0, HOME=/root)"
+    out.append(f"run as: {label}, set by {who['set_in']}; {who['switch']}")
     sys.stdout.write("ENGINE       OK   WHY\n" + "\n".join(out) + "\n")
     return 0

@@ -81,6 +81,11 @@ def _pull(args, store, platform) -> None:
             if args.pull == "never":
                 raise UsageError(f"no container or image {args.target!r} here and --pull never was given",
                                  "pull the image first with 'hpcbox pull', or drop --pull never") from None
+            _not_a_misspelt_container(args.target, store)
+        except Exception as exc:  # InvalidReferenceError: `Work` is no image, maybe a container
+            if type(exc).__name__ == "InvalidReferenceError":
+                _not_a_misspelt_container(args.target, store)
+            raise
     from hpcbox import progress
     from hpcbox.store.pull import pull_image
 
@@ -91,6 +96,27 @@ def _pull(args, store, platform) -> None:
                    progress=progress.for_stream(sys.stderr, quiet=args.quiet,
                                                 mode=getattr(args, "progress", None)),
                    workers=workers)
+
+
+def _not_a_misspelt_container(target: str, store) -> None:
+    """A bare word that reads as a container name (see :mod:`hpcbox.names`) is not sent to a registry."""
+    from hpcbox import names
+    from hpcbox.containers import ContainerStore
+    from hpcbox.errors import EXIT_NOT_FOUND
+
+    containers = [n for c in ContainerStore(store).list() for n in c.names]
+    try:
+        images = [t.rsplit("/", 1)[-1] for i in store.images() for t in i.tags]
+    except Exception:  # the suggestions are a courtesy
+        images = []
+    close = names.misspelt_container(target, containers, images)
+    if close is None:
+        return
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise HpcboxError(f"no such container or image {target!r}",
+                      f"{hint}'hpcbox ps' lists containers, 'hpcbox images' images; to pull an image from "
+                      f"a registry write it with a tag or registry (e.g. {target.lower()}:latest)",
+                      EXIT_NOT_FOUND)
 
 
 def _remove(cs, container) -> None:
@@ -105,13 +131,14 @@ def _remove(cs, container) -> None:
 def options(args, container_settings):
     from hpcbox.runspec import RunOptions
 
+    run_as = getattr(args, "run_as", None) or settings.run_as(args)[0]
     return RunOptions(
         args.command, entrypoint=args.entrypoint, env=args.env, env_files=args.env_file, workdir=args.workdir,
         user=args.user, volumes=args.volume, hostenv=args.hostenv, hostauth=args.hostauth,
         containerauth=args.containerauth, bindhome=args.bindhome, nosysdirs=args.nosysdirs,
         hostname=args.hostname, net=args.net, runtime=args.runtime or container_settings.get("runtime"),
         terminal=args.tty, annotations=container_settings.get("annotations"),
-        batchenv=getattr(args, "batchenv", True))
+        batchenv=getattr(args, "batchenv", True), as_me=run_as == "me")
 
 
 def _run(args, container) -> int:
@@ -126,6 +153,8 @@ def _run_with(args, container, stack) -> int:
 
     chosen = container.settings or udocker.default_settings()
     opts = options(args, chosen)
+    if getattr(container, "keep_etc", False) and not opts.hostauth:  # --location: a tree run in place
+        opts.containerauth = True
     view = None
     if getattr(container, "storage", "copy") == "overlay":
         view = _overlay_annotations(container, opts, stack)

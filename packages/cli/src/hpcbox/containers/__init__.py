@@ -125,6 +125,13 @@ def _make_writable(path: str) -> None:
             os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
 
 
+def _foreign(path: str) -> bool:
+    try:
+        return os.lstat(path).st_uid != os.geteuid()
+    except OSError:
+        return False
+
+
 def remove_tree(path: os.PathLike[str] | str) -> None:
     """Delete a tree made by an unprivileged user even where a directory lost its u+rwx bits."""
     import shutil  # lazily here and below: `hpcbox run` of an existing container needs none of it
@@ -140,8 +147,8 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
         exc = exc_info[1]
         if isinstance(exc, FileNotFoundError):
             return
-        if not isinstance(exc, PermissionError):
-            raise exc
+        if not isinstance(exc, PermissionError) or _foreign(failed) or _foreign(os.path.dirname(failed)):
+            raise exc  # chmod cannot help with another id's files: see _remove_mapped
         _make_writable(os.path.dirname(failed))
         _make_writable(failed)
         if func in (os.rmdir, os.unlink) or func is os.lstat:
@@ -150,7 +157,22 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
             shutil.rmtree(failed, onerror=onerror)
 
     _make_writable(top)
-    shutil.rmtree(top, onerror=onerror)
+    try:
+        shutil.rmtree(top, onerror=onerror)
+    except PermissionError:
+        _remove_mapped(top)
+
+
+def _remove_mapped(top: str) -> None:
+    """What is left belongs to the caller's subordinate ids (a runc container with a full id map
+    gave files to its users, e.g. apt's ``_apt``): delete it inside a namespace that maps them."""
+    try:
+        from hpcbox_engine_runc import idmap
+    except ImportError:  # pragma: no cover - the runc engine is a dependency
+        idmap = None
+    why = idmap.remove_tree(top) if idmap is not None else "hpcbox-engine-runc is not installed"
+    if why is not None or os.path.lexists(top):
+        raise PermissionError(13, f"cannot delete files in {top} owned by other ids ({why or 'left over'})")
 
 
 class Container:

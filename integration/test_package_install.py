@@ -1,0 +1,171 @@
+"""Installing Debian packages into a fresh container with the container's own apt, as a researcher
+would, with no `hpcbox run` option beyond ``--engine``; then running what was installed under every
+engine.
+
+The packages are few and small but cover what used to break:
+
+- ``openssh-client``: its maintainer script adds a system group (``_ssh`` on Debian 12, ``ssh`` on 11)
+  and gives ``/usr/bin/ssh-agent`` to it (``chgrp`` to an id other than the caller's);
+- ``libibverbs1``: adds the ``rdma`` group, and ships a library, so dpkg runs libc-bin's ``ldconfig``
+  trigger (a statically linked program);
+- ``uuid-runtime``: adds the system user ``uuidd`` and ``chown``s its state directory to it.
+
+``apt-get update`` itself needs apt's download sandbox (user ``_apt``). Under runc that works with a
+full map of subordinate ids, and with a single mapped id through the container-private apt setting
+(``runc-single`` runs the same install with the map forced to one id).
+
+These tests need Debian's package mirror, read from the image's own ``/etc/apt/sources.list``; they
+are skipped, saying so, only when it cannot be reached. Each install downloads the package lists
+and about 3 MB of packages (apt's caches are not shared between the runs: a full-map run gives
+``partial/`` to ``_apt``, a subordinate id that the other engines cannot write to).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+import test_run_common as common
+from test_cli_common import ok
+
+from hpcbox.containers import ContainerStore
+from hpcbox.store import Store
+
+PACKAGES = ["openssh-client", "libibverbs1", "uuid-runtime"]
+SSH_GROUP = {"debian12": "_ssh", "debian11": "ssh"}
+INSTALL_ENGINES = ("runc", "runc-single", "ptrace", "preload")
+# What each installed program must do under every engine afterwards (command, expected output regex).
+USE = [
+    (["sh", "-c", "rm -f /tmp/k /tmp/k.pub; ssh-keygen -q -t ed25519 -N '' -C made-in-box -f /tmp/k && "
+             "cut -d' ' -f1,3 /tmp/k.pub"],
+     r"^ssh-ed25519 made-in-box$"),
+    (["uuidgen", "-r"], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+    (["sh", "-c", "getent group rdma | cut -d: -f1; getent passwd uuidd | cut -d: -f1"], r"^rdma\nuuidd$"),
+    (["sh", "-c", f"dpkg-query -W -f '${{db:Status-Abbrev}}${{Package}}\\n' {' '.join(PACKAGES)} | sort"],
+     r"^" + r"\n".join(f"ii {p}" for p in sorted(PACKAGES)) + r"$"),
+]
+
+
+class AptStore(common.RunStore):
+    def container(self, name: str):
+        return ContainerStore(Store(self.home)).get(name)
+
+
+@pytest.fixture(scope="module")
+def apt_store(tmp_path_factory, registry_http) -> AptStore:
+    store = AptStore(tmp_path_factory.mktemp("apt-home") / "home")
+    for image in ("debian12", "debian11"):
+        pushed = registry_http.push(image, f"hpcbox/apt-{image}", "1")
+        ok(store("pull", "-q", pushed.ref))
+        ok(store("tag", pushed.ref, image))
+    return store
+
+
+def _mirror(rootfs: Path) -> Tuple[str, int]:
+    """The host and port of the first `deb http://...` source of the image."""
+    for path in [rootfs / "etc/apt/sources.list", *sorted((rootfs / "etc/apt/sources.list.d").glob("*"))]:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        match = re.search(r"^\s*deb\s+(?:\[[^]]*\]\s+)?http://([^/:\s]+)(?::(\d+))?/", text, re.M) or \
+            re.search(r"^URIs:\s*http://([^/:\s]+)(?::(\d+))?/", text, re.M)
+        if match:
+            return match.group(1), int(match.group(2) or 80)
+    pytest.fail(f"the image has no http source in {rootfs}/etc/apt")
+
+
+def _need_mirror(rootfs: Path) -> None:
+    host, port = _mirror(rootfs)
+    try:
+        socket.create_connection((host, port), timeout=15).close()
+    except OSError as exc:
+        pytest.skip(f"Debian's package mirror {host}:{port} (from the image's sources) is unreachable: {exc}")
+
+
+def _engine_args(store: AptStore, engine: str) -> List[str]:
+    return common.engine_args(store, engine.partition("-")[0])
+
+
+def _create(store: AptStore, image: str, engine: str) -> str:
+    name = f"apt-{image}-{engine}"
+    ok(store("create", "--name", name, image))
+    if engine == "runc-single":  # the map of a host without subordinate ids
+        store.container(name).update(settings={"annotations": {"org.hpcbox.runc.idmap": "single"}})
+    return name
+
+
+def _rootfs(store: AptStore, name: str) -> Path:
+    [rootfs] = [Path(c["rootfs"]) for c in json.loads(ok(store("ps", "--json")).stdout) if name in c["names"]]
+    return rootfs
+
+
+def _install(store: AptStore, image: str, engine: str) -> str:
+    """The commands of the README's "Everyday use", in a fresh container, under *engine*."""
+    args = _engine_args(store, engine)
+    name = _create(store, image, engine)
+    _need_mirror(_rootfs(store, name))
+    ok(store("run", *args, name, "apt-get", "update", input="", timeout=900))
+    ok(store("run", *args, name, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES,
+             input="", timeout=900))
+    return name
+
+
+def _use_everywhere(store: AptStore, name: str) -> Dict[str, str]:
+    """Run every installed program under every engine; return each engine's `stat` of ssh-agent."""
+    groups = {}
+    for engine in common.RUN_ENGINES:
+        args = _engine_args(store, engine)
+        for command, expected in USE:
+            proc = ok(store("run", *args, name, *command, input=""))
+            assert re.match(expected, proc.stdout.strip()), (engine, command, proc.stdout, proc.stderr)
+        stat = ok(store("run", *args, name, "stat", "-c", "%G %a", "/usr/bin/ssh-agent"))
+        groups[engine] = stat.stdout.strip()
+    return groups
+
+
+def _check_and_remove(store: AptStore, image: str, engine: str, name: str) -> None:
+    groups = _use_everywhere(store, name)
+    # the maintainer script's group and the ownership it set
+    etc_group = (_rootfs(store, name) / "etc/group").read_text()
+    assert re.search(rf"^{SSH_GROUP[image]}:x:\d+:", etc_group, re.M), etc_group
+    if engine == "runc" and "full range" in _runc_reason(store):
+        assert groups["runc"] == f"{SSH_GROUP[image]} 2755", groups  # a real chgrp to a subordinate id
+    ok(store("rm", name))  # also what apt gave to _apt and the other subordinate ids
+    assert name not in ok(store("ps")).stdout
+
+
+def _runc_reason(store: AptStore) -> str:
+    info = json.loads(ok(store("info", "--json")).stdout)
+    return info["engines"]["runc"]["reason"]
+
+
+@pytest.mark.parametrize("engine", INSTALL_ENGINES)
+def test_install_packages_into_debian12_then_run_them_everywhere(apt_store, engine):
+    name = _install(apt_store, "debian12", engine)
+    _check_and_remove(apt_store, "debian12", engine, name)
+
+
+@pytest.mark.parametrize("engine", [e for e in INSTALL_ENGINES if e != "runc-single"])  # CI time
+def test_install_packages_into_debian11_then_run_them_everywhere(apt_store, engine):
+    name = _install(apt_store, "debian11", engine)
+    _check_and_remove(apt_store, "debian11", engine, name)
+
+
+def test_single_id_map_gets_the_apt_setting_and_a_full_map_removes_it(apt_store):
+    name = _create(apt_store, "debian12", "runc-single")
+    conf = _rootfs(apt_store, name) / "etc/apt/apt.conf.d/00hpcbox-sandbox-user"
+    args = _engine_args(apt_store, "runc")
+    assert ok(apt_store("run", *args, name, "apt-config", "dump", "APT::Sandbox::User")).stdout.strip() == \
+        'APT::Sandbox::User "root";'
+    assert conf.is_file()
+    if "full range" not in _runc_reason(apt_store):
+        return
+    apt_store.container(name).update(settings={})
+    ok(apt_store("run", *args, name, "true"))
+    assert not conf.exists()
+    ok(apt_store("rm", name))

@@ -1,0 +1,108 @@
+"""Id maps: subordinate ranges through newuidmap/newgidmap or one id, chown to unmapped ids, apt's sandbox."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from hpcbox_engine_runc import idmap
+
+IDMAP = "org.hpcbox.runc.idmap"
+CHOWN = "org.hpcbox.runc.chown"
+
+
+def test_subordinate_range_by_name_or_uid(tmp_path):
+    path = tmp_path / "subuid"
+    path.write_text("other:200000:65536\nalice:100000:0\nalice:300000:1000\n4242:400000:10\n")
+    assert idmap.subordinate_range(str(path), 4242, "alice") == (300000, 1000)  # empty ranges skipped
+    assert idmap.subordinate_range(str(path), 4242, None) == (400000, 10)
+    assert idmap.subordinate_range(str(path), 1, "bob") is None
+    assert idmap.subordinate_range(str(tmp_path / "missing"), 1, "bob") is None
+
+
+@pytest.mark.parametrize("inside, sub, expected", [
+    (0, (100000, 65536), [0, 1001, 1, 1, 100000, 65536]),
+    (1001, (100000, 65536), [1001, 1001, 1, 0, 100000, 1001, 1002, 101001, 64535]),
+    (10, (100000, 10), [10, 1001, 1, 0, 100000, 10]),
+    (11, (100000, 10), None),
+])
+def test_map_args(inside, sub, expected):
+    assert idmap.map_args(inside, 1001, sub) == expected
+
+
+def test_plan_says_why_not(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    full = idmap.plan(0, 0, subuid=str(empty), subgid=str(empty))
+    assert not full.possible
+    assert "newuidmap" in full.reason or f"in {empty}" in full.reason
+
+
+def test_apt_sandbox_file_follows_the_map(tmp_path):
+    root = tmp_path / "rootfs"
+    (root / "etc/apt/apt.conf.d").mkdir(parents=True)
+    conf = root / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE
+    idmap.apt_sandbox([str(root)], str(root), single=True)
+    assert 'APT::Sandbox::User "root";' in conf.read_text()
+    idmap.apt_sandbox([str(root)], str(root), single=False)
+    assert not conf.exists()
+    conf.write_text("// the user's own\n")  # a file hpcbox did not write stays
+    idmap.apt_sandbox([str(root)], str(root), single=False)
+    assert conf.read_text() == "// the user's own\n"
+    bare = tmp_path / "no-apt"
+    bare.mkdir()
+    idmap.apt_sandbox([str(bare)], str(bare), single=True)
+    assert list(bare.iterdir()) == []
+
+
+def test_apt_sandbox_file_of_an_overlay_goes_to_upper(tmp_path):
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "etc/apt/apt.conf.d").mkdir(parents=True)
+    upper.mkdir()
+    idmap.apt_sandbox([str(upper), str(lower)], str(upper), single=True)
+    assert (upper / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE).is_file()
+    assert not (lower / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE).exists()
+
+
+# -- real containers ----------------------------------------------------------------------------------
+
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_single_map_chown_to_unmapped_ids_succeeds_and_changes_nothing(make_bundle, run, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    mounts = [{"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]}]
+    script = ("cat /proc/self/uid_map; touch /data/f; chown 42:42 /data/f; echo rc=$?; "
+              "chown 0:0 /data/f; echo rc=$?; stat -c %u:%g /data/f")
+    result = run(make_bundle(["sh", "-c", script], mounts=mounts, annotations={IDMAP: "single"}))
+    lines = result.out.split("\n")
+    assert lines[0].split() == ["0", str(os.getuid()), "1"]
+    assert lines[1:4] == ["rc=0", "rc=0", "0:0"]
+    assert os.stat(data / "f").st_uid == os.getuid()
+    strict = run(make_bundle(["sh", "-c", "touch /data/g; chown 42 /data/g; echo rc=$?"], mounts=mounts,
+                             annotations={IDMAP: "single", CHOWN: "strict"}))
+    assert "rc=1" in strict.out  # the kernel's EINVAL, without the filter
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_full_map_gives_real_ownership_and_remove_tree_deletes_it(make_bundle, run, tmp_path):
+    full = idmap.plan(0, 0)
+    if not full.possible:
+        pytest.skip(f"no full id map here: {full.reason}")
+    data = tmp_path / "data"
+    data.mkdir()
+    mounts = [{"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]}]
+    script = ("cat /proc/self/uid_map | wc -l; mkdir -p /data/d/e; touch /data/d/e/f; chmod 700 /data/d; "
+              "chown -R 42:42 /data/d; stat -c %u:%g /data/d/e/f; chown 99999999 /data/d/e/f; echo rc=$?; "
+              "id -G")
+    result = run(make_bundle(["sh", "-c", script], mounts=mounts))
+    assert result.out.split() == ["2", "42:42", "rc=0", "0"], result.err
+    owner = os.lstat(data / "d").st_uid
+    assert owner != os.getuid() and stat.S_IMODE(os.lstat(data / "d").st_mode) == 0o700
+    with pytest.raises(PermissionError):
+        os.listdir(data / "d")
+    assert idmap.remove_tree(str(data / "d")) is None
+    assert not (data / "d").exists()
