@@ -27,9 +27,6 @@ SSH_GROUP = {"debian12": "_ssh", "debian11": "ssh"}  # openssh-client's group fo
 ENGINES = ("ptrace", "preload")
 PACKAGES = "openssh-client libibverbs1"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hpcbox-test-apt"
-# Until the container's /etc/passwd and /etc/group are its own writable files by default, groupadd
-# needs the container's files as they are.
-AUTH = ("--containerauth",)
 
 
 def _available(engine: str):
@@ -107,7 +104,9 @@ EXPECTED = ["OpenSSH_", "root:{group} -rwxr-sr-x", "{group}", "rdma", "alice:ali
             "uid=1000(alice) gid=1000(alice) groups=1000(alice)"]
 
 
-@pytest.mark.parametrize("debian", list(DEBIANS))
+# Debian 12 under both engines is installed by test_package_install.py (CI time); this one adds
+# Debian 11, useradd -m, dpkg -i and the static ldconfig.
+@pytest.mark.parametrize("debian", ["debian11"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_apt_installs_with_maintainer_scripts_then_runs_under_both_engines(store, engine, debian):
     usable, why = _available(engine)
@@ -118,13 +117,13 @@ def test_apt_installs_with_maintainer_scripts_then_runs_under_both_engines(store
     name = f"{debian}-{engine}"
     ok(hpcbox(store, "create", "--name", name, image))
     try:
-        proc = ok(hpcbox(store, "run", "--engine", engine, *AUTH, *_volumes(debian), name, "sh", "-c",
+        proc = ok(hpcbox(store, "run", "--engine", engine, *_volumes(debian), name, "sh", "-c",
                          INSTALL, timeout=900))
         assert proc.stdout.split() == ["install", "ok", "installed"] * 3, proc.stdout + proc.stderr
         for runner in ENGINES:
             if not _available(runner)[0]:
                 continue
-            proc = ok(hpcbox(store, "run", "--engine", runner, *AUTH, name, "sh", "-c",
+            proc = ok(hpcbox(store, "run", "--engine", runner, name, "sh", "-c",
                              CHECK.format(group=SSH_GROUP[debian])))
             lines = proc.stdout.splitlines()
             expected = [line.format(group=SSH_GROUP[debian]) for line in EXPECTED]
