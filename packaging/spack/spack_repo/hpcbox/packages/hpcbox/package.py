@@ -18,7 +18,7 @@ class Hpcbox(BundlePackage):
     license("Apache-2.0")
 
     version("main")
-    version("0.1.0")
+    version("0.2.0")
 
     variant("runc", default=True, description="Engine: rootless user namespaces (fastest)")
     variant("ptrace", default=True, description="Engine: ptrace path translation, any program")
@@ -31,7 +31,7 @@ class Hpcbox(BundlePackage):
         msg="hpcbox needs at least one engine to run containers; enable one of the variants",
     )
 
-    for ver in ("main", "0.1.0"):
+    for ver in ("main", "0.2.0"):
         with when(f"@{ver}"):
             depends_on(f"py-hpcbox-cli@{ver}", type="run")
             for engine in ("runc", "ptrace", "preload", "singularity"):

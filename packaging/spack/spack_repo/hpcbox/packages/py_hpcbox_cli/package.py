@@ -19,12 +19,12 @@ class PyHpcboxCli(PythonPackage):
     license("Apache-2.0")
 
     version("main", branch="main")
-    version("0.1.0", tag="v0.1.0")
+    version("0.2.0", tag="v0.2.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
     build_directory = "packages/cli"
 
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
-    depends_on("py-hpcbox-registry@0.1", type=("build", "run"))
-    depends_on("py-hpcbox-layers@0.1", type=("build", "run"))
+    depends_on("py-hpcbox-registry@0.2", type=("build", "run"))
+    depends_on("py-hpcbox-layers@0.2", type=("build", "run"))

@@ -18,7 +18,7 @@ class PyHpcboxEnginePreload(PythonPackage):
     license("Apache-2.0")
 
     version("main", branch="main")
-    version("0.1.0", tag="v0.1.0")
+    version("0.2.0", tag="v0.2.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
     build_directory = "packages/engine-preload"
@@ -27,8 +27,7 @@ class PyHpcboxEnginePreload(PythonPackage):
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
     depends_on("py-cffi@1.15:", type=("build", "run"))
-    depends_on("py-setuptools@61:", type="build")
-    depends_on("py-hpcbox-oci-bundle@0.1", type=("build", "run"))
+    depends_on("py-hpcbox-oci-bundle@0.2", type=("build", "run"))
 
     # Linux only: user namespaces, ptrace, seccomp, LD_PRELOAD.
     requires("platform=linux", msg="hpcbox's engines run on Linux only")

@@ -18,7 +18,7 @@ class PyHpcboxEngineRunc(PythonPackage):
     license("Apache-2.0")
 
     version("main", branch="main")
-    version("0.1.0", tag="v0.1.0")
+    version("0.2.0", tag="v0.2.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
     build_directory = "packages/engine-runc"
@@ -26,7 +26,7 @@ class PyHpcboxEngineRunc(PythonPackage):
     depends_on("c", type="build")  # the C parts are compiled by the build hook with $CC
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
-    depends_on("py-hpcbox-oci-bundle@0.1", type=("build", "run"))
+    depends_on("py-hpcbox-oci-bundle@0.2", type=("build", "run"))
     depends_on("py-pyroute2@0.7:", type=("build", "run"))
 
     # Linux only: user namespaces, ptrace, seccomp, LD_PRELOAD.

@@ -18,7 +18,7 @@ class PyHpcboxRegistry(PythonPackage):
     license("Apache-2.0")
 
     version("main", branch="main")
-    version("0.1.0", tag="v0.1.0")
+    version("0.2.0", tag="v0.2.0")
 
     # The monorepo holds eight Python distributions; this one is built from its own folder.
     build_directory = "packages/registry"
