@@ -100,8 +100,8 @@ hello
 id alice
 """
 
-EXPECTED = ["OpenSSH_", "root:{group} -rwxr-sr-x", "{group}", "rdma", "alice:alice", "1", "Hello, world!",
-            "uid=1000(alice) gid=1000(alice) groups=1000(alice)"]
+# ... and, last, `id alice` (checked apart: useradd takes the first free id)
+EXPECTED = ["OpenSSH_", "root:{group} -rwxr-sr-x", "{group}", "rdma", "alice:alice", "1", "Hello, world!"]
 
 
 # Debian 12 under both engines is installed by test_package_install.py (CI time); this one adds
@@ -127,7 +127,10 @@ def test_apt_installs_with_maintainer_scripts_then_runs_under_both_engines(store
                              CHECK.format(group=SSH_GROUP[debian])))
             lines = proc.stdout.splitlines()
             expected = [line.format(group=SSH_GROUP[debian]) for line in EXPECTED]
-            assert lines[0].startswith(expected[0]) and lines[1:] == expected[1:], (runner, proc.stdout,
+            # useradd takes the first free id: the caller's entry in the container's passwd may hold 1000
+            alice = re.fullmatch(r"uid=(\d+)\(alice\) gid=\1\(alice\) groups=\1\(alice\)", lines[-1])
+            assert alice and int(alice.group(1)) >= 1000, (runner, proc.stdout, proc.stderr)
+            assert lines[0].startswith(expected[0]) and lines[1:-1] == expected[1:], (runner, proc.stdout,
                                                                                    proc.stderr)
     finally:
         ok(hpcbox(store, "rm", "-f", name))
