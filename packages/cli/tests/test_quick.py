@@ -3,6 +3,7 @@ reads, find exactly the container ContainerStore.get finds, and otherwise step a
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -25,25 +26,44 @@ def _run_parser():
 
 def _kind(action) -> str:
     return {"_StoreTrueAction": "flag", "_StoreFalseAction": "unflag", "_StoreConstAction": "const",
-            "_StoreAction": "value", "_AppendAction": "append"}[type(action).__name__]
+            "_StoreAction": "value", "_AppendAction": "append"}.get(type(action).__name__, "other")
+
+
+def _default(action):
+    return quick.ABSENT if action.default == argparse.SUPPRESS else action.default
+
+
+COMMON = ("help", "home", "insecure_registry", "ca_bundle")
 
 
 def test_option_table_is_the_parsers():
-    """Every option of run's argparse parser is in quick.RUN_OPTIONS with the same meaning, and no other."""
-    table = {}
+    """Every option of run's argparse parser is in quick.RUN_OPTIONS with the same meaning, or in
+    quick.RUN_ASIDE (left to argparse) with the same default; and no other."""
+    table, aside = {}, {}
     for action in _run_parser()._actions:
-        if not action.option_strings or action.dest in ("help", "home", "insecure_registry", "ca_bundle"):
+        if not action.option_strings or action.dest in COMMON:
             continue
         kind = _kind(action)
+        flags = tuple(action.option_strings)
+        if flags in quick.RUN_ASIDE:
+            aside[flags] = (action.dest, _default(action))
+            continue
         choices = tuple(action.choices) if action.choices else None
-        table[tuple(action.option_strings)] = (action.dest, kind, choices,
-                                               action.const if kind == "const" else None)
-        if _kind(action) in ("value", "append"):
-            expected = [] if _kind(action) == "append" else quick.RUN_DEFAULTS.get(action.dest)
+        table[flags] = (action.dest, kind, choices, action.const if kind == "const" else None)
+        if kind in ("value", "append"):
+            expected = [] if kind == "append" else quick.RUN_DEFAULTS.get(action.dest)
             assert action.default == expected, action.dest
-        elif _kind(action) in ("flag", "unflag"):
+        elif kind in ("flag", "unflag"):
             assert action.default == (action.dest in quick.RUN_DEFAULTS), action.dest
     assert table == quick.RUN_OPTIONS
+    assert aside == quick.RUN_ASIDE
+
+
+def test_top_level_defaults_are_the_parsers():
+    parser = build_parser()
+    defaults = {a.dest: a.default for a in parser._actions
+                if a.option_strings and a.default != argparse.SUPPRESS and a.dest not in ("help", "version")}
+    assert defaults == quick.TOP_DEFAULTS
 
 
 def _argparse(words):
@@ -56,14 +76,15 @@ def _argparse(words):
 VALUES = ["x", "", "A=1", "/data:/d:ro", "-x", "none", "host", "always", "never", "builtin", "runc", "-1",
           "a b"]
 WORDS = st.sampled_from(
-    [*sorted({f for flags in quick.RUN_OPTIONS for f in flags}), "--rm=1", "--env=A=1", "--net=none",
+    [*sorted({f for flags in [*quick.RUN_OPTIONS, *quick.RUN_ASIDE] for f in flags}), "--rm=1", "--env=A=1", "--net=none",
      "--pull=bogus", "-it", "-ti", "-iq", "-e=A", "-eA=1", "--en", "--ent", "--bogus", "-z", "-h", "--help",
      "--", "-", "--home", "--home=/tmp/h", "--insecure-registry", "--ca-bundle", "--version", *VALUES])
 TARGETS = st.sampled_from(["box", "c0ffee", "debian:12", "-", "--", "-e"])
 
 
 @settings(max_examples=400, deadline=None)
-@given(top=st.lists(st.sampled_from(["--home", "/h", "--home=/g", "--bogus", "run"]), max_size=3),
+@given(top=st.lists(st.sampled_from(["--home", "/h", "--home=/g", "--bogus", "run", "-q", "--repo", "-D"]),
+                    max_size=3),
        options=st.lists(WORDS, max_size=7), target=st.lists(TARGETS, max_size=1),
        command=st.lists(st.one_of(WORDS, st.sampled_from(["/bin/true", "ls", "-l"])), max_size=4))
 @example(top=[], options=["-it", "-e", "A=1", "-v", "/x:/y"], target=["box"], command=["sh", "-c", "-x"])
@@ -140,6 +161,9 @@ def test_finds_what_the_store_finds(tmp_path):
 
 def test_store_home_is_the_settings_home(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UDOCKER_DIR", "/u/dir")
+    assert quick.store_home(quick.Args(home=None)) == str(hpcbox_settings.home(quick.Args(home=None)))
+    monkeypatch.delenv("UDOCKER_DIR")
     for home, env in [(None, None), ("h", None), ("/abs/h", None), (None, "rel"), ("~/x", None),
                        ("a/./b", None), ("a//b", None), ("a/../b", None), ("/x/", None), ("", "/e")]:
         if env is None:

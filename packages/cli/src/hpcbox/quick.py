@@ -52,13 +52,29 @@ RUN_OPTIONS = {
     ("--nv",): ("gpus", "const", None, "all"),
     ("-i", "--interactive"): ("interactive", "flag", None, None),
     ("-t", "--tty"): ("tty", "flag", None, None),
+    ("--progress",): ("progress", "value", ("auto", "bars", "lines", "none"), None),
 }
 RUN_DEFAULTS = {"pull": "missing", "net": "host", "batchenv": True}
+# run's options that this module leaves to argparse (udocker's; hpcbox.main's parser says what they do),
+# with the value argparse gives when they are absent (ABSENT: no attribute at all).
+ABSENT = object()
+RUN_ASIDE = {
+    ("--location",): ("location", None), ("--nometa",): ("nometa", False), ("--device",): ("device", []),
+    ("--dri",): ("dri", False), ("--novol",): ("novol", []), ("-p", "--publish"): ("publish", []),
+    ("-P", "--publish-all", "--netcoop"): ("publish_all", False), ("--nobanner",): ("nobanner", False),
+    ("-a", "--attach"): ("attach", False), ("--volumes-from",): ("volumes_from", None),
+    ("--kernel",): ("kernel", ABSENT), ("--dns", "--dns-search"): ("dns", ABSENT),
+}
+# hpcbox's options before the command, with their values when absent; only --home is read here.
+TOP_DEFAULTS = {"home": None, "insecure_registry": [], "ca_bundle": None, "global_quiet": False,
+                "global_debug": False, "global_insecure": False, "global_allow_root": False}
 _OPTIONS = {flag: spec for flags, spec in RUN_OPTIONS.items() for flag in flags}
 
 
-_LONG = (*(f for f in _OPTIONS if f.startswith("--")), "--help", "--home", "--insecure-registry",
-         "--ca-bundle", "--version")
+_LONG = (*(f for f in _OPTIONS if f.startswith("--")),
+         *(f for flags in RUN_ASIDE for f in flags if f.startswith("--")), "--help", "--home", "--repo",
+         "--insecure-registry", "--ca-bundle", "--version", "--quiet", "--debug", "--insecure", "--allow-root",
+         "--config")
 
 
 def _ambiguous(word: str) -> bool:
@@ -89,10 +105,14 @@ def parse_run(words: list) -> Args | None:
             top_home, i = word[7:], i + 1
         else:
             return None
-    values: dict = {"home": top_home, "insecure_registry": [], "ca_bundle": None}
+    values: dict = {**{k: list(v) if isinstance(v, list) else v for k, v in TOP_DEFAULTS.items()},
+                    "home": top_home}
     for spec in RUN_OPTIONS.values():
         dest, kind = spec[0], spec[1]
         values[dest] = [] if kind == "append" else RUN_DEFAULTS.get(dest, False if kind == "flag" else None)
+    for dest, default in RUN_ASIDE.values():
+        if default is not ABSENT:
+            values[dest] = list(default) if isinstance(default, list) else default
     i += 1
     while i < len(words):
         word = words[i]
@@ -234,7 +254,7 @@ def find_container(home: str, text: str) -> LeanContainer | None:
 
 def store_home(args: Args) -> str | None:
     """``settings.home(args)`` as a string, or None when only pathlib can say how it spells it."""
-    given = args.home or os.environ.get("HPCBOX_HOME")
+    given = args.home or os.environ.get("HPCBOX_HOME") or os.environ.get("UDOCKER_DIR")
     if given:
         path = os.path.expanduser(given)
         if not path.startswith("/"):
@@ -267,9 +287,16 @@ def run_existing(args: Args) -> int | None:
             command._remove(ContainerStore(settings.store(args)), container)
 
 
+def _udocker_settings() -> bool:
+    """Whether udocker's name or environment asks for what hpcbox.udocker.apply_globals does."""
+    level = os.environ.get("UDOCKER_LOGLEVEL", "").strip()
+    return (os.path.basename(sys.argv[0]) in ("udocker", "hpcbox-udocker")
+            or (level.isdigit() and int(level) <= 2))
+
+
 def main(argv: list | None = None) -> int:
     """`hpcbox`: the lean path for `run` of an existing container, else :func:`hpcbox.main.main`."""
-    args = parse_run(sys.argv[1:] if argv is None else list(argv))
+    args = None if _udocker_settings() else parse_run(sys.argv[1:] if argv is None else list(argv))
     if args is not None:
         try:
             status = run_existing(args)
