@@ -76,7 +76,8 @@ def _argparse(words):
 VALUES = ["x", "", "A=1", "/data:/d:ro", "-x", "none", "host", "always", "never", "builtin", "runc", "-1",
           "a b"]
 WORDS = st.sampled_from(
-    [*sorted({f for flags in [*quick.RUN_OPTIONS, *quick.RUN_ASIDE] for f in flags}), "--rm=1", "--env=A=1", "--net=none",
+    [*sorted({f for flags in [*quick.RUN_OPTIONS, *quick.RUN_ASIDE] for f in flags}), "--rm=1", "--env=A=1",
+     "--net=none",
      "--pull=bogus", "-it", "-ti", "-iq", "-e=A", "-eA=1", "--en", "--ent", "--bogus", "-z", "-h", "--help",
      "--", "-", "--home", "--home=/tmp/h", "--insecure-registry", "--ca-bundle", "--version", *VALUES])
 TARGETS = st.sampled_from(["box", "c0ffee", "debian:12", "-", "--", "-e"])

@@ -73,8 +73,8 @@ _OPTIONS = {flag: spec for flags, spec in RUN_OPTIONS.items() for flag in flags}
 
 _LONG = (*(f for f in _OPTIONS if f.startswith("--")),
          *(f for flags in RUN_ASIDE for f in flags if f.startswith("--")), "--help", "--home", "--repo",
-         "--insecure-registry", "--ca-bundle", "--version", "--quiet", "--debug", "--insecure", "--allow-root",
-         "--config")
+         "--insecure-registry", "--ca-bundle", "--version", "--quiet", "--debug", "--insecure",
+         "--allow-root", "--config")
 
 
 def _ambiguous(word: str) -> bool:

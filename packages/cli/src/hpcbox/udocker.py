@@ -19,13 +19,12 @@ if TYPE_CHECKING:  # CONTAINER` (hpcbox.quick) calls this module's run-time help
     import argparse
     from typing import Any, Optional
 
-_REFUSED = None
+_REFUSED: list = []  # the Refused class, once made
 
 
 def _refused_action():
     """:class:`Refused`, made when a parser first needs it (argparse costs ~5 ms to import)."""
-    global _REFUSED
-    if _REFUSED is None:
+    if not _REFUSED:
         import argparse
 
         class Refused(argparse.Action):
@@ -40,8 +39,8 @@ def _refused_action():
             def __call__(self, parser, namespace, values, option_string=None) -> None:
                 parser.error(f"{option_string} (udocker's) has no hpcbox equivalent: {self.fix}")
 
-        _REFUSED = Refused
-    return _REFUSED
+        _REFUSED.append(Refused)
+    return _REFUSED[0]
 
 
 def __getattr__(name: str):

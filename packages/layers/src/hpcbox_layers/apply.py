@@ -244,7 +244,9 @@ class _Applier:
                 else:
                     stream, closer = open_stream(raw, media_type)
             except _OpenError as e:
-                raise LayerError(f"layer {index}: cannot open {label}: {e.error.strerror}; check the path") from e.error
+                raise LayerError(
+                    f"layer {index}: cannot open {label}: {e.error.strerror}; check the path"
+                ) from e.error
             except OSError as e:
                 raise LayerError(f"layer {index}: cannot read {label}: {e}") from e
             try:

@@ -36,7 +36,7 @@ class Prefetch:
     """The uncompressed tar of the blob at *path*, decompressed ahead by a thread; read it forward
     with `read()` after `opened()`, and `close()` it in every case."""
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], media_type: Optional[str]) -> None:
+    def __init__(self, path: Union[str, os.PathLike[str]], media_type: Optional[str]) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, PREFETCH_BYTES // _CHUNK))
         self._stop = threading.Event()
         self._buffer = b""
