@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def main() -> None:
     unpacked = sum(int(_run(["sh", "-c", f"gzip -dc {shlex.quote(str(b))} | wc -c"])) for b in blobs)
     hpcbox = shutil.which("hpcbox")
     q = shlex.quote
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-big-", dir=args.workdir) as tmp:
         work = Path(tmp)
         with start_registry("http", work / "registry") as registry:
@@ -174,7 +176,8 @@ def main() -> None:
             f"`dpkg-deb -x`, made into layers with GNU tar, assembled with `umoci raw add-layer`) and a "
             f"layer whiting out /usr/share/doc: {len(blobs)} gzip layers, {packed / 1e6:.0f} MB of blobs, "
             f"{unpacked / 1e9:.2f} GB "
-            f"unpacked.\n\nMachine: {harness.machine()}; outputs on {fs}.\n\n"
+            f"unpacked.\n\nMachine: {harness.machine()}; outputs on {fs}; load average {load:.1f} at the "
+            f"start.\n\n"
             f"### pull\n\nFrom a loopback `docker-registry` (plain HTTP), empty destination each run: "
             f"`hpcbox pull` **{pull_t['hpcbox pull'] / pull_t['skopeo copy']:.2f}x** skopeo's time (target "
             f"≤ 0.8x).\n\n{harness.table(pull, baseline='skopeo copy')}\n\n"
