@@ -12,7 +12,14 @@ import pytest
 import zstandard
 from layers_testkit import canonical, dir_, file, snapshot_tree, tar_bytes, whiteout
 
-from hpcbox_layers import CorruptLayerError, LayerError, UnsupportedMediaTypeError, apply_layers, prefetch
+from hpcbox_layers import (
+    CorruptLayerError,
+    ExtractionLimitError,
+    LayerError,
+    UnsupportedMediaTypeError,
+    apply_layers,
+    prefetch,
+)
 
 
 def _layers(count=4, files=40, size=70_000):
@@ -94,3 +101,19 @@ def test_a_failing_layer_stops_the_prefetch_of_the_next(tmp_path):
     assert not _threads()
     assert not (tmp_path / "escape").exists()
     assert os.listdir(tmp_path / "t") == []
+
+
+def test_the_extraction_limit_holds_for_a_layer_decompressed_ahead(tmp_path):
+    """The second layer is read through a Prefetch: its budget still comes from its own blob."""
+    import tarfile
+
+    header = tarfile.TarInfo("huge")
+    header.size = 300 << 20  # above the 256 MiB floor; the data never needs to be there
+    bomb = header.tobuf(format=tarfile.PAX_FORMAT) + bytes(1 << 20)
+    paths = _write(tmp_path, [tar_bytes([file("ok", b"x")]), bomb])
+    with pytest.raises(ExtractionLimitError) as info:
+        apply_layers(tmp_path / "t", paths, max_expansion=100)
+    assert info.value.layer_index == 1
+    assert not (tmp_path / "t" / "huge").exists() or (tmp_path / "t" / "huge").stat().st_size == 0
+    assert (tmp_path / "t" / "ok").exists()
+    assert not _threads()
