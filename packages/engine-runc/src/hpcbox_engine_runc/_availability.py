@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on every `hpcbox run`)
 from hpcbox_oci_bundle import helper_problem
 
+TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on every `hpcbox run`)
 if TYPE_CHECKING:
     from typing import Optional, Tuple
 
