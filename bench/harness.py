@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,9 @@ class Timing:
     mean_s: float
     stddev_s: float
     runs: int
+    times: list = field(default_factory=list)  # every run's seconds
+    cpu_s: float = 0.0  # mean user + system CPU time (children included): steadier than wall time on a
+    #                     shared machine, where other work delays a tool without using its CPU time
 
 
 def require(*tools: str) -> None:
@@ -54,7 +57,8 @@ def compare(
         subprocess.run(argv, check=True)
         data = json.loads(export.read_text())
     return [
-        Timing(label, cmd, statistics.median(r["times"]), r["mean"], r["stddev"] or 0.0, len(r["times"]))
+        Timing(label, cmd, statistics.median(r["times"]), r["mean"], r["stddev"] or 0.0, len(r["times"]),
+               list(r["times"]), float(r.get("user") or 0.0) + float(r.get("system") or 0.0))
         for r, (label, cmd) in zip(data["results"], commands.items())
     ]
 
@@ -62,11 +66,13 @@ def compare(
 def table(timings: list[Timing], baseline: str) -> str:
     """Markdown table with each command's median and its ratio to the baseline's median."""
     base = next(t for t in timings if t.label == baseline).median_s
-    lines = ["| command | median | mean ± sd | runs | ratio to " + baseline + " |", "|---|---|---|---|---|"]
+    base_cpu = next(t for t in timings if t.label == baseline).cpu_s or 1.0
+    lines = [f"| command | median | mean ± sd | runs | ratio to {baseline} | CPU (user+sys) | CPU ratio |",
+             "|---|---|---|---|---|---|---|"]
     for t in timings:
         lines.append(
             f"| {t.label} | {t.median_s * 1000:.1f} ms | {t.mean_s * 1000:.1f} ± {t.stddev_s * 1000:.1f} ms"
-            f" | {t.runs} | {t.median_s / base:.2f}x |"
+            f" | {t.runs} | {t.median_s / base:.2f}x | {t.cpu_s * 1000:.1f} ms | {t.cpu_s / base_cpu:.2f}x |"
         )
     return "\n".join(lines)
 
@@ -87,3 +93,36 @@ def publish(section: str, body: str) -> None:
         doc = doc.rstrip() + "\n\n" + block + "\n"
     RESULTS_DOC.write_text(doc)
     print(f"bench: results written to {RESULTS_DOC.relative_to(ROOT)} (section '{section}')")
+
+
+def distribution_svg(timings: list[Timing], path: Path, title: str) -> None:
+    """A box plot of each command's run times (5th, 25th, 50th, 75th, 95th percentile, and every run
+    as a dot), drawn as plain SVG: no plotting library needed on the machine that runs the bench."""
+    width, left, row = 760, 250, 34
+    height = 50 + row * len(timings) + 30
+    top_ms = max(max(t.times) for t in timings) * 1000 * 1.05
+    x = lambda ms: left + (width - left - 20) * ms / top_ms  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+    step = 10 ** max(0, len(str(int(top_ms / 5))) - 1)
+    tick = 0.0
+    while tick <= top_ms:
+        out.append(f'<line x1="{x(tick):.1f}" y1="35" x2="{x(tick):.1f}" y2="{height - 30}" stroke="#ddd"/>')
+        out.append(f'<text x="{x(tick):.1f}" y="{height - 12}" text-anchor="middle">{tick:g} ms</text>')
+        tick += step * (5 if top_ms / step > 20 else 1)
+    for i, t in enumerate(timings):
+        y = 50 + row * i + row / 2
+        ms = sorted(v * 1000 for v in t.times)
+        p = lambda q, ms=ms: ms[min(len(ms) - 1, int(q * (len(ms) - 1) + 0.5))]  # noqa: E731
+        out.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{t.label}</text>')
+        out.append(f'<line x1="{x(p(0.05)):.1f}" y1="{y}" x2="{x(p(0.95)):.1f}" y2="{y}" stroke="#333"/>')
+        out.append(f'<rect x="{x(p(0.25)):.1f}" y="{y - 9}" width="{max(1.0, x(p(0.75)) - x(p(0.25))):.1f}" '
+                   'height="18" fill="#9cc3e6" stroke="#333"/>')
+        out.append(f'<line x1="{x(p(0.5)):.1f}" y1="{y - 9}" x2="{x(p(0.5)):.1f}" y2="{y + 9}" '
+                   'stroke="#c00" stroke-width="2"/>')
+        out += [f'<circle cx="{x(v):.1f}" cy="{y}" r="1.5" fill="#333" fill-opacity="0.35"/>' for v in ms]
+    out.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")

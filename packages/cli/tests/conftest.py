@@ -268,9 +268,10 @@ def helpers():
 @pytest.fixture
 def cli(tmp_path, monkeypatch, fake_registry, capsys):
     """Run ``hpcbox --home <tmp> ARGS`` in-process with the fake client; returns (code, out, err).
-    ``cli.client`` is the fake client, ``cli.home`` the store directory, ``cli.store`` its Store."""
+    ``cli.client`` is the fake client, ``cli.home`` the store directory, ``cli.store`` its Store.
+    (The command's entry point: hpcbox.quick, which hands all but `run CONTAINER` to hpcbox.main.)"""
     from hpcbox import settings
-    from hpcbox.main import main
+    from hpcbox.quick import main
     from hpcbox.store import Store
 
     client = FakeClient(fake_registry, log=tmp_path / "fetch.log")

@@ -96,13 +96,18 @@ stacks = st.lists(st.lists(pool, min_size=1, max_size=6), min_size=1, max_size=3
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stack=stacks)
-def test_hostile_stacks_never_touch_the_outside(stack):
-    with tempfile.TemporaryDirectory() as tmp:
+@given(stack=stacks, as_paths=st.booleans())
+def test_hostile_stacks_never_touch_the_outside(stack, as_paths):
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as blob_dir:
         base, outside = make_base(tmp)
         before = sentinel_snapshot(str(outside))
         target = base / "target"
         blobs = [io.BytesIO(tar_bytes(resolve(layer, outside))) for layer in stack]
+        if as_paths:  # (layers given as paths are decompressed one layer ahead, in a thread)
+            paths = [Path(blob_dir) / f"layer{i}.tar" for i in range(len(blobs))]
+            for path, blob in zip(paths, blobs):
+                path.write_bytes(blob.getvalue())
+            blobs = paths
         try:
             apply_layers(target, blobs)
         except (UnsafeEntryError, CorruptLayerError):

@@ -2,6 +2,6 @@
 
 import sys
 
-from hpcbox.main import main
+from hpcbox.quick import main
 
 sys.exit(main())

@@ -12,10 +12,13 @@ dynamically linked programs, then ptrace. singularity is only used when asked fo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Dict, List, Optional, Tuple
+import sys
 
 from hpcbox.errors import HpcboxError, UsageError
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import: only type checkers read these names
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 GROUP = "hpcbox.engines"
 KNOWN = ("runc", "ptrace", "preload", "singularity")
@@ -64,7 +67,9 @@ def load(name: str, *, entry_points: Optional[List[Any]] = None) -> Any:
     """The engine object called *name*, or a stand-in whose available() explains why there is none."""
     if name in KNOWN:
         try:
-            module = importlib.import_module(f"hpcbox_engine_{name}")
+            module_name = f"hpcbox_engine_{name}"
+            __import__(module_name)  # importlib itself is not needed for a top-level name
+            module = sys.modules[module_name]
         except ImportError:
             module = None
         engine = getattr(module, "engine", None)

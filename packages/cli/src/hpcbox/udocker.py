@@ -9,35 +9,61 @@ Imported by every `hpcbox` start: only the standard library's cheapest modules.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import Any, Optional
 
 from hpcbox.errors import UsageError
 
+TYPE_CHECKING = False  # argparse and typing are imported only where parsers are built: `hpcbox run
+if TYPE_CHECKING:  # CONTAINER` (hpcbox.quick) calls this module's run-time helpers without them
+    import argparse
+    from typing import Any, Optional
 
-class Refused(argparse.Action):
-    """An option udocker has and hpcbox does not: a one-line usage error with the alternative."""
+_REFUSED: list = []  # the Refused class, once made
 
-    def __init__(self, option_strings, dest, fix: str = "", **kwargs) -> None:
-        self.fix = fix
-        kwargs.setdefault("nargs", 0)
-        kwargs.setdefault("default", argparse.SUPPRESS)
-        super().__init__(option_strings, dest, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        parser.error(f"{option_string} (udocker's) has no hpcbox equivalent: {self.fix}")
+def _refused_action():
+    """:class:`Refused`, made when a parser first needs it (argparse costs ~5 ms to import)."""
+    if not _REFUSED:
+        import argparse
+
+        class Refused(argparse.Action):
+            """An option udocker has and hpcbox does not: a one-line usage error with the alternative."""
+
+            def __init__(self, option_strings, dest, fix: str = "", **kwargs) -> None:
+                self.fix = fix
+                kwargs.setdefault("nargs", 0)
+                kwargs.setdefault("default", argparse.SUPPRESS)
+                super().__init__(option_strings, dest, **kwargs)
+
+            def __call__(self, parser, namespace, values, option_string=None) -> None:
+                parser.error(f"{option_string} (udocker's) has no hpcbox equivalent: {self.fix}")
+
+        _REFUSED.append(Refused)
+    return _REFUSED[0]
+
+
+def __getattr__(name: str):
+    if name == "Refused":
+        return _refused_action()
+    raise AttributeError(f"module 'hpcbox.udocker' has no attribute {name!r}")
 
 
 def refuse(parser: argparse.ArgumentParser, *flags: str, fix: str, value: bool = False) -> None:
     """Declare udocker's *flags* on *parser*, refused with *fix* (``value``: the option takes one)."""
-    parser.add_argument(*flags, action=Refused, fix=fix, nargs=1 if value else 0, help=argparse.SUPPRESS)
+    import argparse
+
+    parser.add_argument(*flags, action=_refused_action(), fix=fix, nargs=1 if value else 0,
+                        help=argparse.SUPPRESS)
 
 
-def accept(parser: argparse.ArgumentParser, *flags: str, value: bool = False, help: str = argparse.SUPPRESS,
+def accept(parser: argparse.ArgumentParser, *flags: str, value: bool = False, help: Optional[str] = None,
            **kwargs: Any) -> None:
     """Declare udocker's *flags* that change nothing here (kept so that scripts run unchanged)."""
+    import argparse
+
+    if help is None:
+        help = argparse.SUPPRESS
     if value:
         parser.add_argument(*flags, metavar="X", help=help, **kwargs)
     else:

@@ -4,12 +4,16 @@ engine reads, the runtime to delegate to, the network mode and the overlay annot
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from collections import namedtuple
 
 import hpcbox_oci_bundle
 from hpcbox_oci_bundle import STANDARD_MOUNTS, BundleLike, Mount, parse_mount_options
 
 from hpcbox_engine_runc.errors import BundleError
+
+TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on every `hpcbox run`)
+if TYPE_CHECKING:
+    from typing import Mapping, Optional
 
 ANNOTATION_RUNTIME = "org.hpcbox.runc.runtime"
 ANNOTATION_NET = "org.hpcbox.net"
@@ -29,30 +33,18 @@ __all__ = ["STANDARD_MOUNTS", "Bundle", "BundleLike", "Mount", "parse_bundle", "
            "resolve_in_root"]
 
 
-class Bundle(NamedTuple):
-    """The parts of an OCI runtime config that the engine honours, checked and made absolute."""
+class Bundle(namedtuple("Bundle", "config bundle_dir rootfs args env cwd uid gid readonly hostname terminal "
+                                   "no_new_privs runtime net mounts overlay host_pid host_ipc share_userns "
+                                   "idmap chown",
+                        defaults=(None, False, False, None, "auto", "fake"))):
+    """The parts of an OCI runtime config that the engine honours, checked and made absolute: those of
+    :class:`hpcbox_oci_bundle.Bundle` but annotations and namespaces, plus ``runtime`` (builtin, runc,
+    crun), ``net`` (host, none), ``overlay`` (None, or (lower dirs, upper, work)), ``host_pid`` and
+    ``host_ipc`` (linux.namespaces lists no pid / ipc namespace: the caller's are kept) and
+    ``share_userns`` (the ANNOTATION_SHARE_USERNS group, or None), ``idmap`` (auto, single) and ``chown``
+    (fake, strict)."""
 
-    config: Dict[str, Any]
-    bundle_dir: str
-    rootfs: str
-    args: List[str]
-    env: Dict[str, str]
-    cwd: str
-    uid: int
-    gid: int
-    readonly: bool
-    hostname: Optional[str]
-    terminal: bool
-    no_new_privs: bool
-    runtime: str
-    net: str
-    mounts: List[Mount]
-    overlay: Optional[Tuple[List[str], str, str]] = None
-    host_pid: bool = False  # linux.namespaces lists no pid namespace: stay in the caller's
-    host_ipc: bool = False  # ... no ipc namespace: the caller's SysV/POSIX IPC
-    share_userns: Optional[str] = None  # the ANNOTATION_SHARE_USERNS group
-    idmap: str = "auto"
-    chown: str = "fake"
+    __slots__ = ()
 
 
 def _fail(what: str, fix: str) -> BundleError:

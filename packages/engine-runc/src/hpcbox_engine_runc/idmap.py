@@ -20,8 +20,10 @@ cannot delete them directly. :func:`remove_tree` deletes a tree inside a namespa
 from __future__ import annotations
 
 import os
-import subprocess
-from typing import List, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False  # typing (and subprocess, imported where used) cost ms of every `hpcbox run`
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -125,6 +127,8 @@ def plan(inside_uid: int, inside_gid: int, *, subuid: str = SUBUID, subgid: str 
 def apply_full(pid: int, full: FullMap) -> Optional[str]:
     """Write the full map of process ``pid`` (a fresh user namespace); None, or why it failed.
     newuidmap and newgidmap run at the same time (each costs an exec of a setuid program)."""
+    import subprocess
+
     helpers = []
     for helper, triples in ((full.helpers[0], full.uid_args), (full.helpers[1], full.gid_args)):
         argv = [str(helper), str(pid), *(str(n) for n in triples or ())]

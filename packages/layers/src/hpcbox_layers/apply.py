@@ -17,6 +17,7 @@ from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tupl
 
 from hpcbox_layers.errors import CorruptLayerError, ExtractionLimitError, LayerError, UnsafeEntryError
 from hpcbox_layers.mediatypes import check_media_type, open_stream
+from hpcbox_layers.prefetch import Prefetch, _OpenError
 from hpcbox_layers.tarstream import ForwardReader, members
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -98,14 +99,22 @@ def apply_layers(
     report = ApplyReport()
     applier = _Applier(os.fspath(target_dir), report)
     applier.max_expansion = _expansion_limit(max_expansion)
+    ahead: Optional[Prefetch] = None
     try:
         for index, spec in enumerate(specs):
-            applier.apply(index, spec)
+            current, ahead = ahead, None
+            following = specs[index + 1] if index + 1 < len(specs) else None
+            if following is not None and isinstance(following.source, (str, os.PathLike)):
+                # decompress the next layer while this one is written (the codecs release the GIL)
+                ahead = Prefetch(following.source, following.media_type)
+            applier.apply(index, spec, current)
             report.layers += 1
             if on_progress is not None:
                 on_progress(index + 1, len(specs), report)
         applier.finish()
     finally:
+        if ahead is not None:
+            ahead.close()
         applier.close()
     return report
 
@@ -192,11 +201,18 @@ class _Applier:
 
     # -- layers ---------------------------------------------------------------------------------
 
-    def apply(self, index: int, spec: Layer) -> None:
+    def apply(self, index: int, spec: Layer, prefetched: Optional[Prefetch] = None) -> None:
         self.index = index
         self.seen = set()
+        self.budget = None
         source = spec.source
         label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+        if prefetched is not None:
+            try:
+                self._entries(index, label, prefetched, None)
+            finally:
+                prefetched.close()
+            return
         if isinstance(source, (str, os.PathLike)):
             try:
                 raw = open(source, "rb", buffering=_COPY_CHUNK)  # noqa: SIM115 - closed in `finally`
@@ -204,13 +220,33 @@ class _Applier:
                 raise LayerError(f"layer {index}: cannot open {label}: {e.strerror}; check the path") from e
         else:
             raw = source
-        self.budget = None
-        if self.max_expansion is not None and raw is not source:
-            self.limit = max(int(os.fstat(raw.fileno()).st_size * self.max_expansion), _MIN_LIMIT)
+        if raw is not source:
+            self._limit(os.fstat(raw.fileno()).st_size)
+        try:
+            self._entries(index, label, raw, spec.media_type)
+        finally:
+            if raw is not source:
+                raw.close()
+
+    def _limit(self, blob_size: int) -> None:
+        """The layer's extraction budget, from the size of its blob (a path's: we opened it)."""
+        if self.max_expansion is not None:
+            self.limit = max(int(blob_size * self.max_expansion), _MIN_LIMIT)
             self.budget = self.limit
+
+    def _entries(self, index: int, label: str, raw, media_type: Optional[str]) -> None:
+        """Apply the entries of one layer: *raw* is its blob (or a Prefetch, already decompressing)."""
         try:
             try:
-                stream, closer = open_stream(raw, spec.media_type)
+                if isinstance(raw, Prefetch):
+                    stream, closer = raw.opened(), None
+                    self._limit(raw.blob_size)
+                else:
+                    stream, closer = open_stream(raw, media_type)
+            except _OpenError as e:
+                raise LayerError(
+                    f"layer {index}: cannot open {label}: {e.error.strerror}; check the path"
+                ) from e.error
             except OSError as e:
                 raise LayerError(f"layer {index}: cannot read {label}: {e}") from e
             try:
@@ -228,9 +264,6 @@ class _Applier:
                 "the blob is truncated or damaged, download it again",
                 layer_index=index,
             ) from e
-        finally:
-            if raw is not source:
-                raw.close()
 
     def finish(self) -> None:
         """Set directory mtimes, now that nothing will be written into them any more."""

@@ -9,18 +9,23 @@ at /tmp, say) needs a mount namespace, and gets an error naming the fix.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple
+from collections import namedtuple
 
 from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, fail
+
+TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms to import)
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 # Always shown from the host, in this order (a config's own mounts of them change nothing).
 HOST_KERNEL_DIRS = ("/proc", "/sys", "/dev")
 
 
-class Binding(NamedTuple):
-    guest: str  # absolute, normalised path the container sees
-    host: str  # absolute host path shown there
-    readonly: bool
+class Binding(namedtuple("Binding", "guest host readonly")):
+    """``guest``: the absolute, normalised path the container sees; ``host``: the absolute host path
+    shown there; ``readonly``."""
+
+    __slots__ = ()
 
 
 def guest_bindings(bundle: Bundle) -> List[Binding]:

@@ -1,17 +1,27 @@
 """Read an OCI runtime bundle and check it: what every engine needs, validated in Python.
 
-Only the cheapest standard modules are imported (json, os, posixpath, typing): this runs on every
-`hpcbox run`. NamedTuples rather than dataclasses for the same reason (dataclasses costs ~6 ms).
+Only the cheapest standard modules are imported (os, posixpath, collections): this runs on every
+`hpcbox run`. Named tuples rather than dataclasses for the same reason (dataclasses costs ~6 ms), made
+with collections.namedtuple rather than typing.NamedTuple (typing costs ~2 ms); json only for a
+config read from a file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
+from collections import namedtuple
+
+try:  # what collections.abc exports, without the rest of collections.abc's import
+    from _collections_abc import Mapping
+except ImportError:  # pragma: no cover - other interpreters
+    from collections.abc import Mapping
 
 from hpcbox_oci_bundle.errors import BundleError
+
+TYPE_CHECKING = False  # typing is for type checkers only
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple, Union
 
 # mount(2) flags (linux/mount.h); options that are not flags go into the data string.
 MS_RDONLY = 1
@@ -41,16 +51,18 @@ _IGNORED_OPTIONS = {
 # show the host's): a config's non-bind mounts there are satisfied as they are.
 STANDARD_MOUNTS = ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup")
 
-BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+if TYPE_CHECKING:
+    BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+else:
+    BundleLike = "str | os.PathLike[str] | Mapping[str, Any]"  # (for annotations only)
 
 
-class Mount(NamedTuple):
-    source: str  # absolute host path for binds, else the filesystem's source name
-    destination: str  # inside the container, normalised
-    type: str
-    flags: int
-    data: str
-    options: List[str]
+class Mount(namedtuple("Mount", "source destination type flags data options")):
+    """One mount: ``source`` (absolute host path for binds, else the filesystem's source name),
+    ``destination`` (inside the container, normalised), ``type``, ``flags`` (mount(2) flags), ``data``
+    (the options that are not flags), ``options`` (the config's list)."""
+
+    __slots__ = ()
 
     @property
     def is_bind(self) -> bool:
@@ -61,24 +73,14 @@ class Mount(NamedTuple):
         return bool(self.flags & MS_RDONLY)
 
 
-class Bundle(NamedTuple):
-    """The parts of an OCI runtime config that hpcbox's engines honour, checked and made absolute."""
+class Bundle(namedtuple("Bundle", "config bundle_dir rootfs args env cwd uid gid readonly hostname terminal "
+                                   "no_new_privs mounts annotations namespaces")):
+    """The parts of an OCI runtime config that hpcbox's engines honour, checked and made absolute:
+    ``config`` (the whole dict), ``bundle_dir``, ``rootfs`` (absolute, real), ``args``, ``env`` (a dict),
+    ``cwd``, ``uid``, ``gid``, ``readonly``, ``hostname`` (or None), ``terminal``, ``no_new_privs``,
+    ``mounts`` (:class:`Mount` list), ``annotations`` (dict), ``namespaces`` (list of dicts)."""
 
-    config: Dict[str, Any]
-    bundle_dir: str
-    rootfs: str
-    args: List[str]
-    env: Dict[str, str]
-    cwd: str
-    uid: int
-    gid: int
-    readonly: bool
-    hostname: Optional[str]
-    terminal: bool
-    no_new_privs: bool
-    mounts: List[Mount]
-    annotations: Dict[str, str]
-    namespaces: List[Dict[str, str]]
+    __slots__ = ()
 
 
 def fail(what: str, fix: str) -> BundleError:
@@ -94,6 +96,8 @@ def load_config(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Tuple[D
     config_path = os.path.join(path, "config.json") if os.path.isdir(path) else path
     try:
         with open(config_path, encoding="utf-8") as handle:
+            import json  # (a config passed as a dict, as hpcbox run does, needs no json)
+
             config = json.load(handle)
     except FileNotFoundError:
         raise fail(f"no OCI runtime config at {config_path}",

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import sys
 
-from hpcbox import settings
 from hpcbox.errors import HpcboxError, UsageError
 
 
 def run(args) -> int:
-    from hpcbox import udocker
+    from hpcbox import settings, udocker
     from hpcbox.containers import ContainerStore, UnknownContainerError
 
     udocker.prepare_run(args)
@@ -86,7 +85,7 @@ def _pull(args, store, platform) -> None:
             if type(exc).__name__ == "InvalidReferenceError":
                 _not_a_misspelt_container(args.target, store)
             raise
-    from hpcbox import progress
+    from hpcbox import progress, settings
     from hpcbox.store.pull import pull_image
 
     ref = settings.parse_reference(args.target)
@@ -128,10 +127,25 @@ def _remove(cs, container) -> None:
         sys.stderr.write(f"hpcbox: warning: --rm: {exc}\n")
 
 
+def _run_as_default(args) -> str:
+    """``settings.run_as(args)[0]``, without importing :mod:`hpcbox.settings` (json, pathlib, re: a few
+    ms of every start) when neither HPCBOX_RUN_AS nor a config file that could set it is there."""
+    from hpcbox import quick
+
+    home = quick.store_home(args)
+    site = os.environ.get("HPCBOX_SITE_CONFIG") or "/etc/hpcbox/config.json"
+    if (home is not None and not os.environ.get("HPCBOX_RUN_AS")
+            and not os.path.exists(f"{home}/config.json") and not os.path.exists(site)):
+        return "root"
+    from hpcbox import settings
+
+    return settings.run_as(args)[0]
+
+
 def options(args, container_settings):
     from hpcbox.runspec import RunOptions
 
-    run_as = getattr(args, "run_as", None) or settings.run_as(args)[0]
+    run_as = getattr(args, "run_as", None) or _run_as_default(args)
     return RunOptions(
         args.command, entrypoint=args.entrypoint, env=args.env, env_files=args.env_file, workdir=args.workdir,
         user=args.user, volumes=args.volume, hostenv=args.hostenv, hostauth=args.hostauth,
@@ -142,6 +156,10 @@ def options(args, container_settings):
 
 
 def _run(args, container) -> int:
+    """Run *container* (a :class:`hpcbox.containers.Container`, or the lean stand-in of
+    :mod:`hpcbox.quick`, whose paths are strings) as *args* say."""
+    if getattr(container, "storage", "copy") != "overlay":
+        return _run_with(args, container, None)  # (contextlib costs a millisecond: overlays only)
     import contextlib
 
     with contextlib.ExitStack() as stack:
@@ -285,13 +303,13 @@ class _SignalHold:
         self.previous: dict = {}
 
     def install(self) -> _SignalHold:
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for name in _BATCH_SIGNALS:
-                sig = getattr(signal, name)
+        signal = _signal_module()
+        for name in _BATCH_SIGNALS:
+            sig = getattr(signal, name)
+            try:
                 self.previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: Python sets no handlers there
+                break
         return self
 
     def _on_signal(self, sig, _frame) -> None:
@@ -299,11 +317,22 @@ class _SignalHold:
             raise SystemExit(128 + sig)
 
     def release(self) -> None:
-        import signal
-
+        signal = _signal_module()
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}
+
+
+def _signal_module():
+    """The signal functions without the signal module's enums (enum costs ~1 ms per `hpcbox run`)."""
+    try:
+        import _signal
+
+        return _signal
+    except ImportError:  # pragma: no cover - other interpreters
+        import signal
+
+        return signal
 
 
 def _start(name, engine, config, bundle_dir, runtime) -> int:
@@ -339,7 +368,17 @@ def release_signal_holds() -> None:
 
 
 def _write_config(path, config) -> None:
-    """config.json in compact JSON: the C encoder (indent= would use the pure-Python one, ms per run)."""
+    """config.json in compact JSON: the C encoder (indent= would use the pure-Python one, ms per run).
+    Left as it is when it already holds this config (the usual case for an existing container), found
+    without importing json (whose decoder imports re: ~2 ms per run)."""
+    from hpcbox import leanjson
+
+    try:
+        with open(str(path), encoding="utf-8") as handle:
+            if leanjson.same(leanjson.loads(handle.read()), config):
+                return
+    except (OSError, ValueError):
+        pass
     import json
 
     from hpcbox import runspec

@@ -1,0 +1,326 @@
+"""The `hpcbox` command's entry point, with a lean path for `hpcbox run` of an existing container.
+
+Many-task workflows and MPI launches start thousands of short containers, so `hpcbox run CONTAINER`
+must cost little more than the Python interpreter's own start. :mod:`hpcbox.main` builds the whole
+argparse parser and the store's modules import pathlib, json, re and typing: ~20 ms before anything
+runs. Here:
+
+- :func:`parse_run` reads `hpcbox [--home DIR] run [OPTIONS] TARGET [COMMAND...]` itself, option by
+  option as argparse would, into the same attributes. Anything it is not sure to read exactly as
+  argparse does (help, abbreviations, ``--``, unknown or malformed options, a value that looks like an
+  option, the registry options) makes it return None, and argparse reads the command line instead;
+  ``tests/test_quick.py`` checks both readings agree, and that the option table matches the parser's.
+- :func:`find_container` looks the target up as ``ContainerStore.get`` does (name, id, unique id
+  prefix), reading ``container.json`` files without json, pathlib or the store's modules.
+- An existing copy container then runs through the same code as always
+  (:func:`hpcbox.commands.run._run`); an image, an overlay container, a container set up with
+  ``--nvidia``, or ``--gpus`` take the full path of :mod:`hpcbox.main`, as does everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# run's options as hpcbox.main declares them: option strings -> (dest, kind, choices, const).
+# kind: "flag" (store_true), "unflag" (store_false), "const" (store_const), "value" (store), "append".
+RUN_OPTIONS = {
+    ("--rm",): ("rm", "flag", None, None),
+    ("--overlay",): ("overlay", "flag", None, None),
+    ("--name",): ("name", "value", None, None),
+    ("--pull",): ("pull", "value", ("missing", "never", "always"), None),
+    ("--platform",): ("platform", "value", None, None),
+    ("-q", "--quiet"): ("quiet", "flag", None, None),
+    ("-v", "--volume"): ("volume", "append", None, None),
+    ("-e", "--env"): ("env", "append", None, None),
+    ("--env-file",): ("env_file", "append", None, None),
+    ("-w", "--workdir"): ("workdir", "value", None, None),
+    ("-u", "--user"): ("user", "value", None, None),
+    ("--entrypoint",): ("entrypoint", "value", None, None),
+    ("--hostenv",): ("hostenv", "flag", None, None),
+    ("--no-batch-env",): ("batchenv", "unflag", None, None),
+    ("--hostauth",): ("hostauth", "flag", None, None),
+    ("--containerauth",): ("containerauth", "flag", None, None),
+    ("--bindhome",): ("bindhome", "flag", None, None),
+    ("--nosysdirs",): ("nosysdirs", "flag", None, None),
+    ("--hostname",): ("hostname", "value", None, None),
+    ("--cpuset-cpus",): ("cpuset_cpus", "value", None, None),
+    ("--engine",): ("engine", "value", None, None),
+    ("--runtime",): ("runtime", "value", ("builtin", "runc", "crun"), None),
+    ("--net",): ("net", "value", ("host", "none"), None),
+    ("--gpus",): ("gpus", "value", None, None),
+    ("--nv",): ("gpus", "const", None, "all"),
+    ("-i", "--interactive"): ("interactive", "flag", None, None),
+    ("-t", "--tty"): ("tty", "flag", None, None),
+    ("--progress",): ("progress", "value", ("auto", "bars", "lines", "none"), None),
+    ("--as-me",): ("run_as", "const", None, "me"),
+    ("--as-root",): ("run_as", "const", None, "root"),
+}
+RUN_DEFAULTS = {"pull": "missing", "net": "host", "batchenv": True}
+# run's options that this module leaves to argparse (udocker's; hpcbox.main's parser says what they do),
+# with the value argparse gives when they are absent (ABSENT: no attribute at all).
+ABSENT = object()
+RUN_ASIDE = {
+    ("--location",): ("location", None), ("--nometa",): ("nometa", False), ("--device",): ("device", []),
+    ("--dri",): ("dri", False), ("--novol",): ("novol", []), ("-p", "--publish"): ("publish", []),
+    ("-P", "--publish-all", "--netcoop"): ("publish_all", False), ("--nobanner",): ("nobanner", False),
+    ("-a", "--attach"): ("attach", False), ("--volumes-from",): ("volumes_from", None),
+    ("--kernel",): ("kernel", ABSENT), ("--dns", "--dns-search"): ("dns", ABSENT),
+}
+# hpcbox's options before the command, with their values when absent; only --home is read here.
+TOP_DEFAULTS = {"home": None, "insecure_registry": [], "ca_bundle": None, "global_quiet": False,
+                "global_debug": False, "global_insecure": False, "global_allow_root": False}
+_OPTIONS = {flag: spec for flags, spec in RUN_OPTIONS.items() for flag in flags}
+
+
+_LONG = (*(f for f in _OPTIONS if f.startswith("--")),
+         *(f for flags in RUN_ASIDE for f in flags if f.startswith("--")), "--help", "--home", "--repo",
+         "--insecure-registry", "--ca-bundle", "--version", "--quiet", "--debug", "--insecure",
+         "--allow-root", "--config")
+
+
+def _ambiguous(word: str) -> bool:
+    """An abbreviation of two or more options: argparse refuses it even in the COMMAND part."""
+    name = word.partition("=")[0]
+    return word.startswith("--") and name not in _LONG and sum(f.startswith(name) for f in _LONG) > 1
+
+
+class Args:
+    """The attributes argparse would give (an ``argparse.Namespace`` without importing argparse)."""
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Args({self.__dict__!r})"
+
+
+def parse_run(words: list) -> Args | None:
+    """`[--home DIR] run [OPTIONS] TARGET [COMMAND...]` read as hpcbox.main's parser reads it, or None
+    when that parser must read *words* (anything else, or anything not read here with certainty)."""
+    top_home, i = None, 0
+    while i < len(words) and words[i] != "run":
+        word = words[i]
+        if word == "--home" and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            top_home, i = words[i + 1], i + 2
+        elif word.startswith("--home="):
+            top_home, i = word[7:], i + 1
+        else:
+            return None
+    values: dict = {**{k: list(v) if isinstance(v, list) else v for k, v in TOP_DEFAULTS.items()},
+                    "home": top_home}
+    for spec in RUN_OPTIONS.values():
+        dest, kind = spec[0], spec[1]
+        values[dest] = [] if kind == "append" else RUN_DEFAULTS.get(dest, False if kind == "flag" else None)
+    for dest, default in RUN_ASIDE.values():
+        if default is not ABSENT:
+            values[dest] = list(default) if isinstance(default, list) else default
+    i += 1
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("-") or word == "-":
+            if word == "-" or any(w == "--" or _ambiguous(w) for w in words[i + 1:]):
+                return None  # (argparse's handling of '--' changed between Python versions)
+            values.update(command=list(words[i + 1:]), target=word, handler="run")
+            return Args(**values)
+        if word.startswith("--"):
+            name, eq, given = word.partition("=")
+            if name == "--home":
+                spec = ("home", "value", None, None)
+            else:
+                spec = _OPTIONS.get(name)
+            if spec is None or (eq and spec[1] not in ("value", "append")):
+                return None  # '--', an abbreviation, an unknown option, a flag given a value
+            value = given if eq else None
+        elif len(word) == 2 and word in _OPTIONS:
+            spec, value = _OPTIONS[word], None
+        elif all(f"-{c}" in _OPTIONS and _OPTIONS[f"-{c}"][1] == "flag" for c in word[1:]):
+            for c in word[1:]:  # a cluster of short flags such as -it
+                values[_OPTIONS[f"-{c}"][0]] = True
+            i += 1
+            continue
+        else:
+            return None  # -xVALUE, -x=VALUE, a negative number...: argparse's rules
+        dest, kind, choices, const = spec
+        if kind in ("value", "append") and value is None:
+            if i + 1 >= len(words) or words[i + 1].startswith("-"):
+                return None
+            i += 1
+            value = words[i]
+        if choices is not None and value not in choices:
+            return None
+        if kind == "append":
+            values[dest] = [*values[dest], value]
+        else:
+            values[dest] = {"flag": True, "unflag": False, "const": const}.get(kind, value)
+        i += 1
+    return None  # no TARGET: argparse's error
+
+
+# -- the container, as ContainerStore.get finds it -------------------------------------------------------
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_id(text: str) -> bool:
+    return len(text) == 64 and _HEX.issuperset(text)
+
+
+class LeanContainer:
+    """The parts of :class:`hpcbox.containers.Container` that `hpcbox run` uses, paths as strings."""
+
+    def __init__(self, directory: str, meta: dict) -> None:
+        self.dir = directory
+        self._meta = meta
+
+    id = property(lambda self: self._meta["id"])
+    short_id = property(lambda self: self._meta["id"][:12])
+    names = property(lambda self: list(self._meta.get("names") or []))
+    image_config = property(lambda self: dict(self._meta.get("image_config") or {}))
+    created = property(lambda self: str(self._meta.get("created") or ""))
+    settings = property(lambda self: dict(self._meta.get("settings") or {}))
+    storage = property(lambda self: str(self._meta.get("storage") or "copy"))
+    nvidia = property(lambda self: self._meta.get("nvidia"))
+    rootfs = property(lambda self: f"{self.dir}/rootfs")
+    config_path = property(lambda self: f"{self.dir}/config.json")
+
+    def in_use(self) -> _InUse:
+        return _InUse(f"{self.dir}/.in-use.lock")
+
+
+class _InUse:
+    """``Container.in_use()``: a shared flock on ``.in-use.lock`` while the container runs."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _InUse:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self.fd = self.fd, -1
+        os.close(fd)
+
+
+def _read_meta(directory: str) -> dict | None:
+    from hpcbox import leanjson
+
+    try:
+        with open(f"{directory}/container.json", "rb") as handle:
+            meta = leanjson.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError too: json.loads would judge other encodings)
+        return None
+    return meta if isinstance(meta, dict) and _is_id(str(meta.get("id", ""))) else None
+
+
+def find_container(home: str, text: str) -> LeanContainer | None:
+    """The container *text* names (name, full id, unique id prefix), or None: none, or not sure."""
+    base = f"{home}/containers"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return None
+    found = []
+    for name in names:
+        if _is_id(name):
+            meta = _read_meta(f"{base}/{name}")
+            if meta is None:
+                if os.path.isfile(f"{base}/{name}/container.json"):
+                    return None  # unreadable here: let the store judge it
+                continue
+            if meta["id"] == name:
+                found.append(LeanContainer(f"{base}/{name}", meta))
+    found.sort(key=lambda c: (c.created, c.id))
+    for c in found:
+        if text in c.names:
+            return c
+    for c in found:
+        if c.id == text:
+            return c
+    if text and _HEX.issuperset(text):
+        hits = [c for c in found if c.id.startswith(text)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def store_home(args: Args) -> str | None:
+    """``settings.home(args)`` as a string, or None when only pathlib can say how it spells it."""
+    given = args.home or os.environ.get("HPCBOX_HOME") or os.environ.get("UDOCKER_DIR")
+    if given:
+        path = os.path.expanduser(given)
+        if not path.startswith("/"):
+            path = os.path.join(os.getcwd(), path)
+    else:
+        path = os.path.join(os.path.expanduser("~"), ".hpcbox")
+    # pathlib drops '.', '//' and a trailing '/' but keeps '..': leave such spellings to it
+    return path if os.path.normpath(path) == path and not path.startswith("//") else None
+
+
+# -- the entry point ------------------------------------------------------------------------------------
+
+def run_existing(args: Args) -> int | None:
+    """Run the existing container *args* names; None (having done nothing) when the full path must."""
+    if args.name is not None or args.gpus is not None:
+        return None
+    home = store_home(args)
+    container = find_container(home, args.target) if home else None
+    if container is None or container.storage != "copy" or container.nvidia:
+        return None
+    from hpcbox.commands import run as command
+
+    try:
+        return command._run(args, container)
+    finally:
+        if args.rm:
+            from hpcbox import settings
+            from hpcbox.containers import ContainerStore
+
+            command._remove(ContainerStore(settings.store(args)), container)
+
+
+def _udocker_settings() -> bool:
+    """Whether udocker's name or environment asks for what hpcbox.udocker.apply_globals does."""
+    level = os.environ.get("UDOCKER_LOGLEVEL", "").strip()
+    return (os.path.basename(sys.argv[0]) in ("udocker", "hpcbox-udocker")
+            or (level.isdigit() and int(level) <= 2))
+
+
+def main(argv: list | None = None) -> int:
+    """`hpcbox`: the lean path for `run` of an existing container, else :func:`hpcbox.main.main`."""
+    args = None if _udocker_settings() else parse_run(sys.argv[1:] if argv is None else list(argv))
+    if args is not None:
+        try:
+            status = run_existing(args)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # reported exactly as hpcbox.main reports it
+            from hpcbox import main as full
+
+            if isinstance(exc, KeyboardInterrupt):
+                full._report(exc)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            if os.environ.get("HPCBOX_DEBUG") == "1":
+                raise
+            return full._report(exc)
+        if status is not None:
+            return int(status or 0)
+    from hpcbox.main import main as full_main
+
+    return full_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
