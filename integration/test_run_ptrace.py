@@ -296,22 +296,30 @@ def _processes_with(marker: str):
 
 def test_killing_the_engine_leaves_no_process(run_store, shared_debian):
     seconds = 3000 + os.getpid() % 1000  # a command line of our own to look for
+    tag = f"hpcbox-kill-test-{os.getpid()}"  # sh's $0, also in the tracer's command line
     script = f"sleep {seconds} & sleep {seconds} & echo ready; wait"
     proc = subprocess.Popen([sys.executable, "-m", "hpcbox", "--home", str(run_store.home), *PT,
-                             shared_debian, "sh", "-c", script], stdout=subprocess.PIPE, env=hpcbox_env())
+                             shared_debian, "sh", "-c", script, tag], stdout=subprocess.PIPE,
+                            env=hpcbox_env())
+
+    def leftovers():  # neither the sleeps, nor sh, nor the tracer
+        return sorted(set(_processes_with(f"sleep\0{seconds}\0")) | set(_processes_with(tag)))
+
     try:
         assert proc.stdout.readline() == b"ready\n"
         deadline = time.monotonic() + 60
-        while len(_processes_with(f"sleep\0{seconds}")) < 2 and time.monotonic() < deadline:
+        while len(_processes_with(f"sleep\0{seconds}\0")) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # the two sleeps exec a moment after "ready"
-        assert len(_processes_with(f"sleep\0{seconds}")) == 2
+        assert len(_processes_with(f"sleep\0{seconds}\0")) == 2
+        assert len(leftovers()) >= 4  # and sh and the tracer carry the tag
     finally:
         proc.kill()
         proc.wait()
+    # Every process gets its SIGKILL at once, but exits in its own time: wait for all of them.
     deadline = time.monotonic() + 30
-    while _processes_with(f"sleep\0{seconds}") and time.monotonic() < deadline:
+    while leftovers() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(str(seconds)) == []  # neither the sleeps, nor sh, nor the tracer
+    assert leftovers() == []
 
 
 def test_background_processes_end_with_the_program(run_store, shared_debian):
