@@ -231,13 +231,14 @@ class RegistryClient:
 
     def _with_body_retries(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` again, with back-off, when the body it read was cut or damaged on the way (the
-        transport retries only failures before the body): manifests and configs get the same
-        ``max_retries`` as blobs, which resume."""
+        transport retries only failures before a streamed body): manifests and configs get the
+        same ``max_retries`` as blobs, which resume. A manifest that does not parse counts too: a
+        body cut where no length was announced ends early without an error."""
         failures = 0
         while True:
             try:
                 return fn()
-            except (_BodyCut, DigestMismatchError):
+            except (_BodyCut, _BrokenBody, DigestMismatchError):
                 failures += 1
                 if failures > self.config.max_retries:
                     raise
@@ -266,7 +267,12 @@ class RegistryClient:
                     url=resp.url,
                 )
             return Manifest.from_bytes(raw, content_type, ref.digest)
-        manifest = Manifest.from_bytes(raw, content_type)
+        try:
+            manifest = Manifest.from_bytes(raw, content_type)
+        except RegistryServerError as exc:
+            if isinstance(exc.__cause__, ValueError):
+                raise _BrokenBody(f"manifest {ref} from {host}: {exc.message}", exc.hint) from exc
+            raise
         if manifest.is_schema1 and header_digest:
             try:
                 return Manifest.from_bytes(raw, content_type, validate_digest(header_digest))
@@ -525,13 +531,11 @@ class RegistryClient:
         seen = set()
         while path and path not in seen and len(seen) < 10000:
             seen.add(path)
-            resp = self.transport.request("GET", host, path, what=f"tags of {ref.name}")
+            resp = self.transport.request("GET", host, path, what=f"tags of {ref.name}", json_body=True)
             try:
-                body = resp.json()
+                body = resp.json()  # it parsed: the transport asked again until it did
                 link = resp.links.get("next", {}).get("url")
                 base = resp.url
-            except ValueError as exc:
-                raise RegistryServerError(f"the tag list of {ref.name} is not JSON", "retry later") from exc
             finally:
                 resp.close()
             tags.extend(str(t) for t in (body.get("tags") or []) if isinstance(body, dict))
@@ -557,14 +561,15 @@ class RegistryClient:
         registry = normalize_registry(registry or DOCKER_HUB)
         host = DOCKER_HUB_INDEX if registry == DOCKER_HUB else registry
         resp = self.transport.request(
-            "GET", host, "/v1/search", params={"q": term, "n": str(int(limit))}, what=f"search on {registry}"
+            "GET",
+            host,
+            "/v1/search",
+            params={"q": term, "n": str(int(limit))},
+            what=f"search on {registry}",
+            json_body=True,
         )
         try:
-            body = resp.json()
-        except ValueError as exc:
-            raise RegistryServerError(
-                f"the search reply of {registry} is not JSON", "this registry may not support search"
-            ) from exc
+            body = resp.json()  # it parsed: the transport asked again until it did
         finally:
             resp.close()
         out: List[SearchResult] = []
@@ -617,6 +622,10 @@ def _short_error(exc: BaseException) -> str:
 
 class _BodyCut(RegistryConnectionError):
     """The body of a reply was cut (the request itself had succeeded): worth another try."""
+
+
+class _BrokenBody(RegistryServerError):
+    """A reply that does not parse (maybe cut where no length was announced): worth another try."""
 
 
 def _verify(data: bytes, descriptor: Descriptor, ref: ImageReference) -> None:

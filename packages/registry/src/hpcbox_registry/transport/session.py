@@ -2,8 +2,10 @@
 
 It picks the scheme (https; plain http only for loopback registries and ``insecure_registries``),
 adds authentication, follows redirects itself (never sending ``Authorization`` to another host),
-retries 429/5xx and connection failures with bounded exponential back-off honouring
-``Retry-After``, and turns failures into the exception tree of :mod:`hpcbox_registry.errors`.
+retries 429/5xx, connection failures, replies cut in the body (read there unless ``stream``) and
+JSON replies that do not parse, with bounded exponential back-off honouring ``Retry-After``, and
+turns failures into the exception tree of :mod:`hpcbox_registry.errors`. Streamed bodies are the
+caller's to retry (the client re-fetches manifests and configs and resumes blobs).
 Each thread gets its own :class:`requests.Session` (sessions are not thread-safe), which keeps
 ``trust_env`` so that proxies come from the environment.
 """
@@ -11,6 +13,7 @@ Each thread gets its own :class:`requests.Session` (sessions are not thread-safe
 from __future__ import annotations
 
 import email.utils
+import http.client
 import ipaddress
 import os
 import random
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tupl
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from hpcbox_registry.auth import RegistryAuth, scope_for_url
 from hpcbox_registry.credentials import Credential
@@ -213,7 +217,7 @@ class Transport:
             params.append(("account", credential.username))
         auth = (credential.username, credential.password) if credential is not None else None
         resp = self._send_with_retries(
-            "GET", realm, params=params, auth=auth, origin_host=parts.netloc, what="token"
+            "GET", realm, params=params, auth=auth, origin_host=parts.netloc, what="token", json_body=True
         )
         try:
             if resp.status_code == 401:
@@ -232,13 +236,7 @@ class Transport:
                 )
             if resp.status_code != 200:
                 self.raise_for_status(resp, "token")
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                raise RegistryServerError(
-                    f"the token server {parts.netloc} sent no JSON",
-                    "the registry's token service is broken; retry later",
-                ) from exc
+            body = resp.json()  # parsed once already: _send_with_retries retried it until it did
         finally:
             resp.close()
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
@@ -304,11 +302,14 @@ class Transport:
         what: str = "",
         ok: Iterable[int] = (200,),
         use_auth: bool = True,
+        json_body: bool = False,
     ) -> requests.Response:
         """Send ``method`` to ``host`` + ``path`` with auth, retries and redirects.
 
         Returns the response (to be closed by the caller when ``stream``) when its status is in
-        ``ok``; raises a :class:`RegistryError` subclass otherwise.
+        ``ok``; raises a :class:`RegistryError` subclass otherwise. With ``json_body`` a 200 reply
+        whose body does not parse as JSON (a body cut where the length was not announced) is asked
+        for again like a 503, and :class:`RegistryServerError` raised after the retries.
         """
         ok = frozenset(ok)
         with self._lock:
@@ -333,6 +334,7 @@ class Transport:
                     ok=ok,
                     use_auth=use_auth,
                     first_contact=known is None,
+                    json_body=json_body,
                 )
             except _SchemeFailed as exc:
                 last_exc = exc.error
@@ -359,6 +361,7 @@ class Transport:
         ok: frozenset,
         use_auth: bool,
         first_contact: bool,
+        json_body: bool = False,
     ) -> requests.Response:
         auth = self.auth_for(host) if use_auth else None
         scope = scope_for_url(url)
@@ -376,6 +379,7 @@ class Transport:
                     auth=auth,
                     origin_host=host,
                     what=what,
+                    json_body=json_body and not stream,
                 )
             except (RegistryConnectionError, InsecureRegistryError) as exc:
                 if (
@@ -414,8 +418,13 @@ class Transport:
         auth: object = None,
         origin_host: Optional[str] = None,
         what: str = "",
+        json_body: bool = False,
     ) -> requests.Response:
-        """Send with redirects followed by hand and retries of 429/5xx/connection errors."""
+        """Send with redirects followed by hand and retries of 429/5xx/connection errors.
+
+        Without ``stream`` the body is read inside the request, so a reply cut in its body is a
+        connection error here and retried like one; ``json_body`` retries a 200 that is not JSON.
+        """
         attempt = 0
         while True:
             try:
@@ -433,6 +442,22 @@ class Transport:
                     raise
                 if isinstance(exc.__cause__, requests.exceptions.SSLError) or _is_permanent(exc.__cause__):
                     raise  # a failed TLS handshake, a refused connection or an unknown name will fail again
+                self._sleep(self._backoff(attempt, None))
+                attempt += 1
+                continue
+            if json_body and resp.status_code == 200 and not _parses_as_json(resp):
+                if attempt >= self.config.max_retries:
+                    where = urlsplit(resp.url).netloc or "the registry"
+                    resp.close()
+                    raise RegistryServerError(
+                        f"{what or 'reply'}: {where} sent a reply that is not JSON "
+                        f"{self.config.max_retries + 1} times",
+                        "the registry is broken or does not support this request; retry later or "
+                        "tell its admin",
+                        status=200,
+                        url=resp.url,
+                    )
+                resp.close()
                 self._sleep(self._backoff(attempt, None))
                 attempt += 1
                 continue
@@ -505,16 +530,24 @@ class Transport:
                 raise RegistryConnectionError(
                     f"TLS handshake with {netloc} failed ({_short(exc)})", url=url
                 ) from exc
-            except requests.exceptions.Timeout as exc:
+            except requests.exceptions.ChunkedEncodingError as exc:  # the body was cut (not stream)
                 raise RegistryConnectionError(
-                    f"{netloc} did not answer within {self.config.timeout:g} s",
-                    "check the network or raise the timeout",
+                    f"the reply of {netloc} to {method} {url.partition('?')[0]} was cut ({_short(exc)})",
+                    "the network or the registry dropped the connection; retry later",
                     url=url,
                 ) from exc
-            except requests.exceptions.ConnectionError as exc:
-                raise RegistryConnectionError(f"cannot connect to {netloc} ({_short(exc)})", url=url) from exc
             except requests.exceptions.RequestException as exc:
-                raise RegistryConnectionError(f"request to {netloc} failed ({_short(exc)})", url=url) from exc
+                if _timed_out(exc):
+                    raise RegistryConnectionError(
+                        f"{netloc} did not answer within {self.config.timeout:g} s",
+                        "check the network or raise the timeout",
+                        url=url,
+                    ) from exc
+                if isinstance(exc, requests.exceptions.ConnectionError):
+                    text = f"cannot connect to {netloc}"
+                else:
+                    text = f"request to {netloc} failed"
+                raise RegistryConnectionError(f"{text} ({_short(exc)})", url=url) from exc
             if resp.status_code not in REDIRECT_STATUSES or "Location" not in resp.headers:
                 return resp
             location = urljoin(resp.url, resp.headers["Location"])
@@ -598,6 +631,21 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """A connect or read timeout (requests wraps one in the body of a reply as ConnectionError)."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    return any(isinstance(a, urllib3.exceptions.TimeoutError) for a in getattr(exc, "args", ()))
+
+
+def _parses_as_json(resp: requests.Response) -> bool:
+    try:
+        resp.json()
+    except ValueError:
+        return False
+    return True
+
+
 def _is_permanent(exc: Optional[BaseException]) -> bool:
     text = str(exc).lower()
     return any(
@@ -626,8 +674,14 @@ def _short(exc: BaseException) -> str:
             inner = reason
         elif args and isinstance(args[0], BaseException):
             inner = args[0]
+        elif args and isinstance(args[-1], BaseException):  # urllib3: ("Connection broken: ...", cause)
+            inner = args[-1]
         else:
             break
+    if isinstance(inner, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)):
+        partial = inner.partial
+        got = partial if isinstance(partial, int) else len(partial)
+        return f"the connection closed after {got} bytes, {inner.expected} more were announced"
     text = " ".join(str(inner).split())
     text = _CONN_PREFIX_RE.sub("", text)
     return text if len(text) <= 160 else text[:157] + "..."
