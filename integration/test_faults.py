@@ -49,21 +49,22 @@ def _nothing_listed(home: Path) -> None:
 
 # -- the network ---------------------------------------------------------------------------------------
 
+# Faults count what they did: each test makes its own (a second run in one process starts afresh)
 SURVIVED = {
-    "manifest-cut": [Fault("cut", "/manifests/", after=0)],
-    "manifest-corrupt-by-digest": [Fault("corrupt", "/manifests/sha256:", after=10)],
-    "config-cut": [Fault("cut", "/blobs/", after=100)],  # resolve fetches the config before any layer
-    "config-corrupt": [Fault("corrupt", "/blobs/", after=5)],
-    "config-and-layer-stalled": [Fault("stall", "/blobs/", times=2, after=200, seconds=3)],
-    "layer-cut": [Fault("cut", "/blobs/", times=2, after=300_000)],
-    "refused-twice": [Fault("refuse", "/v2/", times=2)],
+    "manifest-cut": lambda: [Fault("cut", "/manifests/", after=0)],
+    "manifest-corrupt-by-digest": lambda: [Fault("corrupt", "/manifests/sha256:", after=10)],
+    "config-cut": lambda: [Fault("cut", "/blobs/", after=100)],  # resolve: the config before any layer
+    "config-corrupt": lambda: [Fault("corrupt", "/blobs/", after=5)],
+    "config-and-layer-stalled": lambda: [Fault("stall", "/blobs/", times=2, after=200, seconds=3)],
+    "layer-cut": lambda: [Fault("cut", "/blobs/", times=2, after=300_000)],
+    "refused-twice": lambda: [Fault("refuse", "/v2/", times=2)],
 }
 
 
 @pytest.mark.parametrize("name", sorted(SURVIVED))
 def test_one_fault_is_survived_and_the_store_is_whole(registry_http, pushed, tmp_path, name):
     home = tmp_path / "home"
-    faults = SURVIVED[name]
+    faults = SURVIVED[name]()
     with FaultProxy(registry_http.host, faults) as proxy:
         ref = _ref(proxy, pushed)
         if "by-digest" in name:  # only a manifest pulled by digest can be checked
@@ -78,15 +79,16 @@ def test_one_fault_is_survived_and_the_store_is_whole(registry_http, pushed, tmp
 
 
 PERSISTENT = {
-    "corrupt": (Fault("corrupt", "/blobs/", times=99, after=5), 6, "does not match its digest"),
-    "cut": (Fault("cut", "/manifests/", times=99, after=0), 5, "connection closed after 0 bytes"),
-    "refused": (Fault("refuse", "/v2/", times=99), 5, "check the registry address"),
+    "corrupt": (lambda: Fault("corrupt", "/blobs/", times=99, after=5), 6, "does not match its digest"),
+    "cut": (lambda: Fault("cut", "/manifests/", times=99, after=0), 5, "connection closed after 0 bytes"),
+    "refused": (lambda: Fault("refuse", "/v2/", times=99), 5, "check the registry address"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(PERSISTENT))
 def test_a_fault_that_persists_is_one_line_and_nothing_listed(registry_http, pushed, tmp_path, name):
-    fault, code, words = PERSISTENT[name]
+    make_fault, code, words = PERSISTENT[name]
+    fault = make_fault()
     home = tmp_path / "home"
     with FaultProxy(registry_http.host, [fault]) as proxy:
         result = _run(home, "pull", _ref(proxy, pushed))
@@ -95,6 +97,27 @@ def test_a_fault_that_persists_is_one_line_and_nothing_listed(registry_http, pus
     if (home / "images").exists():
         _nothing_listed(home)
         assert_store_valid(home)
+
+
+# the tag list reads its body inside the request: cut, stalled past the timeout, or not JSON, it is
+# asked for again (the corrupt byte is the first one: the reply then does not parse)
+TAG_LIST_FAULTS = {
+    "cut": lambda: Fault("cut", "/tags/list", after=5),
+    "stalled": lambda: Fault("stall", "/tags/list", after=5, seconds=3),
+    "corrupt": lambda: Fault("corrupt", "/tags/list", after=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAG_LIST_FAULTS))
+def test_a_tag_list_spoiled_once_is_asked_for_again(registry_http, pushed, tmp_path, name):
+    fault = TAG_LIST_FAULTS[name]()
+    with FaultProxy(registry_http.host, [fault]) as proxy:
+        result = _run(tmp_path / "home", "search", "--list-tags", _ref(proxy, pushed).rsplit(":", 1)[0])
+    assert result.returncode == 0, (proxy.log, result.stderr)
+    assert result.stdout.split() == ["1"], result.stdout
+    assert fault.done == 1
+    asked = [kind for line, kind in proxy.log if "/tags/list" in line]
+    assert asked == [fault.kind, None], proxy.log  # spoiled once, then asked for again
 
 
 # -- SIGKILL at random points ------------------------------------------------------------------------------
