@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -18,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from hpcbox_testing.ports import refused_port
 from test_cli_common import (
     assert_store_valid,
     default_signals,
@@ -126,6 +128,14 @@ def test_connection_cut_mid_blob_resumes_and_verifies(registry_http, drop_proxy,
     assert_store_valid(home)
 
 
+def _size(path: Path) -> int:
+    """0 for a file gone since it was listed (a finished download is renamed away)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def test_sigint_mid_pull_lists_nothing_and_the_next_pull_completes(registry_http, tmp_path):
     pushed = registry_http.push("busybox", "hpcbox/sigint", "1")
     repo_tag = pushed.ref.split("/", 1)[1]
@@ -137,7 +147,7 @@ def test_sigint_mid_pull_lists_nothing_and_the_next_pull_completes(registry_http
         partials = []
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            partials = [p for p in (home / "tmp").glob("*.partial") if p.stat().st_size > 0]
+            partials = [p for p in (home / "tmp").glob("*.partial") if _size(p) > 0]
             if partials:
                 break
             time.sleep(0.05)
@@ -197,10 +207,9 @@ def test_expired_tokens(registry_token, tmp_path):
 
 
 def test_unreachable_registry(tmp_path):
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        port = sock.getsockname()[1]
-    line = one_error(hpcbox(tmp_path, "pull", f"127.0.0.1:{port}/hpcbox/x:1"), code=5)
-    assert f"127.0.0.1:{port}" in line
+    with refused_port() as port:  # held: no other server can take it while the pull runs
+        line = one_error(hpcbox(tmp_path, "pull", f"127.0.0.1:{port}/hpcbox/x:1"), code=5)
+    assert re.search(rf"127\.0\.0\.1:{port}\b", line), line
     _nothing_listed(tmp_path)
 
 

@@ -189,11 +189,12 @@ def test_a_rank_that_cannot_connect_fails_at_once(run_store, mpi_container, engi
 
 def test_a_rank_whose_launcher_is_gone_fails_at_once(run_store, mpi_container, engine):
     """A rank's variables naming a PMIx server that no longer listens: hpcbox says so and exits 125."""
-    from hpcbox_testing.ports import free_port
+    from hpcbox_testing.ports import refused_port
 
-    port = free_port()
-    env = hpcbox_env(PMIX_RANK="0", PMIX_NAMESPACE="gone", PMIX_SERVER_URI4=f"gone.0;tcp4://127.0.0.1:{port}")
-    proc = subprocess.run(_pingpong_argv(run_store, engine, mpi_container), capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    with refused_port() as port:  # held: no server can take it while the rank starts
+        env = hpcbox_env(PMIX_RANK="0", PMIX_NAMESPACE="gone",
+                         PMIX_SERVER_URI4=f"gone.0;tcp4://127.0.0.1:{port}")
+        proc = subprocess.run(_pingpong_argv(run_store, engine, mpi_container), capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 125, f"{proc.stdout}\n{proc.stderr}"
     assert f"PMIx server at tcp4://127.0.0.1:{port} is unreachable" in proc.stderr, proc.stderr

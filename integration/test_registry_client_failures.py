@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from hpcbox_testing.ports import free_port
+from hpcbox_testing.ports import refused_port
 
 from hpcbox_registry import (
     AuthenticationError,
@@ -193,11 +193,11 @@ def test_unknown_tag_is_not_found(registry_http, tmp_path):
 
 
 def test_unreachable_registry_is_a_connection_error(tmp_path):
-    host = f"127.0.0.1:{free_port()}"  # nothing listens there
-    with RegistryClient(RegistryConfig(max_retries=0, timeout=5)) as client:
+    with refused_port() as port, RegistryClient(RegistryConfig(max_retries=0, timeout=5)) as client:
+        host = f"127.0.0.1:{port}"  # nothing listens there, and nothing can while it is held
         with pytest.raises(RegistryConnectionError) as error:
             client.ping(host)
-        assert host in one_line(error.value)
+        assert re.search(rf"{re.escape(host)}\b", one_line(error.value)), one_line(error.value)
         with pytest.raises(RegistryConnectionError):
             client.resolve(ImageReference.parse(f"{host}/hpcbox/nothing:latest"))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Optional
+from typing import Callable, Iterator, List, Optional
 
 LOOPBACK = "127.0.0.1"
 
@@ -17,6 +18,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound, never listening,
+    so no other server can take it meanwhile (a port from free_port() may be taken by then)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        yield sock.getsockname()[1]
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct free ports (each held until all are picked, so none comes twice)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((LOOPBACK, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def wait_for_http(

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-from .ports import LOOPBACK, free_port
+from .ports import LOOPBACK, free_ports
 
 NODE = "localhost"
 PARTITION = "debug"
@@ -163,7 +163,7 @@ class SlurmCluster:
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
         with os.fdopen(fd, "wb") as handle:
             handle.write(os.urandom(1024))
-        self.conf.write_text(self._slurm_conf(free_port(), free_port()))
+        self.conf.write_text(self._slurm_conf(*free_ports(2)))  # two calls of free_port() may agree
         try:
             self._spawn("munged", [binaries["munged"], "--foreground", "--force",
                                    f"--socket={self.munge_socket}", f"--key-file={key}",

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from hpcbox_oci_bundle import Container, exit_status, run_to_completion
 
@@ -26,14 +27,21 @@ def test_container_reports_the_status_and_cleans_up_once():
     assert killed.wait() == 128 + 9
 
 
-def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back():
+def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back(tmp_path):
     before = signal.getsignal(signal.SIGTERM)
     before_int = signal.getsignal(signal.SIGINT)  # SIG_IGN where the test run started in the background
-    script = "trap 'exit 3' TERM; while :; do sleep 0.05; done"
+    ready = tmp_path / "ready"
+    script = f"trap 'exit 3' TERM; : > {ready}; while :; do sleep 0.05; done"
+
+    def term_once_trapped():  # not after a fixed delay: a loaded machine may start sh later than that
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def start():
         container = Container(subprocess.Popen(["sh", "-c", script]))
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        threading.Thread(target=term_once_trapped, daemon=True).start()
         return container
 
     assert run_to_completion(start) == 3
