@@ -11,6 +11,12 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis times each example (200 ms) and the data generation: on a loaded CI machine either may
+# take ten times longer than here, which fails a test for no fault of the code. Not timed, then.
+settings.register_profile("hpcbox-untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hpcbox-untimed")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent.parent
