@@ -9,6 +9,7 @@ import time
 
 import pytest
 from hpcbox_testing.ports import refused_port
+from hpcbox_testing.tokenserver import REGISTRY_LEEWAY_S
 
 from hpcbox_registry import (
     AuthenticationError,
@@ -134,12 +135,16 @@ def test_existing_prefix_is_resumed(registry_tls_basic, tmp_path):
 def test_token_that_goes_stale_while_cached_is_refreshed(registry_token, tmp_path):
     pushed = registry_token.push("busybox", "hpcbox/stale", "latest")
     server = registry_token.token_server
-    server.issue_expired(1, accepted_for=3)  # advertised for 300 s, refused by the registry after 3 s
+    # advertised for 300 s, refused by the registry after 10 s: time enough for the first resolve
+    # on a loaded machine (had the token gone stale during it, the refresh below would not be seen)
+    server.issue_expired(1, accepted_for=10)
     with make_client(registry_token, tmp_path) as client:
         ref = ImageReference.parse(pushed.ref)
         assert client.resolve(ref).reference.digest == pushed.digest
         stale = server.issued[-1]
-        time.sleep(3 + 1.5)  # let the cached token go stale (a wait, not a timed assertion)
+        assert stale["exp"] < time.time(), "the first resolve already needed a fresh token"
+        # wait until the registry refuses it, computed from the token (a wait, not a timed assertion)
+        time.sleep(max(0.0, stale["exp"] + REGISTRY_LEEWAY_S + 1.5 - time.time()))
         before = len(server.issued)
         resolved = client.resolve(ref)  # sends the cached token, gets 401 invalid_token, refreshes
         client.fetch_blob(ref, resolved.layers[0], tmp_path / "layer")
