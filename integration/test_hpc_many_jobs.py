@@ -19,9 +19,11 @@ CREATES = 32
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, registry_http) -> Path:
-    home = tmp_path_factory.mktemp("many-jobs") / "home"
+@pytest.fixture
+def store(tmp_path, registry_http) -> Path:
+    """A store of each test's own (a pull from loopback, about a second): the counts a test checks
+    do not depend on what an earlier test left, or on whether it failed half-way."""
+    home = tmp_path / "home"
     pushed = registry_http.push("busybox", "hpcbox/many-busybox", "1")
     ok(hpcbox(home, "pull", "-q", pushed.ref))
     ok(hpcbox(home, "tag", pushed.ref, "busybox"))

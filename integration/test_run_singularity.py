@@ -35,6 +35,7 @@ def apptainer(tmp_path):
 
 def test_run_engine_singularity_passes_rootfs_env_and_exit_code(run_store, apptainer):
     fake, env = apptainer
+    before = run_store.ids()  # whatever other tests of this store left: not this test's business
     proc = run_store("run", "--rm", "--engine", "singularity", "-e", "GREETING=hello", "busybox",
                      "sh", "-c", 'echo "$GREETING"; exit 3', env=env)
     assert proc.returncode == 3, proc.stderr
@@ -44,7 +45,7 @@ def test_run_engine_singularity_passes_rootfs_env_and_exit_code(run_store, appta
     rootfs = Path(record["argv"][record["argv"].index("sh") - 1])
     assert rootfs.name == "rootfs" and (run_store.home / "containers") in rootfs.parents
     assert record["env"].get("APPTAINERENV_GREETING") == "hello"
-    assert run_store.ids() == []  # --rm removed it
+    assert run_store.ids() == before  # --rm removed it
 
 
 def test_setup_execmode_s1_selects_singularity(run_store, apptainer):
