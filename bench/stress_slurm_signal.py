@@ -1,11 +1,14 @@
 """Stress: run a signal test again and again under load, and count how often it passes.
 
-    python bench/stress_slurm_signal.py [--runs 50] [--load 2] [--engine runc] [TEST_NODE]
+    python bench/stress_slurm_signal.py [--runs 50] [--load 2] [--engine runc] [-k EXPR] [TEST ...]
 
 By default it runs ``test_slurm_signal_reaches_the_program_and_its_status_is_the_jobs`` of
 ``integration/test_hpc_signals.py`` with the ``--engine`` parameter ``--runs`` times in one pytest
 session (the Slurm cluster and the container are made once), while ``--load`` processes keep the
-CPUs busy, and prints the count of passes and failures; it exits 1 when any run failed. Run it as
+CPUs busy, and prints the count of passes and failures; it exits 1 when any run failed. Any other
+tests (files or node ids, ``-k`` to select among them; ``--engine`` only filters the default test)
+are repeated the same way, e.g. to flush out races in the tests that signal or kill processes:
+``python bench/stress_slurm_signal.py --runs 5 integration/test_run_ptrace.py -k kill``. Run it as
 the user the tests run as (see scripts/run-tests), from the repository root, in the workspace
 environment (``hatch run python bench/stress_slurm_signal.py``). It is not part of the test suite:
 it takes minutes (3 to 15 s a run here).
@@ -39,6 +42,10 @@ class _Repeat:
         self.runs = runs
         self.outcomes = {"passed": 0, "failed": 0, "skipped": 0}
         self.failures = []
+        self.collected = 0
+
+    def pytest_collection_finish(self, session) -> None:
+        self.collected = len(session.items)
 
     def pytest_generate_tests(self, metafunc) -> None:
         metafunc.fixturenames.append("stress_run")
@@ -56,10 +63,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--load", type=int, default=2, help="busy processes during the runs (default 2)")
     parser.add_argument("--engine", default="runc")
-    parser.add_argument("test", nargs="?", help="a pytest node id without its parameters (default: the "
-                        "Slurm SIGTERM test); --engine selects the parameter")
+    parser.add_argument("-k", dest="keyword", help="pytest's -k among the tests given")
+    parser.add_argument("tests", nargs="*", help="test files or node ids (default: the Slurm SIGTERM test, "
+                        "its parameter chosen by --engine)")
     args = parser.parse_args()
-    node = args.test or DEFAULT_TEST
+    nodes = args.tests or [DEFAULT_TEST]
+    keyword = args.keyword or ("" if args.tests else args.engine)
     import pytest
 
     stop = multiprocessing.Event()
@@ -70,20 +79,21 @@ def main() -> int:
     started = time.monotonic()
     os.chdir(ROOT)
     try:
-        pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-k", args.engine, node],
-                    plugins=[plugin])
+        pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                     *(["-k", keyword] if keyword else []), *nodes], plugins=[plugin])
     finally:
         stop.set()
         for burner in burners:
             burner.join()
     elapsed = time.monotonic() - started
     o = plugin.outcomes
-    print(f"stress: {node}[{args.engine}]: {o['passed']} passed, {o['failed']} failed, "
-          f"{o['skipped']} skipped of "
-          f"{args.runs} runs under a load of {args.load} busy processes, {elapsed:.0f} s")
+    what = " ".join(nodes) + (f" -k {keyword}" if keyword else "")
+    print(f"stress: {what}: {o['passed']} passed, {o['failed']} failed, {o['skipped']} skipped of "
+          f"{plugin.collected} ({args.runs} runs of each test) under a load of {args.load} busy "
+          f"processes, {elapsed:.0f} s")
     for nodeid in plugin.failures:
         print(f"stress: failed: {nodeid}")
-    return 1 if o["failed"] or o["passed"] < args.runs else 0
+    return 1 if o["failed"] or o["passed"] < max(plugin.collected, 1) else 0
 
 
 if __name__ == "__main__":
