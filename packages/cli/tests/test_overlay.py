@@ -162,7 +162,7 @@ def test_concurrent_overlay_creates_share_one_lower(cs):
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
-        p.join(60)
+        p.join(300)  # a deadline, not an expectation
     assert all(r[0] != "error" for r in results), results
     assert len({r[0] for r in results}) == 8 and len({r[1] for r in results}) == 1
     assert len(cs.list()) == 8
