@@ -25,8 +25,9 @@ import pytest
 from hpcbox_testing.proxy import Fault, FaultProxy
 from test_cli_common import assert_store_valid, hpcbox, hpcbox_env, images, ok, one_error
 
-# short timeouts and few retries: the faults below are noticed in about a second
-FAST = {"HPCBOX_REGISTRY_TIMEOUT": "1", "HPCBOX_REGISTRY_RETRIES": "2"}
+# short timeouts and few retries: the faults below are noticed in seconds (not 1 s: a loaded CI
+# machine may take that long for a healthy reply, and three of them in a row fail a pull)
+FAST = {"HPCBOX_REGISTRY_TIMEOUT": "2", "HPCBOX_REGISTRY_RETRIES": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ SURVIVED = {
     "manifest-corrupt-by-digest": lambda: [Fault("corrupt", "/manifests/sha256:", after=10)],
     "config-cut": lambda: [Fault("cut", "/blobs/", after=100)],  # resolve: the config before any layer
     "config-corrupt": lambda: [Fault("corrupt", "/blobs/", after=5)],
-    "config-and-layer-stalled": lambda: [Fault("stall", "/blobs/", times=2, after=200, seconds=3)],
+    "config-and-layer-stalled": lambda: [Fault("stall", "/blobs/", times=2, after=200, seconds=4)],
     "layer-cut": lambda: [Fault("cut", "/blobs/", times=2, after=300_000)],
     "refused-twice": lambda: [Fault("refuse", "/v2/", times=2)],
 }
@@ -103,7 +104,7 @@ def test_a_fault_that_persists_is_one_line_and_nothing_listed(registry_http, pus
 # asked for again (the corrupt byte is the first one: the reply then does not parse)
 TAG_LIST_FAULTS = {
     "cut": lambda: Fault("cut", "/tags/list", after=5),
-    "stalled": lambda: Fault("stall", "/tags/list", after=5, seconds=3),
+    "stalled": lambda: Fault("stall", "/tags/list", after=5, seconds=8),  # well past the timeout
     "corrupt": lambda: Fault("corrupt", "/tags/list", after=0),
 }
 
