@@ -10,6 +10,13 @@ The packages are few and small but cover what used to break:
   trigger (a statically linked program);
 - ``uuid-runtime``: adds the system user ``uuidd`` and ``chown``s its state directory to it.
 
+In the Debian 12 containers of runc, ptrace and preload, ``python3-pip`` comes with them, and
+container root then installs from PyPI into the system Python (``pip install
+--break-system-packages``) a pure package and one with a compiled extension in its wheel; both are
+imported under every engine, as root and ``--as-me``. Skipped, saying so, when PyPI cannot be
+reached from the container. Under ptrace and preload every stat form then shows what ``chown`` set;
+under runc with a full id map, ``clone`` and ``export`` keep the owners apt and dpkg gave.
+
 ``apt-get update`` itself needs apt's download sandbox (user ``_apt``). Under runc that works with a
 full map of subordinate ids, and with a single mapped id through the container-private apt setting
 (``runc-single`` runs the same install with the map forced to one id).
@@ -38,6 +45,17 @@ from hpcbox.store import Store
 PACKAGES = ["openssh-client", "libibverbs1", "uuid-runtime"]
 SSH_GROUP = {"debian12": "_ssh", "debian11": "ssh"}
 INSTALL_ENGINES = ("runc", "runc-single", "ptrace", "preload")
+# pip into the container's system Python (Debian 12: python3-pip); the versions are pinned for Python 3.11
+PIP_ENGINES = ("runc", "ptrace", "preload")
+PIP_PACKAGES = ["six==1.16.0", "MarkupSafe==2.1.5"]  # pure Python; a wheel with a C extension
+PIP_IMPORT = ("import six, markupsafe, markupsafe._speedups as c; "
+              "print(six.__version__, markupsafe.__version__, c.__file__)")
+PIP_IMPORTED = "1.16.0 2.1.5 /usr/local/lib/python3.11/dist-packages/markupsafe/_speedups.cpython-311-"
+# Where pip cannot reach the index, rather than a failure of the install itself.
+PIP_OFFLINE = ("Failed to establish a new connection", "Temporary failure in name resolution",
+               "Network is unreachable", "Connection refused", "No route to host")
+# Sites behind a TLS-inspecting proxy trust its CA locally: the container needs it too.
+HOST_CAS = Path("/usr/local/share/ca-certificates")
 # What each installed program must do under every engine afterwards (command, expected output regex).
 USE = [
     (["sh", "-c", "rm -f /tmp/k /tmp/k.pub; ssh-keygen -q -t ed25519 -N '' -C made-in-box -f /tmp/k && "
@@ -110,9 +128,61 @@ def _install(store: AptStore, image: str, engine: str) -> str:
     name = _create(store, image, engine)
     _need_mirror(_rootfs(store, name))
     ok(store("run", *args, name, "apt-get", "update", input="", timeout=900))
-    ok(store("run", *args, name, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES,
+    pip = ["python3-pip"] if _with_pip(image, engine) else []
+    ok(store("run", *args, name, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES, *pip,
              input="", timeout=900))
     return name
+
+
+def _with_pip(image: str, engine: str) -> bool:
+    return image == "debian12" and engine in PIP_ENGINES
+
+
+def _host_cas() -> str:
+    cas = sorted(HOST_CAS.glob("*.crt")) if HOST_CAS.is_dir() else []
+    return "".join(path.read_text() for path in cas)
+
+
+def _pip_install(store: AptStore, engine: str, name: str) -> None:
+    """pip into the system Python as container root, as the README's "Everyday use" shows."""
+    args = _engine_args(store, engine)
+    cas = _host_cas()
+    if cas:
+        ok(store("run", *args, name, "sh", "-c", "cat > /usr/local/share/ca-certificates/site.crt && "
+                 "update-ca-certificates >/dev/null", input=cas))
+    proc = store("run", *args, name, "pip", "install", "-q", "--break-system-packages", *PIP_PACKAGES,
+                 input="", timeout=900)
+    if proc.returncode != 0 and any(words in proc.stdout + proc.stderr for words in PIP_OFFLINE):
+        pytest.skip(f"PyPI cannot be reached from the container: {proc.stderr.strip().splitlines()[-1:]}")
+    ok(proc)
+
+
+def _pip_imports_everywhere(store: AptStore, name: str) -> None:
+    for engine in common.RUN_ENGINES:
+        args = _engine_args(store, engine)
+        for who in ([], ["--as-me"]):
+            proc = ok(store("run", *args, *who, name, "python3", "-c", PIP_IMPORT, input="", cwd="/"))
+            assert proc.stdout.startswith(PIP_IMPORTED), (engine, who, proc.stdout, proc.stderr)
+
+
+# Every stat form after a chown: by path (stat, lstat), by descriptor (fstat), by a directory's
+# descriptor and a name (fstatat), the descriptor itself (coreutils' `stat -`: statx with
+# AT_EMPTY_PATH), and `ls -ln` (statx by path).
+STAT_FORMS = """set -e
+rm -rf /tmp/owned && mkdir /tmp/owned && echo x > /tmp/owned/f && ln -s f /tmp/owned/l
+chown 12:34 /tmp/owned/f && chown -h 56:78 /tmp/owned/l
+python3 -c '
+import os
+d = os.open("/tmp/owned", os.O_RDONLY | os.O_DIRECTORY)
+f = os.open("/tmp/owned/f", os.O_RDONLY)
+for s in (os.stat("/tmp/owned/f"), os.fstat(f), os.stat("f", dir_fd=d), os.lstat("/tmp/owned/l"),
+          os.stat("l", dir_fd=d, follow_symlinks=False), os.stat("/tmp/owned"), os.fstat(d)):
+    print(s.st_uid, s.st_gid)
+'
+stat -c '%u %g' - < /tmp/owned/f
+ls -ln /tmp/owned/f | cut -d' ' -f3,4
+"""
+STAT_ANSWERS = ["12 34", "12 34", "12 34", "56 78", "56 78", "0 0", "0 0", "12 34", "12 34"]
 
 
 def _use_everywhere(store: AptStore, name: str) -> Dict[str, str]:
@@ -129,6 +199,12 @@ def _use_everywhere(store: AptStore, name: str) -> Dict[str, str]:
 
 
 def _check_and_remove(store: AptStore, image: str, engine: str, name: str) -> None:
+    if _with_pip(image, engine):
+        _pip_install(store, engine, name)
+        _pip_imports_everywhere(store, name)
+        if engine in ("ptrace", "preload"):
+            proc = ok(store("run", *_engine_args(store, engine), name, "sh", "-c", STAT_FORMS))
+            assert proc.stdout.splitlines() == STAT_ANSWERS, (engine, proc.stdout, proc.stderr)
     groups = _use_everywhere(store, name)
     # the maintainer script's group and the ownership it set
     etc_group = (_rootfs(store, name) / "etc/group").read_text()

@@ -388,8 +388,9 @@ static void container_libc_files(void)
         setenv("TZDIR", h, 0);
 }
 
-/* The configuration stays out of the program's sight (`env`, environ): every HPCBOX_PRELOAD_*
- * variable is removed once read; exec puts the configuration back from the copies in `keep`. */
+/* The configuration stays out of the program's sight (`env`, environ, /proc/PID/environ): every
+ * HPCBOX_PRELOAD_* variable is removed once read; exec puts the configuration back from the copies
+ * in `keep`. */
 static void hide_configuration(void)
 {
     extern char **environ;
@@ -407,6 +408,8 @@ static void hide_configuration(void)
             names[n++][len] = '\0';
         }
     }
+    if (n > 0)
+        hp_hide_proc_environ();
     for (int i = 0; i < n; i++)
         unsetenv(names[i]);
 }

@@ -76,6 +76,8 @@ struct hp_config {
 
 /* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
 const struct hp_config *hp_conf(void);
+/* environ.c: /proc/PID/environ without the HPCBOX_PRELOAD_* variables (the constructor). */
+void hp_hide_proc_environ(void);
 
 /* One line on stderr when HPCBOX_DEBUG is set (level >= 1). */
 void hp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -93,6 +93,37 @@ def test_a_host_program_sees_the_rootfs_and_bindings(tmp_path):
     assert proc.stdout == "guest\nbound\nguest\n", proc.stderr
 
 
+def test_proc_environ_does_not_show_the_configuration(tmp_path):
+    """/proc/self/environ, the parent's /proc/PID/environ, and what another program (this test)
+    reads in /proc/PID/environ list the program's variables, in order and without empty entries,
+    but no HPCBOX_PRELOAD_* (as `env` does not)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "FIRST_OF_MINE": "1", "HPCBOX_PRELOAD_LIB": str(preload_library_path()),
+           "HPCBOX_PRELOAD_BINDS": "/proc=/proc\n/bin=/bin\n/usr=/usr\n/lib=/lib\n/lib64=/lib64",
+           "LAST_OF_MINE": "2"}
+
+    def check(environ: str) -> None:
+        entries = environ.split("\0")
+        assert entries[-1] == "" and all(entries[:-1]), environ  # NUL-terminated, none empty
+        names = [entry.partition("=")[0] for entry in entries[:-1]]
+        assert [n for n in names if n.endswith("_OF_MINE")] == ["FIRST_OF_MINE", "LAST_OF_MINE"], environ
+        assert "PATH" in names and not [n for n in names if n.startswith("HPCBOX_PRELOAD_")], environ
+
+    script = "cat /proc/self/environ; echo; cat /proc/$$/environ; echo; env | grep -c '^HPCBOX_PRELOAD_'"
+    proc = run_with_library(tmp_path, ["sh", "-c", script], **env)
+    *environs, count, _ = proc.stdout.split("\n")
+    assert count == "0" and len(environs) == 2, (proc.stdout, proc.stderr)
+    for environ in environs:
+        check(environ)
+    full = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": str(preload_library_path()), **env}
+    with subprocess.Popen(["sh", "-c", "echo $$; read line"], env=full, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True, cwd=tmp_path) as shell:
+        pid = shell.stdout.readline().strip()  # written by the program, after the library's start
+        check(Path(f"/proc/{pid}/environ").read_bytes().decode())
+        shell.communicate("done\n", timeout=60)
+
+
 def test_read_only_binding_refuses_writes(tmp_path):
     root, ro = tmp_path / "root", tmp_path / "ro"
     root.mkdir()

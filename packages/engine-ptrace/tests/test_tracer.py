@@ -4,6 +4,7 @@ runs the suite: a static busybox in a small rootfs, and the Debian 12 minbase ro
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -136,6 +137,88 @@ def test_ownership_record_chown_then_stat(rootfs, tmp_path):
     assert proc.stdout.split()[2:4] == ["12", "5"], proc.stderr
     proc = run(rootfs, "/bin/sh", "-c", "mknod /tmp/dev2 c 1 3", opts=["--uid", "1000", "--gid", "1000"])
     assert proc.returncode != 0 and not (rootfs / "tmp/dev2").exists()
+
+
+STAT_FORMS_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void show(const char *form, long rc, const struct stat *st) {
+    if (rc < 0) { perror(form); printf("%s failed\n", form); return; }
+    printf("%s %u %u\n", form, (unsigned)st->st_uid, (unsigned)st->st_gid);
+}
+static void show_x(const char *form, long rc, const struct statx *st) {
+    if (rc < 0) { perror(form); printf("%s failed\n", form); return; }
+    printf("%s %u %u\n", form, (unsigned)st->stx_uid, (unsigned)st->stx_gid);
+}
+int main(void) {
+    struct stat st; struct statx sx;
+    int dir, file, lnk;
+    mkdir("/tmp/forms", 0755);
+    close(open("/tmp/forms/f", O_CREAT | O_WRONLY, 0644));
+    unlink("/tmp/forms/l"); symlink("f", "/tmp/forms/l");
+    close(open("/tmp/forms/mine", O_CREAT | O_WRONLY, 0644));
+    if (chown("/tmp/forms/f", 12, 34) < 0 || lchown("/tmp/forms/l", 56, 78) < 0) {
+        perror("chown"); return 1;
+    }
+    dir = open("/tmp/forms", O_RDONLY | O_DIRECTORY);
+    file = open("/tmp/forms/f", O_RDONLY);
+    lnk = open("/tmp/forms/l", O_PATH | O_NOFOLLOW);
+    if (dir < 0 || file < 0 || lnk < 0) { perror("open"); return 1; }
+#ifdef SYS_stat
+    show("stat", syscall(SYS_stat, "/tmp/forms/f", &st), &st);
+    show("lstat", syscall(SYS_lstat, "/tmp/forms/l", &st), &st);
+#endif
+    show("fstat", syscall(SYS_fstat, file, &st), &st);
+    show("fstatat-dirfd", syscall(SYS_newfstatat, dir, "f", &st, 0), &st);
+    show("fstatat-dirfd-nofollow", syscall(SYS_newfstatat, dir, "l", &st, AT_SYMLINK_NOFOLLOW), &st);
+    show("fstatat-dirfd-follow", syscall(SYS_newfstatat, dir, "l", &st, 0), &st);
+    show("fstatat-empty", syscall(SYS_newfstatat, file, "", &st, AT_EMPTY_PATH), &st);
+    show("fstatat-cwd", syscall(SYS_newfstatat, AT_FDCWD, "/tmp/forms/f", &st, 0), &st);
+    show_x("statx", syscall(SYS_statx, AT_FDCWD, "/tmp/forms/f", 0, STATX_BASIC_STATS, &sx), &sx);
+    show_x("statx-dirfd", syscall(SYS_statx, dir, "f", 0, STATX_BASIC_STATS, &sx), &sx);
+    show_x("statx-empty", syscall(SYS_statx, file, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx), &sx);
+    show_x("statx-dirfd-mine", syscall(SYS_statx, dir, "mine", 0, STATX_BASIC_STATS, &sx), &sx);
+    show("fstat-dir", syscall(SYS_fstat, dir, &st), &st);
+    /* errors stay the kernel's */
+    printf("ebadf %d\n", syscall(SYS_fstat, 999, &st) < 0 ? errno : 0);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"], ["--trace-dirfd"]])
+def test_every_stat_form_shows_the_recorded_owners(rootfs, tmp_path, mode):
+    """After chown under root emulation, stat by path, by descriptor (fstat, AT_EMPTY_PATH), and by a
+    directory descriptor and a name (newfstatat, statx) all show what was set; the caller's own
+    files show as root; a bad descriptor is still the kernel's EBADF."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    source = tmp_path / "forms.c"
+    source.write_text(STAT_FORMS_C)
+    exe = tmp_path / "forms"
+    built = subprocess.run([cc, "-static", "-O1", "-o", str(exe), str(source)], check=False)
+    if built.returncode:
+        pytest.skip("cannot link a static C program here (libc6-dev's libc.a)")
+    shutil.copy2(exe, rootfs / "bin/stat-forms")
+    owners = tmp_path / "ownership"
+    proc = run(rootfs, "/bin/stat-forms", opts=["--uid", "0", "--gid", "0", "--owners", str(owners), *mode])
+    assert proc.returncode == 0, proc.stderr
+    answers = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+               if not line.startswith("ebadf ")}
+    expected = {"fstat": "12 34", "fstatat-dirfd": "12 34", "fstatat-dirfd-nofollow": "56 78",
+                "fstatat-dirfd-follow": "12 34", "fstatat-empty": "12 34", "fstatat-cwd": "12 34",
+                "statx": "12 34", "statx-dirfd": "12 34", "statx-empty": "12 34", "statx-dirfd-mine": "0 0",
+                "fstat-dir": "0 0"}
+    if "stat" in answers:  # x86_64 has stat and lstat
+        expected.update({"stat": "12 34", "lstat": "56 78"})
+    assert answers == expected, proc.stdout + proc.stderr
+    assert f"ebadf {errno.EBADF}" in proc.stdout.splitlines(), proc.stdout
 
 
 def test_readonly_bindings_and_root(rootfs, tmp_path):

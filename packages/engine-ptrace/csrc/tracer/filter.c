@@ -25,7 +25,8 @@ bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d)
     case SK_UNAME:
         return cfg->hostname != NULL;
     case SK_CHOWN:
-        return d->p[0].path >= 0 || cfg->emulate_ids; /* fchown has no path */
+    case SK_STAT:
+        return d->p[0].path >= 0 || cfg->emulate_ids; /* fchown, fstat have no path */
     default:
         return true;
     }
@@ -35,8 +36,8 @@ bool filter_fast_dirfd(const struct tracer_config *cfg, const struct sc_desc *d)
 {
     if (!d->fast_dirfd || cfg->trace_dirfd)
         return false;
-    if (cfg->emulate_ids && (d->kind == SK_CHOWN || d->kind == SK_MKNOD))
-        return false; /* the emulation must see them all */
+    if (cfg->emulate_ids && (d->kind == SK_CHOWN || d->kind == SK_MKNOD || d->kind == SK_STAT))
+        return false; /* the emulation must see them all (a stat by dirfd shows owners too) */
     return true;
 }
 

@@ -215,52 +215,96 @@ void rootemu_mknod_exit(struct tracer *t, struct proc *p, long ret)
     p->exit_path = NULL;
 }
 
-/* The stat family under id emulation, for a path the tracer translated: the tracer makes the
- * call itself on the host path and writes the answer with the owners as the container shows
- * them (its user for the caller's ids, the record's), so no second stop is needed. */
+/* Where the tracer looks for a stat call made on the tracee's behalf: the translated path, or,
+ * for a descriptor (fstat, AT_EMPTY_PATH) or a name relative to a directory descriptor, the
+ * tracee's descriptor through /proc/TID/fd. *flags becomes the flags of that lookup. 1: host is
+ * set; 0: the kernel answers (a path the tracer left alone, /proc, /dev, /sys, or an error). */
+static int stat_target(struct stop *s, bool at, bool fd_only, int *flags, char *host, size_t size)
+{
+    char rel[2];
+    int fd, rc;
+
+    if (s->have_host) {
+        memcpy(host, s->host, strlen(s->host) + 1);
+        *flags &= ~AT_EMPTY_PATH;
+        return 1;
+    }
+    if (!at && !fd_only)
+        return 0;
+    fd = (int)regs_arg(&s->regs, 0);
+    if (at && (mem_read(s->tid, regs_arg(&s->regs, 1), rel, 1) < 0 || (rel[0] == '\0' && !(*flags & AT_EMPTY_PATH))))
+        return 0; /* EFAULT, or ENOENT for "" without AT_EMPTY_PATH: the kernel's */
+    rc = file_of(s, fd, fd_only ? -1 : 1, host, size);
+    if (rc < 0)
+        return 0;
+    /* the descriptor itself: its magic link is followed; a name: as the call asked */
+    *flags = rc == 1 ? *flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) : *flags & ~AT_EMPTY_PATH;
+    return 1;
+}
+
+static int stat_show_statx(struct tracer *t, struct stop *s, const char *host, int flags)
+{
+    struct statx st;
+    uint32_t uid, gid, mode;
+    uint64_t rdev;
+
+    if (syscall(SYS_statx, AT_FDCWD, host, flags, (unsigned)regs_arg(&s->regs, 3), &st) < 0)
+        return -errno;
+    uid = st.stx_uid, gid = st.stx_gid, mode = st.stx_mode;
+    rdev = makedev(st.stx_rdev_major, st.stx_rdev_minor);
+    owners_show(&t->owners, &t->view, makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino, &uid, &gid, &mode,
+                &rdev);
+    if (st.stx_mask & STATX_UID)
+        st.stx_uid = uid;
+    if (st.stx_mask & STATX_GID)
+        st.stx_gid = gid;
+    if (st.stx_mask & STATX_TYPE) {
+        st.stx_mode = (uint16_t)mode;
+        st.stx_rdev_major = major(rdev), st.stx_rdev_minor = minor(rdev);
+    }
+    return mem_write(s->tid, regs_arg(&s->regs, 4), &st, sizeof(st)) < 0 ? -EFAULT : 0;
+}
+
+static int stat_show_stat(struct tracer *t, struct stop *s, const char *host, int flags, int buf_arg)
+{
+    struct stat st;
+    uint32_t uid, gid, mode;
+    uint64_t rdev;
+
+    if (syscall(SYS_newfstatat, AT_FDCWD, host, &st, flags) < 0)
+        return -errno;
+    uid = st.st_uid, gid = st.st_gid, mode = st.st_mode, rdev = st.st_rdev;
+    owners_show(&t->owners, &t->view, st.st_dev, st.st_ino, &uid, &gid, &mode, &rdev);
+    st.st_uid = uid, st.st_gid = gid, st.st_mode = mode, st.st_rdev = rdev;
+    return mem_write(s->tid, regs_arg(&s->regs, buf_arg), &st, sizeof(st)) < 0 ? -EFAULT : 0;
+}
+
+/* The stat family under id emulation (stat, lstat, fstat, newfstatat, statx; by path, by directory
+ * descriptor and name, by descriptor): the tracer makes the call itself and writes the answer with
+ * the owners as the container shows them (its user for the caller's ids, the record's), so no
+ * second stop is needed. A descriptor the tracer cannot look at is left to the kernel (its error). */
 int rootemu_stat(struct tracer *t, struct stop *s)
 {
-    bool sx = strcmp(s->sc->name, "statx") == 0, at = strcmp(s->sc->name, "newfstatat") == 0;
+    const char *n = s->sc->name;
+    bool sx = strcmp(n, "statx") == 0, at = sx || strcmp(n, "newfstatat") == 0, fd_only = strcmp(n, "fstat") == 0;
+    char host[PATH_MAX + 32];
     int flags, rc;
 
-    if (!t->cfg.emulate_ids || !s->have_host || s->skip)
+    if (!t->cfg.emulate_ids || s->skip)
         return 0;
-    if (sx) {
-        struct statx st;
-        uint32_t uid, gid, mode;
-        uint64_t rdev;
-
+    if (sx)
         flags = (int)regs_arg(&s->regs, 2);
-        if (syscall(SYS_statx, AT_FDCWD, s->host, flags & ~AT_EMPTY_PATH, (unsigned)regs_arg(&s->regs, 3), &st) < 0)
-            return -errno;
-        uid = st.stx_uid, gid = st.stx_gid, mode = st.stx_mode;
-        rdev = makedev(st.stx_rdev_major, st.stx_rdev_minor);
-        owners_show(&t->owners, &t->view, makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino, &uid, &gid,
-                    &mode, &rdev);
-        if (st.stx_mask & STATX_UID)
-            st.stx_uid = uid;
-        if (st.stx_mask & STATX_GID)
-            st.stx_gid = gid;
-        if (st.stx_mask & STATX_TYPE) {
-            st.stx_mode = (uint16_t)mode;
-            st.stx_rdev_major = major(rdev), st.stx_rdev_minor = minor(rdev);
-        }
-        rc = mem_write(s->tid, regs_arg(&s->regs, 4), &st, sizeof(st));
-    } else {
-        struct stat st;
-        uint32_t uid, gid, mode;
-        uint64_t rdev;
-
-        flags = at ? (int)regs_arg(&s->regs, 3) : (strcmp(s->sc->name, "lstat") == 0 ? AT_SYMLINK_NOFOLLOW : 0);
-        if (syscall(SYS_newfstatat, AT_FDCWD, s->host, &st, flags & ~AT_EMPTY_PATH) < 0)
-            return -errno;
-        uid = st.st_uid, gid = st.st_gid, mode = st.st_mode, rdev = st.st_rdev;
-        owners_show(&t->owners, &t->view, st.st_dev, st.st_ino, &uid, &gid, &mode, &rdev);
-        st.st_uid = uid, st.st_gid = gid, st.st_mode = mode, st.st_rdev = rdev;
-        rc = mem_write(s->tid, regs_arg(&s->regs, at ? 2 : 1), &st, sizeof(st));
-    }
+    else if (at)
+        flags = (int)regs_arg(&s->regs, 3);
+    else
+        flags = strcmp(n, "lstat") == 0 ? AT_SYMLINK_NOFOLLOW : 0;
+    if (stat_target(s, at, fd_only, &flags, host, sizeof(host)) != 1)
+        return 0;
+    rc = sx ? stat_show_statx(t, s, host, flags) : stat_show_stat(t, s, host, flags, at ? 2 : 1);
+    if (rc < 0 && rc != -EFAULT && !s->have_host)
+        return 0; /* by descriptor: the kernel's own error (EBADF, not /proc's ENOENT) */
     s->skip = true;
-    s->ret = rc < 0 ? -EFAULT : 0;
+    s->ret = rc;
     return 0;
 }
 

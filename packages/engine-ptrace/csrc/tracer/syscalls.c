@@ -23,6 +23,7 @@ const struct sc_desc SYSCALLS[] = {
     CWD1("lstat", 6, SC_NONE, SK_STAT, F_NOFOLLOW, W_NO),
     AT1("newfstatat", 262, 79, SK_STAT, true, 0, 1, F_AT_NOFOLLOW, 3, W_NO),
     AT1("statx", 332, 291, SK_STAT, true, 0, 1, F_AT_NOFOLLOW, 2, W_NO),
+    ARGLESS("fstat", 5, 80, SK_STAT), /* only with id emulation: owners as the container shows them */
     CWD1("access", 21, SC_NONE, SK_PATH, F_FOLLOW, W_NO),
     AT1("faccessat", 269, 48, SK_PATH, true, 0, 1, F_FOLLOW, -1, W_NO),
     AT1("faccessat2", 439, 439, SK_PATH, true, 0, 1, F_AT_NOFOLLOW, 3, W_NO),
