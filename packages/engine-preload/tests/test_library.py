@@ -99,7 +99,8 @@ def test_proc_environ_does_not_show_the_configuration(tmp_path):
     but no HPCBOX_PRELOAD_* (as `env` does not)."""
     root = tmp_path / "root"
     root.mkdir()
-    env = {"HPCBOX_PRELOAD_ROOT": str(root), "FIRST_OF_MINE": "1", "HPCBOX_PRELOAD_LIB": str(preload_library_path()),
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "FIRST_OF_MINE": "1",
+           "HPCBOX_PRELOAD_LIB": str(preload_library_path()),
            "HPCBOX_PRELOAD_BINDS": "/proc=/proc\n/bin=/bin\n/usr=/usr\n/lib=/lib\n/lib64=/lib64",
            "LAST_OF_MINE": "2"}
 
