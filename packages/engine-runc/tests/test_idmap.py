@@ -104,5 +104,12 @@ def test_full_map_gives_real_ownership_and_remove_tree_deletes_it(make_bundle, r
     assert owner != os.getuid() and stat.S_IMODE(os.lstat(data / "d").st_mode) == 0o700
     with pytest.raises(PermissionError):
         os.listdir(data / "d")
+    # run_mapped: inside, the files read and show the container's ids; a failure is an OSError
+    seen = tmp_path / "seen"
+    assert idmap.run_mapped(lambda: seen.write_text(
+        f"{os.stat(data / 'd/e/f').st_uid} {sorted(os.listdir(data / 'd'))}"), "looking") is None
+    assert seen.read_text() == "42 ['e']"
+    with pytest.raises(OSError, match=r"^looking in the user namespace .*failed: .*No such file"):
+        idmap.run_mapped(lambda: os.listdir(data / "missing"), "looking")
     assert idmap.remove_tree(str(data / "d")) is None
     assert not (data / "d").exists()

@@ -14,7 +14,9 @@ caller, and nothing else exists. Then:
   apt cannot switch to ``_apt``; the file is removed again when a later run maps a full range.
 
 Files that a full-range run gives to subordinate ids belong to those ids on the host too: the caller
-cannot delete them directly. :func:`remove_tree` deletes a tree inside a namespace with the same map.
+cannot delete them directly. :func:`remove_tree` deletes a tree inside a namespace with the same map,
+and :func:`run_mapped` runs other work there (``hpcbox clone`` and ``export`` read those files and keep
+their owners).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 
 TYPE_CHECKING = False  # typing (and subprocess, imported where used) cost ms of every `hpcbox run`
 if TYPE_CHECKING:
-    from typing import List, Optional, Sequence, Tuple
+    from typing import Callable, List, Optional, Sequence, Tuple
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -201,28 +203,44 @@ def apt_sandbox(roots: Sequence[str], write_to: str, single: bool) -> None:
 def remove_tree(path: str) -> Optional[str]:
     """Delete ``path`` from inside a user namespace that maps the caller's subordinate ids (the caller
     is its root), so files that containers gave to those ids go too. None, or why it could not."""
+    try:
+        return run_mapped(lambda: _remove_as_root(path), f"removing {path}")
+    except OSError as exc:
+        return str(exc)
+
+
+def run_mapped(action: Callable[[], None], what: str) -> Optional[str]:
+    """Run ``action`` in a forked child inside a user namespace with the full map of :func:`plan`
+    for root (the caller is its root, container id N is the N-th subordinate id): there it reads,
+    writes and chowns the files that containers gave to those ids, and ``stat`` shows their owners
+    as the container's ids. None when it ran through; why not when the namespace could not be made
+    (``action`` did not run); OSError naming ``what`` when ``action`` failed."""
     full = plan(0, 0)
     if not full.possible:
         return full.reason
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
+    why_r, why_w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
         code = 1
         try:
-            os.close(ready_r)
-            os.close(go_w)
+            for fd in (ready_r, go_w, why_r):
+                os.close(fd)
             _unshare_user()
             os.write(ready_w, b"R")
             if os.read(go_r, 1) == b"G":
-                _remove_as_root(path)
+                action()
                 code = 0
-        except BaseException:
-            code = 1
+        except BaseException as exc:  # reported to the parent, which decides
+            try:
+                os.write(why_w, str(exc).encode(errors="replace")[:4000])
+            except OSError:
+                pass
         finally:
             os._exit(code)
-    os.close(ready_w)
-    os.close(go_r)
+    for fd in (ready_w, go_r, why_w):
+        os.close(fd)
     try:
         error = "the helper could not create a user namespace"
         if os.read(ready_r, 1) == b"R":
@@ -232,10 +250,23 @@ def remove_tree(path: str) -> Optional[str]:
     finally:
         os.close(ready_r)
         os.close(go_w)
+        try:
+            why = _read_all(why_r)
+        finally:
+            os.close(why_r)
     _, status = os.waitpid(child, 0)
     if error is None and os.waitstatus_to_exitcode(status) != 0:
-        error = f"removing {path} in the user namespace failed"
+        raise OSError(f"{what} in the user namespace of the subordinate ids failed: {why or 'no reason'}")
     return error
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks).decode(errors="replace")
+        chunks.append(chunk)
 
 
 def _unshare_user() -> None:

@@ -1,5 +1,10 @@
 """hpcbox export [-o FILE] [--clone] CONTAINER: a tar of the container's rootfs (FILE '-' or none: stdout);
-with --clone, ``container.json`` and ``rootfs/`` for ``import --clone`` (udocker's clone format)."""
+with --clone, ``container.json`` and ``rootfs/`` for ``import --clone`` (udocker's clone format).
+
+Owners: the caller's files are root's in the tar (the container's root). Where the caller has
+subordinate ids, the tar is written in a user namespace that maps them, so the files a runc container
+with the full map gave to its users (apt's ``_apt``, a package's group) are read and keep their
+owners, named from the container's own /etc/passwd and /etc/group."""
 
 from __future__ import annotations
 
@@ -15,9 +20,13 @@ from hpcbox import settings
 from hpcbox.errors import UsageError
 
 
-def _filter(info: tarfile.TarInfo):
-    info.uid = info.gid = 0  # unprivileged extraction kept no owners: give them to root, as images do
-    info.uname = info.gname = "root"
+def _filter(info: tarfile.TarInfo, names=None):
+    """*names*: (users, groups) of the container by id, to keep the owners; None gives all to root."""
+    if names is None:
+        info.uid = info.gid = 0  # unprivileged extraction kept no owners: give them to root, as images do
+        info.uname = info.gname = "root"
+    else:
+        info.uname, info.gname = names[0].get(info.uid, ""), names[1].get(info.gid, "")
     if info.name == ".":
         return None
     if info.name.startswith("./"):
@@ -25,8 +34,25 @@ def _filter(info: tarfile.TarInfo):
     return info
 
 
-def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"") -> None:
-    """The rootfs as a tar; *prefix* before each name, and *meta* as ``container.json`` first (clones)."""
+def _names(rootfs, relative: str) -> dict:
+    """id -> name of the container's /etc/passwd or /etc/group (read in the rootfs, no link followed
+    out of it: a name that cannot be read is left empty, and the id stays)."""
+    names = {}
+    path = os.path.join(rootfs, relative)
+    if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
+        return names
+    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split(":")
+            if len(fields) > 3 and fields[2].isdigit():
+                names.setdefault(int(fields[2]), fields[0])
+    return names
+
+
+def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"", keep_owners: bool = False) -> None:
+    """The rootfs as a tar; *prefix* before each name, and *meta* as ``container.json`` first (clones);
+    the files' owners with *keep_owners* (else root's)."""
+    names = (_names(rootfs, "etc/passwd"), _names(rootfs, "etc/group")) if keep_owners else None
     with tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if meta:
             import io
@@ -35,7 +61,7 @@ def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"") -> Non
             info.size, info.mode = len(meta), 0o644
             tar.addfile(info, io.BytesIO(meta))
         if prefix:
-            tar.addfile(_filter(tar.gettarinfo(str(rootfs), arcname=prefix.rstrip("/"))))
+            tar.addfile(_filter(tar.gettarinfo(str(rootfs), arcname=prefix.rstrip("/")), names))
         for root, dirs, files in os.walk(rootfs):
             dirs.sort()
             for name in sorted(dirs + files):
@@ -44,7 +70,7 @@ def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"") -> Non
                 info = tar.gettarinfo(path, arcname=rel)
                 if info is None:  # sockets: not archivable
                     continue
-                info = _filter(info)
+                info = _filter(info, names)
                 if info.isreg():
                     try:
                         with open(path, "rb") as data:
@@ -113,10 +139,25 @@ def _export(args, rootfs) -> int:
 
 
 def _write(args, rootfs, out) -> None:
-    if getattr(args, "clone", None):
-        write_rootfs_tar(rootfs, out, prefix="rootfs/", meta=args.clone)
-    else:
-        write_rootfs_tar(rootfs, out)
+    from hpcbox.containers import ContainerError, mapped_runner
+
+    def write(keep_owners: bool) -> None:
+        if getattr(args, "clone", None):
+            write_rootfs_tar(rootfs, out, prefix="rootfs/", meta=args.clone, keep_owners=keep_owners)
+        else:
+            write_rootfs_tar(rootfs, out, keep_owners=keep_owners)
+        out.flush()  # the mapped writer is a forked child: nothing may stay in its buffer
+
+    run = mapped_runner()
+    if run is not None:
+        out.flush()
+        try:
+            if run(lambda: write(True), f"writing the tar of {rootfs}") is None:
+                return
+        except OSError as exc:
+            raise ContainerError(str(exc), "check the ranges of /etc/subuid and /etc/subgid, "
+                                 "or free space") from None
+    write(False)
 
 
 def _clone_meta(c) -> bytes:

@@ -163,6 +163,17 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
         _remove_mapped(top)
 
 
+def mapped_runner():
+    """``run(action, what)`` of hpcbox-engine-runc's idmap where this host grants the caller a range
+    of subordinate ids (files that a runc container with the full map gave to its users belong to
+    them), else None. See ``hpcbox_engine_runc.idmap.run_mapped``."""
+    try:
+        from hpcbox_engine_runc import idmap
+    except ImportError:  # pragma: no cover - the runc engine is a dependency
+        return None
+    return idmap.run_mapped if idmap.plan(0, 0).possible else None
+
+
 def _remove_mapped(top: str) -> None:
     """What is left belongs to the caller's subordinate ids (a runc container with a full id map
     gave files to its users, e.g. apt's ``_apt``): delete it inside a namespace that maps them."""
@@ -502,7 +513,7 @@ class ContainerStore:
                 rootfs.rmdir()
                 merged_copy(original.lower, original.upper, rootfs)
             else:
-                copy_tree(original.rootfs, rootfs)
+                copy_rootfs(original.rootfs, rootfs)
             if original.config_path.exists():
                 shutil.copyfile(original.config_path, rootfs.parent / "config.json")
 
@@ -647,10 +658,31 @@ def _check_platform(image: Any, platform: Any, text: str) -> None:
                                  "pull it again with --platform, or omit --platform")
 
 
-def copy_tree(source: Path, dest: Path) -> None:
+def copy_rootfs(source: Path, dest: Path) -> None:
+    """:func:`copy_tree` of a container's rootfs. Where the caller has subordinate ids, the copy runs
+    in a user namespace that maps them, so files a container gave to other users (apt's ``_apt``, a
+    package's system group) are read and keep their owners; else the copy is the caller's."""
+    run = mapped_runner()
+    if run is not None:
+        try:
+            why = run(lambda: copy_tree(source, dest, keep_owners=True), f"copying {source}")
+        except OSError as exc:
+            raise ContainerError(str(exc), "check the ranges of /etc/subuid and /etc/subgid, or "
+                                 "free space; nothing was kept", EXIT_FAILURE) from None
+        if why is None:
+            return
+    copy_tree(source, dest)
+
+
+def copy_tree(source: Path, dest: Path, keep_owners: bool = False) -> None:
     """Copy a rootfs: regular files, directories, symlinks verbatim, hardlinks as hardlinks; modes
-    and mtimes kept; device nodes (which unprivileged extraction never makes) skipped."""
+    and mtimes kept (and owners with *keep_owners*, which needs the privilege to give files away);
+    device nodes (which unprivileged extraction never makes) skipped."""
     import shutil
+
+    def own(dst: str, st: os.stat_result) -> None:
+        if keep_owners and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+            os.lchown(dst, st.st_uid, st.st_gid)  # before the mode: chown drops set-id bits
 
     inodes: Dict[tuple, str] = {}
     dest.mkdir(exist_ok=True)
@@ -664,9 +696,11 @@ def copy_tree(source: Path, dest: Path) -> None:
             st = os.lstat(src)
             if stat.S_ISDIR(st.st_mode):
                 os.mkdir(dst, 0o700)
+                own(dst, st)
                 dirs.append((dst, st))
             elif stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(src), dst)
+                own(dst, st)
                 with contextlib.suppress(OSError, NotImplementedError):
                     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             elif stat.S_ISREG(st.st_mode):
@@ -682,6 +716,7 @@ def copy_tree(source: Path, dest: Path) -> None:
                         shutil.copyfile(src, dst, follow_symlinks=False)
                     finally:
                         os.chmod(src, stat.S_IMODE(st.st_mode))
+                own(dst, st)
                 os.chmod(dst, stat.S_IMODE(st.st_mode))
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
                 if st.st_nlink > 1:
