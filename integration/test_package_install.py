@@ -10,12 +10,13 @@ The packages are few and small but cover what used to break:
   trigger (a statically linked program);
 - ``uuid-runtime``: adds the system user ``uuidd`` and ``chown``s its state directory to it.
 
-In the Debian 12 containers of runc, ptrace and preload, ``python3-pip`` comes with them, and
-container root then installs from PyPI into the system Python (``pip install
---break-system-packages``) a pure package and one with a compiled extension in its wheel; both are
-imported under every engine, as root and ``--as-me``. Skipped, saying so, when PyPI cannot be
-reached from the container. Under ptrace and preload every stat form then shows what ``chown`` set;
-under runc with a full id map, ``clone`` and ``export`` keep the owners apt and dpkg gave.
+The Debian 12 container of runc also gets ``python3-pip`` (one install of Python: it costs minutes
+under ptrace), and in it container root installs from PyPI into the system Python (``pip install
+--break-system-packages``) a pure package and one with a compiled extension in its wheel, under
+each engine in turn (uninstalling in between); each install is imported as root and ``--as-me``,
+the last one under every engine. Skipped, saying so, when PyPI cannot be reached from the
+container. In the same container, under ptrace and preload, every stat form shows what ``chown``
+set; with a full id map, ``clone`` and ``export`` keep the owners apt and dpkg gave.
 
 ``apt-get update`` itself needs apt's download sandbox (user ``_apt``). Under runc that works with a
 full map of subordinate ids, and with a single mapped id through the container-private apt setting
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import tarfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -46,7 +48,6 @@ PACKAGES = ["openssh-client", "libibverbs1", "uuid-runtime"]
 SSH_GROUP = {"debian12": "_ssh", "debian11": "ssh"}
 INSTALL_ENGINES = ("runc", "runc-single", "ptrace", "preload")
 # pip into the container's system Python (Debian 12: python3-pip); the versions are pinned for Python 3.11
-PIP_ENGINES = ("runc", "ptrace", "preload")
 PIP_PACKAGES = ["six==1.16.0", "MarkupSafe==2.1.5"]  # pure Python; a wheel with a C extension
 PIP_IMPORT = ("import six, markupsafe, markupsafe._speedups as c; "
               "print(six.__version__, markupsafe.__version__, c.__file__)")
@@ -135,7 +136,7 @@ def _install(store: AptStore, image: str, engine: str) -> str:
 
 
 def _with_pip(image: str, engine: str) -> bool:
-    return image == "debian12" and engine in PIP_ENGINES
+    return image == "debian12" and engine == "runc"
 
 
 def _host_cas() -> str:
@@ -144,25 +145,36 @@ def _host_cas() -> str:
 
 
 def _pip_install(store: AptStore, engine: str, name: str) -> None:
-    """pip into the system Python as container root, as the README's "Everyday use" shows."""
+    """pip into the system Python as container root under *engine*, as the README's "Everyday use"
+    shows; then the import as root and as me."""
     args = _engine_args(store, engine)
-    cas = _host_cas()
-    if cas:
-        ok(store("run", *args, name, "sh", "-c", "cat > /usr/local/share/ca-certificates/site.crt && "
-                 "update-ca-certificates >/dev/null", input=cas))
     proc = store("run", *args, name, "pip", "install", "-q", "--break-system-packages", *PIP_PACKAGES,
                  input="", timeout=900)
     if proc.returncode != 0 and any(words in proc.stdout + proc.stderr for words in PIP_OFFLINE):
         pytest.skip(f"PyPI cannot be reached from the container: {proc.stderr.strip().splitlines()[-1:]}")
     ok(proc)
+    _pip_imports(store, name, [engine])
 
 
-def _pip_imports_everywhere(store: AptStore, name: str) -> None:
-    for engine in common.RUN_ENGINES:
+def _pip_imports(store: AptStore, name: str, engines) -> None:
+    for engine in engines:
         args = _engine_args(store, engine)
         for who in ([], ["--as-me"]):
             proc = ok(store("run", *args, *who, name, "python3", "-c", PIP_IMPORT, input="", cwd="/"))
             assert proc.stdout.startswith(PIP_IMPORTED), (engine, who, proc.stdout, proc.stderr)
+
+
+def _pip_under_every_engine(store: AptStore, name: str) -> None:
+    cas = _host_cas()
+    if cas:
+        ok(store("run", *_engine_args(store, "runc"), name, "sh", "-c", "cat > "
+                 "/usr/local/share/ca-certificates/site.crt && update-ca-certificates >/dev/null", input=cas))
+    for n, engine in enumerate(common.RUN_ENGINES):
+        if n:
+            ok(store("run", *_engine_args(store, engine), name, "pip", "uninstall", "-q", "-y",
+                     "--break-system-packages", *(p.partition("=")[0] for p in PIP_PACKAGES), input=""))
+        _pip_install(store, engine, name)
+    _pip_imports(store, name, common.RUN_ENGINES[:-1])  # what the last engine installed, by the others
 
 
 # Every stat form after a chown: by path (stat, lstat), by descriptor (fstat), by a directory's
@@ -200,21 +212,45 @@ def _use_everywhere(store: AptStore, name: str) -> Dict[str, str]:
 
 def _check_and_remove(store: AptStore, image: str, engine: str, name: str) -> None:
     if _with_pip(image, engine):
-        _pip_install(store, engine, name)
-        _pip_imports_everywhere(store, name)
-        if engine in ("ptrace", "preload"):
-            proc = ok(store("run", *_engine_args(store, engine), name, "sh", "-c", STAT_FORMS))
-            assert proc.stdout.splitlines() == STAT_ANSWERS, (engine, proc.stdout, proc.stderr)
+        _pip_under_every_engine(store, name)
+        for path_engine in ("ptrace", "preload"):
+            proc = ok(store("run", *_engine_args(store, path_engine), name, "sh", "-c", STAT_FORMS))
+            assert proc.stdout.splitlines() == STAT_ANSWERS, (path_engine, proc.stdout, proc.stderr)
     groups = _use_everywhere(store, name)
     # the maintainer script's group and the ownership it set
     etc_group = (_rootfs(store, name) / "etc/group").read_text()
     assert re.search(rf"^{SSH_GROUP[image]}:x:\d+:", etc_group, re.M), etc_group
     if engine == "runc" and "full range" in _runc_reason(store):
         assert groups["runc"] == f"{SSH_GROUP[image]} 2755", groups  # a real chgrp to a subordinate id
+        _clone_and_export_keep_owners(store, image, name)
     if engine in ("ptrace", "preload"):  # the chgrp, as both path engines record and report it
         assert groups["ptrace"] == groups["preload"] == f"{SSH_GROUP[image]} 2755", groups
     ok(store("rm", name))  # also what apt gave to _apt and the other subordinate ids
     assert name not in ok(store("ps")).stdout
+
+
+# Files that apt and dpkg gave to subordinate ids: _apt's download directory (0700), ssh-agent's group.
+OWNED = {"var/cache/apt/archives/partial": ("_apt", "root"), "usr/bin/ssh-agent": ("root", "{group}")}
+
+
+def _clone_and_export_keep_owners(store: AptStore, image: str, name: str) -> None:
+    """`hpcbox clone` and `hpcbox export` of a container whose files belong to subordinate ids: both
+    read every file and keep the owners (the tar names them from the container's passwd/group)."""
+    owned = {path: (user, group.format(group=SSH_GROUP[image])) for path, (user, group) in OWNED.items()}
+    args = _engine_args(store, "runc")
+    ok(store("clone", "--name", f"{name}-clone", name))
+    stat = ok(store("run", *args, f"{name}-clone", "stat", "-c", "%U %G", *(f"/{p}" for p in owned)))
+    assert stat.stdout.split("\n")[:-1] == [" ".join(owner) for owner in owned.values()], stat.stdout
+    ok(store("rm", f"{name}-clone"))
+    tar_path = store.home.parent / f"{name}.tar"
+    ok(store("export", "-o", str(tar_path), name))
+    with tarfile.open(tar_path) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for path, (user, group) in owned.items():
+            assert (members[path].uname, members[path].gname) == (user, group), vars(members[path])
+        assert members["usr/bin/ssh-agent"].mode & 0o2000  # setgid kept after the chown
+        assert members["var/cache/apt/archives/partial"].uid != 0
+    tar_path.unlink()
 
 
 def _runc_reason(store: AptStore) -> str:
