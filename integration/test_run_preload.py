@@ -27,11 +27,15 @@ def test_execmodes_f1_to_f4_run_with_the_preload_engine(run_store, preload_args)
     try:
         for mode in ("F1", "F2", "F3", "F4"):
             ok(run_store("setup", f"--execmode={mode}", cid))
-            # the library is loaded (its variables are hidden from the program's environment)
+            # the library is loaded (its variables are hidden from the program's environment, also in
+            # /proc/PID/environ, and `id` shows root's groups only)
             script = ("grep -q libhpcbox-preload /proc/self/maps && echo preload; "
-                      "env | grep -c ^HPCBOX_PRELOAD_; readlink /proc/self/exe")
+                      "env | grep -c ^HPCBOX_PRELOAD_; readlink /proc/self/exe; "
+                      "tr '\\0' '\\n' < /proc/self/environ | grep -c ^HPCBOX_PRELOAD_; "
+                      "tr '\\0' '\\n' < /proc/$$/environ | grep -c ^HPCBOX_PRELOAD_; id")
             proc = ok(run_store("run", cid, "sh", "-c", script))
-            assert proc.stdout.splitlines() == ["preload", "0", "/usr/bin/readlink"], proc.stderr
+            assert proc.stdout.splitlines() == ["preload", "0", "/usr/bin/readlink", "0", "0",
+                                                "uid=0(root) gid=0(root) groups=0(root)"], proc.stderr
         ps = {c["id"]: c for c in json.loads(ok(run_store("ps", "--json")).stdout)}
         assert ps[cid]["execmode"] == "F4" and ps[cid]["settings"]["engine"] == "preload"
     finally:
@@ -72,14 +76,13 @@ def test_processes_started_inside_get_canonical_host_paths(run_store, shared_deb
     (data / "x").write_text("through a link\n")
     (tmp_path / "link").symlink_to(data)
     tmp_path.chmod(0o755)
-    # the variables are hidden from environ, but the exec-time copy in /proc/PID/environ has them
-    env = 'tr \"\\000\" \"\\n\" </proc/$$/environ'
-    script = (f"cat /mnt/v/x; sh -c 'cat /mnt/v/x; {env} | grep =.*/data$;"
-              f" [ $({env} | grep ^HPCBOX_PRELOAD_CANONICAL= | cut -d= -f2 | wc -c) -eq 17 ] && echo tagged'")
+    # the variables are hidden from environ and /proc/PID/environ: the debug lines say what was taken
+    script = "cat /mnt/v/x; sh -c 'cat /mnt/v/x'"
     volume = f"{tmp_path / 'link'}:/mnt/v"
-    proc = ok(run_store("run", *preload_args, "-v", volume, shared_debian, "sh", "-c", script))
-    assert proc.stdout.splitlines() == ["through a link", "through a link", f"/mnt/v={data.resolve()}",
-                                        "tagged"], proc.stderr
+    proc = ok(run_store("run", *preload_args, "-v", volume, shared_debian, "sh", "-c", script,
+                        env=hpcbox_env(HPCBOX_DEBUG="1")))
+    assert proc.stdout.splitlines() == ["through a link", "through a link"], proc.stderr
+    assert f"hpcbox-preload: volume /mnt/v={data.resolve()} (canonical, from the parent)" in proc.stderr
 
 
 def test_libc_reads_the_containers_timezone(run_store, preload_args):

@@ -308,6 +308,9 @@ static void setup(void)
     }
     if (!trusted)
         keep_canonical(&config);
+    for (size_t i = 0; trusted && config.debug > 0 && i < config.ctx.n_bindings; i++)
+        hp_debug("hpcbox-preload: volume %s=%s (canonical, from the parent)", config.ctx.bindings[i].guest,
+                 config.ctx.bindings[i].host); /* what /proc/PID/environ no longer shows */
     config.first = !trusted;
     config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
     config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
