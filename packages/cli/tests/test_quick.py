@@ -222,29 +222,33 @@ def test_entry_points_use_the_lean_path():
     assert done.stdout.strip() == "quick", done.stderr
 
 
-def test_lean_run_imports_little(tmp_path):
+@pytest.mark.parametrize("idmap", ["auto", "single"])
+def test_lean_run_imports_little(tmp_path, idmap):
     """`hpcbox run` of an existing container, up to the start of the runner, imports neither argparse,
-    json, pathlib, re, typing, enum nor subprocess (each costs milliseconds on every start).
-
-    The container has one mapped id: where /etc/subuid grants a range, a root container's full map
-    is written by newuidmap/newgidmap through subprocess, a cost the lean path does not remove."""
+    json, pathlib, re, typing, enum nor subprocess (each costs milliseconds on every start), with one
+    mapped id and with the full map of /etc/subuid where it grants one (the runner runs
+    newuidmap/newgidmap itself)."""
     home = tmp_path / "home"
     _container(home, "ab" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}},
-               settings={"annotations": {"org.hpcbox.runc.idmap": "single"}})
+               settings={"annotations": {"org.hpcbox.runc.idmap": idmap}})
     code = f"""
 import sys
 from hpcbox_engine_runc import _spawn
 real, seen = _spawn._fork_exec, {{}}
 def fork_exec(argv, env, close):  # the runner is not needed: what was imported by then is
     seen["modules"] = set(sys.modules)
+    seen["full"] = "--newuidmap" in argv
     return real(["/bin/true"], env, close)
 _spawn._fork_exec = fork_exec
 import hpcbox.quick
 status = hpcbox.quick.main(["--home", {str(home)!r}, "run", "--engine", "runc", "box"])
 heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess"}} & seen.get("modules", {{"?"}})
-print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn")
+print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn", seen.get("full"))
 """
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert first.stdout.split(None, 1)[0] == "0", first.stdout + first.stderr  # writes config.json
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert again.stdout == "0 []\n", again.stdout + again.stderr
+    from hpcbox_engine_runc import idmap as maps
+
+    full = idmap == "auto" and maps.plan(0, 0).possible
+    assert again.stdout == f"0 [] {full}\n", again.stdout + again.stderr
