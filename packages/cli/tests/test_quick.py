@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,37 @@ print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn",
 
     full = idmap == "auto" and maps.plan(0, 0).possible
     assert again.stdout == f"0 [] {full}\n", again.stdout + again.stderr
+
+
+def test_lean_run_ends_with_the_containers_status_and_output(tmp_path):
+    """`hpcbox run CONTAINER` ends the process as soon as the container has ended (no interpreter
+    teardown): the status and everything written before it arrive, and an atexit handler of the
+    caller's would not run (the path registers none)."""
+    import shutil
+
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    kind = subprocess.run(["file", "-L", busybox], capture_output=True, text=True, check=False).stdout
+    if not os.path.exists(busybox) or "static" not in kind:
+        pytest.skip("needs a static busybox (Debian: apt-get install busybox-static)")
+    from hpcbox_engine_runc import engine
+
+    ok, why = engine.available()
+    if not ok:
+        pytest.skip(why)
+    home = tmp_path / "home"
+    cid = "cd" * 32
+    _container(home, cid, ["box"], image_config={"config": {"Cmd": ["/bin/sh"]}})
+    rootfs = home / "containers" / cid / "rootfs"
+    for sub in ("bin", "etc", "tmp", "proc", "dev", "sys"):
+        (rootfs / sub).mkdir()
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sh").symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    code = ("import atexit, sys; atexit.register(lambda: print('teardown', file=sys.stderr)); "
+            "from hpcbox.quick import main; sys.exit(main())")
+    for _ in range(2):  # (the first run writes config.json)
+        done = subprocess.run([sys.executable, "-c", code, "--home", str(home), "run", "--engine", "runc",
+                               "box", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+                              capture_output=True, text=True, check=False, timeout=60)
+        assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")

@@ -296,6 +296,19 @@ def _udocker_settings() -> bool:
             or (level.isdigit() and int(level) <= 2))
 
 
+def _end_now(status: int) -> None:
+    """End the process with *status* once the container has ended, without the interpreter's teardown
+    (freeing every module and object: 3-4 ms of each `hpcbox run`, after the program is done). Nothing
+    is left to run: no thread, no atexit handler on this path; Python's own buffered output is flushed
+    first, and if that fails the normal exit reports it."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        return
+    os._exit(status & 0xFF)
+
+
 def main(argv: list | None = None) -> int:
     """`hpcbox`: the lean path for `run` of an existing container, else :func:`hpcbox.main.main`."""
     args = None if _udocker_settings() else parse_run(sys.argv[1:] if argv is None else list(argv))
@@ -316,6 +329,8 @@ def main(argv: list | None = None) -> int:
                 raise
             return full._report(exc)
         if status is not None:
+            if argv is None:  # the `hpcbox` command itself (not a caller that goes on)
+                _end_now(int(status or 0))
             return int(status or 0)
     from hpcbox.main import main as full_main
 
