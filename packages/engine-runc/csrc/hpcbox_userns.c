@@ -367,7 +367,8 @@ static int write_note_file(int dir, const char *name, const char *text)
 }
 
 /* The note that says one id is mapped (apt's sandbox setting), created at note_root/note_path unless a
- * file is there, with the directories it needs; no symbolic link is followed (an image may plant one). */
+ * file is there, with the directories it needs; where a symbolic link stands in the way (an image may
+ * plant one) nothing is written, as the Python side does. */
 static int write_single_map_note(const struct usr_spec *spec)
 {
     if (!spec->note_root)
@@ -389,8 +390,10 @@ static int write_single_map_note(const struct usr_spec *spec)
         }
         int next = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         close(dir);
+        if (next < 0 && (errno == ELOOP || errno == ENOTDIR))
+            return 0; /* a link (or a file) an image planted there: nothing is written through it */
         if (next < 0)
-            return usr_fail("open %s/%s (a symbolic link is not followed)", spec->note_root, rel);
+            return usr_fail("open %s/%s", spec->note_root, rel);
         dir = next;
         *slash = '/';
         name = slash + 1;
