@@ -58,6 +58,9 @@ def test_option_table_is_the_parsers():
             assert action.default == (action.dest in quick.RUN_DEFAULTS), action.dest
     assert table == quick.RUN_OPTIONS
     assert aside == quick.RUN_ASIDE
+    groups = {frozenset(flag for action in group._group_actions for flag in action.option_strings)
+              for group in _run_parser()._mutually_exclusive_groups}
+    assert groups == set(quick.RUN_EXCLUSIVE)
 
 
 def test_top_level_defaults_are_the_parsers():
@@ -90,6 +93,8 @@ TARGETS = st.sampled_from(["box", "c0ffee", "debian:12", "-", "--", "-e"])
        options=st.lists(WORDS, max_size=7), target=st.lists(TARGETS, max_size=1),
        command=st.lists(st.one_of(WORDS, st.sampled_from(["/bin/true", "ls", "-l"])), max_size=4))
 @example(top=[], options=["-it", "-e", "A=1", "-v", "/x:/y"], target=["box"], command=["sh", "-c", "-x"])
+@example(top=[], options=["--as-me", "--as-root"], target=["box"], command=[])
+@example(top=[], options=["--as-me", "--as-me"], target=["box"], command=[])
 @example(top=["--home", "/h"], options=["--home", "/i", "--nv", "--no-batch-env"], target=["box"],
          command=["ls", "--", "-e"])
 def test_reads_what_argparse_reads(top, options, target, command):

@@ -71,6 +71,9 @@ RUN_ASIDE = {
 TOP_DEFAULTS = {"home": None, "insecure_registry": [], "ca_bundle": None, "global_quiet": False,
                 "global_debug": False, "global_insecure": False, "global_allow_root": False}
 _OPTIONS = {flag: spec for flags, spec in RUN_OPTIONS.items() for flag in flags}
+# run's mutually exclusive options (argparse refuses two different ones of a group on one line).
+RUN_EXCLUSIVE = (frozenset({"--as-me", "--as-root"}),)
+_EXCLUSIVE = {flag: group for group in RUN_EXCLUSIVE for flag in group}
 
 
 _LONG = (*(f for f in _OPTIONS if f.startswith("--")),
@@ -116,6 +119,7 @@ def parse_run(words: list) -> Args | None:
         if default is not ABSENT:
             values[dest] = list(default) if isinstance(default, list) else default
     i += 1
+    exclusive: dict = {}  # group -> the option of it given
     while i < len(words):
         word = words[i]
         if not word.startswith("-") or word == "-":
@@ -131,6 +135,9 @@ def parse_run(words: list) -> Args | None:
                 spec = _OPTIONS.get(name)
             if spec is None or (eq and spec[1] not in ("value", "append")):
                 return None  # '--', an abbreviation, an unknown option, a flag given a value
+            group = _EXCLUSIVE.get(name)
+            if group is not None and exclusive.setdefault(group, name) != name:
+                return None  # two options that exclude each other: argparse's error
             value = given if eq else None
         elif len(word) == 2 and word in _OPTIONS:
             spec, value = _OPTIONS[word], None
