@@ -148,17 +148,17 @@ def main() -> None:
             _run(["skopeo", "copy", "--quiet", *registry.skopeo_dest_args(), f"oci:{layout}:{TAG}",
                   f"docker://{ref}"])
             store, oci = work / "pull-home", work / "skopeo-oci"
-            pull = harness.compare(
+            pull = harness.interleaved(
                 {"hpcbox pull": f"{q(hpcbox)} --home {q(str(store))} pull -q {q(ref)}",
                  "skopeo copy": f"skopeo copy -q --src-tls-verify=false docker://{q(ref)} "
                                 f"oci:{q(str(oci))}:big"},
-                prepare=f"rm -rf {q(str(store))} {q(str(oci))}", runs=args.runs)
+                prepare=f"rm -rf {q(str(store))} {q(str(oci))}", runs=args.runs, shell=True)
             home = work / "home"
             _run([hpcbox, "--home", str(home), "pull", "-q", ref])
         tar_dir, bundle, containers = work / "tar-out", work / "umoci-bundle", home / "containers"
         # (as a user, GNU tar cannot mknod the base layer's /dev nodes and exits 2: accepted)
         untar = "; ".join(f"{{ tar -xzf {q(str(b))} -C {q(str(tar_dir))} || test $? -eq 2; }}" for b in blobs)
-        create = harness.compare(
+        create = harness.interleaved(
             {"hpcbox create": f"{q(hpcbox)} --home {q(str(home))} create -q {q(ref)}",
              "GNU tar -xzf, layer by layer": f"{{ {untar}; }} 2>/dev/null",
              "umoci unpack --rootless":
@@ -166,7 +166,7 @@ def main() -> None:
             prepare=(f"chmod -R u+rwx {q(str(tar_dir))} {q(str(bundle))} {q(str(containers))} 2>/dev/null; "
                      f"rm -rf {q(str(tar_dir))} {q(str(bundle))} {q(str(containers))}; "
                      f"mkdir -p {q(str(tar_dir))}"),
-            runs=args.runs)
+            runs=args.runs, shell=True)
         fs = _run(["df", "--output=fstype", str(work)]).split()[-1]
         subprocess.run(["chmod", "-R", "u+rwx", str(work)], check=False)
     pull_t = {t.label: t.median_s for t in pull}
@@ -177,7 +177,9 @@ def main() -> None:
             f"layer whiting out /usr/share/doc: {len(blobs)} gzip layers, {packed / 1e6:.0f} MB of blobs, "
             f"{unpacked / 1e9:.2f} GB "
             f"unpacked.\n\nMachine: {harness.machine()}; outputs on {fs}; load average {load:.1f} at the "
-            f"start.\n\n"
+            f"start; the tools run in turn, one run of each per round (25-75%: the middle half of the runs; "
+            f"CPU: user + system time of the tool's processes, the steadier figure on a shared "
+            f"machine).\n\n"
             f"### pull\n\nFrom a loopback `docker-registry` (plain HTTP), empty destination each run: "
             f"`hpcbox pull` **{pull_t['hpcbox pull'] / pull_t['skopeo copy']:.2f}x** skopeo's time (target "
             f"≤ 0.8x).\n\n{harness.table(pull, baseline='skopeo copy')}\n\n"

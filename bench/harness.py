@@ -63,15 +63,55 @@ def compare(
     ]
 
 
+def interleaved(commands: dict[str, str], *, runs: int = 10, warmup: int = 1, prepare: str | None = None,
+                shell: bool = False) -> list[Timing]:
+    """Like compare(), but one run of each command in turn, *runs* rounds: on a shared machine a change
+    of load then hits every column alike instead of whichever command hyperfine was timing. *prepare*
+    (a shell command, not timed) runs before every run; CPU time is user + system of the run's
+    processes (those it waited for). *shell*: run the commands through /bin/sh (same cost for all)."""
+    import resource
+    import shlex
+    import time
+
+    argvs = {label: (command if shell else shlex.split(command)) for label, command in commands.items()}
+    times: dict = {label: [] for label in commands}
+    cpus: dict = {label: [] for label in commands}
+    for round_ in range(warmup + runs):
+        for label, argv in argvs.items():
+            if prepare:
+                subprocess.run(prepare, shell=True, check=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run(argv, shell=shell, check=True, stdout=subprocess.DEVNULL)
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if round_ >= warmup:
+                times[label].append(elapsed)
+                cpus[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return [Timing(label, commands[label], statistics.median(t), statistics.mean(t),
+                   statistics.stdev(t) if len(t) > 1 else 0.0, len(t), list(t), statistics.mean(cpus[label]))
+            for label, t in times.items()]
+
+
+def quartiles(values: list) -> tuple:
+    """(25th, 75th) percentile of *values* (both the value itself when there is one)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
 def table(timings: list[Timing], baseline: str) -> str:
     """Markdown table with each command's median and its ratio to the baseline's median."""
     base = next(t for t in timings if t.label == baseline).median_s
     base_cpu = next(t for t in timings if t.label == baseline).cpu_s or 1.0
-    lines = [f"| command | median | mean ± sd | runs | ratio to {baseline} | CPU (user+sys) | CPU ratio |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| command | median | 25-75% | mean ± sd | runs | ratio to {baseline} | CPU (user+sys) | "
+             "CPU ratio |", "|---|---|---|---|---|---|---|---|"]
     for t in timings:
+        low, high = quartiles(t.times or [t.median_s])
         lines.append(
-            f"| {t.label} | {t.median_s * 1000:.1f} ms | {t.mean_s * 1000:.1f} ± {t.stddev_s * 1000:.1f} ms"
+            f"| {t.label} | {t.median_s * 1000:.1f} ms | {low * 1000:.1f}-{high * 1000:.1f} ms | "
+            f"{t.mean_s * 1000:.1f} ± {t.stddev_s * 1000:.1f} ms"
             f" | {t.runs} | {t.median_s / base:.2f}x | {t.cpu_s * 1000:.1f} ms | {t.cpu_s / base_cpu:.2f}x |"
         )
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 (a new container each time, copy and overlay), `hpcbox run CONTAINER`, `runc run` and native chroot
 of the same rootfs, one tool after the other in one run.
 
-    hatch run python bench/many.py [--runs 1000] [--parallel 64]
+    hatch run python bench/many.py [--runs 1000] [--parallel 64] [--rounds 5]
 
 Run as an ordinary user after `sudo scripts/setup-debian --tests`. The image is the `busybox` test
 image (one small layer: what a "small container" costs, not its image). Results go to
@@ -16,6 +16,7 @@ import argparse
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs per tool and mode (default 1000)")
     parser.add_argument("--parallel", type=int, default=64, help="runs at once in the parallel mode (64)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds the runs are split into (default 5)")
     args = parser.parse_args()
     harness.require("docker-registry", "hpcbox", "unshare", "xargs")
     hpcbox, runc = shutil.which("hpcbox"), runc_binary()
@@ -72,28 +74,36 @@ def main() -> None:
             "hpcbox run --rm --overlay IMAGE": f"{h} run --rm --overlay {q(ref)} /bin/sh -c true",
             "hpcbox run --rm IMAGE (copy)": f"{h} run --rm {q(ref)} /bin/sh -c true",
         }
-        rows = []
-        for label, command in tools.items():
-            sequential = _rate(command, args.runs, 1)
-            parallel = _rate(command, args.runs, args.parallel)
-            rows.append((label, sequential, parallel))
-            print(f"{label}: {sequential:.1f} runs/s sequential, {parallel:.1f} runs/s "
-                  f"{args.parallel} at once",
-                  file=sys.stderr)
+        # the tools take turns, a share of the runs each per round: a change of load on the shared
+        # machine then hits every tool alike; the spread is over the rounds
+        rates: dict = {label: ([], []) for label in tools}
+        share = max(1, args.runs // args.rounds)
+        for _ in range(args.rounds):
+            for label, command in tools.items():
+                rates[label][0].append(_rate(command, share, 1))
+                rates[label][1].append(_rate(command, share, args.parallel))
+        for label, (sequential, parallel) in rates.items():
+            print(f"{label}: {statistics.median(sequential):.1f} runs/s sequential, "
+                  f"{statistics.median(parallel):.1f} runs/s {args.parallel} at once", file=sys.stderr)
         left = len(list((home / "containers").glob("*/")))
-    native = {label: (s, p) for label, s, p in rows}["native chroot"]
-    lines = ["| tool | sequential runs/s | ratio to native | "
-             f"{args.parallel} at once, runs/s | ratio to native |", "|---|---|---|---|---|"]
-    for label, sequential, parallel in rows:
-        lines.append(f"| {label} | {sequential:.1f} | {sequential / native[0]:.2f}x | {parallel:.1f} | "
-                     f"{parallel / native[1]:.2f}x |")
+    native = [statistics.median(r) for r in rates["native chroot"]]
+
+    def cell(values: list, base: float) -> str:
+        middle = statistics.median(values)
+        return f"{middle:.1f} ({min(values):.1f}-{max(values):.1f}) | {middle / base:.2f}x"
+
+    lines = ["| tool | sequential runs/s (rounds' range) | ratio to native | "
+             f"{args.parallel} at once, runs/s (rounds' range) | ratio to native |", "|---|---|---|---|---|"]
+    for label, (sequential, parallel) in rates.items():
+        lines.append(f"| {label} | {cell(sequential, native[0])} | {cell(parallel, native[1])} |")
     table = "\n".join(lines)
-    body = (f"{args.runs} runs of `sh -c true` (busybox has no /bin/true) per tool, one after the other and "
-            f"then {args.parallel} at once "
+    body = (f"{share * args.rounds} runs of `sh -c true` (busybox has no /bin/true) per tool, one after the "
+            f"other and then {args.parallel} at once "
             f"(`xargs -P {args.parallel}`), in the `busybox` test image; `runc run` with a new container id "
-            f"per run. Containers left in the store at the end: {left} (the `box` container only: every "
-            f"`--rm` removed its own).\n\nMachine: {harness.machine()}, load average {load:.1f} at the "
-            f"start.\n\n{table}\n")
+            f"per run. The tools take turns: {args.rounds} rounds of {share} runs each, the median round's "
+            f"rate given with the range over the rounds. Containers left in the store at the end: {left} "
+            f"(the `box` container only: every `--rm` removed its own).\n\nMachine: {harness.machine()}, "
+            f"load average {load:.1f} at the start.\n\n{table}\n")
     print(body)
     harness.publish("many tasks", body)
 

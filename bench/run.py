@@ -160,7 +160,7 @@ def main() -> None:
         start_cmds["hpcbox run --rm --overlay IMAGE"] = (f"{q(hpcbox)} --home {q(str(home))} run --rm "
                                                          f"--overlay bench/debian:12 /bin/true")
         start_cmds["python -c pass (interpreter start)"] = f"{q(sys.executable)} -c pass"
-        start = harness.compare(start_cmds, runs=args.start_runs, warmup=3)
+        start = harness.interleaved(start_cmds, runs=args.start_runs, warmup=3)
         harness.distribution_svg(start, harness.ROOT / "docs" / "img" / "start.svg",
                                  f"/bin/true start, {args.start_runs} runs each (box: 25-75%, red: median, "
                                  "line: 5-95%)")
@@ -170,7 +170,7 @@ def main() -> None:
         for label, command in WORKLOADS.items():
             if command == "/bin/true":
                 continue
-            results[label] = harness.compare(tools(command), runs=args.runs, warmup=1)
+            results[label] = harness.interleaved(tools(command), runs=args.runs, warmup=1)
 
     true_of = {t.label: t.median_s for t in start}
     lines = ["| workload | native chroot | hpcbox run (runc engine) | runc run | target (userns) |",
@@ -198,8 +198,9 @@ def main() -> None:
     body = (f"Debian 12 test image (`debian12`), one container, {how}; `runc run` of the same rootfs with a "
             f"rootless spec; hpcbox with its default runc engine (builtin runner).\n\n"
             f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "
-            f"{load:.1f} at the start (hyperfine runs the tools one after the other: other work on the "
-            f"machine can favour one column).\n\n"
+            f"{load:.1f} at the start; the tools run in turn, one run of each per round, so that load from "
+            f"elsewhere hits every column alike (25-75%: the middle half of the runs; CPU: user + system "
+            f"time of the run's processes, the steadier figure on a shared machine).\n\n"
             f"### start\n\n{summary}\n\n{start_table}\n\n![start-up distribution](img/start.svg)\n\n"
             f"### steady-state overhead\n\n(t(workload) - t(/bin/true)) / (same in native chroot), "
             f"median of {args.runs} runs each; the workload's own median in brackets.\n\n{overhead}\n")

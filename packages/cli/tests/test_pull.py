@@ -64,6 +64,18 @@ def test_pull_oci_image_by_tag(tmp_path, fake_registry, layers, helpers):
     assert list(store.tmp_dir.iterdir()) == []
 
 
+def test_largest_layers_are_fetched_first(tmp_path, fake_registry, layers, helpers):
+    """The pull lasts as long as its longest download: that one starts first."""
+    fake_registry.add("team/app", "1", layers)
+    progress = Recorder()
+    pull_image(Store(tmp_path), helpers.FakeClient(fake_registry), helpers.FakeRef(REG, "team/app", "1"),
+               progress=progress, workers=1)
+    started = [e[1] for e in progress.events if e[0] == "start"]
+    by_size = sorted(layers, key=len, reverse=True)
+    assert started == [helpers.digest_of(b) for b in by_size]
+    assert started != [helpers.digest_of(b) for b in layers]  # (the manifest's order differs)
+
+
 def test_second_pull_reuses_blobs(tmp_path, fake_registry, layers, helpers):
     fake_registry.add("team/app", "1", layers)
     fake_registry.add("team/other", "1", layers[:2])
@@ -261,4 +273,5 @@ def test_a_bad_blob_without_leftover_is_not_retried(tmp_path, fake_registry, lay
     client.corrupt.add(helpers.digest_of(layers[0]))
     with pytest.raises(helpers.FakeDigestMismatch):
         pull_image(Store(tmp_path / "home"), client, helpers.FakeRef(REG, "team/app", "1"), workers=1)
-    assert [line.split()[0] for line in log.read_text().splitlines()] == [helpers.digest_of(layers[0])]
+    fetched = [line.split()[0] for line in log.read_text().splitlines()]
+    assert fetched[-1] == helpers.digest_of(layers[0]) and fetched.count(fetched[-1]) == 1  # (largest first)

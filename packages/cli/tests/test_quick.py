@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def test_option_table_is_the_parsers():
             assert action.default == (action.dest in quick.RUN_DEFAULTS), action.dest
     assert table == quick.RUN_OPTIONS
     assert aside == quick.RUN_ASIDE
+    groups = {frozenset(flag for action in group._group_actions for flag in action.option_strings)
+              for group in _run_parser()._mutually_exclusive_groups}
+    assert groups == set(quick.RUN_EXCLUSIVE)
 
 
 def test_top_level_defaults_are_the_parsers():
@@ -89,6 +93,8 @@ TARGETS = st.sampled_from(["box", "c0ffee", "debian:12", "-", "--", "-e"])
        options=st.lists(WORDS, max_size=7), target=st.lists(TARGETS, max_size=1),
        command=st.lists(st.one_of(WORDS, st.sampled_from(["/bin/true", "ls", "-l"])), max_size=4))
 @example(top=[], options=["-it", "-e", "A=1", "-v", "/x:/y"], target=["box"], command=["sh", "-c", "-x"])
+@example(top=[], options=["--as-me", "--as-root"], target=["box"], command=[])
+@example(top=[], options=["--as-me", "--as-me"], target=["box"], command=[])
 @example(top=["--home", "/h"], options=["--home", "/i", "--nv", "--no-batch-env"], target=["box"],
          command=["ls", "--", "-e"])
 def test_reads_what_argparse_reads(top, options, target, command):
@@ -222,29 +228,67 @@ def test_entry_points_use_the_lean_path():
     assert done.stdout.strip() == "quick", done.stderr
 
 
-def test_lean_run_imports_little(tmp_path):
+@pytest.mark.parametrize("idmap", ["auto", "single"])
+def test_lean_run_imports_little(tmp_path, idmap):
     """`hpcbox run` of an existing container, up to the start of the runner, imports neither argparse,
-    json, pathlib, re, typing, enum nor subprocess (each costs milliseconds on every start).
-
-    The container has one mapped id: where /etc/subuid grants a range, a root container's full map
-    is written by newuidmap/newgidmap through subprocess, a cost the lean path does not remove."""
+    json, pathlib, re, typing, enum nor subprocess (each costs milliseconds on every start), with one
+    mapped id and with the full map of /etc/subuid where it grants one (the runner runs
+    newuidmap/newgidmap itself)."""
     home = tmp_path / "home"
     _container(home, "ab" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}},
-               settings={"annotations": {"org.hpcbox.runc.idmap": "single"}})
+               settings={"annotations": {"org.hpcbox.runc.idmap": idmap}})
     code = f"""
 import sys
 from hpcbox_engine_runc import _spawn
 real, seen = _spawn._fork_exec, {{}}
 def fork_exec(argv, env, close):  # the runner is not needed: what was imported by then is
     seen["modules"] = set(sys.modules)
+    seen["full"] = "--newuidmap" in argv
     return real(["/bin/true"], env, close)
 _spawn._fork_exec = fork_exec
 import hpcbox.quick
 status = hpcbox.quick.main(["--home", {str(home)!r}, "run", "--engine", "runc", "box"])
 heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess"}} & seen.get("modules", {{"?"}})
-print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn")
+print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn", seen.get("full"))
 """
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert first.stdout.split(None, 1)[0] == "0", first.stdout + first.stderr  # writes config.json
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert again.stdout == "0 []\n", again.stdout + again.stderr
+    from hpcbox_engine_runc import idmap as maps
+
+    full = idmap == "auto" and maps.plan(0, 0).possible
+    assert again.stdout == f"0 [] {full}\n", again.stdout + again.stderr
+
+
+def test_lean_run_ends_with_the_containers_status_and_output(tmp_path):
+    """`hpcbox run CONTAINER` ends the process as soon as the container has ended (no interpreter
+    teardown): the status and everything written before it arrive, and an atexit handler of the
+    caller's would not run (the path registers none)."""
+    import shutil
+
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    kind = subprocess.run(["file", "-L", busybox], capture_output=True, text=True, check=False).stdout
+    if not os.path.exists(busybox) or "static" not in kind:
+        pytest.skip("needs a static busybox (Debian: apt-get install busybox-static)")
+    from hpcbox_engine_runc import engine
+
+    ok, why = engine.available()
+    if not ok:
+        pytest.skip(why)
+    home = tmp_path / "home"
+    cid = "cd" * 32
+    _container(home, cid, ["box"], image_config={"config": {"Cmd": ["/bin/sh"]}})
+    rootfs = home / "containers" / cid / "rootfs"
+    for sub in ("bin", "etc", "tmp", "proc", "dev", "sys"):
+        (rootfs / sub).mkdir()
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sh").symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\n")
+    code = ("import atexit, sys; atexit.register(lambda: print('teardown', file=sys.stderr)); "
+            "from hpcbox.quick import main; sys.exit(main())")
+    for _ in range(2):  # (the first run writes config.json)
+        done = subprocess.run([sys.executable, "-c", code, "--home", str(home), "run", "--engine", "runc",
+                               "box", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+                              capture_output=True, text=True, check=False, timeout=60)
+        assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")

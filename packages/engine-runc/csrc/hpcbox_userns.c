@@ -39,6 +39,7 @@
 #define EXIT_NOEXEC 126
 #define EXIT_NOTFOUND 127
 #define MAX_MOUNTS 256
+#define MAX_MAP_ARGS 64 /* newuidmap/newgidmap: the helper, the pid, up to 20 triples, NULL */
 
 extern char **environ;
 
@@ -63,6 +64,13 @@ struct usr_spec {
     int fake_chown; /* --fake-chown: chown to unmapped ids succeeds and changes nothing */
     int full_map;   /* --external-map: the caller writes the id maps (newuidmap), setgroups allowed */
     int sync_read_fd, sync_write_fd;
+    /* --newuidmap/--newgidmap HELPER LIST: the runner's own helpers write the full map (no caller round) */
+    char *map_argv[2][MAX_MAP_ARGS];
+    char map_pid[24];
+    pid_t mapper[2];
+    int map_go_fd;
+    /* --single-map-file ROOT PATH TEXT: written (unless there) when the full map fails and one id is mapped */
+    const char *note_root, *note_path, *note_text;
     size_t n_mounts;
     struct usr_mount mounts[MAX_MOUNTS];
     char **argv;
@@ -121,10 +129,35 @@ static int parse_long(const char *text, long *out)
     return 0;
 }
 
+/* "--newuidmap HELPER 0,1001,1,1,100000,65536": HELPER's argv, the runner's pid in second place. */
+static int split_map_list(struct usr_spec *spec, int which, const char *helper, const char *given)
+{
+    char **out = spec->map_argv[which];
+    char *list = strdup(given);
+    if (!list)
+        return usr_fail("strdup");
+    size_t n = 0;
+    snprintf(spec->map_pid, sizeof(spec->map_pid), "%ld", (long)getpid());
+    out[n++] = (char *)helper;
+    out[n++] = spec->map_pid;
+    for (char *save = NULL, *word = strtok_r(list, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+        long value;
+        if (parse_long(word, &value) < 0 || value < 0)
+            return usr_fail("bad id map '%s' for %s: give numbers separated by commas", word, helper);
+        if (n + 1 >= MAX_MAP_ARGS)
+            return usr_fail("id map for %s too long (at most %d numbers)", helper, MAX_MAP_ARGS - 3);
+        out[n++] = word;
+    }
+    if (n < 5 || (n - 2) % 3)
+        return usr_fail("id map for %s: give triples (inside, outside, count)", helper);
+    out[n] = NULL;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct usr_spec *spec)
 {
     memset(spec, 0, sizeof(*spec));
-    spec->sync_read_fd = spec->sync_write_fd = spec->userns_fd = -1;
+    spec->sync_read_fd = spec->sync_write_fd = spec->userns_fd = spec->map_go_fd = -1;
     spec->with_sys = 1;
     int i = 1;
     for (; i < argc; i++) {
@@ -177,6 +210,15 @@ static int parse_args(int argc, char **argv, struct usr_spec *spec)
             spec->sync_read_fd = (int)r;
             spec->sync_write_fd = (int)w;
             i += 2;
+        } else if ((!strcmp(opt, "--newuidmap") || !strcmp(opt, "--newgidmap")) && left >= 2) {
+            if (split_map_list(spec, opt[5] == 'u' ? 0 : 1, argv[i + 1], argv[i + 2]) < 0)
+                return -1;
+            i += 2;
+        } else if (!strcmp(opt, "--single-map-file") && left >= 3) {
+            spec->note_root = argv[i + 1];
+            spec->note_path = argv[i + 2];
+            spec->note_text = argv[i + 3];
+            i += 3;
         } else if (!strcmp(opt, "--mount") && left >= 5) {
             if (spec->n_mounts >= MAX_MOUNTS)
                 return usr_fail("too many mounts (at most %d)", MAX_MOUNTS);
@@ -199,6 +241,10 @@ static int parse_args(int argc, char **argv, struct usr_spec *spec)
     spec->argv = argv + i;
     if (!spec->probe && (!spec->rootfs || !*spec->argv))
         return usr_fail("usage: hpcbox-userns --rootfs DIR [options] -- PROGRAM [ARGS...]");
+    if (!spec->map_argv[0][0] != !spec->map_argv[1][0])
+        return usr_fail("--newuidmap and --newgidmap go together");
+    if (spec->map_argv[0][0] && (spec->userns_fd >= 0 || spec->full_map))
+        return usr_fail("--newuidmap is for a new user namespace whose ids the caller does not map");
     return 0;
 }
 
@@ -225,7 +271,170 @@ static int join_userns(int fd)
     return 0;
 }
 
-static int enter_namespaces(const struct usr_spec *spec)
+/* A mapper process: wait for the go, then become newuidmap/newgidmap (quiet: a refusal means one id). */
+static void run_mapper(char *const *argv, const int go[2], const sigset_t *old_mask)
+{
+    char byte;
+    ssize_t got;
+    close(go[1]);
+    do
+        got = read(go[0], &byte, 1);
+    while (got < 0 && errno == EINTR);
+    if (got != 1)
+        _exit(EXIT_RUNTIME); /* the runner failed (or died) before its namespace existed */
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0)
+        _exit(EXIT_RUNTIME);
+    if (sigprocmask(SIG_SETMASK, old_mask, NULL) < 0)
+        _exit(EXIT_RUNTIME);
+    execv(argv[0], argv);
+    _exit(EXIT_NOTFOUND);
+}
+
+/* --newuidmap/--newgidmap: fork one process per helper now, while the runner is still in the caller's
+ * user namespace (a setuid helper exec'd from inside the new one would not be setuid). Each waits for
+ * the runner's go (its new namespace exists), then execs its helper on the runner's pid: the two maps
+ * are written at the same time, with no round trip through the caller. */
+static int start_mappers(struct usr_spec *spec, const sigset_t *old_mask)
+{
+    if (!spec->map_argv[0][0])
+        return 0;
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0)
+        return usr_fail("pipe for the id map helpers");
+    for (int k = 0; k < 2; k++) {
+        spec->mapper[k] = fork();
+        if (spec->mapper[k] < 0) {
+            int saved = errno;
+            close(go[0]);
+            close(go[1]); /* a mapper already started reads EOF and exits */
+            errno = saved;
+            return usr_fail("fork the %s helper", spec->map_argv[k][0]);
+        }
+        if (spec->mapper[k] == 0)
+            run_mapper(spec->map_argv[k], go, old_mask);
+    }
+    close(go[0]);
+    spec->map_go_fd = go[1];
+    return 0;
+}
+
+/* Write a map file unless something is in it already (a helper that succeeded). */
+static int map_if_empty(const char *path, const char *line, const char *setgroups_first)
+{
+    char current[64];
+    AUTO_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return usr_fail("open %s", path);
+    ssize_t got = read(fd, current, sizeof(current));
+    if (got < 0)
+        return usr_fail("read %s", path);
+    if (got > 0)
+        return 0;
+    if (setgroups_first && write_file("/proc/self/setgroups", setgroups_first) < 0)
+        return -1;
+    return write_file(path, line);
+}
+
+/* *name* in *dir*: left alone when it exists, else written whole (a temporary file renamed). */
+static int write_note_file(int dir, const char *name, const char *text)
+{
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    char temp[512];
+    if (snprintf(temp, sizeof(temp), "%s.tmp-%ld", name, (long)getpid()) >= (int)sizeof(temp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = openat(dir, temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    int ok = write(fd, text, len) == (ssize_t)len;
+    int saved = errno;
+    if (close(fd) < 0 && ok) {
+        ok = 0;
+        saved = errno;
+    }
+    if (ok && renameat(dir, temp, dir, name) == 0)
+        return 0;
+    unlinkat(dir, temp, 0);
+    errno = saved ? saved : EIO;
+    return -1;
+}
+
+/* The note that says one id is mapped (apt's sandbox setting), created at note_root/note_path unless a
+ * file is there, with the directories it needs; where a symbolic link stands in the way (an image may
+ * plant one) nothing is written, as the Python side does. */
+static int write_single_map_note(const struct usr_spec *spec)
+{
+    if (!spec->note_root)
+        return 0;
+    char rel[4096];
+    if (snprintf(rel, sizeof(rel), "%s", spec->note_path) >= (int)sizeof(rel) || rel[0] == '/' || !rel[0]) {
+        errno = 0;
+        return usr_fail("bad --single-map-file path '%s': give a relative path", spec->note_path);
+    }
+    int dir = open(spec->note_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return usr_fail("open %s", spec->note_root);
+    char *name = rel;
+    for (char *slash = strchr(name, '/'); slash; slash = strchr(name, '/')) {
+        *slash = '\0';
+        if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST) {
+            close(dir);
+            return usr_fail("create %s/%s", spec->note_root, rel);
+        }
+        int next = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dir);
+        if (next < 0 && (errno == ELOOP || errno == ENOTDIR))
+            return 0; /* a link (or a file) an image planted there: nothing is written through it */
+        if (next < 0)
+            return usr_fail("open %s/%s", spec->note_root, rel);
+        dir = next;
+        *slash = '/';
+        name = slash + 1;
+    }
+    int code = write_note_file(dir, name, spec->note_text);
+    close(dir);
+    return code < 0 ? usr_fail("write %s/%s", spec->note_root, spec->note_path) : 0;
+}
+
+/* After unshare: let the mappers go and wait for both; where either helper failed (no setuid bit, a
+ * range the helper refuses...), map the caller's one id for whatever is still unmapped. */
+static int map_through_helpers(struct usr_spec *spec, uid_t host_uid, gid_t host_gid)
+{
+    static const char go[2] = {'G', 'G'};
+    int ok = write(spec->map_go_fd, go, sizeof(go)) == (ssize_t)sizeof(go);
+    close(spec->map_go_fd);
+    spec->map_go_fd = -1;
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        pid_t done;
+        do
+            done = waitpid(spec->mapper[k], &status, 0);
+        while (done < 0 && errno == EINTR);
+        if (done < 0)
+            return usr_fail("wait for %s", spec->map_argv[k][0]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            ok = 0;
+    }
+    if (ok)
+        return 0;
+    char line[64];
+    snprintf(line, sizeof(line), "%ld %u 1\n", spec->uid, (unsigned)host_uid);
+    if (map_if_empty("/proc/self/uid_map", line, NULL) < 0)
+        return -1;
+    snprintf(line, sizeof(line), "%ld %u 1\n", spec->gid, (unsigned)host_gid);
+    if (map_if_empty("/proc/self/gid_map", line, "deny") < 0)
+        return -1;
+    return write_single_map_note(spec);
+}
+
+static int enter_namespaces(struct usr_spec *spec)
 {
     uid_t host_uid = geteuid();
     gid_t host_gid = getegid();
@@ -245,6 +454,8 @@ static int enter_namespaces(const struct usr_spec *spec)
                         spec->host_pid ? "" : "/pid", spec->host_ipc ? "" : "/ipc", spec->new_net ? "/net" : "");
     if (spec->userns_fd >= 0)
         return 0;
+    if (spec->map_go_fd >= 0)
+        return map_through_helpers(spec, host_uid, host_gid);
     if (spec->full_map)
         return 0; /* the caller maps the ids (newuidmap/newgidmap) before its go-ahead */
     return map_ids(spec->uid, spec->gid, host_uid, host_gid);
@@ -717,8 +928,8 @@ static void exec_container(const struct usr_spec *spec, const sigset_t *old_mask
     if (spec->fake_chown && install_chown_filter() < 0)
         goto fail;
     /* a full map allows setgroups: drop the caller's groups (they would show as nogroup); where the
-     * caller fell back to a single-id map, setgroups is denied and there are none to drop */
-    if (spec->full_map && setgroups(0, NULL) < 0 && errno != EPERM) {
+     * map fell back to a single id, setgroups is denied and there are none to drop */
+    if ((spec->full_map || spec->map_argv[0][0]) && setgroups(0, NULL) < 0 && errno != EPERM) {
         usr_fail("setgroups");
         goto fail;
     }
@@ -847,7 +1058,7 @@ static int probe(const struct usr_spec *asked)
 {
     struct usr_spec spec;
     memset(&spec, 0, sizeof(spec));
-    spec.userns_fd = spec.sync_read_fd = spec.sync_write_fd = -1;
+    spec.userns_fd = spec.sync_read_fd = spec.sync_write_fd = spec.map_go_fd = -1;
     if (enter_namespaces(&spec) < 0)
         return -1;
     pid_t child = fork();
@@ -914,7 +1125,8 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     pid_t caller = getppid();
-    if (enter_namespaces(spec) < 0 || sync_with_caller(spec) < 0 || tie_to_caller(caller) < 0) {
+    if (start_mappers(spec, &old_mask) < 0 || enter_namespaces(spec) < 0 || sync_with_caller(spec) < 0 ||
+        tie_to_caller(caller) < 0) {
         usr_report();
         return EXIT_RUNTIME;
     }

@@ -113,3 +113,93 @@ def test_full_map_gives_real_ownership_and_remove_tree_deletes_it(make_bundle, r
         idmap.run_mapped(lambda: os.listdir(data / "missing"), "looking")
     assert idmap.remove_tree(str(data / "d")) is None
     assert not (data / "d").exists()
+
+
+def _helper_script(path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _apt_rootfs(rootfs, tmp_path):
+    """A copy of the busybox rootfs with /etc/apt/apt.conf.d (apt's setting is written where apt is)."""
+    import shutil
+
+    root = tmp_path / "apt-rootfs"
+    shutil.copytree(rootfs, root, symlinks=True)
+    (root / "etc/apt/apt.conf.d").mkdir(parents=True)
+    return root
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_runner_maps_one_id_and_writes_apts_setting_when_the_helpers_fail(make_bundle, run, rootfs, tmp_path,
+                                                                          monkeypatch):
+    """The runner runs newuidmap/newgidmap itself; where both refuse, it maps the caller's one id and
+    writes apt's setting, as the caller's own fallback does."""
+    failing = _helper_script(tmp_path / "refuse", "echo refused >&2; exit 1")
+    uid, gid = os.getuid(), os.getgid()
+    monkeypatch.setattr(idmap, "plan", lambda inside_uid, inside_gid: idmap.FullMap(
+        [0, uid, 1, 1, 100000, 10], [0, gid, 1, 1, 100000, 10], "test", (failing, failing)))
+    root = _apt_rootfs(rootfs, tmp_path)
+    result = run(make_bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"],
+                             root={"path": str(root), "readonly": False}))
+    assert result.code == 0, result
+    assert [line.split() for line in result.out.splitlines()] == [["0", str(uid), "1"], ["0", str(gid), "1"],
+                                                                  ["0"]]
+    assert "refused" not in result.err  # the helpers' complaints are not the container's output
+    conf = root / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE
+    assert conf.read_text() == idmap.APT_SANDBOX_TEXT
+    assert os.stat(conf).st_uid == uid
+    assert sorted(os.listdir(conf.parent)) == [idmap.APT_SANDBOX_FILE]  # no temporary file left
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_runner_writes_no_apt_setting_through_a_planted_link(make_bundle, run, rootfs, tmp_path, monkeypatch):
+    failing = _helper_script(tmp_path / "refuse", "exit 1")
+    uid, gid = os.getuid(), os.getgid()
+    monkeypatch.setattr(idmap, "plan", lambda inside_uid, inside_gid: idmap.FullMap(
+        [0, uid, 1], [0, gid, 1], "test", (failing, failing)))
+    root = _apt_rootfs(rootfs, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "etc/apt/apt.conf.d").rmdir()
+    (root / "etc/apt/apt.conf.d").symlink_to(outside)
+    (root / "etc/apt/real").mkdir()  # (a directory of apt's for _has_apt: the link is what is written to)
+    monkeypatch.setattr(idmap, "_has_apt", lambda roots: True)
+    result = run(make_bundle(["sh", "-c", "cat /proc/self/uid_map"],
+                             root={"path": str(root), "readonly": False}))
+    assert result.code == 0 and result.out.split() == ["0", str(uid), "1"], result
+    assert list(outside.iterdir()) == []  # nothing written through the link, as apt_sandbox() does
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_runner_keeps_the_map_a_helper_wrote_when_the_other_fails(make_bundle, run, rootfs, tmp_path,
+                                                                  monkeypatch):
+    full = idmap.plan(0, 0)
+    if not full.possible:
+        pytest.skip(f"no full id map here: {full.reason}")
+    failing = _helper_script(tmp_path / "refuse", "exit 1")
+    monkeypatch.setattr(idmap, "plan", lambda inside_uid, inside_gid: idmap.FullMap(
+        full.uid_args, full.gid_args, full.reason, (full.helpers[0], failing)))
+    root = _apt_rootfs(rootfs, tmp_path)
+    result = run(make_bundle(["sh", "-c", "wc -l < /proc/self/uid_map; cat /proc/self/gid_map"],
+                             root={"path": str(root), "readonly": False}))
+    assert result.code == 0, result
+    lines = result.out.splitlines()
+    assert lines[0].strip() == "2"  # newuidmap's full range
+    assert lines[1].split() == ["0", str(os.getgid()), "1"]  # one gid, written by the runner
+    assert (root / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE).read_text() == idmap.APT_SANDBOX_TEXT
+
+
+@pytest.mark.usefixtures("need_userns")
+def test_full_map_removes_apts_setting(make_bundle, run, rootfs, tmp_path):
+    full = idmap.plan(0, 0)
+    if not full.possible:
+        pytest.skip(f"no full id map here: {full.reason}")
+    root = _apt_rootfs(rootfs, tmp_path)
+    conf = root / "etc/apt/apt.conf.d" / idmap.APT_SANDBOX_FILE
+    conf.write_text(idmap.APT_SANDBOX_TEXT)
+    result = run(make_bundle(["sh", "-c", "wc -l < /proc/self/uid_map"],
+                             root={"path": str(root), "readonly": False}))
+    assert result.code == 0 and result.out.strip() == "2", result
+    assert not conf.exists()

@@ -183,16 +183,17 @@ class RuncEngine:
         full = None
         if spec.idmap == "auto" and spec.uid == 0 and spec.share_userns is None:
             full = idmap.plan(spec.uid, spec.gid)
+        if full is not None and full.possible and spec.net != "none":
+            # the runner runs newuidmap/newgidmap itself, and on their failure maps one id and writes
+            # apt's setting: no round trip through this process
+            argv[1:1] = [*idmap.runner_options(full), *_apt_fallback(spec)]
+            _apt_sandbox(spec, single=False)
+            return _spawned(argv, spec, stdin, stdout, stderr)
         if full is not None and full.possible:
             argv.insert(1, "--external-map")
         elif spec.net != "none" and spec.share_userns is None:
             _apt_sandbox(spec, single=True)
-            if stdin is None and stdout is None and stderr is None and _spawn.available():
-                return Container(_spawn.Spawned(argv, spec.env))  # Popen's defaults, without subprocess
-            import subprocess
-
-            process = subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr)
-            return Container(process)
+            return _spawned(argv, spec, stdin, stdout, stderr)
         if spec.share_userns is None:
             return self._start_synced(argv, spec, stdin, stdout, stderr, group=None, full=full)
         from hpcbox_engine_runc import _shared  # only for containers that share a user namespace
@@ -297,6 +298,24 @@ class RuncEngine:
         return run_to_completion(
             lambda: self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout, stderr=stderr),
             forward_signals)
+
+
+def _spawned(argv: List[str], spec: Bundle, stdin: Any, stdout: Any, stderr: Any) -> Container:
+    """The runner started with no sync pipe: Popen's defaults without subprocess where they apply."""
+    if stdin is None and stdout is None and stderr is None and _spawn.available():
+        return Container(_spawn.Spawned(argv, spec.env))
+    import subprocess
+
+    return Container(subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr))
+
+
+def _apt_fallback(spec: Bundle) -> List[str]:
+    """The runner's ``--single-map-file`` for apt's setting, where the container has apt (see
+    :func:`idmap.apt_sandbox`): written by the runner only if the full map fails."""
+    if spec.overlay:
+        lower, upper, _work = spec.overlay
+        return idmap.apt_sandbox_option([upper, *lower], upper)
+    return idmap.apt_sandbox_option([spec.rootfs], spec.rootfs)
 
 
 def _apt_sandbox(spec: Bundle, single: bool) -> None:

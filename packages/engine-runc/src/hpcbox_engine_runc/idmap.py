@@ -126,6 +126,14 @@ def plan(inside_uid: int, inside_gid: int, *, subuid: str = SUBUID, subgid: str 
     return FullMap(uid_args, gid_args, f"{subu[1]} subordinate uids, {subg[1]} gids", helpers)
 
 
+def runner_options(full: FullMap) -> List[str]:
+    """The runner's ``--newuidmap HELPER LIST --newgidmap HELPER LIST``: it runs both helpers on
+    itself once its user namespace exists (at the same time, with no round trip through the caller),
+    and maps one id where either fails."""
+    return ["--newuidmap", str(full.helpers[0]), ",".join(str(n) for n in full.uid_args or ()),
+            "--newgidmap", str(full.helpers[1]), ",".join(str(n) for n in full.gid_args or ())]
+
+
 def apply_full(pid: int, full: FullMap) -> Optional[str]:
     """Write the full map of process ``pid`` (a fresh user namespace); None, or why it failed.
     newuidmap and newgidmap run at the same time (each costs an exec of a setuid program)."""
@@ -176,8 +184,7 @@ def apt_sandbox(roots: Sequence[str], write_to: str, single: bool) -> None:
     directories); ``write_to``: the rootfs or the overlay's upper directory. Only containers that have
     ``/etc/apt/apt.conf.d`` get the file; a file of the same name that hpcbox did not write is left
     alone."""
-    if not any(os.path.isdir(os.path.join(root, APT_CONF_DIR)) and
-               not os.path.islink(os.path.join(root, "etc")) for root in roots):
+    if not _has_apt(roots):
         return
     directory = os.path.join(write_to, APT_CONF_DIR)
     path = os.path.join(directory, APT_SANDBOX_FILE)
@@ -196,6 +203,19 @@ def apt_sandbox(roots: Sequence[str], write_to: str, single: bool) -> None:
         os.replace(temp, path)
     elif not single and current == APT_SANDBOX_TEXT:
         os.unlink(path)
+
+
+def apt_sandbox_option(roots: Sequence[str], write_to: str) -> List[str]:
+    """The runner's ``--single-map-file ROOT PATH TEXT`` that writes apt's setting of
+    :func:`apt_sandbox` (``single=True``) if the full map fails; none when the container has no apt."""
+    if not _has_apt(roots):
+        return []
+    return ["--single-map-file", write_to, f"{APT_CONF_DIR}/{APT_SANDBOX_FILE}", APT_SANDBOX_TEXT]
+
+
+def _has_apt(roots: Sequence[str]) -> bool:
+    return any(os.path.isdir(os.path.join(root, APT_CONF_DIR))
+               and not os.path.islink(os.path.join(root, "etc")) for root in roots)
 
 
 # -- removing what subordinate ids own ---------------------------------------------------------------

@@ -177,7 +177,10 @@ def pull_image(store: Store, client: Any, ref: Any, platform: Any = None, *,
         def job_for(desc: Any) -> Callable[[], None]:
             return lambda: statuses.append(fetch_layer(store, client, pinned, desc, progress))
 
-        _run_parallel([job_for(d) for d in unique], workers)
+        # largest first: the pull lasts as long as its longest download, which then starts at once
+        # while the smaller ones fill the other workers (sizes of -1, unknown, go last)
+        largest_first = sorted(unique, key=lambda d: -int(d.size))
+        _run_parallel([job_for(d) for d in largest_first], workers)
 
         source = resolved.index if resolved.index is not None else resolved.manifest
         config_bytes = resolved.config
