@@ -16,6 +16,7 @@ What a packager or a user building from source can rely on:
   install, or to install the binary wheel instead.
 - The wheel's platform tag: ``manylinux_2_17_<arch>`` when every ELF file in it needs no glibc
   symbol version newer than 2.17 (checked here, on the built files), else ``linux_<arch>``.
+- Every compile gets ``-DHPCBOX_VERSION="<the package's version>"``: the helpers' ``--version``.
 - Reproducible: no debug information, build directories mapped away (``-ffile-prefix-map``), so
   two builds of one commit give identical files.
 """
@@ -59,8 +60,9 @@ def static_helpers() -> bool:
 class Compiler:
     """The C compiler of one package's build, with the environment's flags."""
 
-    def __init__(self, package: str, prefix_maps: Iterable[Path] = ()):
+    def __init__(self, package: str, prefix_maps: Iterable[Path] = (), version: str = ""):
         self.package = package
+        self.defines = [f'-DHPCBOX_VERSION="{version}"'] if version else []
         self.argv = shlex.split(os.environ.get("CC") or "cc")
         if not self.argv or shutil.which(self.argv[0]) is None:
             shown = os.environ.get("CC") or "cc"
@@ -75,6 +77,7 @@ class Compiler:
         """The same flags with another compiler (musl-gcc)."""
         other = Compiler.__new__(Compiler)
         other.package, other.argv, other.maps, other._triple = self.package, argv, self.maps, None
+        other.defines = self.defines
         return other
 
     def triple(self) -> str:
@@ -99,7 +102,8 @@ class Compiler:
 
     def command(self, out: Path, sources: Sequence[Path], includes: Sequence[Path] = (),
                 extra: Sequence[str] = (), link: Sequence[str] = ()) -> List[str]:
-        return [*self.argv, *OWN_FLAGS, *werror(), *self.maps, *extra, *(f"-I{d}" for d in includes),
+        return [*self.argv, *OWN_FLAGS, *werror(), *self.maps, *self.defines, *extra,
+                *(f"-I{d}" for d in includes),
                 *_env_flags("CPPFLAGS"), *_env_flags("CFLAGS"), "-o", str(out), *map(str, sources),
                 *_env_flags("LDFLAGS"), *link]
 

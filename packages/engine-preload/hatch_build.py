@@ -40,7 +40,7 @@ class CBuildHook(BuildHookInterface):
         cbuild, builders = load_cbuild(root), _load("_hpcbox_ffi_build", root / "ffi_build.py")
         self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
         tmp = Path(self._tmp)
-        cc = cbuild.Compiler("hpcbox-engine-preload", [root, builders.GUESTPATH, tmp])
+        cc = cbuild.Compiler("hpcbox-engine-preload", [root, builders.GUESTPATH, tmp], self.metadata.version)
         module = cc.cffi_module(builders.ffibuilder, builders.MODULE, tmp, sources=builders.MODULE_SOURCES,
                                 includes=builders.INCLUDES)
         built = [module, *builders.build_all(cc, tmp)]

@@ -58,7 +58,7 @@ class CBuildHook(BuildHookInterface):
         cbuild, ffi = load_cbuild(root), _load_ffi_module(root)
         self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
         tmp = Path(self._tmp)
-        cc = cbuild.Compiler("hpcbox-engine-ptrace", [root, ffi.GUESTPATH, tmp])
+        cc = cbuild.Compiler("hpcbox-engine-ptrace", [root, ffi.GUESTPATH, tmp], self.metadata.version)
         module = cc.cffi_module(ffi.ffibuilder, ffi.MODULE, tmp, sources=ffi.SOURCES, includes=ffi.INCLUDES,
                                 extra=["-include", str(root / "csrc" / "compat.h")])
         sources, includes = tracer_sources(root)

@@ -35,7 +35,7 @@ class RunnerBuildHook(BuildHookInterface):
         root = Path(self.root)
         cbuild = load_cbuild(root)
         self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
-        cc = cbuild.Compiler("hpcbox-engine-runc", [root, self._tmp])
+        cc = cbuild.Compiler("hpcbox-engine-runc", [root, self._tmp], self.metadata.version)
         runner = cc.executable(Path(self._tmp) / RUNNER, sorted((root / "csrc").glob("*.c")))
         cbuild.place(self, version, build_data, [runner], package=PACKAGE, machine=cc.machine(), abi3=False)
 

@@ -18,6 +18,7 @@ from hpcbox_oci_bundle import (
     BundleError,
     Container,
     guest_bindings,
+    helper_path,
     helper_problem,
     parse_bundle,
     resolve_in_root,
@@ -285,17 +286,18 @@ class PreloadEngine:
         """(True, what it serves) when the library and launcher are installed, else (False, fix)."""
         if not sys.platform.startswith("linux"):
             return False, f"the preload engine needs Linux (this is {sys.platform}); use another host"
-        try:
-            library = _native.preload_library_path()
-            launcher = _native.launcher_path()
-        except FileNotFoundError as exc:
-            return False, str(exc)
-        for helper, executable in ((launcher, True), (library, False)):
+        # the launcher first (the program that runs), then the libraries preloaded into programs
+        library = helper_path(_native.HERE, _native.PRELOAD_LIBRARY)
+        helpers = [(helper_path(_native.HERE, _native.LAUNCHER), True), (library, False)]
+        musl = _native.musl_library_path()
+        if musl:
+            helpers.append((musl, False))
+        for helper, executable in helpers:
             problem = helper_problem(helper, executable)
             if problem:
                 return False, (f"{problem}; reinstall hpcbox-engine-preload (the wheel for this "
                                "machine)")
-        libcs = "glibc and musl" if _native.musl_library_path() else "glibc (built without musl-gcc)"
+        libcs = "glibc and musl" if musl else "glibc (built without musl-gcc)"
         return True, f"LD_PRELOAD library {library.name} for {libcs} programs, dynamically linked only"
 
     def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:

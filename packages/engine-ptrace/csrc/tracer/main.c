@@ -4,6 +4,7 @@
  *                 [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]
  *                 [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]
  *   hpcbox-ptrace --probe
+ *   hpcbox-ptrace --version
  *
  * The environment is passed to the program as it is. Exit status: the program's, 128+n when a
  * signal n killed it, 125 when the tracer failed, 126/127 when the program cannot be run / found. */
@@ -22,6 +23,18 @@
 
 #define EXIT_ENGINE 125
 #define MAX_BINDS 256
+
+/* --version: the package's version (the build passes -DHPCBOX_VERSION) and the architecture built for */
+#ifndef HPCBOX_VERSION
+#define HPCBOX_VERSION "unknown"
+#endif
+#if defined(__x86_64__)
+#define HPCBOX_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define HPCBOX_ARCH "aarch64"
+#else
+#define HPCBOX_ARCH "another architecture"
+#endif
 
 struct options {
     const char *rootfs;
@@ -42,7 +55,7 @@ static int usage(const char *problem)
             "usage: hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]\n"
             "                     [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]\n"
             "                     [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]\n"
-            "       hpcbox-ptrace --probe\n", problem);
+            "       hpcbox-ptrace --probe | --version\n", problem);
     return EXIT_ENGINE;
 }
 
@@ -150,6 +163,8 @@ int main(int argc, char **argv)
     pid_t parent = getppid();
     int rc;
 
+    if (argc == 2 && strcmp(argv[1], "--version") == 0)
+        return printf("hpcbox-ptrace %s (%s)\n", HPCBOX_VERSION, HPCBOX_ARCH) < 0;
     memset(&o, 0, sizeof(o));
     rc = parse(argc, argv, &o);
     if (rc != 0)
