@@ -3,12 +3,15 @@ portability (tags, auditwheel, the glibc symbol versions of every shipped ELF fi
 bytes), and an install with pip into a Python 3.9 venv inside a Debian 11 userland that has no
 C compiler, entered as the ordinary user (user namespaces + pivot_root: hpcbox_testing.userland),
 where `hpcbox info`, `hpcbox pull` from the loopback registry and `hpcbox run` with the runc, ptrace
-and preload engines must work.
+and preload engines must work. The aarch64 wheels, cross-built here (scripts/build-wheelhouse
+--target aarch64), get the same checks of tags and symbols, and run under qemu-aarch64 with Debian's
+arm64 Python: every helper's --version, every cffi module, the preload library.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -22,6 +25,7 @@ from typing import Dict, List
 import pytest
 from hpcbox_testing import images
 from hpcbox_testing.userland import run_in_userland
+from test_cli_common import hpcbox, hpcbox_env, ok
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "scripts" / "build-wheelhouse"
@@ -31,6 +35,7 @@ DISTRIBUTIONS = ["hpcbox", "hpcbox_cli", "hpcbox_registry", "hpcbox_layers", "hp
 BINARY = {"hpcbox_engine_ptrace": "cp39-abi3", "hpcbox_engine_preload": "cp39-abi3",
           "hpcbox_engine_runc": "py3-none"}
 MANYLINUX = (2, 17)
+ELF_MACHINES = {"x86_64": "Advanced Micro Devices X86-64", "aarch64": "AArch64"}
 DEBIAN11_PYTHON = "debian11-python.tar.gz"
 
 
@@ -54,10 +59,9 @@ def ours(directory: Path) -> Dict[str, Path]:
     return {wheel.name.split("-")[0]: wheel for wheel in directory.glob("hpcbox*.whl")}
 
 
-def test_nine_wheels_with_portable_tags(wheelhouse):
+def check_tags(wheelhouse: Path, machine: str) -> None:
     wheels = ours(wheelhouse)
     assert sorted(wheels) == sorted(DISTRIBUTIONS)
-    machine = os.uname().machine
     for name, wheel in wheels.items():
         tag = wheel.name[:-4].split("-", 2)[2]
         if name in BINARY:
@@ -70,22 +74,29 @@ def test_nine_wheels_with_portable_tags(wheelhouse):
             assert b"Apache License" in archive.read(licenses[0])
 
 
+def test_nine_wheels_with_portable_tags(wheelhouse):
+    check_tags(wheelhouse, os.uname().machine)
+
+
 def shipped_elves(wheel: Path, into: Path) -> List[Path]:
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(into)
     return [p for p in into.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
 
 
-def test_no_shipped_elf_needs_a_glibc_newer_than_the_tag(wheelhouse, tmp_path):
-    """Checked with binutils' readelf (independent of the build hooks' own ELF reader)."""
+def check_elf_versions(wheelhouse: Path, into: Path, machine: str) -> Dict[str, tuple]:
+    """Every shipped ELF file: built for ``machine``, no glibc symbol version newer than the tag
+    allows, no C++ runtime; returns each file's (DT_NEEDED, has PT_INTERP). Checked with binutils'
+    readelf (independent of the build hooks' own ELF reader)."""
     readelf = shutil.which("readelf")
     if readelf is None:
         pytest.skip("readelf (binutils) is not installed")
     checked = {}
     for name in BINARY:
-        for elf in shipped_elves(ours(wheelhouse)[name], tmp_path / name):
-            dump = subprocess.run([readelf, "-V", "-d", "-l", "-W", str(elf)], capture_output=True,
+        for elf in shipped_elves(ours(wheelhouse)[name], into / name):
+            dump = subprocess.run([readelf, "-h", "-V", "-d", "-l", "-W", str(elf)], capture_output=True,
                                   text=True, check=True).stdout
+            assert re.search(r"Machine:\s+" + ELF_MACHINES[machine], dump), (elf.name, machine)
             found = re.findall(r"Name: GLIBC_([\d.]+)", dump)
             versions = {tuple(int(p) for p in v.split(".")) for v in found}
             assert not versions or max(versions) <= MANYLINUX, (elf.name, sorted(versions))
@@ -99,17 +110,27 @@ def test_no_shipped_elf_needs_a_glibc_newer_than_the_tag(wheelhouse, tmp_path):
     assert checked["_core.abi3.so"][0] == ["libc.so.6"]  # no libpython: the stable ABI
     if "libhpcbox-preload-musl.so" in checked:
         assert checked["libhpcbox-preload-musl.so"][0] == []  # no glibc linker script named
+    return checked
 
 
-def test_auditwheel_confirms_the_tags(wheelhouse):
+def test_no_shipped_elf_needs_a_glibc_newer_than_the_tag(wheelhouse, tmp_path):
+    check_elf_versions(wheelhouse, tmp_path, os.uname().machine)
+
+
+def check_auditwheel(wheelhouse: Path, machine: str) -> None:
     for name in BINARY:
         wheel = ours(wheelhouse)[name]
         done = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], capture_output=True,
                               text=True, check=False)
         assert done.returncode == 0, done.stderr
-        match = re.search(r'consistent with the following platform tag:\s+"manylinux_(\d+)_(\d+)_',
+        match = re.search(r'consistent with the following platform tag:\s+"manylinux_(\d+)_(\d+)_(\w+)"',
                           done.stdout)
         assert match and (int(match[1]), int(match[2])) <= MANYLINUX, done.stdout
+        assert match[3] == machine, done.stdout
+
+
+def test_auditwheel_confirms_the_tags(wheelhouse):
+    check_auditwheel(wheelhouse, os.uname().machine)
 
 
 def test_two_builds_are_byte_identical_and_leave_only_wheels(wheelhouse, tmp_path):
@@ -180,3 +201,151 @@ done
     # nothing was compiled there: the venv holds the wheels' own files
     site = next((root / "home/user/venv/lib").glob("python3.9/site-packages"))
     assert (site / "hpcbox_engine_ptrace" / "_core.abi3.so").is_file()
+
+
+# -- the aarch64 wheels: cross-built here, run under qemu-user with Debian's arm64 Python ------
+
+ARM64_PYTHON = "arm64-python"  # scripts/prepare-test-inputs: Debian 12's arm64 python3.11, unpacked
+HELPERS = {"hpcbox_engine_runc": "hpcbox-userns", "hpcbox_engine_ptrace": "hpcbox-ptrace",
+           "hpcbox_engine_preload": "hpcbox-preload-exec"}
+# What the two C path cores answer, and what the preload library tells of programs: the same on
+# every architecture, so the aarch64 modules' answers (under qemu) must equal this machine's.
+CORE_PROBE = r"""
+import ctypes, json, os, platform, sys
+from hpcbox_engine_ptrace import _native as ptrace
+from hpcbox_engine_preload import _native as preload
+
+root, program = sys.argv[1], sys.argv[2]
+paths = ["/", "etc/passwd", "/etc/../etc/./passwd", "/etc/passwd/", "/link/hostname", "/abs/passwd",
+         "/loop", "/missing/x", "/etc/passwd/x", "/../../etc", "/data/file", "../.."]
+
+
+def answer(call, *args):
+    try:
+        return call(*args)
+    except OSError as error:
+        return f"errno {error.errno}"
+
+
+bindings = [("/data", os.path.join(os.path.dirname(root), "bound"))]
+print(json.dumps({
+    "machine": platform.machine(),
+    "abi": [ptrace.abi_version(), preload.abi_version(),
+            ctypes.CDLL(str(preload.preload_library_path())).hpcbox_preload_abi_version()],
+    "ptrace": [[answer(ptrace.translate, root, p, "/etc", bindings, follow),
+                answer(ptrace.resolve, root, p, "/etc", bindings, follow)]
+               for p in paths for follow in (True, False)],
+    "preload": [answer(preload.translate, root, p, "/etc", bindings, follow)
+                for p in paths for follow in (True, False)],
+    "untranslate": [ptrace.untranslate(root, root + "/etc/x", bindings),
+                    list(preload.untranslate(root, os.path.dirname(root) + "/bound/y", bindings))],
+    "classify": [preload.classify(program), preload.classify(root + "/script")],
+}, sort_keys=True))
+"""
+
+
+def cross_tools() -> Dict[str, str]:
+    tools = {name: shutil.which(name) for name in ("aarch64-linux-gnu-gcc", "qemu-aarch64")}
+    if os.uname().machine != "x86_64" or None in tools.values():
+        pytest.skip("the aarch64 wheels need x86_64 with gcc-aarch64-linux-gnu and qemu-user (scripts/"
+                    "setup-debian installs them)")
+    return tools
+
+
+@pytest.fixture(scope="session")
+def arm64_python(test_images) -> Path:
+    root = test_images.inputs_dir / ARM64_PYTHON
+    if not all((root / path).is_file() for path in ("usr/bin/python3.11", "usr/include/python3.11/Python.h")):
+        pytest.skip(f"test input {root} is missing: run `sudo scripts/prepare-test-inputs`")
+    return root
+
+
+@pytest.fixture(scope="session")
+def wheelhouse_aarch64(tmp_path_factory, arm64_python) -> Path:
+    cross_tools()
+    out = tmp_path_factory.mktemp("wheelhouse-aarch64")
+    build_wheelhouse(out, "--target", "aarch64",
+                     HPCBOX_PYTHON_INCLUDE=str(arm64_python / "usr/include/python3.11"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def aarch64_site(wheelhouse_aarch64, tmp_path_factory) -> Path:
+    """The aarch64 wheels unpacked, as pip would install them (helpers executable)."""
+    site = tmp_path_factory.mktemp("aarch64-site")
+    for wheel in ours(wheelhouse_aarch64).values():
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(site)
+    for package, helper in HELPERS.items():
+        (site / package / helper).chmod(0o755)
+    return site
+
+
+def test_aarch64_wheels_tags_symbols_and_auditwheel(wheelhouse_aarch64, tmp_path):
+    check_tags(wheelhouse_aarch64, "aarch64")
+    checked = check_elf_versions(wheelhouse_aarch64, tmp_path, "aarch64")
+    assert "libhpcbox-preload-musl.so" not in checked  # no musl cross compiler: glibc programs only
+    check_auditwheel(wheelhouse_aarch64, "aarch64")
+
+
+def test_aarch64_helpers_and_cffi_modules_run_under_qemu(aarch64_site, arm64_python, tmp_path):
+    """Each helper's --version under qemu-aarch64 (the preload launcher through its own entry point
+    and arm64 glibc); each cffi module imported by Debian's arm64 Python, giving the same answers
+    as this machine's build; the preload library loaded into that Python with LD_PRELOAD."""
+    qemu = cross_tools()["qemu-aarch64"]
+    version = importlib.metadata.version("hpcbox-engine-runc")
+    for package, helper in HELPERS.items():
+        program = aarch64_site / package / helper
+        done = subprocess.run([qemu, "-L", str(arm64_python), str(program), "--version"], capture_output=True,
+                              text=True, check=False, timeout=120)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"{helper} {version} (aarch64)\n", "")
+
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (root / "etc/hostname").write_text("box\n")
+    (root / "link").symlink_to("etc")
+    (root / "abs").symlink_to("/etc")
+    (root / "loop").symlink_to("loop")
+    (root / "script").write_text("#!/bin/sh -e\necho hi\n")
+    (tmp_path / "bound").mkdir()
+    (tmp_path / "bound/file").write_text("data\n")
+    program = arm64_python / "usr/bin/python3.11"
+    native = subprocess.run([sys.executable, "-c", CORE_PROBE, str(root), str(program)], capture_output=True,
+                            text=True, check=True, timeout=120)
+    python = [qemu, "-L", str(arm64_python), "-E", f"PYTHONPATH={aarch64_site}", "-E", "PYTHONNOUSERSITE=1"]
+    arm = subprocess.run([*python, str(program), "-c", CORE_PROBE, str(root), str(program)],
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert arm.returncode == 0, arm.stderr[-3000:]
+    answers, expected = json.loads(arm.stdout), json.loads(native.stdout)
+    assert answers.pop("machine") == "aarch64" and expected.pop("machine") == os.uname().machine
+    assert answers == expected
+    assert answers["classify"] == [["dynamic", "/lib/ld-linux-aarch64.so.1"], ["script", ""]]
+    assert answers["ptrace"][0] == [str(root), "/"], answers["ptrace"][0]  # the probe probed something
+
+    library = aarch64_site / "hpcbox_engine_preload" / "libhpcbox-preload.so"
+    loaded = subprocess.run([*python, "-E", f"LD_PRELOAD={library}", str(program), "-c", "print('loaded')"],
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert (loaded.returncode, loaded.stdout) == (0, "loaded\n"), loaded.stderr
+    assert "cannot be preloaded" not in loaded.stderr, loaded.stderr
+
+
+def test_info_names_every_helper_that_cannot_run_here(aarch64_site, tmp_path):
+    """`hpcbox info` with the aarch64 helpers (HPCBOX_LIBEXEC_DIR, as a site's install would place
+    them) and with none: each engine is unavailable and says which helper and why."""
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    for package, helper in HELPERS.items():
+        shutil.copy2(aarch64_site / package / helper, libexec / helper)
+    shutil.copy2(aarch64_site / "hpcbox_engine_preload" / "libhpcbox-preload.so", libexec)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    machine = os.uname().machine
+    for directory, reason in ((libexec, "{} is built for aarch64, but this machine is " + machine),
+                              (empty, f"{empty}/{{}} (set by HPCBOX_LIBEXEC_DIR) is missing")):
+        env = hpcbox_env(HPCBOX_LIBEXEC_DIR=str(directory))
+        info = json.loads(ok(hpcbox(tmp_path / "home", "info", "--json", env=env)).stdout)
+        for package, helper in HELPERS.items():
+            entry = info["engines"][package.rsplit("_", 1)[1]]
+            assert not entry["available"], (package, entry)
+            assert reason.format(helper) in entry["reason"], (package, entry["reason"])

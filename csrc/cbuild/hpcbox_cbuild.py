@@ -127,20 +127,44 @@ class Compiler:
         out.chmod(0o755)
         return out
 
+    def python_headers(self) -> Tuple[Path, List[str]]:
+        """The directory holding the target's Python.h, and the flags that find its pyconfig.h.
+
+        ``HPCBOX_PYTHON_INCLUDE`` names it (a cross build: the target's headers, e.g. Debian's
+        libpython3.11-dev:arm64 extracted with ``dpkg-deb -x DIR``, DIR/usr/include/python3.11);
+        else the building Python's own. Debian's pyconfig.h there is a wrapper that includes
+        ``<TRIPLE/python3.X/pyconfig.h>``: the directory above is searched last for it
+        (``-idirafter``), after the compiler's own headers."""
+        given = os.environ.get("HPCBOX_PYTHON_INCLUDE")
+        python_include = Path(given or sysconfig.get_paths()["include"])
+        if not (python_include / "Python.h").is_file():
+            raise BuildError(self.package, (
+                f"the Python headers (Python.h) are not in {python_include}"
+                f"{' (HPCBOX_PYTHON_INCLUDE)' if given else ''}; install them (Debian: apt-get install "
+                "python3-dev), or install the binary wheel instead"))
+        machine = self.machine()
+        if not given and machine != self.native_machine():
+            wrapped = python_include.parent / self.triple() / python_include.name / "pyconfig.h"
+            if not wrapped.is_file():
+                raise BuildError(self.package, (
+                    f"cross-compiling the Python module for {machine} needs that machine's Python "
+                    f"headers ({wrapped} is missing): install them (Debian: dpkg --add-architecture "
+                    "arm64 and apt-get install libpython3-dev:arm64), or extract the target's "
+                    "libpython3-dev .deb with dpkg-deb -x DIR and set HPCBOX_PYTHON_INCLUDE="
+                    "DIR/usr/include/python3.X"))
+        return python_include, (["-idirafter", str(python_include.parent)] if given else [])
+
     def cffi_module(self, ffibuilder, module: str, out_dir: Path, *, sources: Sequence[Path],
                     includes: Sequence[Path], extra: Sequence[str] = ()) -> Path:
         """Compile a cffi API-mode module for CPython's stable ABI (``<name>.abi3.so``): cffi's
         generated code defines Py_LIMITED_API, so one build serves every CPython >= 3.9."""
-        python_include = Path(sysconfig.get_paths()["include"])
-        if not (python_include / "Python.h").is_file():
-            raise BuildError(self.package, (
-                f"the Python headers (Python.h) are not in {python_include}; install them (Debian: "
-                "apt-get install python3-dev), or install the binary wheel instead"))
+        python_include, after = self.python_headers()
         c_file = out_dir / f"{module.rpartition('.')[2]}.c"
         ffibuilder.emit_c_code(str(c_file))
         out = out_dir / f"{module.rpartition('.')[2]}.abi3.so"
         cmd = self.command(out, [c_file, *sources], [*includes, python_include],
-                           ["-fPIC", "-shared", "-fwrapv", "-fno-strict-aliasing", "-DNDEBUG", *extra])
+                           ["-fPIC", "-shared", "-fwrapv", "-fno-strict-aliasing", "-DNDEBUG", *extra,
+                            *after])
         self.run(cmd, f"the Python module {module}")
         return out
 
