@@ -1,10 +1,15 @@
-"""bench: the wheelhouse a researcher installs from: the size of each wheel, and the time of
-`python -m venv` + `pip install --no-index --find-links WHEELHOUSE hpcbox` (no compiler, no network).
+"""bench: the wheelhouse a researcher installs from: the size of each wheel (x86_64 and aarch64),
+and the time of `python -m venv` + `pip install --no-index --find-links WHEELHOUSE hpcbox` (no
+compiler, no network).
 
-    hatch run python bench/install.py [--runs 3]
+    hatch run python bench/install.py [--runs 3] [--aarch64-headers DIR]
 
 Builds the wheelhouse with scripts/build-wheelhouse --deps (this Python's dependencies' wheels come
-from the package index once), then times the offline install into a fresh venv each run.
+from the package index once), then times the offline install into a fresh venv each run. On x86_64
+it also cross-builds the aarch64 wheels (scripts/build-wheelhouse --target aarch64) for their sizes,
+with the arm64 Python headers of DIR (default: $HPCBOX_PYTHON_INCLUDE, else the test input that
+scripts/prepare-test-inputs unpacks); without them, or without the cross compiler, that column is
+left out.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,11 +26,26 @@ from pathlib import Path
 import harness
 
 ROOT = Path(__file__).resolve().parent.parent
+ARM64_HEADERS = Path(os.environ.get("HPCBOX_TEST_INPUTS", "/var/cache/hpcbox-test-inputs")) / \
+    "arm64-python/usr/include/python3.11"
+
+
+def aarch64_wheels(out: Path, headers: Path, env: dict) -> dict:
+    """{distribution: size} of the cross-built aarch64 wheels; {} where they cannot be built here."""
+    if os.uname().machine != "x86_64" or not shutil.which("aarch64-linux-gnu-gcc") \
+            or not (headers / "Python.h").is_file():
+        print(f"bench: no aarch64 column (needs x86_64, aarch64-linux-gnu-gcc and {headers}/Python.h)")
+        return {}
+    subprocess.run([str(ROOT / "scripts" / "build-wheelhouse"), "--target", "aarch64", str(out)],
+                   env={**env, "HPCBOX_PYTHON_INCLUDE": str(headers)}, check=True, stdout=subprocess.DEVNULL)
+    return {w.name.split("-")[0]: w.stat().st_size for w in out.glob("hpcbox*.whl")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--aarch64-headers", type=Path,
+                        default=Path(os.environ.get("HPCBOX_PYTHON_INCLUDE") or ARM64_HEADERS))
     args = parser.parse_args()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-install-") as tmp:
@@ -39,13 +60,20 @@ def main() -> None:
              f"{pip} install -q --no-index --find-links {q(str(wheelhouse))} hpcbox"},
             prepare=f"rm -rf {q(str(venv))}", runs=args.runs, warmup=0)
         sizes = {w.name: w.stat().st_size for w in sorted(wheelhouse.glob("*.whl"))}
+        arm = aarch64_wheels(Path(tmp) / "aarch64", args.aarch64_headers, env)
     ours = [name for name in sizes if name.startswith("hpcbox")]
-    rows = ["| wheel | size |", "|---|---|"]
-    rows += [f"| `{name}` | {sizes[name] / 1000:.0f} kB |" for name in ours]
+    machine = os.uname().machine
+    rows = [f"| wheel ({machine}) | size |" + (" aarch64 |" if arm else ""),
+            "|---|---|" + ("---|" if arm else "")]
+    for name in ours:
+        other = arm.get(name.split("-")[0])
+        rows.append(f"| `{name}` | {sizes[name] / 1000:.0f} kB |"
+                    + (f" {other / 1000:.0f} kB |" if other is not None else " - |" if arm else ""))
     deps = sum(size for name, size in sizes.items() if name not in ours)
-    rows.append(f"| the nine together | {sum(sizes[name] for name in ours) / 1e6:.2f} MB |")
+    rows.append(f"| the nine together | {sum(sizes[name] for name in ours) / 1e6:.2f} MB |"
+                + (f" {sum(arm.values()) / 1e6:.2f} MB |" if arm else ""))
     rows.append(f"| their dependencies' {len(sizes) - len(ours)} wheels (CPython {version}) | "
-                f"{deps / 1e6:.2f} MB |")
+                f"{deps / 1e6:.2f} MB |" + (" - |" if arm else ""))
     result = harness.table(timings, baseline="venv + pip install hpcbox")
     load = os.getloadavg()[0]
     print("\n".join(rows) + "\n\n" + result)
@@ -53,7 +81,10 @@ def main() -> None:
         "install",
         "The wheelhouse of `scripts/build-wheelhouse --deps` and an offline install from it into a fresh "
         "venv (`python -m venv` + `pip install --no-index --find-links`), as on a compute node: no "
-        f"compiler, no network.\n\nMachine: {harness.machine()}, load average {load:.1f} at the end "
+        "compiler, no network."
+        + (" The aarch64 column: the same wheels cross-built with `--target aarch64` (the pure ones are "
+           "the same files)." if arm else "")
+        + f"\n\nMachine: {harness.machine()}, load average {load:.1f} at the end "
         "(other jobs on the same cores slow pip down).\n\n" + "\n".join(rows) + f"\n\n{result}\n",
     )
 
