@@ -36,6 +36,8 @@ OWN_FLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
 MANYLINUX_GLIBC = (2, 17)
 # ELF e_machine values of the architectures hpcbox ships helpers for.
 MACHINES = {62: "x86_64", 183: "aarch64"}
+# uname -m -> Debian's architecture name (multiarch packages: libpython3-dev:arm64)
+DEBIAN_ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 class BuildError(SystemExit):
@@ -146,10 +148,11 @@ class Compiler:
         if not given and machine != self.native_machine():
             wrapped = python_include.parent / self.triple() / python_include.name / "pyconfig.h"
             if not wrapped.is_file():
+                arch = DEBIAN_ARCHES.get(machine, machine)
                 raise BuildError(self.package, (
                     f"cross-compiling the Python module for {machine} needs that machine's Python "
                     f"headers ({wrapped} is missing): install them (Debian: dpkg --add-architecture "
-                    "arm64 and apt-get install libpython3-dev:arm64), or extract the target's "
+                    f"{arch} and apt-get install libpython3-dev:{arch}), or extract the target's "
                     "libpython3-dev .deb with dpkg-deb -x DIR and set HPCBOX_PYTHON_INCLUDE="
                     "DIR/usr/include/python3.X"))
         return python_include, (["-idirafter", str(python_include.parent)] if given else [])
