@@ -37,6 +37,16 @@ def test_a_runner_for_another_machine_is_named_with_the_reason(tmp_path, monkeyp
                       f"{os.uname().machine}; reinstall hpcbox-engine-runc (the wheel for this machine)")
 
 
+def test_the_runner_is_named_before_the_sysctls(tmp_path, monkeypatch):
+    proc = tmp_path / "proc"
+    (proc / "sys/user").mkdir(parents=True)
+    (proc / "sys/user/max_user_namespaces").write_text("0\n")
+    other_machines_program(tmp_path / "hpcbox-userns")
+    monkeypatch.setenv("HPCBOX_LIBEXEC_DIR", str(tmp_path))
+    ok, reason = engine.available(proc_root=str(proc))
+    assert not ok and reason.startswith("the runner cannot run: hpcbox-userns is built for "), reason
+
+
 def test_a_missing_runner_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("HPCBOX_LIBEXEC_DIR", str(tmp_path))
     ok, reason = engine.available()

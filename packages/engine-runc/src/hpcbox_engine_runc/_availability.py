@@ -49,12 +49,19 @@ def check_knobs(proc_root: str = "/proc") -> Tuple[bool, str]:
     return True, "the user namespace sysctls allow unprivileged user namespaces"
 
 
-def probe(runner: str) -> Tuple[bool, str]:
-    """Fork the runner in probe mode: it unshares user+mount+pid namespaces and mounts a /proc."""
+def runner_problem(runner: str) -> Optional[str]:
+    """Why the runner cannot run on this machine (missing, another architecture, ...), or None."""
     problem = helper_problem(runner)
     if problem:
-        return False, (f"the runner cannot run: {problem}; reinstall hpcbox-engine-runc (the wheel for this "
-                       "machine)")
+        return f"the runner cannot run: {problem}; reinstall hpcbox-engine-runc (the wheel for this machine)"
+    return None
+
+
+def probe(runner: str) -> Tuple[bool, str]:
+    """Fork the runner in probe mode: it unshares user+mount+pid namespaces and mounts a /proc."""
+    problem = runner_problem(runner)
+    if problem:
+        return False, problem
     import subprocess  # (not on the path of a run: ~5 ms to import)
 
     try:
@@ -74,6 +81,10 @@ def probe(runner: str) -> Tuple[bool, str]:
 
 
 def check(runner: str, proc_root: str = "/proc", run_probe: bool = True) -> Tuple[bool, str]:
+    # a runner that cannot run is the first thing to fix, whatever the sysctls say
+    problem = runner_problem(runner)
+    if problem:
+        return False, problem
     ok, reason = check_knobs(proc_root)
     if not ok or not run_probe:
         return ok, reason
