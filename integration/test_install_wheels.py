@@ -341,7 +341,8 @@ def test_info_names_every_helper_that_cannot_run_here(aarch64_site, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     machine = os.uname().machine
-    for directory, reason in ((libexec, "{} is built for aarch64, but this machine is " + machine),
+    for directory, reason in ((libexec, f"{libexec}/{{}} (set by HPCBOX_LIBEXEC_DIR) is built for aarch64, "
+                                         f"but this machine is {machine}"),
                               (empty, f"{empty}/{{}} (set by HPCBOX_LIBEXEC_DIR) is missing")):
         env = hpcbox_env(HPCBOX_LIBEXEC_DIR=str(directory))
         info = json.loads(ok(hpcbox(tmp_path / "home", "info", "--json", env=env)).stdout)

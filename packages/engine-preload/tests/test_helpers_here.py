@@ -52,7 +52,8 @@ def test_the_copied_helpers_serve(libexec):
 def test_a_helper_for_another_machine_is_named_with_the_reason(libexec, name):
     other_machines_elf(libexec / name)
     ok, reason = engine.available()
-    assert (ok, reason) == (False, f"{name} is built for {OTHER}, but this machine is {HERE}{FIX}")
+    where = f"{libexec}/{name} (set by HPCBOX_LIBEXEC_DIR)"
+    assert (ok, reason) == (False, f"{where} is built for {OTHER}, but this machine is {HERE}{FIX}")
 
 
 def test_a_missing_launcher_is_named_before_the_library(tmp_path, monkeypatch):

@@ -33,8 +33,9 @@ def test_a_runner_for_another_machine_is_named_with_the_reason(tmp_path, monkeyp
     monkeypatch.setenv("HPCBOX_LIBEXEC_DIR", str(tmp_path))
     ok, reason = engine.available()
     assert not ok
-    assert reason == (f"the runner cannot run: hpcbox-userns is built for {OTHER}, but this machine is "
-                      f"{os.uname().machine}; reinstall hpcbox-engine-runc (the wheel for this machine)")
+    assert reason == (f"the runner cannot run: {tmp_path}/hpcbox-userns (set by HPCBOX_LIBEXEC_DIR) is built "
+                      f"for {OTHER}, but this machine is {os.uname().machine}; reinstall hpcbox-engine-runc "
+                      "(the wheel for this machine)")
 
 
 def test_the_runner_is_named_before_the_sysctls(tmp_path, monkeypatch):
@@ -44,7 +45,7 @@ def test_the_runner_is_named_before_the_sysctls(tmp_path, monkeypatch):
     other_machines_program(tmp_path / "hpcbox-userns")
     monkeypatch.setenv("HPCBOX_LIBEXEC_DIR", str(tmp_path))
     ok, reason = engine.available(proc_root=str(proc))
-    assert not ok and reason.startswith("the runner cannot run: hpcbox-userns is built for "), reason
+    assert not ok and reason.startswith(f"the runner cannot run: {tmp_path}/hpcbox-userns "), reason
 
 
 def test_a_missing_runner_is_named(tmp_path, monkeypatch):

@@ -73,3 +73,11 @@ def test_libexec_dir_overrides_the_package_dir(tmp_path, monkeypatch):
     assert helper_path(tmp_path / "pkg", "hpcbox-userns") == Path("/usr/libexec/hpcbox/hpcbox-userns")
     assert helper_problem("/usr/libexec/hpcbox/none") == (
         f"/usr/libexec/hpcbox/none (set by {LIBEXEC_ENV}) is missing")
+
+
+def test_another_architecture_chosen_by_the_libexec_dir_names_the_variable(tmp_path, monkeypatch):
+    other, name = (183, "aarch64") if HOST_MACHINE == 62 else (62, "x86_64")
+    path = elf(tmp_path / "hpcbox-ptrace", machine=other)
+    monkeypatch.setenv(LIBEXEC_ENV, str(tmp_path))
+    assert helper_problem(path) == (
+        f"{path} (set by {LIBEXEC_ENV}) is built for {name}, but this machine is {os.uname().machine}")

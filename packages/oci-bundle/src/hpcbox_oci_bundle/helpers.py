@@ -59,7 +59,8 @@ def helper_problem(path: Union[str, os.PathLike[str]], executable: bool = True) 
         return f"{path}{where} cannot be read: {error.strerror}"
     host = os.uname().machine
     if not _same_machine(machine, host):
-        return f"{name} is built for {machine}, but this machine is {host}"
+        # named by its path when HPCBOX_LIBEXEC_DIR chose it: that variable is then what to fix
+        return f"{f'{path}{where}' if where else name} is built for {machine}, but this machine is {host}"
     if executable and not os.access(path, os.X_OK):
         return f"{path}{where} is not executable"
     if executable and interp and not os.path.exists(interp):
