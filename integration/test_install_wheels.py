@@ -205,7 +205,8 @@ done
 
 # -- the aarch64 wheels: cross-built here, run under qemu-user with Debian's arm64 Python ------
 
-ARM64_PYTHON = "arm64-python"  # scripts/prepare-test-inputs: Debian 12's arm64 python3.11, unpacked
+ARM64_PYTHON = "arm64-python"  # scripts/prepare-test-inputs: Debian 12's arm64 python3.11 and musl, unpacked
+MUSL_INCLUDE = "usr/include/aarch64-linux-musl"
 HELPERS = {"hpcbox_engine_runc": "hpcbox-userns", "hpcbox_engine_ptrace": "hpcbox-ptrace",
            "hpcbox_engine_preload": "hpcbox-preload-exec"}
 # What the two C path cores answer, and what the preload library tells of programs: the same on
@@ -255,7 +256,8 @@ def cross_tools() -> Dict[str, str]:
 @pytest.fixture(scope="session")
 def arm64_python(test_images) -> Path:
     root = test_images.inputs_dir / ARM64_PYTHON
-    if not all((root / path).is_file() for path in ("usr/bin/python3.11", "usr/include/python3.11/Python.h")):
+    needed = ("usr/bin/python3.11", "usr/include/python3.11/Python.h", f"{MUSL_INCLUDE}/stdio.h")
+    if not all((root / path).is_file() for path in needed):
         pytest.skip(f"test input {root} is missing: run `sudo scripts/prepare-test-inputs`")
     return root
 
@@ -265,7 +267,8 @@ def wheelhouse_aarch64(tmp_path_factory, arm64_python) -> Path:
     cross_tools()
     out = tmp_path_factory.mktemp("wheelhouse-aarch64")
     build_wheelhouse(out, "--target", "aarch64",
-                     HPCBOX_PYTHON_INCLUDE=str(arm64_python / "usr/include/python3.11"))
+                     HPCBOX_PYTHON_INCLUDE=str(arm64_python / "usr/include/python3.11"),
+                     HPCBOX_MUSL_INCLUDE=str(arm64_python / MUSL_INCLUDE))
     return out
 
 
@@ -284,14 +287,15 @@ def aarch64_site(wheelhouse_aarch64, tmp_path_factory) -> Path:
 def test_aarch64_wheels_tags_symbols_and_auditwheel(wheelhouse_aarch64, tmp_path):
     check_tags(wheelhouse_aarch64, "aarch64")
     checked = check_elf_versions(wheelhouse_aarch64, tmp_path, "aarch64")
-    assert "libhpcbox-preload-musl.so" not in checked  # no musl cross compiler: glibc programs only
+    assert "libhpcbox-preload-musl.so" in checked  # built with the cross compiler on musl's headers
     check_auditwheel(wheelhouse_aarch64, "aarch64")
 
 
 def test_aarch64_helpers_and_cffi_modules_run_under_qemu(aarch64_site, arm64_python, tmp_path):
     """Each helper's --version under qemu-aarch64 (the preload launcher through its own entry point
     and arm64 glibc); each cffi module imported by Debian's arm64 Python, giving the same answers
-    as this machine's build; the preload library loaded into that Python with LD_PRELOAD."""
+    as this machine's build; the preload library loaded into that Python with LD_PRELOAD, and its
+    musl build into a musl program."""
     qemu = cross_tools()["qemu-aarch64"]
     version = importlib.metadata.version("hpcbox-engine-runc")
     for package, helper in HELPERS.items():
@@ -328,6 +332,32 @@ def test_aarch64_helpers_and_cffi_modules_run_under_qemu(aarch64_site, arm64_pyt
                             capture_output=True, text=True, check=False, timeout=120)
     assert (loaded.returncode, loaded.stdout) == (0, "loaded\n"), loaded.stderr
     assert "cannot be preloaded" not in loaded.stderr, loaded.stderr
+
+    musl_program = musl_hello(arm64_python, tmp_path)
+    library = aarch64_site / "hpcbox_engine_preload" / "libhpcbox-preload-musl.so"
+    loaded = subprocess.run([qemu, "-L", str(arm64_python), "-E", f"LD_PRELOAD={library}", str(musl_program)],
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert (loaded.returncode, loaded.stdout, loaded.stderr) == (0, "musl: stat 0\n", "")
+
+
+def musl_hello(arm64_python: Path, tmp_path: Path) -> Path:
+    """A dynamically linked aarch64 musl program (what musl-gcc would make, spelled out for the
+    cross compiler and the unpacked musl-dev:arm64)."""
+    cross = cross_tools()["aarch64-linux-gnu-gcc"]
+    lib = arm64_python / "usr/lib/aarch64-linux-musl"
+    source = tmp_path / "hello.c"
+    source.write_text('#include <stdio.h>\n#include <sys/stat.h>\nint main(void)\n{\n    struct stat st;\n'
+                      '    printf("musl: stat %d\\n", stat("/", &st));\n    return 0;\n}\n')
+    own = subprocess.run([cross, "-print-file-name=include"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    libgcc = subprocess.run([cross, "-print-libgcc-file-name"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    out = tmp_path / "hello-musl"
+    subprocess.run([cross, "-nostdinc", "-isystem", str(arm64_python / MUSL_INCLUDE), "-isystem", own,
+                    "-fPIE", "-pie", "-nostdlib", "-o", str(out), str(lib / "Scrt1.o"), str(lib / "crti.o"),
+                    str(source), "-Wl,--no-as-needed", str(arm64_python / "lib/ld-musl-aarch64.so.1"), libgcc,
+                    str(lib / "crtn.o"), "-Wl,-dynamic-linker=/lib/ld-musl-aarch64.so.1"], check=True)
+    return out
 
 
 def test_info_names_every_helper_that_cannot_run_here(aarch64_site, tmp_path):

@@ -7,8 +7,9 @@ root, or the sdist's copy of it):
   property tests and the Python side;
 - ``libhpcbox-preload.so``: the library injected with LD_PRELOAD into glibc programs, built with
   the host's compiler but referencing no glibc symbol version newer than 2.14 (tests check <= 2.31);
-- ``libhpcbox-preload-musl.so``: the same sources built with ``musl-gcc`` for musl programs
-  (skipped, with a note, where musl-gcc is missing: such containers then get a clear error), with
+- ``libhpcbox-preload-musl.so``: the same sources built with ``musl-gcc`` for musl programs (for
+  another architecture: the cross compiler on the target's musl headers, ``HPCBOX_MUSL_INCLUDE``;
+  skipped, with a note, where neither is there: such containers then get a clear error), with
   no DT_NEEDED at all: musl's loader resolves its symbols from the libc already loaded, and the
   build host's ``libc.so`` (glibc's linker script) is never named;
 - ``hpcbox-preload-exec``: the first process of a container (launcher/launcher.c), dynamically
@@ -23,7 +24,9 @@ machinery.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import List, Optional
 
@@ -96,19 +99,40 @@ def build_preload_library(cc, out_dir: Path) -> Path:
     return out
 
 
+def _musl_compiler(cc):
+    """The compiler of the musl build, or None (with a note): musl-gcc for this machine; for another
+    architecture, the cross compiler CC on the target's musl headers (HPCBOX_MUSL_INCLUDE, e.g.
+    Debian's musl-dev:arm64 unpacked with dpkg-deb -x DIR: DIR/usr/include/aarch64-linux-musl)."""
+    if cc.machine() == cc.native_machine():
+        musl_gcc = shutil.which("musl-gcc")
+        if musl_gcc:
+            return cc.with_compiler([musl_gcc])
+        print("hpcbox-engine-preload: musl-gcc not found (Debian: musl-tools); no musl build, so containers "
+              "of musl programs cannot run with this engine")
+        return None
+    headers = os.environ.get("HPCBOX_MUSL_INCLUDE")
+    if not headers or not (Path(headers) / "stdio.h").is_file():
+        print(f"hpcbox-engine-preload: no musl headers for {cc.machine()} (HPCBOX_MUSL_INCLUDE: the target's "
+              "musl-dev headers); no musl build, so containers of musl programs cannot run with this engine")
+        return None
+    done = subprocess.run([*cc.argv, "-print-file-name=include"], capture_output=True, text=True, check=False)
+    own = done.stdout.strip()  # the compiler's own headers (stddef.h, stdarg.h), which musl relies on
+    if done.returncode != 0 or not os.path.isdir(own):
+        print(f"hpcbox-engine-preload: {cc.argv[0]} -print-file-name=include failed; no musl build")
+        return None
+    return cc.with_compiler([*cc.argv, "-nostdinc", "-isystem", headers, "-isystem", own])
+
+
 def build_musl_library(cc, out_dir: Path) -> Optional[Path]:
-    """The musl build, or None (with a note) where musl-gcc is not installed or the target is not
-    the build machine's architecture (no musl cross compiler)."""
-    musl_gcc = shutil.which("musl-gcc")
-    if not musl_gcc or cc.machine() != cc.native_machine():
-        print("hpcbox-engine-preload: musl-gcc not found (Debian: musl-tools) for this target; no musl "
-              "build, so containers of musl programs cannot run with this engine")
+    """The musl build, or None (with a note) where there is no musl compiler for the target."""
+    musl = _musl_compiler(cc)
+    if musl is None:
         return None
     out = out_dir / PRELOAD_LIBRARY_MUSL
-    musl = cc.with_compiler([musl_gcc])
-    # -nodefaultlibs: no DT_NEEDED libc.so; -lgcc for the compiler's own helpers, linked in.
-    musl.run(musl.command(out, _library_sources(), INCLUDES, LIBRARY_FLAGS, ["-nodefaultlibs", "-lgcc"]),
-             out.name)
+    # -nodefaultlibs: no DT_NEEDED libc.so; -lgcc for the compiler's own helpers, linked in. On
+    # aarch64, no outline atomics: libgcc's helpers for them ask glibc's __getauxval, which musl lacks.
+    flags = [*LIBRARY_FLAGS, *(["-mno-outline-atomics"] if cc.machine() == "aarch64" else [])]
+    musl.run(musl.command(out, _library_sources(), INCLUDES, flags, ["-nodefaultlibs", "-lgcc"]), out.name)
     return out
 
 
