@@ -8,8 +8,8 @@ Builds the wheelhouse with scripts/build-wheelhouse --deps (this Python's depend
 from the package index once), then times the offline install into a fresh venv each run. On x86_64
 it also cross-builds the aarch64 wheels (scripts/build-wheelhouse --target aarch64) for their sizes,
 with the arm64 Python headers of DIR (default: $HPCBOX_PYTHON_INCLUDE, else the test input that
-scripts/prepare-test-inputs unpacks); without them, or without the cross compiler, that column is
-left out.
+scripts/prepare-test-inputs unpacks) and the musl headers beside them (or $HPCBOX_MUSL_INCLUDE);
+without them, or without the cross compiler, that column is left out.
 """
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ def aarch64_wheels(out: Path, headers: Path, env: dict) -> dict:
             or not (headers / "Python.h").is_file():
         print(f"bench: no aarch64 column (needs x86_64, aarch64-linux-gnu-gcc and {headers}/Python.h)")
         return {}
+    musl = Path(os.environ.get("HPCBOX_MUSL_INCLUDE") or headers.parent / "aarch64-linux-musl")
+    if not (musl / "stdio.h").is_file():
+        print(f"bench: no arm64 musl headers in {musl}: the aarch64 preload wheel is measured without musl")
     subprocess.run([str(ROOT / "scripts" / "build-wheelhouse"), "--target", "aarch64", str(out)],
-                   env={**env, "HPCBOX_PYTHON_INCLUDE": str(headers)}, check=True, stdout=subprocess.DEVNULL)
+                   env={**env, "HPCBOX_PYTHON_INCLUDE": str(headers), "HPCBOX_MUSL_INCLUDE": str(musl)},
+                   check=True, stdout=subprocess.DEVNULL)
     return {w.name.split("-")[0]: w.stat().st_size for w in out.glob("hpcbox*.whl")}
 
 
