@@ -51,7 +51,7 @@ def test_the_cli_requires_no_engine_unless_asked():
             plain.add(req.name)
         else:
             by_extra.setdefault(extra, set()).add(req.name)
-    assert plain == {"hpcbox-registry", "hpcbox-layers"}
+    assert plain == {"hpcbox-registry", "hpcbox-layers", "hpcbox-oci-bundle"}  # (the engine contract)
     assert by_extra["all"] == set(ENGINES)
     for engine in ENGINES:
         assert by_extra[engine.rsplit("-", 1)[1]] == {engine}

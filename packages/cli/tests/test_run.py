@@ -127,7 +127,9 @@ def test_named_engine_missing(tmp_path, fake_engines):
 
 
 def test_engine_errors_become_one_line(tmp_path, fake_engines):
-    class EngineError(Exception):
+    import hpcbox_oci_bundle
+
+    class EngineError(hpcbox_oci_bundle.EngineError):  # an engine's own error, on the contract's base
         pass
 
     fake_engines["runc"] = FakeEngine("runc", error=EngineError("bad bundle:\n  process.cwd is 'x'"))

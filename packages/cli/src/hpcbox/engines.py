@@ -1,7 +1,9 @@
 """Find the engines and choose one.
 
-Engines are objects with ``name``, ``available() -> (bool, reason)`` and ``run(bundle, ...)``, registered
-under the entry-point group ``hpcbox.engines`` (docs/architecture.md, "The engine contract"). On the
+Engines are objects that match :class:`hpcbox_oci_bundle.Engine` (``name``, ``capabilities``,
+``available(**hints) -> (bool, reason)``, ``start`` and ``run(bundle, ...)``), registered under the
+entry-point group ``hpcbox.engines`` (docs/architecture.md, "The engine contract"). Callers plan with
+:func:`capabilities`, never with engine names. On the
 hot path of `hpcbox run` the engine is known, so its module (``hpcbox_engine_<name>``) is imported
 directly: scanning every installed distribution's entry points costs milliseconds. The entry points
 are the fallback, and the only source for engines from other projects (`hpcbox info` lists them all).
@@ -14,17 +16,19 @@ from __future__ import annotations
 
 import sys
 
+from hpcbox_oci_bundle import contract
+
 from hpcbox.errors import HpcboxError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~2 ms to import: only type checkers read these names
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 GROUP = "hpcbox.engines"
 KNOWN = ("runc", "ptrace", "preload", "singularity")
 CHOICES = ("auto", *KNOWN)
 AUTO_ORDER = ("runc", "preload", "ptrace")
-EXIT_ENGINE = 125  # what an engine returns when it failed before the program ran
+EXIT_ENGINE = contract.EXIT_ENGINE  # what an engine returns when it failed before the program ran
 
 
 class EngineUnavailableError(HpcboxError):
@@ -39,15 +43,35 @@ class EngineUnavailableError(HpcboxError):
 class _Missing:
     """Stands for an engine that cannot be loaded; ``available()`` says why."""
 
+    capabilities: FrozenSet[str] = frozenset()
+
     def __init__(self, name: str, reason: str):
         self.name = name
         self.reason = reason
 
-    def available(self, *args: Any, **kwargs: Any) -> Tuple[bool, str]:
+    def available(self, **hints: Any) -> Tuple[bool, str]:
         return False, self.reason
+
+    def start(self, *args: Any, **kwargs: Any) -> Any:
+        raise EngineUnavailableError(self.name, self.reason)
 
     def run(self, *args: Any, **kwargs: Any) -> int:
         raise EngineUnavailableError(self.name, self.reason)
+
+
+def capabilities(engine: Any) -> FrozenSet[str]:
+    """What *engine* can do (:data:`hpcbox_oci_bundle.contract.CAPABILITIES`); an engine of another
+    project that declares none is taken to have none."""
+    return frozenset(getattr(engine, "capabilities", ()) or ())
+
+
+def can(engine: Any, capability: str, runtime: Optional[str] = None) -> bool:
+    """Whether *engine* has *capability* as it will run: an engine that delegates to an installed
+    runtime (``--runtime runc|crun``) loses what only its builtin runner does (overlay mounts)."""
+    caps = capabilities(engine)
+    if runtime not in (None, "builtin") and contract.CAP_DELEGATE_RUNTIME in caps:
+        caps = caps - {contract.CAP_OVERLAY}
+    return capability in caps
 
 
 def _entry_points() -> List[Any]:
@@ -107,14 +131,11 @@ def names(entry_points: Optional[List[Any]] = None) -> List[str]:
 
 
 def check(engine: Any, runtime: Optional[str] = None) -> Tuple[bool, str]:
-    """``engine.available()``, with the runtime for engines that take one; never raises."""
+    """``engine.available(**hints)``, the runtime passed as a hint (engines ignore hints they do not
+    know); never raises."""
+    hints = {"runtime": runtime} if runtime and runtime != "builtin" else {}
     try:
-        if runtime and runtime != "builtin":
-            try:
-                return engine.available(runtime=runtime)
-            except TypeError:
-                pass
-        ok, reason = engine.available()
+        ok, reason = engine.available(**hints)
         return bool(ok), str(reason)
     except Exception as exc:
         return False, f"its availability check failed ({type(exc).__name__}: {exc})"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import errno
 
+from hpcbox_oci_bundle import contract
+
 TYPE_CHECKING = False  # typing costs ~2 ms to import: only type checkers read these names
 if TYPE_CHECKING:
     from typing import Callable, List, Optional, Tuple
@@ -27,7 +29,7 @@ EXIT_AUTH = 4
 EXIT_NETWORK = 5
 EXIT_INTEGRITY = 6
 EXIT_STORAGE = 7
-EXIT_ENGINE = 125
+EXIT_ENGINE = contract.EXIT_ENGINE
 EXIT_INTERRUPTED = 130
 
 #: every code hpcbox itself exits with (``run`` passes the container's own status through as well)
@@ -136,24 +138,16 @@ def _layer_rules() -> List[Rule]:
 
 
 def _bundle_rules() -> List[Rule]:
-    rules: List[Rule] = []
-    for name in ("runc", "ptrace", "preload", "singularity"):
-        try:
-            module = __import__(f"hpcbox_engine_{name}", fromlist=["EngineError"])
-        except ImportError:
-            continue
-        unavailable = getattr(module, "UnavailableError", None)
-        if unavailable is not None:
-            rules.append((unavailable, EXIT_ENGINE, "run 'hpcbox info' to see which engines work here"))
-        error = getattr(module, "EngineError", None)
-        if error is not None:
-            rules.append((error, EXIT_ENGINE, "see 'hpcbox info', or choose another engine with --engine"))
-    try:
-        import hpcbox_oci_bundle
-    except ImportError:  # pragma: no cover - a dependency of every engine
-        return rules
-    rules.append((hpcbox_oci_bundle.BundleError, EXIT_FAILURE, "fix the container's config.json"))
-    return rules
+    """The engine contract's bases (:mod:`hpcbox_oci_bundle.contract`): every engine's errors derive
+    from them, an engine's BundleError from both EngineError and BundleError (so it is 125)."""
+    import hpcbox_oci_bundle as b
+
+    return [
+        (b.UnavailableError, EXIT_ENGINE, "run 'hpcbox info' to see which engines work here"),
+        (b.EngineError, EXIT_ENGINE, "see 'hpcbox info', or choose another engine with --engine"),
+        (b.BundleError, EXIT_FAILURE, "fix the container's config.json"),
+        (b.Error, EXIT_FAILURE, "see 'hpcbox info'"),
+    ]
 
 
 def _store_rules() -> List[Rule]:

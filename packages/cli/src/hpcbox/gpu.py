@@ -27,6 +27,8 @@ import re
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from hpcbox_oci_bundle import contract
+
 from hpcbox.errors import EXIT_FAILURE, HpcboxError, UsageError
 
 ENV_ROOT = "HPCBOX_NVIDIA_ROOT"
@@ -418,7 +420,7 @@ def apply(config: Dict[str, object], driver: Driver, gpus: Optional[List[int]], 
         _env_list_set(env, "CUDA_VISIBLE_DEVICES", chosen)
         _env_list_set(env, "CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # indices as nvidia-smi numbers them
     if driver.version:
-        config.setdefault("annotations", {})["org.hpcbox.nvidia.driver"] = driver.version  # type: ignore[index]
+        config.setdefault("annotations", {})[contract.ANNOTATION_NVIDIA_DRIVER] = driver.version  # type: ignore[index]
     return warning
 
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import os
 
+from hpcbox_oci_bundle import contract
+
 TYPE_CHECKING = False  # typing costs ~2 ms: `hpcbox run` imports this module on every start
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-ANNOTATION_SHARE_USERNS = "org.hpcbox.runc.share-userns"
+ANNOTATION_SHARE_USERNS = contract.ANNOTATION_RUNC_SHARE_USERNS
 # A rank of an MPI job has at least one of these (Open MPI's mpirun, any PMIx server such as
 # Slurm's --mpi=pmix, PMI-1/PMI-2 launchers such as Hydra or Slurm's --mpi=pmi2).
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
@@ -135,6 +137,6 @@ def apply(config: Dict[str, Any], job: Job, *, net: str) -> None:
     namespaces = config.setdefault("linux", {}).setdefault("namespaces", [])
     namespaces[:] = [n for n in namespaces if n.get("type") not in ("pid", "ipc")]
     annotations = config.setdefault("annotations", {})
-    if annotations.get("org.hpcbox.runc.runtime", "builtin") == "builtin":  # runc/crun: theirs
+    if annotations.get(contract.ANNOTATION_RUNC_RUNTIME, "builtin") == "builtin":  # runc/crun: theirs
         ids = config["process"]["user"]
         annotations[ANNOTATION_SHARE_USERNS] = f"{job.key}-{ids['uid']}-{ids['gid']}"

@@ -36,6 +36,8 @@ import os
 import posixpath
 import stat
 
+from hpcbox_oci_bundle import contract
+
 try:  # collections.abc would import all of collections (~1 ms on every `hpcbox run`)
     from _collections_abc import Mapping
 except ImportError:  # pragma: no cover - other interpreters
@@ -49,8 +51,8 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ANNOTATION_RUNTIME = "org.hpcbox.runc.runtime"
-ANNOTATION_NET = "org.hpcbox.net"
+ANNOTATION_RUNTIME = contract.ANNOTATION_RUNC_RUNTIME
+ANNOTATION_NET = contract.ANNOTATION_NET
 NETS = ("host", "none")
 RUNTIMES = ("builtin", "runc", "crun")
 HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")

@@ -13,10 +13,12 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+import hpcbox_oci_bundle
 from hpcbox_oci_bundle import (
     Bundle,
     BundleError,
     Container,
+    contract,
     guest_bindings,
     helper_path,
     helper_problem,
@@ -27,15 +29,15 @@ from hpcbox_oci_bundle import (
 
 from hpcbox_engine_preload import _native
 
-EXIT_ENGINE = 125
-MODE_ANNOTATION = "org.hpcbox.preload.mode"
-NET_ANNOTATION = "org.hpcbox.net"
+EXIT_ENGINE = contract.EXIT_ENGINE
+MODE_ANNOTATION = contract.ANNOTATION_PRELOAD_MODE
+NET_ANNOTATION = contract.ANNOTATION_NET
 MODES = ("F1", "F2", "F3", "F4")
 
 BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
-class EngineError(RuntimeError):
+class EngineError(hpcbox_oci_bundle.EngineError, RuntimeError):
     """The container cannot start with this engine; str() is one line "<problem>; <fix>"."""
 
 
@@ -281,9 +283,13 @@ class PreloadEngine:
     """LD_PRELOAD engine: fast path translation inside each process, for dynamically linked programs."""
 
     name = "preload"
+    #: no mount or network namespace: binds only (tmpfs mounts and --net=none are refused), and the
+    #: library reaches dynamically linked programs only
+    capabilities = frozenset({contract.CAP_GPUS})
 
-    def available(self) -> Tuple[bool, str]:
-        """(True, what it serves) when the library and launcher are installed, else (False, fix)."""
+    def available(self, **hints: Any) -> Tuple[bool, str]:
+        """(True, what it serves) when the library and launcher are installed, else (False, fix).
+        No hint changes the answer."""
         if not sys.platform.startswith("linux"):
             return False, f"the preload engine needs Linux (this is {sys.platform}); use another host"
         # the launcher first (the program that runs), then the libraries preloaded into programs

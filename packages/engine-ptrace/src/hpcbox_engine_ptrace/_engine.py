@@ -11,6 +11,7 @@ import hpcbox_oci_bundle
 from hpcbox_oci_bundle import (
     Bundle,
     Container,
+    contract,
     guest_bindings,
     helper_path,
     helper_problem,
@@ -21,9 +22,9 @@ from hpcbox_oci_bundle import (
 from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
 
 TRACER_NAME = "hpcbox-ptrace"
-EXIT_ENGINE = 125
-SECCOMP_ANNOTATION = "org.hpcbox.ptrace.seccomp"
-NET_ANNOTATION = "org.hpcbox.net"
+EXIT_ENGINE = contract.EXIT_ENGINE
+SECCOMP_ANNOTATION = contract.ANNOTATION_PTRACE_SECCOMP
+NET_ANNOTATION = contract.ANNOTATION_NET
 STATS_ENV = "HPCBOX_PTRACE_STATS"  # set to 1 on the host: stop counts per syscall on stderr
 # Signals a batch system or a user sends to the engine's caller: passed on (by the tracer) to the
 # program. SIGINT/SIGQUIT/SIGWINCH from a terminal reach the program directly (same process group).
@@ -97,6 +98,8 @@ class PtraceEngine:
     user namespaces needed, only ptrace."""
 
     name = "ptrace"
+    #: no mount or network namespace: binds only (tmpfs mounts and --net=none are refused)
+    capabilities = frozenset({contract.CAP_GPUS, contract.CAP_STATIC_PROGRAMS})
 
     def __init__(self, tracer: Optional[str] = None):
         self._tracer = tracer
@@ -105,8 +108,9 @@ class PtraceEngine:
     def tracer(self) -> str:
         return str(self._tracer or tracer_path())
 
-    def available(self, proc_root: str = "/proc") -> Tuple[bool, str]:
-        """(True, why) when this host lets the tracer work, else (False, what to do)."""
+    def available(self, proc_root: str = "/proc", **hints: Any) -> Tuple[bool, str]:
+        """(True, why) when this host lets the tracer work, else (False, what to do). *proc_root*
+        is where /proc is (tests); other hints are ignored."""
         machine = os.uname().machine
         if machine not in _ARCHES:
             return False, f"the tracer knows the syscalls of {' and '.join(_ARCHES)} only, not {machine}"

@@ -7,7 +7,7 @@ import os
 from collections import namedtuple
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import STANDARD_MOUNTS, BundleLike, Mount, parse_mount_options
+from hpcbox_oci_bundle import STANDARD_MOUNTS, BundleLike, Mount, contract, parse_mount_options
 
 from hpcbox_engine_runc.errors import BundleError
 
@@ -15,15 +15,15 @@ TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on eve
 if TYPE_CHECKING:
     from typing import Mapping, Optional
 
-ANNOTATION_RUNTIME = "org.hpcbox.runc.runtime"
-ANNOTATION_NET = "org.hpcbox.net"
-ANNOTATION_OVERLAY_LOWER = "org.hpcbox.runc.overlay.lower"
-ANNOTATION_OVERLAY_UPPER = "org.hpcbox.runc.overlay.upper"
-ANNOTATION_OVERLAY_WORK = "org.hpcbox.runc.overlay.work"
+ANNOTATION_RUNTIME = contract.ANNOTATION_RUNC_RUNTIME
+ANNOTATION_NET = contract.ANNOTATION_NET
+ANNOTATION_OVERLAY_LOWER = contract.ANNOTATION_RUNC_OVERLAY_LOWER
+ANNOTATION_OVERLAY_UPPER = contract.ANNOTATION_RUNC_OVERLAY_UPPER
+ANNOTATION_OVERLAY_WORK = contract.ANNOTATION_RUNC_OVERLAY_WORK
 # Containers that give the same value share one user namespace (the ranks of an MPI job on a node).
-ANNOTATION_SHARE_USERNS = "org.hpcbox.runc.share-userns"
-ANNOTATION_IDMAP = "org.hpcbox.runc.idmap"
-ANNOTATION_CHOWN = "org.hpcbox.runc.chown"
+ANNOTATION_SHARE_USERNS = contract.ANNOTATION_RUNC_SHARE_USERNS
+ANNOTATION_IDMAP = contract.ANNOTATION_RUNC_IDMAP
+ANNOTATION_CHOWN = contract.ANNOTATION_RUNC_CHOWN
 IDMAPS = ("auto", "single")
 CHOWNS = ("fake", "strict")
 RUNTIMES = ("builtin", "runc", "crun")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hpcbox_oci_bundle import LIBEXEC_ENV, Container, helper_path, run_to_completion
+from hpcbox_oci_bundle import LIBEXEC_ENV, Container, contract, helper_path, run_to_completion
 
 from hpcbox_engine_runc import _availability, _spawn, idmap
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Any, List, Mapping, Optional, Tuple, Union
 
 RUNNER_NAME = "hpcbox-userns"
-EXIT_RUNTIME = 125
+EXIT_RUNTIME = contract.EXIT_ENGINE
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 # Signals a batch system or a user sends to the engine's caller: passed on to the container.
@@ -129,6 +129,9 @@ class RuncEngine:
     """Rootless user-namespace engine: the builtin runner, or runc/crun by annotation."""
 
     name = "runc"
+    capabilities = frozenset({contract.CAP_OVERLAY, contract.CAP_SCRATCH_TMPFS,
+                              contract.CAP_PRIVATE_NETWORK, contract.CAP_GPUS,
+                              contract.CAP_STATIC_PROGRAMS, contract.CAP_DELEGATE_RUNTIME})
 
     def __init__(self, runner: Optional[str] = None):
         self._runner = runner
@@ -137,8 +140,9 @@ class RuncEngine:
     def runner(self) -> str:
         return str(self._runner or _runner_file())
 
-    def available(self, proc_root: str = "/proc", runtime: str = "builtin") -> Tuple[bool, str]:
-        """(True, why) when this host can run containers with `runtime`, else (False, what to do)."""
+    def available(self, proc_root: str = "/proc", runtime: str = "builtin", **hints: Any) -> Tuple[bool, str]:
+        """(True, why) when this host can run containers with `runtime`, else (False, what to do).
+        *proc_root* is where /proc is (tests); other hints are ignored."""
         ok, reason = _availability.check(self.runner, proc_root)
         if ok and runtime == "builtin":
             full = idmap.plan(0, 0)

@@ -1,9 +1,13 @@
-"""Exceptions of hpcbox_engine_runc: every message is one line naming the problem and the fix."""
+"""Exceptions of hpcbox_engine_runc: every message is one line naming the problem and the fix.
+
+The classes are this engine's own (callers may catch them by engine) on the shared bases of
+:mod:`hpcbox_oci_bundle.contract`, which carry ``problem``, ``hint`` and the exit ``code``.
+"""
 
 import hpcbox_oci_bundle
 
 
-class EngineError(Exception):
+class EngineError(hpcbox_oci_bundle.EngineError):
     """The engine cannot run this bundle here."""
 
 
@@ -11,5 +15,5 @@ class BundleError(EngineError, hpcbox_oci_bundle.BundleError):
     """The OCI runtime bundle or config is invalid or asks for something unsupported."""
 
 
-class UnavailableError(EngineError):
+class UnavailableError(EngineError, hpcbox_oci_bundle.UnavailableError):
     """User namespaces (or the requested runtime) are not usable on this host."""

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import os
 
+from hpcbox_oci_bundle.contract import ANNOTATION_RUNC_IDMAP
+
 TYPE_CHECKING = False  # typing (and subprocess, imported where used) cost ms of every `hpcbox run`
 if TYPE_CHECKING:
     from typing import Callable, List, Optional, Sequence, Tuple
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
-ANNOTATION_IDMAP = "org.hpcbox.runc.idmap"
+ANNOTATION_IDMAP = ANNOTATION_RUNC_IDMAP
 IDMAP_MODES = ("auto", "single")
 CLONE_NEWUSER = 0x10000000
 

@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import BundleLike, Mount
+from hpcbox_oci_bundle import BundleLike, Mount, contract
 
 from hpcbox_engine_singularity.errors import BundleError
 
-ANNOTATION_GPU = "org.hpcbox.singularity.gpu"
-ANNOTATION_FAKEROOT = "org.hpcbox.singularity.fakeroot"
-ANNOTATION_USERNS = "org.hpcbox.singularity.userns"
-ANNOTATION_CONTAINALL = "org.hpcbox.singularity.containall"
-ANNOTATION_NO_MOUNT = "org.hpcbox.singularity.no-mount"
-ANNOTATION_NET = "org.hpcbox.net"  # shared with the other engines
+ANNOTATION_GPU = contract.ANNOTATION_SINGULARITY_GPU
+ANNOTATION_FAKEROOT = contract.ANNOTATION_SINGULARITY_FAKEROOT
+ANNOTATION_USERNS = contract.ANNOTATION_SINGULARITY_USERNS
+ANNOTATION_CONTAINALL = contract.ANNOTATION_SINGULARITY_CONTAINALL
+ANNOTATION_NO_MOUNT = contract.ANNOTATION_SINGULARITY_NO_MOUNT
+ANNOTATION_NET = contract.ANNOTATION_NET  # shared with the other engines
 NETS = ("host", "none")
 GPUS = ("", "none", "nvidia", "rocm")
 FAKEROOT_CHOICES = ("auto", "true", "false")

@@ -13,6 +13,7 @@ import threading
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 import hpcbox_oci_bundle
+from hpcbox_oci_bundle import contract
 
 from hpcbox_engine_singularity import _probe
 from hpcbox_engine_singularity._bundle import Bundle, BundleLike, parse_bundle
@@ -70,6 +71,10 @@ class SingularityEngine:
     """Runs OCI bundles as writable sandboxes through the host's apptainer or singularity."""
 
     name = "singularity"
+    #: apptainer's own mount namespace; its tmpfs handling (scratch directories) is its own, so the
+    #: caller's scratch tmpfs for GPUs is not asked of it
+    capabilities = frozenset({contract.CAP_PRIVATE_NETWORK, contract.CAP_GPUS,
+                              contract.CAP_STATIC_PROGRAMS})
 
     def __init__(self, binary: Optional[str] = None, *, subuid_path: str = SUBUID_PATH,
                  caller_uid: Optional[int] = None, environ: Optional[Mapping[str, str]] = None):
@@ -98,8 +103,9 @@ class SingularityEngine:
             self._cache[key] = _probe.probe(path)
         return self._cache[key]
 
-    def available(self) -> Tuple[bool, str]:
-        """(True, which binary and options) when bundles can run here, else (False, what to do)."""
+    def available(self, **hints: Any) -> Tuple[bool, str]:
+        """(True, which binary and options) when bundles can run here, else (False, what to do).
+        No hint changes the answer."""
         try:
             inst = self.installation()
         except UnavailableError as error:

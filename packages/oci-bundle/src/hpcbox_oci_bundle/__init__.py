@@ -10,6 +10,12 @@
 
 Errors are :class:`BundleError` with one line: what is wrong, then how to fix it.
 
+The contract every engine keeps (docs/architecture.md, "The engine contract") is here too:
+:mod:`hpcbox_oci_bundle.contract` holds the exit codes, annotation keys, capabilities and the base
+errors (:class:`EngineError`, :class:`UnavailableError`, with ``problem``, ``hint`` and ``code``);
+:class:`Engine` (:mod:`hpcbox_oci_bundle.protocol`, loaded when first asked for) is the typed
+protocol every engine object matches.
+
 The engines also share the rules of ``run()`` (:mod:`hpcbox_oci_bundle.process`): the exit status
 as a shell reports it and the caller's signals passed on to the container::
 
@@ -32,6 +38,16 @@ from hpcbox_oci_bundle.bundle import (
     parse_mount_options,
     resolve_in_root,
 )
+from hpcbox_oci_bundle.contract import (
+    CAPABILITIES,
+    EXIT_CODES,
+    EXIT_ENGINE,
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EngineError,
+    Error,
+    UnavailableError,
+)
 from hpcbox_oci_bundle.errors import BundleError
 from hpcbox_oci_bundle.helpers import LIBEXEC_ENV, helper_path, helper_problem
 from hpcbox_oci_bundle.process import (
@@ -42,7 +58,22 @@ from hpcbox_oci_bundle.process import (
     run_to_completion,
 )
 
+
+def __getattr__(name: str) -> object:
+    # The protocol needs typing (~2 ms): loaded only when asked for, never by `hpcbox run`.
+    if name in ("Engine", "Running"):
+        from hpcbox_oci_bundle import protocol
+
+        return getattr(protocol, name)
+    raise AttributeError(f"module 'hpcbox_oci_bundle' has no attribute {name!r}")
+
+
 __all__ = [
+    "CAPABILITIES",
+    "EXIT_CODES",
+    "EXIT_ENGINE",
+    "EXIT_NOT_EXECUTABLE",
+    "EXIT_NOT_FOUND",
     "FORWARDED_SIGNALS",
     "HOST_KERNEL_DIRS",
     "LIBEXEC_ENV",
@@ -56,7 +87,12 @@ __all__ = [
     "BundleError",
     "BundleLike",
     "Container",
+    "Engine",
+    "EngineError",
+    "Error",
     "Mount",
+    "Running",
+    "UnavailableError",
     "__version__",
     "exit_status",
     "fail",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
+from hpcbox_oci_bundle import contract
+
 from hpcbox.errors import HpcboxError, UsageError
 
 
@@ -167,6 +169,8 @@ def _run(args, container) -> int:
 
 
 def _run_with(args, container, stack) -> int:
+    from hpcbox_oci_bundle import contract
+
     from hpcbox import engines, runspec, udocker
 
     chosen = container.settings or udocker.default_settings()
@@ -199,10 +203,11 @@ def _run_with(args, container, stack) -> int:
     gpus = getattr(args, "gpus", None)
     copied = getattr(container, "nvidia", None)
     if gpus is not None or copied:
-        _add_gpus(config, gpus, copied, scratch=name == "runc")
+        _add_gpus(config, gpus, copied, scratch=engines.can(engine, contract.CAP_SCRATCH_TMPFS))
     _write_config(container.config_path, config)
-    if view is not None and (name != "runc" or opts.runtime not in (None, "builtin")):
-        raise overlay_only_runc(container, name if name != "runc" else f"runc --runtime {opts.runtime}")
+    if view is not None and not engines.can(engine, contract.CAP_OVERLAY, opts.runtime):
+        delegated = opts.runtime not in (None, "builtin") and engines.can(engine, contract.CAP_OVERLAY)
+        raise overlay_only_runc(container, f"{name} --runtime {opts.runtime}" if delegated else name)
     with container.in_use():
         status = _start(name, engine, config, str(container.dir), opts.runtime)
         if status == engines.EXIT_ENGINE:
@@ -238,8 +243,7 @@ def _add_gpus(config, gpus, copied, scratch: bool) -> None:
                          f"'hpcbox setup --nvidia' on it again, or use 'hpcbox run --gpus'\n")
 
 
-OVERLAY_ANNOTATIONS = ("org.hpcbox.runc.overlay.lower", "org.hpcbox.runc.overlay.upper",
-                       "org.hpcbox.runc.overlay.work")
+OVERLAY_ANNOTATIONS = contract.ANNOTATIONS_RUNC_OVERLAY  # (lower, upper, work)
 
 
 def overlay_only_runc(container, engine_name: str) -> HpcboxError:
@@ -343,10 +347,7 @@ def _start(name, engine, config, bundle_dir, runtime) -> int:
         return int(engine.run(config, bundle_dir=bundle_dir))
     except engines.EngineUnavailableError:
         raise
-    except Exception as exc:
-        from_engine = type(exc).__module__.startswith(f"hpcbox_engine_{name}")
-        if not from_engine and "Engine" not in type(exc).__name__:
-            raise
+    except contract.EngineError as exc:  # every engine's errors derive from the contract's base
         text = " ".join(str(exc).split())
         ok, reason = engines.check(engine, runtime)
         if not ok:

@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 import sys
 
+from hpcbox_oci_bundle import contract
+
 from hpcbox import settings
 from hpcbox.errors import UsageError
 
-ANNOTATION_SECCOMP = "org.hpcbox.ptrace.seccomp"
-ANNOTATION_PRELOAD_MODE = "org.hpcbox.preload.mode"
+ANNOTATION_SECCOMP = contract.ANNOTATION_PTRACE_SECCOMP
+ANNOTATION_PRELOAD_MODE = contract.ANNOTATION_PRELOAD_MODE
 
 EXECMODES = {
     "P1": {"engine": "ptrace", "annotations": {ANNOTATION_SECCOMP: "on"}},

@@ -28,3 +28,4 @@ class PyHpcboxCli(PythonPackage):
     depends_on("py-hatchling@1.21:", type="build")
     depends_on("py-hpcbox-registry@0.2", type=("build", "run"))
     depends_on("py-hpcbox-layers@0.2", type=("build", "run"))
+    depends_on("py-hpcbox-oci-bundle@0.2", type=("build", "run"))
