@@ -40,7 +40,7 @@ def make_client():
         options.setdefault("max_retries", 3)
         client = RegistryClient(RegistryConfig(**options), credentials=credentials)
         client.sleeps = []
-        client.transport._sleep = client.sleeps.append  # record the back-off instead of waiting
+        client.transport.sleep = client.sleeps.append  # record the back-off instead of waiting
         clients.append(client)
         return client
 

@@ -24,7 +24,8 @@ from hpcbox_registry.errors import (
 from hpcbox_registry.reference import ImageReference
 
 if TYPE_CHECKING:
-    from hpcbox_registry.client import RegistryClient, RegistryConfig, SearchResult
+    from hpcbox_registry.client import RegistryClient, SearchResult
+    from hpcbox_registry.config import RegistryConfig
     from hpcbox_registry.credentials import Credential, CredentialStore
     from hpcbox_registry.manifest import Descriptor, Manifest, ResolvedImage
     from hpcbox_registry.platform import Platform
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 # only parses references (e.g. `hpcbox create` of a local image) never pays for it.
 _LAZY = {
     "RegistryClient": "client",
-    "RegistryConfig": "client",
+    "RegistryConfig": "config",
     "SearchResult": "client",
     "Credential": "credentials",
     "CredentialStore": "credentials",

@@ -1,4 +1,9 @@
-"""The registry client: manifests, platform resolution, verified blob downloads, tags, search."""
+"""The registry client: manifests, platform resolution, verified blob downloads, tags, search.
+
+Over 500 lines: one class whose methods are the package's API. Its parts live apart: the settings
+in :mod:`hpcbox_registry.config`, the HTTP layer (auth, retries, back-off) in
+:mod:`hpcbox_registry.transport`, one host's resumable blob download in :mod:`hpcbox_registry.blobs`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,19 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3
 
+from hpcbox_registry import blobs
 from hpcbox_registry import media_types as mt
-from hpcbox_registry.__about__ import __version__
+from hpcbox_registry.blobs import CHUNK_SIZE, STREAM_ERRORS, ProgressFn
+from hpcbox_registry.config import RegistryConfig
 from hpcbox_registry.credentials import Credential, CredentialStore
 from hpcbox_registry.errors import (
     DigestMismatchError,
@@ -47,56 +53,7 @@ DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_INDEX = "index.docker.io"
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CONFIG_SIZE = 64 * 1024 * 1024
-CHUNK_SIZE = 1024 * 1024
-
-# What can break a download in the middle of the body: resume from the bytes already written.
-_STREAM_ERRORS = (
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-    requests.exceptions.RequestException,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-@dataclass(frozen=True)
-class RegistryConfig:
-    """Settings of a :class:`RegistryClient`.
-
-    ``insecure_registries``: hosts (``host``, ``host:port`` or CIDR) that may use plain http and
-    unverified TLS; loopback registries may use http without being listed. ``ca_bundle``: a CA
-    file to verify TLS with. ``mirrors``: ``{"docker.io": ["https://mirror.example", ...]}``,
-    tried in order before the registry for manifests and blobs. ``timeout``: seconds for
-    connecting and for each read. ``max_retries``: retries after 429/5xx/connection errors (and
-    consecutive resumes without progress of a blob). ``backoff_factor``/``max_backoff``: the
-    retry delays (factor * 2**n, bounded; a ``Retry-After`` above ``max_backoff`` fails at once).
-    ``session_factory``: builds each thread's :class:`requests.Session` (for special transports).
-    """
-
-    insecure_registries: Sequence[str] = ()
-    ca_bundle: Optional[str] = None
-    mirrors: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    timeout: float = 30.0
-    max_retries: int = 5
-    max_workers: int = 4
-    user_agent: str = f"hpcbox-registry/{__version__}"
-    backoff_factor: float = 0.5
-    max_backoff: float = 60.0
-    session_factory: Optional[Callable[[], requests.Session]] = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.insecure_registries, str):
-            object.__setattr__(self, "insecure_registries", (self.insecure_registries,))
-        object.__setattr__(self, "insecure_registries", tuple(self.insecure_registries))
-        mirrors = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in dict(self.mirrors or {}).items()}
-        object.__setattr__(self, "mirrors", mirrors)
-        if self.timeout <= 0 or self.max_retries < 0 or self.max_workers < 1:
-            raise ValueError("RegistryConfig: timeout must be > 0, max_retries >= 0 and max_workers >= 1")
-        if self.ca_bundle is not None and not os.path.exists(os.path.expanduser(self.ca_bundle)):
-            raise RegistryConnectionError(
-                f"CA bundle {self.ca_bundle} does not exist",
-                "give the path of a PEM file with the registry's CA certificate",
-            )
+_STREAM_ERRORS = STREAM_ERRORS  # (the name of 0.2.0)
 
 
 @dataclass(frozen=True)
@@ -128,9 +85,6 @@ def _mirror_host(entry: str, insecure: Sequence[str]) -> str:
             f"mirror {entry} is plain http", f"add {host} to insecure_registries if you trust the network"
         )
     return host
-
-
-ProgressFn = Optional[Callable[[int], None]]
 
 
 class RegistryClient:
@@ -242,7 +196,7 @@ class RegistryClient:
                 failures += 1
                 if failures > self.config.max_retries:
                     raise
-                self.transport._sleep(self.transport._backoff(failures - 1, None))
+                self.transport.pause(failures - 1)
 
     def _get_manifest_from(self, host: str, ref: ImageReference) -> Manifest:
         path = f"{self._repo_path(ref)}/manifests/{quote(ref.reference, safe=':')}"
@@ -408,80 +362,9 @@ class RegistryClient:
     def _fetch_blob_from(
         self, host: str, ref: ImageReference, descriptor: Descriptor, path: str, progress: ProgressFn
     ) -> str:
-        algorithm = descriptor.digest.split(":", 1)[0]
-        size = descriptor.size
         blob_path = f"{self._repo_path(ref)}/blobs/{descriptor.digest}"
-        what = f"blob {descriptor.digest} of {ref.name}"
-        with open(path, "ab+") as f:
-            f.seek(0)
-            hasher = hashlib.new(algorithm)
-            have = 0
-            for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
-                hasher.update(chunk)
-                have += len(chunk)
-            if size >= 0 and have > size:
-                f.truncate(0)
-                hasher, have = hashlib.new(algorithm), 0
-            failures = 0
-            best = have
-            while not (size >= 0 and have == size):
-                headers = {"Range": f"bytes={have}-"} if have else {}
-                resp = self.transport.request(
-                    "GET",
-                    host,
-                    blob_path,
-                    headers=headers,
-                    stream=True,
-                    what=what,
-                    ok=(200, 206, 416) if have else (200,),
-                )
-                try:
-                    if resp.status_code == 416:
-                        break  # nothing beyond what we hold: verify it below
-                    if have and (resp.status_code == 200 or _range_start(resp) != have):
-                        # the server ignored the Range (or answered another one): start over cleanly
-                        f.seek(0)
-                        f.truncate(0)
-                        if progress:
-                            progress(-have)
-                        hasher, have = hashlib.new(algorithm), 0
-                    f.seek(0, os.SEEK_END)
-                    try:
-                        for chunk in resp.raw.stream(CHUNK_SIZE, decode_content=False):
-                            if not chunk:
-                                continue
-                            f.write(chunk)
-                            hasher.update(chunk)
-                            have += len(chunk)
-                            if progress:
-                                progress(len(chunk))
-                            if 0 <= size < have:
-                                break
-                        if 0 <= have < size:  # a clean end of stream short of the size: resume too
-                            raise _ShortBody(f"the body ended at byte {have} of {size}")
-                    except (*_STREAM_ERRORS, _ShortBody) as exc:
-                        if have > best:  # progress since the last failure: not counted
-                            best, failures = have, 0
-                        else:
-                            failures += 1
-                        if failures > self.config.max_retries:
-                            raise RegistryConnectionError(
-                                f"download of {what} from {host} keeps failing at byte {have} ({exc})"
-                            ) from exc
-                        f.flush()
-                        self.transport._sleep(self.transport._backoff(failures, None))
-                        continue
-                finally:
-                    resp.close()
-                break
-            f.flush()
-            os.fsync(f.fileno())
-        got = f"{algorithm}:{hasher.hexdigest()}"
-        if (size >= 0 and have != size) or got != descriptor.digest:
-            os.unlink(path)
-            detail = f"{have} bytes, expected {size}" if size >= 0 and have != size else f"got {got}"
-            raise DigestMismatchError(f"{what} from {host} failed verification ({detail})")
-        return path
+        return blobs.download(self.transport, host, blob_path, descriptor, path, progress=progress,
+                              what=f"blob {descriptor.digest} of {ref.name}")
 
     def fetch_blobs(
         self,
@@ -639,18 +522,6 @@ def _verify(data: bytes, descriptor: Descriptor, ref: ImageReference) -> None:
         raise DigestMismatchError(
             f"blob {descriptor.digest} of {ref.name} does not match its digest (got {got})"
         )
-
-
-class _ShortBody(Exception):
-    """The blob body ended cleanly before the descriptor's size."""
-
-
-_CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-def _range_start(resp: requests.Response) -> Optional[int]:
-    m = _CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", ""))
-    return int(m.group(1)) if m else None
 
 
 __all__ = ["RegistryClient", "RegistryConfig", "SearchResult", "api_host"]

@@ -43,7 +43,7 @@ from hpcbox_registry.errors import (
 )
 
 if TYPE_CHECKING:
-    from hpcbox_registry.client import RegistryConfig
+    from hpcbox_registry.config import RegistryConfig
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -144,7 +144,12 @@ def _origin(url: str) -> Tuple[str, str]:
 
 
 class Transport:
-    """The client's HTTP layer; one per :class:`~hpcbox_registry.client.RegistryClient`."""
+    """The client's HTTP layer; one per :class:`~hpcbox_registry.client.RegistryClient`.
+
+    Its retry policy is public for callers that retry work of their own (a body cut after the
+    request succeeded, a blob download that resumes): :meth:`backoff` is the delay before retry
+    *attempt* (0-based), :meth:`pause` sleeps it through :attr:`sleep`, which tests replace to
+    record the delays instead of waiting."""
 
     def __init__(
         self,
@@ -160,7 +165,7 @@ class Transport:
         self._schemes: Dict[str, str] = {}
         self._combined_ca: Optional[str] = None
         self._ca_finalizer: Optional[weakref.finalize] = None
-        self._sleep = time.sleep  # tests replace it to record the back-off without waiting
+        self.sleep: Callable[[float], None] = time.sleep
 
     # -- sessions ----------------------------------------------------------------------------------
     def session(self) -> requests.Session:
@@ -442,7 +447,7 @@ class Transport:
                     raise
                 if isinstance(exc.__cause__, requests.exceptions.SSLError) or _is_permanent(exc.__cause__):
                     raise  # a failed TLS handshake, a refused connection or an unknown name will fail again
-                self._sleep(self._backoff(attempt, None))
+                self.pause(attempt)
                 attempt += 1
                 continue
             if json_body and resp.status_code == 200 and not _parses_as_json(resp):
@@ -458,7 +463,7 @@ class Transport:
                         url=resp.url,
                     )
                 resp.close()
-                self._sleep(self._backoff(attempt, None))
+                self.pause(attempt)
                 attempt += 1
                 continue
             if resp.status_code not in RETRY_STATUSES:
@@ -470,14 +475,35 @@ class Transport:
                 finally:
                     resp.close()
             resp.close()
-            self._sleep(self._backoff(attempt, wait))
+            self.pause(attempt, wait)
             attempt += 1
 
-    def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
+    # -- retry policy ------------------------------------------------------------------------------
+    def backoff(self, attempt: int, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait before retry *attempt* (0 for the first): ``backoff_factor * 2**attempt``
+        plus up to a quarter of jitter, or the server's ``Retry-After``; at most ``max_backoff``."""
         if retry_after is not None:
             return min(retry_after, self.config.max_backoff)
         base = self.config.backoff_factor * (2**attempt)
         return min(self.config.max_backoff, base + random.uniform(0, base / 4))
+
+    def pause(self, attempt: int, retry_after: Optional[float] = None) -> float:
+        """Sleep :meth:`backoff` (through :attr:`sleep`) before retry *attempt*; returns the delay."""
+        delay = self.backoff(attempt, retry_after)
+        self.sleep(delay)
+        return delay
+
+    # The private names of 0.2.0, for callers (and tests) that used them.
+    def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
+        return self.backoff(attempt, retry_after)
+
+    @property
+    def _sleep(self) -> Callable[[float], None]:
+        return self.sleep
+
+    @_sleep.setter
+    def _sleep(self, function: Callable[[float], None]) -> None:
+        self.sleep = function
 
     def _send_following_redirects(
         self,
