@@ -21,8 +21,8 @@ class _Formatter(argparse.HelpFormatter):
             columns = int(env) if env.isdigit() else 0
             if not columns:
                 try:
-                    columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-                except (AttributeError, ValueError, OSError):
+                    columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+                except (AttributeError, ValueError, OSError):  # (AttributeError: no __stdout__)
                     columns = 80
             width = max(columns, 24) - 2
         super().__init__(prog, indent_increment, max_help_position, width)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 
 def human_size(n: float) -> str:
@@ -16,7 +16,7 @@ def human_size(n: float) -> str:
     return f"{n} B"  # unreachable
 
 
-def table(headers: Sequence[str], rows: List[Sequence[str]], stream: Optional[TextIO] = None) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], stream: Optional[TextIO] = None) -> None:
     """Left-aligned columns; lines are cut to the terminal width when on a terminal."""
     stream = stream or sys.stdout
     widths = [len(h) for h in headers]

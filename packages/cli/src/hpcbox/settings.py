@@ -133,7 +133,7 @@ def registry_options(args: Any) -> Dict[str, Any]:
         mirrors.update(parse_mirrors(os.environ["HPCBOX_REGISTRY_MIRRORS"]))
     from hpcbox.__about__ import __version__
 
-    options = {"insecure_registries": tuple(dict.fromkeys(insecure)), "ca_bundle": ca_bundle,
+    options: Dict[str, Any] = {"insecure_registries": tuple(dict.fromkeys(insecure)), "ca_bundle": ca_bundle,
                "mirrors": mirrors, "user_agent": f"hpcbox/{__version__}"}
     timeout = os.environ.get("HPCBOX_REGISTRY_TIMEOUT") or file_config.get("timeout")
     if timeout is not None:

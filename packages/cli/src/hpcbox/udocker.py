@@ -17,7 +17,7 @@ from hpcbox.errors import UsageError
 TYPE_CHECKING = False  # argparse and typing are imported only where parsers are built: `hpcbox run
 if TYPE_CHECKING:  # CONTAINER` (hpcbox.quick) calls this module's run-time helpers without them
     import argparse
-    from typing import Any, Optional
+    from typing import Any, Optional, Union
 
 _REFUSED: list = []  # the Refused class, once made
 
@@ -49,7 +49,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hpcbox.udocker' has no attribute {name!r}")
 
 
-def refuse(parser: argparse.ArgumentParser, *flags: str, fix: str, value: bool = False) -> None:
+def refuse(parser: Union[argparse.ArgumentParser, argparse._ArgumentGroup], *flags: str, fix: str,
+           value: bool = False) -> None:
     """Declare udocker's *flags* on *parser*, refused with *fix* (``value``: the option takes one)."""
     import argparse
 
@@ -134,7 +135,7 @@ def apply_globals(args: Any) -> None:
         if getattr(args, "handler", None) in ("pull", "create", "run"):
             args.quiet = True  # images -q and ps -q mean "ids only": left alone
         if not isinstance(sys.stderr, ErrorsOnly):
-            sys.stderr = ErrorsOnly(sys.stderr)  # type: ignore[assignment]
+            sys.stderr = ErrorsOnly(sys.stderr)
     if getattr(args, "global_insecure", False):
         host = _registry_named(args)
         if host:

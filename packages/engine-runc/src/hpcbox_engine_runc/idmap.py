@@ -151,7 +151,7 @@ def apply_full(pid: int, full: FullMap) -> Optional[str]:
         output = process.communicate()[0]
         if process.returncode != 0 and error is None:
             text = " ".join(output.decode(errors="replace").split()) or f"status {process.returncode}"
-            error = f"{os.path.basename(str(process.args[0]))} failed: {text}"
+            error = f"{os.path.basename(str(process.args[0]))} failed: {text}"  # type: ignore[index]  # a list
     return error
 
 
@@ -264,7 +264,7 @@ def run_mapped(action: Callable[[], None], what: str) -> Optional[str]:
     for fd in (ready_w, go_r, why_w):
         os.close(fd)
     try:
-        error = "the helper could not create a user namespace"
+        error: Optional[str] = "the helper could not create a user namespace"
         if os.read(ready_r, 1) == b"R":
             error = apply_full(child, full)
             if error is None:
@@ -283,7 +283,7 @@ def run_mapped(action: Callable[[], None], what: str) -> Optional[str]:
 
 
 def _read_all(fd: int) -> str:
-    chunks = []
+    chunks: List[bytes] = []
     while True:
         chunk = os.read(fd, 4096)
         if not chunk:

@@ -85,7 +85,7 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
     home = os.path.normpath(home) if home and home.startswith("/") else None
     home_ok = home is not None and ":" not in home and "," not in home and inst.has("home")
     covering = _home_bind(spec)
-    if covering is not None and home_ok:
+    if covering is not None and home_ok and home is not None:
         # a volume covers the container's HOME: let apptainer mount that as the home directory
         source = covering.source if covering.destination == home else \
             os.path.join(covering.source, os.path.relpath(home, covering.destination))
@@ -94,7 +94,7 @@ def build_command(spec: Bundle, inst: Installation, *, caller_uid: int, fakeroot
             binds.remove(covering)
     elif inst.has("no-home"):
         argv.append("--no-home")
-        if home_ok:
+        if home_ok and home is not None:
             argv += ["--home", home]  # with --no-home this only sets $HOME; nothing is mounted
     if spec.no_mount and inst.has("no-mount"):
         argv += ["--no-mount", spec.no_mount]

@@ -49,7 +49,7 @@ def _remove(path: Optional[str]) -> None:
 def _write_note(stream: Any, text: str) -> None:
     line = f"hpcbox: {text}\n".encode("utf-8", "replace")
     inherited = stream is None or stream in (subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT)
-    target = sys.stderr if inherited else stream
+    target: Any = sys.stderr if inherited else stream
     try:
         if isinstance(target, int):
             os.write(target, line)

@@ -13,7 +13,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from hpcbox_layers.errors import CorruptLayerError, ExtractionLimitError, LayerError, UnsafeEntryError
 from hpcbox_layers.mediatypes import check_media_type, open_stream
@@ -239,7 +239,7 @@ class _Applier:
         try:
             try:
                 if isinstance(raw, Prefetch):
-                    stream, closer = raw.opened(), None
+                    stream, closer = cast(BinaryIO, raw.opened()), None  # a Prefetch reads like a file
                     self._limit(raw.blob_size)
                 else:
                     stream, closer = open_stream(raw, media_type)
@@ -321,6 +321,7 @@ class _Applier:
                     self.dir_mtimes[()] = _mtime_ns(info.mtime)
                 return
             parent = self._dir(path[:-1], name, create=True)
+            assert parent is not None  # create=True makes the missing parents
             self._mark(path)
             kind = info.type
             if kind in _FILE_TYPES:
@@ -445,7 +446,7 @@ class _Applier:
 
     def _sparse(self, fd: int, info: tarfile.TarInfo, reader: ForwardReader) -> None:
         """A sparse member: only its data blocks are written (the holes stay holes), then the size."""
-        blocks = list(info.sparse or [])
+        blocks = cast(List[Tuple[int, int]], list(info.sparse or []))  # (offset, size) pairs
         self._spend(sum(n for _, n in blocks), info.name, fd)
         reader.seek(info.offset_data)  # the data blocks follow one another from here
         written = 0

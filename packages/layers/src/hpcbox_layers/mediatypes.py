@@ -91,7 +91,7 @@ def open_stream(raw: BinaryIO, media_type: Optional[str]) -> Tuple[BinaryIO, Opt
             import gzip
 
             stream = gzip.GzipFile(fileobj=buffered, mode="rb")
-            return io.BufferedReader(_Raw(stream), _BLOCK), stream
+            return io.BufferedReader(_Raw(stream), _BLOCK), stream  # type: ignore[return-value]  # reads like one
         # The worker thread inflates (ISA-L, GIL released) while the caller writes files.
         stream = igzip_threaded.open(buffered, "rb", threads=1, block_size=_BLOCK)
         return stream, stream

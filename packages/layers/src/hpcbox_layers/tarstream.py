@@ -240,7 +240,7 @@ def members(stream: BinaryIO) -> Iterator[tuple]:
     """Yield (TarInfo, reader, tarfile) for each member; the member's data is the next `info.size`
     bytes of `reader` (for sparse members use `tf.extractfile`)."""
     reader = ForwardReader(stream)
-    tf = tarfile.TarFile(fileobj=reader, mode="r", tarinfo=FastTarInfo)
+    tf = tarfile.TarFile(fileobj=reader, mode="r", tarinfo=FastTarInfo)  # type: ignore[arg-type]  # forward-only
     try:
         if getattr(tf, "firstmember", True) is None:
             return  # no member at all; Python < 3.10 would seek back if asked again
@@ -248,7 +248,7 @@ def members(stream: BinaryIO) -> Iterator[tuple]:
             info = tf.next()
             if info is None:
                 return
-            tf.members = []  # TarFile keeps every member; a layer can have millions
+            tf.members = []  # type: ignore[attr-defined]  # TarFile keeps every member; a layer can have millions
             yield info, reader, tf
     finally:
         tf.close()

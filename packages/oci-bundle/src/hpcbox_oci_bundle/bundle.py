@@ -112,7 +112,7 @@ def load_config(bundle: BundleLike, bundle_dir: Optional[str] = None) -> Tuple[D
 def _int_field(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 0xFFFFFFFE:
         raise fail(f"{name} is {value!r}", "give a number between 0 and 4294967294")
-    return value
+    return int(value)
 
 
 def parse_mount_options(options: List[Any], name: str = "mount") -> Tuple[int, str]:

@@ -13,7 +13,7 @@ import struct
 TYPE_CHECKING = False  # typing (with re and enum) costs ~3 ms of every `hpcbox run`: checkers only
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Optional, Union
+    from typing import BinaryIO, Optional, Union
 
 LIBEXEC_ENV = "HPCBOX_LIBEXEC_DIR"
 # ELF e_machine -> the name os.uname().machine gives on Linux
@@ -68,7 +68,7 @@ def helper_problem(path: Union[str, os.PathLike[str]], executable: bool = True) 
     return None
 
 
-def _interpreter(handle, header: bytes, little: bool) -> Optional[str]:
+def _interpreter(handle: BinaryIO, header: bytes, little: bool) -> Optional[str]:
     """PT_INTERP of a 64-bit ELF file (None for static programs, libraries and 32-bit files)."""
     if header[4] != 2:
         return None

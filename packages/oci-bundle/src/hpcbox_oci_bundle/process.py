@@ -54,7 +54,7 @@ class Container:
         return exit_status(code)
 
 
-def _ignore(_sig, _frame) -> None:
+def _ignore(_sig: int, _frame: Any) -> None:
     """Terminal signals reach the container directly; the caller just keeps waiting."""
 
 
@@ -65,7 +65,7 @@ def run_to_completion(start: Callable[[], Container], forward_signals: bool = Tr
     started: List[Container] = []
     early: List[int] = []  # signals that came while start() ran: delivered as soon as it returns
 
-    def forward(sig, _frame) -> None:
+    def forward(sig: int, _frame: Any) -> None:
         if not started:
             early.append(sig)
             return

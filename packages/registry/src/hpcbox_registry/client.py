@@ -14,7 +14,7 @@ import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, TypeVar, Union
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -46,6 +46,8 @@ from hpcbox_registry.manifest import (
 from hpcbox_registry.platform import Platform, select_platform
 from hpcbox_registry.reference import DOCKER_HUB, ImageReference, normalize_registry, validate_digest
 from hpcbox_registry.transport.session import Transport, http_allowed
+
+_T = TypeVar("_T")
 
 #: Where the Docker Hub API lives (``docker.io`` is only the name).
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -132,7 +134,7 @@ class RegistryClient:
         """Hosts to pull from for ``registry``: its mirrors in order, then the registry itself."""
         return [*self._mirrors.get(normalize_registry(registry), []), api_host(registry)]
 
-    def _pull(self, ref: ImageReference, fn: Callable[[str], Any]) -> Any:
+    def _pull(self, ref: ImageReference, fn: Callable[[str], _T]) -> _T:
         """Run ``fn(host)`` on each endpoint in turn until one succeeds; the registry's error wins."""
         hosts = self.endpoints(ref.registry)
         for i, host in enumerate(hosts):
@@ -183,7 +185,7 @@ class RegistryClient:
         return self._pull(ref, lambda host: self._with_body_retries(
             lambda: self._get_manifest_from(host, ref)))
 
-    def _with_body_retries(self, fn: Callable[[], Any]) -> Any:
+    def _with_body_retries(self, fn: Callable[[], _T]) -> _T:
         """``fn()`` again, with back-off, when the body it read was cut or damaged on the way (the
         transport retries only failures before a streamed body): manifests and configs get the
         same ``max_retries`` as blobs, which resume. A manifest that does not parse counts too: a
@@ -269,9 +271,9 @@ class RegistryClient:
             config = schema1_config(manifest.data)
             config_descriptor = Descriptor(mt.DOCKER_CONFIG, compute_digest(config), len(config))
         else:
-            config_descriptor = manifest.config
-            if config_descriptor is None:
+            if manifest.config is None:
                 raise RegistryServerError(f"the manifest of {ref} has no config", "the image is broken")
+            config_descriptor = manifest.config
             if config_descriptor.media_type not in (mt.DOCKER_CONFIG, mt.OCI_CONFIG):
                 raise UnsupportedMediaTypeError(
                     f"{ref} is not a container image (its config is {config_descriptor.media_type})"
@@ -334,7 +336,7 @@ class RegistryClient:
         self,
         ref: ImageReference,
         descriptor: Descriptor,
-        dest_path: Union[str, os.PathLike],
+        dest_path: Union[str, os.PathLike[str]],
         progress: ProgressFn = None,
     ) -> str:
         """Stream blob ``descriptor`` of ``ref`` into ``dest_path``, verified; returns the path.
@@ -370,7 +372,7 @@ class RegistryClient:
         self,
         ref: ImageReference,
         descriptors: Iterable[Descriptor],
-        dest_for: Callable[[Descriptor], Union[str, os.PathLike]],
+        dest_for: Callable[[Descriptor], Union[str, os.PathLike[str]]],
         progress: ProgressFn = None,
     ) -> Dict[str, str]:
         """Fetch several blobs in parallel (``max_workers`` threads); returns ``{digest: path}``.
@@ -409,9 +411,9 @@ class RegistryClient:
     def list_tags(self, ref: ImageReference) -> List[str]:
         """All tags of ``ref``'s repository, following ``Link: <...>; rel="next"`` pages."""
         host = api_host(ref.registry)
-        path = f"{self._repo_path(ref)}/tags/list"
+        path: Optional[str] = f"{self._repo_path(ref)}/tags/list"
         tags: List[str] = []
-        seen = set()
+        seen: Set[str] = set()
         while path and path not in seen and len(seen) < 10000:
             seen.add(path)
             resp = self.transport.request("GET", host, path, what=f"tags of {ref.name}", json_body=True)

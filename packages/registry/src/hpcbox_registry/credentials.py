@@ -138,7 +138,7 @@ class CredentialStore:
     def set(self, registry: str, username: str, password: str) -> None:
         """Store credentials for ``registry`` (atomic write, mode 0600)."""
         data = self._load(self.path, "credentials file")
-        auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
+        auths: Dict[str, Any] = data["auths"] if isinstance(data.get("auths"), dict) else {}
         key = normalize_registry(registry)
         auths = {k: v for k, v in auths.items() if normalize_registry(str(k)) != key}
         auths[key] = {"username": username, "password": password}
@@ -148,7 +148,7 @@ class CredentialStore:
     def remove(self, registry: str) -> bool:
         """Forget ``registry`` in our file; True if something was removed (Docker's file is never touched)."""
         data = self._load(self.path, "credentials file")
-        auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
+        auths: Dict[str, Any] = data["auths"] if isinstance(data.get("auths"), dict) else {}
         key = normalize_registry(registry)
         kept = {k: v for k, v in auths.items() if normalize_registry(str(k)) != key}
         if len(kept) == len(auths):

@@ -227,4 +227,5 @@ class ResolvedImage:
 
     @property
     def config_data(self) -> Dict[str, Any]:
-        return json.loads(self.config)
+        data: Dict[str, Any] = json.loads(self.config)
+        return data

@@ -37,7 +37,7 @@ def _filter(info: tarfile.TarInfo, names=None):
 def _names(rootfs, relative: str) -> dict:
     """id -> name of the container's /etc/passwd or /etc/group (read in the rootfs, no link followed
     out of it: a name that cannot be read is left empty, and the id stays)."""
-    names = {}
+    names: dict = {}
     path = os.path.join(rootfs, relative)
     if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
         return names

@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict
+
 
 def gather(args=None) -> dict:
+    from hpcbox_oci_bundle import contract
+
     from hpcbox import engines
 
-    report = {}
+    report: Dict[str, Dict[str, Any]] = {}
     for name in engines.names():
         engine = engines.load(name)
         ok, reason = engines.check(engine)
-        entry = {"available": ok, "reason": reason}
-        if name == "runc" and ok:
-            entry["runtimes"] = {}
+        entry: Dict[str, Any] = {"available": ok, "reason": reason}
+        if ok and contract.CAP_DELEGATE_RUNTIME in engines.capabilities(engine):
+            runtimes = entry["runtimes"] = {}
             for runtime in ("runc", "crun"):
                 r_ok, r_reason = engines.check(engine, runtime)
-                entry["runtimes"][runtime] = {"available": r_ok, "reason": r_reason}
+                runtimes[runtime] = {"available": r_ok, "reason": r_reason}
         report[name] = entry
     statuses = {name: (e["available"], e["reason"]) for name, e in report.items()}
     return {"engines": report, "auto": engines.auto_choice(statuses), "nvidia": nvidia(),

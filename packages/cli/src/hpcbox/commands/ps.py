@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import List  # (not on the run path)
 
 from hpcbox import output, settings
 
@@ -31,8 +32,10 @@ def run(args) -> int:
     containers = cs.list()
     damaged = cs.damaged({c.id for c in containers})  # listed, marked: 'rm' and 'prune' remove them
     if args.quiet:
-        for c in [*containers, *damaged]:
+        for c in containers:
             sys.stdout.write(c.short_id + "\n")
+        for d in damaged:
+            sys.stdout.write(d.short_id + "\n")
         return 0
     sizes = {}
     if args.size:  # an overlay container's own size: its upper directory (the image rootfs is shared)
@@ -52,18 +55,18 @@ def run(args) -> int:
     headers = ["CONTAINER ID", "P", "MODE", "NAMES", "IMAGE", "CREATED", "STORAGE"]
     if args.size:
         headers.append("SIZE")
-    table = []
+    table: List[List[str]] = []
     for c in containers:
-        row = [c.short_id, "P" if c.protected else ".", c.execmode or "-", ",".join(c.names) or "-",
-               c.image.get("reference", "-"), c.created[:19].replace("T", " "), c.storage]
+        line = [c.short_id, "P" if c.protected else ".", c.execmode or "-", ",".join(c.names) or "-",
+                c.image.get("reference", "-"), c.created[:19].replace("T", " "), c.storage]
         if args.size:
-            row.append(output.human_size(sizes[c.id]))
-        table.append(row)
+            line.append(output.human_size(sizes[c.id]))
+        table.append(line)
     for d in damaged:
-        row = [d.short_id, "!", "-", ",".join(d.names) or "-", f"DAMAGED: {d.reason}", "-", "-"]
+        line = [d.short_id, "!", "-", ",".join(d.names) or "-", f"DAMAGED: {d.reason}", "-", "-"]
         if args.size:
-            row.append(output.human_size(tree_size(d.dir)))
-        table.append(row)
+            line.append(output.human_size(tree_size(d.dir)))
+        table.append(line)
     output.table(headers, table)
     if damaged:
         sys.stderr.write(f"hpcbox: note: {len(damaged)} damaged containers (marked !): remove them with "

@@ -22,10 +22,10 @@ def run(args) -> int:
         workers = getattr(getattr(client, "config", None), "max_workers", 4) or 4
         shown = progress.for_stream(sys.stderr, quiet=args.quiet, mode=getattr(args, "progress", None))
         result = pull_image(store, client, ref, platform=platform, progress=shown, workers=workers)
-    shown = result.names[0]
+    name = result.names[0]
     if not args.quiet:
         sys.stderr.write(f"Digest: {result.source_digest}\n")
         if result.platform:
             sys.stderr.write(f"Platform: {result.platform}\n")
-    sys.stdout.write(f"{shown}\n")
+    sys.stdout.write(f"{name}\n")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from typing import Dict, Optional  # (not on the run path)
 
 from hpcbox import output
 from hpcbox.__about__ import __version__
@@ -15,7 +16,7 @@ PACKAGES = ("hpcbox-registry", "hpcbox-layers", "hpcbox-engine-runc", "hpcbox-en
 def versions() -> dict:
     from importlib import metadata
 
-    found = {"hpcbox": __version__}
+    found: Dict[str, Optional[str]] = {"hpcbox": __version__}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)

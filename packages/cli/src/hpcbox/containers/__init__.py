@@ -180,7 +180,7 @@ def _remove_mapped(top: str) -> None:
     try:
         from hpcbox_engine_runc import idmap
     except ImportError:  # pragma: no cover - the runc engine is a dependency
-        idmap = None
+        idmap = None  # type: ignore[assignment]
     why = idmap.remove_tree(top) if idmap is not None else "hpcbox-engine-runc is not installed"
     if why is not None or os.path.lexists(top):
         raise PermissionError(13, f"cannot delete files in {top} owned by other ids ({why or 'left over'})")
@@ -608,7 +608,7 @@ class ContainerStore:
 
     def clean_leftovers(self) -> List[str]:
         """Remove what killed creates and removals left behind (never a create that still runs)."""
-        removed = []
+        removed: List[str] = []
         try:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:

@@ -287,7 +287,7 @@ class _Archive:
         if stream is None:
             raise ArchiveError(f"the archive has no file {name!r}", "the archive is damaged; make it again",
                                EXIT_INTEGRITY)
-        return stream
+        return stream  # type: ignore[return-value]  # tarfile's reader is a binary file
 
     def json(self, name: str) -> Any:
         try:
@@ -336,7 +336,7 @@ def _load_docker(store: Store, archive: _Archive) -> List[Tuple[List[str], str]]
         if len(diff_ids) != len(layer_names):
             raise ArchiveError(f"image config lists {len(diff_ids)} layers, manifest.json {len(layer_names)}",
                                "the archive is damaged", EXIT_INTEGRITY)
-        layers = []
+        layers: List[Dict[str, Any]] = []
         total = len(config_bytes)
         for name, diff_id in zip(layer_names, diff_ids):
             digest, size, compression = _ingest(store, archive.open(name))
@@ -404,7 +404,7 @@ def _load_oci(store: Store, archive: _Archive) -> List[Tuple[List[str], str]]:
         config_bytes = _blob(archive, config_desc.get("digest", ""))
         config_digest = store.ingest_bytes(config_bytes)
         config = json.loads(config_bytes)
-        layers = []
+        layers: List[Dict[str, Any]] = []
         total = len(config_bytes)
         for desc in manifest.get("layers") or []:
             got, size, compression = _ingest(store, archive.open(_blob_name(desc.get("digest", ""))),
@@ -502,7 +502,7 @@ def _save_oci(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarW
                 "size": store.readable_blob_path(image.manifest_digest).stat().st_size}
         if image.platform:
             base["platform"] = image.platform
-        for name in names or [None]:
+        for name in names or [None]:  # type: ignore[list-item]  # None: an entry without a name
             entry = dict(base)
             if name:
                 entry["annotations"] = {ANN_REF_NAME: name, CONTAINERD_NAME: name}

@@ -19,7 +19,7 @@ import json
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from hpcbox.store import schema1
 from hpcbox.store.layout import (
@@ -189,7 +189,7 @@ def pull_image(store: Store, client: Any, ref: Any, platform: Any = None, *,
         if schema1.is_schema1(resolved.manifest.media_type):
             config_bytes = schema1.complete_config(config_bytes, [store.blob_path(d.digest) for d in layers])
             layer_descs = [dict(d, mediaType=OCI_LAYER_GZIP) for d in layer_descs]
-        config_desc = {"mediaType": OCI_CONFIG, "digest": "", "size": len(config_bytes)}
+        config_desc: Dict[str, Any] = {"mediaType": OCI_CONFIG, "digest": "", "size": len(config_bytes)}
         config_desc["digest"] = store.ingest_bytes(config_bytes)
         config = json.loads(config_bytes)
 
@@ -221,8 +221,8 @@ def pull_image(store: Store, client: Any, ref: Any, platform: Any = None, *,
         store.add_image(descriptor, names, needed)
     store.clean_temp()
     platform_text = None
-    if descriptor.get("platform"):
-        p = descriptor["platform"]
+    p = descriptor.get("platform")
+    if isinstance(p, dict):
         platform_text = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
     return PullResult(names=names, manifest_digest=manifest_digest, config_digest=config_desc["digest"],
                       source_digest=source.digest, platform=platform_text,

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -164,7 +164,7 @@ class Transport:
         self._auths: Dict[str, RegistryAuth] = {}
         self._schemes: Dict[str, str] = {}
         self._combined_ca: Optional[str] = None
-        self._ca_finalizer: Optional[weakref.finalize] = None
+        self._ca_finalizer: Optional[weakref.finalize[..., Transport]] = None
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- sessions ----------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ class Transport:
         params: Optional[object],
         stream: bool,
         what: str,
-        ok: frozenset,
+        ok: FrozenSet[int],
         use_auth: bool,
         first_contact: bool,
         json_body: bool = False,
@@ -485,7 +485,7 @@ class Transport:
         if retry_after is not None:
             return min(retry_after, self.config.max_backoff)
         base = self.config.backoff_factor * (2**attempt)
-        return min(self.config.max_backoff, base + random.uniform(0, base / 4))
+        return float(min(self.config.max_backoff, base + random.uniform(0, base / 4)))
 
     def pause(self, attempt: int, retry_after: Optional[float] = None) -> float:
         """Sleep :meth:`backoff` (through :attr:`sleep`) before retry *attempt*; returns the delay."""
