@@ -22,9 +22,19 @@ class FakeEntryPoint:
         return self._target
 
 
+def real_capabilities(name):
+    """What the real engine of that name declares (fakes plan like it), none for other names."""
+    try:
+        module = __import__(f"hpcbox_engine_{name}")
+    except ImportError:
+        return frozenset()
+    return getattr(getattr(module, "engine", None), "capabilities", frozenset())
+
+
 class FakeEngine:
     def __init__(self, name, ok=True, reason="fine"):
         self.name, self.ok, self.reason = name, ok, reason
+        self.capabilities = real_capabilities(name)
 
     def available(self, **kwargs):
         return self.ok, self.reason

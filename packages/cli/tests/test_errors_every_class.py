@@ -70,7 +70,7 @@ def test_the_walk_finds_every_package_tree():
     for expected in ("hpcbox_registry.errors.DigestMismatchError", "hpcbox_layers.errors.UnsafeEntryError",
                      "hpcbox_oci_bundle.errors.BundleError", "hpcbox_engine_runc.errors.UnavailableError",
                      "hpcbox.store.layout.StoreCorruptError", "hpcbox.store.lock.LockBusy",
-                     "hpcbox.containers.ContainerExistsError"):
+                     "hpcbox.containers.errors.ContainerExistsError"):
         assert expected in names
     assert len(CLASSES) >= 30
 

@@ -16,6 +16,15 @@ from hpcbox.errors import HpcboxError
 from hpcbox.main import build_parser
 
 
+def real_capabilities(name):
+    """What the real engine of that name declares (a fake plans like it)."""
+    try:
+        module = __import__(f"hpcbox_engine_{name}")
+    except ImportError:
+        return frozenset()
+    return getattr(getattr(module, "engine", None), "capabilities", frozenset())
+
+
 class FakeContainer:
     def __init__(self, directory: Path, settings=None, image_config=None):
         self.dir = directory
@@ -35,6 +44,7 @@ class FakeContainer:
 class FakeEngine:
     def __init__(self, name, statuses=(0,), ok=True, reason="works", error=None):
         self.name = name
+        self.capabilities = real_capabilities(name)
         self.statuses = list(statuses)
         self.ok, self.reason, self.error = ok, reason, error
         self.calls = []
@@ -119,6 +129,35 @@ def test_auto_falls_back_when_runc_cannot_start(tmp_path, fake_engines):
     fake_engines["ptrace"] = ptrace = FakeEngine("ptrace", statuses=[3])
     assert run_cmd._run(parse("--nosysdirs", "x"), FakeContainer(tmp_path / "c")) == 3
     assert len(ptrace.calls) == 1
+
+
+def test_a_fallback_plans_from_scratch_for_its_own_capabilities(tmp_path, fake_engines, monkeypatch, capsys):
+    """runc (scratch-tmpfs) gets the GPU scratch tmpfs; ptrace, tried next, gets a config planned anew
+    without it (not runc's, edited), and the plan's warning is shown once."""
+    import types
+
+    from hpcbox import gpu
+
+    scratches = []
+
+    def apply(config, driver, chosen, *, bind_libraries, scratch, host_env=None):
+        scratches.append(scratch)
+        if scratch:
+            config["mounts"].append({"destination": "/usr/local/nvidia", "type": "tmpfs", "source": "tmpfs"})
+        return "the driver is old"
+
+    monkeypatch.setattr(gpu, "discover", lambda: types.SimpleNamespace(version="1"))
+    monkeypatch.setattr(gpu, "apply", apply)
+    fake_engines["runc"] = runc = FakeEngine("runc", statuses=[125], ok=False, reason="no userns")
+    fake_engines["preload"] = FakeEngine("preload", ok=False, reason="not here")
+    fake_engines["ptrace"] = ptrace = FakeEngine("ptrace", statuses=[0])
+    assert run_cmd._run(parse("--gpus", "all", "--nosysdirs", "x"), FakeContainer(tmp_path / "c")) == 0
+    assert scratches == [True, False]
+    first, second = runc.calls[0][0], ptrace.calls[0][0]
+    assert first is not second
+    assert [m["destination"] for m in first["mounts"] if m.get("type") == "tmpfs"] == ["/usr/local/nvidia"]
+    assert not [m for m in second["mounts"] if m.get("type") == "tmpfs"]
+    assert capsys.readouterr().err.count("the driver is old") == 1
 
 
 def test_named_engine_missing(tmp_path, fake_engines):

@@ -79,3 +79,10 @@ def test_the_lower_modules_never_import_the_client():
     graph = _graph()
     for lower in ("hpcbox_registry.config", "hpcbox_registry.blobs", "hpcbox_registry.transport.session"):
         assert "hpcbox_registry.client" not in graph[lower], lower
+
+
+def test_files_over_500_lines_say_why_in_their_header():
+    for path in sorted(ROOT.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        if len(lines) > 520:
+            assert any("Over 500 lines" in line for line in lines[:30]), path.name

@@ -173,16 +173,19 @@ def resolve(requested: str, runtime: Optional[str] = None) -> Tuple[str, Any]:
     raise EngineUnavailableError("auto", f"no engine works here ({reasons})")
 
 
-def fallbacks(after: str, runtime: Optional[str] = None,
-              dynamic: Optional[bool] = None) -> List[Tuple[str, Any]]:
-    """Available engines that ``auto`` may try after *after* failed to start. preload only serves
-    dynamically linked programs: it is skipped when *dynamic* is False (see :func:`is_dynamic`)."""
+def fallbacks(after: str, runtime: Optional[str] = None, dynamic: Optional[bool] = None,
+              needs: Tuple[str, ...] = ()) -> List[Tuple[str, Any]]:
+    """Available engines that ``auto`` may try after *after* failed to start, by their capabilities:
+    each has every capability in *needs*, and an engine that only serves dynamically linked programs
+    is skipped when *dynamic* is False (see :func:`is_dynamic`)."""
     out = []
     order = list(AUTO_ORDER)
     for name in order[order.index(after) + 1:] if after in order else []:
-        if name == "preload" and dynamic is False:
-            continue
         engine = load(name)
+        if dynamic is False and not can(engine, contract.CAP_STATIC_PROGRAMS):
+            continue
+        if not all(can(engine, need, runtime) for need in needs):
+            continue
         if check(engine, runtime)[0]:
             out.append((name, engine))
     return out

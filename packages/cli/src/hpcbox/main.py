@@ -337,6 +337,11 @@ def _progress_option(p: argparse.ArgumentParser) -> None:
                         "otherwise; lines: one line per layer (for logs)")
 
 
+def udocker_main() -> int:
+    """The ``hpcbox-udocker`` entry point: hpcbox under udocker's name (link it as ``udocker``)."""
+    return main(prog="udocker")
+
+
 def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     if prog is None:
         prog = "udocker" if os.path.basename(sys.argv[0]) in ("udocker", "hpcbox-udocker") else "hpcbox"

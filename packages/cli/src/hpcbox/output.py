@@ -8,6 +8,11 @@ import sys
 from typing import Any, Optional, Sequence, TextIO
 
 
+def note(text: str) -> None:
+    """One ``hpcbox: note:`` line on stderr: something the user should know, not an error."""
+    sys.stderr.write(f"hpcbox: note: {text}\n")
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":

@@ -1,5 +1,8 @@
 """Image config + `hpcbox run` options -> an OCI runtime config (a dict the engines read as config.json).
 
+Over 500 lines: one translation, Docker's run rules below, each a few lines; it runs on every
+`hpcbox run`, where each further module costs start-up time.
+
 Docker's rules for the process:
 
 - ``args`` = ENTRYPOINT + (COMMAND given on the command line, else the image's CMD). ``--entrypoint X``

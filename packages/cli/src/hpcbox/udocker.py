@@ -199,13 +199,6 @@ def unknown_command(word: str, commands) -> UsageError:
     return UsageError(f"unknown command {word!r}", fix)
 
 
-def main() -> int:
-    """The ``hpcbox-udocker`` entry point: hpcbox under udocker's name (link it as ``udocker``)."""
-    from hpcbox.main import main as hpcbox_main
-
-    return hpcbox_main(prog="udocker")
-
-
 # -- command options ---------------------------------------------------------------------------------
 
 def registry_options(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,9 @@
 Safety model in one sentence: every path is resolved from a directory fd of the target, one component
 at a time, with O_NOFOLLOW, and every change is made with `dir_fd=` on the last component, so no
 symlink (planted by an earlier entry or layer) is ever followed; `..` and absolute names are refused.
+
+Over 500 lines: one applier, whose entry kinds (files, sparse files, directories, links, whiteouts)
+all walk and write by the same directory-fd rules; the tar reading is in :mod:`.tarstream`.
 """
 
 from __future__ import annotations

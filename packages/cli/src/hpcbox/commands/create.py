@@ -11,8 +11,7 @@ from hpcbox import settings
 
 def pull_if_missing(args, store, text: str, platform_text=None) -> None:
     """Pull *text* unless the store has it (for the requested platform, when one is given)."""
-    from hpcbox.commands import _local
-    from hpcbox.store import UnknownImageError
+    from hpcbox.store import UnknownImageError, lookup
 
     platform = None
     if platform_text:
@@ -20,7 +19,7 @@ def pull_if_missing(args, store, text: str, platform_text=None) -> None:
 
         platform = Platform.parse(platform_text)
     try:
-        image = _local.find(store, text)
+        image = lookup.find(store, text)
         if platform is None or not image.platform or (
                 image.platform.get("architecture") == platform.architecture
                 and image.platform.get("os") == platform.os):
@@ -57,7 +56,7 @@ def run(args) -> int:
         from hpcbox_registry import Platform
 
         platform = Platform.parse(args.platform)
-    from hpcbox.commands.run import note
+    from hpcbox.output import note
 
     storage = "overlay" if getattr(args, "overlay", False) else None
     container = ContainerStore(store).create(args.image, args.name, platform=platform, storage=storage,

@@ -14,7 +14,7 @@ IMPORTED = "imported:latest"  # the image name recorded for a container imported
 
 
 def run(args) -> int:
-    from hpcbox.containers import images
+    from hpcbox.store import archive as images
 
     store = settings.store(args)
     if args.name and not (args.tocontainer or args.clone):
@@ -36,7 +36,8 @@ def run(args) -> int:
 
 
 def _to_container(store, args, clone: bool = False) -> int:
-    from hpcbox.containers import ContainerStore, check_name, images
+    from hpcbox.containers import ContainerStore, check_name
+    from hpcbox.store import archive as images
 
     if args.name:
         check_name(args.name)

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from hpcbox import output, settings
-from hpcbox.commands import _local
 from hpcbox.errors import UsageError
+from hpcbox.store import lookup as image_lookup
 
 _FIELD = re.compile(r"\{\{\s*((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
 
@@ -72,7 +72,7 @@ def _find(store, args) -> dict:
     image_error = None
     if kind != "container":
         try:
-            return describe(store, _local.find(store, args.image))
+            return describe(store, image_lookup.find(store, args.image))
         except Exception as exc:  # unknown image, or a container name that is no image reference
             if kind == "image":
                 raise

@@ -9,7 +9,7 @@ from hpcbox.errors import UsageError
 
 
 def run(args) -> int:
-    from hpcbox.containers import images
+    from hpcbox.store import archive as images
 
     operands = list(getattr(args, "operands", None) or [])
     source = args.input
@@ -35,7 +35,7 @@ def run(args) -> int:
 def _name(store, loaded, name: str) -> int:
     """udocker's ``load -i FILE NAME``: the one image loaded also gets NAME (OCI archives often carry
     only a tag)."""
-    from hpcbox.commands import _local
+    from hpcbox.store import lookup
 
     loaded = list(loaded)
     if len(loaded) != 1:
@@ -46,6 +46,6 @@ def _name(store, loaded, name: str) -> int:
     if ref.digest:
         raise UsageError(f"NAME {name!r} has a digest", "give REPOSITORY[:TAG]")
     full = f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}"
-    store.tag(_local.find(store, names[0] if names else config_digest), full)
+    store.tag(lookup.find(store, names[0] if names else config_digest), full)
     sys.stdout.write(f"Loaded image: {full}\n")
     return 0

@@ -9,9 +9,9 @@ from hpcbox.errors import EXIT_NOT_FOUND, HpcboxError
 
 
 def run(args) -> int:
-    from hpcbox.commands import _local
-    from hpcbox.containers import ContainerStore, UnknownContainerError, images
-    from hpcbox.store import UnknownImageError
+    from hpcbox.containers import ContainerStore, UnknownContainerError
+    from hpcbox.store import UnknownImageError, lookup
+    from hpcbox.store import protect as images
 
     store = settings.store(args)
     protect = args.command == "protect"
@@ -24,7 +24,7 @@ def run(args) -> int:
         sys.stdout.write(f"container {c.short_id} {'protected' if protect else 'unprotected'}\n")
         return 0
     try:
-        image = _local.find(store, args.target)
+        image = lookup.find(store, args.target)
     except UnknownImageError:
         raise HpcboxError(f"no container or image {args.target!r}",
                           "run 'hpcbox ps' or 'hpcbox images' to see them", EXIT_NOT_FOUND) from None

@@ -5,22 +5,22 @@ from __future__ import annotations
 import sys
 
 from hpcbox import output, settings
-from hpcbox.commands import _local
 from hpcbox.errors import EXIT_OK, HpcboxError, describe
+from hpcbox.store import lookup
 
 
 def _remove_one(store, text: str, force: bool) -> None:
-    image = _local.find(store, text)
+    image = lookup.find(store, text)
     if image.source is not None:
         raise HpcboxError(f"image {text} is in the read-only image store {image.source.home}, which rmi "
                           f"never changes", "ask its admins to remove it, or drop it from HPCBOX_IMAGES", 1)
-    from hpcbox.containers.images import is_image_protected
+    from hpcbox.store.protect import is_image_protected
 
     if is_image_protected(store, image):
         raise HpcboxError(f"image {text} is protected", f"run 'hpcbox unprotect {text}' first", 1)
     names = []
     try:
-        names = _local.canonical_names(text)
+        names = lookup.canonical_names(text)
     except Exception:
         pass
     named = next((n for n in names if n in image.names), None)

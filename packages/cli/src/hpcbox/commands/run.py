@@ -56,6 +56,8 @@ def _create(args, store, cs):
 
         platform = Platform.parse(args.platform)
     _pull(args, store, platform)
+    from hpcbox.output import note
+
     return cs.create(args.target, args.name, platform=platform, storage=_storage(args), on_note=note)
 
 
@@ -63,18 +65,13 @@ def _storage(args):
     return "overlay" if getattr(args, "overlay", False) else None
 
 
-def note(text: str) -> None:
-    sys.stderr.write(f"hpcbox: note: {text}\n")
-
-
 def _pull(args, store, platform) -> None:
     """``--pull missing`` (default), ``never`` or ``always``."""
-    from hpcbox.commands import _local
-    from hpcbox.store import UnknownImageError
+    from hpcbox.store import UnknownImageError, lookup
 
     if args.pull != "always":
         try:
-            image = _local.find(store, args.target)
+            image = lookup.find(store, args.target)
             arch = (image.platform or {}).get("architecture")
             if platform is None or not arch or arch == platform.architecture:
                 return
@@ -169,9 +166,9 @@ def _run(args, container) -> int:
 
 
 def _run_with(args, container, stack) -> int:
-    from hpcbox_oci_bundle import contract
-
-    from hpcbox import engines, runspec, udocker
+    """Plan once, start; when an ``auto`` engine cannot start here, plan again from scratch for the
+    next engine (:func:`hpcbox.engines.fallbacks`, chosen by capabilities) and start that."""
+    from hpcbox import engines, udocker
 
     chosen = container.settings or udocker.default_settings()
     opts = options(args, chosen)
@@ -180,10 +177,49 @@ def _run_with(args, container, stack) -> int:
     view = None
     if getattr(container, "storage", "copy") == "overlay":
         view = _overlay_annotations(container, opts, stack)
+    config = _base_config(args, container, opts, view)
+    _prepare_host(args, opts)
+    requested = args.engine or chosen.get("engine") or "auto"
+    name, engine = engines.resolve(requested, opts.runtime)
+    _fit(config, args, container, engine)
+    _write_config(container.config_path, config)
+    if view is not None and not engines.can(engine, contract.CAP_OVERLAY, opts.runtime):
+        delegated = opts.runtime not in (None, "builtin") and engines.can(engine, contract.CAP_OVERLAY)
+        raise overlay_only_runc(container, f"{name} --runtime {opts.runtime}" if delegated else name)
+    with container.in_use():
+        status = _start(name, engine, config, str(container.dir), opts.runtime)
+        if status != engines.EXIT_ENGINE:
+            return status
+        ok, reason = engines.check(engine, opts.runtime)
+        if ok:
+            return status
+        if requested == "auto":
+            env = config["process"]["env"]
+            path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+            dynamic = engines.is_dynamic(str(container.rootfs), config["process"]["args"][0], path)
+            needs = (contract.CAP_OVERLAY,) if view is not None else ()
+            for other, fallback in engines.fallbacks(name, opts.runtime, dynamic, needs=needs):
+                config = _base_config(args, container, opts, view)  # from scratch, for this engine
+                _fit(config, args, container, fallback, warn=False)
+                return _start(other, fallback, config, str(container.dir), opts.runtime)
+        raise engines.EngineUnavailableError(name, reason)
+
+
+def _base_config(args, container, opts, view) -> dict:
+    """The runtime config every engine gets: the image's config and the run's options
+    (:mod:`hpcbox.runspec`), less udocker's ``--novol`` volumes."""
+    from hpcbox import runspec, udocker
+
     image_config = {} if getattr(args, "nometa", False) else container.image_config
     config = runspec.build(image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
     udocker.drop_novol(config, getattr(args, "novol", ()))
+    return config
+
+
+def _prepare_host(args, opts) -> None:
+    """What the run asks of the host before any engine starts: the batch job's MPI servers are
+    checked, ``--cpuset-cpus`` is applied to hpcbox (the engine and the container inherit it)."""
     if opts.batchenv:
         from hpcbox import mpi
 
@@ -191,6 +227,8 @@ def _run_with(args, container, stack) -> int:
         if job is not None:
             mpi.check_servers(job)
     if args.cpuset_cpus:
+        from hpcbox import runspec
+
         cpus = runspec.parse_cpuset(args.cpuset_cpus)
         try:
             os.sched_setaffinity(0, cpus)  # inherited by the engine and the container
@@ -198,35 +236,20 @@ def _run_with(args, container, stack) -> int:
             allowed = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
             raise UsageError(f"cannot use CPUs {args.cpuset_cpus} ({exc.strerror})",
                              f"choose among the CPUs this job may use: {allowed}") from None
-    requested = args.engine or chosen.get("engine") or "auto"
-    name, engine = engines.resolve(requested, opts.runtime)
+
+
+def _fit(config, args, container, engine, warn: bool = True) -> None:
+    """What *engine*'s capabilities decide in *config*: the GPUs, with the scratch tmpfs only for an
+    engine that mounts one."""
+    from hpcbox import engines
+
     gpus = getattr(args, "gpus", None)
     copied = getattr(container, "nvidia", None)
     if gpus is not None or copied:
-        _add_gpus(config, gpus, copied, scratch=engines.can(engine, contract.CAP_SCRATCH_TMPFS))
-    _write_config(container.config_path, config)
-    if view is not None and not engines.can(engine, contract.CAP_OVERLAY, opts.runtime):
-        delegated = opts.runtime not in (None, "builtin") and engines.can(engine, contract.CAP_OVERLAY)
-        raise overlay_only_runc(container, f"{name} --runtime {opts.runtime}" if delegated else name)
-    with container.in_use():
-        status = _start(name, engine, config, str(container.dir), opts.runtime)
-        if status == engines.EXIT_ENGINE:
-            ok, reason = engines.check(engine, opts.runtime)
-            if ok:
-                return status
-            if requested == "auto" and view is None:
-                env = config["process"]["env"]
-                path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
-                dynamic = engines.is_dynamic(str(container.rootfs), config["process"]["args"][0], path)
-                # the --gpus scratch tmpfs is for runc only
-                config["mounts"] = [m for m in config["mounts"] if m.get("type") != "tmpfs"]
-                for other, fallback in engines.fallbacks(name, opts.runtime, dynamic):
-                    return _start(other, fallback, config, str(container.dir), opts.runtime)
-            raise engines.EngineUnavailableError(name, reason)
-        return status
+        _add_gpus(config, gpus, copied, scratch=engines.can(engine, contract.CAP_SCRATCH_TMPFS), warn=warn)
 
 
-def _add_gpus(config, gpus, copied, scratch: bool) -> None:
+def _add_gpus(config, gpus, copied, scratch: bool, warn: bool = True) -> None:
     """``--gpus``/``--nv``: bind the host's NVIDIA driver and devices (see :mod:`hpcbox.gpu`); a container
     prepared by ``setup --nvidia`` has the libraries already and gets the device nodes and environment."""
     from hpcbox import gpu
@@ -235,9 +258,9 @@ def _add_gpus(config, gpus, copied, scratch: bool) -> None:
     driver = gpu.discover()
     warning = gpu.apply(config, driver, chosen, bind_libraries=gpus is not None or not copied,
                         scratch=scratch)
-    if warning:
+    if warning and warn:
         sys.stderr.write(f"hpcbox: warning: {warning}\n")
-    if gpus is None and copied and copied.get("driver") != driver.version:
+    if warn and gpus is None and copied and copied.get("driver") != driver.version:
         sys.stderr.write(f"hpcbox: warning: the container holds the libraries of NVIDIA driver "
                          f"{copied.get('driver') or '?'} but this host runs {driver.version or '?'}; run "
                          f"'hpcbox setup --nvidia' on it again, or use 'hpcbox run --gpus'\n")
@@ -284,6 +307,8 @@ def _overlay_annotations(container, opts, stack):
         (private / "work").mkdir()
         lower, upper, work = f"{upper}:{lower}", str(private / "upper"), str(private / "work")
         view = [upper, *lower.split(":")]
+        from hpcbox.output import note
+
         label = container.names[0] if container.names else container.short_id
         note(f"another run is writing overlay container {label}: this run's changes go to a private "
              f"layer that is discarded at its end (jobs that share their writes need a copy container)")

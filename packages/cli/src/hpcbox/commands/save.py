@@ -12,18 +12,18 @@ from hpcbox.errors import UsageError
 
 
 def run(args) -> int:
-    from hpcbox.commands import _local
-    from hpcbox.containers import images
+    from hpcbox.store import lookup
+    from hpcbox.store import save as images
 
     if not args.output:
         raise UsageError("no output file given", "use 'hpcbox save -o FILE IMAGE' ('-o -' for stdout)")
     store = settings.store(args)
     chosen = []
     for text in args.images:
-        image = _local.find(store, text)
+        image = lookup.find(store, text)
         wanted = []
         with contextlib.suppress(Exception):
-            wanted = _local.canonical_names(text)
+            wanted = lookup.canonical_names(text)
         chosen.append((image, images.names_for_save(image, wanted)))
     if args.output == "-":
         if sys.stdout.isatty():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 
 from hpcbox import settings
-from hpcbox.commands import _local
 from hpcbox.errors import UsageError
+from hpcbox.store import lookup
 
 
 def run(args) -> int:
     store = settings.store(args)
-    image = _local.find(store, args.source)
+    image = lookup.find(store, args.source)
     if image.source is not None:
         raise UsageError(f"image {args.source} is in the read-only image store {image.source.home}",
                          f"pull it into your own store first ('hpcbox pull {args.source}'), then tag it")

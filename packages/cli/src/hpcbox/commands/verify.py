@@ -26,14 +26,14 @@ def _repair(args, store, image, damaged: List[str]) -> None:
 
 
 def run(args) -> int:
-    from hpcbox.commands import _local
-    from hpcbox.containers import images
+    from hpcbox.store import lookup
+    from hpcbox.store import verify as images
 
     store = settings.store(args)
     code = EXIT_OK
     for text in args.images:
         try:
-            image = _local.find(store, text)
+            image = lookup.find(store, text)
             damaged: List[str] = []
             problems = images.verify_image(store, image, damaged)
             if problems and getattr(args, "repair", False):
@@ -41,7 +41,7 @@ def run(args) -> int:
                     sys.stderr.write(f"{text}: {problem}\n")
                 sys.stderr.write(f"{text}: repairing {len(set(damaged))} blobs\n")
                 _repair(args, store, image, damaged)
-                image = _local.find(store, text)
+                image = lookup.find(store, text)
                 problems = images.verify_image(store, image)
                 if not problems:
                     sys.stdout.write(f"{text}: repaired\n")

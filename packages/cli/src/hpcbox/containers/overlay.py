@@ -40,7 +40,7 @@ OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
 def default_storage(environ: Optional[Any] = None) -> str:
     """The store-wide default from ``HPCBOX_CREATE_MODE`` (``copy`` when unset)."""
-    from hpcbox.containers import ContainerError
+    from hpcbox.containers.errors import ContainerError
 
     value = (os.environ if environ is None else environ).get(MODE_ENV, "").strip().lower()
     if not value:
@@ -87,7 +87,7 @@ def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Callable[[], S
     with _lock(store, hexpart):
         if final.is_dir():  # another create built it while we waited
             return final
-        from hpcbox.containers import remove_tree
+        from hpcbox.containers.fs import remove_tree
         from hpcbox_layers import apply_layers
 
         temp = final.parent / f"{TEMP_PREFIX}{hexpart}-{os.urandom(4).hex()}"
@@ -113,7 +113,7 @@ def referenced_rootfs(containers: Iterable[Any]) -> set:
 def clean_image_rootfs(store: Any, containers_store: Any) -> Optional[List[str]]:
     """Remove image rootfs trees that no image and no container refers to, and the leftovers of killed
     builds. Returns the names removed; None when a create or pull runs (try again later)."""
-    from hpcbox.containers import remove_tree
+    from hpcbox.containers.fs import remove_tree
 
     base = Path(store.home) / IMAGES_ROOTFS
     if not base.is_dir():
@@ -172,7 +172,7 @@ def _is_opaque(path: str) -> bool:
 def merged_copy(lower: os.PathLike[str] | str, upper: os.PathLike[str] | str, dest: Path) -> None:
     """Write the overlay's merged view (lower, then upper's changes with its whiteouts and opaque
     directories honoured) into the new directory *dest*, as a plain tree."""
-    from hpcbox.containers import copy_tree, remove_tree
+    from hpcbox.containers.fs import copy_tree, remove_tree
 
     copy_tree(Path(lower), dest)
     upper = os.fspath(upper)

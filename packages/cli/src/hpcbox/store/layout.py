@@ -1,5 +1,8 @@
 """The image store: an OCI image layout under ``<home>/images`` plus private ``tmp/`` and ``locks/``.
 
+Over 500 lines: the :class:`Store` class, whose index, blob and garbage-collection methods share the
+locking rules below (lookup, archives, verification and protection are modules of their own).
+
 Layout of ``<home>`` (``$HPCBOX_HOME``, default ``~/.hpcbox``)::
 
     images/            an OCI image layout that skopeo and umoci read (oci:<home>/images:<name>)

@@ -9,6 +9,7 @@ caller's to retry (the client re-fetches manifests and configs and resumes blobs
 Each thread gets its own :class:`requests.Session` (sessions are not thread-safe), which keeps
 ``trust_env`` so that proxies come from the environment.
 """
+# Over 500 lines: one class, every request of the client (scheme, auth, retries, redirects, errors).
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Image operations of the lifecycle commands: import a rootfs tar, load/save docker-archive and OCI
-archives, verify stored images, protect images.
+"""Images in and out of the store as archives: import a rootfs tar, load docker-archive and OCI
+archives (saving them is :mod:`hpcbox.store.save`; verifying stored images :mod:`hpcbox.store.verify`,
+protecting them :mod:`hpcbox.store.protect`).
 
 Everything that enters the store goes through :func:`_ingest` (copied to ``tmp/`` while hashing, renamed
 into ``blobs/``) while the store's gc lock is held shared, and becomes visible only when the index entry
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import io
 import json
 import os
 import platform as _platform
@@ -19,11 +19,11 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 from hpcbox.errors import EXIT_INTEGRITY, EXIT_USAGE, HpcboxError
 from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_json, fsync_dir
-from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_CREATED, ANN_REF_NAME, ANN_SIZE, Image, Store
+from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_CREATED, ANN_REF_NAME, ANN_SIZE, Store
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -159,10 +159,10 @@ def _commit(store: Store, manifest: dict, config: dict, names: List[str], *, blo
 
 
 def canonical_name(text: str) -> str:
-    from hpcbox.commands import _local
+    from hpcbox.store import lookup
 
     try:
-        names = _local.canonical_names(text)
+        names = lookup.canonical_names(text)
     except Exception:
         raise ArchiveError(f"invalid image name {text!r}",
                            "write it as [REGISTRY/]REPOSITORY[:TAG]") from None
@@ -435,304 +435,3 @@ def _blob(archive: _Archive, digest: str) -> bytes:
         raise ArchiveError(f"blob {digest} in the archive does not match its digest",
                            "the archive is damaged; make it again", EXIT_INTEGRITY)
     return data
-
-
-# -- save --------------------------------------------------------------------------------------------
-
-
-def _image_parts(store: Store, image: Image) -> Tuple[dict, bytes, str]:
-    manifest = json.loads(store.read_blob(image.manifest_digest))
-    config_digest = (manifest.get("config") or {}).get("digest", "")
-    return manifest, store.read_blob(config_digest), config_digest
-
-
-class _TarWriter:
-    def __init__(self, handle: BinaryIO):
-        self.tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-        self.seen: set = set()
-
-    def _info(self, name: str, size: int) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
-        info.size = size
-        info.mode = 0o644
-        info.mtime = 0
-        return info
-
-    def bytes(self, name: str, data: bytes) -> None:
-        if name not in self.seen:
-            self.seen.add(name)
-            self.tar.addfile(self._info(name, len(data)), io.BytesIO(data))
-
-    def file(self, name: str, path: os.PathLike[str] | str) -> None:
-        if name not in self.seen:
-            self.seen.add(name)
-            with open(path, "rb") as handle:
-                self.tar.addfile(self._info(name, os.fstat(handle.fileno()).st_size), handle)
-
-    def dir(self, name: str) -> None:
-        if name not in self.seen:
-            self.seen.add(name)
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            self.tar.addfile(info)
-
-    def close(self) -> None:
-        self.tar.close()
-
-
-def save_archive(store: Store, images: List[Tuple[Image, List[str]]], handle: BinaryIO, fmt: str) -> None:
-    """Write *images* (each with the names to record) as a docker-archive or an OCI archive."""
-    writer = _TarWriter(handle)
-    if fmt == "oci":
-        _save_oci(store, images, writer)
-    else:
-        _save_docker(store, images, writer)
-    writer.close()
-
-
-def _save_oci(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarWriter) -> None:
-    writer.bytes("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
-    entries = []
-    blobs: List[str] = []
-    for image, names in images:
-        manifest, _, config_digest = _image_parts(store, image)
-        blobs += [image.manifest_digest, config_digest, *(d["digest"] for d in manifest.get("layers") or [])]
-        base = {"mediaType": manifest.get("mediaType", OCI_MANIFEST), "digest": image.manifest_digest,
-                "size": store.readable_blob_path(image.manifest_digest).stat().st_size}
-        if image.platform:
-            base["platform"] = image.platform
-        for name in names or [None]:  # type: ignore[list-item]  # None: an entry without a name
-            entry = dict(base)
-            if name:
-                entry["annotations"] = {ANN_REF_NAME: name, CONTAINERD_NAME: name}
-            entries.append(entry)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-    writer.bytes("index.json", json.dumps(index, indent=2).encode())
-    writer.dir("blobs")
-    writer.dir("blobs/sha256")
-    for digest in dict.fromkeys(blobs):
-        writer.file(_blob_name(digest), store.readable_blob_path(digest))
-
-
-def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _TarWriter) -> None:
-    entries = []
-    repositories: Dict[str, Dict[str, str]] = {}
-    for image, names in images:
-        manifest, config_bytes, config_digest = _image_parts(store, image)
-        config = json.loads(config_bytes)
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        layer_descs = manifest.get("layers") or []
-        if len(diff_ids) != len(layer_descs):
-            raise ArchiveError(f"image {image.id} has {len(layer_descs)} layers but {len(diff_ids)} diff_ids",
-                               "run 'hpcbox verify' on it and pull it again", EXIT_INTEGRITY)
-        config_name = config_digest.split(":", 1)[1] + ".json"
-        writer.bytes(config_name, config_bytes)
-        layer_names = []
-        parent = None
-        for i, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids)):
-            hexpart = diff_id.split(":", 1)[1]
-            name = f"{hexpart}/layer.tar"
-            layer_names.append(name)
-            if name not in writer.seen:
-                writer.dir(hexpart)
-                writer.bytes(f"{hexpart}/VERSION", b"1.0")
-                writer.bytes(f"{hexpart}/json", json.dumps(_v1_layer_json(hexpart, parent, config,
-                                                                           i == len(diff_ids) - 1)).encode())
-                _add_uncompressed(store, writer, name, store.readable_blob_path(desc["digest"]), diff_id)
-            parent = hexpart
-        tags = [familiar(n) for n in names if "@" not in n]
-        entries.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
-        for tag in tags:
-            repo, _, t = tag.rpartition(":")
-            repositories.setdefault(repo, {})[t] = layer_names[-1].split("/", 1)[0] if layer_names else ""
-    writer.bytes("manifest.json", json.dumps(entries).encode())
-    if repositories:
-        writer.bytes("repositories", json.dumps(repositories).encode())
-
-
-def _v1_layer_json(layer_id: str, parent: Optional[str], config: dict, top: bool) -> dict:
-    """The legacy per-layer ``json`` that `docker save` writes (older readers, e.g. udocker, need it)."""
-    out = {"id": layer_id, "created": config.get("created") or "1970-01-01T00:00:00Z",
-           "os": config.get("os", "linux")}
-    if parent:
-        out["parent"] = parent
-    if top:
-        out["architecture"] = config.get("architecture", host_architecture())
-        out["config"] = config.get("config") or {}
-    else:
-        out["container_config"] = {}
-    return out
-
-
-def _add_uncompressed(store: Store, writer: _TarWriter, name: str, blob: Path, diff_id: str) -> None:
-    with open(blob, "rb") as raw:
-        head = raw.read(8)
-    if compression_of(head) == "tar":
-        writer.file(name, blob)
-        return
-    store.tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=store.tmp_dir)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, open(blob, "rb") as raw:
-            stream, closer = _decompressed(raw)
-            try:
-                for chunk in iter(lambda: stream.read(_CHUNK), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-            finally:
-                if closer is not None:
-                    closer.close()
-        if "sha256:" + digest.hexdigest() != diff_id:
-            raise ArchiveError(f"layer {blob.name} does not decompress to its diff_id {diff_id}",
-                               "run 'hpcbox verify' and pull the image again", EXIT_INTEGRITY)
-        writer.file(name, tmp)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-# -- verify ------------------------------------------------------------------------------------------
-
-
-def checked_layers(store: Store, image: Image, manifest: dict) -> list:
-    """The image's layers for ``apply_layers``, after the cheap check (present, right size); a blob that
-    fails it is removed and named with the command that fetches it again."""
-    from hpcbox.store.layout import StoreCorruptError, repair_command
-    from hpcbox_layers import Layer
-
-    found = []
-    for desc in manifest.get("layers") or []:
-        digest = desc.get("digest", "")
-        path = store.readable_blob_path(digest)
-        try:
-            length = path.stat().st_size
-        except FileNotFoundError:
-            raise StoreCorruptError(f"layer blob {digest} is missing from the store; "
-                                    f"{repair_command(image)}", digest) from None
-        size = desc.get("size")
-        if isinstance(size, int) and size >= 0 and length != size:
-            removed = store.discard_damaged(digest, path)
-            raise StoreCorruptError(f"layer blob {digest} is damaged ({length} bytes, the manifest says "
-                                    f"{size}{'; removed' if removed else ''}); {repair_command(image)}",
-                                    digest)
-        found.append(Layer(path, desc.get("mediaType")))
-    return found
-
-
-@contextlib.contextmanager
-def damaged_layer_check(store: Store, image: Image, manifest: dict):
-    """Around applying the layers: a layer that cannot be read gets its full digest check; one that
-    fails it is a damaged blob of the store (removed, and the repair named), not a bad image."""
-    from hpcbox.store.layout import StoreCorruptError, repair_command
-    from hpcbox_layers import CorruptLayerError
-
-    try:
-        yield
-    except CorruptLayerError as exc:
-        layers = manifest.get("layers") or []
-        index = exc.layer_index
-        if index is None or not 0 <= index < len(layers):
-            raise
-        digest = layers[index].get("digest", "")
-        path = store.readable_blob_path(digest)
-        try:
-            with open(path, "rb") as handle:
-                actual, _ = _hash_stream(handle)
-        except OSError:
-            raise exc from None
-        if actual == digest:
-            raise  # the blob is what the registry served: the image itself is malformed
-        removed = store.discard_damaged(digest, path)
-        raise StoreCorruptError(f"layer blob {digest} is damaged (its content does not match its "
-                                f"digest{'; removed' if removed else ''}); {repair_command(image)}",
-                                digest) from None
-
-
-def verify_image(store: Store, image: Image, damaged: Optional[List[str]] = None) -> List[str]:
-    """Problems found (empty: the image is intact): blob digests and sizes, config diff_ids. The digests
-    of blobs that are missing or whose content is wrong are appended to *damaged*."""
-    problems = []
-    damaged = [] if damaged is None else damaged
-
-    def check(digest: str, size: Optional[int], what: str) -> bool:
-        path = store.readable_blob_path(digest)
-        if not path.is_file():
-            problems.append(f"{what} {digest} is missing")
-            damaged.append(digest)
-            return False
-        with open(path, "rb") as handle:
-            actual, length = _hash_stream(handle)
-        if actual != digest:
-            problems.append(f"{what} {digest} has digest {actual}")
-            damaged.append(digest)
-            return False
-        if size is not None and size != length:
-            problems.append(f"{what} {digest} has {length} bytes, the manifest says {size}")
-            damaged.append(digest)
-            return False
-        return True
-
-    if not check(image.manifest_digest, image.manifest_size or None, "manifest"):
-        return problems
-    manifest = json.loads(store.read_blob(image.manifest_digest))
-    config_desc = manifest.get("config") or {}
-    if not check(config_desc.get("digest", ""), config_desc.get("size"), "config"):
-        return problems
-    try:
-        config = json.loads(store.read_blob(config_desc["digest"]))
-    except ValueError:
-        problems.append(f"config {config_desc['digest']} is not JSON")
-        return problems
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    layers = manifest.get("layers") or []
-    if len(diff_ids) != len(layers):
-        problems.append(f"config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
-    for i, desc in enumerate(layers):
-        if not check(desc.get("digest", ""), desc.get("size"), f"layer {i}"):
-            continue
-        if i < len(diff_ids):
-            try:
-                actual = diff_id_of(store.readable_blob_path(desc["digest"]))
-            except Exception as exc:  # a damaged compressed stream
-                problems.append(f"layer {i} {desc['digest']} cannot be decompressed ({exc})")
-                continue
-            if actual != diff_ids[i]:
-                problems.append(f"layer {i} {desc['digest']} decompresses to {actual}, "
-                                f"config says {diff_ids[i]}")
-    return problems
-
-
-# -- protection of images ----------------------------------------------------------------------------
-
-
-def _protect_path(store: Store) -> Path:
-    return store.home / "protected-images.json"
-
-
-def protected_images(store: Store) -> List[str]:
-    try:
-        data = json.loads(_protect_path(store).read_bytes())
-    except (OSError, ValueError):
-        return []
-    return [d for d in data.get("manifests", []) if isinstance(d, str)] if isinstance(data, dict) else []
-
-
-def set_image_protected(store: Store, image: Image, protected: bool) -> None:
-    store.init()
-    with store.index_lock():
-        current = protected_images(store)
-        wanted = [d for d in current if d != image.manifest_digest]
-        if protected:
-            wanted.append(image.manifest_digest)
-        atomic_write_json(_protect_path(store), {"manifests": wanted}, temp_dir=store.tmp_dir)
-
-
-def is_image_protected(store: Store, image: Image) -> bool:
-    return image.manifest_digest in protected_images(store)
-
-
-def names_for_save(image: Image, requested: Iterable[str]) -> List[str]:
-    requested = list(requested)
-    return [n for n in image.tags if n in requested] or list(image.tags)

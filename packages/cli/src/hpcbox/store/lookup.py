@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from typing import List
 
-from hpcbox import settings
-from hpcbox.store import Image, Store
+from hpcbox.store.layout import Image, Store
 
 _ID_RE = re.compile(r"^(sha256:)?[0-9a-f]{4,64}$")
 
 
 def canonical_names(text: str) -> List[str]:
     """The index names *text* may stand for (``alpine`` -> ``docker.io/library/alpine:latest``)."""
-    ref = settings.parse_reference(text)
+    from hpcbox_registry import ImageReference
+
+    ref = ImageReference.parse(text)
     base = f"{ref.registry}/{ref.repository}"
     names = []
     if ref.digest:
@@ -24,6 +25,7 @@ def canonical_names(text: str) -> List[str]:
 
 
 def find(store: Store, text: str) -> Image:
+    """The image *text* names in *store*; :class:`~hpcbox.store.UnknownImageError` when none."""
     is_id = bool(_ID_RE.match(text))
     try:
         names = canonical_names(text)
