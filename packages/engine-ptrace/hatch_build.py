@@ -42,10 +42,12 @@ def _load_ffi_module(root: Path):
 
 
 def tracer_sources(root: Path):
-    """The tracer's C files: csrc/tracer/*.c without the tests, guestpath.c and owners.c."""
+    """The tracer's C files: csrc/tracer/*.c without the tests, and from csrc/guestpath guestpath.c,
+    owners.c, landlock.c and procmagic.c."""
     gp = _load_ffi_module(root).guestpath_dir()
     own = [p for p in sorted((root / "csrc" / "tracer").glob("*.c")) if not p.name.startswith("test_")]
-    return [*own, gp / "guestpath.c", gp / "owners.c"], [root / "csrc" / "tracer", gp]
+    return [*own, gp / "guestpath.c", gp / "owners.c", gp / "landlock.c",
+            gp / "procmagic.c"], [root / "csrc" / "tracer", gp]
 
 
 class CBuildHook(BuildHookInterface):

@@ -23,7 +23,8 @@ def test_tracer_tap_suite_passes(guestpath_dir, tmp_path):
     sources = [str(p) for p in sorted(tracer.glob("*.c")) if p.name != "main.c"]
     exe = tmp_path / "test_tracer"
     subprocess.run([CC, *STRICT, f"-I{tracer}", f"-I{guestpath_dir}", "-o", str(exe), *sources,
-                    str(guestpath_dir / "guestpath.c"), str(guestpath_dir / "owners.c")], check=True)
+                    str(guestpath_dir / "guestpath.c"), str(guestpath_dir / "owners.c"),
+                    str(guestpath_dir / "landlock.c"), str(guestpath_dir / "procmagic.c")], check=True)
     extra = [BUSYBOX] if os.path.isfile(BUSYBOX) else []
     proc = subprocess.run([str(exe), *extra], check=False, capture_output=True, text=True, timeout=60)
     lines = proc.stdout.splitlines()
@@ -48,7 +49,8 @@ def test_tracer_builds_for_aarch64_and_its_tap_suite_passes_there(guestpath_dir,
     TAP suite (numbers against aarch64's <sys/syscall.h>, the BPF program) passes under qemu-user."""
     tracer = PACKAGE / "csrc" / "tracer"
     common = [*STRICT, f"-I{tracer}", f"-I{guestpath_dir}", str(guestpath_dir / "guestpath.c"),
-              str(guestpath_dir / "owners.c")]
+              str(guestpath_dir / "owners.c"), str(guestpath_dir / "landlock.c"),
+              str(guestpath_dir / "procmagic.c")]
     own = [str(p) for p in sorted(tracer.glob("*.c"))]
     subprocess.run([CROSS, "-o", str(tmp_path / "hpcbox-ptrace"), *common,
                     *(p for p in own if not p.endswith("test_tracer.c"))], check=True)

@@ -1,6 +1,9 @@
 /* filter: the seccomp-BPF program. SECCOMP_RET_TRACE only for the table's syscalls this
- * configuration needs; *at() calls relative to a real directory fd run untraced unless
- * --trace-dirfd (their relative paths resolve from a directory already inside the guest). */
+ * configuration needs. Of the *at() calls relative to a real directory fd, only reads that follow
+ * no final symlink run untraced (what find and tar -c make by the thousand: fstatat with
+ * AT_SYMLINK_NOFOLLOW or AT_EMPTY_PATH, openat read-only with O_NOFOLLOW, readlinkat, futimens),
+ * unless --trace-dirfd; every write and every followed name stops, so that an absolute symlink or
+ * ".." on the way resolves in the guest (paths.c). */
 #define _GNU_SOURCE
 #include "tracer.h"
 
@@ -9,11 +12,13 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define X32_BIT 0x40000000u
+#define FILTER_BLOCK_MAX 8
 
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d)
 {
@@ -43,6 +48,78 @@ bool filter_fast_dirfd(const struct tracer_config *cfg, const struct sc_desc *d)
 
 #define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
 #define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP(code, k, jt, jf))
+#define ARG_LO(i) (offsetof(struct seccomp_data, args) + (unsigned)(i) * sizeof(__u64))
+#define ARG_HI(i) (ARG_LO(i) + sizeof(__u32))
+#define OPEN_WRITES (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
+
+/* Which calls of a fast_dirfd syscall with a real dirfd may run untraced. */
+enum fast_kind { FAST_NONE, FAST_STAT, FAST_OPEN, FAST_ALWAYS, FAST_NULL_PATH };
+
+static enum fast_kind fast_kind(const struct sc_desc *d)
+{
+    if (d->kind == SK_STAT && d->p[0].flags >= 0)
+        return FAST_STAT;           /* newfstatat, statx: AT_EMPTY_PATH or AT_SYMLINK_NOFOLLOW */
+    if (d->p[0].follow == F_OPEN)
+        return FAST_OPEN;           /* openat: read-only and O_NOFOLLOW */
+    if (d->kind == SK_READLINK)
+        return FAST_ALWAYS;         /* readlinkat: reads, never follows the last component */
+    if (strcmp(d->name, "utimensat") == 0)
+        return FAST_NULL_PATH;      /* futimens: utimensat(fd, NULL, ...) */
+    return FAST_NONE;
+}
+
+/* The block of one syscall: SECCOMP_RET_TRACE or _ALLOW when nr matches, else on to the next. */
+static size_t block(const struct tracer_config *cfg, const struct sc_desc *d, struct sock_filter *b)
+{
+    unsigned nr = (unsigned)sc_native_nr(d), dirfd = ARG_LO(d->p[0].dirfd), flags, path;
+    enum fast_kind kind = filter_fast_dirfd(cfg, d) ? fast_kind(d) : FAST_NONE;
+    size_t n = 0;
+
+    switch (kind) {
+    case FAST_STAT:
+        flags = ARG_LO(d->p[0].flags);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 6);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 3, 0);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, flags);
+        b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, 1);
+        break;
+    case FAST_OPEN:
+        flags = ARG_LO(d->p[0].flags);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 7);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 4, 0);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, flags);
+        b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, OPEN_WRITES, 2, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, O_NOFOLLOW, 0, 1);
+        break;
+    case FAST_ALWAYS:
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 4);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 0, 1);
+        break;
+    case FAST_NULL_PATH:
+        path = ARG_LO(d->p[0].path);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 6);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, path);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3);
+        b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, path + sizeof(__u32));
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1);
+        break;
+    case FAST_NONE:
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
+        b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+        return n;
+    }
+    if (kind == FAST_ALWAYS) {
+        b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+        b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else {
+        b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
+    return n;
+}
 
 int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size_t cap)
 {
@@ -64,22 +141,17 @@ int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size
     EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS)); /* x32: not supported */
 #endif
     for (unsigned i = 0; i < SYSCALLS_COUNT; i++) {
-        const struct sc_desc *d = &SYSCALLS[i];
+        struct sock_filter b[FILTER_BLOCK_MAX];
+        size_t len;
 
-        if (!filter_traces(cfg, d))
+        if (!filter_traces(cfg, &SYSCALLS[i]))
             continue;
-        if (filter_fast_dirfd(cfg, d)) {
-            /* nr == d: trace only when the dirfd argument is AT_FDCWD (its low 32 bits) */
-            EMIT(JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)sc_native_nr(d), 0, 4));
-            EMIT(STMT(BPF_LD | BPF_W | BPF_ABS,
-                      offsetof(struct seccomp_data, args) + (unsigned)d->p[0].dirfd * sizeof(__u64)));
-            EMIT(JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 0, 1));
-            EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
-            EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-        } else {
-            EMIT(JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)sc_native_nr(d), 0, 1));
-            EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE));
-        }
+        len = block(cfg, &SYSCALLS[i], b);
+        for (size_t k = 0; k < len; k++)
+            EMIT(b[k]);
+        /* the accumulator holds nr again for the next block */
+        if (len > 2)
+            EMIT(STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
     }
     EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
 #undef EMIT
@@ -98,7 +170,7 @@ bool filter_available(void)
 
 int filter_install(const struct tracer_config *cfg)
 {
-    struct sock_filter prog[8 + 5 * 128];
+    struct sock_filter prog[8 + (FILTER_BLOCK_MAX + 1) * 128];
     struct sock_fprog fprog;
     int n = filter_build(cfg, prog, sizeof(prog) / sizeof(prog[0]));
 

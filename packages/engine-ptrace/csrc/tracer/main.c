@@ -2,7 +2,7 @@
  *
  *   hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]
  *                 [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]
- *                 [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]
+ *                 [--no-landlock] [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]
  *   hpcbox-ptrace --probe
  *   hpcbox-ptrace --version
  *
@@ -54,7 +54,7 @@ static int usage(const char *problem)
             "hpcbox-ptrace: %s\n"
             "usage: hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]\n"
             "                     [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]\n"
-            "                     [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]\n"
+            "                     [--no-landlock] [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]\n"
             "       hpcbox-ptrace --probe | --version\n", problem);
     return EXIT_ENGINE;
 }
@@ -77,6 +77,7 @@ static int parse(int argc, char **argv, struct options *o)
     int i;
 
     o->cfg.seccomp = true;
+    o->cfg.landlock = true;
     o->cwd = "/";
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -115,6 +116,8 @@ static int parse(int argc, char **argv, struct options *o)
             o->cfg.readonly_root = true;
         } else if (strcmp(a, "--no-seccomp") == 0) {
             o->cfg.seccomp = false;
+        } else if (strcmp(a, "--no-landlock") == 0) {
+            o->cfg.landlock = false;
         } else if (strcmp(a, "--trace-dirfd") == 0) {
             o->cfg.trace_dirfd = true;
         } else if (strcmp(a, "--stats") == 0) {

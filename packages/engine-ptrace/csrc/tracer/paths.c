@@ -29,29 +29,107 @@ int paths_guest_cwd(struct tracer *t, pid_t tid, char *out, size_t size)
     return gp_to_guest(&t->gp, host, out, size);
 }
 
-int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host)
+/* The guest directory that tid's directory fd is open on: 0, or 1 when there is none inside the
+ * guest (not open, not a directory, deleted, outside: the kernel then answers as it would). */
+static int dirfd_guest(struct tracer *t, pid_t tid, int fd, char *out, size_t size)
+{
+    char link[64], host[PATH_MAX];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)tid, fd);
+    n = readlink(link, host, sizeof(host) - 1);
+    if (n <= 0)
+        return 1;
+    host[n] = '\0';
+    if (host[0] != '/' || (n > 10 && strcmp(host + n - 10, " (deleted)") == 0))
+        return 1;
+    return gp_to_guest(&t->gp, host, out, size) == 0 ? 0 : 1;
+}
+
+/* Whether tid's directory fd lies in a read-only binding (or the rootfs with --readonly). */
+static bool dirfd_readonly(struct tracer *t, pid_t tid, int fd)
+{
+    char link[64], host[PATH_MAX];
+    const struct tracer_mount *m;
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)tid, fd);
+    n = readlink(link, host, sizeof(host) - 1);
+    if (n <= 0)
+        return false;
+    host[n] = '\0';
+    m = host[0] == '/' ? paths_mount_of(t, host) : NULL;
+    return m && (m->readonly || (m == &t->mounts[0] && t->cfg.readonly_root));
+}
+
+/* The host path through /proc/PID/{root,cwd,fd/N} the container means (procmagic.h). */
+static int magic(struct tracer *t, int flags, char *host)
+{
+    char out[PATH_MAX];
+    int rc;
+
+    if (strncmp(host, "/proc/", 6) != 0)
+        return 0;
+    rc = gp_proc_magic(&t->gp, host, flags, out, sizeof(out));
+    if (rc == 0)
+        memcpy(host, out, strlen(out) + 1);
+    return rc < 0 ? rc : 0;
+}
+
+int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
+                       char *host)
 {
     int rc;
 
     if (guest[0] != '/') {
-        char cwd[PATH_MAX];
+        char base[PATH_MAX];
 
-        rc = paths_guest_cwd(t, tid, cwd, sizeof(cwd));
+        if (dirfd == AT_FDCWD)
+            rc = paths_guest_cwd(t, tid, base, sizeof(base));
+        else
+            rc = dirfd_guest(t, tid, dirfd, base, sizeof(base));
         if (rc != 0)
             return rc < 0 ? rc : 1;
-        rc = gp_set_cwd(&t->gp, cwd);
+        rc = gp_set_cwd(&t->gp, base);
         if (rc < 0)
             return rc;
     }
     rc = gp_set_self(&t->gp, tid, tid);
     if (rc < 0)
         return rc;
-    if (!canon)
-        return gp_to_host(&t->gp, guest, flags, host, PATH_MAX);
+    if (!canon) {
+        rc = gp_to_host(&t->gp, guest, flags, host, PATH_MAX);
+        return rc < 0 ? rc : magic(t, flags, host);
+    }
     rc = gp_canonical(&t->gp, guest, flags, canon, PATH_MAX);
     if (rc < 0)
         return rc;
-    return gp_map_canonical(&t->gp, canon, host, PATH_MAX);
+    rc = gp_map_canonical(&t->gp, canon, host, PATH_MAX);
+    return rc < 0 ? rc : magic(t, flags, host);
+}
+
+int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host)
+{
+    return paths_translate_at(t, tid, AT_FDCWD, guest, flags, canon, host);
+}
+
+/* A name the kernel may resolve from a directory fd itself when the last component is not
+ * followed: one component, not "..", and none of the bindings' guest components (the binding, not
+ * the rootfs, is what the guest sees there). */
+static bool plain_name(const struct tracer *t, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strchr(name, '/') || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < t->gp.n_bindings; i++) {
+        const char *g = t->gp.bindings[i].guest;
+
+        for (const char *c = strchr(g, '/'); c; c = strchr(c + 1, '/'))
+            if (strncmp(c + 1, name, n) == 0 && (c[n + 1] == '/' || c[n + 1] == '\0'))
+                return false;
+    }
+    return true;
 }
 
 const struct tracer_mount *paths_mount_of(const struct tracer *t, const char *host)
@@ -212,7 +290,7 @@ int paths_handle(struct tracer *t, struct stop *s)
         char guest[PATH_MAX], host[PATH_MAX];
         const struct tracer_mount *m;
         uint64_t addr, at;
-        int rc;
+        int rc, dirfd, follow;
 
         if (p->path < 0)
             continue;
@@ -223,9 +301,18 @@ int paths_handle(struct tracer *t, struct stop *s)
             continue; /* the kernel reports EFAULT/ENAMETOOLONG on the original */
         if (guest[0] == '\0')
             continue; /* "" with AT_EMPTY_PATH: the fd itself */
-        if (guest[0] != '/' && p->dirfd >= 0 && (int)regs_arg(&s->regs, p->dirfd) != AT_FDCWD)
-            continue; /* relative to a real directory fd: the kernel resolves it */
-        rc = paths_translate(t, s->tid, guest, follow_flags(s, p), NULL, host);
+        dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
+        follow = follow_flags(s, p);
+        if (guest[0] != '/' && dirfd != AT_FDCWD && !follow && plain_name(t, guest)) {
+            /* a name in a real directory, not followed: the kernel finds the same file; a write
+             * only needs the directory's binding (unlinkat/mkdirat of rm -rf and tar -x) */
+            if (writes(s, p) && dirfd_readonly(t, s->tid, dirfd))
+                return -EROFS;
+            continue;
+        }
+        /* else relative to the fd's guest directory: an absolute symlink or ".." on the way
+         * stays in the guest, a write into a read-only binding is refused */
+        rc = paths_translate_at(t, s->tid, dirfd, guest, follow, NULL, host);
         if (rc == 1)
             continue;
         if (rc < 0)

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int n_tests, n_failed;
@@ -545,7 +547,8 @@ static unsigned run_bpf(const struct sock_filter *prog, int n, const struct secc
     return 0xdead;
 }
 
-static unsigned verdict(const struct sock_filter *prog, int n, const char *name, int64_t arg0)
+static unsigned verdict3(const struct sock_filter *prog, int n, const char *name, int64_t arg0, uint64_t arg1,
+                         uint64_t arg2, uint64_t arg3)
 {
     struct seccomp_data d;
 
@@ -553,7 +556,15 @@ static unsigned verdict(const struct sock_filter *prog, int n, const char *name,
     d.arch = arch_audit();
     d.nr = name ? sc_native_nr(sc_by_name(name)) : SYS_read;
     d.args[0] = (uint64_t)arg0;
+    d.args[1] = arg1;
+    d.args[2] = arg2;
+    d.args[3] = arg3;
     return run_bpf(prog, n, &d) & SECCOMP_RET_ACTION_FULL;
+}
+
+static unsigned verdict(const struct sock_filter *prog, int n, const char *name, int64_t arg0)
+{
+    return verdict3(prog, n, name, arg0, 0x1000, 0, 0);
 }
 
 static void test_filter(void)
@@ -569,16 +580,43 @@ static void test_filter(void)
     ok(verdict(prog, n, "openat", AT_FDCWD) == SECCOMP_RET_TRACE, "openat(AT_FDCWD, ...) stops");
     ok(verdict(prog, n, "openat", (int64_t)(uint32_t)AT_FDCWD) == SECCOMP_RET_TRACE,
        "openat with AT_FDCWD in the low 32 bits only stops too");
-    ok(verdict(prog, n, "openat", 3) == SECCOMP_RET_ALLOW, "openat(3, ...) runs untraced (fast path)");
+    ok(verdict3(prog, n, "openat", 3, 0x1000, O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0) == SECCOMP_RET_ALLOW,
+       "openat(3, name, O_RDONLY|O_NOFOLLOW) runs untraced (fast path)");
+    ok(verdict3(prog, n, "openat", 3, 0x1000, O_RDONLY, 0) == SECCOMP_RET_TRACE,
+       "openat(3, name, O_RDONLY) stops: it follows a final symlink");
+    ok(verdict3(prog, n, "openat", 3, 0x1000, O_WRONLY | O_CREAT | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE,
+       "openat(3, name, O_WRONLY|O_CREAT|O_NOFOLLOW) stops: it writes");
+    ok(verdict3(prog, n, "openat", 3, 0x1000, O_RDWR | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE,
+       "openat(3, name, O_RDWR|O_NOFOLLOW) stops");
+    ok(verdict3(prog, n, "openat", AT_FDCWD, 0x1000, O_RDONLY | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE,
+       "openat(AT_FDCWD, name, O_NOFOLLOW) stops");
+    ok(verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, AT_SYMLINK_NOFOLLOW) == SECCOMP_RET_ALLOW,
+       "fstatat(3, name, AT_SYMLINK_NOFOLLOW) runs untraced");
+    ok(verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, AT_EMPTY_PATH) == SECCOMP_RET_ALLOW,
+       "fstat (fstatat(3, \"\", AT_EMPTY_PATH)) runs untraced");
+    ok(verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, 0) == SECCOMP_RET_TRACE,
+       "fstatat(3, name, 0) stops: it follows");
+    ok(verdict3(prog, n, "statx", 3, 0x1000, AT_SYMLINK_NOFOLLOW, 0x7ff) == SECCOMP_RET_ALLOW,
+       "statx(3, name, AT_SYMLINK_NOFOLLOW) runs untraced");
+    ok(verdict3(prog, n, "readlinkat", 3, 0x1000, 0x2000, 10) == SECCOMP_RET_ALLOW, "readlinkat(3, ...) untraced");
+    ok(verdict3(prog, n, "readlinkat", AT_FDCWD, 0x1000, 0x2000, 10) == SECCOMP_RET_TRACE,
+       "readlinkat(AT_FDCWD, ...) stops");
+    ok(verdict3(prog, n, "utimensat", 3, 0, 0x2000, 0) == SECCOMP_RET_ALLOW, "futimens runs untraced");
+    ok(verdict3(prog, n, "utimensat", 3, 0x1000, 0x2000, 0) == SECCOMP_RET_TRACE, "utimensat(3, name) stops");
+    ok(verdict3(prog, n, "mkdirat", 3, 0x1000, 0755, 0) == SECCOMP_RET_TRACE, "mkdirat(3, ...) stops: it writes");
+    ok(verdict3(prog, n, "unlinkat", 3, 0x1000, 0, 0) == SECCOMP_RET_TRACE, "unlinkat(3, ...) stops");
     ok(verdict(prog, n, "execve", 0) == SECCOMP_RET_TRACE, "execve stops");
     ok(verdict(prog, n, "getuid", 0) == SECCOMP_RET_ALLOW, "getuid runs untraced without id emulation");
-    ok(verdict(prog, n, "fchownat", 3) == SECCOMP_RET_ALLOW, "fchownat(3, ...) untraced without emulation");
+    ok(verdict(prog, n, "fchownat", 3) == SECCOMP_RET_TRACE, "fchownat(3, ...) stops: it writes");
     memset(&other, 0, sizeof(other));
     other.arch = 0x40000003; /* AUDIT_ARCH_I386 */
     other.nr = 5;
     ok((run_bpf(prog, n, &other) & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ERRNO, "other ABIs get ENOSYS");
     n = filter_build(&strict, prog, 1024);
-    ok(verdict(prog, n, "openat", 3) == SECCOMP_RET_TRACE, "--trace-dirfd: openat(3, ...) stops");
+    ok(verdict3(prog, n, "openat", 3, 0x1000, O_RDONLY | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE,
+       "--trace-dirfd: openat(3, name, O_NOFOLLOW) stops");
+    ok(verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, AT_EMPTY_PATH) == SECCOMP_RET_TRACE,
+       "--trace-dirfd: fstat stops too");
     ok(verdict(prog, n, "getuid", 0) == SECCOMP_RET_TRACE, "id emulation: getuid stops");
     ok(filter_build(&plain, prog, 8) == -ENOSPC, "a short buffer is ENOSPC");
 }
@@ -649,6 +687,81 @@ static void test_creds(void)
     ok(creds_setuid(&c, -1) == -EINVAL, "setuid(-1) is EINVAL");
 }
 
+/* What the child of a backstop test could do: a bit per case, set when the kernel answered as
+ * expected. */
+static int backstop_child(struct tracer *t, const char *base)
+{
+    char path[PATH_MAX], other[PATH_MAX];
+    int bits = 0, fd;
+
+    if (hb_landlock_enforce(&t->landlock) < 0)
+        return 0;
+    snprintf(path, sizeof(path), "%s/root/inside", base);
+    if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0 && close(fd) == 0)
+        bits |= 1;
+    snprintf(path, sizeof(path), "%s/outside", base);
+    if (open(path, O_WRONLY | O_CREAT, 0600) < 0 && errno == EACCES)
+        bits |= 2;
+    snprintf(path, sizeof(path), "%s/root/inside", base);
+    snprintf(other, sizeof(other), "%s/root/sub/moved", base);
+    if (rename(path, other) == 0)
+        bits |= 4; /* a rename between directories of the rootfs (REFER) */
+    snprintf(path, sizeof(path), "%s/vol/x", base);
+    if (open(path, O_WRONLY | O_CREAT, 0600) < 0 && errno == EACCES)
+        bits |= 8; /* a read-only binding */
+    snprintf(path, sizeof(path), "%s/rw/x", base);
+    if ((fd = open(path, O_WRONLY | O_CREAT, 0600)) >= 0 && close(fd) == 0)
+        bits |= 16;
+    if (mkdir("/tmp/hpcbox-tap-never", 0700) < 0 && errno == EACCES)
+        bits |= 32;
+    return bits;
+}
+
+static void test_backstop(void)
+{
+    static struct tracer t;
+    struct tracer_config cfg = {.seccomp = true, .landlock = true};
+    char base[] = "/tmp/hpcbox-tap-XXXXXX", dir[PATH_MAX];
+    const char *subs[] = {"root", "root/sub", "vol", "rw"};
+    int status = 0, ready;
+    pid_t child;
+
+    if (hb_landlock_abi() < HB_LANDLOCK_MIN_ABI) {
+        for (int i = 0; i < 6; i++)
+            printf("ok %d - # SKIP no Landlock ABI >= 2 in this kernel\n", ++n_tests);
+        return;
+    }
+    ready = mkdtemp(base) != NULL;
+    for (int i = 0; i < 4 && ready; i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", base, subs[i]);
+        ready = mkdir(dir, 0700) == 0;
+    }
+    snprintf(dir, sizeof(dir), "%s/root", base);
+    ready = ready && tracer_init(&t, &cfg, dir) == 0;
+    snprintf(dir, sizeof(dir), "%s/vol", base);
+    ready = ready && tracer_add_binding(&t, "/vol", dir, true) == 0;
+    snprintf(dir, sizeof(dir), "%s/rw", base);
+    ready = ready && tracer_add_binding(&t, "/rw", dir, false) == 0;
+    ready = ready && backstop_prepare(&t) == 0 && t.landlock.fd >= 0;
+    ok(ready, "the backstop's ruleset builds for a rootfs and two bindings");
+    child = ready ? fork() : -1;
+    if (child == 0)
+        _exit(backstop_child(&t, base));
+    hb_landlock_close(&t.landlock);
+    if (child > 0)
+        waitpid(child, &status, 0);
+    status = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    ok(status & 1, "backstop: a file is created in the rootfs");
+    ok(status & 2, "backstop: a file beside the rootfs is EACCES");
+    ok(status & 4, "backstop: rename between directories of the rootfs works");
+    ok((status & 8) && (status & 16), "backstop: a read-only binding refuses, a read-write one takes a file");
+    ok(status & 32, "backstop: mkdir in the host's /tmp is EACCES");
+    tracer_destroy(&t);
+    snprintf(dir, sizeof(dir), "rm -rf '%s'", base);
+    if (system(dir) != 0)
+        printf("# could not remove %s\n", base);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -658,6 +771,7 @@ int main(int argc, char **argv)
     test_shebang();
     test_elf("/proc/self/exe", argc > 1 ? argv[1] : NULL);
     test_creds();
+    test_backstop();
     printf("1..%d\n", n_tests);
     if (n_failed)
         printf("# %d of %d failed\n", n_failed, n_tests);

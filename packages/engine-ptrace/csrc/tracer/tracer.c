@@ -451,12 +451,18 @@ static int find_program(struct tracer *t, const char *name, char *out, size_t si
 
 static void child_main(const struct tracer *t, int go, const char *program, char *const argv[])
 {
+    struct hb_landlock ll = t->landlock;
     char c;
     int rc;
 
     if (read(go, &c, 1) != 1)
         _exit(EXIT_ENGINE); /* the tracer could not attach and said so */
     close(go);
+    if (ll.fd >= 0 && (rc = hb_landlock_enforce(&ll)) < 0) {
+        fprintf(stderr, "hpcbox-ptrace: cannot enforce the Landlock ruleset: %s; try --no-landlock\n",
+                strerror(-rc));
+        _exit(EXIT_ENGINE);
+    }
     if (t->cfg.seccomp && (rc = filter_install(&t->cfg)) < 0) {
         fprintf(stderr, "hpcbox-ptrace: cannot install the seccomp filter: %s; try --no-seccomp\n",
                 strerror(-rc));
@@ -511,7 +517,11 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
         fprintf(stderr, "hpcbox-ptrace: setting up: %s\n", strerror(errno));
         return EXIT_ENGINE;
     }
+    if (backstop_prepare(t) < 0)
+        return EXIT_ENGINE;
     child = fork();
+    if (child != 0)
+        hb_landlock_close(&t->landlock); /* the child has its copy */
     if (child < 0) {
         fprintf(stderr, "hpcbox-ptrace: fork: %s\n", strerror(errno));
         return EXIT_ENGINE;

@@ -4,6 +4,8 @@
 
 #include "arch.h"
 #include "guestpath.h"
+#include "landlock.h"
+#include "procmagic.h"
 #include "owners.h"
 #include "memory.h"
 #include "procs.h"
@@ -18,6 +20,7 @@ struct tracer_config {
     bool emulate_ids;    /* the configured uid/gid differ from the caller's: emulate them */
     bool readonly_root;  /* writes into the rootfs fail with EROFS */
     bool stats;          /* count stops per syscall, print them on stderr at the end */
+    bool landlock;       /* restrict the tracees' writes with Landlock where the kernel has it */
     uid_t uid;
     gid_t gid;
     const char *hostname; /* uname's nodename, NULL: the host's */
@@ -51,6 +54,7 @@ struct tracer {
     struct owners owners;        /* fd -1 without a record */
     struct owners_view view;
     struct interp_info interps[INTERP_CACHE];
+    struct hb_landlock landlock; /* the tracees' ruleset until the child enforces it (fd -1: none) */
     unsigned next_interp;
     pid_t first;
     int first_status;    /* exit status for the caller: code, or 128 + signal */
@@ -85,10 +89,18 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[]);
 /* Whether ptrace with a seccomp filter works here: 0, or a negative errno with *step naming what failed. */
 int tracer_probe(const char **step, bool *seccomp);
 
+/* backstop.c */
+/* Build t->landlock for the child (nothing with --no-landlock or without Landlock). 0 or -errno. */
+int backstop_prepare(struct tracer *t);
+
 /* paths.c */
 /* Guest -> host as thread tid sees it (its cwd, its /proc/self). 1: left alone (relative to a cwd
  * outside the guest), 0: host filled, <0: errno. canon (optional) receives the guest path. */
 int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host);
+/* The same relative to tid's directory fd dirfd (AT_FDCWD: its cwd); 1 also when dirfd is no
+ * directory inside the guest. Paths through /proc/PID/{root,cwd,fd/N} stay in the guest. */
+int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
+                       char *host);
 /* The guest path of tid's cwd: 0, 1 (outside the guest: out holds the host path), or -errno. */
 int paths_guest_cwd(struct tracer *t, pid_t tid, char *out, size_t size);
 /* The mount (root or binding) a canonical host path lies in, or NULL. */
