@@ -18,6 +18,7 @@ from hpcbox_oci_bundle import (
     parse_bundle,
     run_to_completion,
 )
+from hpcbox_oci_bundle.backstop import landlock_wanted
 
 from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
 
@@ -26,6 +27,7 @@ EXIT_ENGINE = contract.EXIT_ENGINE
 SECCOMP_ANNOTATION = contract.ANNOTATION_PTRACE_SECCOMP
 NET_ANNOTATION = contract.ANNOTATION_NET
 STATS_ENV = "HPCBOX_PTRACE_STATS"  # set to 1 on the host: stop counts per syscall on stderr
+TRACE_DIRFD_ENV = "HPCBOX_PTRACE_TRACE_DIRFD"  # 1 on the host: --trace-dirfd (no dirfd fast path)
 # Signals a batch system or a user sends to the engine's caller: passed on (by the tracer) to the
 # program. SIGINT/SIGQUIT/SIGWINCH from a terminal reach the program directly (same process group).
 _ARCHES = ("x86_64", "aarch64")
@@ -81,6 +83,10 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
         argv.append("--readonly")
     if seccomp == "off":
         argv.append("--no-seccomp")
+    if not landlock_wanted(os.environ)[0]:
+        argv.append("--no-landlock")
+    if os.environ.get(TRACE_DIRFD_ENV, "") not in ("", "0"):
+        argv.append("--trace-dirfd")
     if os.environ.get(STATS_ENV, "") not in ("", "0"):
         argv.append("--stats")
     for binding in bindings:
@@ -100,6 +106,11 @@ class PtraceEngine:
     name = "ptrace"
     #: no mount or network namespace: binds only (tmpfs mounts and --net=none are refused)
     capabilities = frozenset({contract.CAP_GPUS, contract.CAP_STATIC_PROGRAMS})
+
+    def landlock(self) -> Tuple[bool, str]:
+        """Whether a run from this environment restricts the container's writes with Landlock
+        (where the kernel has it): (True, "") or (False, why not)."""
+        return landlock_wanted(os.environ)
 
     def __init__(self, tracer: Optional[str] = None):
         self._tracer = tracer
