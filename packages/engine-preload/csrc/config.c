@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "landlock.h"
 #include "preload.h"
 
 #undef fstatat
@@ -270,6 +271,40 @@ static long number(const char *s, long fallback)
     return *end ? fallback : v;
 }
 
+/* The Landlock backstop (csrc/guestpath/landlock.h), set up once by the container's first process
+ * (the launcher) before the program starts, inherited by every process after it: writes succeed
+ * only beneath the rootfs (unless read-only), the read-write bindings (the host's /dev, /proc, /sys
+ * among them), the ownership record and the files stdout/stderr are open on. A route the
+ * translation missed then fails with EACCES instead of writing on the host. */
+static void backstop(const struct hp_config *c)
+{
+    struct hb_landlock ll;
+    int rc = hb_landlock_open(&ll);
+
+    if (rc < 0) {
+        hp_debug("hpcbox-preload: no Landlock backstop here (%s)", strerror(-rc));
+        return;
+    }
+    for (size_t i = 0; i <= c->ctx.n_bindings && rc == 0; i++) {
+        const char *host = i == 0 ? c->ctx.root : c->ctx.bindings[i - 1].host;
+
+        if (c->n_ro && c->ro_flag[i])
+            continue;
+        rc = hb_landlock_allow(&ll, host);
+        if (rc < 0)
+            hp_say("hpcbox-preload: Landlock rule for %s: %s; running without the backstop", host,
+                   strerror(-rc));
+    }
+    if (rc == 0 && c->owners && (rc = hb_landlock_allow(&ll, c->owners)) == -ENOENT)
+        rc = 0; /* no record yet: the library creates none, chown then changes nothing */
+    if (rc == 0 && (rc = hb_landlock_allow_stdio(&ll)) < 0)
+        hp_say("hpcbox-preload: Landlock rule for stdio: %s; running without the backstop", strerror(-rc));
+    if (rc == 0 && (rc = hb_landlock_enforce(&ll)) < 0)
+        hp_say("hpcbox-preload: cannot enforce the Landlock ruleset: %s; running without the backstop",
+               strerror(-rc));
+    hb_landlock_close(&ll);
+}
+
 static void setup(void)
 {
     const char *root = getenv(HP_ENV_ROOT), *binds, *v;
@@ -333,6 +368,8 @@ static void setup(void)
     if ((v = getenv(HP_ENV_EXE)))
         snprintf(config.exe, sizeof(config.exe), "%s", v);
     config.active = config.libpath && config.libpath_musl;
+    if (config.active && (v = getenv(HP_ENV_LANDLOCK)) && strcmp(v, "1") == 0)
+        backstop(&config);
 }
 
 const struct hp_config *hp_conf(void)
@@ -724,8 +761,23 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
         if (hp_sys_fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
             return path;
     }
-    if (path[0] == '/' && kernel_path(c, path))
-        return path;
+    if (path[0] == '/' && kernel_path(c, path)) {
+        /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
+        rc = strncmp(path, "/proc/", 6) == 0
+                 ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
+                 : 1;
+        if (rc == 1)
+            return path;
+        if (rc < 0) {
+            errno = -rc;
+            return NULL;
+        }
+        if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
+            errno = EROFS;
+            return NULL;
+        }
+        return buf;
+    }
     rc = absolute(dirfd, path, abs);
     if (rc == 1)
         return path;

@@ -95,7 +95,8 @@ static bool needs_mode(int flags)
 }
 
 /* openat's translation, with a fast path: a plain name relative to a real directory is opened
- * with O_NOFOLLOW first; only a symlink (ELOOP) needs the guest's view of its target. */
+ * with O_NOFOLLOW first; only a symlink (ELOOP, or ENOTDIR with O_DIRECTORY) needs the guest's view
+ * of its target. */
 static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const char *path, int flags,
                    mode_t mode)
 {
@@ -109,7 +110,8 @@ static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const ch
         !((follow & HP_WRITE) && c->n_ro)) {
         int fd = real(dirfd, path, flags | O_NOFOLLOW, mode);
 
-        if (fd >= 0 || errno != ELOOP)
+        /* a symlink gives ELOOP, or ENOTDIR with O_DIRECTORY (O_NOFOLLOW stops at the link) */
+        if (fd >= 0 || (errno != ELOOP && !(errno == ENOTDIR && (flags & O_DIRECTORY))))
             return fd;
         follow |= HP_NOFAST; /* a symlink: resolve it as the guest sees it */
     }

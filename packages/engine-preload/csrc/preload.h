@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "guestpath.h"
+#include "procmagic.h"
 #include "hpcbox_preload.h"
 
 /* Exported wrappers: everything else is hidden (-fvisibility=hidden). */
@@ -37,6 +38,8 @@
 #define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
 #define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
+/* "1" for the launcher only (not kept for execs): restrict the container's writes with Landlock */
+#define HP_ENV_LANDLOCK "HPCBOX_PRELOAD_LANDLOCK"
 #define HP_ENV_PREFIX "HPCBOX_PRELOAD_"
 #define HP_ENV_DEBUG "HPCBOX_DEBUG"
 /* Set by the library for the processes it starts: a hash of the ROOT and BINDS values, which it

@@ -26,6 +26,7 @@ from hpcbox_oci_bundle import (
     resolve_in_root,
     run_to_completion,
 )
+from hpcbox_oci_bundle.backstop import landlock_wanted
 
 from hpcbox_engine_preload import _native
 
@@ -274,6 +275,8 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     loaders = known_loaders(spec.rootfs)
     if loaders:
         env["HPCBOX_PRELOAD_LOADERS"] = loaders
+    if landlock_wanted(os.environ)[0]:
+        env["HPCBOX_PRELOAD_LANDLOCK"] = "1"  # the launcher only: the library does not pass it on
     if debug:
         env["HPCBOX_DEBUG"] = debug
     return env
@@ -286,6 +289,11 @@ class PreloadEngine:
     #: no mount or network namespace: binds only (tmpfs mounts and --net=none are refused), and the
     #: library reaches dynamically linked programs only
     capabilities = frozenset({contract.CAP_GPUS})
+
+    def landlock(self) -> Tuple[bool, str]:
+        """Whether a run from this environment restricts the container's writes with Landlock
+        (where the kernel has it): (True, "") or (False, why not)."""
+        return landlock_wanted(os.environ)
 
     def available(self, **hints: Any) -> Tuple[bool, str]:
         """(True, what it serves) when the library and launcher are installed, else (False, fix).
