@@ -27,8 +27,48 @@ def gather(args=None) -> dict:
                 runtimes[runtime] = {"available": r_ok, "reason": r_reason}
         report[name] = entry
     statuses = {name: (e["available"], e["reason"]) for name, e in report.items()}
+    backstop = landlock({name: engines.load(name) for name in report
+                         if callable(getattr(engines.load(name), "landlock", None))}, report)
     return {"engines": report, "auto": engines.auto_choice(statuses), "nvidia": nvidia(),
-            "run_as": run_as(args)}
+            "run_as": run_as(args), "landlock": backstop}
+
+
+_LANDLOCK_MIN_ABI = 2  # before it, Landlock refuses every rename between directories
+
+
+def landlock_abi() -> tuple[int, str]:
+    """The kernel's Landlock ABI version (0 when none) and why there is none."""
+    import ctypes
+    import errno
+    import os
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        abi = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION): 444 everywhere
+    except (OSError, AttributeError) as exc:
+        return 0, f"cannot ask the kernel ({exc})"
+    if abi >= 1:
+        return abi, ""
+    code = ctypes.get_errno()
+    if code == errno.EOPNOTSUPP:
+        return 0, "Landlock is disabled at boot (add landlock to the kernel's lsm= list)"
+    return 0, f"the kernel has no Landlock ({os.strerror(code)}; Linux 5.13+ with CONFIG_SECURITY_LANDLOCK)"
+
+
+def landlock(translating, report) -> dict:
+    """Whether the engines that translate paths (ptrace, preload: *translating*, name -> engine)
+    restrict writes with Landlock here: each engine's ``landlock()`` says whether it would for this
+    environment, the kernel whether it can."""
+    abi, why = landlock_abi()
+    if abi and abi < _LANDLOCK_MIN_ABI:
+        why = f"Landlock ABI {abi} is too old (renames between directories would fail; ABI 2 is Linux 5.19)"
+    states = {}
+    for name, engine in translating.items():
+        wanted, not_wanted = engine.landlock()
+        if not why and not wanted:
+            why = not_wanted
+        states[name] = bool(abi >= _LANDLOCK_MIN_ABI and wanted and report[name]["available"])
+    return {"abi": abi, "reason": why, "engines": states}
 
 
 def run_as(args) -> dict:
@@ -77,6 +117,11 @@ def run(args) -> int:
                    f"{'' if nv['available'] else ' needs the /dev/nvidia* device nodes'}")
     else:
         out.append("NVIDIA GPUs: none (no driver found; run --gpus needs one)")
+    ll = info["landlock"]
+    states = ", ".join(f"{name} {'active' if on else 'off'}" for name, on in ll["engines"].items())
+    out.append(f"Landlock backstop: {states}: " + (
+        f"ABI {ll['abi']}, writes outside the rootfs and read-write volumes fail" if not ll["reason"]
+        else ll["reason"]))
     who = info["run_as"]
     label = "you (your uid/gid, environment, $HOME and $PWD)" if who["default"] == "me" else \
         "the container's root (uid 0, HOME=/root)"
