@@ -313,6 +313,148 @@ static int finish(const char *path, size_t len, bool slash, char *out, size_t ou
     return 0;
 }
 
+/* GP_PARENT: the final name of a guest path as the kernel splits it (trailing "/" are no name). */
+struct last_name {
+    size_t start; /* offset of the final name: the directory part is guest_path[0..start) */
+    size_t len;
+    bool slash;   /* a "/" follows it */
+};
+
+/* false for a path of "/" only, which has no final name. */
+static bool split_last(const char *path, struct last_name *ln)
+{
+    size_t end = strlen(path), start;
+
+    ln->slash = false;
+    while (end > 0 && path[end - 1] == '/') {
+        end--;
+        ln->slash = true;
+    }
+    if (end == 0)
+        return false;
+    start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    ln->start = start;
+    ln->len = end - start;
+    return true;
+}
+
+static bool is_dots(const char *name, size_t len)
+{
+    return (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+/* Append n bytes of s to out (holding *len bytes), keeping it terminated. */
+static int path_append(char *out, size_t out_size, size_t *len, const char *s, size_t n)
+{
+    if (*len + n + 1 > out_size)
+        return -ENAMETOOLONG;
+    memcpy(out + *len, s, n);
+    *len += n;
+    out[*len] = '\0';
+    return 0;
+}
+
+/* GP_NO_MOUNT: the error of removing or moving the mount point at host path `host`. */
+static int mount_point_error(const char *host, int flags)
+{
+    struct stat st;
+
+    if ((flags & (GP_RMDIR | GP_UNLINK)) && fstatat(AT_FDCWD, host, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if ((flags & GP_RMDIR) && !S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        if ((flags & GP_UNLINK) && S_ISDIR(st.st_mode))
+            return -EISDIR;
+    }
+    return -EBUSY;
+}
+
+/* GP_PARENT: resolve the directory part of guest_path (every link followed) into res, then append
+ * "/" and a normal final name to it (*appended true), or leave a final "." or ".." to the caller. */
+static int walk_parent(const struct gp_context *ctx, const char *guest_path, int flags,
+                       const struct last_name *ln, char *res, size_t *rlen, bool *appended)
+{
+    char dir[PATH_MAX];
+    struct walk_result wr;
+    const char *name = guest_path + ln->start;
+    int rc;
+
+    if (ln->start == 0) {
+        memcpy(dir, ".", 2);
+    } else {
+        memcpy(dir, guest_path, ln->start);
+        dir[ln->start] = '\0';
+    }
+    rc = walk(ctx, dir, GP_FOLLOW_LAST, res, &wr);
+    if (rc < 0)
+        return rc;
+    if (wr.missing_slash && !leads_to_binding(ctx, res, wr.len))
+        return -ENOENT; /* the directory part does not exist */
+    *rlen = wr.len;
+    *appended = !is_dots(name, ln->len);
+    if (!*appended)
+        return 0;
+    rc = path_append(res, PATH_MAX, rlen, "/", 1);
+    if (rc == 0)
+        rc = path_append(res, PATH_MAX, rlen, name, ln->len);
+    if (rc == 0 && (flags & GP_NO_MOUNT)) {
+        const struct gp_binding *b = binding_for_guest(ctx, res, *rlen);
+
+        if (b && b->guest_len == *rlen)
+            rc = mount_point_error(b->host, flags);
+    }
+    return rc;
+}
+
+/* GP_PARENT for gp_canonical (mapped = false: out gets the guest path) and gp_to_host (true). */
+static int parent_path(const struct gp_context *ctx, const char *guest_path, int flags, bool mapped,
+                       char *out, size_t out_size)
+{
+    char res[PATH_MAX], host[PATH_MAX], guest_path_root[3];
+    struct last_name ln;
+    size_t len, rlen = 0;
+    bool appended = false;
+    int rc;
+
+    if (guest_path[0] == '\0')
+        return -ENOENT;
+    if (strlen(guest_path) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    if (!split_last(guest_path, &ln)) { /* "/": root + "/.", refused as Linux refuses "/" */
+        if ((flags & GP_NO_MOUNT) && (flags & GP_RMDIR))
+            return -EBUSY; /* rmdir("/."), unlike rmdir("/"), is EINVAL */
+        memcpy(guest_path_root, "/.", 3);
+        guest_path = guest_path_root;
+        split_last(guest_path, &ln);
+    }
+    rc = walk_parent(ctx, guest_path, flags, &ln, res, &rlen, &appended);
+    if (rc < 0)
+        return rc;
+    if (mapped) {
+        rc = map_resolved(ctx, res, rlen, host, sizeof(host));
+        if (rc < 0)
+            return rc;
+    } else {
+        memcpy(host, rlen ? res : "/", rlen ? rlen + 1 : 2);
+    }
+    len = strlen(host);
+    if (len == 1 && host[0] == '/')
+        len = 0; /* "/" + "/.." */
+    if (len + 1 > out_size)
+        return -ENAMETOOLONG;
+    memcpy(out, host, len);
+    out[len] = '\0';
+    if (!appended) {
+        rc = path_append(out, out_size, &len, "/", 1);
+        if (rc == 0)
+            rc = path_append(out, out_size, &len, guest_path + ln.start, ln.len);
+    }
+    if (rc == 0 && ln.slash)
+        rc = path_append(out, out_size, &len, "/", 1);
+    return rc;
+}
+
 int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
                  size_t out_size)
 {
@@ -322,6 +464,8 @@ int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags
 
     if (!ctx || !guest_path || !out)
         return -EFAULT;
+    if (flags & GP_PARENT)
+        return parent_path(ctx, guest_path, flags, false, out, out_size);
     rc = walk(ctx, guest_path, flags, res, &wr);
     if (rc < 0)
         return rc;
@@ -337,6 +481,8 @@ int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, 
 
     if (!ctx || !guest_path || !out)
         return -EFAULT;
+    if (flags & GP_PARENT)
+        return parent_path(ctx, guest_path, flags, true, out, out_size);
     rc = walk(ctx, guest_path, flags, res, &wr);
     if (rc < 0)
         return rc;

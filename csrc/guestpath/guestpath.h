@@ -22,6 +22,20 @@
  *    guest path ended in "/", the host path then ends in "/" too, so that the kernel still
  *    refuses to create a regular file there. An existing final component followed by "/"
  *    that is not a directory: -ENOTDIR.
+ *  - GP_PARENT (the kernel's own rule for the calls that create, remove or rename a name: the
+ *    final component is never followed nor normalised). Only the directory part is resolved (as
+ *    above, following every link); the final component is then appended as the program wrote it,
+ *    with its trailing "/" if any, so that the kernel itself decides what "d/.", "d/..", "f/",
+ *    "link/" or a final symlink mean (rmdir("d/.") is EINVAL, unlink("f/") ENOTDIR, rename("a/")
+ *    of a file ENOTDIR, mkdir("d/..") EEXIST). A final "." or ".." is appended to the host path
+ *    of the directory part, never resolved: ".." at the guest root then names the host's parent
+ *    of the root, on which none of those calls acts (they all refuse a final "." or ".."). A path
+ *    made of "/" only gives root + "/." (which every such call refuses with the errno Linux gives
+ *    for "/", but rmdir: GP_RMDIR then gives -EBUSY). A normal final name is mapped like any
+ *    resolved path (bindings included). GP_NO_MOUNT: a binding's own guest path is a mount point:
+ *    -EBUSY (GP_RMDIR: -ENOTDIR when it is no directory; GP_UNLINK: -EISDIR when it is one), as
+ *    rmdir, unlink and rename of a mount point fail on Linux. That error comes before any error of
+ *    rename's other path, which the kernel would report first.
  *  - Bindings are prefix substitutions on the resolved guest path: the binding with the
  *    longest guest prefix that equals the path or is followed in it by "/" wins; the rest of
  *    the path is appended to its host path. Otherwise the host path is root + guest path.
@@ -49,6 +63,15 @@
 #include <stddef.h>
 
 #define GP_FOLLOW_LAST 0x1 /* stat semantics for the final component (lstat without it) */
+#define GP_PARENT 0x2      /* the call works on the final name itself (mkdir, rmdir, unlink, rename,
+                            * link and symlink's new name, mknod, O_CREAT|O_EXCL, bind): resolve
+                            * only the directory part, keep the final name as written */
+#define GP_NO_MOUNT 0x4    /* with GP_PARENT, for the calls that remove or move the final name
+                            * (rmdir, unlink, rename): -EBUSY when it is a mount point (the guest's
+                            * "/" or a binding's guest path), as the kernel refuses to remove or
+                            * move one; with GP_RMDIR or GP_UNLINK the kernel's type check first */
+#define GP_RMDIR 0x8       /* with GP_NO_MOUNT: rmdir (a mount point that is no directory: ENOTDIR) */
+#define GP_UNLINK 0x10     /* with GP_NO_MOUNT: unlink (a mount point that is a directory: EISDIR) */
 #define GP_OUTSIDE 1       /* gp_to_guest: the host path is under neither the root nor a binding */
 #define GP_MAX_LINKS 40    /* symlinks followed in one resolution, as Linux's MAXSYMLINKS */
 

@@ -63,7 +63,7 @@ static void expect_host(const struct gp_context *ctx, const char *path, int flag
     int rc = gp_to_host(ctx, path, flags, out, sizeof(out));
 
     snprintf(want, sizeof(want), "%s%s", base ? base : root, want_rel);
-    snprintf(name, sizeof(name), "to_host(%s%s) is %s", path, flags ? ", follow" : "", want);
+    snprintf(name, sizeof(name), "to_host(%s, flags %d) is %s", path, flags, want);
     if (rc < 0) {
         char detail[64];
 
@@ -79,8 +79,7 @@ static void expect_err(const struct gp_context *ctx, const char *path, int flags
     char out[PATH_MAX], name[2 * PATH_MAX];
     int rc = gp_to_host(ctx, path, flags, out, sizeof(out));
 
-    snprintf(name, sizeof(name), "to_host(%s%s) fails with %s", path, flags ? ", follow" : "",
-             strerror(err));
+    snprintf(name, sizeof(name), "to_host(%s, flags %d) fails with %s", path, flags, strerror(err));
     ok(rc == -err, name, rc == -err ? NULL : (rc < 0 ? strerror(-rc) : out));
 }
 
@@ -201,6 +200,50 @@ static void test_cwd(struct gp_context *ctx)
     ok(gp_set_cwd(ctx, "/") == 0, "set_cwd(/)", NULL);
 }
 
+/* GP_PARENT: the directory part resolved, the final name kept as written for the kernel. */
+static void test_parent(struct gp_context *ctx)
+{
+    char out[PATH_MAX];
+    int rc;
+
+    expect_host(ctx, "/usr/lib/.", GP_PARENT, NULL, "/usr/lib/.");     /* rmdir: EINVAL */
+    expect_host(ctx, "/usr/lib/./", GP_PARENT, NULL, "/usr/lib/./");
+    expect_host(ctx, "/usr/lib/..", GP_PARENT, NULL, "/usr/lib/..");   /* rmdir: ENOTEMPTY */
+    expect_host(ctx, "/lib/.", GP_PARENT, NULL, "/usr/lib/.");         /* the directory part follows */
+    expect_host(ctx, "/lib", GP_PARENT, NULL, "/lib");                 /* the link itself */
+    expect_host(ctx, "/lib", GP_PARENT | GP_FOLLOW_LAST, NULL, "/lib");
+    expect_host(ctx, "/lib/", GP_PARENT, NULL, "/lib/");               /* rmdir, rename: ENOTDIR */
+    expect_host(ctx, "/etc/passwd/", GP_PARENT, NULL, "/etc/passwd/"); /* unlink: ENOTDIR */
+    expect_host(ctx, "/dangling", GP_PARENT, NULL, "/dangling");       /* mkdir: EEXIST */
+    expect_host(ctx, "/usr/new/", GP_PARENT, NULL, "/usr/new/");
+    expect_host(ctx, "/bin/new", GP_PARENT, NULL, "/usr/bin/new");
+    expect_host(ctx, "/..", GP_PARENT, NULL, "/..");                   /* never acted on */
+    expect_host(ctx, "/up/..", GP_PARENT, NULL, "/etc/..");
+    expect_host(ctx, "/../../usr/x", GP_PARENT, NULL, "/usr/x");
+    expect_host(ctx, "/usr//bin//sh//", GP_PARENT, NULL, "/usr/bin/sh/");
+    expect_err(ctx, "/nothere/x", GP_PARENT, ENOENT);
+    expect_err(ctx, "/loop1/x", GP_PARENT, ELOOP);
+    expect_host(ctx, "/nothere/", GP_PARENT, NULL, "/nothere/");
+    expect_err(ctx, "/usr/bin/sh/x", GP_PARENT, ENOTDIR);
+    expect_err(ctx, "", GP_PARENT, ENOENT);
+    expect_host(ctx, "/", GP_PARENT, NULL, "/.");                    /* mkdir: EEXIST */
+    expect_host(ctx, "///", GP_PARENT, NULL, "/.");
+    expect_host(ctx, "/", GP_PARENT | GP_NO_MOUNT, NULL, "/.");         /* rename: EBUSY */
+    expect_err(ctx, "/", GP_PARENT | GP_NO_MOUNT | GP_RMDIR, EBUSY);
+    expect_host(ctx, "//", GP_PARENT | GP_NO_MOUNT | GP_UNLINK, NULL, "/."); /* EISDIR */
+    ok(gp_set_cwd(ctx, "/usr/bin") == 0, "set_cwd(/usr/bin)", NULL);
+    expect_host(ctx, ".", GP_PARENT, NULL, "/usr/bin/.");
+    expect_host(ctx, "..", GP_PARENT, NULL, "/usr/bin/..");
+    expect_host(ctx, "sh/", GP_PARENT, NULL, "/usr/bin/sh/");
+    expect_host(ctx, "../lib/x", GP_PARENT, NULL, "/usr/lib/x");
+    rc = gp_canonical(ctx, "../../lib/.", GP_PARENT, out, sizeof(out));
+    ok(rc == 0 && strcmp(out, "/usr/lib/.") == 0, "canonical(../../lib/., GP_PARENT) is /usr/lib/.",
+       rc == 0 ? out : strerror(-rc));
+    ok(gp_set_cwd(ctx, "/") == 0, "set_cwd(/)", NULL);
+    rc = gp_canonical(ctx, "/lib", GP_PARENT, out, sizeof(out));
+    ok(rc == 0 && strcmp(out, "/lib") == 0, "canonical(/lib, GP_PARENT) is /lib", NULL);
+}
+
 static void test_bindings(struct gp_context *ctx)
 {
     char file[700], canon[PATH_MAX];
@@ -223,6 +266,18 @@ static void test_bindings(struct gp_context *ctx)
     expect_host(ctx, "/up/passwd", 0, outside, "/data.txt");
     expect_host(ctx, "/mnt/database", 0, NULL, "/mnt/database"); /* not under /mnt/data */
     expect_err(ctx, "/mnt/other/x", 0, ENOENT); /* /mnt is virtual, /mnt/other is not */
+    /* GP_PARENT at and under a binding; GP_NO_MOUNT refuses to remove or move a mount point */
+    expect_host(ctx, "/mnt/data", GP_PARENT, outside, "");
+    expect_host(ctx, "/mnt/data/sub", GP_PARENT | GP_NO_MOUNT, outside, "/sub");
+    expect_host(ctx, "/mnt/data/.", GP_PARENT | GP_NO_MOUNT, outside, "/.");
+    expect_host(ctx, "/mnt/data/..", GP_PARENT | GP_NO_MOUNT, outside, "/..");
+    expect_err(ctx, "/mnt/data", GP_PARENT | GP_NO_MOUNT, EBUSY);
+    expect_err(ctx, "/mnt/data/", GP_PARENT | GP_NO_MOUNT, EBUSY);
+    expect_err(ctx, "/up/passwd", GP_PARENT | GP_NO_MOUNT, EBUSY);
+    expect_err(ctx, "/etc/passwd", GP_PARENT | GP_NO_MOUNT | GP_RMDIR, ENOTDIR);
+    expect_err(ctx, "/etc/passwd", GP_PARENT | GP_NO_MOUNT | GP_UNLINK, EBUSY);
+    expect_err(ctx, "/mnt/data", GP_PARENT | GP_NO_MOUNT | GP_UNLINK, EISDIR);
+    expect_err(ctx, "/mnt/data", GP_PARENT | GP_NO_MOUNT | GP_RMDIR, EBUSY);
 
     rc = gp_canonical(ctx, "/lib/../../up/passwd", 0, canon, sizeof(canon));
     ok(rc == 0 && strcmp(canon, "/etc/passwd") == 0, "canonical(/lib/../../up/passwd) is /etc/passwd",
@@ -315,6 +370,7 @@ int main(void)
     test_forward(&ctx);
     test_chain_limit(&ctx);
     test_cwd(&ctx);
+    test_parent(&ctx);
     test_bindings(&ctx);
     gp_context_destroy(&ctx);
     test_host_root();

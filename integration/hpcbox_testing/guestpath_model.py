@@ -8,8 +8,18 @@ at the real tree with os.lstat/os.readlink.
 Dependency-free (standard library only) and importable by file path, so that packages can load
 it from the repository without installing anything.
 
-    to_host(root, guest_path, cwd="/", bindings=(), follow=False) -> str   (raises OSError)
-    canonical(root, guest_path, cwd="/", bindings=(), follow=False) -> str
+    to_host(root, guest_path, cwd="/", bindings=(), follow=False, parent=False, no_mount=False)
+        -> str   (raises OSError)
+    canonical(root, guest_path, cwd="/", bindings=(), follow=False, parent=False, no_mount=False)
+        -> str
+
+``parent`` is the rule of the calls that create, remove or rename the final name (mkdir, rmdir,
+unlink, rename, link's and symlink's new name, mknod, O_CREAT|O_EXCL, bind): the kernel never
+follows nor normalises that name, so only the directory part is resolved and the final name is
+kept as written, trailing "/" included; the kernel then decides what "d/.", "f/" or "link/" mean.
+``no_mount`` (True for rename, "rmdir", "unlink"): a mount point (a binding's own guest path; "/"
+for rmdir) cannot be removed or moved: EBUSY (rmdir of a non-directory ENOTDIR, unlink of a
+directory EISDIR, as the kernel checks the type first).
     to_guest(root, host_path, bindings=()) -> (str, bool inside)
 """
 
@@ -148,12 +158,52 @@ class Model:
             out.append((name, has_slash))
         return out
 
-    def canonical(self, guest_path: str, cwd: str = "/", follow: bool = False) -> str:
+    @staticmethod
+    def _mount_point(host: str, no_mount) -> OSError:
+        """The error of removing or moving a mount point (no_mount: "rmdir", "unlink" or True)."""
+        code = errno.EBUSY
+        if no_mount in ("rmdir", "unlink") and os.path.lexists(host):
+            is_dir = stat.S_ISDIR(os.lstat(host).st_mode)
+            if no_mount == "rmdir" and not is_dir:
+                code = errno.ENOTDIR
+            elif no_mount == "unlink" and is_dir:
+                code = errno.EISDIR
+        return OSError(code, os.strerror(code), host)
+
+    def _parent(self, guest_path: str, cwd: str, no_mount, mapped: bool) -> str:
+        if guest_path == "":
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), guest_path)
+        stripped = guest_path.rstrip("/")
+        slash = "/" if stripped != guest_path else ""
+        if not stripped:  # "/": root + "/.", refused as Linux refuses "/" (but by rmdir: EINVAL)
+            if no_mount == "rmdir":
+                raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), guest_path)
+            stripped, slash = "/.", ""
+        last = stripped.rpartition("/")[2]
+        directory = stripped[: len(stripped) - len(last)] or "."
+        names, missing = self.resolve(directory, cwd, follow=True)
+        if missing and not self._leads_to_binding(names):
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), guest_path)
+        if last in (".", ".."):  # appended to the directory's path, never resolved
+            base = self.map_names(names) if mapped else _join("/", names)
+            return base.rstrip("/") + "/" + last + slash
+        names = [*names, last]
+        if no_mount and any(g == names for g, _ in self.bindings):
+            raise self._mount_point(self.map_names(names), no_mount)
+        return (self.map_names(names) if mapped else _join("/", names)) + slash
+
+    def canonical(self, guest_path: str, cwd: str = "/", follow: bool = False, *, parent: bool = False,
+                  no_mount=False) -> str:
+        if parent:
+            return self._parent(guest_path, cwd, no_mount, mapped=False)
         names, slash = self.resolve(guest_path, cwd, follow)
         out = _join("/", names)
         return out + "/" if slash and out != "/" else out
 
-    def to_host(self, guest_path: str, cwd: str = "/", follow: bool = False) -> str:
+    def to_host(self, guest_path: str, cwd: str = "/", follow: bool = False, *, parent: bool = False,
+                no_mount=False) -> str:
+        if parent:
+            return self._parent(guest_path, cwd, no_mount, mapped=True)
         names, slash = self.resolve(guest_path, cwd, follow)
         out = self.map_names(names)
         return out + "/" if slash and out != "/" else out
@@ -182,13 +232,13 @@ class Model:
 
 
 def to_host(root: str, guest_path: str, cwd: str = "/", bindings: Iterable[Binding] = (),
-            follow: bool = False) -> str:
-    return Model(root, bindings).to_host(guest_path, cwd, follow)
+            follow: bool = False, *, parent: bool = False, no_mount=False) -> str:
+    return Model(root, bindings).to_host(guest_path, cwd, follow, parent=parent, no_mount=no_mount)
 
 
 def canonical(root: str, guest_path: str, cwd: str = "/", bindings: Iterable[Binding] = (),
-              follow: bool = False) -> str:
-    return Model(root, bindings).canonical(guest_path, cwd, follow)
+              follow: bool = False, *, parent: bool = False, no_mount=False) -> str:
+    return Model(root, bindings).canonical(guest_path, cwd, follow, parent=parent, no_mount=no_mount)
 
 
 def to_guest(root: str, host_path: str, bindings: Iterable[Binding] = ()) -> Tuple[str, bool]:
@@ -242,3 +292,117 @@ def cwd_candidates(root: str, bindings: Iterable[Binding] = ()) -> List[str]:
         except OSError:
             continue
     return out
+
+
+# -- the kernel as the oracle: the same call in a real chroot (a user namespace of our own) ----------
+
+# What each call does with its path arguments, as the engines translate them: "follow" (stat
+# semantics), "nofollow" (lstat), "parent" (the final name is the object: created), "rmdir",
+# "unlink", "rename" (parent, and a mount point cannot be removed or moved).
+CALLS = {
+    "stat": ("follow",),
+    "lstat": ("nofollow",),
+    "open_dir": ("follow",),
+    "open_creat": ("follow",),
+    "creat_excl": ("parent",),
+    "mkdir": ("parent",),
+    "mkfifo": ("parent",),
+    "symlink": ("parent",),
+    "link": ("nofollow", "parent"),
+    "rmdir": ("rmdir",),
+    "unlink": ("unlink",),
+    "rename": ("rename", "rename"),
+}
+
+
+def translate_kwargs(how: str) -> dict:
+    """The keyword arguments of the engines' translate() for one path argument of a call."""
+    removes = {"rename": True, "rmdir": "rmdir", "unlink": "unlink"}.get(how, False)
+    return {"follow": how == "follow", "parent": how not in ("follow", "nofollow"), "no_mount": removes}
+
+
+def perform(call: str, paths: Sequence[str]) -> Tuple[str, object]:
+    """Run one call on paths as they are; ("ok", what it found) or ("errno", errno)."""
+    try:
+        p = paths[0]
+        if call in ("stat", "lstat"):
+            st = os.stat(p) if call == "stat" else os.lstat(p)
+            return "ok", stat.S_IFMT(st.st_mode)
+        if call in ("open_dir", "open_creat", "creat_excl"):
+            flags = {"open_dir": os.O_RDONLY | os.O_DIRECTORY, "open_creat": os.O_WRONLY | os.O_CREAT,
+                     "creat_excl": os.O_WRONLY | os.O_CREAT | os.O_EXCL}[call]
+            fd = os.open(p, flags | os.O_CLOEXEC, 0o644)
+            mode = os.fstat(fd).st_mode
+            os.close(fd)
+            return "ok", stat.S_IFMT(mode)
+        if call == "mkdir":
+            os.mkdir(p)
+        elif call == "mkfifo":
+            os.mkfifo(p)
+        elif call == "symlink":
+            os.symlink("target", p)
+        elif call == "link":
+            os.link(p, paths[1], follow_symlinks=False)
+        elif call == "rmdir":
+            os.rmdir(p)
+        elif call == "unlink":
+            os.unlink(p)
+        elif call == "rename":
+            os.rename(p, paths[1])
+        else:
+            raise ValueError(f"unknown call {call!r}")
+        return "ok", None
+    except OSError as e:
+        return "errno", e.errno
+
+
+def snapshot(base: str) -> List[Tuple[str, str, str]]:
+    """What a tree holds: (relative path, kind, link target), sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        for n in dirnames + filenames:
+            full = os.path.join(dirpath, n)
+            st = os.lstat(full)
+            kind = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "link",
+                    stat.S_IFIFO: "fifo"}.get(stat.S_IFMT(st.st_mode), "other")
+            out.append((os.path.relpath(full, base), kind, os.readlink(full) if kind == "link" else ""))
+    return sorted(out)
+
+
+def in_chroot(root: str, cwd: str, call: str, paths: Sequence[str]) -> Tuple[str, object]:
+    """perform(call, paths) in a child chrooted at root with the guest cwd, in a user namespace it
+    creates (uid and gid mapped to themselves): what Linux does for a program whose "/" is root.
+    Raises OSError when this host gives no user namespace to an unprivileged user."""
+    import ctypes
+    import json
+
+    read_end, write_end = os.pipe()
+    uid, gid = os.getuid(), os.getgid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(read_end)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as handle:
+                    handle.write(text)
+            os.chroot(root)
+            os.chdir(cwd)
+            result = list(perform(call, paths))
+        except OSError as e:
+            result = ["setup", f"{e.strerror} ({e.errno})"]
+            code = 1
+        os.write(write_end, json.dumps(result).encode())
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as handle:
+        data = handle.read()
+    os.waitpid(pid, 0)
+    kind, value = json.loads(data.decode())
+    if kind == "setup":
+        raise OSError(errno.EPERM, f"no chroot in a user namespace here: {value}")
+    return kind, value

@@ -13,10 +13,11 @@ struct gp_context;
 HPCBOX_EXPORT int hpcbox_preload_abi_version(void);
 
 /* The translation every wrapper of the library performs: guest_path (absolute, or relative to the
- * canonical guest cwd) to the host path, following a final symlink when follow is set.
+ * canonical guest cwd) to the host path; how holds gp_to_host's flags (GP_FOLLOW_LAST: follow a
+ * final symlink; GP_PARENT, GP_NO_MOUNT: guestpath.h).
  * 0 or -errno (as gp_to_host); a relative path is joined to cwd first (-ENAMETOOLONG). */
 HPCBOX_EXPORT int hpcbox_preload_translate(const struct gp_context *ctx, const char *guest_cwd,
-                                           const char *guest_path, int follow, char *out,
+                                           const char *guest_path, int how, char *out,
                                            size_t out_size);
 
 /* What exec does with a host file: 0 not executable as a program we know (no #!, no ELF),

@@ -12,11 +12,11 @@
 #include "hpcbox_preload.h"
 
 int hpcbox_preload_translate(const struct gp_context *ctx, const char *guest_cwd,
-                             const char *guest_path, int follow, char *out, size_t out_size)
+                             const char *guest_path, int how, char *out, size_t out_size)
 {
     char joined[PATH_MAX];
     size_t clen, plen;
-    int flags = follow ? GP_FOLLOW_LAST : 0;
+    int flags = how & (GP_FOLLOW_LAST | GP_PARENT | GP_NO_MOUNT | GP_RMDIR | GP_UNLINK);
 
     if (!ctx || !guest_path || !out)
         return -EFAULT;

@@ -50,8 +50,8 @@ def outcome(fn, *args, **kwargs):
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=tree, bound=st.lists(st.tuples(st.sampled_from(["/a", "/b/c", "/m"]), tree), max_size=2,
                                   unique_by=lambda b: b[0]),
-       data=st.data(), follow=st.booleans())
-def test_library_translation_equals_the_model(guestpath_model, items, bound, data, follow):
+       data=st.data(), how=st.sampled_from(["follow", "nofollow", "parent", "rmdir", "unlink", "rename"]))
+def test_library_translation_equals_the_model(guestpath_model, items, bound, data, how):
     tmp = Path(tempfile.mkdtemp(prefix="preload-prop-"))
     try:
         root = tmp / "root"
@@ -65,8 +65,9 @@ def test_library_translation_equals_the_model(guestpath_model, items, bound, dat
         path = (data.draw(st.sampled_from(["", "/"]), label="lead") + "/".join(parts)) or "."
         path += data.draw(st.sampled_from(["", "/"]), label="trail")
 
-        got = outcome(translate, root, path, cwd=cwd, bindings=bindings, follow=follow)
-        want = outcome(guestpath_model.to_host, str(root), path, cwd=cwd, bindings=bindings, follow=follow)
+        kwargs = guestpath_model.translate_kwargs(how)
+        got = outcome(translate, root, path, cwd=cwd, bindings=bindings, **kwargs)
+        want = outcome(guestpath_model.to_host, str(root), path, cwd=cwd, bindings=bindings, **kwargs)
         assert got == want, f"{path!r} from {cwd!r}: library {got} != model {want}"
         event(f"outcome: {got[0] if got[0] == 'ok' else os.strerror(got[1])}")
         if got[0] != "ok":
@@ -75,8 +76,8 @@ def test_library_translation_equals_the_model(guestpath_model, items, bound, dat
         real_root = os.path.realpath(root)
         owners = [real_root, *[h for _, h in bindings]]
         assert any(host == o or host.startswith(o + "/") for o in owners), f"{host} escapes {owners}"
-        if os.path.lexists(host) and not got[1].endswith("/"):
-            canon = guestpath_model.canonical(str(root), path, cwd=cwd, bindings=bindings, follow=follow)
+        if how in ("follow", "nofollow") and os.path.lexists(host) and not got[1].endswith("/"):
+            canon = guestpath_model.canonical(str(root), path, cwd=cwd, bindings=bindings, **kwargs)
             assert untranslate(root, host, bindings) == (canon, True)
     finally:
         shutil.rmtree(tmp)

@@ -91,14 +91,23 @@ def translate(
     cwd: StrPath = "/",
     bindings: Iterable[Tuple[StrPath, StrPath]] = (),
     follow: bool = True,
+    *,
+    parent: bool = False,
+    no_mount=False,
 ) -> str:
     """The host path the library hands the kernel for ``guest_path`` (absolute, or relative to the
     canonical guest ``cwd``) in a container whose rootfs is ``root``, with (guest, host) bindings.
-    Raises OSError with the errno a wrapped call fails with (ENOENT, ENOTDIR, ELOOP, ...)."""
+    ``parent``: the rule of the calls that create, remove or rename the final name (only the
+    directory part is resolved); ``no_mount`` (True for rename, "rmdir", "unlink"): a mount point
+    (a binding's guest path; "/" for rmdir) is refused as the kernel refuses it. Raises OSError
+    with the errno a wrapped call fails with (ENOENT, ENOTDIR, ELOOP, ...)."""
     ctx = _Context(root, bindings)
     out = ffi.new("char[]", PATH_MAX)
     path = _bytes(guest_path, "guest_path")
-    rc = lib.hpcbox_preload_translate(ctx.ptr, _bytes(cwd, "cwd"), path, 1 if follow else 0, out, PATH_MAX)
+    how = (lib.GP_FOLLOW_LAST if follow else 0) | (lib.GP_PARENT if parent else 0)
+    if no_mount:
+        how |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(no_mount, 0)
+    rc = lib.hpcbox_preload_translate(ctx.ptr, _bytes(cwd, "cwd"), path, how, out, PATH_MAX)
     if rc < 0:
         raise _oserror(rc, os.fspath(guest_path))
     return os.fsdecode(ffi.string(out))

@@ -76,17 +76,17 @@ class _Context:
         if rc < 0:
             _raise(rc, os.fspath(cwd))
 
-    def to_host(self, path: str, follow: bool) -> str:
+    def to_host(self, path: str, follow: bool, *, parent: bool = False, no_mount=False) -> str:
         out = ffi.new("char[]", PATH_MAX)
-        rc = lib.gp_to_host(self._ptr, os.fsencode(path), lib.GP_FOLLOW_LAST if follow else 0, out,
+        rc = lib.gp_to_host(self._ptr, os.fsencode(path), _flags(follow, parent, no_mount), out,
                             PATH_MAX)
         if rc < 0:
             _raise(rc, path)
         return os.fsdecode(ffi.string(out))
 
-    def canonical(self, path: str, follow: bool) -> str:
+    def canonical(self, path: str, follow: bool, *, parent: bool = False, no_mount=False) -> str:
         out = ffi.new("char[]", PATH_MAX)
-        rc = lib.gp_canonical(self._ptr, os.fsencode(path), lib.GP_FOLLOW_LAST if follow else 0, out,
+        rc = lib.gp_canonical(self._ptr, os.fsencode(path), _flags(follow, parent, no_mount), out,
                               PATH_MAX)
         if rc < 0:
             _raise(rc, path)
@@ -100,23 +100,38 @@ class _Context:
         return os.fsdecode(ffi.string(out)), rc != lib.GP_OUTSIDE
 
 
+def _flags(follow: bool, parent: bool, no_mount) -> int:
+    """gp_to_host's flags; no_mount: True (rename), "rmdir" or "unlink" (guestpath.h)."""
+    flags = (lib.GP_FOLLOW_LAST if follow else 0) | (lib.GP_PARENT if parent else 0)
+    if no_mount:
+        flags |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(no_mount, 0)
+    return flags
+
+
 def translate(
     root: StrPath,
     guest_path: StrPath,
     cwd: StrPath = "/",
     bindings: Iterable[Tuple[StrPath, StrPath]] = (),
     follow: bool = True,
+    *,
+    parent: bool = False,
+    no_mount=False,
 ) -> str:
     """Host path of ``guest_path`` as a program contained in ``root`` sees it.
 
     ``cwd`` is the guest's canonical working directory; ``bindings`` are (guest prefix, host path)
     pairs; ``follow`` resolves a final symlink (stat) or not (lstat). Raises OSError with the errno
     the kernel would give (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG, ...). A missing final component is
-    not an error: the result is where it would be created. Semantics: csrc/guestpath/guestpath.h.
+    not an error: the result is where it would be created. ``parent`` is the rule of the calls that
+    create, remove or rename the final name (mkdir, rmdir, unlink, rename, ...): only the directory
+    part is resolved and the final name is kept as written; ``no_mount`` (True for rename, "rmdir",
+    "unlink") then refuses a mount point (a binding's guest path; "/" for rmdir) as the kernel
+    does. Semantics: csrc/guestpath/guestpath.h.
     """
     ctx = _Context(root, bindings)
     ctx.set_cwd(cwd)
-    return ctx.to_host(_text(guest_path, "guest_path"), follow)
+    return ctx.to_host(_text(guest_path, "guest_path"), follow, parent=parent, no_mount=no_mount)
 
 
 def resolve(
@@ -125,11 +140,14 @@ def resolve(
     cwd: StrPath = "/",
     bindings: Iterable[Tuple[StrPath, StrPath]] = (),
     follow: bool = True,
+    *,
+    parent: bool = False,
+    no_mount=False,
 ) -> str:
     """Canonical guest path of ``guest_path`` (the guest's realpath); errors as :func:`translate`."""
     ctx = _Context(root, bindings)
     ctx.set_cwd(cwd)
-    return ctx.canonical(_text(guest_path, "guest_path"), follow)
+    return ctx.canonical(_text(guest_path, "guest_path"), follow, parent=parent, no_mount=no_mount)
 
 
 def untranslate(
