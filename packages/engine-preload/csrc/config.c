@@ -715,6 +715,34 @@ static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, 
     return true;
 }
 
+/* The flags of gp_to_host for hp_path's flags. */
+static int gp_flags(int flags)
+{
+    int gp = (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0;
+
+    if (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME))
+        gp = GP_PARENT;
+    if (flags & (HP_RMDIR | HP_UNLINK | HP_RENAME))
+        gp |= GP_NO_MOUNT;
+    if (flags & HP_RMDIR)
+        gp |= GP_RMDIR;
+    if (flags & HP_UNLINK)
+        gp |= GP_UNLINK;
+    return gp;
+}
+
+/* Whether the canonical guest path is a binding's own guest path (a mount point). */
+static bool is_binding(const struct hp_config *c, const char *canon)
+{
+    size_t len = strlen(canon);
+
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        if (c->ctx.bindings[i].guest_len == len && memcmp(c->ctx.bindings[i].guest, canon, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* gp_to_host of an absolute guest path through the directory cache; 1 when the caller must walk. */
 static int via_cache(const struct hp_config *c, const char *abs, int flags, char *buf)
 {
@@ -729,6 +757,8 @@ static int via_cache(const struct hp_config *c, const char *abs, int flags, char
     if (clen + nlen + 1 > PATH_MAX)
         return 1;
     memcpy(canon + (clen == 1 ? 0 : clen), abs + dlen, nlen + 1);
+    if ((flags & (HP_RMDIR | HP_UNLINK | HP_RENAME)) && is_binding(c, canon))
+        return 1; /* a mount point: the walk gives the error */
     if (gp_map_canonical(&c->ctx, canon, buf, PATH_MAX) < 0)
         return 1;
     if ((flags & HP_FOLLOW) && hp_sys_fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -755,8 +785,8 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
         struct stat st;
 
         /* A name in a real directory: the kernel finds the same file, unless it is a symlink
-         * that must be followed (its target is a guest path). */
-        if (!(flags & HP_FOLLOW))
+         * that must be followed (its target is a guest path). HP_PARENT never follows it. */
+        if (!(flags & HP_FOLLOW) || (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME)))
             return path;
         if (hp_sys_fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
             return path;
@@ -782,7 +812,7 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
     if (rc == 1)
         return path;
     if (rc == 0 && via_cache(c, abs, flags, buf) != 0)
-        rc = gp_to_host(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX);
+        rc = gp_to_host(&c->ctx, abs, gp_flags(flags), buf, PATH_MAX);
     if (rc < 0) {
         hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
         errno = -rc;

@@ -81,7 +81,7 @@ static int open_follow(int flags)
     if (flags & O_NOFOLLOW)
         return 0;
     if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
-        return 0;
+        return HP_PARENT; /* the final name is created, never followed */
     return HP_FOLLOW;
 }
 
@@ -244,8 +244,8 @@ WSAT(__fxstatat64, AT_FOLLOW(flags), (int ver, int dirfd, const char *path, stru
      (ver, dirfd, p_, st, flags), hp_show_stat)
 WSFD(__fxstat, (int ver, int fd, struct stat *st), (ver, fd, st))
 WSFD(__fxstat64, (int ver, int fd, struct stat64 *st), (ver, fd, st))
-W1(int, __xmknod, 0 | HP_WRITE, -1, (int ver, const char *path, mode_t mode, dev_t *dev), (ver, p_, mode, dev))
-WAT(int, __xmknodat, 0 | HP_WRITE, -1, (int ver, int dirfd, const char *path, mode_t mode, dev_t *dev),
+W1(int, __xmknod, HP_PARENT | HP_WRITE, -1, (int ver, const char *path, mode_t mode, dev_t *dev), (ver, p_, mode, dev))
+WAT(int, __xmknodat, HP_PARENT | HP_WRITE, -1, (int ver, int dirfd, const char *path, mode_t mode, dev_t *dev),
     (ver, dirfd, p_, mode, dev))
 W1(int, truncate64, HP_FOLLOW | HP_WRITE, -1, (const char *path, off64_t length), (p_, length))
 W1(int, euidaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
@@ -256,12 +256,12 @@ W1(int, eaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
 W1(int, access, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
 WAT(int, faccessat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, int mode, int flags),
     (dirfd, p_, mode, flags))
-W1(int, mkdir, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
-WAT(int, mkdirat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
+W1(int, mkdir, HP_PARENT | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
+WAT(int, mkdirat, HP_PARENT | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
 WRAP int rmdir(const char *path)
 {
     int rc;
-    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    TR(p_, AT_FDCWD, path, HP_RMDIR | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
 
@@ -274,7 +274,7 @@ WRAP int rmdir(const char *path)
 WRAP int unlink(const char *path)
 {
     int rc;
-    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    TR(p_, AT_FDCWD, path, HP_UNLINK | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
 
@@ -287,7 +287,7 @@ WRAP int unlink(const char *path)
 WRAP int unlinkat(int dirfd, const char *path, int flags)
 {
     int rc;
-    TR(p_, dirfd, path, HP_WRITE, -1)
+    TR(p_, dirfd, path, ((flags & AT_REMOVEDIR) ? HP_RMDIR : HP_UNLINK) | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(dirfd, p_, id_);
 
@@ -300,7 +300,7 @@ WRAP int unlinkat(int dirfd, const char *path, int flags)
 WRAP int remove(const char *path)
 {
     int rc;
-    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    TR(p_, AT_FDCWD, path, HP_RENAME | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, p_, id_);
 
@@ -312,48 +312,48 @@ WRAP int remove(const char *path)
 }
 WRAP int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
-    TR(p_, dirfd, path, HP_WRITE, -1)
+    TR(p_, dirfd, path, HP_PARENT | HP_WRITE, -1)
     return hp_mknod(REAL(mknodat)(dirfd, p_, mode, dev), dirfd, p_, mode, dev);
 }
 
 WRAP int mknod(const char *path, mode_t mode, dev_t dev)
 {
-    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    TR(p_, AT_FDCWD, path, HP_PARENT | HP_WRITE, -1)
     return hp_mknod(REAL(mknod)(p_, mode, dev), AT_FDCWD, p_, mode, dev);
 }
-W1(int, mkfifo, 0 | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
-WAT(int, mkfifoat, 0 | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
+W1(int, mkfifo, HP_PARENT | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
+WAT(int, mkfifoat, HP_PARENT | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))
 
 WRAP int symlink(const char *target, const char *path)
 {
-    TR(p_, AT_FDCWD, path, HP_WRITE, -1)
+    TR(p_, AT_FDCWD, path, HP_PARENT | HP_WRITE, -1)
     return REAL(symlink)(target, p_); /* the target stays a guest path, as the link stores it */
 }
 
 WRAP int symlinkat(const char *target, int dirfd, const char *path)
 {
-    TR(p_, dirfd, path, HP_WRITE, -1)
+    TR(p_, dirfd, path, HP_PARENT | HP_WRITE, -1)
     return REAL(symlinkat)(target, dirfd, p_);
 }
 
 WRAP int link(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, 0, -1)
-    TR(n_, AT_FDCWD, new, HP_WRITE, -1)
+    TR(n_, AT_FDCWD, new, HP_PARENT | HP_WRITE, -1)
     return REAL(link)(o_, n_);
 }
 
 WRAP int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
 {
     TR(o_, olddirfd, old, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, -1)
-    TR(n_, newdirfd, new, HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
     return REAL(linkat)(olddirfd, o_, newdirfd, n_, flags);
 }
 
 WRAP int rename(const char *old, const char *new)
 {
-    TR(o_, AT_FDCWD, old, HP_WRITE, -1)
-    TR(n_, AT_FDCWD, new, HP_WRITE, -1)
+    TR(o_, AT_FDCWD, old, HP_RENAME | HP_WRITE, -1)
+    TR(n_, AT_FDCWD, new, HP_RENAME | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, n_, id_);
     int rc = REAL(rename)(o_, n_);
@@ -367,8 +367,8 @@ WRAP int rename(const char *old, const char *new)
 
 WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 {
-    TR(o_, olddirfd, old, HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_WRITE, -1)
+    TR(o_, olddirfd, old, HP_RENAME | HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_RENAME | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat)(olddirfd, o_, newdirfd, n_);
@@ -383,8 +383,8 @@ WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 #ifdef __GLIBC__
 WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned flags)
 {
-    TR(o_, olddirfd, old, HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_WRITE, -1)
+    TR(o_, olddirfd, old, HP_RENAME | HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_RENAME | HP_WRITE, -1)
     unsigned long long id_[2];
     bool forget_ = !(flags & RENAME_EXCHANGE) && hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);

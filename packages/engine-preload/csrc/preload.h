@@ -108,6 +108,10 @@ void *hp_next(const char *name, void **slot);
 #define HP_FOLLOW 0x1  /* follow a final symlink (stat, open without O_NOFOLLOW) */
 #define HP_NOFAST 0x2  /* no pass-through for a plain name relative to a real directory */
 #define HP_WRITE 0x4   /* the call changes the file system: EROFS under a read-only binding */
+#define HP_PARENT 0x8  /* the final name is created, removed or renamed: kept as written (GP_PARENT) */
+#define HP_RMDIR 0x10  /* HP_PARENT for rmdir: a mount point cannot be removed (GP_NO_MOUNT) */
+#define HP_UNLINK 0x20 /* HP_PARENT for unlink */
+#define HP_RENAME 0x40 /* HP_PARENT for rename and remove: a mount point cannot be moved */
 
 /* The host path to hand the kernel for (dirfd, path): buf, or path itself when it needs no
  * translation (inactive library, empty path, a plain name relative to a directory that is not a

@@ -49,7 +49,7 @@ WRAP int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct sockaddr_un un;
     socklen_t un_len;
-    int rc = unix_address(addr, len, &un, &un_len, HP_WRITE);
+    int rc = unix_address(addr, len, &un, &un_len, HP_PARENT | HP_WRITE);
 
     if (rc < 0)
         return -1;

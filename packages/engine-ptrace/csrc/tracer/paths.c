@@ -157,8 +157,20 @@ static int follow_flags(const struct stop *s, const struct sc_path *p)
         return GP_FOLLOW_LAST;
     case F_NOFOLLOW:
         return 0;
+    case F_PARENT:
+        return GP_PARENT;
+    case F_RMDIR:
+        return GP_PARENT | GP_NO_MOUNT | GP_RMDIR;
+    case F_UNLINK:
+        return GP_PARENT | GP_NO_MOUNT | GP_UNLINK;
+    case F_RENAME:
+        return GP_PARENT | GP_NO_MOUNT;
+    case F_UNLINKAT:
+        return GP_PARENT | GP_NO_MOUNT | ((flags & AT_REMOVEDIR) ? GP_RMDIR : GP_UNLINK);
     case F_OPEN:
-        return ((flags & O_NOFOLLOW) || ((flags & O_CREAT) && (flags & O_EXCL))) ? 0 : GP_FOLLOW_LAST;
+        if ((flags & O_CREAT) && (flags & O_EXCL))
+            return GP_PARENT;
+        return (flags & O_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
     case F_AT_NOFOLLOW:
         return (flags & AT_SYMLINK_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
     case F_AT_FOLLOW:
@@ -168,8 +180,9 @@ static int follow_flags(const struct stop *s, const struct sc_path *p)
 
         if (mem_read(s->tid, flags, &how, sizeof(how.flags)) < 0)
             return GP_FOLLOW_LAST;
-        return ((how.flags & O_NOFOLLOW) || ((how.flags & O_CREAT) && (how.flags & O_EXCL)))
-                   ? 0 : GP_FOLLOW_LAST;
+        if ((how.flags & O_CREAT) && (how.flags & O_EXCL))
+            return GP_PARENT;
+        return (how.flags & O_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
     }
     }
     return GP_FOLLOW_LAST;
@@ -416,7 +429,7 @@ int paths_sockaddr(struct tracer *t, struct stop *s)
         return 0; /* abstract socket: no file system path */
     memcpy(path, sun.sun_path, plen);
     path[plen] = '\0';
-    rc = paths_translate(t, s->tid, path, is_bind ? 0 : GP_FOLLOW_LAST, NULL, host);
+    rc = paths_translate(t, s->tid, path, is_bind ? GP_PARENT : GP_FOLLOW_LAST, NULL, host);
     if (rc == 1)
         return 0;
     if (rc < 0)

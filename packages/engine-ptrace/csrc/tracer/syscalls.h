@@ -25,11 +25,16 @@ enum sc_kind {
 
 enum sc_follow {
     F_FOLLOW,      /* stat semantics */
-    F_NOFOLLOW,    /* lstat semantics (the final name is the object, or is created) */
-    F_OPEN,        /* follow unless O_NOFOLLOW or O_CREAT|O_EXCL in the flags argument */
+    F_NOFOLLOW,    /* lstat semantics (the final name is the object) */
+    F_OPEN,        /* follow unless O_NOFOLLOW; O_CREAT|O_EXCL: F_PARENT */
     F_AT_NOFOLLOW, /* follow unless AT_SYMLINK_NOFOLLOW in the flags argument */
     F_AT_FOLLOW,   /* follow only with AT_SYMLINK_FOLLOW in the flags argument (linkat) */
     F_OPENHOW,     /* openat2: flags inside struct open_how */
+    F_PARENT,      /* the final name is created: kept as written (guestpath.h, GP_PARENT) */
+    F_RMDIR,       /* F_PARENT, removed as a directory (a mount point: EBUSY) */
+    F_UNLINK,      /* F_PARENT, removed as a non-directory (a mount point: EBUSY) */
+    F_RENAME,      /* F_PARENT, moved (a mount point: EBUSY) */
+    F_UNLINKAT,    /* F_RMDIR with AT_REMOVEDIR in the flags argument, else F_UNLINK */
 };
 
 enum sc_write {
