@@ -64,23 +64,21 @@ static size_t prefix_len(const char *prefix, size_t len)
     return (len == 1 && prefix[0] == '/') ? 0 : len;
 }
 
-/* The binding whose guest prefix is the longest one that covers guest[0..len), or NULL. */
+/* The binding that covers guest[0..len) and was added last (mount order: a later mount at or
+ * above a path hides the earlier ones there), or NULL. */
 static const struct gp_binding *binding_for_guest(const struct gp_context *ctx, const char *guest,
                                                   size_t len)
 {
-    const struct gp_binding *best = NULL;
-
-    for (size_t i = 0; i < ctx->n_bindings; i++) {
+    for (size_t i = ctx->n_bindings; i-- > 0;) {
         const struct gp_binding *b = &ctx->bindings[i];
 
         if (b->guest_len > len || memcmp(b->guest, guest, b->guest_len) != 0)
             continue;
         if (guest[b->guest_len] != '/' && b->guest_len != len)
             continue;
-        if (!best || b->guest_len > best->guest_len)
-            best = b;
+        return b;
     }
-    return best;
+    return NULL;
 }
 
 /* Map a resolved guest path ("" for "/", else "/a/b") of length len to the host. */
@@ -542,7 +540,7 @@ int gp_to_guest(const struct gp_context *ctx, const char *host_path, char *out, 
         const struct gp_binding *b = &ctx->bindings[i];
         long m = host_match(b->host, b->host_len, h, hlen);
 
-        if (m >= 0 && (m > best_len || (!best && m == best_len))) {
+        if (m >= 0 && m >= best_len) { /* a tie: the later binding (on top) wins */
             best = b;
             best_len = m;
         }
@@ -637,12 +635,12 @@ int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host)
         struct gp_binding *b = &ctx->bindings[i];
 
         if (b->guest_len == glen && memcmp(b->guest, g, glen) == 0) {
+            /* the new one is on top: drop the old, append the new (mount order) */
             free(b->guest);
             free(b->host);
-            b->guest = g;
-            b->host = h;
-            b->host_len = strlen(h);
-            return 0;
+            memmove(b, b + 1, (ctx->n_bindings - i - 1) * sizeof(*b));
+            ctx->n_bindings--;
+            break;
         }
     }
     if (ctx->n_bindings == ctx->cap_bindings) {

@@ -36,9 +36,10 @@
  *    -EBUSY (GP_RMDIR: -ENOTDIR when it is no directory; GP_UNLINK: -EISDIR when it is one), as
  *    rmdir, unlink and rename of a mount point fail on Linux. That error comes before any error of
  *    rename's other path, which the kernel would report first.
- *  - Bindings are prefix substitutions on the resolved guest path: the binding with the
- *    longest guest prefix that equals the path or is followed in it by "/" wins; the rest of
- *    the path is appended to its host path. Otherwise the host path is root + guest path.
+ *  - Bindings are prefix substitutions on the resolved guest path, in mount order: of the
+ *    bindings whose guest prefix equals the path or is followed in it by "/", the one added last
+ *    wins (a later mount at or above a path hides the earlier ones there, a later one below it
+ *    is on top); the rest of the path is appended to its host path. Otherwise the host path is root + guest path.
  *    Inside a binding, symlink targets are guest paths too (an absolute target found in the
  *    host tree of a binding starts again at the guest root, not the host root). A binding's
  *    guest prefix is taken literally (lexically normalised, not resolved through the rootfs),
@@ -47,7 +48,8 @@
  *    as if a runtime had created the mount point; its host path still does not exist, so an
  *    engine that wants `ls /mnt` to work creates it in the rootfs.
  *  - gp_to_guest maps a host path back: the longest matching host prefix among the bindings'
- *    host paths and the root wins (a binding wins a tie with the root); a host path under none
+ *    host paths and the root wins (a binding wins a tie with the root, the binding added last a
+ *    tie with another: `-v /tmp:/b -v /tmp:/a` shows the cwd /tmp as /a); a host path under none
  *    of them comes back unchanged (lexically normalised) with return value GP_OUTSIDE.
  *    It is lexical: the host path is expected to be canonical (as getcwd or readlink of
  *    /proc/self/cwd give it). gp_to_guest(gp_to_host(p)) == p for an existing canonical p
@@ -102,7 +104,8 @@ int gp_context_init(struct gp_context *ctx, const char *host_root);
 void gp_context_destroy(struct gp_context *ctx);
 
 /* Bind the host path host (must exist; made canonical) at guest prefix guest (absolute, not "/";
- * lexically normalised). Adding the same guest prefix again replaces the earlier binding.
+ * lexically normalised). Adding the same guest prefix again replaces the earlier binding, and the
+ * new one counts as added last.
  * -EINVAL for a relative path or "/", -ENAMETOOLONG, -ENOMEM, or the errno of realpath(host). */
 int gp_add_binding(struct gp_context *ctx, const char *guest, const char *host);
 

@@ -308,6 +308,36 @@ static void test_bindings(struct gp_context *ctx)
     }
 }
 
+/* Mount order: the binding added last wins where several cover a path, and a tie when mapping back. */
+static void test_mount_order(void)
+{
+    struct gp_context ctx;
+    char sub[700];
+
+    snprintf(sub, sizeof(sub), "%s/sub", outside);
+    if (gp_context_init(&ctx, root) != 0) {
+        ok(0, "init for the mount-order tests", NULL);
+        return;
+    }
+    ok(gp_add_binding(&ctx, "/w/b", sub) == 0 && gp_add_binding(&ctx, "/w", outside) == 0,
+       "bind /w/b, then /w over it", NULL);
+    expect_err(&ctx, "/w/b/abs", 0, ENOENT); /* /w hides the earlier /w/b: no b in it */
+    expect_host(&ctx, "/w/sub/abs", 0, outside, "/sub/abs");
+    ok(gp_add_binding(&ctx, "/w/b", sub) == 0, "bind /w/b again: now on top", NULL);
+    expect_host(&ctx, "/w/b/abs", 0, sub, "/abs");
+    expect_host(&ctx, "/w/data.txt", 0, outside, "/data.txt");
+    gp_context_destroy(&ctx);
+
+    if (gp_context_init(&ctx, root) != 0)
+        return;
+    ok(gp_add_binding(&ctx, "/b", outside) == 0 && gp_add_binding(&ctx, "/a", outside) == 0,
+       "bind one host directory at /b, then at /a", NULL);
+    expect_guest(&ctx, outside, "/a", 0); /* -w /a -v DIR:/b -v DIR:/a: pwd shows /a */
+    ok(gp_add_binding(&ctx, "/b", outside) == 0, "bind it at /b again", NULL);
+    expect_guest(&ctx, outside, "/b", 0);
+    gp_context_destroy(&ctx);
+}
+
 static void test_host_root(void)
 {
     struct gp_context ctx;
@@ -373,6 +403,7 @@ int main(void)
     test_parent(&ctx);
     test_bindings(&ctx);
     gp_context_destroy(&ctx);
+    test_mount_order();
     test_host_root();
     test_self();
     rm_tree(tmp);

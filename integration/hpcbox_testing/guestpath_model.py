@@ -76,21 +76,18 @@ class Model:
                 raise ValueError("a binding cannot be at /")
             os.stat(host)  # a missing host path raises FileNotFoundError, as realpath(3) fails
             real = os.path.realpath(host)
-            for i, (gnames, _) in enumerate(self.bindings):
-                if gnames == names:  # binding the same guest prefix again replaces it in place
-                    self.bindings[i] = (names, real)
-                    break
-            else:
-                self.bindings.append((names, real))
+            # binding the same guest prefix again replaces it, and the new one is on top
+            self.bindings = [b for b in self.bindings if b[0] != names]
+            self.bindings.append((names, real))
 
     # --- guest -> host -------------------------------------------------------------------
 
     def _binding_for(self, names: List[str]) -> Optional[Tuple[List[str], str]]:
-        best = None
-        for gnames, host in self.bindings:
-            if names[: len(gnames)] == gnames and (best is None or len(gnames) > len(best[0])):
-                best = (gnames, host)
-        return best
+        """Mount order: the covering binding added last (it hides or lies on top of the others)."""
+        for gnames, host in reversed(self.bindings):
+            if names[: len(gnames)] == gnames:
+                return gnames, host
+        return None
 
     def map_names(self, names: List[str]) -> str:
         """Host path of the resolved guest path given as a list of names."""
@@ -215,7 +212,7 @@ class Model:
         (the normalised host path comes back then)."""
         h = _names(normalise(host_path))
         # (matched host names, guest names, is a binding): the longest match wins, a binding
-        # wins a tie with the root, the first binding added wins a tie with a later one.
+        # wins a tie with the root, the binding added last a tie with an earlier one.
         best: Optional[Tuple[int, List[str], bool]] = None
         root = _names(self.root)
         if h[: len(root)] == root:
@@ -224,7 +221,7 @@ class Model:
             hn = _names(host)
             if h[: len(hn)] != hn:
                 continue
-            if best is None or len(hn) > best[0] or (len(hn) == best[0] and not best[2]):
+            if best is None or len(hn) >= best[0]:
                 best = (len(hn), gnames, True)
         if best is None:
             return _join("/", h), False
