@@ -66,3 +66,48 @@ def test_resolve_in_root_follows_links_inside_the_root(tmp_path):
     assert resolve_in_root(str(root), "/../../x/./y") == str(root / "x" / "y")
     with pytest.raises(BundleError, match="too many symlinks resolving /loop"):
         resolve_in_root(str(root), "/loop")
+
+
+def test_place_bindings_lands_where_mounts_land(tmp_path):
+    from hpcbox_oci_bundle import place_bindings
+
+    root = tmp_path / "rootfs"
+    (root / "run").mkdir(parents=True)
+    (root / "var").mkdir()
+    os.symlink("/run", str(root / "var" / "run"))  # Debian's /var/run -> /run
+    host_dir = tmp_path / "vol"
+    host_dir.mkdir()
+    host_file = tmp_path / "conf"
+    host_file.write_text("x")
+    placed = place_bindings(str(root), [
+        Binding("/proc", "/proc", False),
+        Binding("/var/run/x", str(host_dir), False),        # followed through the rootfs's link
+        Binding("/mnt/deep/data", str(host_dir), True),     # parents missing in the rootfs
+        Binding("/etc/app.conf", str(host_file), False),    # a file: an empty file as mount point
+        Binding("/run/x", str(host_file), False),           # same place as the second: on top, last
+    ])
+    assert placed == [
+        Binding("/proc", "/proc", False),
+        Binding("/mnt/deep/data", str(host_dir), True),
+        Binding("/etc/app.conf", str(host_file), False),
+        Binding("/run/x", str(host_file), False),
+    ]
+    assert (root / "mnt" / "deep" / "data").is_dir()
+    assert (root / "etc" / "app.conf").is_file()
+    assert (root / "run" / "x").is_dir()  # made for the first binding there (a directory)
+    assert (root / "proc").is_dir()  # the mount point of the host's /proc, not resolved
+
+
+def test_place_bindings_keeps_a_path_it_cannot_resolve(tmp_path):
+    from hpcbox_oci_bundle import place_bindings
+
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    os.symlink("loop2", str(root / "loop1"))
+    os.symlink("loop1", str(root / "loop2"))
+    os.symlink("/", str(root / "top"))
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    placed = place_bindings(str(root), [Binding("/loop1/x", str(vol), False),
+                                        Binding("/top", str(vol), False)])
+    assert [b.guest for b in placed] == ["/loop1/x", "/top"]

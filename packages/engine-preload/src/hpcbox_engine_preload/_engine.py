@@ -23,6 +23,7 @@ from hpcbox_oci_bundle import (
     helper_path,
     helper_problem,
     parse_bundle,
+    place_bindings,
     resolve_in_root,
     run_to_completion,
 )
@@ -154,26 +155,6 @@ def known_loaders(rootfs: str) -> str:
     return "\n".join(lines)
 
 
-def make_mount_points(rootfs: str, bindings) -> None:
-    """Create the missing guest paths of the bindings in the rootfs (empty directories, or empty files
-    for file binds), as a runtime creates mount points: without them, programs that walk a path
-    component by component (realpath, `ls -a`) find no parent of a bound path. Best effort: a rootfs
-    the caller cannot write keeps working for the bound paths themselves."""
-    for binding in bindings:
-        target = resolve_in_root(rootfs, binding.guest)
-        if os.path.lexists(target):
-            continue
-        try:
-            if os.path.isdir(binding.host):
-                os.makedirs(target, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "a"):
-                    pass
-        except OSError:
-            continue
-
-
 def ptrace_prefix(spec: Bundle, bindings) -> List[str]:
     """The ptrace engine's tracer command line for this container, without the cwd, the ids and the
     program (the library adds them): statically linked programs, which the library cannot enter,
@@ -246,7 +227,7 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
         if "=" in binding.guest or "\n" in binding.guest or "\n" in binding.host:
             raise EngineError(f"the container path {binding.guest!r} holds '=' or a newline, which the "
                               "preload engine cannot pass on; choose another path for the volume")
-    make_mount_points(spec.rootfs, bindings)
+    bindings = place_bindings(spec.rootfs, bindings)  # as mounts land: links followed, mount points made
     env = dict(spec.env)
     env["LD_PRELOAD"] = str(_native.preload_library_path())
     env["HPCBOX_PRELOAD_ROOT"] = spec.rootfs

@@ -16,6 +16,7 @@ from hpcbox_oci_bundle import (
     helper_path,
     helper_problem,
     parse_bundle,
+    place_bindings,
     run_to_completion,
 )
 from hpcbox_oci_bundle.backstop import landlock_wanted
@@ -93,6 +94,7 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
         if not os.path.exists(binding.host):
             raise BundleError(f"the host path {binding.host} bound at {binding.guest} does not exist: "
                               "create it or drop that volume")
+    for binding in place_bindings(spec.rootfs, bindings):  # as mounts land: links followed, mount points made
         argv += ["--bind-ro" if binding.readonly else "--bind", binding.guest, binding.host]
     return [*argv, "--", *spec.args]
 

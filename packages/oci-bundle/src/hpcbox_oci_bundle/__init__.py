@@ -23,7 +23,7 @@ as a shell reports it and the caller's signals passed on to the container::
 """
 
 from hpcbox_oci_bundle.__about__ import __version__
-from hpcbox_oci_bundle.bindings import HOST_KERNEL_DIRS, Binding, guest_bindings
+from hpcbox_oci_bundle.bindings import HOST_KERNEL_DIRS, Binding, guest_bindings, place_bindings
 from hpcbox_oci_bundle.bundle import (
     MS_BIND,
     MS_RDONLY,
@@ -102,6 +102,7 @@ __all__ = [
     "load_config",
     "parse_bundle",
     "parse_mount_options",
+    "place_bindings",
     "resolve_in_root",
     "run_to_completion",
 ]

@@ -9,9 +9,10 @@ at /tmp, say) needs a mount namespace, and gets an error naming the fix.
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
-from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, fail
+from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, BundleError, fail, resolve_in_root
 
 TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms to import)
 if TYPE_CHECKING:
@@ -46,3 +47,47 @@ def guest_bindings(bundle: Bundle) -> List[Binding]:
                 f"bind a host directory there instead (-v DIR:{mount.destination}) or use --engine runc",
             )
     return list(chosen.values())
+
+
+def place_bindings(rootfs: str, bindings: List[Binding]) -> List[Binding]:
+    """*bindings* where mounts would land, in the same order: each guest path resolved in the rootfs
+    as mount(2) resolves its target (a symlink there is followed, inside the rootfs; the kernel
+    filesystems stay where they are), a later binding of the same resolved path replacing an earlier
+    one; and the missing mount points created in the rootfs (an empty directory, or an empty file for
+    a file), as a runtime creates them, so that `ls` of a parent shows them. Creation is best effort:
+    a rootfs the caller cannot write keeps working for the bound paths themselves."""
+    root = os.path.realpath(rootfs)
+    placed: Dict[str, Binding] = {}
+    for binding in bindings:
+        guest = binding.guest
+        if guest not in HOST_KERNEL_DIRS:
+            guest = _resolved_guest(root, guest)
+        _make_mount_point(root, guest, binding.host)
+        placed.pop(guest, None)  # mount order: the later one is on top
+        placed[guest] = Binding(guest, binding.host, binding.readonly)
+    return list(placed.values())
+
+
+def _resolved_guest(root: str, guest: str) -> str:
+    try:
+        rel = os.path.relpath(resolve_in_root(root, guest), root)
+    except (BundleError, OSError, ValueError):
+        return guest  # a symlink loop: the path as written (the walk reports the loop)
+    if rel == "." or rel.startswith(".."):
+        return guest  # a link to "/": a binding cannot replace the root
+    return "/" + rel
+
+
+def _make_mount_point(root: str, guest: str, host: str) -> None:
+    target = os.path.join(root, guest.lstrip("/"))
+    if os.path.lexists(target):
+        return
+    try:
+        if os.path.isdir(host):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "a"):
+                pass
+    except OSError:
+        return
