@@ -11,6 +11,7 @@ that the test keeps its teeth where runc cannot run.
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,57 @@ def test_dots_and_trailing_slashes_as_linux(run_store, reference, engine):
     assert_linux(output)
     if reference:
         assert output == reference
+
+
+BINDINGS_SCRIPT = r"""
+set -u
+echo "pwd: $(/bin/pwd)"
+echo "ls /mnt: $(ls /mnt 2>&1)"
+echo "ls /mnt/deep: $(ls /mnt/deep 2>&1)"
+echo "stat /mnt/deep: $(stat -c %F /mnt/deep 2>&1)"
+echo "ls /var/run/vol: $(ls /var/run/vol 2>&1)"
+echo "ls /run/vol: $(ls /run/vol 2>&1)"
+echo "ls /a: $(ls /a 2>&1)"
+ln -s /some/guest/target "/hostroot$LINKDIR/made-inside"
+echo "readlink: $(readlink "/hostroot$LINKDIR/made-inside")"
+mkdir -p /tmp/sock && cd /tmp/sock && perl -MSocket -e '
+    mkdir "d"; my $rel = "d/" . ("s" x 105);
+    socket(my $s, AF_UNIX, SOCK_STREAM, 0) or die "socket: $!";
+    print "bind 107-byte relative: ", (bind($s, pack_sockaddr_un($rel)) ? "ok" : "errno " . ($! + 0)),
+          ", ", (-S $rel ? "socket there" : "no socket"), "\n";'
+"""
+
+
+def test_bindings_behave_like_mounts(run_store, engine_for_bindings, tmp_path):
+    """-w /a with one host directory at /b then /a: pwd shows /a (the later mount); a volume below
+    missing directories shows them; a volume at a path that is a symlink in the image (/var/run)
+    lands where it points; a link made in a volume of / reads back as written; a 107-byte relative
+    AF_UNIX path binds."""
+    shared, deep, run_vol, links = (tmp_path / n for n in ("shared", "deep", "runvol", "links"))
+    for d in (shared, deep, run_vol, links):
+        d.mkdir()
+    (shared / "in-shared").write_text("x")
+    (run_vol / "in-runvol").write_text("x")
+    proc = ok(run_store(
+        "run", *common.engine_args(run_store, engine_for_bindings), "--rm", "-w", "/a",
+        "-v", f"{shared}:/b", "-v", f"{shared}:/a", "-v", f"{deep}:/mnt/deep/data",
+        "-v", f"{run_vol}:/var/run/vol", "-v", "/:/hostroot", "-e", f"LINKDIR={links}",
+        "debian", "sh", "-c", BINDINGS_SCRIPT))
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert lines == {
+        "pwd": "/a",
+        "ls /mnt": "deep",
+        "ls /mnt/deep": "data",
+        "stat /mnt/deep": "directory",
+        "ls /var/run/vol": "in-runvol",
+        "ls /run/vol": "in-runvol",
+        "ls /a": "in-shared",
+        "readlink": "/some/guest/target",
+        "bind 107-byte relative": "ok, socket there",
+    }, proc.stdout + proc.stderr
+    assert os.readlink(links / "made-inside") == "/some/guest/target"
+
+
+@pytest.fixture(params=["runc", "ptrace", "preload"])
+def engine_for_bindings(request) -> str:
+    return request.param

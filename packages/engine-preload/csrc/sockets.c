@@ -7,8 +7,23 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "preload.h"
+
+/* The host path `host` relative to the process's real cwd when it lies below it, else host. */
+static const char *under_cwd(const char *host)
+{
+    char cwd[PATH_MAX];
+    size_t n;
+
+    if (!REAL(getcwd)(cwd, sizeof(cwd)))
+        return host;
+    n = strlen(cwd);
+    if (n > 1 && strncmp(host, cwd, n) == 0 && host[n] == '/' && host[n + 1])
+        return host + n + 1;
+    return host;
+}
 
 /* Fill *out with the translated address; 0 = use it, 1 = use the original, -1 = fail (errno). */
 static int unix_address(const struct sockaddr *addr, socklen_t len, struct sockaddr_un *out,
@@ -32,16 +47,19 @@ static int unix_address(const struct sockaddr *addr, socklen_t len, struct socka
         return -1;
     if (p == guest)
         return 1;
+    if (strlen(p) >= sizeof(out->sun_path) && guest[0] != '/')
+        p = under_cwd(p); /* too long made absolute: relative to the real cwd, as the program wrote it */
     hlen = strlen(p);
-    if (hlen >= sizeof(out->sun_path)) {
+    if (hlen > sizeof(out->sun_path)) {
         hp_debug("hpcbox-preload: socket %s is %s on the host: longer than sun_path", guest, p);
         errno = ENAMETOOLONG;
         return -1;
     }
     memset(out, 0, sizeof(*out));
     out->sun_family = AF_UNIX;
-    memcpy(out->sun_path, p, hlen + 1);
-    *out_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + hlen + 1);
+    memcpy(out->sun_path, p, hlen); /* 108 bytes without a NUL are allowed, as by the kernel */
+    *out_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + hlen +
+                           (hlen < sizeof(out->sun_path) ? 1 : 0));
     return 0;
 }
 

@@ -341,7 +341,9 @@ int paths_handle(struct tracer *t, struct stop *s)
             rc = fake_exe_link(t, s, host);
             if (rc != 0)
                 return rc < 0 ? rc : 0;
-            if (m != &t->mounts[0]) { /* link text from the host: map it back at the exit */
+            if (strncmp(host, "/proc/", 6) == 0) {
+                /* the kernel's own link text (cwd, fd/N, root) is a host path: map it back at the
+                 * exit; a link in the rootfs or a volume reads back as stored, as under a mount */
                 s->proc->exit_action = EXIT_REVERSE_LINK;
                 s->proc->exit_addr = regs_arg(&s->regs, p->path + 1);
                 s->proc->exit_size = regs_arg(&s->regs, p->path + 2);
@@ -407,6 +409,21 @@ int paths_getcwd(struct tracer *t, struct stop *s)
     return 0;
 }
 
+/* host relative to the thread's real cwd when it lies below it, else host itself. */
+static const char *host_under_cwd(pid_t tid, const char *host)
+{
+    char link[64], cwd[PATH_MAX];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/cwd", (int)tid);
+    n = readlink(link, cwd, sizeof(cwd) - 1);
+    if (n <= 1)
+        return host;
+    if (strncmp(host, cwd, (size_t)n) == 0 && host[n] == '/' && host[n + 1])
+        return host + n + 1;
+    return host;
+}
+
 int paths_sockaddr(struct tracer *t, struct stop *s)
 {
     struct sockaddr_un sun;
@@ -438,18 +455,25 @@ int paths_sockaddr(struct tracer *t, struct stop *s)
     if (is_bind && m && m->readonly)
         return -EROFS;
     hlen = strlen(host);
-    if (hlen >= sizeof(sun.sun_path))
+    if (hlen >= sizeof(sun.sun_path) && path[0] != '/') {
+        const char *rel = host_under_cwd(s->tid, host);
+
+        memmove(host, rel, strlen(rel) + 1); /* relative to the real cwd, as the program wrote it */
+        hlen = strlen(host);
+    }
+    if (hlen > sizeof(sun.sun_path))
         return -ENAMETOOLONG; /* the host path does not fit a sockaddr_un */
     if (strcmp(host, path) == 0)
         return 0;
     memset(sun.sun_path, 0, sizeof(sun.sun_path));
-    memcpy(sun.sun_path, host, hlen);
+    memcpy(sun.sun_path, host, hlen); /* 108 bytes without a NUL are allowed, as by the kernel */
     rc = scratch_put(&s->scratch, &sun, sizeof(sun), &at);
     if (rc < 0)
         return rc;
     remember(s, at, &sun, sizeof(sun));
     regs_set_arg(&s->regs, 1, at);
-    regs_set_arg(&s->regs, 2, offsetof(struct sockaddr_un, sun_path) + hlen + 1);
+    regs_set_arg(&s->regs, 2, offsetof(struct sockaddr_un, sun_path) + hlen +
+                                  (hlen < sizeof(sun.sun_path) ? 1 : 0));
     s->dirty = true;
     return 0;
 }
