@@ -316,8 +316,10 @@ int paths_handle(struct tracer *t, struct stop *s)
             continue; /* "" with AT_EMPTY_PATH: the fd itself */
         dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
         follow = follow_flags(s, p);
-        if (guest[0] != '/' && dirfd != AT_FDCWD && !follow && plain_name(t, guest)) {
-            /* a name in a real directory, not followed: the kernel finds the same file; a write
+        if (guest[0] != '/' && dirfd != AT_FDCWD && !(follow & GP_FOLLOW_LAST) &&
+            plain_name(t, guest)) {
+            /* a name in a real directory, not followed (GP_PARENT's names included: never a
+             * binding's): the kernel finds the same file; a write
              * only needs the directory's binding (unlinkat/mkdirat of rm -rf and tar -x) */
             if (writes(s, p) && dirfd_readonly(t, s->tid, dirfd))
                 return -EROFS;
