@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, BundleError, fail, resolve_in_root
+from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, fail, resolve_in_root
+from hpcbox_oci_bundle.errors import BundleError
 
 TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms to import)
 if TYPE_CHECKING:
