@@ -243,6 +243,27 @@ def test_dynamic_debian_programs_through_the_guests_loader(debian, mode):
                                         "/etc/apt/apt.conf.d", "bash"]
 
 
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"], ["--trace-dirfd"]])
+def test_the_program_not_its_loader_in_proc_self(debian, mode):
+    # exe followed (open, exec), cmdline and comm of a program started through the guest's loader;
+    # ptrace by the program: EPERM and one line naming the engine that allows it
+    script = (r"""[ "$(md5sum /proc/self/exe | cut -c1-32)" = "$(md5sum /usr/bin/md5sum | cut -c1-32)" ] """
+              r"""&& echo same-file; """
+              r"""tr '\0' '|' < /proc/self/cmdline; echo; cat /proc/self/comm; """
+              r"""[ -n "$AGAIN" ] || AGAIN=1 exec /proc/self/exe -c 'echo "again $0"' x; """)
+    proc = run(debian, "bash", "-c", script, opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["same-file", "tr|\\0|||", "cat", "again x"], proc.stderr
+    traceme = 'syscall({}, 0, 0, 0, 0) == -1 or die "traced"; print "$!\\n"'.format(
+        {"x86_64": 101, "aarch64": 117}[os.uname().machine])
+    proc = run(debian, "sh", "-c", f"perl -e '{traceme}'; perl -e '{traceme}'", opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["Operation not permitted"] * 2
+    assert [line for line in proc.stderr.splitlines() if "debugger" in line] == [
+        "hpcbox: a debugger cannot trace under the ptrace engine (hpcbox traces the container's processes "
+        "itself); use --engine runc"]
+
+
 RESTART_C = r"""
 #include <fcntl.h>
 #include <signal.h>

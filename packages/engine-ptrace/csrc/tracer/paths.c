@@ -76,6 +76,42 @@ static int magic(struct tracer *t, int flags, char *host)
     return rc < 0 ? rc : 0;
 }
 
+/* "/proc/<digits>[/task/<digits>]/exe": the pid, else 0. */
+static pid_t proc_exe_pid(const char *host)
+{
+    const char *p = host;
+    long pid = 0;
+
+    if (strncmp(p, "/proc/", 6) != 0)
+        return 0;
+    for (p += 6; *p >= '0' && *p <= '9'; p++)
+        pid = pid * 10 + (*p - '0');
+    if (pid <= 0 || pid > 0x3fffffff)
+        return 0;
+    if (strncmp(p, "/task/", 6) == 0)
+        for (p += 6; *p >= '0' && *p <= '9'; p++)
+            ;
+    return strcmp(p, "/exe") == 0 ? (pid_t)pid : 0;
+}
+
+/* /proc/PID/exe followed (open, stat, exec) for a program we started through its loader: the kernel's
+ * link names the loader, so the program's own file is given instead (host and canon replaced). */
+static int program_file(struct tracer *t, int flags, char *canon, char *host)
+{
+    pid_t pid = (flags & GP_FOLLOW_LAST) ? proc_exe_pid(host) : 0;
+    const struct proc *target = pid ? procs_find(&t->procs, pid) : NULL;
+    int rc;
+
+    if (!target || !target->exe)
+        return 0;
+    rc = gp_to_host(&t->gp, target->exe, GP_FOLLOW_LAST, host, PATH_MAX);
+    if (rc < 0)
+        return rc;
+    if (canon)
+        snprintf(canon, PATH_MAX, "%s", target->exe);
+    return 0;
+}
+
 int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
                        char *host)
 {
@@ -99,13 +135,15 @@ int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest
         return rc;
     if (!canon) {
         rc = gp_to_host(&t->gp, guest, flags, host, PATH_MAX);
-        return rc < 0 ? rc : magic(t, flags, host);
+        rc = rc < 0 ? rc : magic(t, flags, host);
+        return rc < 0 ? rc : program_file(t, flags, canon, host);
     }
     rc = gp_canonical(&t->gp, guest, flags, canon, PATH_MAX);
     if (rc < 0)
         return rc;
     rc = gp_map_canonical(&t->gp, canon, host, PATH_MAX);
-    return rc < 0 ? rc : magic(t, flags, host);
+    rc = rc < 0 ? rc : magic(t, flags, host);
+    return rc < 0 ? rc : program_file(t, flags, canon, host);
 }
 
 int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host)
@@ -205,24 +243,6 @@ static bool writes(const struct stop *s, const struct sc_path *p)
         flags = how.flags;
     }
     return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
-}
-
-/* "/proc/<digits>[/task/<digits>]/exe": the pid, else 0. */
-static pid_t proc_exe_pid(const char *host)
-{
-    const char *p = host;
-    long pid = 0;
-
-    if (strncmp(p, "/proc/", 6) != 0)
-        return 0;
-    for (p += 6; *p >= '0' && *p <= '9'; p++)
-        pid = pid * 10 + (*p - '0');
-    if (pid <= 0 || pid > 0x3fffffff)
-        return 0;
-    if (strncmp(p, "/task/", 6) == 0)
-        for (p += 6; *p >= '0' && *p <= '9'; p++)
-            ;
-    return strcmp(p, "/exe") == 0 ? (pid_t)pid : 0;
 }
 
 /* readlink of /proc/N/exe of a program we started through its loader: answer the program. */

@@ -16,7 +16,7 @@ enum exit_action {
     EXIT_NONE,
     EXIT_REVERSE_LINK,  /* readlink under a binding: map the host link text back to the guest */
     EXIT_SET_RET,       /* a skipped syscall without seccomp: (re)write its return value */
-    EXIT_RESTART,       /* an injected prctl(PR_SET_NAME) ran: restart the syscall it replaced */
+    EXIT_RESTART,       /* an injected syscall (prctl, brk) ran: restart the syscall it replaced */
     EXIT_MKNOD,         /* a device node made a regular file: record the device (exit_path) */
 };
 
@@ -40,6 +40,11 @@ struct proc {
     bool inherited;           /* creds and exe were copied from the parent */
     char comm[16];            /* the name the kernel would have given at exec (set at the next stop) */
     char pending_comm[16];
+    unsigned char pending_argfix; /* enum argfix: how the loader was started (exec.c) */
+    unsigned char argfix;         /* the same, from the exec event until the argv area is fixed */
+    bool brk_asked;               /* a brk(0) was injected: brk holds its answer once it ran */
+    uint64_t arg_start;           /* the program's argv in the tracee, for PR_SET_MM_MAP (0: none) */
+    uint64_t brk;
     struct regs saved;        /* the registers of the syscall an injected one replaced */
     struct restart restart[4]; /* the latest ones (a signal handler may translate paths too) */
     unsigned next_restart;

@@ -92,6 +92,8 @@ const struct sc_desc SYSCALLS[] = {
     /* sockets: AF_UNIX paths */
     ARGLESS("bind", 49, 200, SK_SOCKADDR),
     ARGLESS("connect", 42, 203, SK_SOCKADDR),
+    /* a debugger inside: refused with a line on stderr (rootemu.c) */
+    ARGLESS("ptrace", 101, 117, SK_PTRACE),
     /* emulation */
     ARGLESS("uname", 63, 160, SK_UNAME),
     ARGLESS("getuid", 102, 174, SK_IDS),

@@ -59,6 +59,7 @@ struct tracer {
     pid_t first;
     int first_status;    /* exit status for the caller: code, or 128 + signal */
     bool first_done;
+    bool told_ptrace;    /* the line about a debugger inside was printed */
     unsigned long stops_total;
     unsigned long stops_by_sc[SC_MAX_NR];
     unsigned long stops_other;
@@ -112,6 +113,18 @@ int paths_sockaddr(struct tracer *t, struct stop *s);
 int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs *regs);
 
 /* exec.c */
+/* How a program was started through its loader, so that /proc/PID/cmdline can show its argv. */
+enum argfix {
+    ARGFIX_NONE,
+    ARGFIX_PLAIN,  /* LOADER PROGRAM ARGS...: the program's argv starts at argv[1] */
+    ARGFIX_ARGV0,  /* LOADER --argv0 ARGV0 PROGRAM ARGS...: swap ARGV0 and PROGRAM in memory */
+};
+/* At the exec event: arrange the argv strings so that the program's argv is one contiguous tail
+ * of the area the kernel reports, and remember where it starts (p->arg_start). */
+void exec_fix_args(struct tracer *t, struct proc *p);
+/* The prctl_mm_map for PR_SET_MM_MAP from /proc/TID/stat, with the program's argv area and brk. */
+struct prctl_mm_map;
+int exec_mm_map(pid_t tid, uint64_t arg_start, uint64_t brk, struct prctl_mm_map *map);
 int exec_handle(struct tracer *t, struct stop *s);
 /* #! line parsing (kernel rules): 0 and interp/arg filled (arg may be ""), or -ENOEXEC. */
 int exec_parse_shebang(const char *buf, size_t len, char *interp, size_t isize, char *arg, size_t asize);
