@@ -466,8 +466,12 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
     c = hp_conf();
     if (c && c->first)
         container_libc_files();
-    if (argv0 && argc > 0 && argv)
-        argv[0] = strdup(argv0);
+    hp_set_comm(getenv(HP_ENV_COMM));
+    if (argv0 && argc > 0 && argv) {
+        hp_fix_argv(argc, argv, argv0);
+        program_invocation_name = argv[0];
+        program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    }
     hide_configuration();
 }
 #else
@@ -477,6 +481,7 @@ __attribute__((constructor(101))) static void hp_init(void)
 
     if (c && c->first)
         container_libc_files();
+    hp_set_comm(getenv(HP_ENV_COMM));
     hide_configuration();
 }
 #endif
@@ -792,21 +797,25 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
             return path;
     }
     if (path[0] == '/' && kernel_path(c, path)) {
-        /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
-        rc = strncmp(path, "/proc/", 6) == 0
-                 ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
-                 : 1;
-        if (rc == 1)
-            return path;
-        if (rc < 0) {
-            errno = -rc;
-            return NULL;
+        if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
+            path = c->exe; /* the program's file, not the loader's (procself.c) */
+        } else {
+            /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
+            rc = strncmp(path, "/proc/", 6) == 0
+                     ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
+                     : 1;
+            if (rc == 1)
+                return path;
+            if (rc < 0) {
+                errno = -rc;
+                return NULL;
+            }
+            if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
+                errno = EROFS;
+                return NULL;
+            }
+            return buf;
         }
-        if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
-            errno = EROFS;
-            return NULL;
-        }
-        return buf;
     }
     rc = absolute(dirfd, path, abs);
     if (rc == 1)
