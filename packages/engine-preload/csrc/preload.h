@@ -177,6 +177,10 @@ void hp_set_comm(const char *name);
  * environment the kernel kept for it), when it was started through its loader. 0 or -errno. */
 int hp_other_exe(const char *path, char *out, size_t size);
 
+/* chroot(2) inside (chroot.c, config.c): make the directory at canonical guest path `guest` this
+ * process's root, and its children's. 0 or -errno. */
+int hp_chroot(const char *guest);
+
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);

@@ -122,6 +122,31 @@ def test_root_emulation_and_hostname(rootfs):
     assert proc.stdout.strip() == str(os.getuid())  # no --uid: no emulation
 
 
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"]])
+def test_chroot_inside_moves_the_root_of_the_process_and_its_children(rootfs, mode):
+    sub = rootfs / "srv/sub"
+    if not sub.exists():
+        for d in ("bin", "etc", "data"):
+            (sub / d).mkdir(parents=True)
+        shutil.copy2(BUSYBOX, sub / "bin/busybox")
+        for applet in ("sh", "cat", "ls", "pwd", "readlink"):
+            (sub / "bin" / applet).symlink_to("busybox")
+        (sub / "etc/marker").write_text("sub\n")
+        (sub / "abs").symlink_to("/etc/marker")
+        (rootfs / "bin/chroot").symlink_to("busybox")
+    inner = "cat /etc/marker /abs; cd /..; pwd; ls /; ls /data"
+    script = f"chroot /srv/sub /bin/sh -c '{inner}'; echo rc=$?; cat /etc/hostname"
+    root = ["--uid", "0", "--gid", "0"]
+    binds = [("/srv/sub/data", rootfs / "usr/lib")]  # a binding below the new root is inside it
+    proc = run(rootfs, "/bin/sh", "-c", script, opts=[*root, *mode], binds=binds)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["sub", "sub", "/", "abs", "bin", "data", "etc", "marker", "rc=0",
+                                        "guest-hostname"], proc.stderr
+    # not root: EPERM, as without CAP_SYS_CHROOT
+    proc = run(rootfs, "/bin/sh", "-c", "chroot /srv/sub /bin/true", opts=mode)
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
+
+
 def test_ownership_record_chown_then_stat(rootfs, tmp_path):
     """Under root emulation chown goes into the ownership record (--owners), which the stat family
     shows in this and later runs; the caller's own files show as root; a device node is a regular

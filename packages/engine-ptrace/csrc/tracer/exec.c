@@ -264,7 +264,7 @@ static int execat_filename(struct tracer *t, struct stop *s, char *name)
     if (n < 0)
         return -EBADF;
     host[n] = '\0';
-    rc = gp_to_guest(&t->gp, host, dir, sizeof(dir));
+    rc = gp_to_guest(chroot_gp(t, s->tid), host, dir, sizeof(dir));
     if (rc != 0)
         return rc < 0 ? rc : 1;
     dlen = strlen(dir);

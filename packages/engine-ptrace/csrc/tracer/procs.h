@@ -29,10 +29,13 @@ struct restart {
     size_t len;
 };
 
+struct chroot_root;
+
 struct proc {
     pid_t tid;
     struct proc *next;        /* hash chain */
     struct creds creds;
+    struct chroot_root *root;  /* set by chroot(2) inside (chroot.c); NULL: the container's */
     char *exe;                /* the guest program /proc/<tid>/exe stands for (NULL: the kernel's) */
     char *pending_exe;        /* from an execve stop; becomes exe at the exec event */
     bool in_syscall;          /* without seccomp: between the entry and the exit stop */
@@ -67,7 +70,7 @@ struct proc *procs_find(const struct proc_table *t, pid_t tid);
 /* Find or create (zeroed, creds from *initial). NULL: out of memory. */
 struct proc *procs_add(struct proc_table *t, pid_t tid, const struct creds *initial);
 void procs_remove(struct proc_table *t, pid_t tid);
-/* Copy creds and exe of parent into child (fork, clone, vfork). -ENOMEM. */
+/* Copy creds, root and exe of parent into child (fork, clone, vfork). -ENOMEM. */
 int procs_inherit(struct proc *child, const struct proc *parent);
 /* Call fn for every entry (fn must not add or remove entries). */
 void procs_each(const struct proc_table *t, void (*fn)(struct proc *p, void *arg), void *arg);

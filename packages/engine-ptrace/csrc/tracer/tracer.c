@@ -84,6 +84,7 @@ void tracer_destroy(struct tracer *t)
     t->mounts = NULL;
     t->n_mounts = 0;
     procs_destroy(&t->procs);
+    chroot_destroy(t);
     gp_context_destroy(&t->gp);
     owners_close(&t->owners);
 }
@@ -153,6 +154,8 @@ static int dispatch(struct tracer *t, struct stop *s)
         return rc < 0 ? rc : rootemu_stat(t, s);
     case SK_PTRACE:
         return guest_ptrace(t, s);
+    case SK_CHROOT:
+        return chroot_handle(t, s);
     }
     return 0;
 }
