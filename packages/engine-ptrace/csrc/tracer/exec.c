@@ -464,9 +464,16 @@ void exec_fix_args(struct tracer *t, struct proc *p)
         memcpy(buf + lp + 1, a0, l0 + 1);
         swapped[0] = argv[2] + lp + 1; /* argv[2]: ARGV0, now after PROGRAM */
         swapped[1] = argv[2];          /* argv[3]: PROGRAM */
-        if (mem_write(p->tid, argv[2], buf, lp + l0 + 2) == 0 &&
-            mem_write(p->tid, sp + 8 + 2 * 8, swapped, sizeof(swapped)) == 0)
-            p->arg_start = swapped[0];
+        if (mem_write(p->tid, argv[2], buf, lp + l0 + 2) == 0) {
+            if (mem_write(p->tid, sp + 8 + 2 * 8, swapped, sizeof(swapped)) == 0) {
+                p->arg_start = swapped[0];
+            } else { /* the strings back as the pointers still have them */
+                memcpy(buf, a0, l0 + 1);
+                memcpy(buf + l0 + 1, prog, lp + 1);
+                if (mem_write(p->tid, argv[2], buf, lp + l0 + 2) < 0)
+                    fprintf(stderr, "hpcbox-ptrace: the arguments of %d are damaged\n", (int)p->tid);
+            }
+        }
     }
     free(a0);
     free(prog);
