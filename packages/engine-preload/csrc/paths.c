@@ -102,8 +102,6 @@ static ssize_t read_link(int dirfd, const char *path, char *out, size_t size)
         return -1;
     if (c->exe[0] && path[0] == '/' && hp_is_proc_exe(path)) {
         snprintf(guest, sizeof(guest), "%s", c->exe);
-    } else if (strncmp(p, "/proc/", 6) == 0 && hp_other_exe(p, guest, sizeof(guest)) == 0) {
-        /* another process of the container, started through its loader: its program */
     } else {
         n = REAL(readlinkat)(dirfd, p, target, sizeof(target) - 1);
         if (n < 0 || strncmp(p, "/proc/", 6) != 0 || target[0] != '/') {

@@ -173,9 +173,6 @@ void hp_fix_argv(int argc, char **argv, const char *argv0);
 /* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
  * exec (the loader's name otherwise). */
 void hp_set_comm(const char *name);
-/* readlink of another process's /proc/PID/exe: the program that process's exec planned (from the
- * environment the kernel kept for it), when it was started through its loader. 0 or -errno. */
-int hp_other_exe(const char *path, char *out, size_t size);
 
 /* chroot(2) inside (chroot.c, config.c): make the directory at canonical guest path `guest` this
  * process's root, and its children's. 0 or -errno. */
