@@ -466,8 +466,12 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
     c = hp_conf();
     if (c && c->first)
         container_libc_files();
-    if (argv0 && argc > 0 && argv)
-        argv[0] = strdup(argv0);
+    hp_set_comm(getenv(HP_ENV_COMM));
+    if (argv0 && argc > 0 && argv) {
+        hp_fix_argv(argc, argv, argv0);
+        program_invocation_name = argv[0];
+        program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    }
     hide_configuration();
 }
 #else
@@ -477,6 +481,7 @@ __attribute__((constructor(101))) static void hp_init(void)
 
     if (c && c->first)
         container_libc_files();
+    hp_set_comm(getenv(HP_ENV_COMM));
     hide_configuration();
 }
 #endif
@@ -792,21 +797,25 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
             return path;
     }
     if (path[0] == '/' && kernel_path(c, path)) {
-        /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
-        rc = strncmp(path, "/proc/", 6) == 0
-                 ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
-                 : 1;
-        if (rc == 1)
-            return path;
-        if (rc < 0) {
-            errno = -rc;
-            return NULL;
+        if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
+            path = c->exe; /* the program's file, not the loader's (procself.c) */
+        } else {
+            /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
+            rc = strncmp(path, "/proc/", 6) == 0
+                     ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
+                     : 1;
+            if (rc == 1)
+                return path;
+            if (rc < 0) {
+                errno = -rc;
+                return NULL;
+            }
+            if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
+                errno = EROFS;
+                return NULL;
+            }
+            return buf;
         }
-        if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
-            errno = EROFS;
-            return NULL;
-        }
-        return buf;
     }
     rc = absolute(dirfd, path, abs);
     if (rc == 1)
@@ -841,4 +850,128 @@ int hp_canonical(int dirfd, const char *path, int flags, char *out)
     if (rc < 0)
         return rc;
     return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
+}
+
+/* ---- chroot(2) inside the container (chroot.c) -----------------------------------------------
+ * The process's root becomes the directory at canonical guest path `guest`: a new path core
+ * context rooted at its host directory, with the bindings that lie below it (their guest prefix
+ * cut), and the configuration this process hands to the programs it starts made to match: ROOT
+ * and BINDS (and their canonical tag), the library directories of the loaders moved under the new
+ * root (their guest paths are kept: a root of the same distribution has them at the same place),
+ * RO rebased. The engine's list of resolved loaders and the static programs' tracer (both for the
+ * container's own root) are dropped. Not safe against other threads translating meanwhile. */
+static char *rebase_libpath(const char *list, const char *old_root, const char *new_root)
+{
+    size_t olen = strlen(old_root), cap = 1, len = 0;
+    const char *s;
+    char *out;
+
+    for (s = list; s && *s; s++)
+        cap += (*s == ':') + 1;
+    cap += (cap + 1) * strlen(new_root);
+    out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    for (s = list; s && *s;) {
+        const char *e = strchrnul(s, ':');
+        size_t n = (size_t)(e - s);
+
+        if (n > olen && strncmp(s, old_root, olen) == 0 && s[olen] == '/')
+            len += (size_t)snprintf(out + len, cap - len, "%s%s%.*s", len ? ":" : "", new_root,
+                                    (int)(n - olen), s + olen);
+        s = *e ? e + 1 : e;
+    }
+    return out;
+}
+
+static void keep_set(int index, const char *value)
+{
+    free(config.keep[index]);
+    config.keep[index] = value ? keep_copy(hp_keep_names[index], value) : NULL;
+}
+
+int hp_chroot(const char *guest)
+{
+    struct gp_context next, old;
+    char host[PATH_MAX], *ro_list = NULL, *libpath, *libpath_musl;
+    const char *old_ro = config.keep[10] ? strchr(config.keep[10], '=') + 1 : NULL;
+    size_t len = strlen(guest), ro_len = 0, ro_cap;
+    int rc;
+
+    if (strcmp(guest, "/") == 0)
+        return 0;
+    rc = gp_map_canonical(&config.ctx, guest, host, sizeof(host));
+    if (rc < 0)
+        return rc;
+    rc = gp_context_init(&next, host);
+    for (size_t i = 0; rc == 0 && i < config.ctx.n_bindings; i++) {
+        const struct gp_binding *b = &config.ctx.bindings[i];
+
+        if (b->guest_len > len && strncmp(b->guest, guest, len) == 0 && b->guest[len] == '/')
+            rc = gp_add_binding(&next, b->guest + len, b->host);
+    }
+    ro_cap = 3 + (old_ro ? strlen(old_ro) : 0);
+    libpath = rebase_libpath(config.libpath, config.ctx.root, next.root);
+    libpath_musl = rebase_libpath(config.libpath_musl, config.ctx.root, next.root);
+    ro_list = malloc(ro_cap);
+    if (rc == 0 && (!libpath || !libpath_musl || !ro_list))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        gp_context_destroy(&next);
+        free(libpath);
+        free(libpath_musl);
+        free(ro_list);
+        return rc;
+    }
+    /* read-only: the new root if it lies in a read-only tree, and the rebased read-only bindings */
+    ro_list[0] = '\0';
+    if (read_only_host(&config, next.root))
+        ro_len += (size_t)snprintf(ro_list, ro_cap, "/");
+    for (size_t i = 0; old_ro && i < next.n_bindings; i++) {
+        char full[PATH_MAX];
+
+        snprintf(full, sizeof(full), "%s%s", guest, next.bindings[i].guest);
+        if (listed(old_ro, full) && ro_len + next.bindings[i].guest_len + 2 <= ro_cap)
+            ro_len += (size_t)snprintf(ro_list + ro_len, ro_cap - ro_len, "%s%s", ro_len ? "\n" : "",
+                                       next.bindings[i].guest);
+    }
+    old = config.ctx;
+    config.ctx = next;
+    gp_context_destroy(&old);
+    for (int k = 0; k < 3; k++) {
+        config.kernel_fs[k] = false;
+        for (size_t i = 0; i < config.ctx.n_bindings; i++)
+            if (strcmp(config.ctx.bindings[i].guest, kernel_fs[k]) == 0)
+                config.kernel_fs[k] = strcmp(config.ctx.bindings[i].host, kernel_fs[k]) == 0;
+    }
+    free(config.ro);
+    free(config.ro_flag);
+    config.ro = NULL;
+    config.ro_flag = NULL;
+    config.n_ro = 0;
+    read_only(&config, ro_list);
+    for (size_t i = 0; i < config.n_bound_names; i++)
+        free(config.bound_names[i]);
+    free(config.bound_names);
+    config.bound_names = NULL;
+    config.n_bound_names = 0;
+    bound_names(&config);
+    free(config.libpath);
+    free(config.libpath_musl);
+    config.libpath = libpath;
+    config.libpath_musl = libpath_musl;
+    free(config.loaders);
+    config.loaders = NULL;
+    free(config.ptrace);
+    config.ptrace = NULL;
+    keep_canonical(&config);
+    keep_set(4, libpath);
+    keep_set(5, libpath_musl);
+    keep_set(10, ro_list[0] ? ro_list : NULL);
+    keep_set(11, NULL);
+    keep_set(12, NULL);
+    free(ro_list);
+    hp_invalidate();
+    return 0;
 }

@@ -45,7 +45,8 @@ struct plan {
     bool known_loader;         /* p->host came from the engine's list, not from a walk now */
     bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
     char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
-    char *libpath, *env_exe, *env_argv0, *env_preload;
+    char *libpath, *env_exe, *env_argv0, *env_preload, *env_comm;
+    char comm[16];             /* the kernel's process name for an exec of the given path */
     char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
     char *tracer;              /* a static program: a copy of the tracer's command line prefix */
     char ids[2][16];
@@ -59,6 +60,7 @@ static void plan_free(struct plan *p)
     free(p->env_exe);
     free(p->env_argv0);
     free(p->env_preload);
+    free(p->env_comm);
     free(p->tracer);
 }
 
@@ -204,8 +206,9 @@ static int build_env(struct plan *p, char *const envp[], const char *argv0)
     p->env_preload = concat("LD_PRELOAD=", lib);
     p->env_exe = concat(HP_ENV_EXE "=", p->exe);
     p->env_argv0 = concat(HP_ENV_ARGV0 "=", argv0);
-    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 6));
-    if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->envp)
+    p->env_comm = concat(HP_ENV_COMM "=", p->comm);
+    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 7));
+    if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->env_comm || !p->envp)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
         if (!drop_from_env(envp[i]))
@@ -222,6 +225,8 @@ static int build_env(struct plan *p, char *const envp[], const char *argv0)
         p->envp[k++] = p->env_creds;
     if (!p->musl)
         p->envp[k++] = p->env_argv0;
+    if (p->comm[0])
+        p->envp[k++] = p->env_comm;
     p->envp[k] = NULL;
     return 0;
 }
@@ -416,7 +421,14 @@ static int plan_exec(struct plan *p, const char *path, char *const argv[], char 
     p->npre = 0;
     p->skip = 0;
     p->argv = p->envp = NULL;
-    p->libpath = p->env_exe = p->env_argv0 = p->env_preload = p->tracer = NULL;
+    p->libpath = p->env_exe = p->env_argv0 = p->env_preload = p->env_comm = p->tracer = NULL;
+    {
+        const char *slash = strrchr(path, '/');
+
+        snprintf(p->comm, sizeof(p->comm), "%s", slash ? slash + 1 : path);
+    }
+    if (hp_conf()->exe[0] && hp_is_proc_exe(path))
+        cur = hp_conf()->exe; /* the program again, not its loader (procself.c) */
     for (;;) {
         struct stat st;
 

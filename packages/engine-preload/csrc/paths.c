@@ -85,16 +85,6 @@ WRAP char *getwd(char *buf)
 }
 #endif
 
-static bool is_proc_exe(const char *path)
-{
-    char own[64];
-
-    if (strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/thread-self/exe") == 0)
-        return true;
-    snprintf(own, sizeof(own), "/proc/%d/exe", (int)getpid());
-    return strcmp(path, own) == 0;
-}
-
 /* readlink of a guest path: a link's target is stored as the guest sees it, except for the
  * kernel's /proc links (cwd, fd/N, exe, root), whose host paths are mapped back. */
 static ssize_t read_link(int dirfd, const char *path, char *out, size_t size)
@@ -110,7 +100,7 @@ static ssize_t read_link(int dirfd, const char *path, char *out, size_t size)
     p = hp_path(dirfd, path, 0, buf);
     if (!p)
         return -1;
-    if (c->exe[0] && path[0] == '/' && is_proc_exe(path)) {
+    if (c->exe[0] && path[0] == '/' && hp_is_proc_exe(path)) {
         snprintf(guest, sizeof(guest), "%s", c->exe);
     } else {
         n = REAL(readlinkat)(dirfd, p, target, sizeof(target) - 1);

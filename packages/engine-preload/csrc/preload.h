@@ -35,6 +35,7 @@
 #define HP_ENV_RO "HPCBOX_PRELOAD_RO" /* guest prefixes mounted read-only ("/" = the rootfs) */
 #define HP_ENV_EXE "HPCBOX_PRELOAD_EXE"     /* per exec: the program's guest path */
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
+#define HP_ENV_COMM "HPCBOX_PRELOAD_COMM"   /* per exec: the process name the kernel would give */
 #define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
 #define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
@@ -163,6 +164,19 @@ void hp_forget_done(const unsigned long long id[2]);
 /* After the kernel's mknod answered rc: under emulated root, a device node the kernel refused
  * becomes an empty regular file recorded as that device (as fakeroot does). */
 int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
+
+/* /proc/self (procself.c): whether path names this process's exe link (/proc/self/exe,
+ * /proc/thread-self/exe, /proc/PID/exe); argv[0] put back as argv0 and /proc/self/cmdline made the
+ * program's argv (glibc's constructor). */
+bool hp_is_proc_exe(const char *path);
+void hp_fix_argv(int argc, char **argv, const char *argv0);
+/* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
+ * exec (the loader's name otherwise). */
+void hp_set_comm(const char *name);
+
+/* chroot(2) inside (chroot.c, config.c): make the directory at canonical guest path `guest` this
+ * process's root, and its children's. 0 or -errno. */
+int hp_chroot(const char *guest);
 
 /* Execution (exec.c). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);

@@ -122,6 +122,31 @@ def test_root_emulation_and_hostname(rootfs):
     assert proc.stdout.strip() == str(os.getuid())  # no --uid: no emulation
 
 
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"]])
+def test_chroot_inside_moves_the_root_of_the_process_and_its_children(rootfs, mode):
+    sub = rootfs / "srv/sub"
+    if not sub.exists():
+        for d in ("bin", "etc", "data"):
+            (sub / d).mkdir(parents=True)
+        shutil.copy2(BUSYBOX, sub / "bin/busybox")
+        for applet in ("sh", "cat", "ls", "pwd", "readlink"):
+            (sub / "bin" / applet).symlink_to("busybox")
+        (sub / "etc/marker").write_text("sub\n")
+        (sub / "abs").symlink_to("/etc/marker")
+        (rootfs / "bin/chroot").symlink_to("busybox")
+    inner = "cat /etc/marker /abs; cd /..; pwd; ls /; ls /data"
+    script = f"chroot /srv/sub /bin/sh -c '{inner}'; echo rc=$?; cat /etc/hostname"
+    root = ["--uid", "0", "--gid", "0"]
+    binds = [("/srv/sub/data", rootfs / "usr/lib")]  # a binding below the new root is inside it
+    proc = run(rootfs, "/bin/sh", "-c", script, opts=[*root, *mode], binds=binds)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["sub", "sub", "/", "abs", "bin", "data", "etc", "marker", "rc=0",
+                                        "guest-hostname"], proc.stderr
+    # not root: EPERM, as without CAP_SYS_CHROOT
+    proc = run(rootfs, "/bin/sh", "-c", "chroot /srv/sub /bin/true", opts=mode)
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
+
+
 def test_ownership_record_chown_then_stat(rootfs, tmp_path):
     """Under root emulation chown goes into the ownership record (--owners), which the stat family
     shows in this and later runs; the caller's own files show as root; a device node is a regular
@@ -241,6 +266,27 @@ def test_dynamic_debian_programs_through_the_guests_loader(debian, mode):
     version = (debian / "etc/debian_version").read_text().strip()
     assert proc.stdout.splitlines() == [version, "/usr/bin/dash", "sh", "/usr/lib", "/etc/apt",
                                         "/etc/apt/apt.conf.d", "bash"]
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-seccomp"], ["--trace-dirfd"]])
+def test_the_program_not_its_loader_in_proc_self(debian, mode):
+    # exe followed (open, exec), cmdline and comm of a program started through the guest's loader;
+    # ptrace by the program: EPERM and one line naming the engine that allows it
+    script = (r"""[ "$(md5sum /proc/self/exe | cut -c1-32)" = "$(md5sum /usr/bin/md5sum | cut -c1-32)" ] """
+              r"""&& echo same-file; """
+              r"""tr '\0' '|' < /proc/self/cmdline; echo; cat /proc/self/comm; """
+              r"""[ -n "$AGAIN" ] || AGAIN=1 exec /proc/self/exe -c 'echo "again $0"' x; """)
+    proc = run(debian, "bash", "-c", script, opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["same-file", "tr|\\0|||", "cat", "again x"], proc.stderr
+    traceme = 'syscall({}, 0, 0, 0, 0) == -1 or die "traced"; print "$!\\n"'.format(
+        {"x86_64": 101, "aarch64": 117}[os.uname().machine])
+    proc = run(debian, "sh", "-c", f"perl -e '{traceme}'; perl -e '{traceme}'", opts=mode)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["Operation not permitted"] * 2
+    assert [line for line in proc.stderr.splitlines() if "debugger" in line] == [
+        "hpcbox: a debugger cannot trace under the ptrace engine (hpcbox traces the container's processes "
+        "itself); use --engine runc"]
 
 
 RESTART_C = r"""

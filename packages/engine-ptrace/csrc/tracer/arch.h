@@ -14,6 +14,7 @@
 #define TRACER_ARCH_NAME "x86_64"
 #define TRACER_RED_ZONE 128
 #define TRACER_NR_PRCTL 157
+#define TRACER_NR_BRK 12
 struct regs {
     struct user_regs_struct r;
 };
@@ -21,6 +22,7 @@ struct regs {
 #define TRACER_ARCH_NAME "aarch64"
 #define TRACER_RED_ZONE 0
 #define TRACER_NR_PRCTL 167
+#define TRACER_NR_BRK 214
 struct regs {
     struct user_regs_struct r; /* glibc's name for the kernel's user_pt_regs */
     long nr;           /* NT_ARM_SYSTEM_CALL */

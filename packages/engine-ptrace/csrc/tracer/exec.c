@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <linux/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -262,7 +264,7 @@ static int execat_filename(struct tracer *t, struct stop *s, char *name)
     if (n < 0)
         return -EBADF;
     host[n] = '\0';
-    rc = gp_to_guest(&t->gp, host, dir, sizeof(dir));
+    rc = gp_to_guest(chroot_gp(t, s->tid), host, dir, sizeof(dir));
     if (rc != 0)
         return rc < 0 ? rc : 1;
     dlen = strlen(dir);
@@ -319,7 +321,7 @@ static int install(struct tracer *t, struct stop *s, const char *host, struct ar
 }
 
 static int resolve_chain(struct tracer *t, struct stop *s, char *filename, struct args *a,
-                         char *exec_host, char *exe, bool *changed)
+                         char *exec_host, char *exe, bool *changed, unsigned char *argfix)
 {
     char canon[PATH_MAX], host[PATH_MAX], interp[PATH_MAX], arg[PATH_MAX];
 
@@ -368,10 +370,12 @@ static int resolve_chain(struct tracer *t, struct stop *s, char *filename, struc
                 return rc;
             }
             free(argv0.local);
+            *argfix = ARGFIX_ARGV0;
         } else {
             args_drop_first(a);
             if ((rc = args_insert(a, 0, 0, canon)) < 0 || (rc = args_insert(a, 0, 0, interp)) < 0)
                 return rc;
+            *argfix = ARGFIX_PLAIN;
         }
         *changed = true;
         return 0;
@@ -383,6 +387,7 @@ int exec_handle(struct tracer *t, struct stop *s)
     char filename[PATH_MAX], exec_host[PATH_MAX], exe[PATH_MAX], comm[16], host_comm[16];
     struct args a = {0};
     bool changed = false;
+    unsigned char argfix = ARGFIX_NONE;
     int path_arg = s->sc->kind == SK_EXECAT ? 1 : 0;
     int rc = mem_read_string(s->tid, regs_arg(&s->regs, path_arg), filename, sizeof(filename));
 
@@ -398,7 +403,7 @@ int exec_handle(struct tracer *t, struct stop *s)
     comm_name(filename, comm, sizeof(comm));
     rc = args_read(s->tid, regs_arg(&s->regs, path_arg + 1), &a);
     if (rc == 0)
-        rc = resolve_chain(t, s, filename, &a, exec_host, exe, &changed);
+        rc = resolve_chain(t, s, filename, &a, exec_host, exe, &changed, &argfix);
     if (rc == 0)
         rc = install(t, s, exec_host, &a, changed);
     args_free(&a);
@@ -406,11 +411,117 @@ int exec_handle(struct tracer *t, struct stop *s)
         return rc;
     free(s->proc->pending_exe);
     s->proc->pending_exe = strdup(exe); /* NULL on ENOMEM: /proc/self/exe then names the loader */
+    s->proc->pending_argfix = argfix;
     /* the kernel names the process after the file given to execve; we exec another one */
     comm_name(exec_host, host_comm, sizeof(host_comm));
     if (strcmp(comm, host_comm) != 0)
         memcpy(s->proc->pending_comm, comm, sizeof(comm));
     else
         s->proc->pending_comm[0] = '\0';
+    return 0;
+}
+
+/* ---- /proc/PID/cmdline of a program started through its loader ----
+ * The kernel reports the argv area it built at exec: "LOADER\0--argv0\0ARGV0\0PROGRAM\0ARGS...".
+ * At the exec event, before the loader runs, ARGV0 and PROGRAM trade places (the loader reads
+ * them through the argv pointers, which are swapped too), so that the program's own argv,
+ * "ARGV0\0ARGS...", is the tail of the area. At the program's first traced syscall the tracer
+ * injects prctl(PR_SET_MM, PR_SET_MM_MAP) with the area's start moved there: unprivileged (the
+ * exe file is left alone), with the other fields as /proc/PID/stat has them. */
+#define ARG_MAX_STR 65536
+
+void exec_fix_args(struct tracer *t, struct proc *p)
+{
+    struct regs regs;
+    uint64_t sp, argc, argv[4];
+    unsigned char fix = p->argfix;
+    char *a0 = NULL, *prog = NULL, *buf = NULL;
+    size_t l0, lp;
+
+    (void)t;
+    p->argfix = ARGFIX_NONE;
+    p->arg_start = 0;
+    if (fix == ARGFIX_NONE || regs_get(p->tid, &regs) < 0)
+        return;
+    sp = regs_sp(&regs);
+    if (mem_read(p->tid, sp, &argc, sizeof(argc)) < 0 || argc < (fix == ARGFIX_ARGV0 ? 4 : 2) ||
+        mem_read(p->tid, sp + 8, argv, sizeof(argv)) < 0)
+        return;
+    if (fix == ARGFIX_PLAIN) {
+        p->arg_start = argv[1];
+        return;
+    }
+    a0 = malloc(ARG_MAX_STR);
+    prog = malloc(PATH_MAX);
+    buf = malloc(ARG_MAX_STR + PATH_MAX);
+    if (a0 && prog && buf && mem_read_string(p->tid, argv[2], a0, ARG_MAX_STR) == 0 &&
+        mem_read_string(p->tid, argv[3], prog, PATH_MAX) == 0 &&
+        argv[3] == argv[2] + (l0 = strlen(a0)) + 1) {
+        uint64_t swapped[2];
+
+        lp = strlen(prog);
+        memcpy(buf, prog, lp + 1);
+        memcpy(buf + lp + 1, a0, l0 + 1);
+        swapped[0] = argv[2] + lp + 1; /* argv[2]: ARGV0, now after PROGRAM */
+        swapped[1] = argv[2];          /* argv[3]: PROGRAM */
+        if (mem_write(p->tid, argv[2], buf, lp + l0 + 2) == 0) {
+            if (mem_write(p->tid, sp + 8 + 2 * 8, swapped, sizeof(swapped)) == 0) {
+                p->arg_start = swapped[0];
+            } else { /* the strings back as the pointers still have them */
+                memcpy(buf, a0, l0 + 1);
+                memcpy(buf + l0 + 1, prog, lp + 1);
+                if (mem_write(p->tid, argv[2], buf, lp + l0 + 2) < 0)
+                    fprintf(stderr, "hpcbox-ptrace: the arguments of %d are damaged\n", (int)p->tid);
+            }
+        }
+    }
+    free(a0);
+    free(prog);
+    free(buf);
+}
+
+int exec_mm_map(pid_t tid, uint64_t arg_start, uint64_t brk, struct prctl_mm_map *map)
+{
+    char path[64], text[2048], *field;
+    unsigned long long v[53] = {0};
+    ssize_t n;
+    int fd, i;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return -EIO;
+    text[n] = '\0';
+    field = strrchr(text, ')'); /* the name may hold spaces and parentheses */
+    if (!field)
+        return -EIO;
+    /* fields from 3 (state) on, numbered as in proc(5) */
+    for (i = 3, field += 2; i < 53 && *field; i++) {
+        char *end;
+
+        v[i] = strtoull(field, &end, 10);
+        if (*end != ' ' && *end != '\n' && *end != '\0')
+            v[i] = 0; /* the state letter */
+        field = *end ? end + 1 : end;
+    }
+    if (i < 52 || v[48] == 0 || arg_start < v[48] || arg_start >= v[49])
+        return -EIO; /* fields hidden from us, or not the area we arranged */
+    memset(map, 0, sizeof(*map));
+    map->start_code = v[26];
+    map->end_code = v[27];
+    map->start_stack = v[28];
+    map->start_data = v[45];
+    map->end_data = v[46];
+    map->start_brk = v[47];
+    map->brk = brk;
+    map->arg_start = arg_start;
+    map->arg_end = v[49];
+    map->env_start = v[50];
+    map->env_end = v[51];
+    map->exe_fd = (uint32_t)-1;
     return 0;
 }

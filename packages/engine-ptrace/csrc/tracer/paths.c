@@ -26,7 +26,7 @@ int paths_guest_cwd(struct tracer *t, pid_t tid, char *out, size_t size)
     host[n] = '\0';
     if (n > 10 && strcmp(host + n - 10, " (deleted)") == 0)
         return -ENOENT;
-    return gp_to_guest(&t->gp, host, out, size);
+    return gp_to_guest(chroot_gp(t, tid), host, out, size);
 }
 
 /* The guest directory that tid's directory fd is open on: 0, or 1 when there is none inside the
@@ -43,7 +43,7 @@ static int dirfd_guest(struct tracer *t, pid_t tid, int fd, char *out, size_t si
     host[n] = '\0';
     if (host[0] != '/' || (n > 10 && strcmp(host + n - 10, " (deleted)") == 0))
         return 1;
-    return gp_to_guest(&t->gp, host, out, size) == 0 ? 0 : 1;
+    return gp_to_guest(chroot_gp(t, tid), host, out, size) == 0 ? 0 : 1;
 }
 
 /* Whether tid's directory fd lies in a read-only binding (or the rootfs with --readonly). */
@@ -76,9 +76,46 @@ static int magic(struct tracer *t, int flags, char *host)
     return rc < 0 ? rc : 0;
 }
 
+/* "/proc/<digits>[/task/<digits>]/exe": the pid, else 0. */
+static pid_t proc_exe_pid(const char *host)
+{
+    const char *p = host;
+    long pid = 0;
+
+    if (strncmp(p, "/proc/", 6) != 0)
+        return 0;
+    for (p += 6; *p >= '0' && *p <= '9'; p++)
+        pid = pid * 10 + (*p - '0');
+    if (pid <= 0 || pid > 0x3fffffff)
+        return 0;
+    if (strncmp(p, "/task/", 6) == 0)
+        for (p += 6; *p >= '0' && *p <= '9'; p++)
+            ;
+    return strcmp(p, "/exe") == 0 ? (pid_t)pid : 0;
+}
+
+/* /proc/PID/exe followed (open, stat, exec) for a program we started through its loader: the kernel's
+ * link names the loader, so the program's own file is given instead (host and canon replaced). */
+static int program_file(struct tracer *t, int flags, char *canon, char *host)
+{
+    pid_t pid = (flags & GP_FOLLOW_LAST) ? proc_exe_pid(host) : 0;
+    const struct proc *target = pid ? procs_find(&t->procs, pid) : NULL;
+    int rc;
+
+    if (!target || !target->exe)
+        return 0;
+    rc = gp_to_host(chroot_gp(t, pid), target->exe, GP_FOLLOW_LAST, host, PATH_MAX);
+    if (rc < 0)
+        return rc;
+    if (canon)
+        snprintf(canon, PATH_MAX, "%s", target->exe);
+    return 0;
+}
+
 int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
                        char *host)
 {
+    struct gp_context *gp = chroot_gp(t, tid);
     int rc;
 
     if (guest[0] != '/') {
@@ -90,22 +127,24 @@ int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest
             rc = dirfd_guest(t, tid, dirfd, base, sizeof(base));
         if (rc != 0)
             return rc < 0 ? rc : 1;
-        rc = gp_set_cwd(&t->gp, base);
+        rc = gp_set_cwd(gp, base);
         if (rc < 0)
             return rc;
     }
-    rc = gp_set_self(&t->gp, tid, tid);
+    rc = gp_set_self(gp, tid, tid);
     if (rc < 0)
         return rc;
     if (!canon) {
-        rc = gp_to_host(&t->gp, guest, flags, host, PATH_MAX);
-        return rc < 0 ? rc : magic(t, flags, host);
+        rc = gp_to_host(gp, guest, flags, host, PATH_MAX);
+        rc = rc < 0 ? rc : magic(t, flags, host);
+        return rc < 0 ? rc : program_file(t, flags, canon, host);
     }
-    rc = gp_canonical(&t->gp, guest, flags, canon, PATH_MAX);
+    rc = gp_canonical(gp, guest, flags, canon, PATH_MAX);
     if (rc < 0)
         return rc;
-    rc = gp_map_canonical(&t->gp, canon, host, PATH_MAX);
-    return rc < 0 ? rc : magic(t, flags, host);
+    rc = gp_map_canonical(gp, canon, host, PATH_MAX);
+    rc = rc < 0 ? rc : magic(t, flags, host);
+    return rc < 0 ? rc : program_file(t, flags, canon, host);
 }
 
 int paths_translate(struct tracer *t, pid_t tid, const char *guest, int flags, char *canon, char *host)
@@ -205,24 +244,6 @@ static bool writes(const struct stop *s, const struct sc_path *p)
         flags = how.flags;
     }
     return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
-}
-
-/* "/proc/<digits>[/task/<digits>]/exe": the pid, else 0. */
-static pid_t proc_exe_pid(const char *host)
-{
-    const char *p = host;
-    long pid = 0;
-
-    if (strncmp(p, "/proc/", 6) != 0)
-        return 0;
-    for (p += 6; *p >= '0' && *p <= '9'; p++)
-        pid = pid * 10 + (*p - '0');
-    if (pid <= 0 || pid > 0x3fffffff)
-        return 0;
-    if (strncmp(p, "/task/", 6) == 0)
-        for (p += 6; *p >= '0' && *p <= '9'; p++)
-            ;
-    return strcmp(p, "/exe") == 0 ? (pid_t)pid : 0;
 }
 
 /* readlink of /proc/N/exe of a program we started through its loader: answer the program. */
@@ -377,7 +398,7 @@ int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs
     if (rc < 0)
         return 0;
     host[ret] = '\0';
-    if (host[0] != '/' || gp_to_guest(&t->gp, host, guest, sizeof(guest)) != 0)
+    if (host[0] != '/' || gp_to_guest(chroot_gp(t, tid), host, guest, sizeof(guest)) != 0)
         return 0; /* relative text, or outside the guest: as the kernel gave it */
     len = strlen(guest);
     if (len > p->exit_size)

@@ -77,6 +77,7 @@ int procs_inherit(struct proc *child, const struct proc *parent)
     free(child->exe);
     child->exe = exe;
     child->creds = parent->creds;
+    child->root = parent->root;
     child->inherited = true;
     return 0;
 }

@@ -16,7 +16,7 @@ enum exit_action {
     EXIT_NONE,
     EXIT_REVERSE_LINK,  /* readlink under a binding: map the host link text back to the guest */
     EXIT_SET_RET,       /* a skipped syscall without seccomp: (re)write its return value */
-    EXIT_RESTART,       /* an injected prctl(PR_SET_NAME) ran: restart the syscall it replaced */
+    EXIT_RESTART,       /* an injected syscall (prctl, brk) ran: restart the syscall it replaced */
     EXIT_MKNOD,         /* a device node made a regular file: record the device (exit_path) */
 };
 
@@ -29,10 +29,13 @@ struct restart {
     size_t len;
 };
 
+struct chroot_root;
+
 struct proc {
     pid_t tid;
     struct proc *next;        /* hash chain */
     struct creds creds;
+    struct chroot_root *root;  /* set by chroot(2) inside (chroot.c); NULL: the container's */
     char *exe;                /* the guest program /proc/<tid>/exe stands for (NULL: the kernel's) */
     char *pending_exe;        /* from an execve stop; becomes exe at the exec event */
     bool in_syscall;          /* without seccomp: between the entry and the exit stop */
@@ -40,6 +43,11 @@ struct proc {
     bool inherited;           /* creds and exe were copied from the parent */
     char comm[16];            /* the name the kernel would have given at exec (set at the next stop) */
     char pending_comm[16];
+    unsigned char pending_argfix; /* enum argfix: how the loader was started (exec.c) */
+    unsigned char argfix;         /* the same, from the exec event until the argv area is fixed */
+    bool brk_asked;               /* a brk(0) was injected: brk holds its answer once it ran */
+    uint64_t arg_start;           /* the program's argv in the tracee, for PR_SET_MM_MAP (0: none) */
+    uint64_t brk;
     struct regs saved;        /* the registers of the syscall an injected one replaced */
     struct restart restart[4]; /* the latest ones (a signal handler may translate paths too) */
     unsigned next_restart;
@@ -62,7 +70,7 @@ struct proc *procs_find(const struct proc_table *t, pid_t tid);
 /* Find or create (zeroed, creds from *initial). NULL: out of memory. */
 struct proc *procs_add(struct proc_table *t, pid_t tid, const struct creds *initial);
 void procs_remove(struct proc_table *t, pid_t tid);
-/* Copy creds and exe of parent into child (fork, clone, vfork). -ENOMEM. */
+/* Copy creds, root and exe of parent into child (fork, clone, vfork). -ENOMEM. */
 int procs_inherit(struct proc *child, const struct proc *parent);
 /* Call fn for every entry (fn must not add or remove entries). */
 void procs_each(const struct proc_table *t, void (*fn)(struct proc *p, void *arg), void *arg);

@@ -32,7 +32,7 @@ const struct sc_desc SYSCALLS[] = {
     AT1("readlinkat", 267, 78, SK_READLINK, true, 0, 1, F_NOFOLLOW, -1, W_NO),
     /* the cwd and the root */
     CWD1("chdir", 80, 49, SK_PATH, F_FOLLOW, W_NO),
-    CWD1("chroot", 161, 51, SK_PATH, F_FOLLOW, W_NO),
+    CWD1("chroot", 161, 51, SK_CHROOT, F_FOLLOW, W_NO),
     ARGLESS("getcwd", 79, 17, SK_GETCWD),
     /* exec */
     CWD1("execve", 59, 221, SK_EXEC, F_FOLLOW, W_NO),
@@ -92,6 +92,8 @@ const struct sc_desc SYSCALLS[] = {
     /* sockets: AF_UNIX paths */
     ARGLESS("bind", 49, 200, SK_SOCKADDR),
     ARGLESS("connect", 42, 203, SK_SOCKADDR),
+    /* a debugger inside: refused with a line on stderr (rootemu.c) */
+    ARGLESS("ptrace", 101, 117, SK_PTRACE),
     /* emulation */
     ARGLESS("uname", 63, 160, SK_UNAME),
     ARGLESS("getuid", 102, 174, SK_IDS),

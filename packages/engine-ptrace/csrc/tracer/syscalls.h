@@ -21,6 +21,8 @@ enum sc_kind {
     SK_CHOWN,      /* chown family: neutralised with id emulation (paths still translated) */
     SK_MKNOD,      /* device nodes become regular files with id emulation */
     SK_STAT,       /* paths; with id emulation answered by the tracer, owners as the container shows them */
+    SK_CHROOT,     /* chroot: emulated per process (chroot.c) */
+    SK_PTRACE,     /* ptrace by the guest: refused with one line (its processes are traced already) */
 };
 
 enum sc_follow {

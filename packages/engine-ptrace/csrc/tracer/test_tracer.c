@@ -462,6 +462,11 @@ static const struct {
 #else
     {"setgroups", SC_NONE},
 #endif
+#ifdef SYS_ptrace
+    {"ptrace", SYS_ptrace},
+#else
+    {"ptrace", SC_NONE},
+#endif
 };
 
 static void test_numbers_match_the_c_library(void)

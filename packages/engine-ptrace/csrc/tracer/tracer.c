@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -83,6 +84,7 @@ void tracer_destroy(struct tracer *t)
     t->mounts = NULL;
     t->n_mounts = 0;
     procs_destroy(&t->procs);
+    chroot_destroy(t);
     gp_context_destroy(&t->gp);
     owners_close(&t->owners);
 }
@@ -101,6 +103,24 @@ static int req(long rc)
 }
 
 /* ---- syscall stops ---- */
+
+/* ptrace by a program inside: every process of the container is traced by this tracer already,
+ * and a process has one tracer, so the kernel refuses PTRACE_TRACEME/ATTACH/SEIZE with EPERM.
+ * Emulating a second tracer (gdb, strace) on top would mean answering all of ptrace, waitpid's
+ * ptrace stops and the event options for the guest; not done: say so once, then EPERM. */
+static int guest_ptrace(struct tracer *t, struct stop *s)
+{
+    long request = (long)regs_arg(&s->regs, 0);
+
+    if (request != PTRACE_TRACEME && request != PTRACE_ATTACH && request != PTRACE_SEIZE)
+        return 0; /* on no tracee of its own: the kernel's ESRCH */
+    if (!t->told_ptrace) {
+        t->told_ptrace = true;
+        fprintf(stderr, "hpcbox: a debugger cannot trace under the ptrace engine (hpcbox traces the "
+                        "container's processes itself); use --engine runc\n");
+    }
+    return -EPERM;
+}
 
 static int dispatch(struct tracer *t, struct stop *s)
 {
@@ -132,30 +152,64 @@ static int dispatch(struct tracer *t, struct stop *s)
     case SK_STAT:
         rc = paths_handle(t, s);
         return rc < 0 ? rc : rootemu_stat(t, s);
+    case SK_PTRACE:
+        return guest_ptrace(t, s);
+    case SK_CHROOT:
+        return chroot_handle(t, s);
     }
     return 0;
 }
 
-/* The first traced syscall after an exec through a loader: run prctl(PR_SET_NAME) in its place,
- * then (at its exit) restart the original syscall, so that ps and /proc/PID/comm show the program. */
-static bool inject_comm(struct proc *p, const struct regs *regs, enum __ptrace_request *resume)
+/* The first traced syscalls after an exec through a loader: each runs another syscall in its
+ * place, then (at that one's exit) is restarted: prctl(PR_SET_NAME) so that ps and /proc/PID/comm
+ * show the program, then brk(0) and prctl(PR_SET_MM, PR_SET_MM_MAP) so that /proc/PID/cmdline
+ * shows its argv (exec_fix_args). One at a time from a syscall-entry stop, so that a signal
+ * arriving meanwhile finds the program at its own syscall, never in the middle of a chain. */
+static bool inject_next(struct proc *p, const struct regs *at, enum __ptrace_request *resume)
 {
     struct scratch scratch;
-    struct regs r = *regs;
-    uint64_t at;
+    struct regs r = *at;
+    struct prctl_mm_map map;
+    uint64_t addr;
+    long nr;
 
-    scratch_init(&scratch, p->tid, regs_sp(regs));
-    if (scratch_put(&scratch, p->comm, sizeof(p->comm), &at) < 0)
-        return false;
-    regs_set_nr(&r, TRACER_NR_PRCTL);
-    regs_set_arg(&r, 0, PR_SET_NAME);
-    regs_set_arg(&r, 1, at);
+    scratch_init(&scratch, p->tid, regs_sp(&r));
+    if (p->comm[0]) {
+        if (scratch_put(&scratch, p->comm, sizeof(p->comm), &addr) < 0)
+            return false;
+        p->comm[0] = '\0';
+        nr = TRACER_NR_PRCTL;
+        regs_set_arg(&r, 0, PR_SET_NAME);
+        regs_set_arg(&r, 1, addr);
+    } else if (!p->brk_asked) {
+        p->brk_asked = true;
+        nr = TRACER_NR_BRK;
+        regs_set_arg(&r, 0, 0);
+    } else {
+        int rc = exec_mm_map(p->tid, p->arg_start, p->brk, &map);
+
+        p->arg_start = 0;
+        if (rc < 0 || scratch_put(&scratch, &map, sizeof(map), &addr) < 0)
+            return false;
+        nr = TRACER_NR_PRCTL;
+        regs_set_arg(&r, 0, PR_SET_MM);
+        regs_set_arg(&r, 1, PR_SET_MM_MAP);
+        regs_set_arg(&r, 2, addr);
+        regs_set_arg(&r, 3, sizeof(map));
+        regs_set_arg(&r, 4, 0);
+    }
+    regs_set_nr(&r, nr);
     if (regs_set(p->tid, &r) < 0)
         return false;
-    p->saved = *regs;
+    p->saved = *at;
     p->exit_action = EXIT_RESTART;
     *resume = PTRACE_SYSCALL;
     return true;
+}
+
+static bool inject_pending(const struct proc *p)
+{
+    return p->comm[0] || p->arg_start;
 }
 
 /* A syscall entry (seccomp stop, or syscall-entry stop without seccomp). */
@@ -168,12 +222,11 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
     p->exit_action = EXIT_NONE;
     if (regs_get(p->tid, &s.regs) < 0)
         return;
-    if (p->comm[0]) {
-        bool injected = inject_comm(p, &s.regs, resume);
-
-        p->comm[0] = '\0';
-        if (injected)
+    if (inject_pending(p)) {
+        if (inject_next(p, &s.regs, resume))
             return;
+        p->comm[0] = '\0';
+        p->arg_start = 0;
     }
     nr = regs_nr(&s.regs);
     if (nr < 0 || nr >= SC_MAX_NR || t->by_nr[nr] < 0)
@@ -213,6 +266,8 @@ static void on_exit_stop(struct tracer *t, struct proc *p)
 
     p->exit_action = EXIT_NONE;
     if (action == EXIT_RESTART) {
+        if (p->brk_asked && p->arg_start && !p->brk && regs_get(p->tid, &regs) == 0)
+            p->brk = (uint64_t)regs_ret(&regs); /* the answer of an injected brk(0) */
         regs = p->saved;
         regs_restart(&regs, regs_nr(&p->saved));
         check(regs_set(p->tid, &regs), "restarting a syscall", p->tid);
@@ -274,6 +329,7 @@ static void on_exec(struct tracer *t, struct proc *p)
             p->pending_exe = old->pending_exe;
             old->pending_exe = NULL;
             memcpy(p->pending_comm, old->pending_comm, sizeof(p->pending_comm));
+            p->pending_argfix = old->pending_argfix;
             p->creds = old->creds;
             procs_remove(&t->procs, (pid_t)former);
         }
@@ -284,6 +340,11 @@ static void on_exec(struct tracer *t, struct proc *p)
     p->exit_action = EXIT_NONE;
     memcpy(p->comm, p->pending_comm, sizeof(p->comm));
     p->pending_comm[0] = '\0';
+    p->argfix = p->pending_argfix;
+    p->pending_argfix = ARGFIX_NONE;
+    p->brk_asked = false;
+    p->brk = 0;
+    exec_fix_args(t, p);
 }
 
 static void kill_one(struct proc *p, void *arg)

@@ -42,6 +42,13 @@ struct interp_info {
     bool argv0;          /* the loader understands --argv0 (glibc >= 2.33, musl) */
 };
 
+/* A root set by chroot(2) in the container (chroot.c): a path core context of its own. */
+struct chroot_root {
+    char *guest;                 /* the new root as a canonical guest path of the container */
+    struct gp_context gp;        /* root: its host directory; the container's bindings below it */
+    struct chroot_root *next;
+};
+
 struct tracer {
     struct tracer_config cfg;
     struct gp_context gp;
@@ -59,6 +66,8 @@ struct tracer {
     pid_t first;
     int first_status;    /* exit status for the caller: code, or 128 + signal */
     bool first_done;
+    bool told_ptrace;    /* the line about a debugger inside was printed */
+    struct chroot_root *roots;   /* every root a chroot(2) inside set (chroot.c) */
     unsigned long stops_total;
     unsigned long stops_by_sc[SC_MAX_NR];
     unsigned long stops_other;
@@ -112,6 +121,18 @@ int paths_sockaddr(struct tracer *t, struct stop *s);
 int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs *regs);
 
 /* exec.c */
+/* How a program was started through its loader, so that /proc/PID/cmdline can show its argv. */
+enum argfix {
+    ARGFIX_NONE,
+    ARGFIX_PLAIN,  /* LOADER PROGRAM ARGS...: the program's argv starts at argv[1] */
+    ARGFIX_ARGV0,  /* LOADER --argv0 ARGV0 PROGRAM ARGS...: swap ARGV0 and PROGRAM in memory */
+};
+/* At the exec event: arrange the argv strings so that the program's argv is one contiguous tail
+ * of the area the kernel reports, and remember where it starts (p->arg_start). */
+void exec_fix_args(struct tracer *t, struct proc *p);
+/* The prctl_mm_map for PR_SET_MM_MAP from /proc/TID/stat, with the program's argv area and brk. */
+struct prctl_mm_map;
+int exec_mm_map(pid_t tid, uint64_t arg_start, uint64_t brk, struct prctl_mm_map *map);
 int exec_handle(struct tracer *t, struct stop *s);
 /* #! line parsing (kernel rules): 0 and interp/arg filled (arg may be ""), or -ENOEXEC. */
 int exec_parse_shebang(const char *buf, size_t len, char *interp, size_t isize, char *arg, size_t asize);
@@ -126,6 +147,13 @@ int rootemu_uname(struct tracer *t, struct stop *s);
 int rootemu_stat(struct tracer *t, struct stop *s);
 /* At the exit of a mknod that rootemu_mknod turned into a regular file: record the device. */
 void rootemu_mknod_exit(struct tracer *t, struct proc *p, long ret);
+
+/* chroot.c */
+/* The path core context thread tid resolves in: its chroot's, else the container's. */
+struct gp_context *chroot_gp(struct tracer *t, pid_t tid);
+/* chroot(2): emulated (the syscall is skipped, s->ret says how it went). */
+int chroot_handle(struct tracer *t, struct stop *s);
+void chroot_destroy(struct tracer *t);
 
 /* filter.c */
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);

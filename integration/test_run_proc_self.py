@@ -1,0 +1,107 @@
+"""`/proc/self/exe`, `/proc/PID/cmdline` and `comm`, and ptrace by the guest, under every engine.
+
+The ptrace and preload engines start a dynamic program through the container's loader
+(`ld.so ... PROGRAM ARGS`); a program must still see itself, not the loader, where Linux shows it:
+the exe link (readlink, open, exec), the command line and the name. Each test runs the same script
+under runc (the reference: what Linux does) and under the path-translation engines, and checks the
+same expected output for all of them.
+"""
+
+from __future__ import annotations
+
+import pytest
+import test_run_common as common
+from test_cli_common import ok
+
+run_store = common.run_store  # fixtures
+shared_debian = common.shared_debian
+
+
+@pytest.fixture(params=common.RUN_ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+def _run(run_store, engine: str, container: str, script: str):
+    return run_store("run", *common.engine_args(run_store, engine), container, "bash", "-c", script)
+
+
+def _other_exe(engine: str, program: str, seen: list) -> str:
+    """What another process's /proc/PID/exe names: the program; under preload, which knows its own
+    program only, the container's loader (documented in its README)."""
+    if engine == "preload" and seen and "/ld-linux-" in seen[0] and seen[0].startswith("/usr/lib/"):
+        return seen[0]
+    return program
+
+
+def test_proc_self_exe_is_the_program(run_store, shared_debian, engine):
+    script = r"""
+        readlink /proc/self/exe
+        h() { md5sum "$1" | cut -c1-32; }
+        [ "$(h /proc/self/exe)" = "$(h /usr/bin/md5sum)" ] && echo same-file
+        stat -L -c %s /proc/self/exe | cmp -s - <(stat -c %s /usr/bin/stat) && echo same-size
+        tr '\0' ' ' < /proc/self/cmdline; echo
+        cat /proc/self/comm
+        ls -l /proc/$$/exe | sed 's/.* -> //'
+        tr '\0' '\n' < /proc/$$/cmdline | head -2 | paste -sd' '
+    """
+    proc = ok(_run(run_store, engine, shared_debian, script))
+    assert proc.stdout.splitlines() == [
+        "/usr/bin/readlink",
+        "same-file",
+        "same-size",
+        "tr \\0   ",  # tr's own argv: "tr", "\0", " "
+        "cat",
+        _other_exe(engine, "/usr/bin/bash", proc.stdout.splitlines()[5:6]),
+        "bash -c",  # bash's argv: "bash", "-c", the script
+    ], proc.stderr
+
+
+def test_exec_of_proc_self_exe_runs_the_program_again(run_store, shared_debian, engine):
+    # what programs that re-execute themselves do (bash here: `exec /proc/self/exe`)
+    script = r"""
+        again='echo "again: $0 $1"; readlink /proc/$$/exe; true'
+        if [ -z "$AGAIN" ]; then AGAIN=1 exec /proc/self/exe -c "$again" x y; fi
+    """
+    proc = ok(_run(run_store, engine, shared_debian, script))
+    other_exe = _other_exe(engine, "/usr/bin/bash", proc.stdout.splitlines()[1:2])  # readlink reads bash's
+    assert proc.stdout.splitlines() == ["again: x y", other_exe], proc.stderr
+    again = 'exec("/proc/self/exe", "-e", "print qq(perl again \\@ARGV\\n)", "z") or die "exec: $!"'
+    perl = ok(_run(run_store, engine, shared_debian, f"perl -e 'if (!@ARGV) {{ {again} }}'"))
+    assert perl.stdout == "perl again z\n", perl.stderr
+
+
+def test_cmdline_and_comm_of_another_process(run_store, shared_debian, engine):
+    # a child seen from outside, as ps sees it: wait (generous deadline) until it has exec'd
+    script = r"""
+        sleep 600 & p=$!
+        for i in $(seq 3000); do [ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] && break; sleep 0.02; done
+        line() { tr '\0' ' ' < /proc/$p/cmdline; }
+        for i in $(seq 3000); do [ "$(line)" = "sleep 600 " ] && break; sleep 0.02; done
+        cat /proc/$p/comm; tr '\0' ' ' < /proc/$p/cmdline; echo; readlink /proc/$p/exe
+        kill $p; wait $p 2>/dev/null; true
+    """
+    proc = ok(_run(run_store, engine, shared_debian, script))
+    other_exe = _other_exe(engine, "/usr/bin/sleep", proc.stdout.splitlines()[2:3])
+    assert proc.stdout.splitlines() == ["sleep", "sleep 600 ", other_exe], proc.stderr
+
+
+PTRACE_TRACEME_TWICE = r"""
+    case "$(uname -m)" in x86_64) nr=101;; aarch64) nr=117;; *) echo "no ptrace on $(uname -m)"; exit 2;; esac
+    # PTRACE_TRACEME in a child that exits right after (one that exec'd would stop for its parent)
+    traceme="\$r = syscall($nr, 0, 0, 0, 0); print \$r == 0 ? qq(traceme ok\n) : qq(traceme: \$!\n)"
+    perl -e "$traceme"
+    perl -e "$traceme"
+"""
+
+
+def test_ptrace_by_the_guest(run_store, shared_debian, engine):
+    proc = ok(_run(run_store, engine, shared_debian, PTRACE_TRACEME_TWICE))
+    if engine == "ptrace":
+        # one tracer per process: the engine is it, so a debugger inside is refused, said once
+        assert proc.stdout.splitlines() == ["traceme: Operation not permitted"] * 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if "debugger" in line]
+        assert len(lines) == 1 and "--engine runc" in lines[0], proc.stderr
+    else:
+        assert proc.stdout.splitlines() == ["traceme ok"] * 2, proc.stderr
+        assert "debugger" not in proc.stderr
