@@ -105,8 +105,12 @@ def test_an_sdist_builds_alone_and_carries_the_license(gcc, tmp_path):
     [wheel] = wheels.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata_lines = archive.read(metadata).decode().splitlines()
     assert "hpcbox_engine_preload/hpcbox-preload-exec" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
+    project_urls = [line for line in metadata_lines if line.startswith("Project-URL:")]
+    assert {line.split(",")[0] for line in project_urls} >= {"Project-URL: Homepage", "Project-URL: Source"}
 
 
 def test_every_package_carries_the_projects_license():
@@ -133,3 +137,34 @@ def test_a_cross_build_without_the_targets_python_headers_is_one_line(tmp_path):
         "hpcbox-engine-ptrace: cross-compiling the Python module for aarch64 needs that machine's Python "
         "headers"), done.stderr
     assert "HPCBOX_PYTHON_INCLUDE=DIR/usr/include/python3.X" in done.stderr and not list(tmp_path.iterdir())
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml needs tomllib or tomli")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def test_every_package_names_the_same_repository_and_its_own_docs():
+    """One project address in every distribution's metadata and in the Debian source package; each
+    distribution's Documentation and Changelog links name its own folder's files, which exist."""
+    repositories = set()
+    for package in sorted(PACKAGES.iterdir()):
+        if not (package / "pyproject.toml").is_file():
+            continue
+        urls = _read_toml(package / "pyproject.toml")["project"]["urls"]
+        assert urls["Homepage"] == urls["Source"], package.name
+        repositories.add(urls["Source"])
+        assert urls["Issues"] == urls["Source"] + "/issues", package.name
+        for key, filename in (("Documentation", "README.md"), ("Changelog", "CHANGELOG.md")):
+            prefix = urls["Source"] + "/blob/main/"
+            assert urls[key].startswith(prefix), (package.name, key)
+            assert urls[key][len(prefix):] == f"packages/{package.name}/{filename}", (package.name, key)
+            assert (package / filename).is_file(), (package.name, filename)
+    [repository] = repositories
+    control = (REPO / "packaging" / "debian" / "control").read_text()
+    assert f"Homepage: {repository}\n" in control
+    assert f"Vcs-Git: {repository}.git\n" in control
