@@ -13,9 +13,6 @@ import hpcbox
 ROOT = Path(hpcbox.__file__).resolve().parent
 TOP = ("hpcbox.main", "hpcbox.quick", "hpcbox.__main__", "hpcbox.udocker")
 COMMANDS, CONTAINERS, STORE = 3, 2, 1
-# The one known circle, kept because the start-up module takes no new imports: hpcbox.quick (the
-# entry point) runs hpcbox.commands.run, which asks quick for the lean home lookup (store_home).
-ALLOWED = {("hpcbox.commands.run", "hpcbox.quick")}
 
 
 def _name(path: Path) -> str:
@@ -52,7 +49,7 @@ def upward(edges: Dict[str, Set[str]]) -> List[str]:
     for module, targets in sorted(edges.items()):
         for target in sorted(targets):
             mine, theirs = layer(module), layer(target)
-            if theirs is None or (module, target) in ALLOWED:
+            if theirs is None:
                 continue
             if (mine is None and theirs >= CONTAINERS) or (mine is not None and theirs > mine):
                 found.append(f"{module} -> {target}")
@@ -67,8 +64,6 @@ def cycle(edges: Dict[str, Set[str]]) -> List[str]:
         state[node] = 1
         stack.append(node)
         for nxt in sorted(edges[node]):
-            if (node, nxt) in ALLOWED:
-                continue
             if state.get(nxt) == 1:
                 return [*stack[stack.index(nxt):], nxt]
             if nxt not in state:

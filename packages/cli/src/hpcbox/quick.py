@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import sys
 
+from hpcbox.storehome import store_home
+
 # run's options as hpcbox.main declares them: option strings -> (dest, kind, choices, const).
 # kind: "flag" (store_true), "unflag" (store_false), "const" (store_const), "value" (store), "append".
 RUN_OPTIONS = {
@@ -259,19 +261,6 @@ def find_container(home: str, text: str) -> LeanContainer | None:
         if len(hits) == 1:
             return hits[0]
     return None
-
-
-def store_home(args: Args) -> str | None:
-    """``settings.home(args)`` as a string, or None when only pathlib can say how it spells it."""
-    given = args.home or os.environ.get("HPCBOX_HOME") or os.environ.get("UDOCKER_DIR")
-    if given:
-        path = os.path.expanduser(given)
-        if not path.startswith("/"):
-            path = os.path.join(os.getcwd(), path)
-    else:
-        path = os.path.join(os.path.expanduser("~"), ".hpcbox")
-    # pathlib drops '.', '//' and a trailing '/' but keeps '..': leave such spellings to it
-    return path if os.path.normpath(path) == path and not path.startswith("//") else None
 
 
 # -- the entry point ------------------------------------------------------------------------------------

@@ -129,9 +129,9 @@ def _remove(cs, container) -> None:
 def _run_as_default(args) -> str:
     """``settings.run_as(args)[0]``, without importing :mod:`hpcbox.settings` (json, pathlib, re: a few
     ms of every start) when neither HPCBOX_RUN_AS nor a config file that could set it is there."""
-    from hpcbox import quick
+    from hpcbox.storehome import store_home
 
-    home = quick.store_home(args)
+    home = store_home(args)
     site = os.environ.get("HPCBOX_SITE_CONFIG") or "/etc/hpcbox/config.json"
     if (home is not None and not os.environ.get("HPCBOX_RUN_AS")
             and not os.path.exists(f"{home}/config.json") and not os.path.exists(site)):
