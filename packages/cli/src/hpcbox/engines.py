@@ -217,7 +217,8 @@ def is_dynamic(rootfs: str, program: str, path: str = "/usr/bin:/bin") -> Option
     """Whether *program* (as the container would find it, via *path*) is a dynamically linked ELF
     (a ``PT_INTERP`` header); a ``#!`` script counts as its interpreter. None when unknown."""
     import os
-    import struct
+
+    from hpcbox_oci_bundle.elf import Header
 
     dirs = [""] if "/" in program else path.split(":")
     for directory in dirs:
@@ -230,20 +231,8 @@ def is_dynamic(rootfs: str, program: str, path: str = "/usr/bin:/bin") -> Option
                 if head.startswith(b"#!"):
                     line = (head + handle.read(192)).split(b"\n", 1)[0][2:].split()
                     return is_dynamic(rootfs, line[0].decode(errors="replace"), path) if line else None
-                if head[:4] != b"\x7fELF" or len(head) < 64:
-                    return None
-                wide, little = head[4] == 2, head[5] == 1
-                order = "<" if little else ">"
-                if wide:
-                    phoff, = struct.unpack_from(order + "Q", head, 32)
-                    phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
-                else:
-                    phoff, = struct.unpack_from(order + "I", head, 28)
-                    phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
-                handle.seek(phoff)
-                table = handle.read(phentsize * phnum)
-            return any(struct.unpack_from(order + "I", table, i * phentsize)[0] == 3  # PT_INTERP
-                       for i in range(phnum) if (i + 1) * phentsize <= len(table))
-        except (OSError, struct.error, IndexError):
+                elf = Header.parse(head)
+                return None if elf is None else elf.has_interpreter(handle)
+        except OSError:
             return None
     return None

@@ -28,6 +28,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hpcbox_oci_bundle import contract
+from hpcbox_oci_bundle.elf import word_size
 
 from hpcbox.errors import EXIT_FAILURE, HpcboxError, UsageError
 
@@ -356,12 +357,10 @@ def native_elf(path: str) -> bool:
     """False for an ELF file of the other word size than this Python's; True otherwise (not ELF too)."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(5)
+            bits = word_size(handle.read(5))
     except OSError:
         return False
-    if len(head) < 5 or head[:4] != b"\x7fELF":
-        return True
-    return head[4] == (2 if sys.maxsize > 2**32 else 1)  # EI_CLASS: 1 = 32-bit, 2 = 64-bit
+    return bits is None or bits == (64 if sys.maxsize > 2**32 else 32)
 
 
 def _env_list_set(env: List[str], name: str, value: str) -> None:

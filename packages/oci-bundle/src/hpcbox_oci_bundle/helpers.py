@@ -8,17 +8,15 @@ directory) sets ``HPCBOX_LIBEXEC_DIR`` to that directory; it then applies to eve
 from __future__ import annotations
 
 import os
-import struct
+
+from hpcbox_oci_bundle.elf import Header
 
 TYPE_CHECKING = False  # typing (with re and enum) costs ~3 ms of every `hpcbox run`: checkers only
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import BinaryIO, Optional, Union
+    from typing import Optional, Union
 
 LIBEXEC_ENV = "HPCBOX_LIBEXEC_DIR"
-# ELF e_machine -> the name os.uname().machine gives on Linux
-_MACHINES = {3: "i686", 40: "armv7l", 62: "x86_64", 183: "aarch64", 243: "riscv64", 21: "ppc64le",
-             22: "s390x"}
 
 
 def helper_path(package_dir: Union[str, os.PathLike[str]], name: str) -> Path:
@@ -46,13 +44,11 @@ def helper_problem(path: Union[str, os.PathLike[str]], executable: bool = True) 
             header = handle.read(64)
             if header[:2] == b"#!":  # a script (a site's wrapper, a test's fake): the kernel runs it
                 machine, interp = os.uname().machine, None
-            elif header[:4] != b"\x7fELF" or len(header) < 64:
-                return f"{path}{where} is not a Linux program (no ELF header)"
             else:
-                little = header[5] == 1
-                machine_id = struct.unpack_from("<H" if little else ">H", header, 18)[0]
-                machine = _MACHINES.get(machine_id, f"ELF machine {machine_id}")
-                interp = _interpreter(handle, header, little)
+                elf = Header.parse(header)
+                if elf is None:
+                    return f"{path}{where} is not a Linux program (no ELF header)"
+                machine, interp = elf.machine_name(), elf.interpreter(handle)
     except FileNotFoundError:
         return f"{path}{where} is missing"
     except OSError as error:
@@ -67,21 +63,3 @@ def helper_problem(path: Union[str, os.PathLike[str]], executable: bool = True) 
         return f"{name} needs the program loader {interp}, which this machine lacks"
     return None
 
-
-def _interpreter(handle: BinaryIO, header: bytes, little: bool) -> Optional[str]:
-    """PT_INTERP of a 64-bit ELF file (None for static programs, libraries and 32-bit files)."""
-    if header[4] != 2:
-        return None
-    order = "<" if little else ">"
-    phoff = struct.unpack_from(order + "Q", header, 32)[0]
-    phentsize, phnum = struct.unpack_from(order + "HH", header, 54)
-    for index in range(phnum):
-        handle.seek(phoff + index * phentsize)
-        entry = handle.read(56)
-        if len(entry) < 56:
-            return None
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(order + "IIQQQQ", entry)
-        if p_type == 3:
-            handle.seek(p_offset)
-            return handle.read(p_filesz).rstrip(b"\0").decode(errors="replace")
-    return None
