@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import zstandard
+from hpcbox_oci_bundle import mediatypes as media
 from layers_testkit import canonical, dir_, file, hardlink, snapshot_tree, symlink, tar_bytes
 
 from hpcbox_layers import (
@@ -47,18 +48,18 @@ def expected(tmp_path_factory):
 @pytest.mark.parametrize(
     ("blob", "media_type"),
     [
-        (TAR, mt.OCI_LAYER_TAR),
-        (TAR, mt.DOCKER_LAYER_TAR),
+        (TAR, media.OCI_LAYER_TAR),
+        (TAR, media.DOCKER_LAYER_TAR),
         (TAR, None),
-        (gz(TAR), mt.OCI_LAYER_TAR_GZIP),
-        (gz(TAR), mt.DOCKER_LAYER_TAR_GZIP),
+        (gz(TAR), media.OCI_LAYER_GZIP),
+        (gz(TAR), media.DOCKER_LAYER_GZIP),
         (gz(TAR), None),
-        (gz(TAR[:3000]) + gz(TAR[3000:]), mt.OCI_LAYER_TAR_GZIP),  # multi-member gzip
-        (zst(TAR), mt.OCI_LAYER_TAR_ZSTD),
+        (gz(TAR[:3000]) + gz(TAR[3000:]), media.OCI_LAYER_GZIP),  # multi-member gzip
+        (zst(TAR), media.OCI_LAYER_ZSTD),
         (zst(TAR), None),
-        (zst(TAR[:5000]) + zst(TAR[5000:]), mt.OCI_LAYER_TAR_ZSTD),  # several frames
-        (TAR, mt.OCI_LAYER_TAR_GZIP),  # mislabelled: the content decides, as in Docker
-        (gz(TAR), mt.OCI_LAYER_TAR + "; charset=binary"),
+        (zst(TAR[:5000]) + zst(TAR[5000:]), media.OCI_LAYER_ZSTD),  # several frames
+        (TAR, media.OCI_LAYER_GZIP),  # mislabelled: the content decides, as in Docker
+        (gz(TAR), media.OCI_LAYER_TAR + "; charset=binary"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -79,7 +80,7 @@ def test_every_format_and_source_gives_the_same_tree(tmp_path, expected, blob, m
 def test_tuples_paths_and_raw_file_objects_are_accepted(tmp_path, expected):
     (tmp_path / "l.tar.gz").write_bytes(gz(TAR))
     with open(tmp_path / "l.tar.gz", "rb", buffering=0) as raw:
-        apply_layers(tmp_path / "a", [(raw, mt.OCI_LAYER_TAR_GZIP)])
+        apply_layers(tmp_path / "a", [(raw, media.OCI_LAYER_GZIP)])
         assert not raw.closed  # the caller's object stays open
     with open(tmp_path / "l.tar.gz", "rb") as buffered:
         apply_layers(tmp_path / "c", [buffered])
@@ -139,7 +140,7 @@ def test_sniff():
 def test_gzip_without_isal_falls_back_to_zlib(tmp_path, expected, monkeypatch, blob):
     """Distributions without python-isal (Debian 12's .debs drop the dependency) still apply gzip."""
     monkeypatch.setitem(sys.modules, "isal", None)  # `from isal import ...` raises ImportError
-    report = apply_layers(tmp_path / "rootfs", [Layer(io.BytesIO(blob), mt.OCI_LAYER_TAR_GZIP)])
+    report = apply_layers(tmp_path / "rootfs", [Layer(io.BytesIO(blob), media.OCI_LAYER_GZIP)])
     assert canonical(snapshot_tree(str(tmp_path / "rootfs"))) == expected
     assert report.entries == len(ENTRIES)
     damaged = gz(TAR)[:-8] + b"\0\0\0\0" + gz(TAR)[-4:]

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hpcbox_oci_bundle import mediatypes as media
 from layers_testkit import (
     canonical,
     dir_,
@@ -24,7 +25,6 @@ from layers_testkit import (
 from layers_testkit import whiteout as wh
 
 from hpcbox_layers import apply_layers
-from hpcbox_layers import mediatypes as mt
 
 pytestmark = pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is not installed")
 
@@ -74,7 +74,7 @@ def make_image(root: Path, blobs):
         return {"digest": f"sha256:{digest}", "size": len(data)}
 
     diff_ids = [f"sha256:{hashlib.sha256(b).hexdigest()}" for b in blobs]
-    layers = [dict(put(gzip.compress(b)), mediaType=mt.OCI_LAYER_TAR_GZIP) for b in blobs]
+    layers = [dict(put(gzip.compress(b)), mediaType=media.OCI_LAYER_GZIP) for b in blobs]
     config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
     mt_config = "application/vnd.oci.image.config.v1+json"
     manifest = {
@@ -112,7 +112,7 @@ def test_same_tree_as_umoci_after_the_documented_fixes(tmp_path):
         check=True,
         capture_output=True,
     )
-    apply_layers(tmp_path / "ours", [(p, mt.OCI_LAYER_TAR_GZIP) for p in paths])
+    apply_layers(tmp_path / "ours", [(p, media.OCI_LAYER_GZIP) for p in paths])
     rootfs = tmp_path / "bundle" / "rootfs"
     modes = readable(rootfs)  # as an ordinary user, umoci leaves 0000 files that we could not compare
     theirs = {}

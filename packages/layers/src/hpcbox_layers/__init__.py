@@ -1,7 +1,7 @@
 """Apply OCI/Docker image layers to a directory, unprivileged and safely.
 
     from hpcbox_layers import apply_layers, Layer
-    gz = "application/vnd.oci.image.layer.v1.tar+gzip"
+    from hpcbox_oci_bundle.mediatypes import OCI_LAYER_GZIP as gz
     report = apply_layers("rootfs", [Layer("blobs/sha256/ab…", gz), ("blobs/sha256/cd…", gz)])
 """
 

@@ -5,36 +5,18 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, Optional, Tuple
 
-from hpcbox_layers.errors import UnsupportedMediaTypeError
+from hpcbox_oci_bundle.mediatypes import LAYER_COMPRESSION, X_TAR, base
 
-OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_TAR_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-OCI_LAYER_NONDIST_TAR = "application/vnd.oci.image.layer.nondistributable.v1.tar"
-OCI_LAYER_NONDIST_TAR_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-OCI_LAYER_NONDIST_TAR_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-DOCKER_LAYER_TAR_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_FOREIGN_LAYER_TAR_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-X_TAR = "application/x-tar"
+from hpcbox_layers.errors import UnsupportedMediaTypeError
 
 TAR = "tar"
 GZIP = "gzip"
 ZSTD = "zstd"
 
-#: Every media type accepted, and the compression it announces.
-LAYER_MEDIA_TYPES = {
-    OCI_LAYER_TAR: TAR,
-    OCI_LAYER_TAR_GZIP: GZIP,
-    OCI_LAYER_TAR_ZSTD: ZSTD,
-    OCI_LAYER_NONDIST_TAR: TAR,
-    OCI_LAYER_NONDIST_TAR_GZIP: GZIP,
-    OCI_LAYER_NONDIST_TAR_ZSTD: ZSTD,
-    DOCKER_LAYER_TAR_GZIP: GZIP,
-    DOCKER_FOREIGN_LAYER_TAR_GZIP: GZIP,
-    DOCKER_LAYER_TAR: TAR,
-    X_TAR: TAR,
-}
+#: Every media type accepted, and the compression it announces (the types are hpcbox's one table,
+#: hpcbox_oci_bundle.mediatypes, plus the generic application/x-tar).
+LAYER_MEDIA_TYPES = {media_type: compression or TAR for media_type, compression in LAYER_COMPRESSION.items()}
+LAYER_MEDIA_TYPES[X_TAR] = TAR
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -48,9 +30,9 @@ def check_media_type(media_type: Optional[str]) -> Optional[str]:
     """Return the compression a media type announces (None: unknown, sniff it), or raise."""
     if media_type is None:
         return None
-    base = media_type.split(";", 1)[0].strip().lower()
-    if base in LAYER_MEDIA_TYPES:
-        return LAYER_MEDIA_TYPES[base]
+    plain = base(media_type)
+    if plain in LAYER_MEDIA_TYPES:
+        return LAYER_MEDIA_TYPES[plain]
     raise UnsupportedMediaTypeError(
         f"unsupported layer media type {media_type!r}; expected one of the OCI or Docker layer types "
         "(tar, tar+gzip, tar+zstd), or pass media_type=None to sniff the compression"

@@ -21,26 +21,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
+from hpcbox_oci_bundle.mediatypes import (
+    DOCKER_MANIFEST_LIST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    as_oci,
+)
+from hpcbox_oci_bundle.mediatypes import OCI_LAYER_BY_COMPRESSION as LAYER_TYPES
+
 from hpcbox.errors import EXIT_INTEGRITY, EXIT_USAGE, HpcboxError
 from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_json, fsync_dir
 from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_CREATED, ANN_REF_NAME, ANN_SIZE, Store
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-LAYER_TYPES = {
-    "tar": "application/vnd.oci.image.layer.v1.tar",
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-}
-_DOCKER_TO_OCI = {
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": LAYER_TYPES["gzip"],
-    "application/vnd.docker.image.rootfs.diff.tar": LAYER_TYPES["tar"],
-    "application/vnd.docker.image.rootfs.diff.tar.zstd": LAYER_TYPES["zstd"],
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-}
 CONTAINERD_NAME = "io.containerd.image.name"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CHUNK = 1 << 20
@@ -409,8 +402,8 @@ def _load_oci(store: Store, archive: _Archive) -> List[Tuple[List[str], str]]:
         for desc in manifest.get("layers") or []:
             got, size, compression = _ingest(store, archive.open(_blob_name(desc.get("digest", ""))),
                                              expect=desc.get("digest"))
-            media_type = _DOCKER_TO_OCI.get(desc.get("mediaType"), desc.get("mediaType"))
-            layers.append({"mediaType": media_type or LAYER_TYPES[compression], "digest": got, "size": size})
+            media_type = as_oci(desc.get("mediaType") or "") or LAYER_TYPES[compression]
+            layers.append({"mediaType": media_type, "digest": got, "size": size})
             total += size
         out = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},

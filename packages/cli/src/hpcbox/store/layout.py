@@ -35,6 +35,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from hpcbox_oci_bundle.mediatypes import OCI_INDEX
+
 from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_bytes, atomic_write_json, fsync_dir
 from hpcbox.store.lock import FileLock, LockBusy
 
@@ -46,7 +48,6 @@ ANN_SOURCE_DIGEST = "org.hpcbox.source.digest"  # digest of the manifest/index a
 ANN_SOURCE_MEDIA_TYPE = "org.hpcbox.source.mediatype"
 
 OCI_LAYOUT_VERSION = "1.0.0"
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -201,7 +202,7 @@ class Store:
             if not layout.exists():
                 atomic_write_json(layout, {"imageLayoutVersion": OCI_LAYOUT_VERSION}, temp_dir=self.tmp_dir)
             if not self.index_path.exists():
-                self._write_index({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []})
+                self._write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
 
     def index_lock(self) -> FileLock:
         return FileLock(self.locks_dir / "index.lock")
@@ -323,7 +324,7 @@ class Store:
         try:
             data = self.index_path.read_bytes()
         except FileNotFoundError:
-            return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
+            return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         except NotADirectoryError:
             raise StoreError(f"the store {self.home} is not a directory (or holds a file where a folder "
                              f"should be); give a store directory with --home DIR or HPCBOX_HOME") from None

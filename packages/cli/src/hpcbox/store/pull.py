@@ -21,6 +21,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+from hpcbox_oci_bundle.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, as_oci
+
 from hpcbox.store import schema1
 from hpcbox.store.layout import (
     ANN_CONFIG_DIGEST,
@@ -30,16 +32,6 @@ from hpcbox.store.layout import (
     ANN_SOURCE_MEDIA_TYPE,
     Store,
 )
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-_LAYER_TYPES = {  # Docker media types and their OCI equivalents (what `skopeo copy` does too)
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": OCI_LAYER_GZIP,
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
-}
 
 
 class PullProgress:
@@ -67,7 +59,7 @@ class PullResult:
 
 
 def _descriptor_dict(desc: Any, size: int) -> dict:
-    media_type = _LAYER_TYPES.get(desc.media_type, desc.media_type)
+    media_type = as_oci(desc.media_type)  # Docker layer types stored as their OCI equivalents (as skopeo)
     out = {"mediaType": media_type, "digest": desc.digest, "size": size}
     if getattr(desc, "annotations", None):
         out["annotations"] = dict(desc.annotations)

@@ -11,14 +11,15 @@ import hashlib
 import json
 import zlib
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
-SCHEMA1_PREFIX = "application/vnd.docker.distribution.manifest.v1"
+from hpcbox_oci_bundle import mediatypes
+
 _CHUNK = 1 << 20
 
 
-def is_schema1(media_type: str) -> bool:
-    return (media_type or "").startswith(SCHEMA1_PREFIX)
+def is_schema1(media_type: Optional[str]) -> bool:
+    return mediatypes.is_schema1(media_type)
 
 
 def diff_id(path: Path) -> str:

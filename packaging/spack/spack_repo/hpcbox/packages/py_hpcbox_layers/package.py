@@ -27,3 +27,4 @@ class PyHpcboxLayers(PythonPackage):
     depends_on("py-hatchling@1.21:", type="build")
     depends_on("py-isal@1.5:", type=("build", "run"))
     depends_on("py-zstandard@0.20:", type=("build", "run"))
+    depends_on("py-hpcbox-oci-bundle@0.2", type=("build", "run"))

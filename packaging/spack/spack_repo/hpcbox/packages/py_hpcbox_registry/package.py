@@ -26,3 +26,4 @@ class PyHpcboxRegistry(PythonPackage):
     depends_on("python@3.9:", type=("build", "run"))
     depends_on("py-hatchling@1.21:", type="build")
     depends_on("py-requests@2.28:", type=("build", "run"))
+    depends_on("py-hpcbox-oci-bundle@0.2", type=("build", "run"))
