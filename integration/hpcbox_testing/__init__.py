@@ -12,6 +12,8 @@ One concern per module:
 - :mod:`.slurm`       a single-node Slurm cluster on loopback, run as the test user
 - :mod:`.mpi`         the Open MPI test image and its program (``mpi_program.c``), compiled inside it
 - :mod:`.fakegpu`     a fake NVIDIA driver tree for the GPU tests on machines without a GPU
+- :mod:`.importgraph` a package's import graph from its sources, for the layering tests of the CLI and
+                      the registry (their sdists carry a copy as ``tests/importgraph.py``)
 
 The pytest fixtures that wrap these live in ``integration/conftest.py``.
 """

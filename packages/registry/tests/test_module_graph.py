@@ -3,61 +3,25 @@ HTTP layer, the settings and the blob downloads never import the client that use
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, Set
 
 import hpcbox_registry
+
+try:
+    from hpcbox_testing import importgraph  # the repository's copy: integration/ is on pytest's path
+except ImportError:  # an unpacked sdist carries it beside this file
+    import importgraph
 
 ROOT = Path(hpcbox_registry.__file__).resolve().parent
 PACKAGE = "hpcbox_registry"
 
 
-def _module_name(path: Path) -> str:
-    parts = [PACKAGE, *path.relative_to(ROOT).with_suffix("").parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def _graph() -> Dict[str, Set[str]]:
-    modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
-    graph: Dict[str, Set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            targets: List[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for target in targets:
-                if target in modules and target not in (name, PACKAGE):
-                    graph[name].add(target)
-    return graph
+    return importgraph.graph(ROOT, PACKAGE)
 
 
-def _cycle(graph: Dict[str, Set[str]]) -> List[str]:
-    state: Dict[str, int] = {}
-    stack: List[str] = []
-
-    def visit(node: str) -> List[str]:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return []
+_cycle = importgraph.cycle
 
 
 def test_the_walk_sees_the_modules():
@@ -82,7 +46,4 @@ def test_the_lower_modules_never_import_the_client():
 
 
 def test_files_over_500_lines_say_why_in_their_header():
-    for path in sorted(ROOT.rglob("*.py")):
-        lines = path.read_text().splitlines()
-        if len(lines) > 520:
-            assert any("Over 500 lines" in line for line in lines[:30]), path.name
+    assert importgraph.long_files_without_reason(ROOT) == [], "split them or say why in their header"
