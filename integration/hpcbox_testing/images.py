@@ -1,5 +1,8 @@
 """Test images as OCI image layouts, built with umoci and skopeo as an ordinary user, cached between sessions.
 
+Over 500 lines: one builder, whose recipes share the cache key, the lock and the layer writers; a
+third of the file is this list of images and the expected tree of ``layered``, which belong with it.
+
 ``TestImages(cache_dir, inputs_dir).layout(name)`` returns the directory of an OCI layout whose only tag is
 ``latest``. Layouts are cached in ``$HPCBOX_TEST_CACHE`` (default ``~/.cache/hpcbox-tests``) under a key
 that hashes this module's source and the recipe's inputs, so a changed recipe rebuilds. Builds happen in

@@ -1,7 +1,12 @@
-"""Media types are spelt in one place: hpcbox_oci_bundle.mediatypes. No other module of any package
-(docstrings included) writes one as a string; they import the constants. Tests and their fixtures
-keep their own spellings on purpose: they check the code against the specifications, not against
-itself."""
+"""Rules over the repository's Python sources that no one package's tests can see whole.
+
+- Media types are spelt in one place: hpcbox_oci_bundle.mediatypes. No other module of any package
+  (docstrings included) writes one as a string; they import the constants. Tests and their fixtures
+  keep their own spellings on purpose: they check the code against the specifications, not against
+  itself.
+- No Python file (sources, tests, fixtures, benchmarks, scripts) is over ~500 lines without its
+  reason in its header.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import ast
 import re
 from pathlib import Path
 from typing import List
+
+from hpcbox_testing import importgraph
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "packages" / "oci-bundle" / "src" / "hpcbox_oci_bundle" / "mediatypes.py"
@@ -38,3 +45,9 @@ def test_the_search_finds_what_it_looks_for():
             'A = "application/vnd.docker.image.rootfs.diff.tar"\nB = f"{A}; application/x-tar"\n'
             'C = "application/json"  # application/vnd.oci.image.layer.v1.tar in a comment\n')
     assert [hit.split(":")[1] for hit in stray_literals(text, "t.py")] == ["1", "2", "3"]
+
+
+def test_files_over_500_lines_say_why_in_their_header():
+    found = [f"{top}/{name}" for top in ("packages", "integration", "bench", "scripts", "csrc", "packaging")
+             for name in importgraph.long_files_without_reason(ROOT / top)]
+    assert found == [], "split them or say why in their header (\"Over 500 lines: ...\")"
