@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import hpcbox_oci_bundle
 from hpcbox_oci_bundle import (
+    Binding,
     Bundle,
     BundleError,
     Container,
@@ -155,7 +156,7 @@ def known_loaders(rootfs: str) -> str:
     return "\n".join(lines)
 
 
-def ptrace_prefix(spec: Bundle, bindings) -> List[str]:
+def ptrace_prefix(spec: Bundle, bindings: Sequence[Binding]) -> List[str]:
     """The ptrace engine's tracer command line for this container, without the cwd, the ids and the
     program (the library adds them): statically linked programs, which the library cannot enter,
     run under it. Empty when hpcbox-engine-ptrace is not installed (found without importing it)."""

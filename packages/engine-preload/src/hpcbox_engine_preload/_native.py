@@ -93,7 +93,7 @@ def translate(
     follow: bool = True,
     *,
     parent: bool = False,
-    no_mount=False,
+    no_mount: Union[bool, str] = False,  # True (rename), "rmdir" or "unlink"
 ) -> str:
     """The host path the library hands the kernel for ``guest_path`` (absolute, or relative to the
     canonical guest ``cwd``) in a container whose rootfs is ``root``, with (guest, host) bindings.
@@ -106,14 +106,15 @@ def translate(
     path = _bytes(guest_path, "guest_path")
     how = (lib.GP_FOLLOW_LAST if follow else 0) | (lib.GP_PARENT if parent else 0)
     if no_mount:
-        how |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(no_mount, 0)
+        how |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(str(no_mount), 0)
     rc = lib.hpcbox_preload_translate(ctx.ptr, _bytes(cwd, "cwd"), path, how, out, PATH_MAX)
     if rc < 0:
         raise _oserror(rc, os.fspath(guest_path))
     return os.fsdecode(ffi.string(out))
 
 
-def untranslate(root: StrPath, host_path: StrPath, bindings: Iterable[Tuple[StrPath, StrPath]] = ()):
+def untranslate(root: StrPath, host_path: StrPath,
+                bindings: Iterable[Tuple[StrPath, StrPath]] = ()) -> Tuple[str, bool]:
     """(guest path, inside) of a canonical host path, as getcwd and readlink of /proc links give it."""
     ctx = _Context(root, bindings)
     out = ffi.new("char[]", PATH_MAX)

@@ -10,8 +10,12 @@ For tests and tools, the shared C path core: :func:`translate`, :func:`untransla
 :func:`resolve` (loaded on first use: `hpcbox run` does not need cffi).
 """
 
+from typing import Any
+
+from hpcbox_oci_bundle import Container
+
 from hpcbox_engine_ptrace.__about__ import __version__
-from hpcbox_engine_ptrace._engine import Container, PtraceEngine, tracer_argv, tracer_path
+from hpcbox_engine_ptrace._engine import PtraceEngine, tracer_argv, tracer_path
 from hpcbox_engine_ptrace.errors import BundleError, EngineError, UnavailableError
 
 engine = PtraceEngine()
@@ -19,7 +23,7 @@ engine = PtraceEngine()
 _NATIVE = ("abi_version", "resolve", "translate", "untranslate")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:  # the C core's functions, typed in _native
     if name in _NATIVE:
         from hpcbox_engine_ptrace import _native
 

@@ -12,6 +12,7 @@ EXPECTED_ABI = 1
 PATH_MAX = 4096
 
 StrPath = Union[str, "os.PathLike[str]"]
+NoMount = Union[bool, str]  # True (rename), "rmdir" or "unlink": see translate()
 
 
 def abi_version() -> int:
@@ -76,7 +77,7 @@ class _Context:
         if rc < 0:
             _raise(rc, os.fspath(cwd))
 
-    def to_host(self, path: str, follow: bool, *, parent: bool = False, no_mount=False) -> str:
+    def to_host(self, path: str, follow: bool, *, parent: bool = False, no_mount: NoMount = False) -> str:
         out = ffi.new("char[]", PATH_MAX)
         rc = lib.gp_to_host(self._ptr, os.fsencode(path), _flags(follow, parent, no_mount), out,
                             PATH_MAX)
@@ -84,7 +85,7 @@ class _Context:
             _raise(rc, path)
         return os.fsdecode(ffi.string(out))
 
-    def canonical(self, path: str, follow: bool, *, parent: bool = False, no_mount=False) -> str:
+    def canonical(self, path: str, follow: bool, *, parent: bool = False, no_mount: NoMount = False) -> str:
         out = ffi.new("char[]", PATH_MAX)
         rc = lib.gp_canonical(self._ptr, os.fsencode(path), _flags(follow, parent, no_mount), out,
                               PATH_MAX)
@@ -100,11 +101,11 @@ class _Context:
         return os.fsdecode(ffi.string(out)), rc != lib.GP_OUTSIDE
 
 
-def _flags(follow: bool, parent: bool, no_mount) -> int:
+def _flags(follow: bool, parent: bool, no_mount: NoMount) -> int:
     """gp_to_host's flags; no_mount: True (rename), "rmdir" or "unlink" (guestpath.h)."""
     flags = (lib.GP_FOLLOW_LAST if follow else 0) | (lib.GP_PARENT if parent else 0)
     if no_mount:
-        flags |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(no_mount, 0)
+        flags |= lib.GP_NO_MOUNT | {"rmdir": lib.GP_RMDIR, "unlink": lib.GP_UNLINK}.get(str(no_mount), 0)
     return flags
 
 
@@ -116,7 +117,7 @@ def translate(
     follow: bool = True,
     *,
     parent: bool = False,
-    no_mount=False,
+    no_mount: NoMount = False,
 ) -> str:
     """Host path of ``guest_path`` as a program contained in ``root`` sees it.
 
@@ -142,7 +143,7 @@ def resolve(
     follow: bool = True,
     *,
     parent: bool = False,
-    no_mount=False,
+    no_mount: NoMount = False,
 ) -> str:
     """Canonical guest path of ``guest_path`` (the guest's realpath); errors as :func:`translate`."""
     ctx = _Context(root, bindings)

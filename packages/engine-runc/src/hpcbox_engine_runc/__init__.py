@@ -7,15 +7,23 @@
     status = engine.run("/path/to/bundle")   # a directory holding config.json
 """
 
+from __future__ import annotations
+
+from hpcbox_oci_bundle import Container
+
 from hpcbox_engine_runc.__about__ import __version__
 from hpcbox_engine_runc._bundle import Bundle, parse_bundle, resolve_in_root
-from hpcbox_engine_runc._engine import Container, RuncEngine, bring_loopback_up, runner_argv, runner_path
+from hpcbox_engine_runc._engine import RuncEngine, bring_loopback_up, runner_argv, runner_path
 from hpcbox_engine_runc.errors import BundleError, EngineError, UnavailableError
+
+TYPE_CHECKING = False  # importing the checkers' names costs start-up time
+if TYPE_CHECKING:
+    from types import ModuleType
 
 engine = RuncEngine()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     # The overlay helper pulls in platform/tempfile/subprocess: load it only when asked for,
     # so `hpcbox run` does not pay for it on every start.
     if name == "overlay":

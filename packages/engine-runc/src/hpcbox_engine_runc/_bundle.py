@@ -13,7 +13,7 @@ from hpcbox_engine_runc.errors import BundleError
 
 TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on every `hpcbox run`)
 if TYPE_CHECKING:
-    from typing import Mapping, Optional
+    from typing import List, Mapping, Optional, Tuple
 
 ANNOTATION_RUNTIME = contract.ANNOTATION_RUNC_RUNTIME
 ANNOTATION_NET = contract.ANNOTATION_NET
@@ -51,7 +51,7 @@ def _fail(what: str, fix: str) -> BundleError:
     return BundleError(f"{what}: {fix}")
 
 
-def _parse_overlay(annotations: Mapping[str, str]):
+def _parse_overlay(annotations: Mapping[str, str]) -> Optional[Tuple[List[str], str, str]]:
     lower = annotations.get(ANNOTATION_OVERLAY_LOWER)
     if not lower:
         return None

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from hpcbox_engine_runc._bundle import ANNOTATION_RUNTIME, STANDARD_MOUNTS, Bundle
 from hpcbox_engine_runc.errors import BundleError
@@ -40,7 +40,7 @@ def state_root(runtime: str) -> str:
 
 def rootless_config(bundle: Bundle, terminal: bool) -> Dict[str, Any]:
     """The OCI config for `runc run`: single-id maps, no cgroup namespace, no /sys, absolute paths."""
-    config = copy.deepcopy(bundle.config)
+    config: Dict[str, Any] = copy.deepcopy(bundle.config)
     config["ociVersion"] = config.get("ociVersion") or "1.0.2"
     process = config.setdefault("process", {})
     process["args"] = bundle.args
@@ -77,7 +77,7 @@ def rootless_config(bundle: Bundle, terminal: bool) -> Dict[str, Any]:
     return config
 
 
-def prepare(bundle: Bundle, runtime: str, binary: str, terminal: bool):
+def prepare(bundle: Bundle, runtime: str, binary: str, terminal: bool) -> Tuple[List[str], str]:
     """Write the delegated bundle; return (argv, bundle dir to remove afterwards)."""
     if runtime == "runc" and (bundle.uid, bundle.gid) != (0, 0):
         # runc 1.1 looks up the host id of container root and refuses a map without it, and a

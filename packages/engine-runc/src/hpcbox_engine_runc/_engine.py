@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, List, Mapping, Optional, Tuple, Union
 
+    from hpcbox_engine_runc import _shared
+
 RUNNER_NAME = "hpcbox-userns"
 EXIT_RUNTIME = contract.EXIT_ENGINE
 CLONE_NEWUSER = 0x10000000
@@ -44,7 +46,8 @@ def _runner_file() -> str:
 
 def _mount_target(bundle: Bundle, destination: str) -> str:
     if destination.startswith(_LEXICAL_PREFIXES):
-        return bundle.rootfs + destination
+        rootfs: str = bundle.rootfs
+        return rootfs + destination
     return resolve_in_root(bundle.rootfs, destination)
 
 
@@ -208,7 +211,8 @@ class RuncEngine:
         finally:
             group.release()
 
-    def _start_synced(self, argv: List[str], spec: Bundle, stdin, stdout, stderr, *, group,
+    def _start_synced(self, argv: List[str], spec: Bundle, stdin: Any, stdout: Any, stderr: Any, *,
+                      group: Optional[_shared.Group],
                       full: Optional[idmap.FullMap] = None) -> Container:
         """Start the runner and hold it once its namespaces exist: map a full id range into a new user
         namespace (newuidmap/newgidmap, falling back to one id), bring `lo` up in a new network
@@ -264,7 +268,7 @@ class RuncEngine:
             raise EngineError(f"cannot bring lo up in the container's network namespace: {error}")
         return Container(process, cleanup=cleanup)
 
-    def _start_delegated(self, spec: Bundle, stdin, stdout, stderr) -> Container:
+    def _start_delegated(self, spec: Bundle, stdin: Any, stdout: Any, stderr: Any) -> Container:
         binary = _availability.runtime_binary(spec.runtime)
         if binary is None:
             raise UnavailableError(

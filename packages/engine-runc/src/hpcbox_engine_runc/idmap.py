@@ -307,7 +307,8 @@ def _unshare_user() -> None:
 def _remove_as_root(path: str) -> None:
     import shutil
 
-    def onerror(func, failed, exc_info):
+    def onerror(func: Callable[[str], object], failed: str,
+                exc_info: Tuple[type, BaseException, object]) -> None:
         if isinstance(exc_info[1], FileNotFoundError):
             return
         os.chmod(os.path.dirname(failed), 0o700)

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import contract
+from hpcbox_oci_bundle import BundleLike, contract
 
 from hpcbox_engine_singularity import _probe
-from hpcbox_engine_singularity._bundle import Bundle, BundleLike, parse_bundle
+from hpcbox_engine_singularity._bundle import Bundle, parse_bundle
 from hpcbox_engine_singularity._command import Command, build_command, prepare_rootfs
 from hpcbox_engine_singularity._probe import Installation
 from hpcbox_engine_singularity.errors import EngineError, UnavailableError
@@ -36,7 +36,7 @@ class Container(hpcbox_oci_bundle.Container):
     """A started apptainer process: `pid`, `send_signal()`, `poll()`, `wait()` (128+n for signal n);
     its work directory is removed once it has ended."""
 
-    def __init__(self, process: subprocess.Popen, command: Command, cleanup: Optional[str] = None):
+    def __init__(self, process: subprocess.Popen[bytes], command: Command, cleanup: Optional[str] = None):
         super().__init__(process, cleanup=(lambda: _remove(cleanup)) if cleanup else None)
         self.command = command
 
@@ -165,7 +165,8 @@ class SingularityEngine:
         return env
 
     def start(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
-              stdout: Any = None, stderr: Any = None, _preexec=None) -> Container:
+              stdout: Any = None, stderr: Any = None,
+              _preexec: Optional[Callable[[], None]] = None) -> Container:
         """Start the container and return at once; raise EngineError when it cannot start."""
         spec = parse_bundle(bundle, bundle_dir)
         # tmpfs mounts become apptainer scratch dirs, kept in a private workdir removed afterwards
@@ -213,7 +214,7 @@ class SingularityEngine:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _wait_forwarding(container: Container, watched) -> int:
+def _wait_forwarding(container: Container, watched: Set[signal.Signals]) -> int:
     while True:
         code = container.poll()
         if code is not None:

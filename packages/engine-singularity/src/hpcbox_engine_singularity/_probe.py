@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import FrozenSet, Mapping, Optional, Tuple
+from typing import FrozenSet, List, Mapping, Optional, Tuple
 
 from hpcbox_engine_singularity.errors import UnavailableError
 
@@ -102,7 +102,7 @@ def parse_features(help_text: str) -> FrozenSet[str]:
     return frozenset(features)
 
 
-def _run(argv) -> Tuple[int, str]:
+def _run(argv: List[str]) -> Tuple[int, str]:
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=PROBE_TIMEOUT, check=False)

@@ -16,7 +16,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union, cast
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, Union, cast
 
 from hpcbox_layers.errors import CorruptLayerError, ExtractionLimitError, LayerError, UnsafeEntryError
 from hpcbox_layers.mediatypes import check_media_type, open_stream
@@ -146,12 +146,12 @@ def _as_layer(item: LayerSpec, index: int) -> Layer:
     )
 
 
-def _decompress_errors() -> tuple:
-    errors: list = [tarfile.TarError, EOFError]
+def _decompress_errors() -> Tuple[Type[BaseException], ...]:
+    errors: List[Type[BaseException]] = [tarfile.TarError, EOFError]
     try:
         from isal import isal_zlib
 
-        errors.append(isal_zlib.error)
+        errors.append(isal_zlib.error)  # type: ignore[arg-type]  # isal's stub calls the class an instance
     except ImportError:  # without isal, gzip is inflated by zlib (below)
         pass
     try:
@@ -167,7 +167,7 @@ def _decompress_errors() -> tuple:
     return tuple(errors)
 
 
-def _mtime_ns(mtime) -> int:
+def _mtime_ns(mtime: Union[int, float]) -> int:
     if isinstance(mtime, int):
         return mtime * 1_000_000_000
     return round(mtime * 1e9)
@@ -197,6 +197,7 @@ class _Applier:
         self.index = 0
         self.seen: Set[Path] = set()
         self.errors = _decompress_errors()
+        self.blob_errors: Tuple[Type[BaseException], ...] = (LayerError, *self.errors)
         self.umask = _umask()
         self.max_expansion: Optional[float] = DEFAULT_MAX_EXPANSION
         self.budget: Optional[int] = None  # bytes this layer may still write (None: no limit)
@@ -237,7 +238,8 @@ class _Applier:
             self.limit = max(int(blob_size * self.max_expansion), _MIN_LIMIT)
             self.budget = self.limit
 
-    def _entries(self, index: int, label: str, raw, media_type: Optional[str]) -> None:
+    def _entries(self, index: int, label: str, raw: Union[BinaryIO, Prefetch],
+                 media_type: Optional[str]) -> None:
         """Apply the entries of one layer: *raw* is its blob (or a Prefetch, already decompressing)."""
         try:
             try:
@@ -341,7 +343,7 @@ class _Applier:
                 self.report.skipped_devices.append("/".join(path))
             else:  # POSIX: an unknown type is read as a regular file
                 self._file(parent, path, info, reader, tf)
-        except (LayerError, *self.errors):
+        except self.blob_errors:
             raise  # gzip.BadGzipFile is an OSError, but the blob's fault, not the filesystem's
         except OSError as e:
             raise LayerError(

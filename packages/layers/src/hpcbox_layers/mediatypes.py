@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import BinaryIO, Optional, Tuple
+from typing import Any, BinaryIO, Optional, Protocol, Tuple
 
 from hpcbox_oci_bundle.mediatypes import LAYER_COMPRESSION, X_TAR, base
 
@@ -75,7 +75,8 @@ def open_stream(raw: BinaryIO, media_type: Optional[str]) -> Tuple[BinaryIO, Opt
             stream = gzip.GzipFile(fileobj=buffered, mode="rb")
             return io.BufferedReader(_Raw(stream), _BLOCK), stream  # type: ignore[return-value]  # reads like one
         # The worker thread inflates (ISA-L, GIL released) while the caller writes files.
-        stream = igzip_threaded.open(buffered, "rb", threads=1, block_size=_BLOCK)
+        stream = igzip_threaded.open(  # type: ignore[no-untyped-call]  # isal does not annotate open()
+            buffered, "rb", threads=1, block_size=_BLOCK)
         return stream, stream
     if kind == ZSTD:
         import zstandard
@@ -87,16 +88,20 @@ def open_stream(raw: BinaryIO, media_type: Optional[str]) -> Tuple[BinaryIO, Opt
     return buffered, None
 
 
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
 class _Raw(io.RawIOBase):
     """Adapts any object with read(n) to RawIOBase, so io.BufferedReader can sit on it."""
 
-    def __init__(self, inner):
+    def __init__(self, inner: _Readable) -> None:
         self._inner = inner
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:  # a writable buffer: bytearray or memoryview
         data = self._inner.read(len(b))
         n = len(data)
         b[:n] = data

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 from hpcbox_layers.mediatypes import open_stream
 
@@ -37,7 +37,7 @@ class Prefetch:
     with `read()` after `opened()`, and `close()` it in every case."""
 
     def __init__(self, path: Union[str, os.PathLike[str]], media_type: Optional[str]) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, PREFETCH_BYTES // _CHUNK))
+        self._queue: queue.Queue[Tuple[int, Any]] = queue.Queue(maxsize=max(1, PREFETCH_BYTES // _CHUNK))
         self._stop = threading.Event()
         self._buffer = b""
         self._pos = 0
@@ -49,7 +49,7 @@ class Prefetch:
 
     # -- the decompressing thread ------------------------------------------------------------------
 
-    def _put(self, kind: int, value) -> bool:
+    def _put(self, kind: int, value: Any) -> bool:  # a chunk (bytes), an error, or nothing at the end
         while not self._stop.is_set():
             try:
                 self._queue.put((kind, value), timeout=0.1)
@@ -58,7 +58,7 @@ class Prefetch:
                 continue
         return False
 
-    def _work(self, path, media_type) -> None:
+    def _work(self, path: Union[str, os.PathLike[str]], media_type: Optional[str]) -> None:
         try:
             raw = open(path, "rb", buffering=_CHUNK)  # noqa: SIM115 - closed below
         except OSError as e:

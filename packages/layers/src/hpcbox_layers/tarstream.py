@@ -14,9 +14,10 @@ from __future__ import annotations
 import io
 import struct
 import tarfile
-from typing import BinaryIO, Dict, Iterator, Optional
+from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple, Type, TypeVar
 
 _BLOCK = tarfile.BLOCKSIZE
+_Info = TypeVar("_Info", bound=tarfile.TarInfo)
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _CHKSUM_SPACES = 8 * 0x20
 
@@ -111,7 +112,7 @@ def _str(field: bytes, encoding: str, errors: str) -> str:
     return field.split(b"\0", 1)[0].decode(encoding, errors)
 
 
-def _numbers(buf: bytes):
+def _numbers(buf: bytes) -> Optional[Tuple[Any, ...]]:
     """The checked number fields of an ordinary header block (name, linkname, uname, gname, prefix as
     raw bytes after them), or None when tarfile's parser must judge the block: a bad checksum, a signed
     one (old Sun tar), the end-of-archive block, base-256 or otherwise unusual numbers."""
@@ -146,7 +147,7 @@ def _numbers(buf: bytes):
         return None
 
 
-def _parse(cls, buf: bytes, encoding: str, errors: str):
+def _parse(cls: Type[_Info], buf: bytes, encoding: str, errors: str) -> Optional[_Info]:
     """The fast parse of an ordinary header block (a cls instance), or None for tarfile's parser."""
     if buf[156:157] == tarfile.GNUTYPE_SPARSE:
         return None
@@ -176,14 +177,14 @@ class FastTarInfo(tarfile.TarInfo):
     __slots__ = ()
 
     @classmethod
-    def frombuf(cls, buf, encoding, errors):
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> FastTarInfo:
         obj = _parse(cls, buf, encoding, errors)
         if obj is None:
             return super().frombuf(buf, encoding, errors)  # raises tarfile's own HeaderError if bad
         return obj
 
     @classmethod
-    def fromtarfile(cls, tarfile_):
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> FastTarInfo:
         """`_next_fast` for ordinary members (with or without a pax header), tarfile for the others."""
         fileobj = tarfile_.fileobj
         if cls is FastTarInfo and isinstance(fileobj, ForwardReader):
@@ -199,7 +200,7 @@ _PLAIN_TYPES = _DATA_TYPES | {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE}
 _PLAIN_TYPES |= {tarfile.FIFOTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE}
 
 
-def _next_fast(tf: tarfile.TarFile, reader: ForwardReader):
+def _next_fast(tf: tarfile.TarFile, reader: ForwardReader) -> Optional[FastTarInfo]:
     """The next member, read as `TarInfo.fromtarfile` reads it, for an ordinary header, optionally
     behind one pax extended header of ordinary records (GNU tar --format=posix writes one for every
     member). None when tarfile must read it: what was read is given back, the stream is where it was."""
@@ -230,13 +231,15 @@ def _next_fast(tf: tarfile.TarFile, reader: ForwardReader):
         return None
     info.offset = start
     info.offset_data = reader.pos
+    # _apply_pax_info and _block: tarfile's own private steps of fromtarfile, absent from typeshed
     if headers is not None:
-        info._apply_pax_info(headers, tf.encoding, tf.errors)
-    tf.offset = info.offset_data + (info._block(info.size) if info.type in _DATA_TYPES else 0)
+        info._apply_pax_info(headers, tf.encoding, tf.errors)  # type: ignore[attr-defined]
+    data_blocks: int = info._block(info.size) if info.type in _DATA_TYPES else 0  # type: ignore[attr-defined]
+    tf.offset = info.offset_data + data_blocks
     return info
 
 
-def members(stream: BinaryIO) -> Iterator[tuple]:
+def members(stream: BinaryIO) -> Iterator[Tuple[tarfile.TarInfo, ForwardReader, tarfile.TarFile]]:
     """Yield (TarInfo, reader, tarfile) for each member; the member's data is the next `info.size`
     bytes of `reader` (for sparse members use `tf.extractfile`)."""
     reader = ForwardReader(stream)
