@@ -32,6 +32,10 @@ from hpcbox_oci_bundle.elf import word_size
 
 from hpcbox.errors import EXIT_FAILURE, HpcboxError, UsageError
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from types import ModuleType
+
 ENV_ROOT = "HPCBOX_NVIDIA_ROOT"
 LIB_DIR = "/usr/local/nvidia/lib64"
 BIN_DIR = "/usr/local/nvidia/bin"
@@ -467,7 +471,7 @@ def _inside(root: str, guest: str) -> str:
     return path
 
 
-def _copy(shutil, host: str, root: str, guest: str, written: List[str]) -> None:
+def _copy(shutil: ModuleType, host: str, root: str, guest: str, written: List[str]) -> None:
     path = _inside(root, guest)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.lexists(path):

@@ -9,6 +9,10 @@ it raises ``json.JSONDecodeError`` (a ``ValueError``). Interpreters without ``_j
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing costs milliseconds of every `hpcbox run`: checkers only
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Tuple
+
 _WHITESPACE = " \t\n\r"
 
 
@@ -25,18 +29,19 @@ class _Settings:
     parse_float = float
     parse_int = int
     parse_constant = staticmethod(_constant)
-    memo: dict = {}
+    memo: Dict[str, str] = {}
 
 
 try:
     import _json
 
-    _scan = _json.make_scanner(_Settings())
+    _scan: Optional[Callable[[str, int], Tuple[Any, int]]] = _json.make_scanner(
+        _Settings())  # type: ignore[arg-type]  # duck-typed: the attributes of json's default decoder
 except (ImportError, AttributeError, TypeError):  # pragma: no cover - other interpreters
     _scan = None
 
 
-def loads(text: str):
+def loads(text: str) -> Any:  # a JSON value
     """``json.loads(text)`` for a str."""
     if _scan is None:  # pragma: no cover - other interpreters
         import json
@@ -54,7 +59,7 @@ def loads(text: str):
     return value
 
 
-def same(a, b) -> bool:
+def same(a: Any, b: Any) -> bool:
     """Whether *a* and *b* are the same JSON document: equal values of the same types, and objects
     with their keys in the same order (so that json.dumps writes the same text for both)."""
     if type(a) is not type(b):
@@ -64,4 +69,4 @@ def same(a, b) -> bool:
                                         for (ka, va), (kb, vb) in zip(a.items(), b.items()))
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
+    return bool(a == b)

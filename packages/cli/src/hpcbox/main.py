@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 from hpcbox import udocker
 from hpcbox.__about__ import __version__
@@ -15,7 +15,8 @@ class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, sized without importing shutil (argparse imports it for every parser it
     builds just to read the terminal width: ~2 ms of each `hpcbox run`)."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width=None):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
         if width is None:
             env = os.environ.get("COLUMNS", "")
             columns = int(env) if env.isdigit() else 0
@@ -31,7 +32,7 @@ class _Formatter(argparse.HelpFormatter):
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: ``hpcbox: error: <problem>; see 'hpcbox CMD -h'``."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
@@ -57,10 +58,11 @@ class _Unused:
     """Stands for the parser of a command that is not being run. Building all of them costs ~20 ms
     (argparse looks up translations for each), a third of the start budget of `hpcbox run`."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Callable[..., _Unused]:
         return lambda *args, **kwargs: self
 
 
+_Command = Callable[[str, str, str], argparse.ArgumentParser]  # build_parser's command(name, module, help)
 _VALUED = ("--home", "--repo", "--insecure-registry", "--ca-bundle", "--config")  # options with a value
 
 
@@ -172,7 +174,7 @@ def build_parser(argv: Optional[List[str]] = None, *, full: bool = True,
     return parser
 
 
-def _lifecycle_commands(command) -> None:
+def _lifecycle_commands(command: _Command) -> None:
     """The container lifecycle and image archive commands (udocker's names and options)."""
     p = command("create", "create", "extract an image into a new container (pulls the image if missing)")
     p.add_argument("--name", metavar="NAME", help="a name for the container")
@@ -263,7 +265,7 @@ RUN_AS_HELP = (
     "'hpcbox info' shows the current default.")
 
 
-def _run_commands(command) -> None:
+def _run_commands(command: _Command) -> None:
     """run, setup and info: running containers and choosing engines."""
     p = command("run", "run", "run a command in a container (an image becomes a new container first)")
     _progress_option(p)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from hpcbox.output import human_size
 from hpcbox.store.pull import PullProgress
@@ -50,7 +50,7 @@ class BarProgress(PullProgress):
         self.interval = interval
         self.lock = threading.Lock()
         self.order: List[str] = []
-        self.state: Dict[str, List] = {}  # digest -> [done, size, status]
+        self.state: Dict[str, List[Any]] = {}  # digest -> [done, size, status]
         self.drawn = 0
         self.last = 0.0
 

@@ -24,6 +24,13 @@ import sys
 
 from hpcbox.storehome import store_home
 
+TYPE_CHECKING = False  # argparse and typing for the type checker only: this module avoids both
+if TYPE_CHECKING:
+    from argparse import Namespace as _Namespace
+    from typing import Any, Dict, FrozenSet, List
+else:
+    _Namespace = object
+
 # run's options as hpcbox.main declares them: option strings -> (dest, kind, choices, const).
 # kind: "flag" (store_true), "unflag" (store_false), "const" (store_const), "value" (store), "append".
 RUN_OPTIONS = {
@@ -70,8 +77,9 @@ RUN_ASIDE = {
     ("--kernel",): ("kernel", ABSENT), ("--dns", "--dns-search"): ("dns", ABSENT),
 }
 # hpcbox's options before the command, with their values when absent; only --home is read here.
-TOP_DEFAULTS = {"home": None, "insecure_registry": [], "ca_bundle": None, "global_quiet": False,
-                "global_debug": False, "global_insecure": False, "global_allow_root": False}
+TOP_DEFAULTS: Dict[str, Any] = {
+    "home": None, "insecure_registry": [], "ca_bundle": None, "global_quiet": False,
+    "global_debug": False, "global_insecure": False, "global_allow_root": False}
 _OPTIONS = {flag: spec for flags, spec in RUN_OPTIONS.items() for flag in flags}
 # run's mutually exclusive options (argparse refuses two different ones of a group on one line).
 RUN_EXCLUSIVE = (frozenset({"--as-me", "--as-root"}),)
@@ -90,17 +98,18 @@ def _ambiguous(word: str) -> bool:
     return word.startswith("--") and name not in _LONG and sum(f.startswith(name) for f in _LONG) > 1
 
 
-class Args:
-    """The attributes argparse would give (an ``argparse.Namespace`` without importing argparse)."""
+class Args(_Namespace):
+    """The attributes argparse would give (an ``argparse.Namespace`` without importing argparse; the
+    type checker sees a Namespace, which it is for every reader)."""
 
-    def __init__(self, **values) -> None:
+    def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
 
     def __repr__(self) -> str:
         return f"Args({self.__dict__!r})"
 
 
-def parse_run(words: list) -> Args | None:
+def parse_run(words: List[str]) -> Args | None:
     """`[--home DIR] run [OPTIONS] TARGET [COMMAND...]` read as hpcbox.main's parser reads it, or None
     when that parser must read *words* (anything else, or anything not read here with certainty)."""
     top_home, i = None, 0
@@ -112,16 +121,15 @@ def parse_run(words: list) -> Args | None:
             top_home, i = word[7:], i + 1
         else:
             return None
-    values: dict = {**{k: list(v) if isinstance(v, list) else v for k, v in TOP_DEFAULTS.items()},
+    values: Dict[str, Any] = {**{k: list(v) if isinstance(v, list) else v for k, v in TOP_DEFAULTS.items()},
                     "home": top_home}
-    for spec in RUN_OPTIONS.values():
-        dest, kind = spec[0], spec[1]
+    for dest, kind, *_ in RUN_OPTIONS.values():
         values[dest] = [] if kind == "append" else RUN_DEFAULTS.get(dest, False if kind == "flag" else None)
     for dest, default in RUN_ASIDE.values():
         if default is not ABSENT:
             values[dest] = list(default) if isinstance(default, list) else default
     i += 1
-    exclusive: dict = {}  # group -> the option of it given
+    exclusive: Dict[FrozenSet[str], str] = {}  # group -> the option of it given
     while i < len(words):
         word = words[i]
         if not word.startswith("-") or word == "-":
@@ -131,10 +139,7 @@ def parse_run(words: list) -> Args | None:
             return Args(**values)
         if word.startswith("--"):
             name, eq, given = word.partition("=")
-            if name == "--home":
-                spec = ("home", "value", None, None)
-            else:
-                spec = _OPTIONS.get(name)
+            spec = ("home", "value", None, None) if name == "--home" else _OPTIONS.get(name)
             if spec is None or (eq and spec[1] not in ("value", "append")):
                 return None  # '--', an abbreviation, an unknown option, a flag given a value
             group = _EXCLUSIVE.get(name)
@@ -178,7 +183,7 @@ def _is_id(text: str) -> bool:
 class LeanContainer:
     """The parts of :class:`hpcbox.containers.Container` that `hpcbox run` uses, paths as strings."""
 
-    def __init__(self, directory: str, meta: dict) -> None:
+    def __init__(self, directory: str, meta: Dict[str, Any]) -> None:
         self.dir = directory
         self._meta = meta
 
@@ -221,7 +226,7 @@ class _InUse:
         os.close(fd)
 
 
-def _read_meta(directory: str) -> dict | None:
+def _read_meta(directory: str) -> Dict[str, Any] | None:
     from hpcbox import leanjson
 
     try:
@@ -305,7 +310,7 @@ def _end_now(status: int) -> None:
     os._exit(status & 0xFF)
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: List[str] | None = None) -> int:
     """`hpcbox`: the lean path for `run` of an existing container, else :func:`hpcbox.main.main`."""
     args = None if _udocker_settings() else parse_run(sys.argv[1:] if argv is None else list(argv))
     if args is not None:

@@ -30,6 +30,11 @@ from typing import Any, Dict, List, Tuple
 
 from hpcbox.errors import UsageError
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Store
+    from hpcbox_registry import CredentialStore, ImageReference, RegistryClient
+
 
 def home(args: Any) -> Path:
     given = getattr(args, "home", None)
@@ -42,7 +47,7 @@ def home(args: Any) -> Path:
 SITE_CONFIG = "/etc/hpcbox/config.json"
 
 
-def store(args: Any):
+def store(args: Any) -> Store:
     from hpcbox.store import Store
 
     return Store(home(args), image_stores=lambda: image_stores(args))
@@ -158,20 +163,20 @@ def docker_config_path() -> str:
     return os.path.join(base, "config.json")
 
 
-def credentials(args: Any):
+def credentials(args: Any) -> CredentialStore:
     from hpcbox_registry import CredentialStore
 
     return CredentialStore(path=str(home(args) / "credentials.json"), docker_config=docker_config_path())
 
 
-def client(args: Any):
+def client(args: Any) -> RegistryClient:
     """A ``RegistryClient`` configured from options, environment and config file."""
     from hpcbox_registry import RegistryClient, RegistryConfig
 
     return RegistryClient(RegistryConfig(**registry_options(args)), credentials=credentials(args))
 
 
-def parse_reference(text: str):
+def parse_reference(text: str) -> ImageReference:
     from hpcbox_registry import ImageReference
 
     return ImageReference.parse(text)

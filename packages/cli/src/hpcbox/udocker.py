@@ -17,12 +17,12 @@ from hpcbox.errors import UsageError
 TYPE_CHECKING = False  # argparse and typing are imported only where parsers are built: `hpcbox run
 if TYPE_CHECKING:  # CONTAINER` (hpcbox.quick) calls this module's run-time helpers without them
     import argparse
-    from typing import Any, Optional, Union
+    from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence, TextIO, Type, Union
 
-_REFUSED: list = []  # the Refused class, once made
+_REFUSED: List[Type[argparse.Action]] = []  # the Refused class, once made
 
 
-def _refused_action():
+def _refused_action() -> Type[argparse.Action]:
     """:class:`Refused`, made when a parser first needs it (argparse costs ~5 ms to import)."""
     if not _REFUSED:
         import argparse
@@ -30,20 +30,22 @@ def _refused_action():
         class Refused(argparse.Action):
             """An option udocker has and hpcbox does not: a one-line usage error with the alternative."""
 
-            def __init__(self, option_strings, dest, fix: str = "", **kwargs) -> None:
+            def __init__(self, option_strings: Sequence[str], dest: str, fix: str = "",
+                         **kwargs: Any) -> None:
                 self.fix = fix
                 kwargs.setdefault("nargs", 0)
                 kwargs.setdefault("default", argparse.SUPPRESS)
                 super().__init__(option_strings, dest, **kwargs)
 
-            def __call__(self, parser, namespace, values, option_string=None) -> None:
+            def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                         option_string: Optional[str] = None) -> None:
                 parser.error(f"{option_string} (udocker's) has no hpcbox equivalent: {self.fix}")
 
         _REFUSED.append(Refused)
     return _REFUSED[0]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Type[argparse.Action]:
     if name == "Refused":
         return _refused_action()
     raise AttributeError(f"module 'hpcbox.udocker' has no attribute {name!r}")
@@ -90,7 +92,7 @@ class ErrorsOnly:
     """``-q``: hpcbox's own stderr keeps only its error lines (the container's stderr is its own file
     descriptor and is never touched)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.pending = ""
 
@@ -114,7 +116,7 @@ class ErrorsOnly:
     def fileno(self) -> int:
         return self.stream.fileno()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # anything else of the stream it stands for
         return getattr(self.stream, name)
 
 
@@ -169,7 +171,7 @@ def home_from_environment() -> Optional[str]:
     return os.environ.get("UDOCKER_DIR") or None
 
 
-def default_settings() -> dict:
+def default_settings() -> Dict[str, Any]:
     """Container settings for ``UDOCKER_DEFAULT_EXECUTION_MODE`` (a container's own ``setup`` wins)."""
     mode = os.environ.get("UDOCKER_DEFAULT_EXECUTION_MODE", "").strip()
     if not mode:
@@ -191,7 +193,7 @@ def short_usage(parser: argparse.ArgumentParser) -> str:
             f"'{parser.prog} -h' shows every option, '{parser.prog} COMMAND -h' a command's\n")
 
 
-def unknown_command(word: str, commands) -> UsageError:
+def unknown_command(word: str, commands: Sequence[str]) -> UsageError:
     import difflib
 
     close = difflib.get_close_matches(word, commands, n=1)
@@ -234,7 +236,7 @@ def run_options(parser: argparse.ArgumentParser) -> None:
            fix="bind your own file with -v FILE:/etc/resolv.conf")
 
 
-def check_publish(values) -> None:
+def check_publish(values: Iterable[str]) -> None:
     """``-p H:C``: hpcbox shares the host network, so only H == C means what the user asked for."""
     for value in values:
         parts = value.split(":")
@@ -250,7 +252,7 @@ DRI_PATHS = ("/dev/dri", "/usr/lib64/dri", "/lib64/dri", "/usr/lib/dri", "/lib/d
              "/usr/lib/x86_64-linux-gnu/dri", "/usr/lib/aarch64-linux-gnu/dri", "/usr/share/drirc.d")
 
 
-def dri_volumes() -> list:
+def dri_volumes() -> List[str]:
     """``--dri``: the host's existing DRI directories, bound at the same paths (devices read-write)."""
     return [f"{p}:{p}:{'rw' if p.startswith('/dev/') else 'ro'}" for p in DRI_PATHS if os.path.isdir(p)]
 
@@ -315,7 +317,7 @@ def prepare_run(args: Any) -> None:
                          "use 'hpcbox run [OPTIONS] IMAGE|CONTAINER [COMMAND...]'")
 
 
-def drop_novol(config: dict, novol) -> None:
+def drop_novol(config: Dict[str, Any], novol: Optional[Iterable[str]]) -> None:
     """``--novol=PATH``: leave out hpcbox's own host binds (/etc/resolv.conf, /etc/hosts) at PATH."""
     if not novol:
         return
@@ -348,7 +350,7 @@ class Location:
         self.store = store
         self.names = [str(root)]
         self.short_id = str(root)
-        self.settings: dict = {}
+        self.settings: Dict[str, Any] = {}
         shell = next((s for s in ("/bin/bash", "/bin/sh") if os.path.exists(str(root) + s)), "/bin/sh")
         self.image_config = {"config": {"Cmd": [shell]}}  # udocker runs a shell when given no command
 
@@ -366,7 +368,7 @@ class Location:
 
         remove_tree(self.dir)
 
-    def in_use(self):
+    def in_use(self) -> ContextManager[None]:
         import contextlib
 
         return contextlib.nullcontext()

@@ -5,11 +5,18 @@ shared rootfs, made in milliseconds (see hpcbox.containers.overlay)."""
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
+from typing import Optional
 
 from hpcbox import settings
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Store
+    from hpcbox_registry import Platform
 
-def pull_if_missing(args, store, text: str, platform_text=None) -> None:
+
+def pull_if_missing(args: Namespace, store: Store, text: str, platform_text: Optional[str] = None) -> None:
     """Pull *text* unless the store has it (for the requested platform, when one is given)."""
     from hpcbox.store import UnknownImageError, lookup
 
@@ -29,7 +36,7 @@ def pull_if_missing(args, store, text: str, platform_text=None) -> None:
     pull_by_name(args, store, text, platform)
 
 
-def pull_by_name(args, store, text: str, platform=None) -> None:
+def pull_by_name(args: Namespace, store: Store, text: str, platform: Optional[Platform] = None) -> None:
     """Pull *text* into *store* (progress on stderr unless ``args.quiet``)."""
     from hpcbox import progress
     from hpcbox.store.pull import pull_image
@@ -44,7 +51,7 @@ def pull_by_name(args, store, text: str, platform=None) -> None:
                    workers=workers)
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore, check_name
 
     if args.name is not None:

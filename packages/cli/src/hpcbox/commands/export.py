@@ -14,13 +14,21 @@ import stat
 import sys
 import tarfile
 import tempfile
+from argparse import Namespace
 from pathlib import Path
+from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    StrPath = Union[str, "os.PathLike[str]"]
+    from hpcbox.containers import Container
 
-def _filter(info: tarfile.TarInfo, names=None):
+
+def _filter(info: tarfile.TarInfo, names: Optional[Tuple[Dict[int, str], Dict[int, str]]] = None,
+            ) -> Optional[tarfile.TarInfo]:
     """*names*: (users, groups) of the container by id, to keep the owners; None gives all to root."""
     if names is None:
         info.uid = info.gid = 0  # unprivileged extraction kept no owners: give them to root, as images do
@@ -34,10 +42,10 @@ def _filter(info: tarfile.TarInfo, names=None):
     return info
 
 
-def _names(rootfs, relative: str) -> dict:
+def _names(rootfs: StrPath, relative: str) -> Dict[int, str]:
     """id -> name of the container's /etc/passwd or /etc/group (read in the rootfs, no link followed
     out of it: a name that cannot be read is left empty, and the id stays)."""
-    names: dict = {}
+    names: Dict[int, str] = {}
     path = os.path.join(rootfs, relative)
     if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
         return names
@@ -49,7 +57,8 @@ def _names(rootfs, relative: str) -> dict:
     return names
 
 
-def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"", keep_owners: bool = False) -> None:
+def write_rootfs_tar(rootfs: StrPath, handle: BinaryIO, prefix: str = "", meta: bytes = b"",
+                     keep_owners: bool = False) -> None:
     """The rootfs as a tar; *prefix* before each name, and *meta* as ``container.json`` first (clones);
     the files' owners with *keep_owners* (else root's)."""
     names = (_names(rootfs, "etc/passwd"), _names(rootfs, "etc/group")) if keep_owners else None
@@ -61,7 +70,9 @@ def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"", keep_o
             info.size, info.mode = len(meta), 0o644
             tar.addfile(info, io.BytesIO(meta))
         if prefix:
-            tar.addfile(_filter(tar.gettarinfo(str(rootfs), arcname=prefix.rstrip("/")), names))
+            top = _filter(tar.gettarinfo(str(rootfs), arcname=prefix.rstrip("/")), names)
+            if top is not None:
+                tar.addfile(top)
         for root, dirs, files in os.walk(rootfs):
             dirs.sort()
             for name in sorted(dirs + files):
@@ -70,7 +81,10 @@ def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"", keep_o
                 info = tar.gettarinfo(path, arcname=rel)
                 if info is None:  # sockets: not archivable
                     continue
-                info = _filter(info, names)
+                filtered = _filter(info, names)
+                if filtered is None:
+                    continue
+                info = filtered
                 if info.isreg():
                     try:
                         with open(path, "rb") as data:
@@ -87,7 +101,7 @@ def write_rootfs_tar(rootfs, handle, prefix: str = "", meta: bytes = b"", keep_o
                     tar.addfile(info)
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore
 
     operands = list(args.container)
@@ -116,7 +130,7 @@ def run(args) -> int:
     return _export(args, c.rootfs)
 
 
-def _export(args, rootfs) -> int:
+def _export(args: Namespace, rootfs: StrPath) -> int:
     if args.output == "-":
         if sys.stdout.isatty():
             raise UsageError("refusing to write a tar to a terminal", "redirect stdout or use -o FILE")
@@ -138,7 +152,7 @@ def _export(args, rootfs) -> int:
     return 0
 
 
-def _write(args, rootfs, out) -> None:
+def _write(args: Namespace, rootfs: StrPath, out: BinaryIO) -> None:
     from hpcbox.containers import ContainerError, mapped_runner
 
     def write(keep_owners: bool) -> None:
@@ -160,7 +174,7 @@ def _write(args, rootfs, out) -> None:
     write(False)
 
 
-def _clone_meta(c) -> bytes:
+def _clone_meta(c: Container) -> bytes:
     """What 'import --clone' restores: the image, its config, the execution mode and settings."""
     import json
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
+from typing import Iterable, Tuple
 
 from hpcbox import output, settings
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Image, Store
 
-def _split(name: str):
+
+def _split(name: str) -> Tuple[str, str, str]:
     if "@" in name:
         repo, digest = name.split("@", 1)
         return repo, "<none>", digest
@@ -15,7 +21,7 @@ def _split(name: str):
     return repo, tag, ""
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     store = settings.store(args)
     images = store.all_images()
     if args.quiet:
@@ -52,7 +58,7 @@ def run(args) -> int:
     return 0
 
 
-def _layers(store, images) -> None:
+def _layers(store: Store, images: Iterable[Image]) -> None:
     """udocker's ``images -l``: each image's layers, as blob paths with their sizes."""
     import json
 

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import os
 import sys
+from argparse import Namespace
+from typing import Any, Dict
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hpcbox.store import Store
+
 IMPORTED = "imported:latest"  # the image name recorded for a container imported without one
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.store import archive as images
 
     store = settings.store(args)
@@ -35,7 +43,7 @@ def run(args) -> int:
     return 0
 
 
-def _to_container(store, args, clone: bool = False) -> int:
+def _to_container(store: Store, args: Namespace, clone: bool = False) -> int:
     from hpcbox.containers import ContainerStore, check_name
     from hpcbox.store import archive as images
 
@@ -51,7 +59,7 @@ def _to_container(store, args, clone: bool = False) -> int:
             "image_config": images.default_config([], os.path.basename(args.file)),
             "created": "", "protected": False, "execmode": None, "settings": {}}
 
-    def apply(target) -> None:
+    def apply(target: Path) -> None:
         from hpcbox_layers import apply_layers
 
         if args.file == "-":
@@ -60,7 +68,7 @@ def _to_container(store, args, clone: bool = False) -> int:
         else:
             apply_layers(target, [(args.file, None)])
 
-    def fill(rootfs) -> None:
+    def fill(rootfs: Path) -> None:
         if not clone:
             apply(rootfs)
             return
@@ -76,7 +84,7 @@ def _to_container(store, args, clone: bool = False) -> int:
     return 0
 
 
-def _restore(unpacked, rootfs, meta) -> None:
+def _restore(unpacked: Path, rootfs: Path, meta: Dict[str, Any]) -> None:
     """Move the clone's root tree to *rootfs* and take its metadata into *meta*."""
     import json
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict
+    from typing import Any, Dict, Optional
 
 
-def gather(args=None) -> dict:
+def gather(args: Optional[Namespace] = None) -> Dict[str, Any]:
     from hpcbox_oci_bundle import contract
 
     from hpcbox import engines
@@ -55,7 +56,7 @@ def landlock_abi() -> tuple[int, str]:
     return 0, f"the kernel has no Landlock ({os.strerror(code)}; Linux 5.13+ with CONFIG_SECURITY_LANDLOCK)"
 
 
-def landlock(translating, report) -> dict:
+def landlock(translating: Dict[str, Any], report: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Whether the engines that translate paths (ptrace, preload: *translating*, name -> engine)
     restrict writes with Landlock here: each engine's ``landlock()`` says whether it would for this
     environment, the kernel whether it can."""
@@ -71,7 +72,7 @@ def landlock(translating, report) -> dict:
     return {"abi": abi, "reason": why, "engines": states}
 
 
-def run_as(args) -> dict:
+def run_as(args: Optional[Namespace]) -> Dict[str, Any]:
     """Who `run` runs as by default, where that was set, and how to switch."""
     from hpcbox import settings
 
@@ -82,7 +83,7 @@ def run_as(args) -> dict:
                       f"{settings.home(args) / 'config.json'} or HPCBOX_RUN_AS={other} to change the default"}
 
 
-def nvidia() -> dict:
+def nvidia() -> Dict[str, Any]:
     """The host's NVIDIA driver as `run --gpus` would see it (hpcbox.gpu)."""
     from hpcbox import gpu
 
@@ -97,7 +98,7 @@ def nvidia() -> dict:
             "binaries": sorted(driver.binaries)}
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     info = gather(args)
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any
+from argparse import Namespace
+from typing import Any, Dict
 
 from hpcbox import output, settings
 from hpcbox.errors import UsageError
 from hpcbox.store import lookup as image_lookup
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.containers import Container
+    from hpcbox.store import Image, Store
+
 _FIELD = re.compile(r"\{\{\s*((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
 
 
-def describe(store, image) -> dict:
+def describe(store: Store, image: Image) -> Dict[str, Any]:
     manifest = json.loads(store.read_blob(image.manifest_digest))
     config_digest = (manifest.get("config") or {}).get("digest")
     config = json.loads(store.read_blob(config_digest)) if config_digest else {}
@@ -60,13 +66,13 @@ def render(template: str, value: Any) -> str:
     return _FIELD.sub(lookup, template)
 
 
-def describe_container(c) -> dict:
+def describe_container(c: Container) -> Dict[str, Any]:
     return {"Id": c.id, "Names": c.names, "Created": c.created, "Image": c.image, "Protected": c.protected,
             "ExecMode": c.execmode, "Settings": c.settings, "Rootfs": str(c.rootfs), "Dir": str(c.dir),
             "Config": c.image_config}
 
 
-def _find(store, args) -> dict:
+def _find(store: Store, args: Namespace) -> Dict[str, Any]:
     """The image named *args.image*; else (or with ``--type container``) the container of that name/id."""
     kind = getattr(args, "type", None)
     image_error = None
@@ -87,7 +93,7 @@ def _find(store, args) -> dict:
     raise image_error
 
 
-def _root_path(store, args) -> int:
+def _root_path(store: Store, args: Namespace) -> int:
     """udocker's ``inspect -p``: the container's root directory on the host."""
     from hpcbox.containers import ContainerStore
 
@@ -100,7 +106,7 @@ def _root_path(store, args) -> int:
     return 0
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     store = settings.store(args)
     if getattr(args, "path", False):
         return _root_path(store, args)

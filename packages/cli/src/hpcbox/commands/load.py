@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
+from typing import Iterable, List, Tuple
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Store
 
-def run(args) -> int:
+
+def run(args: Namespace) -> int:
     from hpcbox.store import archive as images
 
     operands = list(getattr(args, "operands", None) or [])
@@ -32,7 +38,7 @@ def run(args) -> int:
     return 0
 
 
-def _name(store, loaded, name: str) -> int:
+def _name(store: Store, loaded: Iterable[Tuple[List[str], str]], name: str) -> int:
     """udocker's ``load -i FILE NAME``: the one image loaded also gets NAME (OCI archives often carry
     only a tag)."""
     from hpcbox.store import lookup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
@@ -22,11 +23,11 @@ def normalize_registry(text: str) -> str:
     return host
 
 
-def _read_password(args) -> str:
+def _read_password(args: Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if args.password is not None:
-        return args.password
+        return str(args.password)
     if sys.stdin.isatty():
         import getpass
 
@@ -34,7 +35,7 @@ def _read_password(args) -> str:
     raise UsageError("no password given", "use -p PASS or --password-stdin")
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     registry = normalize_registry(getattr(args, "registry_option", None) or args.registry or "docker.io")
     username = args.username
     if not username:

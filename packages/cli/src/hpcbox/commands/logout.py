@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.commands.login import normalize_registry
 from hpcbox.errors import HpcboxError
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     if getattr(args, "all", False):
         return _all(args)
     registry = normalize_registry(getattr(args, "registry_option", None) or args.registry or "docker.io")
@@ -20,7 +21,7 @@ def run(args) -> int:
     return 0
 
 
-def _all(args) -> int:
+def _all(args: Namespace) -> int:
     """``-a``: forget every registry hpcbox stored credentials for (Docker's file is left alone)."""
     import json
 

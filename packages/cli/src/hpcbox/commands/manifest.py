@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import output, settings
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     ref = settings.parse_reference(args.image)
     with settings.client(args) as client:
         manifest = client.get_manifest(ref)

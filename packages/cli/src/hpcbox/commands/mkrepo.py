@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 from hpcbox.errors import UsageError
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.store import Store
 
     target = Path(args.directory).expanduser().absolute()

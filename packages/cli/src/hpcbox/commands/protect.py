@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.errors import EXIT_NOT_FOUND, HpcboxError
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore, UnknownContainerError
     from hpcbox.store import UnknownImageError, lookup
     from hpcbox.store import protect as images

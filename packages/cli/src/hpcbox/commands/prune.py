@@ -5,11 +5,12 @@ container that is neither protected nor in use."""
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import output, settings
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore
 
     store = settings.store(args)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List  # (not on the run path)
+from argparse import Namespace
+from typing import (
+    List,  # (not on the run path)
+    Union,
+)
 
 from hpcbox import output, settings
 
 
-def tree_size(path) -> int:
+def tree_size(path: Union[str, os.PathLike[str]]) -> int:
     total = 0
     seen = set()
     for root, dirs, files in os.walk(path):
@@ -25,7 +29,7 @@ def tree_size(path) -> int:
     return total
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore
 
     cs = ContainerStore(settings.store(args))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox import progress, udocker
     from hpcbox.store.pull import pull_image
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from hpcbox import settings
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore
 
     ContainerStore(settings.store(args)).rename(args.old, args.new)

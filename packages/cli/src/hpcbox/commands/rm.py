@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.errors import EXIT_OK, describe
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.containers import ContainerStore
 
     cs = ContainerStore(settings.store(args))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import output, settings
 from hpcbox.errors import EXIT_OK, HpcboxError, describe
 from hpcbox.store import lookup
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Store
 
-def _remove_one(store, text: str, force: bool) -> None:
+
+def _remove_one(store: Store, text: str, force: bool) -> None:
     image = lookup.find(store, text)
     if image.source is not None:
         raise HpcboxError(f"image {text} is in the read-only image store {image.source.home}, which rmi "
@@ -39,7 +44,7 @@ def _remove_one(store, text: str, force: bool) -> None:
     sys.stdout.write(f"Deleted: {image.id}\n")
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     store = settings.store(args)
     code = EXIT_OK
     for text in args.images:

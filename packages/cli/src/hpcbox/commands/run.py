@@ -17,8 +17,44 @@ from hpcbox_oci_bundle import contract
 
 from hpcbox.errors import HpcboxError, UsageError
 
+TYPE_CHECKING = False  # typing and the classes below are for the checker: this is the hot path
+if TYPE_CHECKING:
+    from argparse import Namespace
+    from contextlib import ExitStack
+    from pathlib import Path
+    from typing import Any, ContextManager, Dict, List, Optional, Protocol, Sequence, Union
 
-def run(args) -> int:
+    from hpcbox.containers import Container, ContainerStore
+    from hpcbox.runspec import RunOptions
+    from hpcbox.store import Store
+    from hpcbox_registry import Platform
+
+    class RunTarget(Protocol):
+        """What a run reads of its container: a :class:`hpcbox.containers.Container`, the lean one of
+        :mod:`hpcbox.quick` (paths as strings) or a ``--location`` tree (:class:`hpcbox.udocker.Location`)."""
+
+        @property
+        def names(self) -> List[str]: ...
+        @property
+        def short_id(self) -> str: ...
+        @property
+        def dir(self) -> Union[str, Path]: ...
+        @property
+        def rootfs(self) -> Union[str, Path]: ...
+        @property
+        def config_path(self) -> Union[str, Path]: ...
+        @property
+        def settings(self) -> Dict[str, Any]: ...
+        @property
+        def image_config(self) -> Dict[str, Any]: ...
+        def in_use(self) -> ContextManager[object]: ...
+
+    class HasId(Protocol):
+        @property
+        def id(self) -> str: ...
+
+
+def run(args: Namespace) -> int:
     from hpcbox import settings, udocker
     from hpcbox.containers import ContainerStore, UnknownContainerError
 
@@ -45,7 +81,7 @@ def run(args) -> int:
             _remove(cs, container)
 
 
-def _create(args, store, cs):
+def _create(args: Namespace, store: Store, cs: ContainerStore) -> Container:
     from hpcbox.containers import check_name
 
     if args.name is not None:
@@ -61,11 +97,11 @@ def _create(args, store, cs):
     return cs.create(args.target, args.name, platform=platform, storage=_storage(args), on_note=note)
 
 
-def _storage(args):
+def _storage(args: Namespace) -> Optional[str]:
     return "overlay" if getattr(args, "overlay", False) else None
 
 
-def _pull(args, store, platform) -> None:
+def _pull(args: Namespace, store: Store, platform: Optional[Platform]) -> None:
     """``--pull missing`` (default), ``never`` or ``always``."""
     from hpcbox.store import UnknownImageError, lookup
 
@@ -96,7 +132,7 @@ def _pull(args, store, platform) -> None:
                    workers=workers)
 
 
-def _not_a_misspelt_container(target: str, store) -> None:
+def _not_a_misspelt_container(target: str, store: Store) -> None:
     """A bare word that reads as a container name (see :mod:`hpcbox.names`) is not sent to a registry."""
     from hpcbox import names
     from hpcbox.containers import ContainerStore
@@ -117,7 +153,7 @@ def _not_a_misspelt_container(target: str, store) -> None:
                       EXIT_NOT_FOUND)
 
 
-def _remove(cs, container) -> None:
+def _remove(cs: ContainerStore, container: HasId) -> None:
     from hpcbox.containers import ContainerError
 
     try:
@@ -126,7 +162,7 @@ def _remove(cs, container) -> None:
         sys.stderr.write(f"hpcbox: warning: --rm: {exc}\n")
 
 
-def _run_as_default(args) -> str:
+def _run_as_default(args: Namespace) -> str:
     """``settings.run_as(args)[0]``, without importing :mod:`hpcbox.settings` (json, pathlib, re: a few
     ms of every start) when neither HPCBOX_RUN_AS nor a config file that could set it is there."""
     from hpcbox.storehome import store_home
@@ -141,7 +177,7 @@ def _run_as_default(args) -> str:
     return settings.run_as(args)[0]
 
 
-def options(args, container_settings):
+def options(args: Namespace, container_settings: Dict[str, Any]) -> RunOptions:
     from hpcbox.runspec import RunOptions
 
     run_as = getattr(args, "run_as", None) or _run_as_default(args)
@@ -154,7 +190,7 @@ def options(args, container_settings):
         batchenv=getattr(args, "batchenv", True), as_me=run_as == "me")
 
 
-def _run(args, container) -> int:
+def _run(args: Namespace, container: RunTarget) -> int:
     """Run *container* (a :class:`hpcbox.containers.Container`, or the lean stand-in of
     :mod:`hpcbox.quick`, whose paths are strings) as *args* say."""
     if getattr(container, "storage", "copy") != "overlay":
@@ -165,7 +201,7 @@ def _run(args, container) -> int:
         return _run_with(args, container, stack)
 
 
-def _run_with(args, container, stack) -> int:
+def _run_with(args: Namespace, container: RunTarget, stack: Optional[ExitStack]) -> int:
     """Plan once, start; when an ``auto`` engine cannot start here, plan again from scratch for the
     next engine (:func:`hpcbox.engines.fallbacks`, chosen by capabilities) and start that."""
     from hpcbox import engines, udocker
@@ -176,6 +212,10 @@ def _run_with(args, container, stack) -> int:
         opts.containerauth = True
     view = None
     if getattr(container, "storage", "copy") == "overlay":
+        from hpcbox.containers import Container
+
+        # only a stored container is an overlay one (the lean path and --location leave it to this one)
+        assert isinstance(container, Container) and stack is not None
         view = _overlay_annotations(container, opts, stack)
     config = _base_config(args, container, opts, view)
     _prepare_host(args, opts)
@@ -205,7 +245,8 @@ def _run_with(args, container, stack) -> int:
         raise engines.EngineUnavailableError(name, reason)
 
 
-def _base_config(args, container, opts, view) -> dict:
+def _base_config(args: Namespace, container: RunTarget, opts: RunOptions,
+                 view: Optional[Sequence[str]]) -> Dict[str, Any]:
     """The runtime config every engine gets: the image's config and the run's options
     (:mod:`hpcbox.runspec`), less udocker's ``--novol`` volumes."""
     from hpcbox import runspec, udocker
@@ -217,7 +258,7 @@ def _base_config(args, container, opts, view) -> dict:
     return config
 
 
-def _prepare_host(args, opts) -> None:
+def _prepare_host(args: Namespace, opts: RunOptions) -> None:
     """What the run asks of the host before any engine starts: the batch job's MPI servers are
     checked, ``--cpuset-cpus`` is applied to hpcbox (the engine and the container inherit it)."""
     if opts.batchenv:
@@ -238,7 +279,8 @@ def _prepare_host(args, opts) -> None:
                              f"choose among the CPUs this job may use: {allowed}") from None
 
 
-def _fit(config, args, container, engine, warn: bool = True) -> None:
+def _fit(config: Dict[str, Any], args: Namespace, container: RunTarget, engine: Any,
+         warn: bool = True) -> None:
     """What *engine*'s capabilities decide in *config*: the GPUs, with the scratch tmpfs only for an
     engine that mounts one."""
     from hpcbox import engines
@@ -249,7 +291,8 @@ def _fit(config, args, container, engine, warn: bool = True) -> None:
         _add_gpus(config, gpus, copied, scratch=engines.can(engine, contract.CAP_SCRATCH_TMPFS), warn=warn)
 
 
-def _add_gpus(config, gpus, copied, scratch: bool, warn: bool = True) -> None:
+def _add_gpus(config: Dict[str, Any], gpus: Optional[str], copied: Optional[Dict[str, Any]], scratch: bool,
+              warn: bool = True) -> None:
     """``--gpus``/``--nv``: bind the host's NVIDIA driver and devices (see :mod:`hpcbox.gpu`); a container
     prepared by ``setup --nvidia`` has the libraries already and gets the device nodes and environment."""
     from hpcbox import gpu
@@ -269,7 +312,7 @@ def _add_gpus(config, gpus, copied, scratch: bool, warn: bool = True) -> None:
 OVERLAY_ANNOTATIONS = contract.ANNOTATIONS_RUNC_OVERLAY  # (lower, upper, work)
 
 
-def overlay_only_runc(container, engine_name: str) -> HpcboxError:
+def overlay_only_runc(container: RunTarget, engine_name: str) -> HpcboxError:
     from hpcbox import engines
 
     label = container.names[0] if container.names else container.short_id
@@ -279,7 +322,7 @@ def overlay_only_runc(container, engine_name: str) -> HpcboxError:
                        engines.EXIT_ENGINE)
 
 
-def _overlay_annotations(container, opts, stack):
+def _overlay_annotations(container: Container, opts: RunOptions, stack: ExitStack) -> List[str]:
     """Put the overlay annotations into *opts*; return the directories to read image files from.
 
     One overlay mount at a time may write a container's upper directory (the kernel warns of undefined
@@ -329,7 +372,7 @@ class _SignalHold:
 
     def __init__(self) -> None:
         self.engine_returned = False
-        self.previous: dict = {}
+        self.previous: Dict[int, Any] = {}  # signal number -> its handler before
 
     def install(self) -> _SignalHold:
         signal = _signal_module()
@@ -341,7 +384,7 @@ class _SignalHold:
                 break
         return self
 
-    def _on_signal(self, sig, _frame) -> None:
+    def _on_signal(self, sig: int, _frame: object) -> None:
         if not self.engine_returned:
             raise SystemExit(128 + sig)
 
@@ -352,7 +395,7 @@ class _SignalHold:
         self.previous = {}
 
 
-def _signal_module():
+def _signal_module() -> Any:  # _signal, or signal: the same functions
     """The signal functions without the signal module's enums (enum costs ~1 ms per `hpcbox run`)."""
     try:
         import _signal
@@ -364,7 +407,7 @@ def _signal_module():
         return signal
 
 
-def _start(name, engine, config, bundle_dir, runtime) -> int:
+def _start(name: str, engine: Any, config: Dict[str, Any], bundle_dir: str, runtime: Optional[str]) -> int:
     from hpcbox import engines
 
     hold = _SignalHold().install()
@@ -384,7 +427,7 @@ def _start(name, engine, config, bundle_dir, runtime) -> int:
         _holds.append(hold)
 
 
-_holds: list = []  # for release_signal_holds()
+_holds: List[_SignalHold] = []  # for release_signal_holds()
 
 
 def release_signal_holds() -> None:
@@ -393,7 +436,7 @@ def release_signal_holds() -> None:
         _holds.pop().release()
 
 
-def _write_config(path, config) -> None:
+def _write_config(path: Union[str, Path], config: Dict[str, Any]) -> None:
     """config.json in compact JSON: the C encoder (indent= would use the pure-Python one, ms per run).
     Left as it is when it already holds this config (the usual case for an existing container), found
     without importing json (whose decoder imports re: ~2 ms per run)."""

@@ -6,12 +6,13 @@ import contextlib
 import os
 import sys
 import tempfile
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.store import lookup
     from hpcbox.store import save as images
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from hpcbox import output, settings
 from hpcbox.errors import UsageError
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
     from hpcbox import udocker

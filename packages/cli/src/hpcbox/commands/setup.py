@@ -25,11 +25,17 @@ from __future__ import annotations
 
 import json
 import sys
+from argparse import Namespace
+from typing import Any, Dict
 
 from hpcbox_oci_bundle import contract
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
+
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.containers import Container
 
 ANNOTATION_SECCOMP = contract.ANNOTATION_PTRACE_SECCOMP
 ANNOTATION_PRELOAD_MODE = contract.ANNOTATION_PRELOAD_MODE
@@ -48,16 +54,17 @@ EXECMODES = {
 }
 
 
-def settings_for(mode: str) -> dict:
+def settings_for(mode: str) -> Dict[str, Any]:
     """The container settings for a udocker execution mode (case-insensitive)."""
     key = mode.strip().upper()
     if key not in EXECMODES:
         raise UsageError(f"unknown execution mode {mode!r}",
                          f"use --execmode with one of {', '.join(EXECMODES)}")
-    return json.loads(json.dumps(EXECMODES[key]))
+    copied: Dict[str, Any] = json.loads(json.dumps(EXECMODES[key]))
+    return copied
 
 
-def nvidia(container, remove: bool) -> None:
+def nvidia(container: Container, remove: bool) -> None:
     """``--nvidia``: copy the host driver into the container (replacing an earlier copy) and record it;
     ``--no-nvidia``: remove the recorded copy. An overlay container gets the files in its upper dir."""
     from hpcbox import gpu
@@ -81,7 +88,7 @@ def nvidia(container, remove: bool) -> None:
                      f"{len(files)} files in {gpu.LIB_DIR} and {gpu.BIN_DIR}\n")
 
 
-def maintain(container, purge: bool, fixperm: bool) -> None:
+def maintain(container: Container, purge: bool, fixperm: bool) -> None:
     """udocker's ``--purge`` (remove what running wrote beside the rootfs: config.json, the generated
     etc/ files, private layers of interrupted overlay runs; the next run writes them again) and
     ``--fixperm`` (owner read/write on every file, read/write/search on every directory of the rootfs)."""
@@ -115,7 +122,7 @@ def maintain(container, purge: bool, fixperm: bool) -> None:
         sys.stdout.write(f"{container.short_id} fixperm: {changed} entries changed\n")
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox import engines
     from hpcbox.containers import ContainerStore
 

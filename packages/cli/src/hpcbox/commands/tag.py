@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 
 from hpcbox import settings
 from hpcbox.errors import UsageError
 from hpcbox.store import lookup
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     store = settings.store(args)
     image = lookup.find(store, args.source)
     if image.source is not None:

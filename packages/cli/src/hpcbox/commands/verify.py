@@ -5,13 +5,18 @@ repairs every image that shares them too."""
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 from typing import List
 
 from hpcbox import settings
 from hpcbox.errors import EXIT_INTEGRITY, EXIT_OK, describe
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox.store import Image, Store
 
-def _repair(args, store, image, damaged: List[str]) -> None:
+
+def _repair(args: Namespace, store: Store, image: Image, damaged: List[str]) -> None:
     from hpcbox.commands.create import pull_by_name
 
     for digest in dict.fromkeys(damaged):
@@ -25,7 +30,7 @@ def _repair(args, store, image, damaged: List[str]) -> None:
     pull_by_name(args, store, names[0])
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     from hpcbox.store import lookup
     from hpcbox.store import verify as images
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Dict, Optional  # (not on the run path)
+from argparse import Namespace
+from typing import Dict, Optional
 
 from hpcbox import output
 from hpcbox.__about__ import __version__
@@ -13,7 +14,7 @@ PACKAGES = ("hpcbox-registry", "hpcbox-layers", "hpcbox-engine-runc", "hpcbox-en
             "hpcbox-engine-preload", "hpcbox-engine-singularity")
 
 
-def versions() -> dict:
+def versions() -> Dict[str, Optional[str]]:
     from importlib import metadata
 
     found: Dict[str, Optional[str]] = {"hpcbox": __version__}
@@ -26,7 +27,7 @@ def versions() -> dict:
     return found
 
 
-def run(args) -> int:
+def run(args: Namespace) -> int:
     info = versions()
     if args.json:
         output.print_json(info)

@@ -8,7 +8,7 @@ import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict, Optional, Tuple
 
 from hpcbox.containers.errors import ContainerError
 from hpcbox.errors import EXIT_FAILURE
@@ -39,7 +39,9 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
         os.unlink(top)
         return
 
-    def onerror(func, failed, exc_info):  # a directory we cannot list or write: give it u+rwx, retry
+    # a directory we cannot list or write: give it u+rwx, retry
+    def onerror(func: Callable[[str], object], failed: str,
+                exc_info: Tuple[type, BaseException, object]) -> None:
         exc = exc_info[1]
         if isinstance(exc, FileNotFoundError):
             return
@@ -59,7 +61,7 @@ def remove_tree(path: os.PathLike[str] | str) -> None:
         _remove_mapped(top)
 
 
-def mapped_runner():
+def mapped_runner() -> Optional[Callable[[Callable[[], None], str], Optional[str]]]:
     """``run(action, what)`` of hpcbox-engine-runc's idmap where this host grants the caller a range
     of subordinate ids (files that a runc container with the full map gave to its users belong to
     them), else None. See ``hpcbox_engine_runc.idmap.run_mapped``."""
@@ -108,7 +110,7 @@ def copy_tree(source: Path, dest: Path, keep_owners: bool = False) -> None:
         if keep_owners and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
             os.lchown(dst, st.st_uid, st.st_gid)  # before the mode: chown drops set-id bits
 
-    inodes: Dict[tuple, str] = {}
+    inodes: Dict[Tuple[int, int], str] = {}
     dest.mkdir(exist_ok=True)
     dirs = []
     for root, subdirs, files in os.walk(source, followlinks=False):

@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from hpcbox.errors import EXIT_USAGE
 from hpcbox.store.lock import FileLock, LockBusy
@@ -102,7 +102,7 @@ def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Callable[[], S
     return final
 
 
-def referenced_rootfs(containers: Iterable[Any]) -> set:
+def referenced_rootfs(containers: Iterable[Any]) -> Set[str]:
     out = set()
     for c in containers:
         if c.storage == STORAGE_OVERLAY and c.lower:

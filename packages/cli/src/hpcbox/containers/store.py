@@ -27,7 +27,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
 from hpcbox.containers.errors import (
     AmbiguousContainerError,
@@ -42,6 +42,10 @@ from hpcbox.containers.fs import copy_rootfs, remove_tree
 from hpcbox.errors import EXIT_NOT_FOUND, EXIT_USAGE
 from hpcbox.store.atomic import atomic_write_json
 from hpcbox.store.lock import FileLock, LockBusy
+
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox_layers import Layer
 
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -121,7 +125,8 @@ class Container:
         return self.dir / "config.json"
 
     def as_dict(self) -> Dict[str, Any]:
-        return json.loads(json.dumps(self._meta))
+        copied: Dict[str, Any] = json.loads(json.dumps(self._meta))
+        return copied
 
     def update(self, **fields: Any) -> None:
         """Rewrite ``container.json`` with *fields* changed, atomically and under the containers lock.
@@ -206,7 +211,7 @@ class ContainerStore:
         out.sort(key=lambda c: (c.created, c.id))
         return out
 
-    def damaged(self, known: Optional[set] = None) -> List[Damaged]:
+    def damaged(self, known: Optional[Set[str]] = None) -> List[Damaged]:
         """Container directories whose container.json is missing or unreadable (a disk that filled or
         failed under the store): never run, but listed by ``ps``, removable with ``rm``, reclaimed by
         ``prune``. Their names are read from what is left of the file where possible."""
@@ -235,7 +240,7 @@ class ContainerStore:
         out.sort(key=lambda d: d.id)
         return out
 
-    def _damaged_match(self, text: str, known: Optional[set] = None) -> Optional[Damaged]:
+    def _damaged_match(self, text: str, known: Optional[Set[str]] = None) -> Optional[Damaged]:
         prefix = re.match(r"^[0-9a-f]{4,}$", text) is not None
         for d in self.damaged(known):
             if text in d.names or d.id == text or (prefix and d.id.startswith(text)):
@@ -332,7 +337,7 @@ class ContainerStore:
             if storage == _overlay.STORAGE_OVERLAY:
                 meta["storage"] = storage
 
-            def layers() -> list:
+            def layers() -> List[Layer]:
                 from hpcbox.store.verify import checked_layers
 
                 return checked_layers(store, image, manifest)
@@ -460,7 +465,7 @@ class ContainerStore:
 
     # -- removal and cleanup -----------------------------------------------------------------------
 
-    def remove(self, id_or_name: str, force: bool = False) -> Container:
+    def remove(self, id_or_name: str, force: bool = False) -> Union[Container, Damaged]:
         """Remove a container. Protected ones are refused (even with *force*); in-use ones unless *force*."""
         with self.lock():
             try:
@@ -481,7 +486,7 @@ class ContainerStore:
         remove_tree(doomed)
         return c
 
-    def _remove_damaged(self, d: Damaged, force: bool) -> Any:
+    def _remove_damaged(self, d: Damaged, force: bool) -> Damaged:
         if not force and d.is_in_use():
             raise ContainerInUseError(f"container {d.id} is in use by a running process",
                                       "stop it first, or use 'hpcbox rm -f'")

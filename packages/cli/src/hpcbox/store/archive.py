@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional, Tuple
+from typing import Any, BinaryIO, ContextManager, Dict, List, Optional, Tuple, cast
 
 from hpcbox_oci_bundle.mediatypes import (
     DOCKER_MANIFEST_LIST,
@@ -123,8 +123,8 @@ def _ingest(store: Store, stream: BinaryIO, expect: Optional[str] = None) -> Tup
         raise
 
 
-def _commit(store: Store, manifest: dict, config: dict, names: List[str], *, blobs: List[str],
-            sizes: int) -> Tuple[str, str]:
+def _commit(store: Store, manifest: Dict[str, Any], config: Dict[str, Any], names: List[str], *,
+            blobs: List[str], sizes: int) -> Tuple[str, str]:
     """Write the manifest blob and point *names* (or an unnamed entry) at it. Returns (manifest, config)."""
     data = json.dumps(manifest, separators=(",", ":")).encode()
     digest = store.ingest_bytes(data)
@@ -175,7 +175,7 @@ def familiar(name: str) -> str:
 # -- import ------------------------------------------------------------------------------------------
 
 
-def default_config(diff_ids: List[str], source: str) -> dict:
+def default_config(diff_ids: List[str], source: str) -> Dict[str, Any]:
     now = _now()
     return {"architecture": host_architecture(), "os": "linux", "created": now,
             "config": {"Env": [DEFAULT_PATH], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
@@ -204,7 +204,7 @@ def _check_tar(path: Path, compression: str, source: str) -> str:
                 closer.close()
 
 
-def _open_source(path: str):
+def _open_source(path: str) -> ContextManager[BinaryIO]:
     if path == "-":
         return contextlib.nullcontext(os.fdopen(os.dup(0), "rb"))
     try:
@@ -359,12 +359,12 @@ def _oci_names(annotations: Dict[str, str]) -> List[str]:
     return []  # a bare tag ("latest") names no repository
 
 
-def _pick_platform(index: dict) -> Optional[dict]:
+def _pick_platform(index: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     arch = host_architecture()
     for desc in index.get("manifests") or []:
         p = desc.get("platform") or {}
         if p.get("architecture") == arch and p.get("os", "linux") == "linux":
-            return desc
+            return cast(Dict[str, Any], desc)
     return None
 
 

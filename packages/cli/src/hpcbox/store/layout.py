@@ -33,7 +33,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from hpcbox_oci_bundle.mediatypes import OCI_INDEX
 
@@ -320,7 +320,7 @@ class Store:
 
     # -- index --------------------------------------------------------------------------------
 
-    def read_index(self) -> dict:
+    def read_index(self) -> Dict[str, Any]:
         try:
             data = self.index_path.read_bytes()
         except FileNotFoundError:
@@ -339,7 +339,7 @@ class Store:
         index.setdefault("manifests", [])
         return index
 
-    def _write_index(self, index: dict) -> None:
+    def _write_index(self, index: Dict[str, Any]) -> None:
         atomic_write_json(self.index_path, index, temp_dir=self.tmp_dir)
 
     def images(self) -> List[Image]:
@@ -408,7 +408,7 @@ class Store:
         shown = wanted[0] if wanted else id_prefix
         raise UnknownImageError(f"no image {shown!r} in the store; run 'hpcbox images' or 'hpcbox pull' it")
 
-    def add_image(self, descriptor: dict, names: Iterable[str], blobs: Iterable[str]) -> None:
+    def add_image(self, descriptor: Dict[str, Any], names: Iterable[str], blobs: Iterable[str]) -> None:
         """Commit an image: point each of *names* at the manifest *descriptor*, atomically.
 
         *blobs* are the digests the image needs (manifest, config, layers); the commit refuses
@@ -475,7 +475,7 @@ class Store:
 
     # -- garbage collection and cleanup -------------------------------------------------------
 
-    def referenced_blobs(self) -> set:
+    def referenced_blobs(self) -> Set[str]:
         """Digests of every blob that a listed image needs."""
         refs = set()
         for entry in self.read_index()["manifests"]:

@@ -58,7 +58,7 @@ class PullResult:
     reused: int
 
 
-def _descriptor_dict(desc: Any, size: int) -> dict:
+def _descriptor_dict(desc: Any, size: int) -> Dict[str, Any]:
     media_type = as_oci(desc.media_type)  # Docker layer types stored as their OCI equivalents (as skopeo)
     out = {"mediaType": media_type, "digest": desc.digest, "size": size}
     if getattr(desc, "annotations", None):
@@ -68,7 +68,7 @@ def _descriptor_dict(desc: Any, size: int) -> dict:
     return out
 
 
-def _platform_dict(platform: Any, config: dict) -> dict:
+def _platform_dict(platform: Any, config: Dict[str, Any]) -> Dict[str, Any]:
     if platform is not None:
         out = {"architecture": platform.architecture, "os": platform.os}
         if getattr(platform, "variant", None):

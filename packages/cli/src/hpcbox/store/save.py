@@ -10,14 +10,14 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Set, Tuple
+
+from hpcbox_oci_bundle.mediatypes import OCI_INDEX, OCI_MANIFEST
 
 from hpcbox.errors import EXIT_INTEGRITY
 from hpcbox.store.archive import (
     _CHUNK,
     CONTAINERD_NAME,
-    OCI_INDEX,
-    OCI_MANIFEST,
     ArchiveError,
     _blob_name,
     _decompressed,
@@ -29,7 +29,7 @@ from hpcbox.store.atomic import TEMP_PREFIX
 from hpcbox.store.layout import ANN_REF_NAME, Image, Store
 
 
-def _image_parts(store: Store, image: Image) -> Tuple[dict, bytes, str]:
+def _image_parts(store: Store, image: Image) -> Tuple[Dict[str, Any], bytes, str]:
     manifest = json.loads(store.read_blob(image.manifest_digest))
     config_digest = (manifest.get("config") or {}).get("digest", "")
     return manifest, store.read_blob(config_digest), config_digest
@@ -38,7 +38,7 @@ def _image_parts(store: Store, image: Image) -> Tuple[dict, bytes, str]:
 class _TarWriter:
     def __init__(self, handle: BinaryIO):
         self.tar = tarfile.open(fileobj=handle, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-        self.seen: set = set()
+        self.seen: Set[str] = set()
 
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
@@ -140,7 +140,7 @@ def _save_docker(store: Store, images: List[Tuple[Image, List[str]]], writer: _T
         writer.bytes("repositories", json.dumps(repositories).encode())
 
 
-def _v1_layer_json(layer_id: str, parent: Optional[str], config: dict, top: bool) -> dict:
+def _v1_layer_json(layer_id: str, parent: Optional[str], config: Dict[str, Any], top: bool) -> Dict[str, Any]:
     """The legacy per-layer ``json`` that `docker save` writes (older readers, e.g. udocker, need it)."""
     out = {"id": layer_id, "created": config.get("created") or "1970-01-01T00:00:00Z",
            "os": config.get("os", "linux")}

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from hpcbox.store.archive import _hash_stream, diff_id_of
 from hpcbox.store.layout import Image, Store
 
+TYPE_CHECKING = False  # names for the type checker only
+if TYPE_CHECKING:
+    from hpcbox_layers import Layer
 
-def checked_layers(store: Store, image: Image, manifest: dict) -> list:
+
+def checked_layers(store: Store, image: Image, manifest: Dict[str, Any]) -> List[Layer]:
     """The image's layers for ``apply_layers``, after the cheap check (present, right size); a blob that
     fails it is removed and named with the command that fetches it again."""
     from hpcbox.store.layout import StoreCorruptError, repair_command
@@ -36,7 +40,7 @@ def checked_layers(store: Store, image: Image, manifest: dict) -> list:
 
 
 @contextlib.contextmanager
-def damaged_layer_check(store: Store, image: Image, manifest: dict):
+def damaged_layer_check(store: Store, image: Image, manifest: Dict[str, Any]) -> Iterator[None]:
     """Around applying the layers: a layer that cannot be read gets its full digest check; one that
     fails it is a damaged blob of the store (removed, and the repair named), not a bad image."""
     from hpcbox.store.layout import StoreCorruptError, repair_command
