@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--workdir", metavar="DIR", help="where stores and outputs go (default: $TMPDIR)")
     parser.add_argument("--cache", metavar="DIR", default=str(Path.home() / ".cache" / "hpcbox-bench"))
     args = parser.parse_args()
-    harness.require("hpcbox", "docker-registry", "skopeo", "umoci", "tar", "apt-get", "dpkg-deb")
+    harness.require("docker-registry", "skopeo", "umoci", "tar", "apt-get", "dpkg-deb")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     layout = build(cache)
@@ -138,7 +138,7 @@ def main() -> None:
     blobs = [blob_path(layout, layer["digest"]) for layer in manifest["layers"]]
     packed = sum(b.stat().st_size for b in blobs)
     unpacked = sum(int(_run(["sh", "-c", f"gzip -dc {shlex.quote(str(b))} | wc -c"])) for b in blobs)
-    hpcbox = shutil.which("hpcbox")
+    hpcbox = harness.hpcbox_binary()
     q = shlex.quote
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-big-", dir=args.workdir) as tmp:

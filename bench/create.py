@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -93,14 +92,14 @@ def main() -> None:
                         help="where stores and outputs go (default: $TMPDIR); its filesystem dominates the "
                              "times: e.g. /dev/shm (tmpfs) vs a disk")
     args = parser.parse_args()
-    harness.require("hpcbox", "docker-registry", "skopeo", "umoci", "tar")
+    harness.require("docker-registry", "skopeo", "umoci", "tar")
 
     images = TestImages()
     layout = images.layout("debian12")
     manifest = json.loads(blob_path(layout, top_descriptor(layout)["digest"]).read_bytes())
     assert len(manifest["layers"]) == 1, "the debian12 test image has one layer"
     layer = blob_path(layout, manifest["layers"][0]["digest"])
-    hpcbox = shutil.which("hpcbox")
+    hpcbox = harness.hpcbox_binary()
     q = shlex.quote
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-create-", dir=args.workdir) as tmp:
         work = Path(tmp)

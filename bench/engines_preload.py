@@ -82,9 +82,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per workload (default 5)")
     parser.add_argument("--start-runs", type=int, default=30, help="runs of the start figures (default 30)")
     args = parser.parse_args()
-    harness.require("docker-registry", "hpcbox", "unshare", "fakechroot")
+    harness.require("docker-registry", "unshare", "fakechroot")
     chroot_bin = sbin("chroot")
-    hpcbox = shutil.which("hpcbox")
+    hpcbox = harness.hpcbox_binary()
     fakechroot = shutil.which("fakechroot")
     root = os.geteuid() == 0
     q = shlex.quote

@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="hyperfine runs per workload (default 5)")
     parser.add_argument("--start-runs", type=int, default=20, help="runs of the start figures (default 20)")
     args = parser.parse_args()
-    harness.require("hyperfine", "docker-registry", "hpcbox", "unshare", "proot")
-    hpcbox = shutil.which("hpcbox")
+    harness.require("hyperfine", "docker-registry", "unshare", "proot")
+    hpcbox = harness.hpcbox_binary()
     proot = shutil.which("proot")
     q = shlex.quote
     load = os.getloadavg()[0]

@@ -117,6 +117,33 @@ def table(timings: list[Timing], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def hpcbox_binary() -> str:
+    """The `hpcbox` to measure: ``$HPCBOX_BENCH_BIN``, else the first on PATH; refused when it is an
+    editable install of this checkout (each start then pays 10-40 ms for the editable finders), unless
+    ``HPCBOX_BENCH_EDITABLE=1``. `hatch run python bench/X.py` puts the workspace env first on PATH, and
+    that env's hpcbox is editable: name the regular install with
+    ``HPCBOX_BENCH_BIN=$(hatch env find alone.cli)/bin/hpcbox``."""
+    found = os.environ.get("HPCBOX_BENCH_BIN") or shutil.which("hpcbox")
+    if not found or not os.access(found, os.X_OK):
+        sys.exit(f"bench: no hpcbox at {found or 'any PATH entry'}; "
+                 "set HPCBOX_BENCH_BIN to the hpcbox to measure")
+    if install_kind(found) == "editable" and os.environ.get("HPCBOX_BENCH_EDITABLE") != "1":
+        sys.exit(f"bench: {found} is an editable install of this checkout (10-40 ms more per start than "
+                 "users get); set HPCBOX_BENCH_BIN=$(hatch env find alone.cli)/bin/hpcbox, or "
+                 "HPCBOX_BENCH_EDITABLE=1 to measure it anyway")
+    return found
+
+
+def install_kind(hpcbox: str) -> str:
+    """"editable" when *hpcbox*'s interpreter imports the CLI from this checkout's sources, else "regular"."""
+    with open(hpcbox, "rb") as handle:
+        first = handle.readline()
+    python = first[2:].decode().split()[0] if first.startswith(b"#!") else sys.executable
+    where = subprocess.run([python, "-c", "import hpcbox.quick as q; print(q.__file__)"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    return "editable" if Path(where).resolve().is_relative_to(ROOT / "packages") else "regular"
+
+
 def machine() -> str:
     cores = os.cpu_count()
     return f"{platform.system()} {platform.release()}, {cores} cores, Python {platform.python_version()}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -49,8 +48,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=64, help="runs at once in the parallel mode (64)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds the runs are split into (default 5)")
     args = parser.parse_args()
-    harness.require("docker-registry", "hpcbox", "unshare", "xargs")
-    hpcbox, runc = shutil.which("hpcbox"), runc_binary()
+    harness.require("docker-registry", "unshare", "xargs")
+    hpcbox, runc = harness.hpcbox_binary(), runc_binary()
     q = shlex.quote
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-many-") as tmp:

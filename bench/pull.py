@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ def main() -> None:
     parser.add_argument("--image", default="debian12", help="test image to pull (default: debian12)")
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    harness.require("skopeo", "docker-registry", "hpcbox")
+    harness.require("skopeo", "docker-registry")
     load = os.getloadavg()[0]
 
     images = TestImages()
@@ -40,7 +39,7 @@ def main() -> None:
         with start_registry("http", work / "registry", images) as registry:
             pushed = registry.push(args.image, "bench/image", "1")
             store, oci = work / "hpcbox-home", work / "skopeo-oci"
-            hpcbox = shutil.which("hpcbox")
+            hpcbox = harness.hpcbox_binary()
             q = shlex.quote
             timings = harness.interleaved(
                 {

@@ -133,9 +133,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="hyperfine runs per workload (default 5)")
     parser.add_argument("--start-runs", type=int, default=30, help="runs of the start figures (default 30)")
     args = parser.parse_args()
-    harness.require("hyperfine", "docker-registry", "hpcbox", "unshare")
+    harness.require("hyperfine", "docker-registry", "unshare")
     runc = runc_binary()
-    hpcbox = shutil.which("hpcbox")
+    hpcbox = harness.hpcbox_binary()
     root = os.geteuid() == 0
     q = shlex.quote
     load = os.getloadavg()[0]
