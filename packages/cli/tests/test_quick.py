@@ -292,3 +292,28 @@ def test_lean_run_ends_with_the_containers_status_and_output(tmp_path):
                                "box", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
                               capture_output=True, text=True, check=False, timeout=60)
         assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_full_path_commands_skip_only_the_teardown(tmp_path, thread):
+    """A command of the full path (here `images`) ends without the interpreter's teardown (an object
+    freed only then is never finalized) but after the atexit handlers, with its status and output; while
+    a non-daemon thread still runs, the normal exit waits for it as Python's would."""
+    code = ("import atexit, sys, threading, time\n"
+            "class Late:\n"
+            "    def __del__(self): print('finalized', file=sys.stderr, flush=True)\n"
+            "late = Late()\n"
+            "atexit.register(lambda: print('handler', file=sys.stderr, flush=True))\n"
+            "def work(): time.sleep(0.5); print('thread', file=sys.stderr, flush=True)\n"
+            f"if {thread}: threading.Thread(target=work).start()\n"
+            "from hpcbox.quick import main\n"
+            "sys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-c", code, "--home", str(tmp_path / "home"), "images"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("REPOSITORY") or done.stdout.startswith("IMAGE"), done.stdout
+    lines = done.stderr.split()
+    if thread:  # the normal exit: the thread is waited for, then the handlers, then the teardown
+        assert lines == ["thread", "handler", "finalized"], done.stderr
+    else:
+        assert lines == ["handler"], done.stderr
