@@ -187,6 +187,23 @@ def test_loopback_registry_uses_http_without_being_listed(registry, client):
     assert client.transport.base_url(registry.host) == f"http://{registry.host}"
 
 
+def test_a_plain_http_loopback_registry_costs_no_https_attempt(registry, client, monkeypatch):
+    """The first request to a plain-http loopback registry goes out over http at once: no verifying
+    TLS context (which loads every CA certificate of the system) for an https attempt that fails."""
+    loaded = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def load(self, *args, **kwargs):
+        loaded.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", load)
+    img = registry.add_image("app", "latest", [LAYER])
+    assert client.get_manifest(ImageReference.parse(f"{registry.host}/app")).digest == img["digest"]
+    assert client.transport.base_url(registry.host) == f"http://{registry.host}"
+    assert loaded == []
+
+
 def test_redirect_to_plain_http_on_another_host_is_refused(registry, make_client, tmp_path):
     data = b"blob"
     desc = Descriptor("application/octet-stream", **registry.add_blob(data))

@@ -290,6 +290,36 @@ class Transport:
                 self._ca_finalizer = weakref.finalize(self, _unlink_quietly, tmp)
             return self._combined_ca
 
+    def _answers_tls(self, host: str) -> Optional[bool]:
+        """Whether the loopback registry *host* completes a TLS handshake (unverified: only the protocol
+        is asked); None where that is not asked here (other hosts, a session of the caller's, a proxy)
+        or the connection fails: the https attempt then decides, as for every other host.
+
+        A plain-http loopback registry then costs no https attempt, whose verifying context loads
+        every CA certificate of the system (20-100 ms of CPU on our VMs, on every pull) only to see
+        the handshake fail. A registry that does answer TLS is asked over verified https as before."""
+        if not is_loopback(host) or self.config.session_factory is not None:
+            return None
+        import socket
+        import ssl
+
+        url = f"https://{host}/v2/"
+        if self.session().proxies or requests.utils.get_environ_proxies(url, no_proxy=None):
+            return None
+        name, port = split_host_port(host)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((name, port or 443), timeout=self.config.timeout) as sock:
+                try:
+                    with context.wrap_socket(sock, server_hostname=name):
+                        return True
+                except ssl.SSLError:
+                    return False
+        except OSError:
+            return None
+
     def base_url(self, host: str) -> str:
         with self._lock:
             scheme = self._schemes.get(host, "https")
@@ -320,11 +350,14 @@ class Transport:
         ok = frozenset(ok)
         with self._lock:
             known = self._schemes.get(host)
-        schemes = (
-            [known]
-            if known
-            else (["https", "http"] if http_allowed(host, self.config.insecure_registries) else ["https"])
-        )
+        if known:
+            schemes = [known]
+        elif not http_allowed(host, self.config.insecure_registries):
+            schemes = ["https"]
+        elif self._answers_tls(host) is False:
+            schemes = ["http"]  # what the https attempt would find, without its cost
+        else:
+            schemes = ["https", "http"]
         last_exc: Optional[RegistryError] = None
         for i, scheme in enumerate(schemes):
             url = f"{scheme}://{host}{path}"
