@@ -78,7 +78,8 @@ def cs(tmp_path):
 
 @pytest.fixture
 def mountable(tmp_path):
-    ok, why = overlay_mod.supported(tmp_path)
+    (tmp_path / "probe").mkdir()
+    ok, why = overlay_mod.supported(tmp_path / "probe")  # (a success is recorded in tmp_path)
     if not ok:
         pytest.skip(why)
 
@@ -87,6 +88,40 @@ def mountable(tmp_path):
 def forced(monkeypatch):
     """Overlay creates without the probe (bookkeeping tests that never mount)."""
     monkeypatch.setattr(overlay_mod, "supported", lambda directory: (True, "assumed by the test"))
+
+
+def test_a_successful_probe_is_recorded_and_reused(tmp_path, monkeypatch):
+    """The runner's overlay probe runs once per kernel, filesystem and runner (recorded beside the
+    containers directory, never in it); a record that names another kernel is not taken."""
+    from hpcbox_engine_runc import overlay as engine_overlay
+
+    containers = tmp_path / "containers"
+    containers.mkdir()
+    if overlay_mod._probe_key(containers) is None:
+        pytest.skip("the runc engine's runner is not built here")
+    calls = []
+    monkeypatch.setattr(engine_overlay, "supported", lambda d: calls.append(d) or (True, "probed"))
+    assert overlay_mod.supported(containers)[0] and overlay_mod.supported(containers)[0]
+    assert len(calls) == 1
+    record = tmp_path / overlay_mod.PROBE_RECORD
+    assert record.read_text().startswith(os.uname().release + " ")
+    record.write_text(record.read_text().replace(os.uname().release, "0.0-another-kernel", 1))
+    assert overlay_mod.supported(containers)[0]
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [overlay_mod.PROBE_RECORD, "containers"]
+    assert list(containers.iterdir()) == []
+
+
+def test_a_failed_probe_is_never_recorded(tmp_path, monkeypatch):
+    from hpcbox_engine_runc import overlay as engine_overlay
+
+    containers = tmp_path / "containers"
+    containers.mkdir()
+    calls = []
+    monkeypatch.setattr(engine_overlay, "supported", lambda d: calls.append(d) or (False, "refused here"))
+    assert overlay_mod.supported(containers) == (False, "refused here")
+    assert overlay_mod.supported(containers) == (False, "refused here")
+    assert len(calls) == 2 and [p.name for p in tmp_path.iterdir()] == ["containers"]
 
 
 def hpcbox(home, *args, check=True):

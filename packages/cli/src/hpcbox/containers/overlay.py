@@ -59,16 +59,65 @@ def _lock(store: Any, hexpart: str, blocking: bool = True) -> FileLock:
     return FileLock(Path(store.locks_dir) / f"image-rootfs-{hexpart}.lock", blocking=blocking)
 
 
+PROBE_RECORD = ".overlay-probe"
+
+
 def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
-    """Whether a rootless overlay with its upper/work in *directory* can be mounted here, and why not."""
+    """Whether a rootless overlay with its upper/work in *directory* can be mounted here, and why not.
+
+    The probe (the runner mounts a test overlay in new namespaces: 10-700 ms on our VMs, more than the
+    rest of `hpcbox run --rm --overlay IMAGE`) runs once per kernel, filesystem and runner: a success
+    is recorded in ``.overlay-probe`` with what it depends on (kernel release, the
+    directory's device, the runner's path, size and mtime) and taken as it is while they are the
+    same. A failure is never recorded (each create probes again, and falls back to a copy). The record
+    lies beside *directory* (the store's containers directory: in the store's home), not in it."""
     try:
         from hpcbox_engine_runc import overlay
     except ImportError as exc:
         return False, f"the runc engine is not installed ({exc})"
+    record = os.path.join(os.path.dirname(os.path.abspath(directory)), PROBE_RECORD)
+    key = _probe_key(directory)
+    if key is not None and _read_text(record) == key:
+        return True, "rootless overlayfs works here (userxattr)"
     try:
-        return overlay.supported(os.fspath(directory))
+        ok, why = overlay.supported(os.fspath(directory))
     except Exception as exc:  # a broken probe means no overlay, never a failed create
         return False, f"the overlay probe failed ({type(exc).__name__}: {exc})"
+    if ok and key is not None:
+        _write_text(record, key)
+    return ok, why
+
+
+def _probe_key(directory: os.PathLike[str] | str) -> Optional[str]:
+    """What the probe's success depends on, as one line (None when it cannot be told)."""
+    try:
+        from hpcbox_engine_runc import runner_path
+
+        runner = str(runner_path())
+        found, where = os.stat(runner), os.stat(directory)
+    except (ImportError, OSError):
+        return None
+    return f"{os.uname().release} {where.st_dev} {runner} {found.st_size} {found.st_mtime_ns}\n"
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        return None
+
+
+def _write_text(path: str, text: str) -> None:
+    """Written whole or not at all (a read-only store just probes every time)."""
+    temp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
 
 
 def ensure_image_rootfs(store: Any, manifest_digest: str, layers: Callable[[], Sequence[Any]],
