@@ -313,7 +313,7 @@ def test_full_path_commands_skip_only_the_teardown(tmp_path, thread):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("REPOSITORY") or done.stdout.startswith("IMAGE"), done.stdout
     lines = done.stderr.split()
-    if thread:  # the normal exit: the thread is waited for, then the handlers, then the teardown
-        assert lines == ["thread", "handler", "finalized"], done.stderr
-    else:
+    if thread:  # the normal exit: the thread is waited for, then the handlers run (then the teardown)
+        assert lines[:2] == ["thread", "handler"], done.stderr
+    else:  # (the normal exit's teardown would finalize `late`: see the thread case)
         assert lines == ["handler"], done.stderr
