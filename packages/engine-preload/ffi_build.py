@@ -37,7 +37,7 @@ CSRC = HERE / "csrc"
 PRELOAD_LIBRARY = "libhpcbox-preload.so"
 PRELOAD_LIBRARY_MUSL = "libhpcbox-preload-musl.so"
 LAUNCHER = "hpcbox-preload-exec"
-CORE_SOURCES = ["abi.c", "translate.c", "sys.c", "next.c", "gp_core.c"]
+CORE_SOURCES = ["abi.c", "translate.c", "sys.c", "next.c", "say.c", "gp_core.c"]
 
 
 def guestpath_dir() -> Path:

@@ -1,15 +1,14 @@
-/* Configuration (read once from the environment), real-function lookup, debug output, and the
- * path translation every wrapper calls. */
+/* Configuration: read once from the environment (HPCBOX_PRELOAD_*, README "Environment") into one
+ * read-only struct (hp_conf), the copies exec hands on (hp_keep_names), the Landlock backstop the
+ * container's first process sets up, and the configuration's one change after that: chroot(2)
+ * inside the container (hp_chroot). Messages: say.c; real functions: next.c; the translation that
+ * reads this configuration: resolve.c (with its directory cache, dircache.c); process start: init.c. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,82 +21,15 @@
 #undef readlinkat
 #undef realpath
 
-
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
     HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_OWNERS, HP_ENV_CANON,
 };
+const char *const hp_kernel_fs[3] = {"/proc", "/dev", "/sys"};
 
 static struct hp_config config;
-static const char *const kernel_fs[3] = {"/proc", "/dev", "/sys"};
 static int state; /* 0 not yet, 1 being set up, 2 ready */
-
-/* What a wrapper calls when libc lacks the function it wraps: fails with ENOSYS (-1) instead of
- * jumping to NULL. Every function this library wraps exists in glibc >= 2.31 and musl >= 1.2. */
-static long no_such_function(void)
-{
-    errno = ENOSYS;
-    return -1;
-}
-
-void *hp_next(const char *name, void **slot)
-{
-    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-
-    if (!fn) {
-        fn = hp_next_symbol(name);
-        if (!fn) {
-            hp_say("hpcbox-preload: libc has no %s; the call fails with ENOSYS", name);
-            fn = (void *)no_such_function;
-        }
-        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-    }
-    return fn;
-}
-
-static void vsay(const char *fmt, va_list ap)
-{
-    char line[1024];
-    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    while (n > 0) {
-        ssize_t w = write(2, line, (size_t)n);
-
-        if (w <= 0)
-            break;
-        n -= (int)w;
-    }
-}
-
-void hp_say(const char *fmt, ...)
-{
-    va_list ap;
-    int saved = errno;
-
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
-void hp_debug(const char *fmt, ...)
-{
-    va_list ap;
-    int saved = errno;
-
-    if (config.debug <= 0)
-        return;
-    va_start(ap, fmt);
-    vsay(fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
 
 static char *keep_copy(const char *name, const char *value)
 {
@@ -312,7 +244,7 @@ static void setup(void)
     bool trusted;
     int rc;
 
-    config.debug = (int)number(getenv(HP_ENV_DEBUG), 0);
+    hp_debug_level = (int)number(getenv(HP_ENV_DEBUG), 0);
     if (!root || !*root)
         return;
     binds = getenv(HP_ENV_BINDS);
@@ -331,8 +263,8 @@ static void setup(void)
         const struct gp_binding *b = &config.ctx.bindings[i];
 
         for (int k = 0; k < 3; k++) {
-            if (strcmp(b->guest, kernel_fs[k]) == 0)
-                config.kernel_fs[k] = strcmp(b->host, kernel_fs[k]) == 0;
+            if (strcmp(b->guest, hp_kernel_fs[k]) == 0)
+                config.kernel_fs[k] = strcmp(b->host, hp_kernel_fs[k]) == 0;
         }
     }
     read_only(&config, getenv(HP_ENV_RO));
@@ -343,7 +275,7 @@ static void setup(void)
     }
     if (!trusted)
         keep_canonical(&config);
-    for (size_t i = 0; trusted && config.debug > 0 && i < config.ctx.n_bindings; i++)
+    for (size_t i = 0; trusted && hp_debug_level > 0 && i < config.ctx.n_bindings; i++)
         hp_debug("hpcbox-preload: volume %s=%s (canonical, from the parent)", config.ctx.bindings[i].guest,
                  config.ctx.bindings[i].host); /* what /proc/PID/environ no longer shows */
     config.first = !trusted;
@@ -398,146 +330,6 @@ const struct hp_config *hp_conf(void)
     return config.active ? &config : NULL;
 }
 
-/* ---- files libc opens inside itself ---------------------------------------------------------
- * /etc/localtime and the zoneinfo files are opened by libc's own internal calls, which this
- * library does not see: libc is pointed at the container's copies through the variables it reads,
- * where the container has them and the variable is not set (TZ=":FILE", TZDIR; host paths). Once,
- * in the container's first process: inherited from there. Not GCONV_PATH: with it set, glibc
- * parses the module lists instead of its cache in every process that sets a locale (fork+exec
- * of `ls` 2x slower). */
-static const char *host_of(const char *guest, bool dir, char *buf)
-{
-    struct stat st;
-    const char *h = hp_path(AT_FDCWD, guest, HP_FOLLOW | HP_NOFAST, buf);
-
-    if (!h || hp_sys_fstatat(AT_FDCWD, h, &st, 0) < 0)
-        return NULL;
-    return (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) ? h : NULL;
-}
-
-static void container_libc_files(void)
-{
-    char buf[PATH_MAX], tz[PATH_MAX + 1];
-    const char *h;
-
-    if (!getenv("TZ") && (h = host_of("/etc/localtime", false, buf))) {
-        snprintf(tz, sizeof(tz), ":%s", h);
-        setenv("TZ", tz, 0);
-    }
-    if (!getenv("TZDIR") && (h = host_of("/usr/share/zoneinfo", true, buf)))
-        setenv("TZDIR", h, 0);
-}
-
-/* The configuration stays out of the program's sight (`env`, environ, /proc/PID/environ): every
- * HPCBOX_PRELOAD_* variable is removed once read; exec puts the configuration back from the copies
- * in `keep`. */
-static void hide_configuration(void)
-{
-    extern char **environ;
-    char names[32][64];
-    int n = 0;
-
-    /* the names first: unsetenv moves the entries (and a program's own copy of `environ` may
-     * differ from the one libc changes) */
-    for (char **e = environ; e && *e && n < 32; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t len = eq ? (size_t)(eq - *e) : 0;
-
-        if (len && len < sizeof(names[0]) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
-            memcpy(names[n], *e, len);
-            names[n++][len] = '\0';
-        }
-    }
-    if (n > 0)
-        hp_hide_proc_environ();
-    for (int i = 0; i < n; i++)
-        unsetenv(names[i]);
-}
-
-#ifdef __GLIBC__
-/* glibc passes (argc, argv, envp) to constructors; a loader without --argv0 leaves the host path
- * of the program in argv[0], which is put right here. */
-__attribute__((constructor(101))) static void hp_init(int argc, char **argv, char **envp)
-{
-    const char *argv0 = getenv(HP_ENV_ARGV0);
-    const struct hp_config *c;
-
-    (void)envp;
-    c = hp_conf();
-    if (c && c->first)
-        container_libc_files();
-    hp_set_comm(getenv(HP_ENV_COMM));
-    if (argv0 && argc > 0 && argv) {
-        hp_fix_argv(argc, argv, argv0);
-        program_invocation_name = argv[0];
-        program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-    }
-    hide_configuration();
-}
-#else
-__attribute__((constructor(101))) static void hp_init(void)
-{
-    const struct hp_config *c = hp_conf();
-
-    if (c && c->first)
-        container_libc_files();
-    hp_set_comm(getenv(HP_ENV_COMM));
-    hide_configuration();
-}
-#endif
-
-/* ---- translation ---------------------------------------------------------------------------- */
-
-void hp_guest(const char *host, char *out, size_t size)
-{
-    const struct hp_config *c = hp_conf();
-    int rc;
-
-    if (c && host[0] == '/') {
-        rc = gp_to_guest(&c->ctx, host, out, size);
-        if (rc >= 0)
-            return;
-    }
-    snprintf(out, size, "%s", host);
-}
-
-int hp_guest_cwd(char *out, size_t size)
-{
-    char host[PATH_MAX];
-    const struct hp_config *c = hp_conf();
-    int rc;
-
-    if (!REAL(getcwd)(host, sizeof(host)))
-        return -errno;
-    if (!c) {
-        snprintf(out, size, "%s", host);
-        return 0;
-    }
-    rc = gp_to_guest(&c->ctx, host, out, size);
-    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
-}
-
-/* The guest directory that a relative path starts from: 0, 1 when it is outside the guest (the
- * path then goes to the kernel as it is), or -errno. */
-static int guest_base(int dirfd, char *out, size_t size)
-{
-    char link[64], host[PATH_MAX];
-    ssize_t n;
-    int rc;
-
-    if (dirfd == AT_FDCWD)
-        return hp_guest_cwd(out, size);
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-    n = hp_sys_readlinkat(AT_FDCWD, link, host, sizeof(host) - 1);
-    if (n < 0)
-        return errno == ENOENT ? -EBADF : -errno;
-    host[n] = '\0';
-    if (host[0] != '/')
-        return 1; /* not a directory of a file system (pipe, socket): let the kernel say so */
-    rc = gp_to_guest(&hp_conf()->ctx, host, out, size);
-    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
-}
-
 bool hp_known_loader(const char *guest, char *host, size_t size)
 {
     size_t n = strlen(guest);
@@ -556,300 +348,6 @@ bool hp_known_loader(const char *guest, char *host, size_t size)
         s = e + 1;
     }
     return false;
-}
-
-bool hp_null(const void *p)
-{
-    return p == NULL;
-}
-
-/* A path into the host's own /proc, /dev or /sys (bound at the same place): the kernel resolves
- * it, magic links (/proc/self/cwd, /dev/fd/N) included, whose targets are host paths. */
-static bool kernel_path(const struct hp_config *c, const char *path)
-{
-    for (int k = 0; k < 3; k++) {
-        size_t n = k == 0 ? 5 : 4;
-
-        if (c->kernel_fs[k] && strncmp(path, kernel_fs[k], n) == 0 && (path[n] == '/' || !path[n]))
-            return true;
-    }
-    return false;
-}
-
-bool hp_plain_name(const struct hp_config *c, const char *name)
-{
-    if (strchr(name, '/') || strcmp(name, "..") == 0)
-        return false;
-    for (size_t i = 0; i < c->n_bound_names; i++) {
-        if (strcmp(c->bound_names[i], name) == 0)
-            return false;
-    }
-    return true;
-}
-
-/* The absolute guest path of (dirfd, path) into abs; 1 when it is to go to the kernel as is. */
-static int absolute(int dirfd, const char *path, char *abs)
-{
-    char base[PATH_MAX];
-    size_t blen, plen = strlen(path);
-    int rc;
-
-    if (path[0] == '/') {
-        if (plen >= PATH_MAX)
-            return -ENAMETOOLONG;
-        memcpy(abs, path, plen + 1);
-        return 0;
-    }
-    rc = guest_base(dirfd, base, sizeof(base));
-    if (rc != 0)
-        return rc;
-    blen = strlen(base);
-    if (blen + 1 + plen + 1 > PATH_MAX)
-        return -ENAMETOOLONG;
-    memcpy(abs, base, blen);
-    abs[blen] = '/';
-    memcpy(abs + blen + 1, path, plen + 1);
-    return 0;
-}
-
-/* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
-static bool read_only_host(const struct hp_config *c, const char *host)
-{
-    size_t best = 0;
-    bool ro = false;
-
-    for (size_t i = 0; i < c->n_ro; i++) {
-        size_t n = strlen(c->ro[i]);
-
-        if (n >= best && strncmp(host, c->ro[i], n) == 0 &&
-            (host[n] == '/' || host[n] == '\0' || (n == 1 && c->ro[i][0] == '/'))) {
-            best = n;
-            ro = c->ro_flag[i];
-        }
-    }
-    return ro;
-}
-
-/* ---- the directory cache -------------------------------------------------------------------
- *
- * Absolute paths cost one lstat per component. Most programs that use them touch many names in the
- * same directory (ls -l of a glob, a shell's PATH search, Python's imports), so the last directory
- * resolved is remembered when it is reached through no symlink (its path is canonical) and exists
- * as a directory: a symlink retargeted later (ln -sfn, by another process) then cannot leave a
- * stale entry, only a directory replaced by something else can. A path in it then costs nothing (not followed) or one
- * lstat (followed: a symlink falls back to the walk). The entry is dropped when this process removes
- * or renames anything (hp_invalidate); changes made meanwhile by other processes can be seen late,
- * the same race as the component walk itself has (csrc/guestpath/guestpath.h, "Races"). */
-struct dir_cache {
-    unsigned gen;
-    size_t len;                /* of guest; 0 = empty */
-    char guest[PATH_MAX];      /* lexical guest directory, as the paths that use it spell it */
-    char canon[PATH_MAX];      /* its canonical guest path */
-};
-
-static struct dir_cache dir_cache;
-static int dir_cache_lock;
-static unsigned dir_cache_gen = 1;
-
-void hp_invalidate(void)
-{
-    __atomic_add_fetch(&dir_cache_gen, 1, __ATOMIC_ACQ_REL);
-}
-
-static bool try_lock(void)
-{
-    return !__atomic_exchange_n(&dir_cache_lock, 1, __ATOMIC_ACQUIRE);
-}
-
-static void unlock(void)
-{
-    __atomic_store_n(&dir_cache_lock, 0, __ATOMIC_RELEASE);
-}
-
-/* An absolute path without "", ".", ".." components or a trailing "/", with a parent other than
- * "/": the length of its directory part, else 0. */
-static size_t clean_dir_len(const char *abs)
-{
-    size_t last = 0, i;
-
-    for (i = 0; abs[i]; i++) {
-        if (abs[i] != '/')
-            continue;
-        if (abs[i + 1] == '/' || abs[i + 1] == '\0')
-            return 0;
-        if (abs[i + 1] == '.' && (abs[i + 2] == '/' || abs[i + 2] == '\0' ||
-                                  (abs[i + 2] == '.' && (abs[i + 3] == '/' || abs[i + 3] == '\0'))))
-            return 0;
-        last = i;
-    }
-    return last;
-}
-
-/* The canonical guest directory of abs[0..dlen) into canon, from the cache or a walk that then
- * fills it. false when it is no existing directory (the caller walks the whole path instead). */
-static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, char *canon)
-{
-    unsigned gen = __atomic_load_n(&dir_cache_gen, __ATOMIC_ACQUIRE);
-    char dir[PATH_MAX], host[PATH_MAX];
-    struct stat st;
-
-    if (try_lock()) {
-        bool hit = dir_cache.gen == gen && dir_cache.len == dlen && memcmp(dir_cache.guest, abs, dlen) == 0;
-
-        if (hit)
-            memcpy(canon, dir_cache.canon, strlen(dir_cache.canon) + 1);
-        unlock();
-        if (hit)
-            return true;
-    }
-    memcpy(dir, abs, dlen);
-    dir[dlen] = '\0';
-    if (gp_canonical(&c->ctx, dir, GP_FOLLOW_LAST, canon, PATH_MAX) < 0 ||
-        gp_map_canonical(&c->ctx, canon, host, sizeof(host)) < 0 ||
-        hp_sys_fstatat(AT_FDCWD, host, &st, 0) < 0 || !S_ISDIR(st.st_mode))
-        return false;
-    if (strcmp(canon, dir) != 0)
-        return true; /* usable now, not remembered: only directories reached through no symlink are */
-    if (try_lock()) {
-        dir_cache.gen = gen;
-        dir_cache.len = dlen;
-        memcpy(dir_cache.guest, dir, dlen + 1);
-        memcpy(dir_cache.canon, canon, strlen(canon) + 1);
-        unlock();
-    }
-    return true;
-}
-
-/* The flags of gp_to_host for hp_path's flags. */
-static int gp_flags(int flags)
-{
-    int gp = (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0;
-
-    if (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME))
-        gp = GP_PARENT;
-    if (flags & (HP_RMDIR | HP_UNLINK | HP_RENAME))
-        gp |= GP_NO_MOUNT;
-    if (flags & HP_RMDIR)
-        gp |= GP_RMDIR;
-    if (flags & HP_UNLINK)
-        gp |= GP_UNLINK;
-    return gp;
-}
-
-/* Whether the canonical guest path is a binding's own guest path (a mount point). */
-static bool is_binding(const struct hp_config *c, const char *canon)
-{
-    size_t len = strlen(canon);
-
-    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
-        if (c->ctx.bindings[i].guest_len == len && memcmp(c->ctx.bindings[i].guest, canon, len) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* gp_to_host of an absolute guest path through the directory cache; 1 when the caller must walk. */
-static int via_cache(const struct hp_config *c, const char *abs, int flags, char *buf)
-{
-    char canon[PATH_MAX];
-    size_t dlen = clean_dir_len(abs), clen, nlen;
-    struct stat st;
-
-    if (dlen == 0 || !cached_dir(c, abs, dlen, canon))
-        return 1;
-    clen = strlen(canon);
-    nlen = strlen(abs + dlen);  /* "/name" */
-    if (clen + nlen + 1 > PATH_MAX)
-        return 1;
-    memcpy(canon + (clen == 1 ? 0 : clen), abs + dlen, nlen + 1);
-    if ((flags & (HP_RMDIR | HP_UNLINK | HP_RENAME)) && is_binding(c, canon))
-        return 1; /* a mount point: the walk gives the error */
-    if (gp_map_canonical(&c->ctx, canon, buf, PATH_MAX) < 0)
-        return 1;
-    if ((flags & HP_FOLLOW) && hp_sys_fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISLNK(st.st_mode))
-        return 1; /* a symlink to follow: its target is a guest path */
-    return 0;
-}
-
-const char *hp_path(int dirfd, const char *path, int flags, char *buf)
-{
-    const struct hp_config *c = hp_conf();
-    char abs[PATH_MAX];
-    int rc;
-
-    if (!path) {
-        errno = EFAULT;
-        return NULL;
-    }
-    if (!c || path[0] == '\0')
-        return path;
-    if ((flags & HP_WRITE) && c->n_ro)
-        flags |= HP_NOFAST;
-    if (path[0] != '/' && !(flags & HP_NOFAST) && hp_plain_name(c, path)) {
-        struct stat st;
-
-        /* A name in a real directory: the kernel finds the same file, unless it is a symlink
-         * that must be followed (its target is a guest path). HP_PARENT never follows it. */
-        if (!(flags & HP_FOLLOW) || (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME)))
-            return path;
-        if (hp_sys_fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
-            return path;
-    }
-    if (path[0] == '/' && kernel_path(c, path)) {
-        if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
-            path = c->exe; /* the program's file, not the loader's (procself.c) */
-        } else {
-            /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
-            rc = strncmp(path, "/proc/", 6) == 0
-                     ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
-                     : 1;
-            if (rc == 1)
-                return path;
-            if (rc < 0) {
-                errno = -rc;
-                return NULL;
-            }
-            if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
-                errno = EROFS;
-                return NULL;
-            }
-            return buf;
-        }
-    }
-    rc = absolute(dirfd, path, abs);
-    if (rc == 1)
-        return path;
-    if (rc == 0 && via_cache(c, abs, flags, buf) != 0)
-        rc = gp_to_host(&c->ctx, abs, gp_flags(flags), buf, PATH_MAX);
-    if (rc < 0) {
-        hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
-        errno = -rc;
-        return NULL;
-    }
-    if ((flags & HP_WRITE) && c->n_ro && read_only_host(c, buf)) {
-        errno = EROFS;
-        return NULL;
-    }
-    return buf;
-}
-
-int hp_canonical(int dirfd, const char *path, int flags, char *out)
-{
-    const struct hp_config *c = hp_conf();
-    char abs[PATH_MAX];
-    int rc;
-
-    if (!c)
-        return -ENOSYS;
-    if (!path || !*path)
-        return -ENOENT;
-    rc = absolute(dirfd, path, abs);
-    if (rc == 1)
-        return -EXDEV;
-    if (rc < 0)
-        return rc;
-    return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
 }
 
 /* ---- chroot(2) inside the container (chroot.c) -----------------------------------------------
@@ -926,7 +424,7 @@ int hp_chroot(const char *guest)
     }
     /* read-only: the new root if it lies in a read-only tree, and the rebased read-only bindings */
     ro_list[0] = '\0';
-    if (read_only_host(&config, next.root))
+    if (hp_read_only_host(&config, next.root))
         ro_len += (size_t)snprintf(ro_list, ro_cap, "/");
     for (size_t i = 0; old_ro && i < next.n_bindings; i++) {
         char full[PATH_MAX];
@@ -942,8 +440,8 @@ int hp_chroot(const char *guest)
     for (int k = 0; k < 3; k++) {
         config.kernel_fs[k] = false;
         for (size_t i = 0; i < config.ctx.n_bindings; i++)
-            if (strcmp(config.ctx.bindings[i].guest, kernel_fs[k]) == 0)
-                config.kernel_fs[k] = strcmp(config.ctx.bindings[i].host, kernel_fs[k]) == 0;
+            if (strcmp(config.ctx.bindings[i].guest, hp_kernel_fs[k]) == 0)
+                config.kernel_fs[k] = strcmp(config.ctx.bindings[i].host, hp_kernel_fs[k]) == 0;
     }
     free(config.ro);
     free(config.ro_flag);

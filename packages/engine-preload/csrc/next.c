@@ -2,11 +2,13 @@
  * before 2.34, where dlsym lives in libdl.so.2: the library does not load libdl (one object less
  * to map in every process), so when no dlsym is there it looks the symbol up itself in the
  * objects loaded after it (dl_iterate_phdr, in load order), by their GNU hash tables, taking the
- * default version of a versioned symbol, as dlsym does. */
+ * default version of a versioned symbol, as dlsym does. And the lookup every wrapper makes through
+ * REAL(name): once per symbol, cached, ENOSYS where libc has no such function. */
 #define _GNU_SOURCE
 #include "compat.h" /* dlsym: weak, and the version every glibc has */
 
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -141,4 +143,27 @@ void *hp_next_symbol(const char *name)
     }
 #endif
     return dlsym(RTLD_NEXT, name);
+}
+
+/* What a wrapper calls when libc lacks the function it wraps: fails with ENOSYS (-1) instead of
+ * jumping to NULL. Every function this library wraps exists in glibc >= 2.31 and musl >= 1.2. */
+static long no_such_function(void)
+{
+    errno = ENOSYS;
+    return -1;
+}
+
+void *hp_next(const char *name, void **slot)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+    if (!fn) {
+        fn = hp_next_symbol(name);
+        if (!fn) {
+            hp_say("hpcbox-preload: libc has no %s; the call fails with ENOSYS", name);
+            fn = (void *)no_such_function;
+        }
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
 }

@@ -1,9 +1,16 @@
 /* Internal interface of libhpcbox-preload: configuration, real functions, path translation.
  *
  * The library is injected with LD_PRELOAD into every process of a container. Each wrapper turns
- * the guest path it is given into the host path the kernel needs (hp_path), calls the real libc
- * function found with dlsym(RTLD_NEXT), and maps paths that come back to the guest (hp_guest).
- * The configuration is read once from the environment (config.c) into one read-only struct.
+ * the guest path it is given into the host path the kernel needs (hp_path, resolve.c), calls the
+ * real libc function found with dlsym(RTLD_NEXT) (REAL, next.c), and maps paths that come back to
+ * the guest (hp_guest). The configuration is read once from the environment (config.c) into one
+ * read-only struct.
+ *
+ * Errors (README "C conventions"): the exported wrappers keep libc's convention of the function
+ * they stand in for (-1 or NULL with errno, posix_spawn's error number, ...), and so do the few
+ * internal functions that are a wrapper's other half (hp_path, hp_execve, hp_stat, hp_mknod: a
+ * wrapper returns what they return). Every other function returns 0 (or a count, a length) on
+ * success and -errno on failure; a bool answers a question and is never a failure.
  */
 #ifndef HPCBOX_PRELOAD_INTERNAL_H
 #define HPCBOX_PRELOAD_INTERNAL_H
@@ -53,7 +60,6 @@ extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
     bool active;                    /* a rootfs is configured and valid */
-    int debug;                      /* HPCBOX_DEBUG level */
     struct gp_context ctx;          /* root and bindings (the cwd in it stays "/") */
     char *keep[HP_N_KEEP];          /* "NAME=value" copies of the configuration variables */
     char *lib_glibc, *lib_musl;     /* host paths of the two builds of this library */
@@ -67,7 +73,7 @@ struct hp_config {
     char *owners;                   /* HP_ENV_OWNERS: host path of the ownership record, or NULL */
     char hostname[65];              /* "" = the host's */
     int mode;                       /* 1..4: F1..F4 */
-    bool kernel_fs[3];
+    bool kernel_fs[3];              /* /proc, /dev, /sys bound to the host's same paths */
     bool first;                     /* the container's first process (no canonical tag yet) */
     size_t n_ro;                    /* host prefixes (root or a binding's) that are read-only */
     char **ro;
@@ -75,7 +81,7 @@ struct hp_config {
     char **bound_names;             /* every component of the bindings' guest paths */
     size_t n_bound_names;
     char *ptrace;                   /* HP_ENV_PTRACE: the tracer's command line prefix, or NULL */
-    char *loaders;                  /* HP_ENV_LOADERS: a hint, checked by the exec that uses it */              /* /proc, /dev, /sys bound to the host's same paths */
+    char *loaders;                  /* HP_ENV_LOADERS: a hint, checked by the exec that uses it */
 };
 
 /* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
@@ -83,6 +89,8 @@ const struct hp_config *hp_conf(void);
 /* environ.c: /proc/PID/environ without the HPCBOX_PRELOAD_* variables (the constructor). */
 void hp_hide_proc_environ(void);
 
+/* The HPCBOX_DEBUG level (say.c; set by the configuration). */
+extern int hp_debug_level;
 /* One line on stderr when HPCBOX_DEBUG is set (level >= 1). */
 void hp_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* One line on stderr, always. */
@@ -105,6 +113,9 @@ void *hp_next(const char *name, void **slot);
         (type)hp_next(#name, &hp_slot_);                                                           \
     })
 
+/* The host's kernel file systems ("/proc", "/dev", "/sys"), in the order of hp_config.kernel_fs. */
+extern const char *const hp_kernel_fs[3];
+
 /* hp_path flags */
 #define HP_FOLLOW 0x1  /* follow a final symlink (stat, open without O_NOFOLLOW) */
 #define HP_NOFAST 0x2  /* no pass-through for a plain name relative to a real directory */
@@ -118,6 +129,13 @@ void *hp_next(const char *name, void **slot);
  * translation (inactive library, empty path, a plain name relative to a directory that is not a
  * symlink). NULL with errno set when the guest path cannot resolve (ENOENT, ELOOP, ...; EFAULT for NULL). */
 const char *hp_path(int dirfd, const char *path, int flags, char *buf);
+
+/* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
+bool hp_read_only_host(const struct hp_config *c, const char *host);
+
+/* The directory cache (dircache.c): gp_to_host of the absolute guest path abs into buf (PATH_MAX)
+ * through the last directory remembered; 0, or 1 when the caller must walk the path itself. */
+int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, char *buf);
 
 /* Forget the directories remembered by hp_path (after a call that removed or renamed a name). */
 void hp_invalidate(void);
@@ -178,7 +196,7 @@ void hp_set_comm(const char *name);
  * process's root, and its children's. 0 or -errno. */
 int hp_chroot(const char *guest);
 
-/* Execution (exec.c). */
+/* Execution (exec.c; planning: plan.c, loader.c, exec.h). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
 /* The host path the engine resolved for the loader `guest` (PT_INTERP), or NULL. */

@@ -1,6 +1,6 @@
 /* /proc/self as the program expects it when the container's loader started it
  * ("LOADER --library-path DIRS --inhibit-cache PROGRAM ARGS..."): /proc/self/exe followed (open,
- * stat, exec) is the program's file (hp_path, exec.c; readlink: paths.c), and /proc/self/cmdline
+ * stat, exec) is the program's file (hp_path, resolve.c; plan.c; readlink: paths.c), and /proc/self/cmdline
  * is the program's argv, not the loader's command line. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,0 +1,53 @@
+/* Internal interface of exec (exec.c, spawn.c) and its planning (plan.c, loader.c): what an exec
+ * of a guest path runs instead, worked out once into a plan, then handed to execve, posix_spawn or
+ * the listing of ld.so. Errors: 0 or -errno (preload.h). */
+#ifndef HPCBOX_PRELOAD_EXEC_H
+#define HPCBOX_PRELOAD_EXEC_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "creds.h"
+#include "preload.h"
+
+#define MAX_SCRIPTS 4   /* nested #! interpreters, as Linux's BINPRM_MAX_RECURSION */
+#define MAX_PREFIX (3 * MAX_SCRIPTS + 1)
+
+struct plan {
+    char host[PATH_MAX];       /* what execve gets: the container's loader, on the host */
+    char prog[PATH_MAX];       /* the program, on the host */
+    char exe[PATH_MAX];        /* the program, canonical in the guest (for /proc/self/exe) */
+    char interp[PATH_MAX];     /* its PT_INTERP (guest) */
+    char script[MAX_SCRIPTS][2][256]; /* "#!" interpreter and argument of each level */
+    char paths[MAX_SCRIPTS][PATH_MAX]; /* the guest path each level executed */
+    const char *pre[MAX_PREFIX];  /* argv built by "#!" levels; then the caller's from `skip` */
+    int npre;
+    int skip;
+    bool musl;
+    bool known_loader;         /* p->host came from the engine's list, not from a walk now */
+    bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
+    char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
+    char *libpath, *env_exe, *env_argv0, *env_preload, *env_comm;
+    char comm[16];             /* the kernel's process name for an exec of the given path */
+    char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
+    char *tracer;              /* a static program: a copy of the tracer's command line prefix */
+    char ids[2][16];
+};
+
+/* plan.c: work out what to execute for the guest `path` into p (0 or -errno; hp_plan_free after,
+ * also on failure); its parts shared with loader.c. */
+int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[]);
+void hp_plan_free(struct plan *p);
+int hp_count(char *const v[]);
+const char *hp_env_value(char *const envp[], const char *name);
+int hp_libpath_for(struct plan *p, const char *user);
+int hp_build_env(struct plan *p, char *const envp[], const char *argv0);
+bool hp_drop_from_env(const char *entry);
+
+/* loader.c: the container's loader run directly (ldd, `ld.so PROG`), and ld.so's listing of
+ * libraries run as a child with its output mapped back (returns only on failure, -errno). */
+bool hp_is_loader(const struct plan *p);
+int hp_plan_loader(struct plan *p, char *const argv[], char *const envp[]);
+int hp_exec_traced(struct plan *p);
+
+#endif

@@ -1,0 +1,238 @@
+/* The translation every wrapper calls (hp_path): a guest path, relative to the guest cwd or to a
+ * directory fd, to the host path the kernel needs, through the path core (csrc/guestpath/) with the
+ * configuration's root and bindings; the pass-throughs (a plain name relative to a real directory,
+ * the host's /proc, /dev, /sys), read-only bindings (EROFS), and host paths mapped back (hp_guest).
+ * Absolute paths go through the directory cache first (dircache.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "preload.h"
+
+#undef fstatat
+#undef stat
+#undef readlinkat
+#undef realpath
+
+void hp_guest(const char *host, char *out, size_t size)
+{
+    const struct hp_config *c = hp_conf();
+    int rc;
+
+    if (c && host[0] == '/') {
+        rc = gp_to_guest(&c->ctx, host, out, size);
+        if (rc >= 0)
+            return;
+    }
+    snprintf(out, size, "%s", host);
+}
+
+int hp_guest_cwd(char *out, size_t size)
+{
+    char host[PATH_MAX];
+    const struct hp_config *c = hp_conf();
+    int rc;
+
+    if (!REAL(getcwd)(host, sizeof(host)))
+        return -errno;
+    if (!c) {
+        snprintf(out, size, "%s", host);
+        return 0;
+    }
+    rc = gp_to_guest(&c->ctx, host, out, size);
+    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
+}
+
+/* The guest directory that a relative path starts from: 0, 1 when it is outside the guest (the
+ * path then goes to the kernel as it is), or -errno. */
+static int guest_base(int dirfd, char *out, size_t size)
+{
+    char link[64], host[PATH_MAX];
+    ssize_t n;
+    int rc;
+
+    if (dirfd == AT_FDCWD)
+        return hp_guest_cwd(out, size);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+    n = hp_sys_readlinkat(AT_FDCWD, link, host, sizeof(host) - 1);
+    if (n < 0)
+        return errno == ENOENT ? -EBADF : -errno;
+    host[n] = '\0';
+    if (host[0] != '/')
+        return 1; /* not a directory of a file system (pipe, socket): let the kernel say so */
+    rc = gp_to_guest(&hp_conf()->ctx, host, out, size);
+    return rc < 0 ? rc : rc == GP_OUTSIDE ? 1 : 0;
+}
+
+bool hp_null(const void *p)
+{
+    return p == NULL;
+}
+
+/* A path into the host's own /proc, /dev or /sys (bound at the same place): the kernel resolves
+ * it, magic links (/proc/self/cwd, /dev/fd/N) included, whose targets are host paths. */
+static bool kernel_path(const struct hp_config *c, const char *path)
+{
+    for (int k = 0; k < 3; k++) {
+        size_t n = k == 0 ? 5 : 4;
+
+        if (c->kernel_fs[k] && strncmp(path, hp_kernel_fs[k], n) == 0 && (path[n] == '/' || !path[n]))
+            return true;
+    }
+    return false;
+}
+
+bool hp_plain_name(const struct hp_config *c, const char *name)
+{
+    if (strchr(name, '/') || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < c->n_bound_names; i++) {
+        if (strcmp(c->bound_names[i], name) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* The absolute guest path of (dirfd, path) into abs; 1 when it is to go to the kernel as is. */
+static int absolute(int dirfd, const char *path, char *abs)
+{
+    char base[PATH_MAX];
+    size_t blen, plen = strlen(path);
+    int rc;
+
+    if (path[0] == '/') {
+        if (plen >= PATH_MAX)
+            return -ENAMETOOLONG;
+        memcpy(abs, path, plen + 1);
+        return 0;
+    }
+    rc = guest_base(dirfd, base, sizeof(base));
+    if (rc != 0)
+        return rc;
+    blen = strlen(base);
+    if (blen + 1 + plen + 1 > PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(abs, base, blen);
+    abs[blen] = '/';
+    memcpy(abs + blen + 1, path, plen + 1);
+    return 0;
+}
+
+/* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
+bool hp_read_only_host(const struct hp_config *c, const char *host)
+{
+    size_t best = 0;
+    bool ro = false;
+
+    for (size_t i = 0; i < c->n_ro; i++) {
+        size_t n = strlen(c->ro[i]);
+
+        if (n >= best && strncmp(host, c->ro[i], n) == 0 &&
+            (host[n] == '/' || host[n] == '\0' || (n == 1 && c->ro[i][0] == '/'))) {
+            best = n;
+            ro = c->ro_flag[i];
+        }
+    }
+    return ro;
+}
+
+/* The flags of gp_to_host for hp_path's flags. */
+static int gp_flags(int flags)
+{
+    int gp = (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0;
+
+    if (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME))
+        gp = GP_PARENT;
+    if (flags & (HP_RMDIR | HP_UNLINK | HP_RENAME))
+        gp |= GP_NO_MOUNT;
+    if (flags & HP_RMDIR)
+        gp |= GP_RMDIR;
+    if (flags & HP_UNLINK)
+        gp |= GP_UNLINK;
+    return gp;
+}
+
+const char *hp_path(int dirfd, const char *path, int flags, char *buf)
+{
+    const struct hp_config *c = hp_conf();
+    char abs[PATH_MAX];
+    int rc;
+
+    if (!path) {
+        errno = EFAULT;
+        return NULL;
+    }
+    if (!c || path[0] == '\0')
+        return path;
+    if ((flags & HP_WRITE) && c->n_ro)
+        flags |= HP_NOFAST;
+    if (path[0] != '/' && !(flags & HP_NOFAST) && hp_plain_name(c, path)) {
+        struct stat st;
+
+        /* A name in a real directory: the kernel finds the same file, unless it is a symlink
+         * that must be followed (its target is a guest path). HP_PARENT never follows it. */
+        if (!(flags & HP_FOLLOW) || (flags & (HP_PARENT | HP_RMDIR | HP_UNLINK | HP_RENAME)))
+            return path;
+        if (hp_sys_fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+            return path;
+    }
+    if (path[0] == '/' && kernel_path(c, path)) {
+        if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
+            path = c->exe; /* the program's file, not the loader's (procself.c) */
+        } else {
+            /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
+            rc = strncmp(path, "/proc/", 6) == 0
+                     ? gp_proc_magic(&c->ctx, path, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, buf, PATH_MAX)
+                     : 1;
+            if (rc == 1)
+                return path;
+            if (rc < 0) {
+                errno = -rc;
+                return NULL;
+            }
+            if ((flags & HP_WRITE) && c->n_ro && hp_read_only_host(c, buf)) {
+                errno = EROFS;
+                return NULL;
+            }
+            return buf;
+        }
+    }
+    rc = absolute(dirfd, path, abs);
+    if (rc == 1)
+        return path;
+    if (rc == 0 && hp_dircache_to_host(c, abs, flags, buf) != 0)
+        rc = gp_to_host(&c->ctx, abs, gp_flags(flags), buf, PATH_MAX);
+    if (rc < 0) {
+        hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
+        errno = -rc;
+        return NULL;
+    }
+    if ((flags & HP_WRITE) && c->n_ro && hp_read_only_host(c, buf)) {
+        errno = EROFS;
+        return NULL;
+    }
+    return buf;
+}
+
+int hp_canonical(int dirfd, const char *path, int flags, char *out)
+{
+    const struct hp_config *c = hp_conf();
+    char abs[PATH_MAX];
+    int rc;
+
+    if (!c)
+        return -ENOSYS;
+    if (!path || !*path)
+        return -ENOENT;
+    rc = absolute(dirfd, path, abs);
+    if (rc == 1)
+        return -EXDEV;
+    if (rc < 0)
+        return rc;
+    return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
+}
