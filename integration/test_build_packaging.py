@@ -97,7 +97,8 @@ def test_an_sdist_builds_alone_and_carries_the_license(gcc, tmp_path):
         names = archive.getnames()
         archive.extractall(tmp_path / "src")
     top = tmp_path / "src" / sdist.name[: -len(".tar.gz")]
-    for needed in ("hpcbox_cbuild.py", "csrc/guestpath/guestpath.c", "launcher/start.c", "LICENSE"):
+    for needed in ("hpcbox_cbuild.py", "csrc/guestpath/guestpath.c", "csrc/common/hpcbox_version.h",
+                   "launcher/start.c", "LICENSE"):
         assert f"{top.name}/{needed}" in names, needed
     wheels = tmp_path / "wheels"
     done = build(top, wheels, CC=gcc)
@@ -111,6 +112,18 @@ def test_an_sdist_builds_alone_and_carries_the_license(gcc, tmp_path):
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     project_urls = [line for line in metadata_lines if line.startswith("Project-URL:")]
     assert {line.split(",")[0] for line in project_urls} >= {"Project-URL: Homepage", "Project-URL: Source"}
+
+
+@pytest.mark.parametrize("package", ["engine-runc", "engine-ptrace"])
+def test_the_other_c_sdists_carry_the_shared_headers(package, tmp_path):
+    # the helpers' --version comes from csrc/common/hpcbox_version.h: each sdist needs its copy
+    done = build(PACKAGES / package, tmp_path, kind="sdist")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [sdist] = tmp_path.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    for needed in ("hpcbox_cbuild.py", "csrc/common/hpcbox_version.h"):
+        assert f"{sdist.name[: -len('.tar.gz')]}/{needed}" in names, needed
 
 
 def test_every_package_carries_the_projects_license():

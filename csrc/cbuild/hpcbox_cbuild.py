@@ -16,7 +16,8 @@ What a packager or a user building from source can rely on:
   install, or to install the binary wheel instead.
 - The wheel's platform tag: ``manylinux_2_17_<arch>`` when every ELF file in it needs no glibc
   symbol version newer than 2.17 (checked here, on the built files), else ``linux_<arch>``.
-- Every compile gets ``-DHPCBOX_VERSION="<the package's version>"``: the helpers' ``--version``.
+- Every compile gets ``-DHPCBOX_VERSION="<the package's version>"``: the helpers' ``--version``,
+  printed by the one header they share, ``csrc/common/hpcbox_version.h`` (``common_include``).
 - Reproducible: no debug information, build directories mapped away (``-ffile-prefix-map``), so
   two builds of one commit give identical files.
 """
@@ -45,6 +46,16 @@ class BuildError(SystemExit):
 
     def __init__(self, package: str, message: str):
         super().__init__(f"{package}: {message}")
+
+
+def common_include(root: Path) -> Path:
+    """The C headers every helper shares (``csrc/common/``: hpcbox_version.h): the sdist's copy in
+    ``root/csrc/common``, else the repository's, two levels above the package ``root``."""
+    for candidate in (Path(root) / "csrc" / "common", Path(root).parent.parent / "csrc" / "common"):
+        if (candidate / "hpcbox_version.h").is_file():
+            return candidate
+    raise BuildError(Path(root).name, "csrc/common/hpcbox_version.h not found beside the package nor at the "
+                                      "repository root; build from the hpcbox repository or from its sdist")
 
 
 def _env_flags(name: str) -> List[str]:

@@ -140,18 +140,19 @@ def build_musl_library(cc, out_dir: Path) -> Optional[Path]:
     return out
 
 
-def build_launcher(cc, out_dir: Path) -> Path:
+def build_launcher(cc, out_dir: Path, common: Path) -> Path:
+    """The launcher; `common`: the C headers shared by the helpers (csrc/common, hpcbox_version.h)."""
     out = out_dir / LAUNCHER
     sources = [HERE / "launcher" / "launcher.c"]
     link: List[str] = []
     if cc.targets_glibc() and cc.machine() in ("x86_64", "aarch64"):
         sources.append(HERE / "launcher" / "start.c")
         link = ["-nostartfiles"]
-    return cc.executable(out, sources, static=False, link=link)
+    return cc.executable(out, sources, [common], static=False, link=link)
 
 
-def build_all(cc, out_dir: Path) -> List[Path]:
+def build_all(cc, out_dir: Path, common: Path) -> List[Path]:
     """Every native artefact but the cffi module, in out_dir."""
-    built = [build_preload_library(cc, out_dir), build_launcher(cc, out_dir)]
+    built = [build_preload_library(cc, out_dir), build_launcher(cc, out_dir, common)]
     musl = build_musl_library(cc, out_dir)
     return built + ([musl] if musl else [])

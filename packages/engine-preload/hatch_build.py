@@ -43,7 +43,7 @@ class CBuildHook(BuildHookInterface):
         cc = cbuild.Compiler("hpcbox-engine-preload", [root, builders.GUESTPATH, tmp], self.metadata.version)
         module = cc.cffi_module(builders.ffibuilder, builders.MODULE, tmp, sources=builders.MODULE_SOURCES,
                                 includes=builders.INCLUDES)
-        built = [module, *builders.build_all(cc, tmp)]
+        built = [module, *builders.build_all(cc, tmp, cbuild.common_include(root))]
         cbuild.place(self, version, build_data, built, package=PACKAGE, machine=cc.machine(), abi3=True)
 
     def finalize(self, version, build_data, artifact_path):

@@ -64,7 +64,7 @@ class CBuildHook(BuildHookInterface):
         module = cc.cffi_module(ffi.ffibuilder, ffi.MODULE, tmp, sources=ffi.SOURCES, includes=ffi.INCLUDES,
                                 extra=["-include", str(root / "csrc" / "compat.h")])
         sources, includes = tracer_sources(root)
-        tracer = cc.executable(tmp / TRACER, sources, includes)
+        tracer = cc.executable(tmp / TRACER, sources, [*includes, cbuild.common_include(root)])
         cbuild.place(self, version, build_data, [module, tracer], package=PACKAGE, machine=cc.machine(),
                      abi3=True)
 

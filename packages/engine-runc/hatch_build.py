@@ -36,7 +36,8 @@ class RunnerBuildHook(BuildHookInterface):
         cbuild = load_cbuild(root)
         self._tmp = tempfile.mkdtemp(prefix="hpcbox-cbuild-")
         cc = cbuild.Compiler("hpcbox-engine-runc", [root, self._tmp], self.metadata.version)
-        runner = cc.executable(Path(self._tmp) / RUNNER, sorted((root / "csrc").glob("*.c")))
+        runner = cc.executable(Path(self._tmp) / RUNNER, sorted((root / "csrc").glob("*.c")),
+                               [cbuild.common_include(root)])
         cbuild.place(self, version, build_data, [runner], package=PACKAGE, machine=cc.machine(), abi3=False)
 
     def finalize(self, version, build_data, artifact_path):

@@ -29,19 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define EXIT_RUNTIME 125
+#include "hpcbox_version.h" /* csrc/common/: --version */
 
-/* --version: the package's version (the build passes -DHPCBOX_VERSION) and the architecture built for */
-#ifndef HPCBOX_VERSION
-#define HPCBOX_VERSION "unknown"
-#endif
-#if defined(__x86_64__)
-#define HPCBOX_ARCH "x86_64"
-#elif defined(__aarch64__)
-#define HPCBOX_ARCH "aarch64"
-#else
-#define HPCBOX_ARCH "another architecture"
-#endif
+#define EXIT_RUNTIME 125
 
 static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 static const int from_terminal[] = {SIGINT, SIGQUIT, SIGWINCH};
@@ -180,8 +170,8 @@ static int supervise(pid_t program, pid_t caller, const sigset_t *watched)
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) /* a CWD is an absolute path: no clash */
-        return printf("hpcbox-preload-exec %s (%s)\n", HPCBOX_VERSION, HPCBOX_ARCH) < 0;
+    if (hpcbox_version_asked(argc, argv)) /* a CWD is an absolute path: no clash */
+        return hpcbox_version_print("hpcbox-preload-exec");
     if (argc < 3) {
         fprintf(stderr, "usage: hpcbox-preload-exec CWD PROGRAM [ARGS...] | --version\n");
         return EXIT_RUNTIME;

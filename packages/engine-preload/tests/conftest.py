@@ -34,3 +34,17 @@ def guestpath_model():
     pytest.skip("guestpath_model.py not found: neither in the repository (integration/hpcbox_testing/) "
                 "nor copied beside the tests by the sdist")
     return None
+
+
+@pytest.fixture(scope="session")
+def helper_checks():
+    """The checks of the C helpers shared by the C packages' tests (--version, another machine's ELF),
+    loaded by path: integration/hpcbox_testing/helper_checks.py, or the sdist's tests/ copy."""
+    for path in (REPO / "integration" / "hpcbox_testing" / "helper_checks.py", HERE / "helper_checks.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("hpcbox_helper_checks", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise RuntimeError("helper_checks.py not found: neither in the repository (integration/hpcbox_testing/) "
+                       "nor copied beside the tests by the sdist")

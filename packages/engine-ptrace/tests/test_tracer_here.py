@@ -3,36 +3,20 @@ it was built for), and a tracer that cannot run here named with the reason."""
 
 from __future__ import annotations
 
-import os
-import struct
-import subprocess
-from pathlib import Path
-
 from hpcbox_engine_ptrace import PtraceEngine, __version__, engine, tracer_path
 
-OTHER = "x86_64" if os.uname().machine == "aarch64" else "aarch64"
+
+def test_the_tracer_tells_its_version_and_architecture(helper_checks):
+    helper_checks.version_line(tracer_path(), "hpcbox-ptrace", __version__)
 
 
-def other_machines_program(path: Path) -> Path:
-    """An ELF64 header of a program built for another architecture (aarch64 here, x86_64 there)."""
-    machine = {"x86_64": 62, "aarch64": 183}[OTHER]
-    path.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9)
-                     + struct.pack("<HHIQQQIHHHHHH", 2, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0))
-    path.chmod(0o755)
-    return path
-
-
-def test_the_tracer_tells_its_version_and_architecture():
-    done = subprocess.run([str(tracer_path()), "--version"], capture_output=True, text=True, check=False)
-    assert (done.returncode, done.stdout) == (0, f"hpcbox-ptrace {__version__} ({os.uname().machine})\n")
-
-
-def test_a_tracer_for_another_machine_is_named_with_the_reason(tmp_path):
-    tracer = other_machines_program(tmp_path / "hpcbox-ptrace")
+def test_a_tracer_for_another_machine_is_named_with_the_reason(helper_checks, tmp_path):
+    tracer = helper_checks.other_machines_elf(tmp_path / "hpcbox-ptrace")
     ok, reason = PtraceEngine(tracer=str(tracer)).available()
     assert not ok
-    assert reason == (f"the tracer cannot run: hpcbox-ptrace is built for {OTHER}, but this machine is "
-                      f"{os.uname().machine}; reinstall hpcbox-engine-ptrace (the wheel for this machine)")
+    assert reason == (f"the tracer cannot run: hpcbox-ptrace is built for {helper_checks.OTHER}, but this "
+                      f"machine is {helper_checks.HERE}; reinstall hpcbox-engine-ptrace (the wheel for this "
+                      "machine)")
 
 
 def test_the_libexec_dir_applies_and_is_named(tmp_path, monkeypatch):

@@ -35,6 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hpcbox_version.h" /* csrc/common/: --version */
+
 #define EXIT_RUNTIME 125
 #define EXIT_NOEXEC 126
 #define EXIT_NOTFOUND 127
@@ -106,18 +108,6 @@ static void usr_close(int *fd)
         close(*fd);
 }
 #define AUTO_CLOSE __attribute__((cleanup(usr_close)))
-
-/* --version: the package's version (the build passes -DHPCBOX_VERSION) and the architecture built for */
-#ifndef HPCBOX_VERSION
-#define HPCBOX_VERSION "unknown"
-#endif
-#if defined(__x86_64__)
-#define HPCBOX_ARCH "x86_64"
-#elif defined(__aarch64__)
-#define HPCBOX_ARCH "aarch64"
-#else
-#define HPCBOX_ARCH "another architecture"
-#endif
 
 static int write_file(const char *path, const char *text)
 {
@@ -1115,8 +1105,8 @@ static int tie_to_caller(pid_t caller)
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--version"))
-        return printf("hpcbox-userns %s (%s)\n", HPCBOX_VERSION, HPCBOX_ARCH) < 0;
+    if (hpcbox_version_asked(argc, argv))
+        return hpcbox_version_print("hpcbox-userns");
     struct usr_spec *spec = calloc(1, sizeof(*spec));
     if (!spec || parse_args(argc, argv, spec) < 0) {
         if (!spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ import pytest
 
 from hpcbox_engine_runc import engine
 
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent.parent
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 APPLETS = ["sh", "echo", "cat", "id", "ls", "hostname", "pwd", "env", "sleep", "touch", "kill", "ip", "true",
            "false", "whoami", "ps", "grep", "wc", "mkdir", "readlink", "head", "stat", "tty"]
@@ -108,3 +111,17 @@ def need_userns():
     ok, reason = engine.available()
     if not ok:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def helper_checks():
+    """The checks of the C helpers shared by the C packages' tests (--version, another machine's ELF),
+    loaded by path: integration/hpcbox_testing/helper_checks.py, or the sdist's tests/ copy."""
+    for path in (REPO / "integration" / "hpcbox_testing" / "helper_checks.py", HERE / "helper_checks.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("hpcbox_helper_checks", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise RuntimeError("helper_checks.py not found: neither in the repository (integration/hpcbox_testing/) "
+                       "nor copied beside the tests by the sdist")

@@ -21,20 +21,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "hpcbox_version.h" /* csrc/common/: --version */
+
 #define EXIT_ENGINE 125
 #define MAX_BINDS 256
-
-/* --version: the package's version (the build passes -DHPCBOX_VERSION) and the architecture built for */
-#ifndef HPCBOX_VERSION
-#define HPCBOX_VERSION "unknown"
-#endif
-#if defined(__x86_64__)
-#define HPCBOX_ARCH "x86_64"
-#elif defined(__aarch64__)
-#define HPCBOX_ARCH "aarch64"
-#else
-#define HPCBOX_ARCH "another architecture"
-#endif
 
 struct options {
     const char *rootfs;
@@ -166,8 +156,8 @@ int main(int argc, char **argv)
     pid_t parent = getppid();
     int rc;
 
-    if (argc == 2 && strcmp(argv[1], "--version") == 0)
-        return printf("hpcbox-ptrace %s (%s)\n", HPCBOX_VERSION, HPCBOX_ARCH) < 0;
+    if (hpcbox_version_asked(argc, argv))
+        return hpcbox_version_print("hpcbox-ptrace");
     memset(&o, 0, sizeof(o));
     rc = parse(argc, argv, &o);
     if (rc != 0)
