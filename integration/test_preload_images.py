@@ -91,6 +91,24 @@ cd / && rm -r "$d" && [ ! -e "$d" ] && echo gone
     assert lines[5].startswith("/tmp/t.") and lines[5].endswith("/a/b/f")  # readlink: the guest path
 
 
+MKNOD = r"""cd /tmp
+mknod dev-$$ c 1 3 2>/dev/null || echo refused; [ -e dev-$$ ] && stat -c '%F %t %T' dev-$$; rm -f dev-$$
+mknod fifo-$$ p && stat -c %F fifo-$$ && rm fifo-$$
+"""
+
+
+@pytest.mark.parametrize("image", list(DEBIANS))
+def test_mknod_as_root_and_as_an_ordinary_user(preload_store, image):
+    """Root (emulated): a device is a stand-in file shown as the device, also for Debian 11's
+    programs, which call glibc's old __xmknod; an ordinary user: EPERM and no file, as Linux. A FIFO
+    is a real one for both."""
+    need(preload_store, image)
+    as_root = ok(preload(preload_store, image, "sh", "-c", MKNOD)).stdout
+    assert as_root.splitlines() == ["character special file 1 3", "fifo"]
+    as_user = ok(preload(preload_store, "--user", "1000:1000", image, "sh", "-c", MKNOD)).stdout
+    assert as_user.splitlines() == ["refused", "fifo"]
+
+
 @pytest.mark.parametrize("image", list(DEBIANS))
 def test_find_and_tar_see_the_rootfs(preload_store, image):
     need(preload_store, image)

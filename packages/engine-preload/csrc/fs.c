@@ -244,9 +244,18 @@ WSAT(__fxstatat64, AT_FOLLOW(flags), (int ver, int dirfd, const char *path, stru
      (ver, dirfd, p_, st, flags), hp_show_stat)
 WSFD(__fxstat, (int ver, int fd, struct stat *st), (ver, fd, st))
 WSFD(__fxstat64, (int ver, int fd, struct stat64 *st), (ver, fd, st))
-W1(int, __xmknod, HP_PARENT | HP_WRITE, -1, (int ver, const char *path, mode_t mode, dev_t *dev), (ver, p_, mode, dev))
-WAT(int, __xmknodat, HP_PARENT | HP_WRITE, -1, (int ver, int dirfd, const char *path, mode_t mode, dev_t *dev),
-    (ver, dirfd, p_, mode, dev))
+/* mknod of glibc < 2.33 programs: the same rules as mknod (hp_mknod) */
+WRAP int __xmknod(int ver, const char *path, mode_t mode, dev_t *dev)
+{
+    TR(p_, AT_FDCWD, path, HP_PARENT | HP_WRITE, -1)
+    return hp_mknod(REAL(__xmknod)(ver, p_, mode, dev), AT_FDCWD, p_, mode, dev ? *dev : 0);
+}
+
+WRAP int __xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *dev)
+{
+    TR(p_, dirfd, path, HP_PARENT | HP_WRITE, -1)
+    return hp_mknod(REAL(__xmknodat)(ver, dirfd, p_, mode, dev), dirfd, p_, mode, dev ? *dev : 0);
+}
 W1(int, truncate64, HP_FOLLOW | HP_WRITE, -1, (const char *path, off64_t length), (p_, length))
 W1(int, euidaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
 W1(int, eaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))

@@ -179,8 +179,11 @@ void hp_show_statx(struct statx *st);
  * must go; then hp_forget_done() after the kernel removed it. */
 bool hp_forget_prepare(int dirfd, const char *host, unsigned long long id[2]);
 void hp_forget_done(const unsigned long long id[2]);
-/* After the kernel's mknod answered rc: under emulated root, a device node the kernel refused
- * becomes an empty regular file recorded as that device (as fakeroot does). */
+/* After the kernel's mknod answered rc (libc style: a wrapper returns what this returns): under
+ * emulated root, a device node the kernel refused becomes an empty regular file recorded as that
+ * device (as fakeroot does); for an emulated ordinary user the kernel's EPERM stands, as Linux
+ * gives a user without CAP_MKNOD, and nothing is created. FIFOs, sockets and regular files are
+ * the kernel's own. */
 int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
 
 /* /proc/self (procself.c): whether path names this process's exe link (/proc/self/exe,

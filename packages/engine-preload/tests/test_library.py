@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -230,3 +231,26 @@ def test_emulated_root_records_chown_and_stat_shows_it(tmp_path):
     proc = run_with_library(tmp_path, ["mknod", "/null2", "c", "1", "3"], **other)
     assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
     assert not (root / "null2").exists()
+
+
+def test_mknod_of_an_emulated_ordinary_user_is_linuxs(tmp_path):
+    """As Linux for a user without CAP_MKNOD: no device node and no stand-in file (EPERM), a real
+    FIFO; nothing recorded."""
+    from hpcbox_engine_preload._engine import _OWNERS_HEADER
+
+    root = tmp_path / "root"
+    root.mkdir()
+    owners = tmp_path / "ownership"
+    owners.write_bytes(_OWNERS_HEADER)
+    env = {"HPCBOX_PRELOAD_ROOT": str(root), "HPCBOX_PRELOAD_UID": "1000", "HPCBOX_PRELOAD_GID": "1000",
+           "HPCBOX_PRELOAD_OWNERS": str(owners)}
+    for kind, numbers in (("c", ["1", "3"]), ("b", ["7", "0"])):
+        proc = run_with_library(tmp_path, ["mknod", f"/dev-{kind}", kind, *numbers], **env)
+        assert proc.returncode != 0 and "Operation not permitted" in proc.stderr, proc.stderr
+        assert not os.path.lexists(root / f"dev-{kind}")
+    proc = run_with_library(tmp_path, ["mknod", "/fifo", "p"], **env)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode)
+    proc = run_with_library(tmp_path, ["stat", "-c", "%F %u", "/fifo"], **env)
+    assert proc.stdout == "fifo 1000\n", proc.stderr
+    assert owners.read_bytes() == _OWNERS_HEADER  # no record written
