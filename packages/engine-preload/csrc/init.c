@@ -85,6 +85,8 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
     c = hp_conf();
     if (c && c->first)
         container_libc_files();
+    if (c)
+        hp_register_exe(c); /* for the others' /proc/PID/exe (procs.c) */
     hp_set_comm(getenv(HP_ENV_COMM));
     if (argv0 && argc > 0 && argv) {
         hp_fix_argv(argc, argv, argv0);
@@ -100,6 +102,8 @@ __attribute__((constructor(101))) static void hp_init(void)
 
     if (c && c->first)
         container_libc_files();
+    if (c)
+        hp_register_exe(c); /* for the others' /proc/PID/exe (procs.c) */
     hp_set_comm(getenv(HP_ENV_COMM));
     hide_configuration();
 }

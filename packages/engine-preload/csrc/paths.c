@@ -112,7 +112,8 @@ static ssize_t read_link(int dirfd, const char *path, char *out, size_t size)
             return n;
         }
         target[n] = '\0';
-        hp_guest(target, guest, sizeof(guest));
+        if (hp_other_exe(p, target, guest, sizeof(guest)) < 0) /* another process's program (procs.c) */
+            hp_guest(target, guest, sizeof(guest));
     }
     len = strlen(guest);
     if (len > size)

@@ -46,6 +46,7 @@
 #define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
 #define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
+#define HP_ENV_PROCS "HPCBOX_PRELOAD_PROCS"   /* the registry of the container's programs (procs.c) */
 /* "1" for the launcher only (not kept for execs): restrict the container's writes with Landlock */
 #define HP_ENV_LANDLOCK "HPCBOX_PRELOAD_LANDLOCK"
 #define HP_ENV_PREFIX "HPCBOX_PRELOAD_"
@@ -55,7 +56,7 @@
 #define HP_ENV_CANON "HPCBOX_PRELOAD_CANONICAL"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 15
+#define HP_N_KEEP 16
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
@@ -71,6 +72,7 @@ struct hp_config {
     uid_t real_uid;                 /* the caller's ids (shown as uid/gid under fake_ids) */
     gid_t real_gid;
     char *owners;                   /* HP_ENV_OWNERS: host path of the ownership record, or NULL */
+    char *procs;                    /* HP_ENV_PROCS: host path of the programs' registry, or NULL */
     char hostname[65];              /* "" = the host's */
     int mode;                       /* 1..4: F1..F4 */
     bool kernel_fs[3];              /* /proc, /dev, /sys bound to the host's same paths */
@@ -191,6 +193,12 @@ int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
  * program's argv (glibc's constructor). */
 bool hp_is_proc_exe(const char *path);
 void hp_fix_argv(int argc, char **argv, const char *argv0);
+/* /proc/PID/exe of the container's other processes (procs.c): register this process's program
+ * (its constructor; 0 or -errno, nothing to do without a registry or a known program), and the
+ * program of the process that `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link`
+ * (NULL: read here), into out: 0 when the registry knows it, else -errno (the kernel's link holds). */
+int hp_register_exe(const struct hp_config *c);
+int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size);
 /* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
  * exec (the loader's name otherwise). */
 void hp_set_comm(const char *name);

@@ -184,6 +184,8 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
     if (path[0] == '/' && kernel_path(c, path)) {
         if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
             path = c->exe; /* the program's file, not the loader's (procself.c) */
+        } else if ((flags & HP_FOLLOW) && hp_other_exe(path, NULL, buf, PATH_MAX) == 0) {
+            path = buf; /* another process's program (procs.c), translated below from a copy (abs) */
         } else {
             /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
             rc = strncmp(path, "/proc/", 6) == 0

@@ -214,6 +214,26 @@ def ownership_record(spec: Bundle) -> Optional[str]:
     return path
 
 
+PROCS_DIR = "processes"  # the registry of the container's programs, beside its rootfs (csrc/procs.c)
+
+
+def process_registry(spec: Bundle) -> Optional[str]:
+    """The directory where the container's processes name their programs for the others'
+    /proc/PID/exe (csrc/procs.c), created when missing: in the bundle directory when the rootfs
+    lies in it, else none (those links then show the container's loader)."""
+    bundle = os.path.realpath(spec.bundle_dir)
+    if os.path.dirname(spec.rootfs) != bundle:
+        return None
+    path = os.path.join(bundle, PROCS_DIR)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return path
+
+
 def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
     """The launcher's environment: the container's plus the library's configuration."""
     try:
@@ -248,6 +268,9 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
         owners = ownership_record(spec)
         if owners and "\n" not in owners:
             env["HPCBOX_PRELOAD_OWNERS"] = owners
+    procs = process_registry(spec)
+    if procs and "\n" not in procs:
+        env["HPCBOX_PRELOAD_PROCS"] = procs
     if spec.hostname:
         env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
     env["HPCBOX_PRELOAD_MODE"] = mode

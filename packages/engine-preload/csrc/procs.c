@@ -1,0 +1,154 @@
+/* /proc/PID/exe of the container's OTHER processes. The kernel names there the file given to exec,
+ * which for every program the library starts is the container's loader ("LOADER --library-path
+ * DIRS --inhibit-cache PROGRAM ARGS..."). A process knows its own program (HP_ENV_EXE: procself.c);
+ * for the others the container keeps a registry (HP_ENV_PROCS, a directory beside the rootfs that
+ * the engine creates; README "/proc/PID/exe"):
+ *
+ *   - each process started through its loader writes, from its constructor, one symlink named
+ *     after its pid modulo HP_PROCS_SLOTS whose target is "PID START\nLOADER\nPROGRAM": its pid,
+ *     its start time (field 22 of /proc/PID/stat: pid and start time name one process for the
+ *     life of the machine), the loader's host path (what the kernel's exe link holds) and the
+ *     program's guest path; a symlink is written in one system call and read in one;
+ *   - a reader of /proc/PID/exe (readlink, or a path through it) takes the program from there
+ *     only when all three still hold: the pid, its start time, and the kernel's link naming that
+ *     loader. Anything else (no entry, a slot taken by a later process, a process that exec'd a
+ *     static program under the tracer, a process outside the container) shows the kernel's link.
+ *
+ * Bounded: at most HP_PROCS_SLOTS entries per container, reused as pids wrap. Two live processes
+ * whose pids share a slot: the later one's entry wins and the earlier shows its loader. Raw
+ * system calls only: the wrappers of symlink/readlink/open would translate these host paths. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+#define HP_PROCS_SLOTS 16384
+
+/* Field 22 of /proc/PID/stat (the start time, in clock ticks after boot): 0 or -errno. */
+static int start_time(long pid, unsigned long long *out)
+{
+    char path[64], text[1024], *p;
+    long n;
+    int fd, field;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = syscall(SYS_read, fd, text, sizeof(text) - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    text[n] = '\0';
+    p = strrchr(text, ')'); /* the name may hold spaces and parentheses: fields 3.. follow it */
+    if (!p)
+        return -EIO;
+    for (field = 2; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -EIO;
+    *out = strtoull(p + 1, NULL, 10);
+    return 0;
+}
+
+/* The registry entry's host path for pid, into out (PATH_MAX): 0 or -errno. */
+static int entry_path(const struct hp_config *c, long pid, char *out)
+{
+    int n = snprintf(out, PATH_MAX, "%s/%ld", c->procs, pid % HP_PROCS_SLOTS);
+
+    return n > 0 && n < PATH_MAX ? 0 : -ENAMETOOLONG;
+}
+
+int hp_register_exe(const struct hp_config *c)
+{
+    char entry[PATH_MAX], loader[PATH_MAX], target[PATH_MAX];
+    unsigned long long start;
+    long pid = (long)syscall(SYS_getpid), n;
+    int rc, len;
+
+    if (!c->procs || !c->exe[0])
+        return 0;
+    n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", loader, sizeof(loader) - 1);
+    if (n < 0)
+        return -errno;
+    loader[n] = '\0';
+    rc = start_time(pid, &start);
+    if (rc == 0)
+        rc = entry_path(c, pid, entry);
+    if (rc < 0)
+        return rc;
+    len = snprintf(target, sizeof(target), "%ld %llu\n%s\n%s", pid, start, loader, c->exe);
+    if (len < 0 || len >= (int)sizeof(target))
+        return -ENAMETOOLONG; /* not registered: others see the loader */
+    if (syscall(SYS_symlinkat, target, AT_FDCWD, entry) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -errno;
+    /* the slot of an earlier process: replaced (a reader in between finds no entry) */
+    if (syscall(SYS_unlinkat, AT_FDCWD, entry, 0) < 0 && errno != ENOENT)
+        return -errno;
+    return syscall(SYS_symlinkat, target, AT_FDCWD, entry) == 0 ? 0 : -errno;
+}
+
+/* "/proc/<digits>/exe" or "/proc/<digits>/task/<digits>/exe": the pid, else 0. */
+static long exe_link_pid(const char *path)
+{
+    const char *p = path + 6;
+    long pid = 0;
+
+    if (strncmp(path, "/proc/", 6) != 0 || *p < '1' || *p > '9')
+        return 0;
+    for (; *p >= '0' && *p <= '9' && pid < 0x40000000; p++)
+        pid = pid * 10 + (*p - '0');
+    if (strncmp(p, "/task/", 6) == 0) {
+        for (p += 6; *p >= '0' && *p <= '9'; p++)
+            ;
+    }
+    return strcmp(p, "/exe") == 0 ? pid : 0;
+}
+
+int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size)
+{
+    const struct hp_config *c = hp_conf();
+    char entry[PATH_MAX], target[PATH_MAX], link[PATH_MAX], *loader, *guest;
+    unsigned long long start, now;
+    long pid, n;
+    int rc;
+
+    if (!c || !c->procs || (pid = exe_link_pid(path)) == 0)
+        return -ENOENT;
+    if (!kernel_link) {
+        n = syscall(SYS_readlinkat, AT_FDCWD, path, link, sizeof(link) - 1);
+        if (n < 0)
+            return -errno;
+        link[n] = '\0';
+        kernel_link = link;
+    }
+    rc = entry_path(c, pid, entry);
+    if (rc < 0)
+        return rc;
+    n = syscall(SYS_readlinkat, AT_FDCWD, entry, target, sizeof(target) - 1);
+    if (n < 0)
+        return -errno;
+    target[n] = '\0';
+    loader = strchr(target, '\n');
+    guest = loader ? strchr(loader + 1, '\n') : NULL;
+    if (!guest)
+        return -ENOENT;
+    *loader++ = '\0';
+    *guest++ = '\0';
+    if (sscanf(target, "%ld %llu", &n, &start) != 2 || n != pid || guest[0] != '/')
+        return -ENOENT;
+    if (strcmp(loader, kernel_link) != 0 || start_time(pid, &now) < 0 || now != start)
+        return -ENOENT; /* another process now, or the same one running something else */
+    if (strlen(guest) >= size)
+        return -ENAMETOOLONG;
+    memcpy(out, guest, strlen(guest) + 1);
+    return 0;
+}
