@@ -33,39 +33,6 @@ struct hp_mm_map {
     uint32_t exe_fd;    /* -1: unchanged */
 };
 
-/* The fields of /proc/self/stat, 1-based (v[26] startcode ... v[51] env_end); 0 or -1. */
-static int read_stat(uint64_t *v, int count)
-{
-    char buf[2048];
-    long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    long n, done = 0;
-    char *p;
-    int field = 3;
-
-    if (fd < 0)
-        return -1;
-    while ((n = syscall(SYS_read, (int)fd, buf + done, sizeof(buf) - 1 - (size_t)done)) > 0)
-        done += n;
-    syscall(SYS_close, (int)fd);
-    if (n < 0 || done <= 0)
-        return -1;
-    buf[done] = '\0';
-    p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-    if (!p || p[1] != ' ')
-        return -1;
-    for (p += 2; *p && field < count; field++) {
-        const char *token_end = p + strcspn(p, " \n");
-        uint64_t x = 0;
-
-        for (const char *q = p; q < token_end; q++) /* the state letter and signs: not used */
-            if (*q >= '0' && *q <= '9')
-                x = x * 10 + (uint64_t)(*q - '0');
-        v[field] = x;
-        p = *token_end ? (char *)token_end + 1 : (char *)token_end;
-    }
-    return field == count ? 0 : -1;
-}
-
 static bool ours(const char *entry)
 {
     return strncmp(entry, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0;
@@ -73,13 +40,13 @@ static bool ours(const char *entry)
 
 void hp_hide_proc_environ(void)
 {
-    uint64_t v[52] = {0};
+    unsigned long long v[52] = {0};
     struct hp_mm_map m;
     const char *start, *end, *s;
     size_t size, used = 0;
     char *copy;
 
-    if (read_stat(v, 52) < 0 || v[50] == 0 || v[51] <= v[50])
+    if (hp_proc_stat(0, v, 52) < 0 || v[50] == 0 || v[51] <= v[50])
         return;
     start = (const char *)(uintptr_t)v[50];
     end = (const char *)(uintptr_t)v[51];

@@ -193,6 +193,9 @@ int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
  * program's argv (glibc's constructor). */
 bool hp_is_proc_exe(const char *path);
 void hp_fix_argv(int argc, char **argv, const char *argv0);
+/* Fields 3..count-1 of /proc/PID/stat (pid 0: this process's), numbered as in proc(5), into v
+ * (the state letter reads as 0): 0, or -errno (-EIO: fewer fields). Raw system calls (procs.c). */
+int hp_proc_stat(long pid, unsigned long long *v, int count);
 /* /proc/PID/exe of the container's other processes (procs.c): register this process's program
  * (its constructor; 0 or -errno, nothing to do without a registry or a known program), and the
  * program of the process that `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link`

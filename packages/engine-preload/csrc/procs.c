@@ -30,31 +30,53 @@
 
 #define HP_PROCS_SLOTS 16384
 
-/* Field 22 of /proc/PID/stat (the start time, in clock ticks after boot): 0 or -errno. */
-static int start_time(long pid, unsigned long long *out)
+int hp_proc_stat(long pid, unsigned long long *v, int count)
 {
-    char path[64], text[1024], *p;
-    long n;
-    int fd, field;
+    char path[64], buf[2048];
+    long fd, n, done = 0;
+    char *p;
+    int field = 3;
 
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    n = syscall(SYS_read, fd, text, sizeof(text) - 1);
-    syscall(SYS_close, fd);
-    if (n <= 0)
-        return n < 0 ? -errno : -EIO;
-    text[n] = '\0';
-    p = strrchr(text, ')'); /* the name may hold spaces and parentheses: fields 3.. follow it */
-    if (!p)
+    while ((n = syscall(SYS_read, (int)fd, buf + done, sizeof(buf) - 1 - (size_t)done)) > 0)
+        done += n;
+    if (n < 0)
+        n = -errno;
+    syscall(SYS_close, (int)fd);
+    if (n < 0)
+        return (int)n;
+    buf[done] = '\0';
+    p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!p || p[1] != ' ')
         return -EIO;
-    for (field = 2; field < 22 && p; field++)
-        p = strchr(p + 1, ' ');
-    if (!p)
-        return -EIO;
-    *out = strtoull(p + 1, NULL, 10);
-    return 0;
+    for (p += 2; *p && field < count; field++) {
+        const char *token_end = p + strcspn(p, " \n");
+        unsigned long long x = 0;
+
+        for (const char *q = p; q < token_end; q++) /* the state letter and signs: not used */
+            if (*q >= '0' && *q <= '9')
+                x = x * 10 + (unsigned long long)(*q - '0');
+        v[field] = x;
+        p = *token_end ? (char *)token_end + 1 : (char *)token_end;
+    }
+    return field == count ? 0 : -EIO;
+}
+
+/* Field 22 of /proc/PID/stat: the start time, in clock ticks after boot. 0 or -errno. */
+static int start_time(long pid, unsigned long long *out)
+{
+    unsigned long long v[23];
+    int rc = hp_proc_stat(pid, v, 23);
+
+    if (rc == 0)
+        *out = v[22];
+    return rc;
 }
 
 /* The registry entry's host path for pid, into out (PATH_MAX): 0 or -errno. */
@@ -68,7 +90,7 @@ static int entry_path(const struct hp_config *c, long pid, char *out)
 int hp_register_exe(const struct hp_config *c)
 {
     char entry[PATH_MAX], loader[PATH_MAX], target[PATH_MAX];
-    unsigned long long start;
+    unsigned long long start = 0;
     long pid = (long)syscall(SYS_getpid), n;
     int rc, len;
 
@@ -117,7 +139,7 @@ int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t si
 {
     const struct hp_config *c = hp_conf();
     char entry[PATH_MAX], target[PATH_MAX], link[PATH_MAX], *loader, *guest;
-    unsigned long long start, now;
+    unsigned long long start = 0, now = 0;
     long pid, n;
     int rc;
 

@@ -27,36 +27,6 @@ bool hp_is_proc_exe(const char *path)
     return strcmp(path, own) == 0;
 }
 
-/* Fields 3.. of /proc/self/stat, numbered as in proc(5); 0 or -1. Raw system calls: no wrapper. */
-static int read_stat(unsigned long long v[53])
-{
-    char text[2048], *field;
-    long n;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    int i;
-
-    if (fd < 0)
-        return -1;
-    n = syscall(SYS_read, fd, text, sizeof(text) - 1);
-    syscall(SYS_close, fd);
-    if (n <= 0)
-        return -1;
-    text[n] = '\0';
-    field = strrchr(text, ')'); /* the name may hold spaces and parentheses */
-    if (!field)
-        return -1;
-    memset(v, 0, 53 * sizeof(v[0]));
-    for (i = 3, field += 2; i < 53 && *field; i++) {
-        char *end;
-
-        v[i] = strtoull(field, &end, 10);
-        if (*end != ' ' && *end != '\n' && *end != '\0')
-            v[i] = 0; /* the state letter */
-        field = *end ? end + 1 : end;
-    }
-    return i >= 52 && v[48] != 0 ? 0 : -1;
-}
-
 /* argv[0] becomes argv0, written in the kernel's argument area right before argv[1] (over the end
  * of the loader's own arguments, which the loader has read and copied), and the area's start is
  * moved there with prctl(PR_SET_MM_MAP): unprivileged as long as the exe file stays, so
@@ -75,7 +45,7 @@ void hp_fix_argv(int argc, char **argv, const char *argv0)
         return;
     tail = argc > 1 ? argv[1] : argv[0] + strlen(argv[0]) + 1;
     start = tail - len;
-    if (read_stat(v) == 0 && (unsigned long long)(uintptr_t)argv[0] >= v[48] &&
+    if (hp_proc_stat(0, v, 53) == 0 && v[48] != 0 && (unsigned long long)(uintptr_t)argv[0] >= v[48] &&
         (unsigned long long)(uintptr_t)tail <= v[49] && (unsigned long long)(uintptr_t)start >= v[48]) {
         memset(&map, 0, sizeof(map));
         map.start_code = v[26];

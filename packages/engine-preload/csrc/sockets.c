@@ -25,7 +25,7 @@ static const char *under_cwd(const char *host)
     return host;
 }
 
-/* Fill *out with the translated address; 0 = use it, 1 = use the original, -1 = fail (errno). */
+/* Fill *out with the translated address; 0 = use it, 1 = use the original, or -errno. */
 static int unix_address(const struct sockaddr *addr, socklen_t len, struct sockaddr_un *out,
                         socklen_t *out_len, int follow)
 {
@@ -44,7 +44,7 @@ static int unix_address(const struct sockaddr *addr, socklen_t len, struct socka
     guest[n] = '\0';
     p = hp_path(AT_FDCWD, guest, follow, buf);
     if (!p)
-        return -1;
+        return -errno;
     if (p == guest)
         return 1;
     if (strlen(p) >= sizeof(out->sun_path) && guest[0] != '/')
@@ -52,8 +52,7 @@ static int unix_address(const struct sockaddr *addr, socklen_t len, struct socka
     hlen = strlen(p);
     if (hlen > sizeof(out->sun_path)) {
         hp_debug("hpcbox-preload: socket %s is %s on the host: longer than sun_path", guest, p);
-        errno = ENAMETOOLONG;
-        return -1;
+        return -ENAMETOOLONG;
     }
     memset(out, 0, sizeof(*out));
     out->sun_family = AF_UNIX;
@@ -69,8 +68,10 @@ WRAP int bind(int fd, const struct sockaddr *addr, socklen_t len)
     socklen_t un_len;
     int rc = unix_address(addr, len, &un, &un_len, HP_PARENT | HP_WRITE);
 
-    if (rc < 0)
+    if (rc < 0) {
+        errno = -rc;
         return -1;
+    }
     return rc == 0 ? REAL(bind)(fd, (struct sockaddr *)&un, un_len) : REAL(bind)(fd, addr, len);
 }
 
@@ -80,8 +81,10 @@ WRAP int connect(int fd, const struct sockaddr *addr, socklen_t len)
     socklen_t un_len;
     int rc = unix_address(addr, len, &un, &un_len, HP_FOLLOW);
 
-    if (rc < 0)
+    if (rc < 0) {
+        errno = -rc;
         return -1;
+    }
     return rc == 0 ? REAL(connect)(fd, (struct sockaddr *)&un, un_len)
                    : REAL(connect)(fd, addr, len);
 }

@@ -8,25 +8,22 @@
 
 #include "preload.h"
 
-/* Host template for the guest template `tmpl` whose last `suffix` bytes follow the XXXXXX. */
+/* Host template for the guest template `tmpl` whose last `suffix` bytes follow the XXXXXX: 0 or
+ * -errno. */
 static int host_template(const char *tmpl, int suffix, char *host)
 {
     char buf[PATH_MAX];
     size_t len = strlen(tmpl), hlen;
     const char *p;
 
-    if (suffix < 0 || len < 6 + (size_t)suffix) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (suffix < 0 || len < 6 + (size_t)suffix)
+        return -EINVAL;
     p = hp_path(AT_FDCWD, tmpl, HP_NOFAST | HP_WRITE, buf);
     if (!p)
-        return -1;
+        return -errno;
     hlen = strlen(p);
-    if (hlen < 6 + (size_t)suffix || memcmp(p + hlen - 6 - suffix, "XXXXXX", 6) != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (hlen < 6 + (size_t)suffix || memcmp(p + hlen - 6 - suffix, "XXXXXX", 6) != 0)
+        return -EINVAL;
     memcpy(host, p, hlen + 1);
     return 0;
 }
@@ -45,8 +42,11 @@ static void copy_back(char *tmpl, const char *host, int suffix)
         int fd;                                                                                    \
         if (!hp_conf())                                                                            \
             return REAL(name) args;                                                                \
-        if (host_template(tmpl, (suffix), host) < 0)                                               \
+        int rc_ = host_template(tmpl, (suffix), host);                                             \
+        if (rc_ < 0) {                                                                             \
+            errno = -rc_;                                                                          \
             return -1;                                                                             \
+        }                                                                                          \
         {                                                                                          \
             char *tmpl_ = tmpl;                                                                    \
             tmpl = host;                                                                           \
@@ -72,11 +72,15 @@ MKSTEMP(mkostemps64, suffixlen, (char *tmpl, int suffixlen, int flags), (tmpl, s
 WRAP char *mkdtemp(char *tmpl)
 {
     char host[PATH_MAX];
+    int rc;
 
     if (!hp_conf())
         return REAL(mkdtemp)(tmpl);
-    if (host_template(tmpl, 0, host) < 0)
+    rc = host_template(tmpl, 0, host);
+    if (rc < 0) {
+        errno = -rc;
         return NULL;
+    }
     if (!REAL(mkdtemp)(host))
         return NULL;
     copy_back(tmpl, host, 0);
