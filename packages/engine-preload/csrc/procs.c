@@ -5,10 +5,11 @@
  * the engine creates; README "/proc/PID/exe"):
  *
  *   - each process started through its loader writes, from its constructor, one symlink named
- *     after its pid modulo HP_PROCS_SLOTS whose target is "PID START\nLOADER\nPROGRAM": its pid,
- *     its start time (field 22 of /proc/PID/stat: pid and start time name one process for the
- *     life of the machine), the loader's host path (what the kernel's exe link holds) and the
- *     program's guest path; a symlink is written in one system call and read in one;
+ *     after its pid modulo HP_PROCS_SLOTS whose target is "PID START LOADER PROGRAM": its pid, its
+ *     start time (field 22 of /proc/PID/stat: pid and start time name one process for the life of
+ *     the machine), a hash of the loader's host path (what the kernel's exe link holds; 16 hex
+ *     digits: short targets fit in the inode on most file systems) and the program's guest path;
+ *     a symlink is written in one system call and read in one;
  *   - a reader of /proc/PID/exe (readlink, or a path through it) takes the program from there
  *     only when all three still hold: the pid, its start time, and the kernel's link naming that
  *     loader. Anything else (no entry, a slot taken by a later process, a process that exec'd a
@@ -79,6 +80,16 @@ static int start_time(long pid, unsigned long long *out)
     return rc;
 }
 
+/* 16 hex digits of a 64-bit FNV-1a hash of s. */
+static void hash16(const char *s, char out[17])
+{
+    unsigned long long h = 0xcbf29ce484222325ull;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    snprintf(out, 17, "%016llx", h);
+}
+
 /* The registry entry's host path for pid, into out (PATH_MAX): 0 or -errno. */
 static int entry_path(const struct hp_config *c, long pid, char *out)
 {
@@ -89,7 +100,7 @@ static int entry_path(const struct hp_config *c, long pid, char *out)
 
 int hp_register_exe(const struct hp_config *c)
 {
-    char entry[PATH_MAX], loader[PATH_MAX], target[PATH_MAX];
+    char entry[PATH_MAX], loader[PATH_MAX], target[PATH_MAX], tag[17];
     unsigned long long start = 0;
     long pid = (long)syscall(SYS_getpid), n;
     int rc, len;
@@ -105,7 +116,8 @@ int hp_register_exe(const struct hp_config *c)
         rc = entry_path(c, pid, entry);
     if (rc < 0)
         return rc;
-    len = snprintf(target, sizeof(target), "%ld %llu\n%s\n%s", pid, start, loader, c->exe);
+    hash16(loader, tag);
+    len = snprintf(target, sizeof(target), "%ld %llu %s %s", pid, start, tag, c->exe);
     if (len < 0 || len >= (int)sizeof(target))
         return -ENAMETOOLONG; /* not registered: others see the loader */
     if (syscall(SYS_symlinkat, target, AT_FDCWD, entry) == 0)
@@ -138,7 +150,8 @@ static long exe_link_pid(const char *path)
 int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size)
 {
     const struct hp_config *c = hp_conf();
-    char entry[PATH_MAX], target[PATH_MAX], link[PATH_MAX], *loader, *guest;
+    char entry[PATH_MAX], target[PATH_MAX], link[PATH_MAX], tag[17], loader[17];
+    int guest = 0;
     unsigned long long start = 0, now = 0;
     long pid, n;
     int rc;
@@ -159,18 +172,14 @@ int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t si
     if (n < 0)
         return -errno;
     target[n] = '\0';
-    loader = strchr(target, '\n');
-    guest = loader ? strchr(loader + 1, '\n') : NULL;
-    if (!guest)
+    if (sscanf(target, "%ld %llu %16[0-9a-f] %n", &n, &start, loader, &guest) != 3 || guest == 0 ||
+        n != pid || target[guest] != '/')
         return -ENOENT;
-    *loader++ = '\0';
-    *guest++ = '\0';
-    if (sscanf(target, "%ld %llu", &n, &start) != 2 || n != pid || guest[0] != '/')
-        return -ENOENT;
-    if (strcmp(loader, kernel_link) != 0 || start_time(pid, &now) < 0 || now != start)
+    hash16(kernel_link, tag);
+    if (strcmp(loader, tag) != 0 || start_time(pid, &now) < 0 || now != start)
         return -ENOENT; /* another process now, or the same one running something else */
-    if (strlen(guest) >= size)
+    if (strlen(target + guest) >= size)
         return -ENAMETOOLONG;
-    memcpy(out, guest, strlen(guest) + 1);
+    memcpy(out, target + guest, strlen(target + guest) + 1);
     return 0;
 }
