@@ -68,3 +68,12 @@ def helper_checks():
             return module
     raise RuntimeError("helper_checks.py not found: neither in the repository (integration/hpcbox_testing/) "
                        "nor copied beside the tests by the sdist")
+
+
+@pytest.fixture(scope="session")
+def common_include() -> Path:
+    """csrc/common (hpcbox_version.h, the helpers' --version): the sdist's copy or the repository's."""
+    found = _first(PACKAGE / "csrc/common/hpcbox_version.h", REPO / "csrc/common/hpcbox_version.h")
+    if found is None:
+        raise RuntimeError("csrc/common/hpcbox_version.h not found beside the package nor in the repository")
+    return found.parent

@@ -44,13 +44,13 @@ QEMU = shutil.which("qemu-aarch64")
 @pytest.mark.skipif(os.uname().machine != "x86_64" or not (CROSS and QEMU),
                     reason="the aarch64 check needs aarch64-linux-gnu-gcc and qemu-aarch64 "
                            "(Debian: gcc-aarch64-linux-gnu, qemu-user)")
-def test_tracer_builds_for_aarch64_and_its_tap_suite_passes_there(guestpath_dir, tmp_path):
+def test_tracer_builds_for_aarch64_and_its_tap_suite_passes_there(guestpath_dir, common_include, tmp_path):
     """The other column of the table: the tracer compiles for aarch64 with the strict flags, and the
     TAP suite (numbers against aarch64's <sys/syscall.h>, the BPF program) passes under qemu-user."""
     tracer = PACKAGE / "csrc" / "tracer"
-    common = [*STRICT, f"-I{tracer}", f"-I{guestpath_dir}", str(guestpath_dir / "guestpath.c"),
-              str(guestpath_dir / "owners.c"), str(guestpath_dir / "landlock.c"),
-              str(guestpath_dir / "procmagic.c")]
+    common = [*STRICT, f"-I{tracer}", f"-I{guestpath_dir}", f"-I{common_include}",
+              str(guestpath_dir / "guestpath.c"), str(guestpath_dir / "owners.c"),
+              str(guestpath_dir / "landlock.c"), str(guestpath_dir / "procmagic.c")]
     own = [str(p) for p in sorted(tracer.glob("*.c"))]
     subprocess.run([CROSS, "-o", str(tmp_path / "hpcbox-ptrace"), *common,
                     *(p for p in own if not p.endswith("test_tracer.c"))], check=True)
