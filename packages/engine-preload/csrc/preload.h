@@ -6,7 +6,7 @@
  * the guest (hp_guest). The configuration is read once from the environment (config.c) into one
  * read-only struct.
  *
- * Errors (README "C conventions"): the exported wrappers keep libc's convention of the function
+ * Errors (README "Sources"): the exported wrappers keep libc's convention of the function
  * they stand in for (-1 or NULL with errno, posix_spawn's error number, ...), and so do the few
  * internal functions that are a wrapper's other half (hp_path, hp_execve, hp_stat, hp_mknod: a
  * wrapper returns what they return). Every other function returns 0 (or a count, a length) on
