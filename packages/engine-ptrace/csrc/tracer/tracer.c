@@ -263,6 +263,7 @@ static void on_owners_entry(struct proc *p, enum __ptrace_request *resume)
 {
     struct regs r;
 
+    p->owners_wait = false;
     if (p->owners_filter || regs_get(p->tid, &r) < 0)
         return;
     p->exit_action = EXIT_NONE;
