@@ -313,13 +313,13 @@ def _stop_counts(stderr):
             if line.startswith("hpcbox-ptrace:   ")}
 
 
-@pytest.mark.parametrize("mode", [[], ["--trace-dirfd"], ["--no-seccomp"]])
+@pytest.mark.parametrize("mode", [[], ["--trace-dirfd"], ["--no-seccomp"], ["--exact-owners"]])
 def test_stat_by_descriptor_stops_only_once_the_record_holds_something(rootfs, tmp_path, mode):
     """Under root emulation with seccomp, stat by descriptor (fstat, fstatat by a real dirfd, statx of
     AT_EMPTY_PATH) runs untraced while the ownership record is empty; a chown in one process then
     makes every process show the record by descriptor: itself, one forked before the chown, a thread
     and a process that waited in read() meanwhile, with descriptors opened before the chown; a later
-    run starts with the filter. Without seccomp every call stops anyway."""
+    run starts with the filter. Without seccomp, and with --exact-owners, every call stops from the start."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
@@ -339,7 +339,7 @@ def test_stat_by_descriptor_stops_only_once_the_record_holds_something(rootfs, t
     counts = _stop_counts(proc.stderr)
     ours = os.getuid(), os.getgid()
     before = proc.stdout.splitlines()
-    if mode == ["--no-seccomp"]:  # every call stops and is answered as the container shows it
+    if mode in (["--no-seccomp"], ["--exact-owners"]):  # every call stops, answered as the container shows it
         assert before == ["before-fstat 0 0", "before-dirfd 0 0", "before-statx 0 0"], proc.stdout
     else:  # nothing recorded: the kernel answers by descriptor (the caller's ids), no stop
         assert "fstat" not in counts, proc.stderr

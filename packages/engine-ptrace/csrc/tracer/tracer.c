@@ -680,7 +680,8 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
     }
     if (backstop_prepare(t) < 0)
         return EXIT_ENGINE;
-    t->owners_at_start = t->cfg.seccomp && t->cfg.emulate_ids && t->owners.fd >= 0 && owners_any(&t->owners);
+    t->owners_at_start = t->cfg.seccomp && t->cfg.emulate_ids &&
+                         (t->cfg.exact_owners || (t->owners.fd >= 0 && owners_any(&t->owners)));
     child = fork();
     if (child != 0)
         hb_landlock_close(&t->landlock); /* the child has its copy */

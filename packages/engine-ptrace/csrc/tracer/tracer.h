@@ -17,6 +17,7 @@
 struct tracer_config {
     bool seccomp;        /* a seccomp filter stops only the syscalls of the table (else every one) */
     bool trace_dirfd;    /* also stop *at() calls relative to a real directory fd */
+    bool exact_owners;   /* root emulation: the owners filter from the start, record or not */
     bool emulate_ids;    /* the configured uid/gid differ from the caller's: emulate them */
     bool readonly_root;  /* writes into the rootfs fail with EROFS */
     bool stats;          /* count stops per syscall, print them on stderr at the end */
