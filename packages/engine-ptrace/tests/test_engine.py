@@ -44,6 +44,19 @@ def test_argv_from_a_bundle(tmp_path):
     assert "--no-seccomp" not in argv
 
 
+def test_exact_owners_from_the_environment(tmp_path, monkeypatch):
+    """HPCBOX_PTRACE_EXACT_OWNERS=1 passes --exact-owners under root emulation only."""
+    emulated = _config(tmp_path, user={"uid": os.getuid() + 1, "gid": os.getgid() + 1})
+    as_caller = _config(tmp_path, user={"uid": os.getuid(), "gid": os.getgid()})
+    monkeypatch.delenv("HPCBOX_PTRACE_EXACT_OWNERS", raising=False)
+    assert "--exact-owners" not in tracer_argv(parse_bundle(emulated))
+    monkeypatch.setenv("HPCBOX_PTRACE_EXACT_OWNERS", "0")
+    assert "--exact-owners" not in tracer_argv(parse_bundle(emulated))
+    monkeypatch.setenv("HPCBOX_PTRACE_EXACT_OWNERS", "1")
+    assert "--exact-owners" in tracer_argv(parse_bundle(emulated))
+    assert "--exact-owners" not in tracer_argv(parse_bundle(as_caller))
+
+
 def test_annotations(tmp_path):
     config = _config(tmp_path)
     config["annotations"]["org.hpcbox.ptrace.seccomp"] = "off"

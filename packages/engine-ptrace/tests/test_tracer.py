@@ -246,6 +246,120 @@ def test_every_stat_form_shows_the_recorded_owners(rootfs, tmp_path, mode):
     assert f"ebadf {errno.EBADF}" in proc.stdout.splitlines(), proc.stdout
 
 
+OWNERS_LATER_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int fd, dir, go[2];
+static void show(const char *who) {
+    struct stat st; struct statx sx;
+    if (syscall(SYS_fstat, fd, &st) < 0) { perror("fstat"); exit(1); }
+    printf("%s-fstat %u %u\n", who, (unsigned)st.st_uid, (unsigned)st.st_gid);
+    if (syscall(SYS_newfstatat, dir, "f", &st, AT_SYMLINK_NOFOLLOW) < 0) { perror("fstatat"); exit(1); }
+    printf("%s-dirfd %u %u\n", who, (unsigned)st.st_uid, (unsigned)st.st_gid);
+    if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0) { perror("statx"); exit(1); }
+    printf("%s-statx %u %u\n", who, (unsigned)sx.stx_uid, (unsigned)sx.stx_gid);
+    fflush(stdout);
+}
+static void *thread_main(void *arg) {
+    char c;
+    (void)arg;
+    if (read(go[0], &c, 1) != 1) exit(1);
+    show("thread");
+    return NULL;
+}
+int main(int argc, char **argv) {
+    int wake[2];
+    pid_t sibling, chowner;
+    pthread_t th;
+    char c;
+    mkdir("/tmp/later", 0755);
+    close(open("/tmp/later/f", O_CREAT | O_WRONLY, 0644));
+    fd = open("/tmp/later/f", O_RDONLY);
+    dir = open("/tmp/later", O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || dir < 0 || pipe(wake) < 0 || pipe(go) < 0) { perror("setup"); return 1; }
+    show("before");
+    if (argc > 1 && strcmp(argv[1], "nochown") == 0)
+        return 0;
+    /* a thread and a process that exist before the chown and wait in read(), which never stops */
+    if (pthread_create(&th, NULL, thread_main, NULL) != 0) return 1;
+    sibling = fork();
+    if (sibling == 0) {
+        if (read(wake[0], &c, 1) != 1) _exit(1);
+        show("sibling");
+        _exit(0);
+    }
+    chowner = fork();
+    if (chowner == 0)
+        _exit(chown("/tmp/later/f", 12, 34) < 0);
+    if (waitpid(chowner, NULL, 0) != chowner) return 1;
+    show("parent");
+    if (write(wake[1], "g", 1) != 1 || waitpid(sibling, NULL, 0) != sibling) return 1;
+    if (write(go[1], "g", 1) != 1 || pthread_join(th, NULL) != 0) return 1;
+    return 0;
+}
+"""
+
+
+def _stop_counts(stderr):
+    return {line.split()[1]: int(line.split()[2]) for line in stderr.splitlines()
+            if line.startswith("hpcbox-ptrace:   ")}
+
+
+@pytest.mark.parametrize("mode", [[], ["--trace-dirfd"], ["--no-seccomp"], ["--exact-owners"]])
+def test_stat_by_descriptor_stops_only_once_the_record_holds_something(rootfs, tmp_path, mode):
+    """Under root emulation with seccomp, stat by descriptor (fstat, fstatat by a real dirfd, statx of
+    AT_EMPTY_PATH) runs untraced while the ownership record is empty; a chown in one process then
+    makes every process show the record by descriptor: itself, one forked before the chown, a thread
+    and a process that waited in read() meanwhile, with descriptors opened before the chown; a later
+    run starts with the filter. Without seccomp, and with --exact-owners, every call stops from the start."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    source = tmp_path / "later.c"
+    source.write_text(OWNERS_LATER_C)
+    exe = tmp_path / "later"
+    built = subprocess.run([cc, "-static", "-O1", "-pthread", "-o", str(exe), str(source)], check=False)
+    if built.returncode:
+        pytest.skip("cannot link a static C program here (libc6-dev's libc.a)")
+    shutil.copy2(exe, rootfs / "bin/owners-later")
+    shutil.rmtree(rootfs / "tmp/later", ignore_errors=True)
+    owners = tmp_path / "ownership"
+    opts = ["--uid", "0", "--gid", "0", "--owners", str(owners), "--stats", *mode]
+
+    proc = run(rootfs, "/bin/owners-later", "nochown", opts=opts)
+    assert proc.returncode == 0, proc.stderr
+    counts = _stop_counts(proc.stderr)
+    ours = os.getuid(), os.getgid()
+    before = proc.stdout.splitlines()
+    if mode in (["--no-seccomp"], ["--exact-owners"]):  # every call stops, answered as the container shows it
+        assert before == ["before-fstat 0 0", "before-dirfd 0 0", "before-statx 0 0"], proc.stdout
+    else:  # nothing recorded: the kernel answers by descriptor (the caller's ids), no stop
+        assert "fstat" not in counts, proc.stderr
+        assert f"before-fstat {ours[0]} {ours[1]}" in before, proc.stdout
+    if not mode:  # (--trace-dirfd stops on the other two anyway)
+        assert "newfstatat" not in counts and "statx" not in counts, proc.stderr
+
+    proc = run(rootfs, "/bin/owners-later", opts=opts)
+    assert proc.returncode == 0, proc.stderr
+    answers = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+               if not line.startswith("before-")}
+    assert answers == {f"{who}-{form}": "12 34" for who in ("parent", "sibling", "thread")
+                       for form in ("fstat", "dirfd", "statx")}, proc.stdout + proc.stderr
+
+    proc = run(rootfs, "/bin/owners-later", "nochown", opts=opts)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["before-fstat 12 34", "before-dirfd 12 34", "before-statx 12 34"], \
+        proc.stdout + proc.stderr
+
+
 def test_readonly_bindings_and_root(rootfs, tmp_path):
     (tmp_path / "in").write_text("x")
     cmd = [TRACER, "--rootfs", str(rootfs), "--bind-ro", "/ro", str(tmp_path), "--readonly", "--",

@@ -15,6 +15,7 @@
 #define TRACER_RED_ZONE 128
 #define TRACER_NR_PRCTL 157
 #define TRACER_NR_BRK 12
+#define TRACER_NR_SECCOMP 317
 struct regs {
     struct user_regs_struct r;
 };
@@ -23,6 +24,7 @@ struct regs {
 #define TRACER_RED_ZONE 0
 #define TRACER_NR_PRCTL 167
 #define TRACER_NR_BRK 214
+#define TRACER_NR_SECCOMP 277
 struct regs {
     struct user_regs_struct r; /* glibc's name for the kernel's user_pt_regs */
     long nr;           /* NT_ARM_SYSTEM_CALL */

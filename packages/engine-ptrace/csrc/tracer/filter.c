@@ -3,7 +3,14 @@
  * no final symlink run untraced (what find and tar -c make by the thousand: fstatat with
  * AT_SYMLINK_NOFOLLOW or AT_EMPTY_PATH, openat read-only with O_NOFOLLOW, readlinkat, futimens),
  * unless --trace-dirfd; every write and every followed name stops, so that an absolute symlink or
- * ".." on the way resolves in the guest (paths.c). */
+ * ".." on the way resolves in the guest (paths.c).
+ *
+ * Under root emulation the stat calls by descriptor (fstat, and newfstatat/statx by a real dirfd)
+ * must show the ownership record's owners once there is one, but until then stopping on them
+ * costs a stop per file of find or tar. So they are in a second, small filter (the owners filter)
+ * that a process gets only once the container's record holds something: at the start when it
+ * does, else injected by the tracer (tracer.c) at the process's first chown and at the next stop
+ * of every other process after a record appeared. Filters are inherited and never removed. */
 #define _GNU_SOURCE
 #include "tracer.h"
 
@@ -31,7 +38,7 @@ bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d)
         return cfg->hostname != NULL;
     case SK_CHOWN:
     case SK_STAT:
-        return d->p[0].path >= 0 || cfg->emulate_ids; /* fchown, fstat have no path */
+        return d->p[0].path >= 0 || cfg->emulate_ids; /* fchown, fstat have no path (fstat: owners filter) */
     default:
         return true;
     }
@@ -41,9 +48,14 @@ bool filter_fast_dirfd(const struct tracer_config *cfg, const struct sc_desc *d)
 {
     if (!d->fast_dirfd || cfg->trace_dirfd)
         return false;
-    if (cfg->emulate_ids && (d->kind == SK_CHOWN || d->kind == SK_MKNOD || d->kind == SK_STAT))
-        return false; /* the emulation must see them all (a stat by dirfd shows owners too) */
+    if (cfg->emulate_ids && (d->kind == SK_CHOWN || d->kind == SK_MKNOD))
+        return false; /* the emulation must see them all (stat by dirfd: the owners filter) */
     return true;
+}
+
+bool filter_owners_only(const struct sc_desc *d)
+{
+    return d->kind == SK_STAT && d->p[0].path < 0; /* fstat */
 }
 
 #define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
@@ -144,7 +156,7 @@ int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size
         struct sock_filter b[FILTER_BLOCK_MAX];
         size_t len;
 
-        if (!filter_traces(cfg, &SYSCALLS[i]))
+        if (!filter_traces(cfg, &SYSCALLS[i]) || filter_owners_only(&SYSCALLS[i]))
             continue;
         len = block(cfg, &SYSCALLS[i], b);
         for (size_t k = 0; k < len; k++)
@@ -158,6 +170,40 @@ int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size
     return (int)n;
 }
 
+int filter_build_owners(struct sock_filter *prog, size_t cap)
+{
+    static const char *const stats[] = {"fstat", "newfstatat", "statx"};
+    size_t n = 0;
+
+    if (cap < 4 + 2 * sizeof(stats) / sizeof(stats[0]))
+        return -ENOSPC;
+    /* other ABIs: the main filter's ENOSYS */
+    prog[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    prog[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch_audit(), 1, 0);
+    prog[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    prog[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+        int nr = sc_native_nr(sc_by_name(stats[i]));
+
+        if (nr == SC_NONE)
+            continue;
+        /* every call: those by path stop in the main filter already (one stop either way) */
+        prog[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
+        prog[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    }
+    prog[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    return (int)n;
+}
+
+static int install(const struct sock_filter *prog, int n)
+{
+    struct sock_fprog fprog = {.len = (unsigned short)n, .filter = (struct sock_filter *)prog};
+
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
+        return -errno;
+    return 0;
+}
+
 bool filter_available(void)
 {
     /* Asks the kernel whether filters may return SECCOMP_RET_TRACE (Linux 4.14+). Fails where the
@@ -168,18 +214,18 @@ bool filter_available(void)
     return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
 }
 
-int filter_install(const struct tracer_config *cfg)
+int filter_install(const struct tracer_config *cfg, bool owners)
 {
     struct sock_filter prog[8 + (FILTER_BLOCK_MAX + 1) * 128];
-    struct sock_fprog fprog;
-    int n = filter_build(cfg, prog, sizeof(prog) / sizeof(prog[0]));
+    int n = filter_build(cfg, prog, sizeof(prog) / sizeof(prog[0])), rc;
 
     if (n < 0)
         return n;
-    fprog = (struct sock_fprog){.len = (unsigned short)n, .filter = prog};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -errno;
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
-        return -errno;
-    return 0;
+    rc = install(prog, n);
+    if (rc < 0 || !owners)
+        return rc;
+    n = filter_build_owners(prog, sizeof(prog) / sizeof(prog[0]));
+    return n < 0 ? n : install(prog, n);
 }

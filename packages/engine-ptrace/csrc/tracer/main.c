@@ -2,7 +2,7 @@
  *
  *   hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]
  *                 [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]
- *                 [--no-landlock] [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]
+ *                 [--no-landlock] [--trace-dirfd] [--exact-owners] [--stats] -- PROGRAM [ARGS...]
  *   hpcbox-ptrace --probe
  *   hpcbox-ptrace --version
  *
@@ -44,7 +44,7 @@ static int usage(const char *problem)
             "hpcbox-ptrace: %s\n"
             "usage: hpcbox-ptrace --rootfs DIR [--bind GUEST HOST]... [--bind-ro GUEST HOST]... [--cwd DIR]\n"
             "                     [--uid N] [--gid N] [--owners FILE] [--hostname NAME] [--readonly] [--no-seccomp]\n"
-            "                     [--no-landlock] [--trace-dirfd] [--stats] -- PROGRAM [ARGS...]\n"
+            "                     [--no-landlock] [--trace-dirfd] [--exact-owners] [--stats] -- PROGRAM [ARGS...]\n"
             "       hpcbox-ptrace --probe | --version\n", problem);
     return EXIT_ENGINE;
 }
@@ -110,6 +110,8 @@ static int parse(int argc, char **argv, struct options *o)
             o->cfg.landlock = false;
         } else if (strcmp(a, "--trace-dirfd") == 0) {
             o->cfg.trace_dirfd = true;
+        } else if (strcmp(a, "--exact-owners") == 0) {
+            o->cfg.exact_owners = true;
         } else if (strcmp(a, "--stats") == 0) {
             o->cfg.stats = true;
         } else if (strcmp(a, "--probe") == 0) {

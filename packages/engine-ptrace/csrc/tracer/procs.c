@@ -78,6 +78,7 @@ int procs_inherit(struct proc *child, const struct proc *parent)
     child->exe = exe;
     child->creds = parent->creds;
     child->root = parent->root;
+    child->owners_filter = parent->owners_filter; /* seccomp filters are inherited */
     child->inherited = true;
     return 0;
 }

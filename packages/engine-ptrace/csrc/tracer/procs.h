@@ -41,6 +41,9 @@ struct proc {
     bool in_syscall;          /* without seccomp: between the entry and the exit stop */
     bool held;                /* a new tracee stopped before its parent's fork event: not resumed */
     bool inherited;           /* creds and exe were copied from the parent */
+    bool owners_filter;       /* has the filter that stops stat by descriptor (filter.c), or had it injected */
+    bool owners_injected;     /* that filter's seccomp() was injected: check its answer at the exit */
+    bool owners_wait;         /* interrupted to get that filter: stop at its next syscall entry */
     char comm[16];            /* the name the kernel would have given at exec (set at the next stop) */
     char pending_comm[16];
     unsigned char pending_argfix; /* enum argfix: how the loader was started (exec.c) */

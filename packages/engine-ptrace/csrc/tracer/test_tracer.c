@@ -577,6 +577,7 @@ static void test_filter(void)
     struct sock_filter prog[1024];
     struct tracer_config plain = {.seccomp = true};
     struct tracer_config strict = {.seccomp = true, .trace_dirfd = true, .emulate_ids = true};
+    struct tracer_config emulated = {.seccomp = true, .emulate_ids = true};
     struct seccomp_data other;
     int n = filter_build(&plain, prog, 1024);
 
@@ -624,6 +625,22 @@ static void test_filter(void)
        "--trace-dirfd: fstat stops too");
     ok(verdict(prog, n, "getuid", 0) == SECCOMP_RET_TRACE, "id emulation: getuid stops");
     ok(filter_build(&plain, prog, 8) == -ENOSPC, "a short buffer is ENOSPC");
+    n = filter_build(&emulated, prog, 1024);
+    ok(verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, AT_SYMLINK_NOFOLLOW) == SECCOMP_RET_ALLOW &&
+           verdict(prog, n, "fstat", 3) == SECCOMP_RET_ALLOW,
+       "root emulation: stat by descriptor runs untraced in the main filter");
+    ok(verdict(prog, n, "fchownat", 3) == SECCOMP_RET_TRACE && verdict(prog, n, "fchown", 3) == SECCOMP_RET_TRACE,
+       "root emulation: every chown stops");
+    n = filter_build_owners(prog, 1024);
+    ok(n > 0 && verdict(prog, n, "fstat", 3) == SECCOMP_RET_TRACE &&
+           verdict3(prog, n, "newfstatat", 3, 0x1000, 0x2000, AT_SYMLINK_NOFOLLOW) == SECCOMP_RET_TRACE &&
+           verdict3(prog, n, "statx", 3, 0x1000, AT_EMPTY_PATH, 0x7ff) == SECCOMP_RET_TRACE,
+       "the owners filter stops every stat by descriptor");
+    ok(verdict(prog, n, NULL, 0) == SECCOMP_RET_ALLOW && verdict(prog, n, "openat", 3) == SECCOMP_RET_ALLOW,
+       "the owners filter lets the rest run");
+    ok((run_bpf(prog, n, &other) & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW,
+       "the owners filter leaves other ABIs to the main filter");
+    ok(filter_build_owners(prog, 4) == -ENOSPC, "a short buffer for the owners filter is ENOSPC");
 }
 
 static void test_shebang(void)

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <linux/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -212,6 +214,84 @@ static bool inject_pending(const struct proc *p)
     return p->comm[0] || p->arg_start;
 }
 
+/* Whether p must get the owners filter (filter.c) before the syscall sc runs: root emulation with
+ * a record file, p lacks the filter, and the record holds something or sc may add to it. */
+static bool owners_filter_due(struct tracer *t, const struct proc *p, const struct sc_desc *sc)
+{
+    if (!t->cfg.seccomp || !t->cfg.emulate_ids || t->owners.fd < 0 || p->owners_filter)
+        return false;
+    return sc->kind == SK_CHOWN || sc->kind == SK_MKNOD || owners_any(&t->owners);
+}
+
+/* Run seccomp(SECCOMP_SET_MODE_FILTER, 0, owners filter) in place of the syscall at hand, which is
+ * restarted after it (as for inject_next). Once per process: a failure is said at the exit. */
+static bool inject_owners_filter(struct proc *p, const struct regs *at, enum __ptrace_request *resume)
+{
+    struct sock_filter prog[16];
+    struct sock_fprog fprog;
+    struct scratch scratch;
+    struct regs r = *at;
+    uint64_t prog_addr, fprog_addr;
+    int n = filter_build_owners(prog, sizeof(prog) / sizeof(prog[0]));
+
+    p->owners_filter = true;
+    p->owners_wait = false;
+    scratch_init(&scratch, p->tid, regs_sp(&r));
+    if (n < 0 || scratch_put(&scratch, prog, (size_t)n * sizeof(prog[0]), &prog_addr) < 0)
+        return false;
+    memset(&fprog, 0, sizeof(fprog));
+    fprog.len = (unsigned short)n;
+    fprog.filter = (struct sock_filter *)(uintptr_t)prog_addr;
+    if (scratch_put(&scratch, &fprog, sizeof(fprog), &fprog_addr) < 0)
+        return false;
+    regs_set_nr(&r, TRACER_NR_SECCOMP);
+    regs_set_arg(&r, 0, SECCOMP_SET_MODE_FILTER);
+    regs_set_arg(&r, 1, 0);
+    regs_set_arg(&r, 2, fprog_addr);
+    if (regs_set(p->tid, &r) < 0)
+        return false;
+    p->saved = *at;
+    p->exit_action = EXIT_RESTART;
+    p->owners_injected = true;
+    *resume = PTRACE_SYSCALL;
+    return true;
+}
+
+/* A syscall-entry stop of a process interrupted for the owners filter: any syscall, traced by
+ * the filter or not, is replaced by the filter's seccomp() and then restarted. */
+static void on_owners_entry(struct proc *p, enum __ptrace_request *resume)
+{
+    struct regs r;
+
+    p->owners_wait = false;
+    if (p->owners_filter || regs_get(p->tid, &r) < 0)
+        return;
+    p->exit_action = EXIT_NONE;
+    inject_owners_filter(p, &r, resume);
+}
+
+static void interrupt_for_owners(struct proc *p, void *arg)
+{
+    (void)arg;
+    if (p->owners_filter || p->held)
+        return;
+    /* it stops (PTRACE_EVENT_STOP) wherever it is, even in a syscall that never stops (read,
+     * fstat, a blocking wait), and is then resumed to its next syscall entry */
+    p->owners_wait = true;
+    check(req(ptrace(PTRACE_INTERRUPT, p->tid, 0, 0)), "interrupting for the owners filter", p->tid);
+}
+
+/* Once the ownership record holds something (a chown here, or another run of the container):
+ * every process without the owners filter gets it at its next syscall, so that fstat of a
+ * descriptor opened before, by a process that makes no other traced syscall, shows the record. */
+static void owners_check(struct tracer *t)
+{
+    if (t->owners_seen || !t->cfg.seccomp || !t->cfg.emulate_ids || t->owners.fd < 0 || !owners_any(&t->owners))
+        return;
+    t->owners_seen = true;
+    procs_each(&t->procs, interrupt_for_owners, NULL);
+}
+
 /* A syscall entry (seccomp stop, or syscall-entry stop without seccomp). */
 static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *resume)
 {
@@ -232,6 +312,8 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
     if (nr < 0 || nr >= SC_MAX_NR || t->by_nr[nr] < 0)
         return;
     s.sc = &SYSCALLS[t->by_nr[nr]];
+    if (owners_filter_due(t, p, s.sc) && inject_owners_filter(p, &s.regs, resume))
+        return;
     if (t->cfg.stats)
         t->stops_by_sc[nr]++;
     scratch_init(&s.scratch, p->tid, regs_sp(&s.regs));
@@ -266,6 +348,14 @@ static void on_exit_stop(struct tracer *t, struct proc *p)
 
     p->exit_action = EXIT_NONE;
     if (action == EXIT_RESTART) {
+        if (p->owners_injected) {
+            p->owners_injected = false;
+            if (regs_get(p->tid, &regs) == 0 && regs_ret(&regs) < 0 && !t->told_owners) {
+                t->told_owners = true;
+                fprintf(stderr, "hpcbox-ptrace: cannot add the owners filter to process %d (%s): its fstat "
+                                "shows the file's real owners\n", (int)p->tid, strerror((int)-regs_ret(&regs)));
+            }
+        }
         if (p->brk_asked && p->arg_start && !p->brk && regs_get(p->tid, &regs) == 0)
             p->brk = (uint64_t)regs_ret(&regs); /* the answer of an injected brk(0) */
         regs = p->saved;
@@ -310,6 +400,10 @@ static void on_new_child(struct tracer *t, struct proc *parent, enum __ptrace_re
     }
     if (procs_inherit(child, parent) < 0)
         child->inherited = true; /* without the exe name, but with the creds */
+    if (t->owners_seen && !child->owners_filter) {
+        child->owners_wait = true; /* forked before its parent got the owners filter */
+        resume = PTRACE_SYSCALL;
+    }
     if (child->held) {
         child->held = false;
         check(req(ptrace(resume, child->tid, 0, 0)), "starting a child", child->tid);
@@ -331,6 +425,7 @@ static void on_exec(struct tracer *t, struct proc *p)
             memcpy(p->pending_comm, old->pending_comm, sizeof(p->pending_comm));
             p->pending_argfix = old->pending_argfix;
             p->creds = old->creds;
+            p->owners_filter = old->owners_filter; /* the filters of the thread that exec'd */
             procs_remove(&t->procs, (pid_t)former);
         }
     }
@@ -433,6 +528,8 @@ static int trace_loop(struct tracer *t)
             if (sig == (SIGTRAP | 0x80)) {
                 if (!t->cfg.seccomp && !is_syscall_exit(pid))
                     on_entry(t, p, &resume);
+                else if (p->owners_wait && !is_syscall_exit(pid))
+                    on_owners_entry(p, &resume);
                 else
                     on_exit_stop(t, p);
             } else {
@@ -443,6 +540,9 @@ static int trace_loop(struct tracer *t)
             t->stops_other++;
             break;
         }
+        owners_check(t);
+        if (p->owners_wait && resume == PTRACE_CONT)
+            resume = PTRACE_SYSCALL; /* on to its next syscall entry (on_owners_entry) */
         check(req(ptrace(resume, pid, 0, (void *)(long)inject)), "resuming", pid);
     }
 }
@@ -524,7 +624,7 @@ static void child_main(const struct tracer *t, int go, const char *program, char
                 strerror(-rc));
         _exit(EXIT_ENGINE);
     }
-    if (t->cfg.seccomp && (rc = filter_install(&t->cfg)) < 0) {
+    if (t->cfg.seccomp && (rc = filter_install(&t->cfg, t->owners_at_start)) < 0) {
         fprintf(stderr, "hpcbox-ptrace: cannot install the seccomp filter: %s; try --no-seccomp\n",
                 strerror(-rc));
         _exit(EXIT_ENGINE);
@@ -580,6 +680,8 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
     }
     if (backstop_prepare(t) < 0)
         return EXIT_ENGINE;
+    t->owners_at_start = t->cfg.seccomp && t->cfg.emulate_ids &&
+                         (t->cfg.exact_owners || (t->owners.fd >= 0 && owners_any(&t->owners)));
     child = fork();
     if (child != 0)
         hb_landlock_close(&t->landlock); /* the child has its copy */
@@ -608,6 +710,8 @@ int tracer_run(struct tracer *t, const char *host_cwd, char *const argv[])
         return EXIT_ENGINE;
     }
     p->inherited = true;
+    p->owners_filter = t->owners_at_start;
+    t->owners_seen = t->owners_at_start;
     t->first = child;
     forward_to = child;
     if (write(fds[1], "g", 1) != 1) {
@@ -637,7 +741,7 @@ int tracer_probe(const char **step, bool *seccomp)
         close(fds[1]);
         if (read(fds[0], &c, 1) != 1)
             _exit(2);
-        if (cfg.seccomp && filter_install(&cfg) < 0)
+        if (cfg.seccomp && filter_install(&cfg, false) < 0)
             _exit(3);
         _exit(uname(&u) == 0 ? 0 : 4);
     }

@@ -17,6 +17,7 @@
 struct tracer_config {
     bool seccomp;        /* a seccomp filter stops only the syscalls of the table (else every one) */
     bool trace_dirfd;    /* also stop *at() calls relative to a real directory fd */
+    bool exact_owners;   /* root emulation: the owners filter from the start, record or not */
     bool emulate_ids;    /* the configured uid/gid differ from the caller's: emulate them */
     bool readonly_root;  /* writes into the rootfs fail with EROFS */
     bool stats;          /* count stops per syscall, print them on stderr at the end */
@@ -67,6 +68,9 @@ struct tracer {
     int first_status;    /* exit status for the caller: code, or 128 + signal */
     bool first_done;
     bool told_ptrace;    /* the line about a debugger inside was printed */
+    bool told_owners;    /* the line about an owners filter that could not be added was printed */
+    bool owners_at_start; /* the record held something at the start: the first process gets the owners filter */
+    bool owners_seen;    /* the record holds something: every process gets the owners filter */
     struct chroot_root *roots;   /* every root a chroot(2) inside set (chroot.c) */
     unsigned long stops_total;
     unsigned long stops_by_sc[SC_MAX_NR];
@@ -158,11 +162,16 @@ void chroot_destroy(struct tracer *t);
 /* filter.c */
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);
 bool filter_fast_dirfd(const struct tracer_config *cfg, const struct sc_desc *d);
+/* Whether d stops only through the owners filter (stat by descriptor: fstat). */
+bool filter_owners_only(const struct sc_desc *d);
 /* Build the BPF program into prog (cap entries): its length, or -ENOSPC. */
 struct sock_filter;
 int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size_t cap);
-/* In the child, before exec: no_new_privs and the filter. 0 or -errno. */
-int filter_install(const struct tracer_config *cfg);
+/* The owners filter (root emulation once the ownership record holds something): every fstat,
+ * newfstatat and statx stops. Its length, or -ENOSPC. */
+int filter_build_owners(struct sock_filter *prog, size_t cap);
+/* In the child, before exec: no_new_privs and the filter (and the owners filter). 0 or -errno. */
+int filter_install(const struct tracer_config *cfg, bool owners);
 /* Whether seccomp filters that return SECCOMP_RET_TRACE can be installed here. */
 bool filter_available(void);
 

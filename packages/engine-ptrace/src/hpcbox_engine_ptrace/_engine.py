@@ -29,6 +29,8 @@ SECCOMP_ANNOTATION = contract.ANNOTATION_PTRACE_SECCOMP
 NET_ANNOTATION = contract.ANNOTATION_NET
 STATS_ENV = "HPCBOX_PTRACE_STATS"  # set to 1 on the host: stop counts per syscall on stderr
 TRACE_DIRFD_ENV = "HPCBOX_PTRACE_TRACE_DIRFD"  # 1 on the host: --trace-dirfd (no dirfd fast path)
+# 1 on the host: --exact-owners (under root emulation, stat by descriptor stops from the start)
+EXACT_OWNERS_ENV = "HPCBOX_PTRACE_EXACT_OWNERS"
 # Signals a batch system or a user sends to the engine's caller: passed on (by the tracer) to the
 # program. SIGINT/SIGQUIT/SIGWINCH from a terminal reach the program directly (same process group).
 _ARCHES = ("x86_64", "aarch64")
@@ -75,7 +77,8 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
         raise BundleError(str(error)) from None
     argv = [str(tracer or tracer_path()), "--rootfs", spec.rootfs, "--cwd", spec.cwd,
             "--uid", str(spec.uid), "--gid", str(spec.gid)]
-    owners = ownership_record(spec) if (spec.uid, spec.gid) != (os.getuid(), os.getgid()) else None
+    emulated = (spec.uid, spec.gid) != (os.getuid(), os.getgid())
+    owners = ownership_record(spec) if emulated else None
     if owners:
         argv += ["--owners", owners]
     if spec.hostname:
@@ -88,6 +91,8 @@ def tracer_argv(spec: Bundle, tracer: Optional[str] = None) -> List[str]:
         argv.append("--no-landlock")
     if os.environ.get(TRACE_DIRFD_ENV, "") not in ("", "0"):
         argv.append("--trace-dirfd")
+    if emulated and os.environ.get(EXACT_OWNERS_ENV, "") not in ("", "0"):
+        argv.append("--exact-owners")
     if os.environ.get(STATS_ENV, "") not in ("", "0"):
         argv.append("--stats")
     for binding in bindings:
