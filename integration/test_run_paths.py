@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import test_run_common as common
-from test_cli_common import ok
+from test_cli_common import hpcbox_env, ok
 
 run_store = common.run_store  # fixtures
 
@@ -265,3 +265,26 @@ def test_volume_roots_and_moves_between_volumes_as_linux(run_store, moves_refere
     assert mknod == LINUX_MKNOD_USER
     if moves_reference:
         assert (moves, mknod) == moves_reference
+
+
+WALK_SCRIPT = r"""
+echo v > /vol/v
+echo "find: $(find / -maxdepth 2 -path '/vol*' | sort | tr '\n' ' ')"
+echo "tar: $(tar -C / -cf - vol/v | tar -tf - | tr '\n' ' ')"
+"""
+
+
+@pytest.mark.parametrize("variant", ["runc", "ptrace-trace-dirfd", "preload"])
+def test_walks_from_a_parent_directory_enter_volumes(run_store, tmp_path, variant):
+    """`find /` and `tar -C / -cf - vol/v` (names relative to a descriptor of "/") see the volume's
+    files, as with a mount. The ptrace engine needs --trace-dirfd for it: its seccomp fast path lets
+    the kernel resolve such names in the rootfs (a documented limit of that engine)."""
+    engine, _, mode = variant.partition("-")
+    env = hpcbox_env(HPCBOX_PTRACE_TRACE_DIRFD="1") if mode else hpcbox_env()
+    os.chmod(tmp_path, 0o755)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.chmod(vol, 0o777)
+    proc = ok(run_store("run", *common.engine_args(run_store, engine), "--rm", "-v", f"{vol}:/vol", "debian",
+                        "sh", "-c", WALK_SCRIPT, env=env))
+    assert proc.stdout.splitlines() == ["find: /vol /vol/v ", "tar: vol/v "], proc.stdout + proc.stderr
