@@ -5,18 +5,22 @@ rmdir, unlink, mkdir, rename, symlink, link, open and stat with final ".", "..",
 symlinks followed by "/", and "/" or "/.." themselves, printing each result or errno and the tree
 left behind. Under ptrace and preload the output must be the same as under runc, which hands the
 kernel the program's own paths; a few lines are also checked against what Linux documents, so
-that the test keeps its teeth where runc cannot run.
+that the test keeps its teeth where runc cannot run. A second probe (moves_probe.pl and a C mknod
+probe) does the same for volumes, which are mounts under runc: rename and link between them,
+removing or renaming their roots, and mknod for an ordinary user.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import test_run_common as common
-from test_cli_common import ok
+from test_cli_common import hpcbox_env, ok
 
 run_store = common.run_store  # fixtures
 
@@ -126,3 +130,161 @@ def test_bindings_behave_like_mounts(run_store, engine_for_bindings, tmp_path):
 @pytest.fixture(params=["runc", "ptrace", "preload"])
 def engine_for_bindings(request) -> str:
     return request.param
+
+
+MOVES_PROBE = (Path(__file__).parent / "hpcbox_testing" / "moves_probe.pl").read_text()
+E = {name: f"errno {getattr(errno, name)}"
+     for name in ("EXDEV", "EBUSY", "ENOENT", "EISDIR", "ENOTDIR", "EEXIST", "EINVAL", "ENOTEMPTY", "EPERM")}
+
+# What Linux does with volumes as bind mounts (rename(2), link(2), rmdir(2), unlink(2)): a rename or
+# link between two mounts is EXDEV, checked right after the two directories are looked up (before
+# EBUSY for a final "." or "..", before ENOENT for a missing source), after link's EEXIST; renaming a
+# mount point is EBUSY after the kernel's own checks (lookups, trailing "/", file onto directory).
+LINUX_MOVES = {
+    "rename /vol/a /tmp": E["EXDEV"], "rename /tmp /vol/f": E["EXDEV"], "rename /vol/a /vol2/a": E["EXDEV"],
+    "rename /vol/nosuch /tmp": E["EXDEV"], "rename /vol/. /tmp": E["EXDEV"],
+    "rename /vol/.. /tmp": E["EXDEV"],
+    "rename /tmp /vol/..": E["EXDEV"], "rename /vol/. /vol/b": E["EBUSY"], "rename /vol/a /vol/b": "ok",
+    "rename /vol /x": E["EBUSY"], "rename /vol/ /x": E["EBUSY"], "rename /vol /nodir/x": E["ENOENT"],
+    "rename /vol /vol2": E["EBUSY"], "rename file /vol": E["EISDIR"], "rename dir /vol": E["EBUSY"],
+    "rename /vol/a /volf": E["EXDEV"], "rename dir /volf": E["ENOTDIR"], "rename file /volf": E["EBUSY"],
+    "rename /volf /volf": "ok", "rename /volf/ /x": E["ENOTDIR"],
+    "link /vol/a /tmp": E["EXDEV"], "link /tmp /vol/l": E["EXDEV"], "link /vol/a /vol/l": "ok",
+    "link /vol/nosuch /tmp": E["ENOENT"], "link /vol/a /tmp existing": E["EEXIST"],
+    "link /volf /tmp": E["EXDEV"],
+    "rmdir /vol": E["EBUSY"], "rmdir /vol/.": E["EINVAL"], "rmdir /vol/..": E["ENOTEMPTY"],
+    "unlink /vol": E["EISDIR"], "unlink /volf": E["EBUSY"], "rmdir /volf": E["ENOTDIR"],
+    "mv /vol/a /tmp": "moved", "in /vol": "a",
+}
+
+# mknod for an ordinary user (uid 1000): no device node without CAP_MKNOD (EPERM, after the path's
+# own errors), FIFOs, sockets and regular files of their real type.
+LINUX_MKNOD_USER = {
+    "mknod chr": "EPERM none", "mknod blk": "EPERM none", "mknod fifo": "ok fifo", "mknod sock": "ok sock",
+    "mknod reg": "ok reg", "mknod none": "ok reg", "mknodat chr": "EPERM none",
+    "mknod chr over a file": "EEXIST reg", "mknod fifo over a file": "EEXIST reg",
+    "mknod chr in a missing dir": "ENOENT none", "mknod chr in a volume": "EPERM none",
+}
+
+MKNOD_PROBE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static void made(const char *name, const char *path, int rc)
+{
+    struct stat st;
+    const char *type = "none";
+
+    printf("%s: %s ", name, rc < 0 ? strerrorname_np(errno) : "ok");
+    if (lstat(path, &st) == 0)
+        type = S_ISCHR(st.st_mode) ? "chr" : S_ISBLK(st.st_mode) ? "blk" : S_ISFIFO(st.st_mode) ? "fifo"
+             : S_ISSOCK(st.st_mode) ? "sock" : S_ISREG(st.st_mode) ? "reg" : "other";
+    printf("%s\n", type);
+}
+
+int main(void)
+{
+    const char *t = "/tmp/hpcbox-mknod-probe";
+
+    if (mkdir(t, 0755) < 0 || chdir(t) < 0 || close(open("f", O_CREAT | O_WRONLY, 0644)) < 0)
+        return 3;
+    made("mknod chr", "c", mknod("c", S_IFCHR | 0644, makedev(1, 3)));
+    made("mknod blk", "b", mknod("b", S_IFBLK | 0644, makedev(7, 0)));
+    made("mknod fifo", "p", mknod("p", S_IFIFO | 0644, 0));
+    made("mknod sock", "s", mknod("s", S_IFSOCK | 0644, 0));
+    made("mknod reg", "r", mknod("r", S_IFREG | 0644, 0));
+    made("mknod none", "z", mknod("z", 0644, 0));
+    made("mknodat chr", "c2", mknodat(AT_FDCWD, "c2", S_IFCHR | 0644, makedev(1, 3)));
+    made("mknod chr over a file", "f", mknod("f", S_IFCHR | 0644, makedev(1, 3)));
+    made("mknod fifo over a file", "f", mknod("f", S_IFIFO | 0644, 0));
+    made("mknod chr in a missing dir", "nodir/c", mknod("nodir/c", S_IFCHR | 0644, makedev(1, 3)));
+    made("mknod chr in a volume", "/vol/c", mknod("/vol/c", S_IFCHR | 0644, makedev(1, 3)));
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def mknod_probe(tmp_path_factory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler (cc) on PATH; install gcc")
+    out = tmp_path_factory.mktemp("mknod-probe")
+    (out / "probe.c").write_text(MKNOD_PROBE)
+    subprocess.run([cc, "-O1", "-Wall", "-o", str(out / "probe"), str(out / "probe.c")], check=True)
+    os.chmod(out, 0o755)
+    return out
+
+
+def run_probe(store, engine: str, tmp_path: Path, user: list, program: list) -> dict:
+    """*program*'s "name: result" lines in a Debian 12 container of *engine* with volumes /vol, /vol2
+    (directories) and /volf (a file) from new host paths under *tmp_path*."""
+    tmp_path.mkdir(exist_ok=True)
+    os.chmod(tmp_path, 0o755)
+    vol, vol2, volf = tmp_path / "vol", tmp_path / "vol2", tmp_path / "volf"
+    for d in (vol, vol2):
+        d.mkdir()
+        os.chmod(d, 0o777)
+    volf.write_text("x")
+    proc = ok(store("run", *common.engine_args(store, engine), *user, "--rm", "-v", f"{vol}:/vol",
+                    "-v", f"{vol2}:/vol2", "-v", f"{volf}:/volf", *program))
+    return dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+
+
+def probes(store, engine: str, tmp_path: Path, mknod_dir: Path) -> tuple:
+    moves = run_probe(store, engine, tmp_path / "moves", [], ["debian", "perl", "-e", MOVES_PROBE])
+    mknod = run_probe(store, engine, tmp_path / "mknod", ["--user", "1000:1000"],
+                      ["-v", f"{mknod_dir}:/probe:ro", "debian", "/probe/probe"])
+    return moves, mknod
+
+
+@pytest.fixture(scope="module")
+def moves_reference(run_store, mknod_probe, tmp_path_factory) -> tuple:
+    """The probes' output under runc (real bind mounts), or () without runc."""
+    try:
+        return probes(run_store, "runc", tmp_path_factory.mktemp("moves-runc"), mknod_probe)
+    except pytest.skip.Exception:
+        return ()
+
+
+@pytest.mark.parametrize("engine", ["runc", "ptrace", "preload"])
+def test_volume_roots_and_moves_between_volumes_as_linux(run_store, moves_reference, mknod_probe, tmp_path,
+                                                        engine):
+    """rename/link/rmdir/unlink at and across volumes (EXDEV, EBUSY and their order), and mknod for
+    an ordinary user: the same results as runc's real bind mounts, and as Linux documents."""
+    if engine == "runc" and not moves_reference:
+        pytest.skip("the runc engine is not available here")
+    moves, mknod = moves_reference if engine == "runc" else probes(run_store, engine, tmp_path, mknod_probe)
+    assert moves == LINUX_MOVES
+    assert mknod == LINUX_MKNOD_USER
+    if moves_reference:
+        assert (moves, mknod) == moves_reference
+
+
+WALK_SCRIPT = r"""
+echo v > /vol/v
+echo "find: $(find / -maxdepth 2 -path '/vol*' | sort | tr '\n' ' ')"
+echo "tar: $(tar -C / -cf - vol/v | tar -tf - | tr '\n' ' ')"
+"""
+
+
+@pytest.mark.parametrize("variant", ["runc", "ptrace-trace-dirfd", "preload"])
+def test_walks_from_a_parent_directory_enter_volumes(run_store, tmp_path, variant):
+    """`find /` and `tar -C / -cf - vol/v` (names relative to a descriptor of "/") see the volume's
+    files, as with a mount. The ptrace engine needs --trace-dirfd for it: its seccomp fast path lets
+    the kernel resolve such names in the rootfs (a documented limit of that engine)."""
+    engine, _, mode = variant.partition("-")
+    env = hpcbox_env(HPCBOX_PTRACE_TRACE_DIRFD="1") if mode else hpcbox_env()
+    os.chmod(tmp_path, 0o755)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.chmod(vol, 0o777)
+    proc = ok(run_store("run", *common.engine_args(run_store, engine), "--rm", "-v", f"{vol}:/vol", "debian",
+                        "sh", "-c", WALK_SCRIPT, env=env))
+    assert proc.stdout.splitlines() == ["find: /vol /vol/v ", "tar: vol/v "], proc.stdout + proc.stderr

@@ -507,6 +507,133 @@ int gp_map_canonical(const struct gp_context *ctx, const char *guest_canonical, 
     return map_resolved(ctx, norm, len, out, out_size);
 }
 
+/* A canonical guest path as gp_check_move takes it: its length without a trailing "/" (len), whether
+ * it had one (slash), the start of its final name (last). */
+struct move_name {
+    const char *path;
+    size_t len, last;
+    bool slash;
+};
+
+static void move_name_init(struct move_name *m, const char *path)
+{
+    m->path = path;
+    m->len = strlen(path);
+    m->slash = m->len > 1 && path[m->len - 1] == '/';
+    while (m->len > 1 && path[m->len - 1] == '/')
+        m->len--;
+    m->last = m->len;
+    while (m->last > 0 && path[m->last - 1] != '/')
+        m->last--;
+}
+
+/* The binding (NULL: the rootfs) that holds the guest path's first len bytes ("" is "/"). */
+static const struct gp_binding *mount_of(const struct gp_context *ctx, const char *path, size_t len)
+{
+    return len ? binding_for_guest(ctx, path, len) : NULL;
+}
+
+/* The mount of the name's directory. */
+static const struct gp_binding *parent_mount(const struct gp_context *ctx, const struct move_name *m)
+{
+    return mount_of(ctx, m->path, m->last ? m->last - 1 : 0);
+}
+
+static bool is_mount_point(const struct gp_context *ctx, const struct move_name *m)
+{
+    const struct gp_binding *b = mount_of(ctx, m->path, m->len);
+
+    return b && b->guest_len == m->len;
+}
+
+/* lstat of the name (without its trailing "/") on the host: 0 or -errno. */
+static int move_lstat(const struct gp_context *ctx, const struct move_name *m, struct stat *st)
+{
+    char guest[PATH_MAX], host[PATH_MAX];
+    int rc;
+
+    if (m->len >= sizeof(guest))
+        return -ENAMETOOLONG;
+    memcpy(guest, m->path, m->len);
+    guest[m->len] = '\0';
+    rc = gp_map_canonical(ctx, guest, host, sizeof(host));
+    if (rc < 0)
+        return rc;
+    return fstatat(AT_FDCWD, host, st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+/* Whether a is a strict ancestor of b. */
+static bool below(const struct move_name *a, const struct move_name *b)
+{
+    size_t alen = a->len == 1 ? 0 : a->len; /* "/" */
+
+    return b->len > alen && memcmp(a->path, b->path, alen) == 0 && b->path[alen] == '/';
+}
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* rename with a mount point among its names: what the kernel checks before the mount (EBUSY). */
+static int rename_mount_point(const struct gp_context *ctx, const struct move_name *o,
+                              const struct move_name *n, unsigned flags)
+{
+    bool exchange = flags & RENAME_EXCHANGE;
+    struct stat ost, nst;
+    int rc = move_lstat(ctx, o, &ost), nrc;
+
+    if (rc < 0)
+        return rc;
+    nrc = move_lstat(ctx, n, &nst);
+    if (nrc < 0 && nrc != -ENOENT)
+        return nrc;
+    if ((flags & RENAME_NOREPLACE) && nrc == 0)
+        return -EEXIST;
+    if (exchange && nrc < 0)
+        return -ENOENT;
+    if (exchange && !S_ISDIR(nst.st_mode) && n->slash)
+        return -ENOTDIR;
+    if (!S_ISDIR(ost.st_mode) && (o->slash || (!exchange && n->slash)))
+        return -ENOTDIR;
+    if (below(o, n))
+        return -EINVAL;
+    if (!exchange && below(n, o))
+        return -ENOTEMPTY;
+    if (o->len == n->len && memcmp(o->path, n->path, o->len) == 0)
+        return GP_SAME;
+    if (nrc == 0 && !exchange && S_ISDIR(ost.st_mode) != S_ISDIR(nst.st_mode))
+        return S_ISDIR(ost.st_mode) ? -ENOTDIR : -EISDIR;
+    return -EBUSY;
+}
+
+int gp_check_move(const struct gp_context *ctx, const char *old, const char *new, int kind, unsigned flags)
+{
+    struct move_name o, n;
+    struct stat st;
+
+    if (!ctx || !old || !new)
+        return -EFAULT;
+    move_name_init(&o, old);
+    move_name_init(&n, new);
+    if (kind == GP_MOVE_LINK) {
+        /* the kernel: old's lookup (ENOENT), new's creation (EEXIST, ENOENT for "new/"), then EXDEV */
+        if (n.slash || is_dots(new + n.last, n.len - n.last) || move_lstat(ctx, &o, &st) < 0 ||
+            move_lstat(ctx, &n, &st) == 0)
+            return 0;
+        return mount_of(ctx, o.path, o.len == 1 ? 0 : o.len) == parent_mount(ctx, &n) ? 0 : -EXDEV;
+    }
+    if (parent_mount(ctx, &o) != parent_mount(ctx, &n))
+        return -EXDEV;
+    if (is_dots(old + o.last, o.len - o.last) || is_dots(new + n.last, n.len - n.last))
+        return 0; /* EBUSY from the kernel, on the same mount */
+    if (!is_mount_point(ctx, &o) && !is_mount_point(ctx, &n))
+        return 0;
+    return rename_mount_point(ctx, &o, &n, flags);
+}
+
 /* Length of the host prefix `prefix` matched by the normalised host path h, or -1. */
 static long host_match(const char *prefix, size_t plen, const char *h, size_t hlen)
 {

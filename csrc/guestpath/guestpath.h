@@ -34,8 +34,8 @@
  *    for "/", but rmdir: GP_RMDIR then gives -EBUSY). A normal final name is mapped like any
  *    resolved path (bindings included). GP_NO_MOUNT: a binding's own guest path is a mount point:
  *    -EBUSY (GP_RMDIR: -ENOTDIR when it is no directory; GP_UNLINK: -EISDIR when it is one), as
- *    rmdir, unlink and rename of a mount point fail on Linux. That error comes before any error of
- *    rename's other path, which the kernel would report first.
+ *    rmdir, unlink and rename of a mount point fail on Linux. For rename, whose other path the
+ *    kernel looks up first, engines use gp_check_move instead (below), which keeps Linux's order.
  *  - Bindings are prefix substitutions on the resolved guest path, in mount order: of the
  *    bindings whose guest prefix equals the path or is followed in it by "/", the one added last
  *    wins (a later mount at or above a path hides the earlier ones there, a later one below it
@@ -75,6 +75,9 @@
 #define GP_RMDIR 0x8       /* with GP_NO_MOUNT: rmdir (a mount point that is no directory: ENOTDIR) */
 #define GP_UNLINK 0x10     /* with GP_NO_MOUNT: unlink (a mount point that is a directory: EISDIR) */
 #define GP_OUTSIDE 1       /* gp_to_guest: the host path is under neither the root nor a binding */
+#define GP_SAME 2          /* gp_check_move: a mount point renamed onto itself (success, nothing done) */
+#define GP_MOVE_RENAME 0   /* gp_check_move: rename, renameat, renameat2 */
+#define GP_MOVE_LINK 1     /* gp_check_move: link, linkat */
 #define GP_MAX_LINKS 40    /* symlinks followed in one resolution, as Linux's MAXSYMLINKS */
 
 struct gp_binding {
@@ -133,6 +136,18 @@ int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, 
 /* Map a canonical guest path (as gp_canonical gives it) to the host, without touching the disk. */
 int gp_map_canonical(const struct gp_context *ctx, const char *guest_canonical, char *out,
                      size_t out_size);
+
+/* rename(2) and link(2) across mounts, in the order Linux checks them (bindings are the mounts).
+ * old and new are the canonical guest paths of the call's two names as gp_canonical gives them
+ * (rename: GP_PARENT for both; link: old resolved as the call asks, new GP_PARENT); flags are
+ * renameat2's (RENAME_NOREPLACE, RENAME_EXCHANGE; 0 otherwise). The parent directories (rename) or
+ * old itself and new's parent (link) on different mounts: -EXDEV, before anything but the lookup
+ * errors of the two directories (rename("/vol/..", "/x") is EXDEV, not EBUSY), after a link's
+ * EEXIST. A binding's own guest path renamed (from or to): the kernel's checks first (-ENOENT,
+ * -EEXIST, -ENOTDIR for a trailing "/", -EINVAL/-ENOTEMPTY for a path below the other, -ENOTDIR/
+ * -EISDIR for a type mismatch), then -EBUSY; GP_SAME when old and new are the same mount point.
+ * 0: nothing to refuse, the kernel decides on the host paths. */
+int gp_check_move(const struct gp_context *ctx, const char *old, const char *new, int kind, unsigned flags);
 
 /* Map an absolute host path back to the guest: 0, GP_OUTSIDE (out holds the normalised host
  * path unchanged), or -EINVAL (relative) / -ENAMETOOLONG. */

@@ -388,6 +388,56 @@ static void test_self(void)
     gp_context_destroy(&ctx);
 }
 
+static void expect_move(const struct gp_context *ctx, const char *old, const char *new, int kind, unsigned flags,
+                        int want)
+{
+    char name[2 * PATH_MAX + 64];
+    int rc = gp_check_move(ctx, old, new, kind, flags);
+
+    snprintf(name, sizeof(name), "check_move(%s, %s, %s, %u) is %d", old, new, kind ? "link" : "rename", flags, want);
+    ok(rc == want, name, rc == want ? NULL : (rc < 0 ? strerror(-rc) : "a positive result"));
+}
+
+/* rename and link across bindings, and a binding's own guest path renamed, in Linux's order
+ * (bindings as in test_bindings: /mnt/data a directory, /etc/passwd a file). */
+static void test_moves(const struct gp_context *ctx)
+{
+    const int R = GP_MOVE_RENAME, L = GP_MOVE_LINK;
+
+    expect_move(ctx, "/usr/lib/libc.so.6", "/usr/lib/x", R, 0, 0);
+    expect_move(ctx, "/mnt/data/data.txt", "/usr/x", R, 0, -EXDEV);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data/sh", R, 0, -EXDEV);
+    expect_move(ctx, "/mnt/data/nosuch", "/usr/x", R, 0, -EXDEV);  /* before ENOENT */
+    expect_move(ctx, "/mnt/data/..", "/x", R, 0, -EXDEV);          /* before EBUSY for ".." */
+    expect_move(ctx, "/mnt/data/.", "/x", R, 0, -EXDEV);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data/..", R, 0, -EXDEV);
+    expect_move(ctx, "/mnt/data/.", "/mnt/data/y", R, 0, 0);       /* the kernel's EBUSY, same mount */
+    expect_move(ctx, "/mnt/data", "/mnt/data/sub/x", R, 0, -EXDEV);
+    expect_move(ctx, "/mnt/data", "/x", R, 0, -EBUSY);
+    expect_move(ctx, "/mnt/data/", "/x", R, 0, -EBUSY);
+    expect_move(ctx, "/usr/lib", "/mnt/data", R, 0, -EBUSY);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data", R, 0, -EISDIR);    /* the type check first */
+    expect_move(ctx, "/usr/bin/sh", "/etc/passwd", R, 0, -EBUSY);
+    expect_move(ctx, "/usr/lib", "/etc/passwd", R, 0, -ENOTDIR);
+    expect_move(ctx, "/etc/passwd", "/usr/lib", R, 0, -EISDIR);
+    expect_move(ctx, "/etc/passwd/", "/x", R, 0, -ENOTDIR);
+    expect_move(ctx, "/etc/passwd", "/x/", R, 0, -ENOTDIR);
+    expect_move(ctx, "/usr/nosuch", "/etc/passwd", R, 0, -ENOENT);
+    expect_move(ctx, "/usr/lib", "/etc/passwd", R, 1 /* RENAME_NOREPLACE */, -EEXIST);
+    expect_move(ctx, "/etc/passwd", "/nosuch", R, 2 /* RENAME_EXCHANGE */, -ENOENT);
+    expect_move(ctx, "/etc/passwd", "/usr/lib", R, 2, -EBUSY);
+    expect_move(ctx, "/etc/passwd", "/etc/passwd", R, 0, GP_SAME);
+    expect_move(ctx, "/etc", "/etc/passwd", R, 0, -EINVAL);         /* the source above the target */
+    expect_move(ctx, "/.", "/x", R, 0, 0);                          /* the kernel's EBUSY */
+    expect_move(ctx, "/mnt/data/data.txt", "/usr/l", L, 0, -EXDEV);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data/l", L, 0, -EXDEV);
+    expect_move(ctx, "/mnt/data/data.txt", "/mnt/data/l", L, 0, 0);
+    expect_move(ctx, "/mnt/data", "/usr/l", L, 0, -EXDEV);          /* a mount's root is on it */
+    expect_move(ctx, "/mnt/data/data.txt", "/etc/passwd", L, 0, 0); /* the kernel's EEXIST first */
+    expect_move(ctx, "/mnt/data/nosuch", "/usr/l", L, 0, 0);        /* the kernel's ENOENT first */
+    expect_move(ctx, "/mnt/data/data.txt", "/usr/l/", L, 0, 0);     /* the kernel's ENOENT */
+}
+
 int main(void)
 {
     struct gp_context ctx;
@@ -402,6 +452,7 @@ int main(void)
     test_cwd(&ctx);
     test_parent(&ctx);
     test_bindings(&ctx);
+    test_moves(&ctx);
     gp_context_destroy(&ctx);
     test_mount_order();
     test_host_root();

@@ -26,6 +26,18 @@
     if (!var)                                                                                      \
         return err;
 
+/* rename and link: across bindings EXDEV, a binding's own guest path EBUSY, in Linux's order. */
+#define MOVE_CHECK(od, o, nd, n, kind, follow, fl)                                                 \
+    do {                                                                                           \
+        int move_ = hp_check_move((od), (o), (nd), (n), (kind), (follow), (fl));                   \
+        if (move_ == GP_SAME)                                                                      \
+            return 0;                                                                              \
+        if (move_ < 0) {                                                                           \
+            errno = -move_;                                                                        \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 /* One guest path, relative to the cwd. */
 #define W1(ret, name, follow, err, params, args)                                                   \
     WRAP ret name params                                                                           \
@@ -349,6 +361,7 @@ WRAP int link(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, 0, -1)
     TR(n_, AT_FDCWD, new, HP_PARENT | HP_WRITE, -1)
+    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, GP_MOVE_LINK, 0, 0);
     return REAL(link)(o_, n_);
 }
 
@@ -356,13 +369,15 @@ WRAP int linkat(int olddirfd, const char *old, int newdirfd, const char *new, in
 {
     TR(o_, olddirfd, old, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, -1)
     TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_LINK, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, 0);
     return REAL(linkat)(olddirfd, o_, newdirfd, n_, flags);
 }
 
 WRAP int rename(const char *old, const char *new)
 {
-    TR(o_, AT_FDCWD, old, HP_RENAME | HP_WRITE, -1)
-    TR(n_, AT_FDCWD, new, HP_RENAME | HP_WRITE, -1)
+    TR(o_, AT_FDCWD, old, HP_PARENT | HP_WRITE, -1)
+    TR(n_, AT_FDCWD, new, HP_PARENT | HP_WRITE, -1)
+    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, GP_MOVE_RENAME, 0, 0);
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, n_, id_);
     int rc = REAL(rename)(o_, n_);
@@ -376,8 +391,9 @@ WRAP int rename(const char *old, const char *new)
 
 WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 {
-    TR(o_, olddirfd, old, HP_RENAME | HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_RENAME | HP_WRITE, -1)
+    TR(o_, olddirfd, old, HP_PARENT | HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_RENAME, 0, 0);
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat)(olddirfd, o_, newdirfd, n_);
@@ -392,8 +408,9 @@ WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 #ifdef __GLIBC__
 WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned flags)
 {
-    TR(o_, olddirfd, old, HP_RENAME | HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_RENAME | HP_WRITE, -1)
+    TR(o_, olddirfd, old, HP_PARENT | HP_WRITE, -1)
+    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_RENAME, 0, flags);
     unsigned long long id_[2];
     bool forget_ = !(flags & RENAME_EXCHANGE) && hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);

@@ -238,3 +238,22 @@ int hp_canonical(int dirfd, const char *path, int flags, char *out)
         return rc;
     return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
 }
+
+int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, int kind, int follow,
+                  unsigned flags)
+{
+    const struct hp_config *c = hp_conf();
+    char abs[PATH_MAX], canon[2][PATH_MAX];
+    const char *names[2] = {old, new};
+    int dirfds[2] = {olddirfd, newdirfd};
+
+    if (!c || !old || !new || !*old || !*new)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        int gp = (i == 1 || kind == GP_MOVE_RENAME) ? GP_PARENT : ((follow & HP_FOLLOW) ? GP_FOLLOW_LAST : 0);
+
+        if (absolute(dirfds[i], names[i], abs) != 0 || gp_canonical(&c->ctx, abs, gp, canon[i], PATH_MAX) < 0)
+            return 0; /* outside the guest, or an error the kernel gives on the host path */
+    }
+    return gp_check_move(&c->ctx, canon[0], canon[1], kind, flags);
+}

@@ -112,12 +112,14 @@ static int program_file(struct tracer *t, int flags, char *canon, char *host)
     return 0;
 }
 
-int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
-                       char *host)
+/* The tracee's path context, its cwd set to the directory a relative guest path starts from
+ * (the cwd, or dirfd's guest directory). 1: that directory is outside the guest. */
+static int context_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, struct gp_context **out)
 {
     struct gp_context *gp = chroot_gp(t, tid);
     int rc;
 
+    *out = gp;
     if (guest[0] != '/') {
         char base[PATH_MAX];
 
@@ -131,8 +133,16 @@ int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest
         if (rc < 0)
             return rc;
     }
-    rc = gp_set_self(gp, tid, tid);
-    if (rc < 0)
+    return gp_set_self(gp, tid, tid);
+}
+
+int paths_translate_at(struct tracer *t, pid_t tid, int dirfd, const char *guest, int flags, char *canon,
+                       char *host)
+{
+    struct gp_context *gp;
+    int rc = context_at(t, tid, dirfd, guest, &gp);
+
+    if (rc != 0)
         return rc;
     if (!canon) {
         rc = gp_to_host(gp, guest, flags, host, PATH_MAX);
@@ -203,7 +213,7 @@ static int follow_flags(const struct stop *s, const struct sc_path *p)
     case F_UNLINK:
         return GP_PARENT | GP_NO_MOUNT | GP_UNLINK;
     case F_RENAME:
-        return GP_PARENT | GP_NO_MOUNT;
+        return GP_PARENT; /* a mount point: check_move, after both names */
     case F_UNLINKAT:
         return GP_PARENT | GP_NO_MOUNT | ((flags & AT_REMOVEDIR) ? GP_RMDIR : GP_UNLINK);
     case F_OPEN:
@@ -317,11 +327,51 @@ static bool kernel_fs(const char *host)
     return false;
 }
 
-int paths_handle(struct tracer *t, struct stop *s)
+/* rename and link: across bindings EXDEV, a mount point renamed EBUSY, in Linux's order
+ * (gp_check_move). names: the two guest paths as the program gave them. 1: done, s->ret set. */
+static int check_move(struct tracer *t, struct stop *s, char names[2][PATH_MAX])
 {
+    bool link = s->sc->p[0].follow != F_RENAME;
+    char canon[2][PATH_MAX];
+    struct gp_context *gp;
+    unsigned flags = 0;
+    int rc;
+
     for (int i = 0; i < 2; i++) {
         const struct sc_path *p = &s->sc->p[i];
-        char guest[PATH_MAX], host[PATH_MAX];
+        int dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
+
+        rc = context_at(t, s->tid, dirfd, names[i], &gp);
+        if (rc == 0)
+            rc = gp_canonical(gp, names[i], follow_flags(s, p), canon[i], PATH_MAX);
+        if (rc != 0)
+            return 0; /* outside the guest, or an error the kernel gives on the host path */
+    }
+    if (strcmp(s->sc->name, "renameat2") == 0)
+        flags = (unsigned)regs_arg(&s->regs, 4);
+    rc = gp_check_move(gp, canon[0], canon[1], link ? GP_MOVE_LINK : GP_MOVE_RENAME, flags);
+    if (rc == GP_SAME) {
+        s->skip = true;
+        s->ret = 0;
+        return 1;
+    }
+    return rc;
+}
+
+static bool moves(const struct sc_desc *d)
+{
+    return d->p[0].path >= 0 && d->p[1].path >= 0 && d->p[1].follow != F_OPEN &&
+           (d->p[0].follow == F_RENAME || d->p[1].follow == F_PARENT);
+}
+
+int paths_handle(struct tracer *t, struct stop *s)
+{
+    char names[2][PATH_MAX];
+    int have = 0;
+
+    for (int i = 0; i < 2; i++) {
+        const struct sc_path *p = &s->sc->p[i];
+        char *guest = names[i], host[PATH_MAX];
         const struct tracer_mount *m;
         uint64_t addr, at;
         int rc, dirfd, follow;
@@ -331,10 +381,11 @@ int paths_handle(struct tracer *t, struct stop *s)
         addr = regs_arg(&s->regs, p->path);
         if (restarted(s, addr))
             continue;
-        if (addr == 0 || mem_read_string(s->tid, addr, guest, sizeof(guest)) < 0)
+        if (addr == 0 || mem_read_string(s->tid, addr, guest, PATH_MAX) < 0)
             continue; /* the kernel reports EFAULT/ENAMETOOLONG on the original */
         if (guest[0] == '\0')
             continue; /* "" with AT_EMPTY_PATH: the fd itself */
+        have |= 1 << i;
         dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
         follow = follow_flags(s, p);
         if (guest[0] != '/' && dirfd != AT_FDCWD && !(follow & GP_FOLLOW_LAST) &&
@@ -381,6 +432,12 @@ int paths_handle(struct tracer *t, struct stop *s)
         remember(s, at, host, strlen(host) + 1);
         regs_set_arg(&s->regs, p->path, at);
         s->dirty = true;
+    }
+    if (have == 3 && moves(s->sc)) {
+        int rc = check_move(t, s, names);
+
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
     }
     return 0;
 }
