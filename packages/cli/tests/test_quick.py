@@ -208,6 +208,36 @@ def test_leanjson_refuses_what_json_refuses(text):
         leanjson.loads(text)
 
 
+# what a truncated or damaged container.json holds: errors inside a value, not only at its start
+DAMAGED = ['{"id": "', '{"id": "ab', '{"id": "ab", "names": [', '[1,', '{"a": tru', '"\\x"', '{"a" 1}', '[1 2]',
+           '{"a": 1,}', '\ufeff{}', '{"a": -}', '[1e]']
+
+
+def test_leanjson_refuses_damaged_text_with_a_value_error_before_json_is_imported():
+    """Python 3.11's C scanner reports an error inside a value through json.decoder; before anything
+    imported json that is a SystemError ("returned NULL without setting an exception"), which the
+    lean path of `hpcbox run` must never show (a damaged container.json)."""
+    code = ("import sys; from hpcbox import leanjson; assert 'json' not in sys.modules\n"
+            f"for text in {DAMAGED!r}:\n"
+            "    try:\n"
+            "        leanjson.loads(text)\n"
+            "    except ValueError:\n"
+            "        continue\n"
+            "    except BaseException as exc:\n"
+            "        sys.exit(f'{text!r}: {type(exc).__name__}: {exc}')\n"
+            "    sys.exit(f'{text!r}: read')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("text", DAMAGED)
+def test_leanjson_refuses_damaged_text(text):
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        leanjson.loads(text)
+
+
 def test_leanjson_same_is_strict():
     assert leanjson.same({"a": [1, True]}, {"a": [1, True]})
     assert not leanjson.same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # key order: json.dumps would differ

@@ -4,7 +4,8 @@
 ``functools``), a tenth of the start budget of `hpcbox run`. The C scanner that :func:`json.loads`
 uses anyway (``_json.make_scanner``) is taken directly here, with the same settings as json's
 default decoder, so :func:`loads` returns what ``json.loads`` returns and raises ``ValueError`` where
-it raises ``json.JSONDecodeError`` (a ``ValueError``). Interpreters without ``_json`` use json.
+it raises ``json.JSONDecodeError`` (a ``ValueError``; a text that is damaged inside a value is
+handed to json for that). Interpreters without ``_json`` use json.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def loads(text: str) -> Any:  # a JSON value
         value, end = _scan(text, start)
     except StopIteration:
         raise ValueError(f"not JSON at character {start}") from None
+    except SystemError:
+        # an error inside a value (a truncated file): before 3.12 the scanner raises it through
+        # json.decoder, and fails this way when nothing has imported that; json says what is wrong
+        import json
+
+        return json.loads(text)
     finally:
         _Settings.memo.clear()
     if text[end:].strip(_WHITESPACE):
