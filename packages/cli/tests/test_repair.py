@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -127,6 +129,46 @@ def test_a_damaged_container_is_listed_marked_refused_by_run_and_removable(cli, 
     assert ok(cli("rm", target)).strip() == cid
     assert not (cli.home / "containers" / cid).exists()
     assert [r["id"] for r in json.loads(ok(cli("ps", "--json")))] == [other]
+
+
+def test_a_name_cut_before_the_end_of_its_list_is_still_read(cli, pulled):
+    names, _ = pulled
+    cid = ok(cli("create", "--name", "work", names[0])).strip()
+    meta = cli.home / "containers" / cid / "container.json"
+    text = meta.read_bytes()
+    meta.write_bytes(text[: text.index(b'"work"') + len(b'"work"')])  # the list is never closed
+    row = [r for r in json.loads(ok(cli("ps", "--json"))) if r["id"] == cid][0]
+    assert row["names"] == ["work"] and "container.json" in row["damaged"]
+    assert "container work is damaged" in one_error(cli("run", "--engine", "ptrace", "work", "true"), 6)
+
+
+def test_a_bare_word_is_not_pulled_while_a_damaged_container_has_lost_its_name(cli, pulled):
+    names, _ = pulled
+    cid = ok(cli("create", "--name", "work", names[0])).strip()
+    (cli.home / "containers" / cid / "container.json").write_bytes(b'{"i')
+    asked = []
+    cli.client.resolve = lambda *a, **k: asked.append(a) or pytest.fail("went to a registry")
+    line = one_error(cli("run", "--engine", "ptrace", "work", "true"), 3)
+    assert "no such container or image 'work'" in line and "1 damaged container" in line
+    assert "hpcbox prune" in line and "work:latest" in line
+    assert asked == []
+    ok(cli("rm", cid[:12]))  # once it is gone, a bare word is an image name again
+    assert [r["id"] for r in json.loads(ok(cli("ps", "--json")))] == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_run_of_a_damaged_container_in_a_fresh_process_is_one_line(cli, pulled, damage):
+    """`hpcbox run NAME` starts on the lean path, which reads container.json before json is imported."""
+    names, _ = pulled
+    cid = ok(cli("create", "--name", "work", names[0])).strip()
+    meta = cli.home / "containers" / cid / "container.json"
+    meta.write_bytes({"truncate": meta.read_bytes()[:140], "empty": b"", "garbage": b'{"id": "x", "n'}[damage])
+    target = "work" if damage == "truncate" else cid[:12]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPCBOX_")}
+    done = subprocess.run([sys.executable, "-m", "hpcbox", "--home", str(cli.home), "run", target, "true"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    line = one_error((done.returncode, done.stdout, done.stderr), 6)
+    assert f"container {target} is damaged" in line and f"hpcbox rm {target}" in line
 
 
 def test_prune_reclaims_damaged_containers_only(cli, pulled):

@@ -145,11 +145,31 @@ def _not_a_misspelt_container(target: str, store: Store) -> None:
         images = []
     close = names.misspelt_container(target, containers, images)
     if close is None:
+        _no_nameless_damaged_container(target, store)
         return
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise HpcboxError(f"no such container or image {target!r}",
                       f"{hint}'hpcbox ps' lists containers, 'hpcbox images' images; to pull an image from "
                       f"a registry write it with a tag or registry (e.g. {target.lower()}:latest)",
+                      EXIT_NOT_FOUND)
+
+
+def _no_nameless_damaged_container(target: str, store: Store) -> None:
+    """A bare word is not sent to a registry while a damaged container whose name cannot be read any
+    more is there: the word may well be that name."""
+    from hpcbox.containers import ContainerStore
+    from hpcbox.errors import EXIT_NOT_FOUND
+
+    if any(c in target for c in "/:@"):
+        return
+    lost = [d for d in ContainerStore(store).damaged() if not d.names]
+    if not lost:
+        return
+    which = ("1 damaged container has lost its name" if len(lost) == 1
+             else f"{len(lost)} damaged containers have lost their names")
+    raise HpcboxError(f"no such container or image {target!r}, and {which}",
+                      f"'hpcbox ps' lists them, 'hpcbox rm ID' or 'hpcbox prune' removes them; to pull an "
+                      f"image from a registry write it with a tag or registry (e.g. {target.lower()}:latest)",
                       EXIT_NOT_FOUND)
 
 

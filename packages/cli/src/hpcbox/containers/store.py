@@ -537,8 +537,9 @@ class ContainerStore:
 
 
 def _salvage_names(raw: bytes) -> List[str]:
-    """The names a damaged container.json still shows (it starts with them: see _build)."""
-    m = re.search(rb'"names"\s*:\s*\[([^\]]*)\]', raw)
+    """The names a damaged container.json still shows (it starts with them: see _build), also from a
+    list cut before its end (each name read is whole: its closing quote is there)."""
+    m = re.search(rb'"names"\s*:\s*\[([^\]]*)', raw)
     if not m:
         return []
     return [n.decode() for n in re.findall(rb'"([A-Za-z0-9][A-Za-z0-9_.-]{0,127})"', m.group(1))]
