@@ -63,6 +63,35 @@ def test_images_of_a_file_home_says_so(cli, tmp_path, capsys):
     assert "is not a directory" in line and "--home DIR" in line and "writing" not in line
 
 
+def _main(*args):
+    from hpcbox.main import main
+
+    try:
+        return main(list(args))
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("args", [("ps",), ("ps", "--json"), ("inspect", IMG), ("rm", "x"), ("prune",)])
+def test_every_command_on_a_file_home_says_the_store_is_not_a_directory(cli, tmp_path, capsys, args):
+    home = tmp_path / "afile"
+    home.write_text("not a store")
+    code = _main("--home", str(home), *args)
+    line = one_error((code, "", capsys.readouterr().err), code)
+    assert code != 0 and str(home) in line and "is not a directory" in line and "--home" in line, line
+    assert "Errno" not in line
+    assert home.read_text() == "not a store"
+
+
+def test_info_on_a_file_home_reads_no_config_there(cli, tmp_path, capsys):
+    home = tmp_path / "afile"
+    home.write_text("not a store")
+    code = _main("--home", str(home), "info")
+    err = capsys.readouterr().err
+    assert "Errno" not in err and "config.json" not in err, (code, err)
+    assert home.read_text() == "not a store"
+
+
 def test_load_of_a_file_that_is_no_archive_says_so_plainly(cli):
     line = one_error(cli("load", "-i", "/etc/passwd"), 2)
     assert "not a tar, tar.gz, tar.bz2 or tar.xz file" in line and "ReadError" not in line

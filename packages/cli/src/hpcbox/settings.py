@@ -50,7 +50,10 @@ SITE_CONFIG = "/etc/hpcbox/config.json"
 def store(args: Any) -> Store:
     from hpcbox.store import Store
 
-    return Store(home(args), image_stores=lambda: image_stores(args))
+    found = Store(home(args), image_stores=lambda: image_stores(args))
+    if os.path.exists(found.home) and not os.path.isdir(found.home):  # said once, before any command
+        raise found.not_a_directory()                                   # tries to write in it
+    return found
 
 
 def image_stores(args: Any) -> List[str]:
@@ -99,9 +102,11 @@ def _file_config(root: Path) -> Dict[str, Any]:
 def _read_config(path: Path) -> Dict[str, Any]:
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (a store that is a file: its commands say so)
         return {}
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} ({exc.strerror})", "fix or remove that file") from None
+    except ValueError as exc:
         raise UsageError(f"cannot read {path} ({exc})", "fix or remove that file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object", "fix or remove that file")

@@ -202,6 +202,8 @@ class ContainerStore:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:
             return []
+        except NotADirectoryError:
+            raise self.store.not_a_directory() from None
         for entry in entries:
             if not _ID_RE.match(entry.name):
                 continue
@@ -220,6 +222,8 @@ class ContainerStore:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:
             return []
+        except NotADirectoryError:
+            raise self.store.not_a_directory() from None
         for entry in entries:
             if not _ID_RE.match(entry.name) or (known and entry.name in known):
                 continue

@@ -320,14 +320,18 @@ class Store:
 
     # -- index --------------------------------------------------------------------------------
 
+    def not_a_directory(self) -> StoreError:
+        """The error for a store whose home (or one of its folders) is a file."""
+        return StoreError(f"the store {self.home} is not a directory (or holds a file where a folder "
+                          f"should be); give a store directory with --home DIR or HPCBOX_HOME")
+
     def read_index(self) -> Dict[str, Any]:
         try:
             data = self.index_path.read_bytes()
         except FileNotFoundError:
             return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         except NotADirectoryError:
-            raise StoreError(f"the store {self.home} is not a directory (or holds a file where a folder "
-                             f"should be); give a store directory with --home DIR or HPCBOX_HOME") from None
+            raise self.not_a_directory() from None
         try:
             index = json.loads(data)
         except ValueError as exc:
