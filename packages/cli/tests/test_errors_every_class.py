@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import inspect
 import pkgutil
 from typing import List, Tuple
@@ -136,13 +137,28 @@ def test_a_layer_error_from_a_full_disk_is_a_storage_error(err):
 
     try:
         try:
-            raise OSError(err, "No space left on device")
+            raise OSError(err, os.strerror(err))
         except OSError as cause:
-            raise LayerError("layer 0: cannot write entry 'usr/bin/x': No space left on device") from cause
+            raise LayerError(f"layer 0: cannot write entry 'usr/bin/x': {os.strerror(err)}") from cause
     except LayerError as exc:
         message, code = errors.describe(exc)
     assert code == errors.EXIT_STORAGE
     assert message.startswith("layer 0: cannot write entry") and "--home" in message
+    assert message.lower().count(os.strerror(err).lower()) <= 1, message  # said once
+
+
+def test_a_package_error_from_a_full_disk_that_does_not_say_so_gets_the_reason():
+    from hpcbox_layers import LayerError
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as cause:
+            raise LayerError("layer 0: cannot finish 'usr/bin/x'") from cause
+    except LayerError as exc:
+        message, code = errors.describe(exc)
+    assert code == errors.EXIT_STORAGE
+    assert message.startswith("layer 0: cannot finish 'usr/bin/x': no space left on device; free"), message
 
 
 @pytest.mark.parametrize("cls_name, code", [

@@ -186,7 +186,11 @@ def describe(exc: BaseException) -> Tuple[str, int]:
             cause = _os_cause(exc)
             if cause is not None and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 message, storage = _os_error(cause)
-                return f"{_one_line(str(exc)).split('; ')[0]}: {message}", storage
+                text = _one_line(str(exc)).split("; ")[0]
+                said = f": {cause.strerror}".lower() if cause.strerror else ""
+                if said and text.lower().endswith(said):  # "...: No space left on device" said once
+                    text = text[: -len(said)]
+                return f"{text}: {message}", storage
             return _with_fix(exc, fix), code
     if isinstance(exc, OSError):
         return _os_error(exc)
