@@ -9,6 +9,8 @@ the real CLI in subprocesses. Bounded in count and time (about a minute in all h
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import os
@@ -224,6 +226,9 @@ def _tar(entries) -> bytes:
             if kind == "file":
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+            elif kind == "lying-size":  # the header promises more than the archive holds
+                info.size = 1 << 20
+                return out.getvalue() + info.tobuf(format=tarfile.GNU_FORMAT) + data
             else:
                 info.type = tarfile.LNKTYPE
                 info.linkname = data
@@ -231,18 +236,56 @@ def _tar(entries) -> bytes:
     return out.getvalue()
 
 
+def _push_layer(registry, work: Path, repo: str, layer: bytes) -> str:
+    """An image of one gzip layer (built by hand: no tool would write these) pushed with skopeo."""
+    layout = work / "layout"
+
+    def blob(data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        (layout / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (layout / "blobs/sha256" / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/ok"]},
+              "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           **blob(json.dumps(config).encode())},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            **blob(gzip.compress(layer, mtime=0))}]}
+    top = {"mediaType": manifest["mediaType"], **blob(json.dumps(manifest).encode()),
+           "annotations": {"org.opencontainers.image.ref.name": "1"}}
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    ref = f"{registry.host}/{repo}:1"
+    subprocess.run(["skopeo", "copy", "--quiet", *registry.skopeo_dest_args(), f"oci:{layout}:1",
+                    f"docker://{ref}"], check=True, capture_output=True)
+    return ref
+
+
+@pytest.mark.parametrize("via", ["import", "registry"])
 @pytest.mark.parametrize("entries, words", [
     ([("bin/ok", "file", b"ok"), ("../../../../tmp/hpcbox-evil-{pid}", "file", b"evil")], "unsafe entry"),
+    ([("bin/ok", "file", b"ok"), ("/tmp/hpcbox-evil-{pid}", "file", b"evil")], "absolute name"),
     ([("bin/ok", "file", b"ok"), ("bin/link", "link", "bin/missing")], "bin/missing"),
-], ids=["escape", "hardlink-to-nothing"])
-def test_hostile_or_malformed_layers_are_integrity_errors(tmp_path, entries, words):
+    ([("bin/ok", "file", b"ok"), ("bin/big", "lying-size", b"0123456789")], "'bin/big' is truncated"),
+], ids=["escape", "absolute", "hardlink-to-nothing", "size-that-lies"])
+def test_hostile_or_malformed_layers_are_integrity_errors(registry_http, tmp_path, entries, words, via):
     home = tmp_path / "home"
     entries = [(n.format(pid=os.getpid()), k, d) for n, k, d in entries]
-    layer = tmp_path / "layer.tar"
-    layer.write_bytes(_tar(entries))
-    ok(hpcbox(home, "import", str(layer), "local/bad:1"))
-    line = one_error(hpcbox(home, "create", "local/bad:1"), 6)
+    if via == "import":
+        layer = tmp_path / "layer.tar"
+        layer.write_bytes(_tar(entries))
+        ok(hpcbox(home, "import", str(layer), "local/bad:1"))
+        ref = "local/bad:1"
+    else:
+        ref = _push_layer(registry_http, tmp_path, f"hpcbox/evil-{tmp_path.name.lower()}", _tar(entries))
+        ok(hpcbox(home, "pull", "-q", ref))
+    line = one_error(hpcbox(home, "create", ref), 6)
     assert words in line
+    # the blob is intact: the image is at fault, and no repair is advised (none could help)
+    assert "repair" not in line and "hpcbox pull" not in line, line
+    ok(hpcbox(home, "verify", ref))
     assert not Path(f"/tmp/hpcbox-evil-{os.getpid()}").exists()
     assert json.loads(ok(hpcbox(home, "ps", "--json")).stdout) == []
     assert [p.name for p in (home / "containers").iterdir()] == []

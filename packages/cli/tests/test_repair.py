@@ -79,6 +79,33 @@ def test_create_names_a_damaged_layer_and_the_pull_that_repairs_it(cli, pulled, 
     assert not [p for p in os.listdir(cli.home / "tmp") if p.endswith(".partial")]
 
 
+def test_a_malformed_layer_whose_blob_is_intact_is_named_as_the_images_fault(cli, fake_registry, helpers):
+    """The blob is what the registry served (its digest checks): no repair can help, so none is advised
+    and the blob stays."""
+    import gzip
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        link = tarfile.TarInfo("bin/link")
+        link.type, link.linkname = tarfile.LNKTYPE, "bin/missing"
+        tar.addfile(link)
+    blob = gzip.compress(raw.getvalue(), mtime=0)
+    fake_registry.add("test/malformed", "1", [blob], config={
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [helpers.digest_of(raw.getvalue())]}})
+    name = f"{REG}/test/malformed:1"
+    ok(cli("pull", "-q", name))
+    line = one_error(cli("create", name), 6)
+    assert "bin/missing" in line and "malformed" in line and "publisher" in line, line
+    assert "repair" not in line and "hpcbox pull" not in line, line
+    manifest = json.loads(cli.store.read_blob(cli.store.find([name]).manifest_digest))
+    assert cli.store.blob_path(manifest["layers"][0]["digest"]).is_file()
+    assert ok(cli("verify", name)) == f"{name}: OK\n"
+    assert json.loads(ok(cli("ps", "--json"))) == []
+
+
 @pytest.mark.parametrize("what", ["config", "manifest"])
 def test_a_truncated_config_or_manifest_is_named_not_a_json_traceback(cli, pulled, what):
     names, manifests = pulled

@@ -60,8 +60,12 @@ def damaged_layer_check(store: Store, image: Image, manifest: Dict[str, Any]) ->
                 actual, _ = _hash_stream(handle)
         except OSError:
             raise exc from None
-        if actual == digest:
-            raise  # the blob is what the registry served: the image itself is malformed
+        if actual == digest:  # the blob is what the registry served: no repair helps
+            from hpcbox.errors import EXIT_INTEGRITY, HpcboxError
+
+            problem = " ".join(str(exc).split()).split("; ")[0]
+            raise HpcboxError(f"{problem} (the layer's blob is intact: the image itself is malformed)",
+                              "tell the image's publisher, or use another image", EXIT_INTEGRITY) from exc
         removed = store.discard_damaged(digest, path)
         raise StoreCorruptError(f"layer blob {digest} is damaged (its content does not match its "
                                 f"digest{'; removed' if removed else ''}); {repair_command(image)}",
