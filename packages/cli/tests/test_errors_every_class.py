@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import errno
 import importlib
-import os
 import inspect
+import os
 import pkgutil
 from typing import List, Tuple
 

@@ -209,8 +209,8 @@ def test_leanjson_refuses_what_json_refuses(text):
 
 
 # what a truncated or damaged container.json holds: errors inside a value, not only at its start
-DAMAGED = ['{"id": "', '{"id": "ab', '{"id": "ab", "names": [', '[1,', '{"a": tru', '"\\x"', '{"a" 1}', '[1 2]',
-           '{"a": 1,}', '\ufeff{}', '{"a": -}', '[1e]']
+DAMAGED = ['{"id": "', '{"id": "ab', '{"id": "ab", "names": [', '[1,', '{"a": tru', '"\\x"', '{"a" 1}',
+           '[1 2]', '{"a": 1,}', '\ufeff{}', '{"a": -}', '[1e]']
 
 
 def test_leanjson_refuses_damaged_text_with_a_value_error_before_json_is_imported():

@@ -164,7 +164,7 @@ def test_a_name_cut_before_the_end_of_its_list_is_still_read(cli, pulled):
     meta = cli.home / "containers" / cid / "container.json"
     text = meta.read_bytes()
     meta.write_bytes(text[: text.index(b'"work"') + len(b'"work"')])  # the list is never closed
-    row = [r for r in json.loads(ok(cli("ps", "--json"))) if r["id"] == cid][0]
+    row = next(r for r in json.loads(ok(cli("ps", "--json"))) if r["id"] == cid)
     assert row["names"] == ["work"] and "container.json" in row["damaged"]
     assert "container work is damaged" in one_error(cli("run", "--engine", "ptrace", "work", "true"), 6)
 
@@ -189,7 +189,8 @@ def test_run_of_a_damaged_container_in_a_fresh_process_is_one_line(cli, pulled, 
     names, _ = pulled
     cid = ok(cli("create", "--name", "work", names[0])).strip()
     meta = cli.home / "containers" / cid / "container.json"
-    meta.write_bytes({"truncate": meta.read_bytes()[:140], "empty": b"", "garbage": b'{"id": "x", "n'}[damage])
+    damaged = {"truncate": meta.read_bytes()[:140], "empty": b"", "garbage": b'{"id": "x", "n'}
+    meta.write_bytes(damaged[damage])
     target = "work" if damage == "truncate" else cid[:12]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCBOX_")}
     done = subprocess.run([sys.executable, "-m", "hpcbox", "--home", str(cli.home), "run", target, "true"],
