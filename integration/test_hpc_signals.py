@@ -140,6 +140,26 @@ def test_children_do_not_outlive_the_program(run_store, shared_debian, engine, t
         _cleanup(marker, process)
 
 
+def test_a_hangup_to_hpcbox_started_under_nohup_changes_nothing(run_store, shared_debian, engine, tmp_path):
+    """`nohup hpcbox run ... &`: SIGHUP to hpcbox (a closed terminal, a wrapper that hangs up) must not
+    end the program, as it would not end a program started by nohup."""
+    marker = random.randint(100000, 999999)
+    script = f"sleep {marker} & sleep {marker} & while [ ! -e /signal/go ]; do sleep 0.1; done; exit 5"
+    argv = ["nohup", sys.executable, "-m", "hpcbox", "--home", str(run_store.home), "run", "--engine",
+            engine, "-v", f"{tmp_path}:/signal", shared_debian, "sh", "-c", script]
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # (no nohup.out)
+                               stderr=subprocess.DEVNULL, env=hpcbox_env(), start_new_session=True)
+    try:
+        sleepers = _started(marker, process)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(GRACE_S)  # time for a forwarded hangup to end the program (it must not)
+        assert _sleepers(marker) == sleepers and process.poll() is None
+        (tmp_path / "go").touch()
+        assert process.wait(timeout=120) == 5
+    finally:
+        _cleanup(marker, process)
+
+
 def test_untrapped_term_gives_128_plus_15(run_store, shared_debian, engine):
     marker = random.randint(100000, 999999)
     process = _start(run_store, engine, shared_debian, f"sleep {marker} & sleep {marker} & wait")

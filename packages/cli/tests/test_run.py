@@ -249,6 +249,36 @@ def test_a_late_batch_signal_leaves_the_containers_status():
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
 
 
+class _HangupEngine:
+    """Sends hpcbox (this process) a SIGHUP in its run(), and notes SIGHUP's disposition there."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.seen = []
+
+    def available(self):
+        return True, "fake"
+
+    def run(self, config, bundle_dir=None):
+        self.seen.append(signal.getsignal(signal.SIGHUP))
+        os.kill(os.getpid(), signal.SIGHUP)
+        return 42
+
+
+def test_under_nohup_a_hangup_changes_nothing():
+    """SIGHUP ignored when hpcbox started (nohup) stays ignored: the hold neither ends hpcbox nor
+    hands the engine a handler in its place."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        engine = _HangupEngine()
+        assert run_cmd._start("fake", engine, {}, "/nonexistent", None) == 42
+        assert engine.seen == [signal.SIG_IGN]
+    finally:
+        run_cmd.release_signal_holds()
+        signal.signal(signal.SIGHUP, previous)
+
+
 # -- run as me: option, setting, help -------------------------------------------------------------------
 
 def _user_of(tmp_path, fake_engines, monkeypatch, *argv, config=None, env=None):

@@ -62,6 +62,27 @@ def test_a_signal_that_comes_while_the_container_starts_is_delivered_once_it_has
     assert run_to_completion(start) in (5, 128 + signal.SIGTERM)
 
 
+def test_a_signal_the_caller_ignores_stays_ignored_and_is_not_passed_on():
+    """`nohup hpcbox run ...`: SIGHUP was ignored when hpcbox started; a hangup must not end the
+    program, which inherits the ignored disposition as a program started by nohup does."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        seen = []
+        probe = ("import signal; "
+                 "raise SystemExit(7 if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else 1)")
+
+        def start():
+            seen.append(signal.getsignal(signal.SIGHUP))
+            os.kill(os.getpid(), signal.SIGHUP)  # the hangup: queued and passed on, were it handled
+            return Container(subprocess.Popen([sys.executable, "-c", probe]))
+
+        assert run_to_completion(start) == 7
+        assert seen == [signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_outside_the_main_thread_nothing_is_installed():
     result = []
 

@@ -4,7 +4,9 @@ Every engine starts one host process for the container (a runner, a tracer, a la
 for it. What the caller sees must be the same whichever engine ran: the program's exit status, or
 128+n when it died of signal n; SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 sent to hpcbox (by a batch system,
 say) passed on to the container; terminal signals (^C, ^\\, window size) left to reach the container
-directly, since it shares the terminal's process group, while hpcbox keeps waiting.
+directly, since it shares the terminal's process group, while hpcbox keeps waiting. A signal that
+was ignored when hpcbox started (SIGHUP under ``nohup``, SIGINT in a background job) stays ignored,
+and the engine's process inherits that, as a program started that way natively would.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def run_to_completion(start: Callable[[], Container], forward_signals: bool = Tr
 
     if forward_signals:
         for sig in FORWARDED_SIGNALS + TERMINAL_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # ignored when hpcbox started (nohup, a background job): so for the program
             try:
                 previous[sig] = signal.signal(sig, forward if sig in FORWARDED_SIGNALS else _ignore)
             except ValueError:  # not the main thread: Python sets no handlers there

@@ -398,6 +398,8 @@ class _SignalHold:
         signal = _signal_module()
         for name in _BATCH_SIGNALS:
             sig = getattr(signal, name)
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # ignored when hpcbox started (SIGHUP under nohup): it stays so, to the end
             try:
                 self.previous[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread: Python sets no handlers there
