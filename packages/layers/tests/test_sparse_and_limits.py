@@ -21,15 +21,20 @@ GIB = 1 << 30
 DATA = [(0, b"head" * 1024), (512 << 20, os.urandom(16 << 10)), (GIB - 4096, b"tail" * 1024)]
 
 
-def _sparse_tar(tmp_path, fmt: str):
+def _data(size: int):
+    """Three runs of data in a file of *size* bytes: at its start, its middle and its end."""
+    return [(0, DATA[0][1]), (size // 2, DATA[1][1]), (size - 4096, DATA[2][1])]
+
+
+def _sparse_tar(tmp_path, fmt: str, size: int = GIB):
     if shutil.which("tar") is None:
         pytest.skip("needs GNU tar to write sparse members")
     src = tmp_path / "src"
     src.mkdir()
     big = src / "big"
     with open(big, "wb") as f:
-        f.truncate(GIB)
-        for offset, data in DATA:
+        f.truncate(size)
+        for offset, data in _data(size):
             f.seek(offset)
             f.write(data)
     out = tmp_path / f"sparse-{fmt}.tar"
@@ -38,16 +43,17 @@ def _sparse_tar(tmp_path, fmt: str):
     return out
 
 
-@pytest.mark.parametrize("fmt", ["gnu", "posix"])
-def test_a_sparse_gigabyte_is_written_with_holes(tmp_path, fmt):
-    layer = _sparse_tar(tmp_path, fmt)
+@pytest.mark.parametrize("fmt, size", [("gnu", GIB), ("posix", GIB), ("gnu", 10 * GIB)],
+                         ids=["gnu-1GiB", "posix-1GiB", "gnu-10GiB"])
+def test_a_sparse_gigabyte_is_written_with_holes(tmp_path, fmt, size):
+    layer = _sparse_tar(tmp_path, fmt, size)
     report = apply_layers(tmp_path / "root", [layer])
     big = tmp_path / "root" / "big"
     st = big.stat()
-    assert st.st_size == GIB
-    assert st.st_blocks * 512 < 4 << 20  # disk usage near its ~25 KB of data, not 1 GiB
+    assert st.st_size == size
+    assert st.st_blocks * 512 < 4 << 20  # disk usage near its ~25 KB of data, not 1 or 10 GiB
     with open(big, "rb") as f:
-        for offset, data in DATA:
+        for offset, data in _data(size):
             f.seek(offset)
             assert f.read(len(data)) == data
         f.seek(100 << 20)
@@ -127,5 +133,21 @@ def test_an_entry_bigger_than_the_free_space_is_refused_before_writing(tmp_path)
         with pytest.raises(ExtractionLimitError, match="free some space"):
             apply_layers(target, [layer], max_expansion=0)
         assert os.listdir(target) == []
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_a_sparse_10_gib_entry_fits_on_a_small_filesystem(tmp_path):
+    """Issue 16's attack: a 1 KB blob that would fill a quota'd filesystem. Its holes count neither
+    against the free space nor against the layer's limit: 10 GiB land on 8 MiB as ~25 KB of data."""
+    small = os.environ.get("HPCBOX_TEST_SMALL_FS")
+    if not small or not os.access(small, os.W_OK):
+        pytest.skip("needs the small tmpfs of scripts/setup-debian (HPCBOX_TEST_SMALL_FS)")
+    layer = _sparse_tar(tmp_path, "gnu", 10 * GIB)
+    target = os.path.join(small, f"layers-sparse-{os.getpid()}")
+    try:
+        apply_layers(target, [layer])
+        st = os.stat(os.path.join(target, "big"))
+        assert st.st_size == 10 * GIB and st.st_blocks * 512 < 1 << 20
     finally:
         shutil.rmtree(target, ignore_errors=True)
