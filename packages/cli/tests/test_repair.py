@@ -119,6 +119,27 @@ def test_a_truncated_config_or_manifest_is_named_not_a_json_traceback(cli, pulle
     ok(cli("create", names[0]))
 
 
+@pytest.mark.parametrize("what", ["config", "manifest"])
+def test_reading_commands_name_a_damaged_config_or_manifest_and_leave_it(cli, pulled, tmp_path, what):
+    """inspect, save and images -l read the manifest and config too: one line naming the blob and its
+    repair (not 'unexpected JSONDecodeError'), and nothing written: the blob stays, no archive is left."""
+    names, manifests = pulled
+    image = cli.store.find([names[0]])
+    digest = image.manifest_digest if what == "manifest" else manifests[0]["config"]["digest"]
+    path = cli.store.blob_path(digest)
+    _damage(path, "truncate")
+    damaged = path.read_bytes()
+    archive = tmp_path / "out.tar"
+    commands = [("inspect", names[0]), ("save", "-o", str(archive), names[0])]
+    for command in commands + ([("images", "-l")] if what == "manifest" else []):  # (-l: the layers)
+        line = one_error(cli(*command), 6)
+        assert f"{what} blob {digest} is damaged" in line and f"hpcbox pull {image.digests[0]}" in line, line
+        assert path.read_bytes() == damaged
+    assert not archive.exists()
+    ok(cli("pull", image.digests[0]))
+    assert json.loads(ok(cli("inspect", names[0])))["Id"] == image.id
+
+
 def test_verify_repair_fixes_a_shared_blob_for_every_image(cli, pulled):
     names, manifests = pulled
     shared = manifests[0]["layers"][0]["digest"]

@@ -60,12 +60,10 @@ def run(args: Namespace) -> int:
 
 def _layers(store: Store, images: Iterable[Image]) -> None:
     """udocker's ``images -l``: each image's layers, as blob paths with their sizes."""
-    import json
-
     for image in images:
         owner = image.source or store
         sys.stdout.write(f"{(image.tags or image.digests or [image.id])[0]}\n")
-        manifest = json.loads(owner.read_blob(image.manifest_digest))
+        manifest = owner.read_json_blob(image.manifest_digest, "manifest", image, discard=False)
         for layer in manifest.get("layers") or []:
             algo, _, hexpart = str(layer.get("digest", "")).partition(":")
             path = owner.images_dir / "blobs" / algo / hexpart

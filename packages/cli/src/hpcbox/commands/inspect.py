@@ -21,9 +21,10 @@ _FIELD = re.compile(r"\{\{\s*((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
 
 
 def describe(store: Store, image: Image) -> Dict[str, Any]:
-    manifest = json.loads(store.read_blob(image.manifest_digest))
+    # a damaged blob is named with the pull that repairs it, and left there: inspect only reads
+    manifest = store.read_json_blob(image.manifest_digest, "manifest", image, discard=False)
     config_digest = (manifest.get("config") or {}).get("digest")
-    config = json.loads(store.read_blob(config_digest)) if config_digest else {}
+    config = store.read_json_blob(config_digest, "config", image, discard=False) if config_digest else {}
     return {
         "Id": image.id,
         "RepoTags": image.tags,

@@ -240,9 +240,11 @@ class Store:
                 f"blob {digest} is missing from {self.blobs_dir}; pull the image again"
             ) from None
 
-    def read_json_blob(self, digest: str, what: str = "blob", image: Optional[Image] = None) -> Any:
+    def read_json_blob(self, digest: str, what: str = "blob", image: Optional[Image] = None,
+                       discard: bool = True) -> Any:
         """A manifest or config blob, checked against its digest (they are small) and parsed. A damaged
-        one is removed from this store (so that the next pull fetches it again) and reported."""
+        one is removed from this store (so that the next pull fetches it again; not with *discard*
+        False, for the commands that only read) and reported."""
         path = self.readable_blob_path(digest)
         try:
             data = path.read_bytes()
@@ -257,7 +259,7 @@ class Store:
                 return json.loads(data)
             except ValueError:
                 problem = "it is not JSON"
-        removed = self.discard_damaged(digest, path)
+        removed = discard and self.discard_damaged(digest, path)
         raise StoreCorruptError(f"{what} blob {digest} is damaged ({problem}{'; removed' if removed else ''})"
                                 f"; {repair_command(image)}", digest)
 

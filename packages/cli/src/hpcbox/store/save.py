@@ -30,8 +30,9 @@ from hpcbox.store.layout import ANN_REF_NAME, Image, Store
 
 
 def _image_parts(store: Store, image: Image) -> Tuple[Dict[str, Any], bytes, str]:
-    manifest = json.loads(store.read_blob(image.manifest_digest))
+    manifest = store.read_json_blob(image.manifest_digest, "manifest", image, discard=False)
     config_digest = (manifest.get("config") or {}).get("digest", "")
+    store.read_json_blob(config_digest, "config", image, discard=False)  # checked: no damaged archive
     return manifest, store.read_blob(config_digest), config_digest
 
 
