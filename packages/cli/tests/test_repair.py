@@ -140,6 +140,29 @@ def test_reading_commands_name_a_damaged_config_or_manifest_and_leave_it(cli, pu
     assert json.loads(ok(cli("inspect", names[0])))["Id"] == image.id
 
 
+def test_no_blob_is_collected_while_a_listed_manifest_is_damaged(cli, pulled):
+    """Which blobs a damaged manifest needs cannot be known: rmi and prune delete none of them, say
+    why, and the pull that repairs the manifest then needs no layer again."""
+    names, manifests = pulled
+    image = cli.store.find([names[0]])
+    _damage(cli.store.blob_path(image.manifest_digest), "truncate")
+    own = [manifests[0]["config"]["digest"], manifests[0]["layers"][1]["digest"]]
+    for command in (("rmi", names[1]), ("prune",)):
+        code, _, err = cli(*command)
+        assert code == 0 and "Freed" not in err, err
+        assert f"the manifest of {names[0]} is damaged" in err, err
+        assert f"hpcbox pull {image.digests[0]}" in err, err
+        assert all(cli.store.blob_path(d).is_file() for d in own)
+    log_path = cli.home.parent / "fetch.log"
+    fetched = log_path.read_text() if log_path.exists() else ""
+    ok(cli("pull", image.digests[0]))
+    assert ok(cli("verify", names[0])) == f"{names[0]}: OK\n"
+    log = log_path.read_text()
+    assert not any(d in log[len(fetched):] for d in own)  # only the manifest came again
+    assert "Freed" in ok(cli("prune"))  # now the untagged image's own blobs go
+    assert all(cli.store.blob_path(d).is_file() for d in own)
+
+
 def test_verify_repair_fixes_a_shared_blob_for_every_image(cli, pulled):
     names, manifests = pulled
     shared = manifests[0]["layers"][0]["digest"]

@@ -38,6 +38,10 @@ def run(args: Namespace) -> int:
     if blobs is None or not temp_ok:
         sys.stderr.write("hpcbox: note: a pull or create is running; run prune again later to clean its "
                          "area\n")
+    elif store.gc_held_by:
+        from hpcbox.store.layout import gc_held_note
+
+        sys.stderr.write(gc_held_note(store.gc_held_by))
     elif blobs:
         sys.stdout.write(f"Freed {output.human_size(sum(s for _, s in blobs))} in {len(blobs)} blobs\n")
     return 0

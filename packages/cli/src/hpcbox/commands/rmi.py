@@ -61,6 +61,10 @@ def run(args: Namespace) -> int:
     if removed is None:
         sys.stderr.write("hpcbox: note: a pull or create is running; unused blobs will be removed by a later "
                          "rmi or prune\n")
+    elif store.gc_held_by:
+        from hpcbox.store.layout import gc_held_note
+
+        sys.stderr.write(gc_held_note(store.gc_held_by))
     elif removed:
         freed = sum(size for _, size in removed)
         sys.stderr.write(f"Freed {output.human_size(freed)} in {len(removed)} blobs\n")

@@ -71,6 +71,15 @@ class StoreCorruptError(StoreError):
         self.digest = digest
 
 
+def gc_held_note(images: List[Image]) -> str:
+    """The note of rmi and prune when a damaged manifest kept the garbage collection from deleting."""
+    first = images[0]
+    name = (first.tags + first.digests + [first.manifest_digest])[0]
+    more = f" (and {len(images) - 1} more)" if len(images) > 1 else ""
+    return (f"hpcbox: note: no blob was deleted: the manifest of {name}{more} is damaged, so the blobs it "
+            f"needs are unknown; {repair_command(first)} (or 'hpcbox rmi {name}'), then prune\n")
+
+
 def repair_command(image: Optional[Image], fallback: str = "IMAGE") -> str:
     """The one command that repairs a damaged (and discarded) blob of *image*: a pull by digest."""
     names = (image.digests + image.tags) if image is not None else []
@@ -150,6 +159,7 @@ class Store:
         self.locks_dir = self.home / "locks"
         self.containers_dir = self.home / "containers"
         self.readonly = False
+        self.gc_held_by: List[Image] = []  # see gc()
         self._image_stores = image_stores
         self._site: Optional[List[Store]] = None
 
@@ -481,15 +491,20 @@ class Store:
 
     # -- garbage collection and cleanup -------------------------------------------------------
 
-    def referenced_blobs(self) -> Set[str]:
-        """Digests of every blob that a listed image needs."""
+    def referenced_blobs(self, unreadable: Optional[List[str]] = None) -> Set[str]:
+        """Digests of every blob that a listed image needs. The digests of listed manifests that are
+        missing or damaged (whose blobs cannot be known) are appended to *unreadable*."""
         refs = set()
         for entry in self.read_index()["manifests"]:
             digest = entry.get("digest", "")
             refs.add(digest)
             try:
-                manifest = json.loads(self.read_blob(digest))
-            except (StoreError, ValueError):
+                manifest = self.read_json_blob(digest, "manifest", discard=False)
+            except StoreError:
+                if unreadable is not None:
+                    unreadable.append(digest)
+                continue
+            if not isinstance(manifest, dict):
                 continue
             for desc in [manifest.get("config") or {}, *(manifest.get("layers") or [])]:
                 if desc.get("digest"):
@@ -500,7 +515,11 @@ class Store:
         return refs
 
     def gc(self) -> Optional[List[Tuple[str, int]]]:
-        """Delete blobs that no image refers to. None when a pull runs (try again later)."""
+        """Delete blobs that no image refers to. None when a pull runs (try again later). While a
+        listed manifest is missing or damaged nothing is deleted (the blobs it needs cannot be
+        told from the others: its repair by pull would have to fetch them all again); the images
+        concerned are in :attr:`gc_held_by` then."""
+        self.gc_held_by = []
         if not self.blobs_dir.is_dir():
             return []
         lock = self.gc_lock(shared=False, blocking=False)
@@ -510,7 +529,11 @@ class Store:
             return None
         try:
             with self.index_lock():
-                referenced = self.referenced_blobs()
+                unreadable: List[str] = []
+                referenced = self.referenced_blobs(unreadable)
+                if unreadable:
+                    self.gc_held_by = [i for i in self.images() if i.manifest_digest in unreadable]
+                    return []
                 removed = []
                 for path in self.blobs_dir.iterdir():
                     digest = "sha256:" + path.name
