@@ -1,6 +1,9 @@
 """The tracer executable (hpcbox-ptrace, as built into the package) on real programs, as the user that
 runs the suite: a static busybox in a small rootfs, and the Debian 12 minbase rootfs tarball of
-/var/cache/hpcbox-test-inputs (dynamic programs through the guest's loader) when it is there."""
+/var/cache/hpcbox-test-inputs (dynamic programs through the guest's loader) when it is there.
+
+Over 500 lines: one file per executable under test, so the rootfs fixtures and probes are built once
+for all of its modes; the owners-filter cases need the same fixtures."""
 
 from __future__ import annotations
 
