@@ -9,9 +9,16 @@
  *   probe forkexec PROG..  fork, execv(PROG, ...) in the child, print the child's wait status
  *   probe threads FILE     8 threads each open and stat FILE 50 times: "threads 8 ok SIZE"
  *   probe raise SIGNAL     raise(SIGNAL) with the default action
+ *   probe owners PATH      uid:gid of PATH by stat, lstat, fstat, fstatat(dirfd, name) and statx
+ *   probe names            /proc/self/comm and /proc/self/cmdline (NULs as spaces)
+ *   probe spawn PROG..     posix_spawn (a vfork-style clone), print the child's wait status
+ *   probe fifo PATH        open(PATH, O_RDONLY) of a new FIFO, interrupted by a SIGUSR1 handler
+ *                          (SA_RESTART) while it blocks, then a child opens and writes it: the
+ *                          restarted open must still reach the FIFO: "fifo x handled 1"
  *   probe as UID PROG..    drop every group, set the gid and uid to UID, execv(PROG, ...) (busybox's
  *                          setpriv cannot change ids; the VM's init runs the checks as a user so)
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <libgen.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +131,122 @@ static int threads(const char *file)
     return ok == THREADS ? 0 : 1;
 }
 
+static int owners(const char *path)
+{
+    struct stat st[4];
+    struct statx sx;
+    char dir[PATH_MAX], base[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(base, sizeof base, "%s", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || dfd < 0)
+        return fail("open");
+    if (stat(path, &st[0]) != 0 || lstat(path, &st[1]) != 0 || fstat(fd, &st[2]) != 0 ||
+        fstatat(dfd, basename(base), &st[3], 0) != 0 || statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, &sx) != 0)
+        return fail("stat");
+    printf("stat %u:%u lstat %u:%u fstat %u:%u fstatat %u:%u statx %u:%u\n", (unsigned)st[0].st_uid,
+           (unsigned)st[0].st_gid, (unsigned)st[1].st_uid, (unsigned)st[1].st_gid, (unsigned)st[2].st_uid,
+           (unsigned)st[2].st_gid, (unsigned)st[3].st_uid, (unsigned)st[3].st_gid, sx.stx_uid, sx.stx_gid);
+    close(fd);
+    close(dfd);
+    return 0;
+}
+
+static int names(void)
+{
+    char buf[4096];
+    for (int i = 0; i < 2; i++) {
+        int fd = open(i ? "/proc/self/cmdline" : "/proc/self/comm", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return fail("open /proc/self");
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n < 0)
+            return fail("read /proc/self");
+        for (ssize_t j = 0; j < n; j++)
+            buf[j] = (buf[j] == '\0' || buf[j] == '\n') ? ' ' : buf[j];
+        while (n > 0 && buf[n - 1] == ' ')
+            n--;
+        buf[n] = '\0';
+        printf("%s%s", buf, i ? "\n" : ": ");
+    }
+    return 0;
+}
+
+static int spawn(char **argv)
+{
+    extern char **environ;
+    pid_t pid;
+    int status, rc = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ);
+    if (rc != 0) {
+        errno = rc;
+        return fail("posix_spawn");
+    }
+    if (waitpid(pid, &status, 0) != pid)
+        return fail("waitpid");
+    printf("spawned status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
+}
+
+static volatile sig_atomic_t handled;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    handled++;
+}
+
+/* the child: wait until the parent blocks in openat (aarch64: 56, x86_64: 257 in /proc/PID/syscall),
+ * interrupt it, then wait for the handler to have run before opening the FIFO's other end */
+static int fifo_writer(pid_t parent, const char *path)
+{
+    char file[64], buf[64];
+    snprintf(file, sizeof file, "/proc/%d/syscall", (int)parent);
+    for (int tries = 0; tries < 6000; tries++) {
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd >= 0)
+            close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        if (!strncmp(buf, "56 ", 3) || !strncmp(buf, "257 ", 4))
+            break;
+        usleep(10000);
+    }
+    if (kill(parent, SIGUSR1) != 0)
+        return 1;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "x", 1) != 1)
+        return 1;
+    return 0;
+}
+
+static int fifo(const char *path)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0 || mkfifo(path, 0600) != 0)
+        return fail("sigaction/mkfifo");
+    pid_t parent = getpid(), child = fork();
+    if (child < 0)
+        return fail("fork");
+    if (child == 0)
+        _exit(fifo_writer(parent, path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail("open of the FIFO");
+    char c = '?';
+    if (read(fd, &c, 1) != 1)
+        return fail("read of the FIFO");
+    int status;
+    if (waitpid(child, &status, 0) != child)
+        return fail("waitpid");
+    printf("fifo %c handled %d status %d\n", c, (int)handled, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "exe"))
@@ -147,6 +272,14 @@ int main(int argc, char **argv)
         raise(atoi(argv[2]));
         return fail("raise returned");
     }
+    if (argc == 3 && !strcmp(argv[1], "owners"))
+        return owners(argv[2]);
+    if (argc == 2 && !strcmp(argv[1], "names"))
+        return names();
+    if (argc >= 3 && !strcmp(argv[1], "spawn"))
+        return spawn(argv + 2);
+    if (argc == 3 && !strcmp(argv[1], "fifo"))
+        return fifo(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "as")) {
         uid_t id = (uid_t)atoi(argv[2]);
         if (setgroups(0, NULL) != 0 || setgid((gid_t)id) != 0 || setuid(id) != 0)
@@ -154,6 +287,6 @@ int main(int argc, char **argv)
         execv(argv[3], argv + 3);
         return fail("execv");
     }
-    fprintf(stderr, "probe: usage: probe exe|reexec|cwd DIR|ids|forkexec PROG...|threads FILE|raise SIGNAL|as UID PROG...\n");
+    fprintf(stderr, "probe: usage: probe exe|reexec|cwd DIR|ids|forkexec PROG...|threads FILE|raise SIGNAL|owners PATH|names|spawn PROG...|fifo PATH|as UID PROG...\n");
     return 2;
 }
