@@ -32,7 +32,8 @@ PTRACE_CHECKS = [
     "open", "stat", "absolute-symlink", "dotdot-clamped", "climbing-symlink", "readlink", "getcwd-chdir",
     "proc-self-cwd", "dynamic-getcwd", "execve-script", "fork-exec-chain", "dynamic-forkexec",
     "dynamic-loader", "proc-self-exe-static", "proc-self-exe-reexec", "threads", "ids", "chown-stat",
-    "owners-every-stat", "comm-cmdline", "posix-spawn", "restarted-open", "write-lands-in-rootfs",
+    "owners-every-stat", "comm-cmdline", "posix-spawn", "restarted-open", "unix-socket", "fexecve",
+    "uname-hostname", "ptrace-by-guest-refused", "write-lands-in-rootfs",
     "volume", "read-only-volume", "exit-code", "signal-exit", "signal-dynamic", "missing-program",
 ]
 USER_ONLY = ["chroot"]  # chroot(2) is emulated for the emulated root (root emulation) only

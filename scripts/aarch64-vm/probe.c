@@ -15,6 +15,9 @@
  *   probe fifo PATH        open(PATH, O_RDONLY) of a new FIFO, interrupted by a SIGUSR1 handler
  *                          (SA_RESTART) while it blocks, then a child opens and writes it: the
  *                          restarted open must still reach the FIFO: "fifo x handled 1"
+ *   probe unix PATH        bind an AF_UNIX socket at PATH, connect to it, pass a byte: "unix x"
+ *   probe fexecve PROG..   open PROG, fexecve it (execveat(fd, "", AT_EMPTY_PATH))
+ *   probe traceme          ptrace(PTRACE_TRACEME): "traceme ERRNO-NAME"
  *   probe as UID PROG..    drop every group, set the gid and uid to UID, execv(PROG, ...) (busybox's
  *                          setpriv cannot change ids; the VM's init runs the checks as a user so)
  */
@@ -30,7 +33,10 @@
 #include <grp.h>
 #include <libgen.h>
 #include <spawn.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -247,6 +253,36 @@ static int fifo(const char *path)
     return 0;
 }
 
+static int unix_socket(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (server < 0 || client < 0)
+        return fail("socket");
+    if (bind(server, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(server, 1) != 0)
+        return fail("bind/listen");
+    if (connect(client, (struct sockaddr *)&addr, sizeof addr) != 0)
+        return fail("connect");
+    int peer = accept(server, NULL, NULL);
+    char c = '?';
+    if (peer < 0 || write(client, "x", 1) != 1 || read(peer, &c, 1) != 1)
+        return fail("accept/write/read");
+    printf("unix %c\n", c);
+    return 0;
+}
+
+static int fexecve_program(char **argv)
+{
+    extern char **environ;
+    int fd = open(argv[0], O_RDONLY);
+    if (fd < 0)
+        return fail("open");
+    fexecve(fd, argv, environ);
+    return fail("fexecve");
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "exe"))
@@ -280,6 +316,15 @@ int main(int argc, char **argv)
         return spawn(argv + 2);
     if (argc == 3 && !strcmp(argv[1], "fifo"))
         return fifo(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "unix"))
+        return unix_socket(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "fexecve"))
+        return fexecve_program(argv + 2);
+    if (argc == 2 && !strcmp(argv[1], "traceme")) {
+        long rc = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        printf("traceme %s\n", rc == 0 ? "0" : errno == EPERM ? "EPERM" : strerror(errno));
+        return 0;
+    }
     if (argc >= 4 && !strcmp(argv[1], "as")) {
         uid_t id = (uid_t)atoi(argv[2]);
         if (setgroups(0, NULL) != 0 || setgid((gid_t)id) != 0 || setuid(id) != 0)
@@ -287,6 +332,6 @@ int main(int argc, char **argv)
         execv(argv[3], argv + 3);
         return fail("execv");
     }
-    fprintf(stderr, "probe: usage: probe exe|reexec|cwd DIR|ids|forkexec PROG...|threads FILE|raise SIGNAL|owners PATH|names|spawn PROG...|fifo PATH|as UID PROG...\n");
+    fprintf(stderr, "probe: usage: probe exe|reexec|cwd DIR|ids|forkexec PROG...|threads FILE|raise SIGNAL|owners PATH|names|spawn PROG...|fifo PATH|unix PATH|fexecve PROG...|traceme|as UID PROG...\n");
     return 2;
 }
