@@ -72,7 +72,9 @@ def _main(*args):
         return exc.code
 
 
-@pytest.mark.parametrize("args", [("ps",), ("ps", "--json"), ("inspect", IMG), ("rm", "x"), ("prune",)])
+@pytest.mark.parametrize("args", [("ps",), ("ps", "--json"), ("inspect", IMG), ("rm", "x"), ("prune",),
+                                  ("login", "-u", "me", "-p", "pw", "127.0.0.1:9"), ("logout", "127.0.0.1:9"),
+                                  ("logout", "-a")])
 def test_every_command_on_a_file_home_says_the_store_is_not_a_directory(cli, tmp_path, capsys, args):
     home = tmp_path / "afile"
     home.write_text("not a store")

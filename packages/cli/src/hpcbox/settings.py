@@ -56,6 +56,17 @@ def store(args: Any) -> Store:
     return found
 
 
+def directory_home(args: Any) -> Path:
+    """The store's home for commands that keep only a file there (login, logout): named as
+    ``store()`` names it when it is a file."""
+    found = home(args)
+    if os.path.exists(found) and not os.path.isdir(found):
+        from hpcbox.store import Store
+
+        raise Store(found).not_a_directory()
+    return found
+
+
 def image_stores(args: Any) -> List[str]:
     """The read-only image stores, in search order (see the module doc)."""
     given = os.environ.get("HPCBOX_IMAGES")
@@ -171,7 +182,7 @@ def docker_config_path() -> str:
 def credentials(args: Any) -> CredentialStore:
     from hpcbox_registry import CredentialStore
 
-    return CredentialStore(path=str(home(args) / "credentials.json"), docker_config=docker_config_path())
+    return CredentialStore(path=str(directory_home(args) / "credentials.json"), docker_config=docker_config_path())
 
 
 def client(args: Any) -> RegistryClient:

@@ -45,8 +45,9 @@ def run(args: Namespace) -> int:
     password = _read_password(args)
     if not password:
         raise UsageError("empty password", "give the password with -p or --password-stdin")
+    credentials = settings.credentials(args)  # a bad store is named before the registry is asked
     with settings.client(args) as client:
         client.login(registry, username, password)
-    settings.credentials(args).set(registry, username, password)
+    credentials.set(registry, username, password)
     sys.stdout.write(f"Login succeeded for {username} at {registry}\n")
     return 0

@@ -25,7 +25,7 @@ def _all(args: Namespace) -> int:
     """``-a``: forget every registry hpcbox stored credentials for (Docker's file is left alone)."""
     import json
 
-    path = settings.home(args) / "credentials.json"
+    path = settings.directory_home(args) / "credentials.json"
     try:
         auths = json.loads(path.read_text()).get("auths") or {}
     except FileNotFoundError:
