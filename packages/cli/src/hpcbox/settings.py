@@ -182,7 +182,8 @@ def docker_config_path() -> str:
 def credentials(args: Any) -> CredentialStore:
     from hpcbox_registry import CredentialStore
 
-    return CredentialStore(path=str(directory_home(args) / "credentials.json"), docker_config=docker_config_path())
+    path = directory_home(args) / "credentials.json"
+    return CredentialStore(path=str(path), docker_config=docker_config_path())
 
 
 def client(args: Any) -> RegistryClient:
