@@ -160,6 +160,43 @@ def test_a_hangup_to_hpcbox_started_under_nohup_changes_nothing(run_store, share
         _cleanup(marker, process)
 
 
+def _hangup_script(marker: int) -> str:
+    return f"sleep {marker} & sleep {marker} & while [ ! -e /signal/go ]; do sleep 0.1; done; exit 5"
+
+
+def test_a_hangup_to_the_process_group_under_nohup_leaves_the_program_running(
+        run_store, shared_debian, engine, tmp_path):
+    """`nohup hpcbox run ... &`, then `kill -HUP -PGID` (a closed terminal hangs up its whole session):
+    the program ignores it, as exec(2) keeps SIG_IGN for a program started by nohup itself. The
+    hangup is delivered to every process of the group (the program's shell included) before `go`
+    exists, so a program given SIGHUP's default action would end with 129, never 5."""
+    marker = random.randint(100000, 999999)
+    argv = ["nohup", sys.executable, "-m", "hpcbox", "--home", str(run_store.home), "run", "--engine",
+            engine, "-v", f"{tmp_path}:/signal", shared_debian, "sh", "-c", _hangup_script(marker)]
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # (no nohup.out)
+                               stderr=subprocess.DEVNULL, env=hpcbox_env(), start_new_session=True)
+    try:
+        _started(marker, process)
+        os.killpg(process.pid, signal.SIGHUP)
+        (tmp_path / "go").touch()
+        assert process.wait(timeout=120) == 5
+    finally:
+        _cleanup(marker, process)
+
+
+def test_a_hangup_to_the_process_group_ends_a_program_started_normally(run_store, shared_debian, engine,
+                                                                      tmp_path):
+    """Without nohup the program keeps SIGHUP's default action: the same hangup ends it (129)."""
+    marker = random.randint(100000, 999999)
+    process = _start(run_store, engine, shared_debian, _hangup_script(marker), volume=tmp_path)
+    try:
+        _started(marker, process)
+        os.killpg(process.pid, signal.SIGHUP)
+        assert process.wait(timeout=120) == 128 + signal.SIGHUP
+    finally:
+        _cleanup(marker, process)
+
+
 def test_untrapped_term_gives_128_plus_15(run_store, shared_debian, engine):
     marker = random.randint(100000, 999999)
     process = _start(run_store, engine, shared_debian, f"sleep {marker} & sleep {marker} & wait")

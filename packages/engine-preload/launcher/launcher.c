@@ -11,7 +11,8 @@
  * - it dies with its caller (`hpcbox run`): when the caller is gone, even SIGKILLed, it kills the
  *   whole tree and exits;
  * - SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to it go to the program; the terminal's signals
- *   reach the program directly (same process group), so those from the kernel are not repeated.
+ *   reach the program directly (same process group), so those from the kernel are not repeated;
+ *   a signal ignored when it started (nohup) stays ignored by the program and is not passed on.
  *
  * Exit status: the program's, 128+n when it died of signal n; when nothing could be started, 127
  * not found, 126 not executable, 125 otherwise (a statically linked program: the library has
@@ -35,6 +36,28 @@
 
 static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 static const int from_terminal[] = {SIGINT, SIGQUIT, SIGWINCH};
+
+/* The watched signals that were ignored when the launcher started (SIGHUP under nohup, SIGINT in a
+ * background job). The program inherits SIG_IGN through fork and exec, as natively; they are still
+ * watched (SIGTERM is also the caller's death signal) but never passed on. */
+static sigset_t ignored_at_start;
+
+static int record_ignored(const sigset_t *watched)
+{
+    sigemptyset(&ignored_at_start);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction now;
+        if (sig == SIGCHLD || sigismember(watched, sig) != 1)
+            continue;
+        if (sigaction(sig, NULL, &now) < 0) {
+            fprintf(stderr, "hpcbox: sigaction query of signal %d: %s\n", sig, strerror(errno));
+            return -1;
+        }
+        if (now.sa_handler == SIG_IGN)
+            sigaddset(&ignored_at_start, sig);
+    }
+    return 0;
+}
 
 static void watched_set(sigset_t *set)
 {
@@ -163,6 +186,8 @@ static int supervise(pid_t program, pid_t caller, const sigset_t *watched)
             }
             continue;
         }
+        if (sigismember(&ignored_at_start, info.si_signo))
+            continue; /* the program ignores it too */
         if (is_forwarded(info.si_signo) || info.si_code != SI_KERNEL)
             kill(program, info.si_signo); /* a terminal's own signals reached the program already */
     }
@@ -178,6 +203,8 @@ int main(int argc, char **argv)
     }
     sigset_t watched, old_mask;
     watched_set(&watched);
+    if (record_ignored(&watched) < 0)
+        return EXIT_RUNTIME;
     if (sigprocmask(SIG_BLOCK, &watched, &old_mask) < 0) {
         fprintf(stderr, "hpcbox: sigprocmask: %s\n", strerror(errno));
         return EXIT_RUNTIME;

@@ -845,11 +845,31 @@ static int install_chown_filter(void)
 
 static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
+/* The forwarded signals that were ignored when the runner started (SIGHUP under nohup, SIGINT in a
+ * background job). exec(2) keeps SIG_IGN, so natively the program would ignore them: they are
+ * neither waited for nor forwarded, and the container process keeps them ignored. Inherited by
+ * init and the container process through fork. */
+static sigset_t ignored_at_start;
+
+static int record_ignored(void)
+{
+    sigemptyset(&ignored_at_start);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+        struct sigaction now;
+        if (sigaction(forwarded[i], NULL, &now) < 0)
+            return usr_fail("sigaction query of signal %d", forwarded[i]);
+        if (now.sa_handler == SIG_IGN)
+            sigaddset(&ignored_at_start, forwarded[i]);
+    }
+    return 0;
+}
+
 static void forwarded_set(sigset_t *set)
 {
     sigemptyset(set);
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        sigaddset(set, forwarded[i]);
+        if (!sigismember(&ignored_at_start, forwarded[i]))
+            sigaddset(set, forwarded[i]);
     sigaddset(set, SIGCHLD);
 }
 
@@ -858,26 +878,30 @@ static void on_signal(int sig)
     (void)sig;
 }
 
-/* The container process, before it unblocks signals: the default action for the forwarded ones.
- * It was forked with init's (empty) handlers, and a signal sent between the fork and the exec (a
- * batch system's SIGTERM that came early, forwarded by init) would otherwise run that handler and
- * be lost; with the default it ends the process as it would have ended the program. */
+/* The container process, before it unblocks signals: the default action for the forwarded ones
+ * init handles, SIG_IGN for those ignored at start. It was forked with init's (empty) handlers, and
+ * a signal sent between the fork and the exec (a batch system's SIGTERM that came early, forwarded
+ * by init) would otherwise run that handler and be lost; with the default it ends the process as
+ * it would have ended the program. */
 static int default_handlers(void)
 {
-    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        if (signal(forwarded[i], SIG_DFL) == SIG_ERR)
-            return usr_fail("signal %d to its default", forwarded[i]);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
+        int sig = forwarded[i];
+        if (signal(sig, sigismember(&ignored_at_start, sig) ? SIG_IGN : SIG_DFL) == SIG_ERR)
+            return usr_fail("signal %d to its action at start", sig);
+    }
     return 0;
 }
 
-/* A pid-namespace init only receives signals it handles: give each forwarded one a handler. */
+/* A pid-namespace init only receives signals it handles: give each forwarded one a handler (those
+ * ignored at start stay ignored). */
 static int install_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        if (sigaction(forwarded[i], &sa, NULL) < 0)
+        if (!sigismember(&ignored_at_start, forwarded[i]) && sigaction(forwarded[i], &sa, NULL) < 0)
             return usr_fail("sigaction");
     return 0;
 }
@@ -1122,6 +1146,10 @@ int main(int argc, char **argv)
         return 0;
     }
     sigset_t set, old_mask;
+    if (record_ignored() < 0) {
+        usr_report();
+        return EXIT_RUNTIME;
+    }
     forwarded_set(&set);
     if (sigprocmask(SIG_BLOCK, &set, &old_mask) < 0) {
         usr_fail("sigprocmask");

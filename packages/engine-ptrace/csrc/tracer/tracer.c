@@ -562,22 +562,36 @@ static void ignore(int sig)
     (void)sig; /* terminal signals reach the program from the terminal itself */
 }
 
+/* Give `sig` the handler `fn`, unless it was ignored when the tracer started (SIGHUP under nohup,
+ * SIGINT in a background job): exec(2) keeps SIG_IGN, so the program inherits it as it would
+ * natively, where a handler would be reset to the default action for it. */
+static int set_handler_unless_ignored(int sig, void (*fn)(int))
+{
+    struct sigaction sa, was;
+
+    if (sigaction(sig, NULL, &was) < 0)
+        return -errno;
+    if (was.sa_handler == SIG_IGN)
+        return 0;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = fn;
+    return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
+}
+
 static int set_handlers(void)
 {
     static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
     static const int ignored[] = {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGWINCH};
-    struct sigaction sa;
+    int rc;
 
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = forward;
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        if (sigaction(forwarded[i], &sa, NULL) < 0)
-            return -errno;
-    sa.sa_handler = ignore; /* a handler, not SIG_IGN: exec resets it for the program */
+        if ((rc = set_handler_unless_ignored(forwarded[i], forward)) < 0)
+            return rc;
+    /* a handler, not SIG_IGN: exec resets it for the program */
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
-        if (sigaction(ignored[i], &sa, NULL) < 0)
-            return -errno;
+        if ((rc = set_handler_unless_ignored(ignored[i], ignore)) < 0)
+            return rc;
     return 0;
 }
 
