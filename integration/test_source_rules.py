@@ -4,8 +4,8 @@
   (docstrings included) writes one as a string; they import the constants. Tests and their fixtures
   keep their own spellings on purpose: they check the code against the specifications, not against
   itself.
-- No Python file (sources, tests, fixtures, benchmarks, scripts) is over ~500 lines without its
-  reason in its header.
+- No Python or C file (sources, tests, fixtures, benchmarks, scripts; *.c and *.h) is over ~500
+  lines without its reason in its header.
 """
 
 from __future__ import annotations
@@ -49,5 +49,16 @@ def test_the_search_finds_what_it_looks_for():
 
 def test_files_over_500_lines_say_why_in_their_header():
     found = [f"{top}/{name}" for top in ("packages", "integration", "bench", "scripts", "csrc", "packaging")
-             for name in importgraph.long_files_without_reason(ROOT / top)]
+             for name in importgraph.long_files_without_reason(ROOT / top, suffixes=(".py", ".c", ".h"))]
     assert found == [], "split them or say why in their header (\"Over 500 lines: ...\")"
+
+
+def test_the_size_rule_sees_c_files_and_their_reason(tmp_path):
+    body = "int x;\n" * 600
+    (tmp_path / "long.c").write_text("/* a file */\n" + body)
+    (tmp_path / "said.c").write_text("/* a file.\n * Over 500 lines: one state machine. */\n" + body)
+    (tmp_path / "long.h").write_text(body)
+    (tmp_path / "short.c").write_text("int x;\n")
+    found = importgraph.long_files_without_reason(tmp_path, suffixes=(".py", ".c", ".h"))
+    assert found == ["long.c", "long.h"]
+    assert importgraph.long_files_without_reason(tmp_path) == []

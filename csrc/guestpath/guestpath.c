@@ -1,4 +1,6 @@
-/* guestpath: guest <-> host path translation. See guestpath.h for the semantics. */
+/* guestpath: guest <-> host path translation. See guestpath.h for the semantics.
+ * Over 500 lines: one resolver; both directions, the parent walk and rename checks share its
+ * walk (symlinks, "..", bindings, /proc magic links) and its path representation. */
 #define _GNU_SOURCE
 #include "guestpath.h"
 

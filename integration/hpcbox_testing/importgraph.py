@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Set, Tuple
 
 LONG = 520  # "about 500 lines": a file a little over it needs no reason
 REASON = "Over 500 lines"
@@ -73,11 +73,13 @@ def cycle(edges: Dict[str, Set[str]]) -> List[str]:
     return []
 
 
-def long_files_without_reason(root: Path, header_lines: int = 30) -> List[str]:
-    """The files under *root* over ~500 lines whose first *header_lines* lines do not say
-    "Over 500 lines: <why>" (in the module docstring or a comment)."""
+def long_files_without_reason(root: Path, header_lines: int = 30,
+                              suffixes: Tuple[str, ...] = (".py",)) -> List[str]:
+    """The files under *root* named ``*<suffix>`` over ~500 lines whose first *header_lines* lines
+    do not say "Over 500 lines: <why>" (in the module docstring or a comment; a C file's header
+    comment)."""
     found = []
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
         lines = path.read_text().splitlines()
         if len(lines) > LONG and not any(REASON in line for line in lines[:header_lines]):
             found.append(str(path.relative_to(root)))

@@ -1,7 +1,9 @@
 /* exec: execve/execveat in the guest. The kernel would read "#!" lines and PT_INTERP as host
  * paths, so the tracer does it: scripts become their interpreter's argv (as the kernel builds it),
  * dynamic ELF programs are started through the GUEST's loader ("ld.so --argv0 ARGV0 PROGRAM ..."),
- * and the program is remembered so that /proc/<pid>/exe can name it. */
+ * and the program is remembered so that /proc/<pid>/exe can name it.
+ * Over 500 lines: one exec path (argv rewriting, #!/ELF classification, the loader chain, the
+ * prctl mm map after it) whose steps share the stop's state and make sense only together. */
 #define _GNU_SOURCE
 #include "tracer.h"
 

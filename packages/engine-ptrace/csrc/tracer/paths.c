@@ -1,5 +1,7 @@
 /* paths: translation of path arguments at a syscall stop, and the reverse direction for
- * getcwd, readlink and friends. */
+ * getcwd, readlink and friends.
+ * Over 500 lines: every path argument of every syscall kind goes through one handler
+ * (paths_handle) and its helpers (follow flags, dirfds, moves, magic links), kept together. */
 #define _GNU_SOURCE
 #include "tracer.h"
 

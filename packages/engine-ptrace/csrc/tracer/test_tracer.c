@@ -1,5 +1,6 @@
 /* TAP tests of the tracer's pure pieces: the syscall table, the seccomp program, #! and ELF
- * parsing, and the credential rules of root emulation. Run by tests/test_tracer_tap.py. */
+ * parsing, and the credential rules of root emulation. Run by tests/test_tracer_tap.py.
+ * Over 500 lines: one TAP program (one build, one plan) of many short independent cases. */
 #define _GNU_SOURCE
 #include "tracer.h"
 

@@ -1,5 +1,7 @@
 /* tracer: starting the first process, the wait loop, and the bookkeeping of fork/clone/exec,
- * group stops, signals and exits. */
+ * group stops, signals and exits.
+ * Over 500 lines: the wait loop and the start of the first process share the tracer's static
+ * state (the process table, the forwarding target, the owners filter schedule). */
 #define _GNU_SOURCE
 #include "tracer.h"
 
