@@ -47,8 +47,12 @@ def _sleepers(marker: int) -> List[int]:
 
 def _start(store, engine_name: str, container: str, script: str, *, out=None, volume=None):
     """`hpcbox run` as a batch job's process: leader of its own session and process group. Output goes
-    to the file ``out`` (not a pipe: a process left behind would hold a pipe open)."""
-    argv = [sys.executable, "-m", "hpcbox", "--home", str(store.home), "run", "--engine", engine_name,
+    to the file ``out`` (not a pipe: a process left behind would hold a pipe open). The signals these
+    tests send get their default action whatever the suite inherited (under nohup SIGHUP is ignored;
+    in a script's background job SIGINT and SIGQUIT are), since an ignored signal stays ignored for
+    hpcbox and its program, as with exec(2): `env --default-signal` (coreutils >= 8.31) resets them."""
+    argv = ["env", "--default-signal=HUP,INT,QUIT,TERM", sys.executable, "-m", "hpcbox",
+            "--home", str(store.home), "run", "--engine", engine_name,
             *(["-v", f"{volume}:/signal"] if volume else []), container, "sh", "-c", script]
     with open(out or os.devnull, "wb") as sink:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
