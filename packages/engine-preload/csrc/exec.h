@@ -42,6 +42,9 @@ int hp_count(char *const v[]);
 const char *hp_env_value(char *const envp[], const char *name);
 int hp_libpath_for(struct plan *p, const char *user);
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0);
+/* p->argv for the loader with room for `more` further entries, its leading options written
+ * (loader, --library-path, --argv0 for musl or --inhibit-cache for glibc): their count, or -ENOMEM. */
+int hp_loader_argv(struct plan *p, int more, const char *argv0);
 bool hp_drop_from_env(const char *entry);
 
 /* loader.c: the container's loader run directly (ldd, `ld.so PROG`), and ld.so's listing of

@@ -62,7 +62,7 @@ static bool named_ldd(char *const argv[], int argc)
  * LD_LIBRARY_PATH first) and no ld.so.cache, as any other exec; musl's loader called "ldd" lists. */
 int hp_plan_loader(struct plan *p, char *const argv[], char *const envp[])
 {
-    int argc = hp_count(argv), prog = 0, k = 0, rc;
+    int argc = hp_count(argv), prog = 0, k, rc;
     const char *user = hp_env_value(envp, "LD_LIBRARY_PATH"), *argv0 = NULL;
     char *prog_host = p->paths[0];
     bool list;
@@ -103,18 +103,9 @@ int hp_plan_loader(struct plan *p, char *const argv[], char *const envp[])
         rc = hp_build_env(p, envp, argv0);
     if (rc < 0)
         return rc;
-    p->argv = malloc(sizeof(char *) * (size_t)(argc + 8));
-    if (!p->argv)
-        return -ENOMEM;
-    p->argv[k++] = p->host;
-    p->argv[k++] = (char *)"--library-path";
-    p->argv[k++] = p->libpath;
-    if (p->musl) {
-        p->argv[k++] = (char *)"--argv0";
-        p->argv[k++] = (char *)argv0;
-    } else {
-        p->argv[k++] = (char *)"--inhibit-cache";
-    }
+    k = hp_loader_argv(p, argc, argv0);
+    if (k < 0)
+        return k;
     if (list)
         p->argv[k++] = (char *)"--list";
     for (int i = 1; i < (prog ? prog : argc); i++) {

@@ -168,6 +168,25 @@ bool hp_drop_from_env(const char *entry)
     return strncmp(entry, "LD_PRELOAD=", 11) == 0 || strncmp(entry, "HPCBOX_PRELOAD_", 15) == 0;
 }
 
+int hp_loader_argv(struct plan *p, int more, const char *argv0)
+{
+    int k = 0;
+
+    p->argv = malloc(sizeof(char *) * (size_t)(more + 8));
+    if (!p->argv)
+        return -ENOMEM;
+    p->argv[k++] = p->host;
+    p->argv[k++] = (char *)"--library-path";
+    p->argv[k++] = p->libpath;
+    if (p->musl) {
+        p->argv[k++] = (char *)"--argv0";
+        p->argv[k++] = (char *)argv0;
+    } else {
+        p->argv[k++] = (char *)"--inhibit-cache";
+    }
+    return k;
+}
+
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0)
 {
     const struct hp_config *c = hp_conf();
@@ -357,23 +376,14 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
     {
         int total = p->npre + (argc - p->skip);
         const char *argv0 = total > 0 ? arg_at(p, argv, 0) : cur;
-        int k = 0;
+        int k;
 
         rc = hp_build_env(p, envp, argv0);
         if (rc < 0)
             return rc;
-        p->argv = malloc(sizeof(char *) * (size_t)(total + 8));
-        if (!p->argv)
-            return -ENOMEM;
-        p->argv[k++] = p->host;
-        p->argv[k++] = (char *)"--library-path";
-        p->argv[k++] = p->libpath;
-        if (p->musl) {
-            p->argv[k++] = (char *)"--argv0";
-            p->argv[k++] = (char *)argv0;
-        } else {
-            p->argv[k++] = (char *)"--inhibit-cache";
-        }
+        k = hp_loader_argv(p, total, argv0);
+        if (k < 0)
+            return k;
         p->argv[k++] = p->prog;
         for (int i = 1; i < total; i++)
             p->argv[k++] = (char *)arg_at(p, argv, i);
