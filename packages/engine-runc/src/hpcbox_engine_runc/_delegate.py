@@ -65,16 +65,22 @@ def rootless_config(bundle: Bundle, terminal: bool) -> Dict[str, Any]:
                        "source": mount.source, "options": options})
     config["mounts"] = mounts
     linux = config.setdefault("linux", {})
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
-    if bundle.net == "none":
-        namespaces.append({"type": "network"})
-    linux["namespaces"] = namespaces
+    linux["namespaces"] = _namespaces(bundle, linux.get("namespaces") or [])
     linux["uidMappings"] = [{"containerID": bundle.uid, "hostID": os.geteuid(), "size": 1}]
     linux["gidMappings"] = [{"containerID": bundle.gid, "hostID": os.getegid(), "size": 1}]
     for key in ("resources", "cgroupsPath", "seccomp", "devices"):
         linux.pop(key, None)
     linux.setdefault("maskedPaths", ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"])
     return config
+
+
+def _namespaces(bundle: Bundle, asked: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """New pid, ipc, uts, mount and user namespaces (and network for net=none); a namespace the
+    config joins by path is joined (only runc or crun can)."""
+    joined = {ns.get("type"): ns["path"] for ns in asked if isinstance(ns, dict) and ns.get("path")}
+    types = ["pid", "ipc", "uts", "mount", "user"] + (["network"] if bundle.net == "none" else [])
+    types += [kind for kind in joined if kind not in types and isinstance(kind, str)]
+    return [{"type": kind, "path": joined[kind]} if kind in joined else {"type": kind} for kind in types]
 
 
 def prepare(bundle: Bundle, runtime: str, binary: str, terminal: bool) -> Tuple[List[str], str]:
@@ -92,6 +98,19 @@ def prepare(bundle: Bundle, runtime: str, binary: str, terminal: bool) -> Tuple[
         json.dump(rootless_config(bundle, terminal), handle)
     root = state_root(runtime)
     os.makedirs(root, mode=0o700, exist_ok=True)
-    name = f"hpcbox-{uuid.uuid4().hex[:16]}"
-    argv = [binary, "--root", root, "run", "--bundle", work, name]
+    argv = [binary, "--root", root, "run", "--bundle", work, container_name()]
+    if runtime == "runc":  # its own messages to a log, read back to tell its failures apart
+        from hpcbox_engine_runc._runc_retry import log_options
+
+        argv[1:1] = log_options(runc_log(work))
     return argv, work
+
+
+def container_name(_previous: str = "") -> str:
+    """A fresh name for the runtime's state of one run (or of its second try)."""
+    return f"hpcbox-{uuid.uuid4().hex[:16]}"
+
+
+def runc_log(work: str) -> str:
+    """Where runc's own messages go for the run whose bundle is *work* (removed with it)."""
+    return os.path.join(work, "runc.log")

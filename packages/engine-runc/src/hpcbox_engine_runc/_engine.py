@@ -281,8 +281,15 @@ class RuncEngine:
         argv, work = _delegate.prepare(spec, spec.runtime, binary, terminal)
         import subprocess
 
+        from hpcbox_engine_runc._runc_retry import RetriedRunc
+
         try:
-            process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
+            process: Any
+            if spec.runtime == "runc":
+                process = RetriedRunc(argv, _delegate.runc_log(work), stdin=stdin, stdout=stdout,
+                                      stderr=stderr, rename=_delegate.container_name)
+            else:
+                process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr)
         except OSError:
             _remove_tree(work)
             raise
