@@ -261,9 +261,9 @@ def test_entry_points_use_the_lean_path():
 @pytest.mark.parametrize("idmap", ["auto", "single"])
 def test_lean_run_imports_little(tmp_path, idmap):
     """`hpcbox run` of an existing container, up to the start of the runner, imports neither argparse,
-    json, pathlib, re, typing, enum nor subprocess (each costs milliseconds on every start), with one
-    mapped id and with the full map of /etc/subuid where it grants one (the runner runs
-    newuidmap/newgidmap itself)."""
+    json, pathlib, re, typing, enum, subprocess nor collections (each costs milliseconds on every
+    start), with one mapped id and with the full map of /etc/subuid where it grants one (the runner
+    runs newuidmap/newgidmap itself)."""
     home = tmp_path / "home"
     _container(home, "ab" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}},
                settings={"annotations": {"org.hpcbox.runc.idmap": idmap}})
@@ -278,7 +278,8 @@ def fork_exec(argv, env, close):  # the runner is not needed: what was imported 
 _spawn._fork_exec = fork_exec
 import hpcbox.quick
 status = hpcbox.quick.main(["--home", {str(home)!r}, "run", "--engine", "runc", "box"])
-heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess"}} & seen.get("modules", {{"?"}})
+heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess", "collections"}}
+heavy &= seen.get("modules", {{"?"}})
 print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn", seen.get("full"))
 """
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

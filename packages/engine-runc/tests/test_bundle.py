@@ -83,6 +83,23 @@ def test_network_namespace_in_the_config_means_no_network(tmp_path):
     assert parse_bundle(config).net == "host"
 
 
+def test_the_bundle_keeps_its_named_tuple_api(tmp_path):
+    """A plain class now (cheaper to define on every `hpcbox run`): the fields by name, positional
+    construction with the same trailing defaults, equality by fields and a repr naming them."""
+    from hpcbox_engine_runc import Bundle
+
+    spec = parse_bundle(_config(tmp_path))
+    again = Bundle(spec.config, spec.bundle_dir, spec.rootfs, spec.args, spec.env, spec.cwd, spec.uid,
+                   spec.gid, spec.readonly, spec.hostname, spec.terminal, spec.no_new_privs, spec.runtime,
+                   spec.net, spec.mounts)
+    assert (again.overlay, again.host_pid, again.host_ipc, again.share_userns, again.idmap, again.chown) == (
+        None, False, False, None, "auto", "fake")
+    assert again == spec
+    assert parse_bundle({**_config(tmp_path), "annotations": {"org.hpcbox.runc.idmap": "single"}}) != spec
+    assert repr(spec).endswith("share_userns=None, idmap='auto', chown='fake')")
+    assert not hasattr(spec, "__dict__")
+
+
 def test_mount_options_become_flags_and_data(tmp_path):
     config = _config(tmp_path)
     config["mounts"] = [

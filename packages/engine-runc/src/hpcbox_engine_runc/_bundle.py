@@ -4,16 +4,15 @@ engine reads, the runtime to delegate to, the network mode and the overlay annot
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
 import hpcbox_oci_bundle
-from hpcbox_oci_bundle import STANDARD_MOUNTS, BundleLike, Mount, contract, parse_mount_options
+from hpcbox_oci_bundle import STANDARD_MOUNTS, BundleLike, Mount, Record, contract, parse_mount_options
 
 from hpcbox_engine_runc.errors import BundleError
 
 TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms on every `hpcbox run`)
 if TYPE_CHECKING:
-    from typing import List, Mapping, Optional, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 ANNOTATION_RUNTIME = contract.ANNOTATION_RUNC_RUNTIME
 ANNOTATION_NET = contract.ANNOTATION_NET
@@ -33,18 +32,29 @@ __all__ = ["STANDARD_MOUNTS", "Bundle", "BundleLike", "Mount", "parse_bundle", "
            "resolve_in_root"]
 
 
-class Bundle(namedtuple("Bundle", "config bundle_dir rootfs args env cwd uid gid readonly hostname terminal "
-                                   "no_new_privs runtime net mounts overlay host_pid host_ipc share_userns "
-                                   "idmap chown",
-                        defaults=(None, False, False, None, "auto", "fake"))):
+class Bundle(Record):
     """The parts of an OCI runtime config that the engine honours, checked and made absolute: those of
     :class:`hpcbox_oci_bundle.Bundle` but annotations and namespaces, plus ``runtime`` (builtin, runc,
     crun), ``net`` (host, none), ``overlay`` (None, or (lower dirs, upper, work)), ``host_pid`` and
     ``host_ipc`` (linux.namespaces lists no pid / ipc namespace: the caller's are kept) and
     ``share_userns`` (the ANNOTATION_SHARE_USERNS group, or None), ``idmap`` (auto, single) and ``chown``
-    (fake, strict)."""
+    (fake, strict). A plain class, not a named tuple: cheaper to define on every `hpcbox run`."""
 
-    __slots__ = ()
+    __slots__ = ("config", "bundle_dir", "rootfs", "args", "env", "cwd", "uid", "gid",  # noqa: RUF023 (field order)
+                 "readonly", "hostname", "terminal", "no_new_privs", "runtime", "net", "mounts", "overlay",
+                 "host_pid", "host_ipc", "share_userns", "idmap", "chown")
+
+    def __init__(self, config: Dict[str, Any], bundle_dir: str, rootfs: str,  # noqa: PLR0917
+                 args: List[str], env: Dict[str, str], cwd: str, uid: int, gid: int, readonly: bool,
+                 hostname: Optional[str], terminal: bool, no_new_privs: bool, runtime: str, net: str,
+                 mounts: List[Mount], overlay: Optional[Tuple[List[str], str, str]] = None,
+                 host_pid: bool = False, host_ipc: bool = False, share_userns: Optional[str] = None,
+                 idmap: str = "auto", chown: str = "fake"):
+        self.config, self.bundle_dir, self.rootfs, self.args, self.env = config, bundle_dir, rootfs, args, env
+        self.cwd, self.uid, self.gid, self.readonly, self.hostname = cwd, uid, gid, readonly, hostname
+        self.terminal, self.no_new_privs, self.runtime, self.net = terminal, no_new_privs, runtime, net
+        self.mounts, self.overlay, self.host_pid, self.host_ipc = mounts, overlay, host_pid, host_ipc
+        self.share_userns, self.idmap, self.chown = share_userns, idmap, chown
 
 
 def _fail(what: str, fix: str) -> BundleError:

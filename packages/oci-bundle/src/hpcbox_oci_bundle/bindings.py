@@ -10,9 +10,8 @@ at /tmp, say) needs a mount namespace, and gets an error naming the fix.
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 
-from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, fail, resolve_in_root
+from hpcbox_oci_bundle.bundle import STANDARD_MOUNTS, Bundle, Record, fail, resolve_in_root
 from hpcbox_oci_bundle.errors import BundleError
 
 TYPE_CHECKING = False  # typing is for type checkers only (it costs ~2 ms to import)
@@ -23,11 +22,14 @@ if TYPE_CHECKING:
 HOST_KERNEL_DIRS = ("/proc", "/sys", "/dev")
 
 
-class Binding(namedtuple("Binding", "guest host readonly")):
+class Binding(Record):
     """``guest``: the absolute, normalised path the container sees; ``host``: the absolute host path
     shown there; ``readonly``."""
 
-    __slots__ = ()
+    __slots__ = ("guest", "host", "readonly")
+
+    def __init__(self, guest: str, host: str, readonly: bool):
+        self.guest, self.host, self.readonly = guest, host, readonly
 
 
 def guest_bindings(bundle: Bundle) -> List[Binding]:
