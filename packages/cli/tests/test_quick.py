@@ -262,8 +262,8 @@ def test_entry_points_use_the_lean_path():
 def test_lean_run_imports_little(tmp_path, idmap):
     """`hpcbox run` of an existing container, up to the start of the runner, imports neither argparse,
     json, pathlib, re, typing, enum, subprocess nor collections (each costs milliseconds on every
-    start), with one mapped id and with the full map of /etc/subuid where it grants one (the runner
-    runs newuidmap/newgidmap itself)."""
+    start), nor struct (for ELF headers) or hpcbox.udocker (udocker's options), with one mapped id and
+    with the full map of /etc/subuid where it grants one (the runner runs newuidmap/newgidmap itself)."""
     home = tmp_path / "home"
     _container(home, "ab" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}},
                settings={"annotations": {"org.hpcbox.runc.idmap": idmap}})
@@ -278,7 +278,8 @@ def fork_exec(argv, env, close):  # the runner is not needed: what was imported 
 _spawn._fork_exec = fork_exec
 import hpcbox.quick
 status = hpcbox.quick.main(["--home", {str(home)!r}, "run", "--engine", "runc", "box"])
-heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess", "collections"}}
+heavy = {{"argparse", "json", "pathlib", "re", "typing", "enum", "subprocess", "collections", "struct",
+         "hpcbox.udocker"}}
 heavy &= seen.get("modules", {{"?"}})
 print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn", seen.get("full"))
 """
@@ -289,6 +290,34 @@ print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn",
 
     full = idmap == "auto" and maps.plan(0, 0).possible
     assert again.stdout == f"0 [] {full}\n", again.stdout + again.stderr
+
+
+def test_the_lean_run_collects_no_garbage_and_the_full_path_does(tmp_path):
+    """The `hpcbox` command's lean run turns the cyclic garbage collector off (collections cost ~1.5 ms of
+    each start; the process ends with the container); whatever goes on to hpcbox.main has it on."""
+    home = tmp_path / "home"
+    _container(home, "ef" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}})
+    code = """
+import gc, sys
+from hpcbox_engine_runc import _spawn
+import hpcbox.main
+real = _spawn._fork_exec
+def fork_exec(argv, env, close):
+    print("lean run, collecting:", gc.isenabled(), flush=True)
+    return real(["/bin/true"], env, close)
+_spawn._fork_exec = fork_exec
+hpcbox.main.main = lambda argv=None: print("full path, collecting:", gc.isenabled(), flush=True) or 0
+sys.argv = ["hpcbox", *sys.argv[1:]]
+import hpcbox.quick
+hpcbox.quick.main()
+"""
+    for words, said in ((["run", "--engine", "runc", "box"], "lean run, collecting: False"),
+                        (["run", "--engine", "runc", "no-such-container"], "full path, collecting: True"),
+                        (["ps"], "full path, collecting: True")):
+        done = subprocess.run([sys.executable, "-c", code, "--home", str(home), *words], capture_output=True,
+                              text=True, check=False)
+        assert done.stdout.splitlines()[:1] == [said], done.stdout + done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_lean_run_ends_with_the_containers_status_and_output(tmp_path):

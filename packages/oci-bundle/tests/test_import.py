@@ -17,7 +17,7 @@ def test_version_and_api():
 def test_import_pulls_in_no_heavy_modules():
     # Measured against the bare interpreter: some site setups import pathlib at start-up.
     code = ("import sys; before = set(sys.modules); import hpcbox_oci_bundle; "
-            "heavy = {'dataclasses', 'pathlib', 'subprocess', 'shutil', 'collections', 'typing'} "
+            "heavy = {'dataclasses', 'pathlib', 'subprocess', 'shutil', 'collections', 'typing', 'struct'} "
             "& (set(sys.modules) - before); "
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-from hpcbox_oci_bundle.elf import Header
-
 TYPE_CHECKING = False  # typing (with re and enum) costs ~3 ms of every `hpcbox run`: checkers only
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,6 +35,8 @@ def helper_problem(path: Union[str, os.PathLike[str]], executable: bool = True) 
     """None when the helper at ``path`` can run here, else why not, in words (missing, not
     executable, not a Linux program, built for another architecture, its loader missing)."""
     path = os.fspath(path)
+    from hpcbox_oci_bundle.elf import Header  # (with struct: only when a helper is checked, not per run)
+
     name = os.path.basename(path)
     where = f" (set by {LIBEXEC_ENV})" if os.environ.get(LIBEXEC_ENV) else ""
     try:

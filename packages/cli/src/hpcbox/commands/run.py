@@ -224,9 +224,9 @@ def _run(args: Namespace, container: RunTarget) -> int:
 def _run_with(args: Namespace, container: RunTarget, stack: Optional[ExitStack]) -> int:
     """Plan once, start; when an ``auto`` engine cannot start here, plan again from scratch for the
     next engine (:func:`hpcbox.engines.fallbacks`, chosen by capabilities) and start that."""
-    from hpcbox import engines, udocker
+    from hpcbox import engines
 
-    chosen = container.settings or udocker.default_settings()
+    chosen = container.settings or _default_settings()
     opts = options(args, chosen)
     if getattr(container, "keep_etc", False) and not opts.hostauth:  # --location: a tree run in place
         opts.containerauth = True
@@ -269,13 +269,27 @@ def _base_config(args: Namespace, container: RunTarget, opts: RunOptions,
                  view: Optional[Sequence[str]]) -> Dict[str, Any]:
     """The runtime config every engine gets: the image's config and the run's options
     (:mod:`hpcbox.runspec`), less udocker's ``--novol`` volumes."""
-    from hpcbox import runspec, udocker
+    from hpcbox import runspec
 
     image_config = {} if getattr(args, "nometa", False) else container.image_config
     config = runspec.build(image_config, opts, rootfs=str(container.rootfs),
                            container_dir=str(container.dir), view=view)
-    udocker.drop_novol(config, getattr(args, "novol", ()))
+    novol = getattr(args, "novol", ())
+    if novol:  # (hpcbox.udocker is imported only when udocker's options or variables are used)
+        from hpcbox import udocker
+
+        udocker.drop_novol(config, novol)
     return config
+
+
+def _default_settings() -> Dict[str, Any]:
+    """The settings of ``UDOCKER_DEFAULT_EXECUTION_MODE`` (:func:`hpcbox.udocker.default_settings`), for
+    a container without its own; {} when it is unset, without importing :mod:`hpcbox.udocker`."""
+    if not os.environ.get("UDOCKER_DEFAULT_EXECUTION_MODE", "").strip():
+        return {}
+    from hpcbox import udocker
+
+    return udocker.default_settings()
 
 
 def _prepare_host(args: Namespace, opts: RunOptions) -> None:
