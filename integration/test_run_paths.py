@@ -134,7 +134,8 @@ def engine_for_bindings(request) -> str:
 
 MOVES_PROBE = (Path(__file__).parent / "hpcbox_testing" / "moves_probe.pl").read_text()
 E = {name: f"errno {getattr(errno, name)}"
-     for name in ("EXDEV", "EBUSY", "ENOENT", "EISDIR", "ENOTDIR", "EEXIST", "EINVAL", "ENOTEMPTY", "EPERM")}
+     for name in ("EXDEV", "EBUSY", "ENOENT", "EISDIR", "ENOTDIR", "EEXIST", "EINVAL", "ENOTEMPTY", "EPERM",
+                  "EROFS")}
 
 # What Linux does with volumes as bind mounts (rename(2), link(2), rmdir(2), unlink(2)): a rename or
 # link between two mounts is EXDEV, checked right after the two directories are looked up (before
@@ -152,6 +153,16 @@ LINUX_MOVES = {
     "link /vol/a /tmp": E["EXDEV"], "link /tmp /vol/l": E["EXDEV"], "link /vol/a /vol/l": "ok",
     "link /vol/nosuch /tmp": E["ENOENT"], "link /vol/a /tmp existing": E["EEXIST"],
     "link /volf /tmp": E["EXDEV"],
+    # a read-only mount: rename's EXDEV before EROFS, EROFS before the last name is looked up; link's
+    # EEXIST, then EROFS of the new name's mount, then EXDEV; rmdir EROFS before ENOENT, unlink after it
+    "rename /volro/r /tmp": E["EXDEV"], "rename /tmp /volro/x": E["EXDEV"],
+    "rename /volro/r /volro/x": E["EROFS"], "rename /volro/nosuch /volro/x": E["EROFS"],
+    "link /volro/r /tmp": E["EXDEV"], "link /tmp /volro/l": E["EROFS"], "link /volro/r /volro/l": E["EROFS"],
+    "link /tmp /volro/r existing": E["EEXIST"], "unlink /volro/r": E["EROFS"],
+    "unlink /volro/nosuch": E["ENOENT"], "rmdir /volro/nosuch": E["EROFS"],
+    # linkat(fd, "", ..., AT_EMPTY_PATH): the descriptor's file is old, on the mount it was opened on
+    "linkat fd /vol/a /tmp": E["EXDEV"], "linkat fd /tmp /vol/l": E["EXDEV"],
+    "linkat fd /tmp /volro/l": E["EROFS"], "linkat fd /vol/a /vol/l": "ok",
     "rmdir /vol": E["EBUSY"], "rmdir /vol/.": E["EINVAL"], "rmdir /vol/..": E["ENOTEMPTY"],
     "unlink /vol": E["EISDIR"], "unlink /volf": E["EBUSY"], "rmdir /volf": E["ENOTDIR"],
     "mv /vol/a /tmp": "moved", "in /vol": "a",
@@ -165,6 +176,40 @@ LINUX_MKNOD_USER = {
     "mknod chr over a file": "EEXIST reg", "mknod fifo over a file": "EEXIST reg",
     "mknod chr in a missing dir": "ENOENT none", "mknod chr in a volume": "EPERM none",
 }
+
+# linkat(fd, "", AT_FDCWD, new, AT_EMPTY_PATH) through libc (a preload engine sees only libc calls),
+# as container root, after the moves probe: the descriptor's own file is old.
+FLINK_PROBE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static void flink(const char *name, const char *from, const char *to)
+{
+    int fd = open(from, O_RDONLY), rc;
+
+    unlink(to);
+    rc = fd < 0 ? -1 : linkat(fd, "", AT_FDCWD, to, AT_EMPTY_PATH);
+    if (rc < 0)
+        printf("%s: errno %d\n", name, errno);
+    else
+        printf("%s: ok\n", name);
+    if (fd >= 0)
+        close(fd);
+    unlink(to);
+}
+
+int main(void)
+{
+    flink("linkat fd /vol/a /tmp", "/vol/a", "/tmp/hpcbox-moves-probe/l");
+    flink("linkat fd /tmp /vol/l", "/tmp/hpcbox-moves-probe/f", "/vol/l");
+    flink("linkat fd /tmp /volro/l", "/tmp/hpcbox-moves-probe/f", "/volro/l");
+    flink("linkat fd /vol/a /vol/l", "/vol/a", "/vol/l");
+    return 0;
+}
+"""
 
 MKNOD_PROBE = r"""
 #define _GNU_SOURCE
@@ -216,29 +261,34 @@ def mknod_probe(tmp_path_factory) -> Path:
     if not cc:
         pytest.skip("no C compiler (cc) on PATH; install gcc")
     out = tmp_path_factory.mktemp("mknod-probe")
-    (out / "probe.c").write_text(MKNOD_PROBE)
-    subprocess.run([cc, "-O1", "-Wall", "-o", str(out / "probe"), str(out / "probe.c")], check=True)
+    for name, source in (("probe", MKNOD_PROBE), ("flink", FLINK_PROBE)):
+        (out / f"{name}.c").write_text(source)
+        subprocess.run([cc, "-O1", "-Wall", "-o", str(out / name), str(out / f"{name}.c")], check=True)
     os.chmod(out, 0o755)
     return out
 
 
 def run_probe(store, engine: str, tmp_path: Path, user: list, program: list) -> dict:
     """*program*'s "name: result" lines in a Debian 12 container of *engine* with volumes /vol, /vol2
-    (directories) and /volf (a file) from new host paths under *tmp_path*."""
+    (directories), /volf (a file) and /volro (a read-only directory holding r) from new host paths
+    under *tmp_path*."""
     tmp_path.mkdir(exist_ok=True)
     os.chmod(tmp_path, 0o755)
-    vol, vol2, volf = tmp_path / "vol", tmp_path / "vol2", tmp_path / "volf"
-    for d in (vol, vol2):
+    vol, vol2, volf, volro = tmp_path / "vol", tmp_path / "vol2", tmp_path / "volf", tmp_path / "volro"
+    for d in (vol, vol2, volro):
         d.mkdir()
         os.chmod(d, 0o777)
     volf.write_text("x")
+    (volro / "r").write_text("r")
     proc = ok(store("run", *common.engine_args(store, engine), *user, "--rm", "-v", f"{vol}:/vol",
-                    "-v", f"{vol2}:/vol2", "-v", f"{volf}:/volf", *program))
+                    "-v", f"{vol2}:/vol2", "-v", f"{volf}:/volf", "-v", f"{volro}:/volro:ro", *program))
     return dict(line.split(": ", 1) for line in proc.stdout.splitlines())
 
 
 def probes(store, engine: str, tmp_path: Path, mknod_dir: Path) -> tuple:
-    moves = run_probe(store, engine, tmp_path / "moves", [], ["debian", "perl", "-e", MOVES_PROBE])
+    moves = run_probe(store, engine, tmp_path / "moves", [],
+                      ["-v", f"{mknod_dir}:/probe:ro", "debian", "sh", "-c", 'perl -e "$1" && /probe/flink',
+                       "sh", MOVES_PROBE])
     mknod = run_probe(store, engine, tmp_path / "mknod", ["--user", "1000:1000"],
                       ["-v", f"{mknod_dir}:/probe:ro", "debian", "/probe/probe"])
     return moves, mknod

@@ -615,22 +615,31 @@ int gp_check_move(const struct gp_context *ctx, const char *old, const char *new
 {
     struct move_name o, n;
     struct stat st;
+    bool readonly, old_fd;
 
     if (!ctx || !old || !new)
         return -EFAULT;
+    readonly = kind & GP_MOVE_READONLY;
+    old_fd = kind & GP_MOVE_OLD_FD;
+    kind &= ~(GP_MOVE_READONLY | GP_MOVE_OLD_FD);
     move_name_init(&o, old);
     move_name_init(&n, new);
     if (kind == GP_MOVE_LINK) {
-        /* the kernel: old's lookup (ENOENT), new's creation (EEXIST, ENOENT for "new/"), then EXDEV */
-        if (n.slash || is_dots(new + n.last, n.len - n.last) || move_lstat(ctx, &o, &st) < 0 ||
+        /* the kernel: old's lookup (ENOENT), new's creation (EEXIST, ENOENT for "new/"), the mount's
+         * write access (EROFS), then EXDEV */
+        if (n.slash || is_dots(new + n.last, n.len - n.last) || (!old_fd && move_lstat(ctx, &o, &st) < 0) ||
             move_lstat(ctx, &n, &st) == 0)
             return 0;
+        if (readonly)
+            return -EROFS;
         return mount_of(ctx, o.path, o.len == 1 ? 0 : o.len) == parent_mount(ctx, &n) ? 0 : -EXDEV;
     }
     if (parent_mount(ctx, &o) != parent_mount(ctx, &n))
         return -EXDEV;
     if (is_dots(old + o.last, o.len - o.last) || is_dots(new + n.last, n.len - n.last))
         return 0; /* EBUSY from the kernel, on the same mount */
+    if (readonly)
+        return -EROFS; /* the mount's write access, before the names are looked up */
     if (!is_mount_point(ctx, &o) && !is_mount_point(ctx, &n))
         return 0;
     return rename_mount_point(ctx, &o, &n, flags);

@@ -78,6 +78,9 @@
 #define GP_SAME 2          /* gp_check_move: a mount point renamed onto itself (success, nothing done) */
 #define GP_MOVE_RENAME 0   /* gp_check_move: rename, renameat, renameat2 */
 #define GP_MOVE_LINK 1     /* gp_check_move: link, linkat */
+#define GP_MOVE_READONLY 0x100 /* gp_check_move, or'ed into kind: new's directory is on a read-only mount */
+#define GP_MOVE_OLD_FD 0x200   /* gp_check_move, or'ed into kind: link's old is a descriptor's file
+                                * (linkat AT_EMPTY_PATH): it exists, even where its name is gone */
 #define GP_MAX_LINKS 40    /* symlinks followed in one resolution, as Linux's MAXSYMLINKS */
 
 struct gp_binding {
@@ -146,7 +149,10 @@ int gp_map_canonical(const struct gp_context *ctx, const char *guest_canonical, 
  * EEXIST. A binding's own guest path renamed (from or to): the kernel's checks first (-ENOENT,
  * -EEXIST, -ENOTDIR for a trailing "/", -EINVAL/-ENOTEMPTY for a path below the other, -ENOTDIR/
  * -EISDIR for a type mismatch), then -EBUSY; GP_SAME when old and new are the same mount point.
- * 0: nothing to refuse, the kernel decides on the host paths. */
+ * With GP_MOVE_READONLY in kind (the engine's read-only bindings are not read-only on the host):
+ * -EROFS where Linux checks the mount's write access: a rename's after -EXDEV and a final "." or
+ * "..", before any lookup of the names; a link's after old's lookup and new's -EEXIST, before -EXDEV.
+ * 0: nothing to refuse, the kernel decides on the host paths (and fails where Linux would first). */
 int gp_check_move(const struct gp_context *ctx, const char *old, const char *new, int kind, unsigned flags);
 
 /* Map an absolute host path back to the guest: 0, GP_OUTSIDE (out holds the normalised host

@@ -394,7 +394,8 @@ static void expect_move(const struct gp_context *ctx, const char *old, const cha
     char name[2 * PATH_MAX + 64];
     int rc = gp_check_move(ctx, old, new, kind, flags);
 
-    snprintf(name, sizeof(name), "check_move(%s, %s, %s, %u) is %d", old, new, kind ? "link" : "rename", flags, want);
+    snprintf(name, sizeof(name), "check_move(%s, %s, %s %#x, %u) is %d", old, new,
+             (kind & GP_MOVE_LINK) ? "link" : "rename", (unsigned)kind, flags, want);
     ok(rc == want, name, rc == want ? NULL : (rc < 0 ? strerror(-rc) : "a positive result"));
 }
 
@@ -436,6 +437,21 @@ static void test_moves(const struct gp_context *ctx)
     expect_move(ctx, "/mnt/data/data.txt", "/etc/passwd", L, 0, 0); /* the kernel's EEXIST first */
     expect_move(ctx, "/mnt/data/nosuch", "/usr/l", L, 0, 0);        /* the kernel's ENOENT first */
     expect_move(ctx, "/mnt/data/data.txt", "/usr/l/", L, 0, 0);     /* the kernel's ENOENT */
+    /* /mnt/data read-only (GP_MOVE_READONLY: new's directory is on it): EXDEV, then ".", then EROFS
+     * for a rename; a link's ENOENT and EEXIST, then EROFS, then EXDEV */
+    expect_move(ctx, "/mnt/data/data.txt", "/usr/x", R | GP_MOVE_READONLY, 0, -EXDEV);
+    expect_move(ctx, "/mnt/data/.", "/mnt/data/y", R | GP_MOVE_READONLY, 0, 0);
+    expect_move(ctx, "/mnt/data/data.txt", "/mnt/data/y", R | GP_MOVE_READONLY, 0, -EROFS);
+    expect_move(ctx, "/mnt/data/nosuch", "/mnt/data/y", R | GP_MOVE_READONLY, 0, -EROFS);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data/l", L | GP_MOVE_READONLY, 0, -EROFS);
+    expect_move(ctx, "/mnt/data/data.txt", "/mnt/data/l", L | GP_MOVE_READONLY, 0, -EROFS);
+    expect_move(ctx, "/usr/nosuch", "/mnt/data/l", L | GP_MOVE_READONLY, 0, 0);
+    expect_move(ctx, "/usr/bin/sh", "/mnt/data/data.txt", L | GP_MOVE_READONLY, 0, 0);
+    /* linkat(fd, "", ..., AT_EMPTY_PATH): the descriptor's file exists, even if its name is gone */
+    expect_move(ctx, "/usr/gone (deleted)", "/mnt/data/l", L | GP_MOVE_OLD_FD, 0, -EXDEV);
+    expect_move(ctx, "/usr/gone (deleted)", "/usr/l", L | GP_MOVE_OLD_FD, 0, 0);
+    expect_move(ctx, "/mnt/data/gone", "/mnt/data/l", L | GP_MOVE_OLD_FD | GP_MOVE_READONLY, 0, -EROFS);
+    expect_move(ctx, "/usr/gone", "/mnt/data/l", L, 0, 0); /* by name: the kernel's ENOENT */
 }
 
 int main(void)

@@ -1,5 +1,6 @@
 # The volume-root probe of integration/test_run_paths.py: rename, link, rmdir and unlink at and
-# across the volumes /vol, /vol2 (directories) and /volf (a file), one line per call ("NAME: ok" or
+# across the volumes /vol, /vol2 (directories), /volf (a file) and /volro (a read-only directory
+# holding the file r), one line per call ("NAME: ok" or
 # "NAME: errno N"). Each call starts from the same files, so one result never changes the next.
 # Run by perl under each engine; runc (the kernel, real bind mounts) is the reference.
 use strict;
@@ -10,7 +11,7 @@ sub fresh {
     mkdir $t; mkdir "$t/d";
     mk("$t/f") unless -e "$t/f";
     mk("/vol/a") unless -e "/vol/a";
-    unlink "/vol/b", "/vol/f", "/vol/l", "/vol2/a", "$t/a", "$t/l", "$t/x", "$t/z", "/x";
+    unlink "/vol/b", "/vol/f", "/vol/l", "/vol2/a", "$t/a", "$t/l", "$t/x", "$t/z", "/x", "/volro/l";
     rmdir "/x";
 }
 sub r {
@@ -45,6 +46,17 @@ r("link /vol/a /vol/l", sub { link("/vol/a", "/vol/l") });
 r("link /vol/nosuch /tmp", sub { link("/vol/nosuch", "$t/l") });
 r("link /vol/a /tmp existing", sub { link("/vol/a", "$t/f") });
 r("link /volf /tmp", sub { link("/volf", "$t/l") });
+r("rename /volro/r /tmp", sub { rename("/volro/r", "$t/x") });
+r("rename /tmp /volro/x", sub { rename("$t/f", "/volro/x") });
+r("rename /volro/r /volro/x", sub { rename("/volro/r", "/volro/x") });
+r("rename /volro/nosuch /volro/x", sub { rename("/volro/nosuch", "/volro/x") });
+r("link /volro/r /tmp", sub { link("/volro/r", "$t/l") });
+r("link /tmp /volro/l", sub { link("$t/f", "/volro/l") });
+r("link /volro/r /volro/l", sub { link("/volro/r", "/volro/l") });
+r("link /tmp /volro/r existing", sub { link("$t/f", "/volro/r") });
+r("unlink /volro/r", sub { unlink("/volro/r") });
+r("unlink /volro/nosuch", sub { unlink("/volro/nosuch") });
+r("rmdir /volro/nosuch", sub { rmdir("/volro/nosuch") });
 r("rmdir /vol", sub { rmdir("/vol") });
 r("rmdir /vol/.", sub { rmdir("/vol/.") });
 r("rmdir /vol/..", sub { rmdir("/vol/..") });

@@ -26,10 +26,11 @@
     if (!var)                                                                                      \
         return err;
 
-/* rename and link: across bindings EXDEV, a binding's own guest path EBUSY, in Linux's order. */
-#define MOVE_CHECK(od, o, nd, n, kind, follow, fl)                                                 \
+/* rename and link: across bindings EXDEV, a binding's own guest path EBUSY, a read-only binding
+ * EROFS, in Linux's order (the names translated without HP_WRITE; nh: new's host path). */
+#define MOVE_CHECK(od, o, nd, n, nh, kind, follow, fl)                                             \
     do {                                                                                           \
-        int move_ = hp_check_move((od), (o), (nd), (n), (kind), (follow), (fl));                   \
+        int move_ = hp_check_move((od), (o), (nd), (n), (nh), (kind), (follow), (fl));             \
         if (move_ == GP_SAME)                                                                      \
             return 0;                                                                              \
         if (move_ < 0) {                                                                           \
@@ -360,24 +361,32 @@ WRAP int symlinkat(const char *target, int dirfd, const char *path)
 WRAP int link(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, 0, -1)
-    TR(n_, AT_FDCWD, new, HP_PARENT | HP_WRITE, -1)
-    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, GP_MOVE_LINK, 0, 0);
+    TR(n_, AT_FDCWD, new, HP_PARENT | HP_MOVE, -1)
+    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, n_, GP_MOVE_LINK, 0, 0);
     return REAL(link)(o_, n_);
 }
 
 WRAP int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
 {
     TR(o_, olddirfd, old, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, -1)
-    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
-    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_LINK, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, 0);
+    TR(n_, newdirfd, new, HP_PARENT | HP_MOVE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, n_, GP_MOVE_LINK, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, flags);
+    if (!*old && (flags & AT_EMPTY_PATH) && olddirfd >= 0 && hp_fake_euid() == 0) {
+        /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, which an emulated root lacks: the same link
+         * through /proc/self/fd/N, followed, needs no capability */
+        char proc_fd[64];
+
+        snprintf(proc_fd, sizeof(proc_fd), "/proc/self/fd/%d", olddirfd);
+        return REAL(linkat)(AT_FDCWD, proc_fd, newdirfd, n_, AT_SYMLINK_FOLLOW);
+    }
     return REAL(linkat)(olddirfd, o_, newdirfd, n_, flags);
 }
 
 WRAP int rename(const char *old, const char *new)
 {
-    TR(o_, AT_FDCWD, old, HP_PARENT | HP_WRITE, -1)
-    TR(n_, AT_FDCWD, new, HP_PARENT | HP_WRITE, -1)
-    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, GP_MOVE_RENAME, 0, 0);
+    TR(o_, AT_FDCWD, old, HP_PARENT | HP_MOVE, -1)
+    TR(n_, AT_FDCWD, new, HP_PARENT | HP_MOVE, -1)
+    MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, n_, GP_MOVE_RENAME, 0, 0);
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(AT_FDCWD, n_, id_);
     int rc = REAL(rename)(o_, n_);
@@ -391,9 +400,9 @@ WRAP int rename(const char *old, const char *new)
 
 WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 {
-    TR(o_, olddirfd, old, HP_PARENT | HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
-    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_RENAME, 0, 0);
+    TR(o_, olddirfd, old, HP_PARENT | HP_MOVE, -1)
+    TR(n_, newdirfd, new, HP_PARENT | HP_MOVE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, n_, GP_MOVE_RENAME, 0, 0);
     unsigned long long id_[2];
     bool forget_ = hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat)(olddirfd, o_, newdirfd, n_);
@@ -408,9 +417,9 @@ WRAP int renameat(int olddirfd, const char *old, int newdirfd, const char *new)
 #ifdef __GLIBC__
 WRAP int renameat2(int olddirfd, const char *old, int newdirfd, const char *new, unsigned flags)
 {
-    TR(o_, olddirfd, old, HP_PARENT | HP_WRITE, -1)
-    TR(n_, newdirfd, new, HP_PARENT | HP_WRITE, -1)
-    MOVE_CHECK(olddirfd, old, newdirfd, new, GP_MOVE_RENAME, 0, flags);
+    TR(o_, olddirfd, old, HP_PARENT | HP_MOVE, -1)
+    TR(n_, newdirfd, new, HP_PARENT | HP_MOVE, -1)
+    MOVE_CHECK(olddirfd, old, newdirfd, new, n_, GP_MOVE_RENAME, 0, flags);
     unsigned long long id_[2];
     bool forget_ = !(flags & RENAME_EXCHANGE) && hp_forget_prepare(newdirfd, n_, id_);
     int rc = REAL(renameat2)(olddirfd, o_, newdirfd, n_, flags);

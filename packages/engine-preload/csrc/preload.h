@@ -126,6 +126,7 @@ extern const char *const hp_kernel_fs[3];
 #define HP_RMDIR 0x10  /* HP_PARENT for rmdir: a mount point cannot be removed (GP_NO_MOUNT) */
 #define HP_UNLINK 0x20 /* HP_PARENT for unlink */
 #define HP_RENAME 0x40 /* HP_PARENT for remove: a mount point cannot be removed (rename: hp_check_move) */
+#define HP_MOVE 0x80   /* a name of rename or link: translated as for HP_WRITE, EROFS left to hp_check_move */
 
 /* The host path to hand the kernel for (dirfd, path): buf, or path itself when it needs no
  * translation (inactive library, empty path, a plain name relative to a directory that is not a
@@ -151,9 +152,11 @@ int hp_canonical(int dirfd, const char *path, int flags, char *out);
 
 /* rename (kind GP_MOVE_RENAME, renameat2's flags) and link (GP_MOVE_LINK; follow: HP_FOLLOW for
  * linkat's AT_SYMLINK_FOLLOW) across bindings, or of a binding's own guest path, as Linux orders the
- * errors (gp_check_move): 0 (the kernel decides), GP_SAME (nothing to do: success) or -errno. */
-int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, int kind, int follow,
-                  unsigned flags);
+ * errors (gp_check_move), a read-only binding's EROFS included (new_host: new's host path from
+ * hp_path with HP_MOVE; flags: renameat2's, or linkat's for AT_EMPTY_PATH, whose descriptor's file
+ * is then old): 0 (the kernel decides), GP_SAME (nothing to do: success) or -errno. */
+int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, const char *new_host, int kind,
+                  int follow, unsigned flags);
 
 /* Map a host path (as the kernel returns it) to the guest; unchanged when outside. */
 void hp_guest(const char *host, char *out, size_t size);

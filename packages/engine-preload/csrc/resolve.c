@@ -169,8 +169,8 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
     }
     if (!c || path[0] == '\0')
         return path;
-    if ((flags & HP_WRITE) && c->n_ro)
-        flags |= HP_NOFAST;
+    if ((flags & (HP_WRITE | HP_MOVE)) && c->n_ro)
+        flags |= HP_NOFAST; /* a plain name may lie in a read-only binding: its host path tells */
     if (path[0] != '/' && !(flags & HP_NOFAST) && hp_plain_name(c, path)) {
         struct stat st;
 
@@ -239,21 +239,48 @@ int hp_canonical(int dirfd, const char *path, int flags, char *out)
     return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
 }
 
-int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, int kind, int follow,
-                  unsigned flags)
+/* Whether the directory that holds the absolute host path `host` is in a read-only binding. */
+static bool parent_read_only(const struct hp_config *c, const char *host)
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(host);
+
+    if (!c->n_ro || host[0] != '/' || n >= sizeof(dir))
+        return false; /* a relative name stays relative to a real directory: as before, unchecked */
+    while (n > 1 && host[n - 1] == '/')
+        n--;
+    while (n > 1 && host[n - 1] != '/')
+        n--;
+    while (n > 1 && host[n - 1] == '/')
+        n--;
+    memcpy(dir, host, n);
+    dir[n] = '\0';
+    return hp_read_only_host(c, dir);
+}
+
+int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, const char *new_host, int kind,
+                  int follow, unsigned flags)
 {
     const struct hp_config *c = hp_conf();
     char abs[PATH_MAX], canon[2][PATH_MAX];
     const char *names[2] = {old, new};
     int dirfds[2] = {olddirfd, newdirfd};
+    bool readonly, old_fd;
 
-    if (!c || !old || !new || !*old || !*new)
+    if (!c || !old || !new || !*new)
         return 0;
+    readonly = new_host && parent_read_only(c, new_host);
+    old_fd = !*old && kind == GP_MOVE_LINK && (flags & AT_EMPTY_PATH);
+    if (!*old && !old_fd)
+        return 0; /* the kernel's ENOENT */
     for (int i = 0; i < 2; i++) {
         int gp = (i == 1 || kind == GP_MOVE_RENAME) ? GP_PARENT : ((follow & HP_FOLLOW) ? GP_FOLLOW_LAST : 0);
+        /* linkat's AT_EMPTY_PATH: the descriptor's own file, by the path the kernel knows it by */
+        int rc = (i == 0 && old_fd) ? guest_base(dirfds[0], abs, PATH_MAX) : absolute(dirfds[i], names[i], abs);
 
-        if (absolute(dirfds[i], names[i], abs) != 0 || gp_canonical(&c->ctx, abs, gp, canon[i], PATH_MAX) < 0)
-            return 0; /* outside the guest, or an error the kernel gives on the host path */
+        if (rc != 0 || gp_canonical(&c->ctx, abs, gp, canon[i], PATH_MAX) < 0)
+            return readonly ? -EROFS : 0; /* outside the guest, or an error the kernel gives on the host path */
     }
-    return gp_check_move(&c->ctx, canon[0], canon[1], kind, flags);
+    kind |= (readonly ? GP_MOVE_READONLY : 0) | (old_fd ? GP_MOVE_OLD_FD : 0);
+    return gp_check_move(&c->ctx, canon[0], canon[1], kind, kind & GP_MOVE_LINK ? 0 : flags);
 }

@@ -48,6 +48,27 @@ static int dirfd_guest(struct tracer *t, pid_t tid, int fd, char *out, size_t si
     return gp_to_guest(chroot_gp(t, tid), host, out, size) == 0 ? 0 : 1;
 }
 
+/* The guest path of the file tid's fd is open on, even once its name is gone (linkat's
+ * AT_EMPTY_PATH of an O_TMPFILE file): 0, or 1 when it has none inside the guest. */
+static int fd_guest_file(struct tracer *t, pid_t tid, int fd, char *out, size_t size)
+{
+    static const char deleted[] = " (deleted)";
+    const size_t dlen = sizeof(deleted) - 1;
+    char link[64], host[PATH_MAX];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)tid, fd);
+    n = readlink(link, host, sizeof(host) - 1);
+    if (n <= 0)
+        return 1;
+    host[n] = '\0';
+    if ((size_t)n > dlen && strcmp(host + n - dlen, deleted) == 0)
+        host[n - dlen] = '\0';
+    if (host[0] != '/')
+        return 1;
+    return gp_to_guest(chroot_gp(t, tid), host, out, size) == 0 ? 0 : 1;
+}
+
 /* Whether tid's directory fd lies in a read-only binding (or the rootfs with --readonly). */
 static bool dirfd_readonly(struct tracer *t, pid_t tid, int fd)
 {
@@ -329,35 +350,66 @@ static bool kernel_fs(const char *host)
     return false;
 }
 
-/* rename and link: across bindings EXDEV, a mount point renamed EBUSY, in Linux's order
- * (gp_check_move). names: the two guest paths as the program gave them. 1: done, s->ret set. */
-static int check_move(struct tracer *t, struct stop *s, char names[2][PATH_MAX])
+/* rename and link: across bindings EXDEV, a mount point renamed EBUSY, a read-only binding EROFS
+ * (readonly: a name's binding is), in Linux's order (gp_check_move). names: the two guest paths as
+ * the program gave them; old_fd: old is linkat's AT_EMPTY_PATH descriptor. 1: done, s->ret set. */
+static int check_move(struct tracer *t, struct stop *s, char names[2][PATH_MAX], bool readonly, bool old_fd)
 {
     bool link = s->sc->p[0].follow != F_RENAME;
     char canon[2][PATH_MAX];
     struct gp_context *gp;
     unsigned flags = 0;
-    int rc;
+    int rc, kind;
 
     for (int i = 0; i < 2; i++) {
         const struct sc_path *p = &s->sc->p[i];
         int dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
 
+        if (i == 0 && old_fd) {
+            gp = chroot_gp(t, s->tid);
+            rc = fd_guest_file(t, s->tid, dirfd, canon[0], PATH_MAX);
+            if (rc != 0)
+                break;
+            continue;
+        }
         rc = context_at(t, s->tid, dirfd, names[i], &gp);
         if (rc == 0)
             rc = gp_canonical(gp, names[i], follow_flags(s, p), canon[i], PATH_MAX);
         if (rc != 0)
-            return 0; /* outside the guest, or an error the kernel gives on the host path */
+            break;
     }
+    if (rc != 0)
+        return readonly ? -EROFS : 0; /* outside the guest, or an error the kernel gives on the host path */
     if (strcmp(s->sc->name, "renameat2") == 0)
         flags = (unsigned)regs_arg(&s->regs, 4);
-    rc = gp_check_move(gp, canon[0], canon[1], link ? GP_MOVE_LINK : GP_MOVE_RENAME, flags);
+    kind = (link ? GP_MOVE_LINK : GP_MOVE_RENAME) | (readonly ? GP_MOVE_READONLY : 0) |
+           (old_fd ? GP_MOVE_OLD_FD : 0);
+    rc = gp_check_move(gp, canon[0], canon[1], kind, flags);
     if (rc == GP_SAME) {
         s->skip = true;
         s->ret = 0;
         return 1;
     }
     return rc;
+}
+
+/* linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which an emulated root lacks: the
+ * same link made through /proc/self/fd/N with AT_SYMLINK_FOLLOW, which needs no capability. */
+static int link_by_proc_fd(struct stop *s)
+{
+    char path[64];
+    int n = snprintf(path, sizeof(path), "/proc/self/fd/%d", (int)regs_arg(&s->regs, 0));
+    uint64_t at;
+    int rc = scratch_put(&s->scratch, path, (size_t)n + 1, &at);
+
+    if (rc < 0)
+        return rc;
+    remember(s, at, path, (size_t)n + 1);
+    regs_set_arg(&s->regs, 0, (uint64_t)(int64_t)AT_FDCWD);
+    regs_set_arg(&s->regs, 1, at);
+    regs_set_arg(&s->regs, 4, AT_SYMLINK_FOLLOW);
+    s->dirty = true;
+    return 0;
 }
 
 static bool moves(const struct sc_desc *d)
@@ -369,6 +421,7 @@ static bool moves(const struct sc_desc *d)
 int paths_handle(struct tracer *t, struct stop *s)
 {
     char names[2][PATH_MAX];
+    bool readonly = false, old_fd = false; /* a move's EROFS waits for its EXDEV (check_move) */
     int have = 0;
 
     for (int i = 0; i < 2; i++) {
@@ -385,8 +438,11 @@ int paths_handle(struct tracer *t, struct stop *s)
             continue;
         if (addr == 0 || mem_read_string(s->tid, addr, guest, PATH_MAX) < 0)
             continue; /* the kernel reports EFAULT/ENAMETOOLONG on the original */
-        if (guest[0] == '\0')
-            continue; /* "" with AT_EMPTY_PATH: the fd itself */
+        if (guest[0] == '\0') {
+            /* "" with AT_EMPTY_PATH: the fd itself (linkat's old is then that descriptor's file) */
+            old_fd = i == 0 && p->flags >= 0 && (regs_arg(&s->regs, p->flags) & AT_EMPTY_PATH);
+            continue;
+        }
         have |= 1 << i;
         dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
         follow = follow_flags(s, p);
@@ -395,8 +451,11 @@ int paths_handle(struct tracer *t, struct stop *s)
             /* a name in a real directory, not followed (GP_PARENT's names included: never a
              * binding's): the kernel finds the same file; a write
              * only needs the directory's binding (unlinkat/mkdirat of rm -rf and tar -x) */
-            if (writes(s, p) && dirfd_readonly(t, s->tid, dirfd))
-                return -EROFS;
+            if (writes(s, p) && dirfd_readonly(t, s->tid, dirfd)) {
+                if (!moves(s->sc))
+                    return -EROFS;
+                readonly = true;
+            }
             continue;
         }
         /* else relative to the fd's guest directory: an absolute symlink or ".." on the way
@@ -411,8 +470,11 @@ int paths_handle(struct tracer *t, struct stop *s)
             s->have_host = true;
         }
         m = paths_mount_of(t, host);
-        if (m && m->readonly && writes(s, p))
-            return -EROFS;
+        if (m && m->readonly && writes(s, p)) {
+            if (!moves(s->sc))
+                return -EROFS;
+            readonly = true;
+        }
         if (s->sc->kind == SK_READLINK) {
             rc = fake_exe_link(t, s, host);
             if (rc != 0)
@@ -435,13 +497,14 @@ int paths_handle(struct tracer *t, struct stop *s)
         regs_set_arg(&s->regs, p->path, at);
         s->dirty = true;
     }
-    if (have == 3 && moves(s->sc)) {
-        int rc = check_move(t, s, names);
+    if ((have == 3 || (have == 2 && old_fd)) && moves(s->sc)) {
+        int rc = check_move(t, s, names, readonly, old_fd);
 
-        if (rc != 0)
-            return rc < 0 ? rc : 0;
+        if (rc == 0 && old_fd && t->cfg.emulate_ids && s->proc->creds.euid == 0)
+            rc = link_by_proc_fd(s);
+        return rc < 0 ? rc : 0;
     }
-    return 0;
+    return readonly ? -EROFS : 0;
 }
 
 int paths_readlink_exit(struct tracer *t, pid_t tid, struct proc *p, struct regs *regs)
