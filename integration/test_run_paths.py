@@ -152,7 +152,9 @@ LINUX_MOVES = {
     "rename /volf /volf": "ok", "rename /volf/ /x": E["ENOTDIR"],
     "link /vol/a /tmp": E["EXDEV"], "link /tmp /vol/l": E["EXDEV"], "link /vol/a /vol/l": "ok",
     "link /vol/nosuch /tmp": E["ENOENT"], "link /vol/a /tmp existing": E["EEXIST"],
-    "link /volf /tmp": E["EXDEV"],
+    "link /volf /tmp": E["EXDEV"], "link nosuch file/x": E["ENOENT"],  # old is looked up first
+    "creat dir/": E["EISDIR"], "creat file/": E["EISDIR"], "creat new/": E["EISDIR"],
+    "creat nodir/x/": E["ENOENT"],
     # a read-only mount: rename's EXDEV before EROFS, EROFS before the last name is looked up; link's
     # EEXIST, then EROFS of the new name's mount, then EXDEV; rmdir EROFS before ENOENT, unlink after it
     "rename /volro/r /tmp": E["EXDEV"], "rename /tmp /volro/x": E["EXDEV"],

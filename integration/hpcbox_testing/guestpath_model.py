@@ -300,7 +300,7 @@ CALLS = {
     "stat": ("follow",),
     "lstat": ("nofollow",),
     "open_dir": ("follow",),
-    "open_creat": ("follow",),
+    "open_creat": ("create",),
     "creat_excl": ("parent",),
     "mkdir": ("parent",),
     "mkfifo": ("parent",),
@@ -312,10 +312,26 @@ CALLS = {
 }
 
 
-def translate_kwargs(how: str) -> dict:
-    """The keyword arguments of the engines' translate() for one path argument of a call."""
+def translate_kwargs(how: str, path: str = "") -> dict:
+    """The keyword arguments of the engines' translate() for one path argument of a call. "create"
+    (open with O_CREAT): followed, but with a trailing "/" only the directory part is resolved and
+    the name is kept as written, so that the kernel gives Linux's EISDIR."""
+    if how == "create":
+        how = "parent" if path.endswith("/") else "follow"
     removes = {"rename": True, "rmdir": "rmdir", "unlink": "unlink"}.get(how, False)
     return {"follow": how == "follow", "parent": how not in ("follow", "nofollow"), "no_mount": removes}
+
+
+def link_old_first(call: str, hosts: Sequence[str], err: int) -> int:
+    """What the engines report when a link's new name cannot resolve (err): Linux looks old up
+    first, so a missing old (hosts[0], translated) gives its own error."""
+    if call != "link" or len(hosts) != 1:
+        return err
+    try:
+        os.lstat(hosts[0])
+    except OSError as e:
+        return e.errno
+    return err
 
 
 def perform(call: str, paths: Sequence[str]) -> Tuple[str, object]:

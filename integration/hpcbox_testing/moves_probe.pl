@@ -5,6 +5,7 @@
 # Run by perl under each engine; runc (the kernel, real bind mounts) is the reference.
 use strict;
 use warnings;
+use Fcntl qw(O_WRONLY O_CREAT);
 my $t = "/tmp/hpcbox-moves-probe";
 sub mk { open(my $h, ">", $_[0]) or die "$_[0]: $!"; close $h; }
 sub fresh {
@@ -46,6 +47,7 @@ r("link /vol/a /vol/l", sub { link("/vol/a", "/vol/l") });
 r("link /vol/nosuch /tmp", sub { link("/vol/nosuch", "$t/l") });
 r("link /vol/a /tmp existing", sub { link("/vol/a", "$t/f") });
 r("link /volf /tmp", sub { link("/volf", "$t/l") });
+r("link nosuch file/x", sub { link("$t/nosuch", "$t/f/x") });
 r("rename /volro/r /tmp", sub { rename("/volro/r", "$t/x") });
 r("rename /tmp /volro/x", sub { rename("$t/f", "/volro/x") });
 r("rename /volro/r /volro/x", sub { rename("/volro/r", "/volro/x") });
@@ -57,6 +59,11 @@ r("link /tmp /volro/r existing", sub { link("$t/f", "/volro/r") });
 r("unlink /volro/r", sub { unlink("/volro/r") });
 r("unlink /volro/nosuch", sub { unlink("/volro/nosuch") });
 r("rmdir /volro/nosuch", sub { rmdir("/volro/nosuch") });
+# open with O_CREAT and a trailing "/": EISDIR once the directory part resolves, whatever the name is
+r("creat dir/", sub { sysopen(my $h, "$t/d/", O_WRONLY | O_CREAT) });
+r("creat file/", sub { sysopen(my $h, "$t/f/", O_WRONLY | O_CREAT) });
+r("creat new/", sub { sysopen(my $h, "$t/new/", O_WRONLY | O_CREAT) });
+r("creat nodir/x/", sub { sysopen(my $h, "$t/nodir/x/", O_WRONLY | O_CREAT) });
 r("rmdir /vol", sub { rmdir("/vol") });
 r("rmdir /vol/.", sub { rmdir("/vol/.") });
 r("rmdir /vol/..", sub { rmdir("/vol/..") });

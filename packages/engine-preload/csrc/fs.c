@@ -39,6 +39,20 @@
         }                                                                                          \
     } while (0)
 
+/* link's new name into `var`; where it cannot resolve, old's own lookup error comes first, as
+ * Linux looks old up before new's directory (old: the host path, ofl: fstatat's flags for it). */
+#define TR_LINK_NEW(var, dirfd, path, odirfd, old, ofl)                                            \
+    char var##_buf[PATH_MAX];                                                                      \
+    const char *var = hp_path((dirfd), (path), HP_PARENT | HP_MOVE, var##_buf);                    \
+    if (!var) {                                                                                    \
+        int new_errno_ = errno;                                                                    \
+        struct stat old_st_;                                                                       \
+        if (*(old) && hp_sys_fstatat((odirfd), (old), &old_st_, (ofl)) < 0)                        \
+            return -1;                                                                             \
+        errno = new_errno_;                                                                        \
+        return -1;                                                                                 \
+    }
+
 /* One guest path, relative to the cwd. */
 #define W1(ret, name, follow, err, params, args)                                                   \
     WRAP ret name params                                                                           \
@@ -89,12 +103,16 @@ static bool writes(int flags)
     return (flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
 }
 
-static int open_follow(int flags)
+static int open_follow(int flags, const char *path)
 {
-    if (flags & O_NOFOLLOW)
-        return 0;
+    size_t n = path ? strlen(path) : 0;
+
     if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
         return HP_PARENT; /* the final name is created, never followed */
+    if ((flags & O_CREAT) && n > 0 && path[n - 1] == '/')
+        return HP_PARENT; /* kept as written: the kernel's EISDIR once the directory part resolves */
+    if (flags & O_NOFOLLOW)
+        return 0;
     return HP_FOLLOW;
 }
 
@@ -115,7 +133,7 @@ static int open_at(int (*real)(int, const char *, int, ...), int dirfd, const ch
 {
     char buf[PATH_MAX];
     const char *p;
-    int follow = open_follow(flags) | (writes(flags) ? HP_WRITE : 0);
+    int follow = open_follow(flags, path) | (writes(flags) ? HP_WRITE : 0);
     const struct hp_config *c = hp_conf();
 
     if (c && !hp_null(path) && path[0] && path[0] != '/' && hp_plain_name(c, path) &&
@@ -361,7 +379,7 @@ WRAP int symlinkat(const char *target, int dirfd, const char *path)
 WRAP int link(const char *old, const char *new)
 {
     TR(o_, AT_FDCWD, old, 0, -1)
-    TR(n_, AT_FDCWD, new, HP_PARENT | HP_MOVE, -1)
+    TR_LINK_NEW(n_, AT_FDCWD, new, AT_FDCWD, o_, AT_SYMLINK_NOFOLLOW)
     MOVE_CHECK(AT_FDCWD, old, AT_FDCWD, new, n_, GP_MOVE_LINK, 0, 0);
     return REAL(link)(o_, n_);
 }
@@ -369,7 +387,7 @@ WRAP int link(const char *old, const char *new)
 WRAP int linkat(int olddirfd, const char *old, int newdirfd, const char *new, int flags)
 {
     TR(o_, olddirfd, old, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, -1)
-    TR(n_, newdirfd, new, HP_PARENT | HP_MOVE, -1)
+    TR_LINK_NEW(n_, newdirfd, new, olddirfd, o_, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW)
     MOVE_CHECK(olddirfd, old, newdirfd, new, n_, GP_MOVE_LINK, (flags & AT_SYMLINK_FOLLOW) ? HP_FOLLOW : 0, flags);
     if (!*old && (flags & AT_EMPTY_PATH) && olddirfd >= 0 && hp_fake_euid() == 0) {
         /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, which an emulated root lacks: the same link

@@ -133,6 +133,10 @@ extern const char *const hp_kernel_fs[3];
  * symlink). NULL with errno set when the guest path cannot resolve (ENOENT, ELOOP, ...; EFAULT for NULL). */
 const char *hp_path(int dirfd, const char *path, int flags, char *buf);
 
+/* fstatat(2) by syscall, past every wrapper (sys.c; also declared for compat.h's users). */
+struct stat;
+int hp_sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
+
 /* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
 bool hp_read_only_host(const struct hp_config *c, const char *host);
 

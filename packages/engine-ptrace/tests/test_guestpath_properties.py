@@ -192,11 +192,12 @@ def test_translated_call_equals_the_kernel_in_a_chroot(guestpath_model, chroot_a
         paths = [data.draw(path, label=f"path{i}") for i in range(len(hows))]
 
         want = guestpath_model.in_chroot(str(kernel_root), cwd, call, paths)
+        hosts: list = []
         try:
-            hosts = [translate(engine_root, p, cwd=cwd, **guestpath_model.translate_kwargs(h))
-                     for p, h in zip(paths, hows)]
+            for p, h in zip(paths, hows):
+                hosts.append(translate(engine_root, p, cwd=cwd, **guestpath_model.translate_kwargs(h, p)))
         except OSError as e:
-            got = ("errno", e.errno)
+            got = ("errno", guestpath_model.link_old_first(call, hosts, e.errno))
         else:
             got = guestpath_model.perform(call, hosts)
         assert got == want, f"{call}{tuple(paths)} from {cwd!r}: translated {got}, chroot {want}"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -220,7 +221,16 @@ const struct tracer_mount *paths_mount_of(const struct tracer *t, const char *ho
     return best;
 }
 
-static int follow_flags(const struct stop *s, const struct sc_path *p)
+/* An open that may create its final name: with O_EXCL, or with a trailing "/" (which Linux
+ * refuses with EISDIR once the directory part resolves), only that part is resolved. */
+static bool creates_parent(uint64_t open_flags, const char *guest)
+{
+    size_t n = strlen(guest);
+
+    return (open_flags & O_CREAT) && ((open_flags & O_EXCL) || (n > 0 && guest[n - 1] == '/'));
+}
+
+static int follow_flags(const struct stop *s, const struct sc_path *p, const char *guest)
 {
     uint64_t flags = p->flags >= 0 ? regs_arg(&s->regs, p->flags) : 0;
 
@@ -240,7 +250,7 @@ static int follow_flags(const struct stop *s, const struct sc_path *p)
     case F_UNLINKAT:
         return GP_PARENT | GP_NO_MOUNT | ((flags & AT_REMOVEDIR) ? GP_RMDIR : GP_UNLINK);
     case F_OPEN:
-        if ((flags & O_CREAT) && (flags & O_EXCL))
+        if (creates_parent(flags, guest))
             return GP_PARENT;
         return (flags & O_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
     case F_AT_NOFOLLOW:
@@ -252,7 +262,7 @@ static int follow_flags(const struct stop *s, const struct sc_path *p)
 
         if (mem_read(s->tid, flags, &how, sizeof(how.flags)) < 0)
             return GP_FOLLOW_LAST;
-        if ((how.flags & O_CREAT) && (how.flags & O_EXCL))
+        if (creates_parent(how.flags, guest))
             return GP_PARENT;
         return (how.flags & O_NOFOLLOW) ? 0 : GP_FOLLOW_LAST;
     }
@@ -374,7 +384,7 @@ static int check_move(struct tracer *t, struct stop *s, char names[2][PATH_MAX],
         }
         rc = context_at(t, s->tid, dirfd, names[i], &gp);
         if (rc == 0)
-            rc = gp_canonical(gp, names[i], follow_flags(s, p), canon[i], PATH_MAX);
+            rc = gp_canonical(gp, names[i], follow_flags(s, p, names[i]), canon[i], PATH_MAX);
         if (rc != 0)
             break;
     }
@@ -418,6 +428,17 @@ static bool moves(const struct sc_desc *d)
            (d->p[0].follow == F_RENAME || d->p[1].follow == F_PARENT);
 }
 
+/* Linux looks a link's old name up before new's directory: where new cannot resolve (err), a
+ * missing old (translated into s->host) gives its own error first. */
+static int link_old_first(const struct stop *s, int err)
+{
+    struct stat st;
+
+    if (!moves(s->sc) || s->sc->p[0].follow == F_RENAME || !s->have_host)
+        return err;
+    return lstat(s->host, &st) < 0 ? -errno : err;
+}
+
 int paths_handle(struct tracer *t, struct stop *s)
 {
     char names[2][PATH_MAX];
@@ -445,7 +466,7 @@ int paths_handle(struct tracer *t, struct stop *s)
         }
         have |= 1 << i;
         dirfd = p->dirfd >= 0 ? (int)regs_arg(&s->regs, p->dirfd) : AT_FDCWD;
-        follow = follow_flags(s, p);
+        follow = follow_flags(s, p, guest);
         if (guest[0] != '/' && dirfd != AT_FDCWD && !(follow & GP_FOLLOW_LAST) &&
             plain_name(t, guest)) {
             /* a name in a real directory, not followed (GP_PARENT's names included: never a
@@ -464,7 +485,7 @@ int paths_handle(struct tracer *t, struct stop *s)
         if (rc == 1)
             continue;
         if (rc < 0)
-            return rc;
+            return i == 1 ? link_old_first(s, rc) : rc;
         if (i == 0 && !kernel_fs(host)) {
             memcpy(s->host, host, strlen(host) + 1);
             s->have_host = true;
