@@ -37,7 +37,10 @@ def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back(tmp_
         deadline = time.monotonic() + 60
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)
+        # To the main thread, as a batch system's kill reaches single-threaded hpcbox: a signal to
+        # the process may be taken by this thread, and the main one, blocked in waitpid, would
+        # never run its handler (the test hung once so, the sh waiting for a TERM never sent).
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     def start():
         container = Container(subprocess.Popen(["sh", "-c", script]))
