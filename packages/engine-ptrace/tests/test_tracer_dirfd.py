@@ -90,7 +90,8 @@ def test_a_descriptor_of_the_root_moves_into_the_reserved_range(debian, volumes)
 
 
 def _stops(proc):
-    return sum(int(line.split()[2]) for line in proc.stderr.splitlines() if line.startswith("hpcbox-ptrace:   "))
+    lines = proc.stderr.splitlines()
+    return sum(int(line.split()[2]) for line in lines if line.startswith("hpcbox-ptrace:   "))
 
 
 def test_walks_below_no_binding_keep_the_fast_path(debian, volumes):
