@@ -326,11 +326,11 @@ echo "tar: $(tar -C / -cf - vol/v | tar -tf - | tr '\n' ' ')"
 """
 
 
-@pytest.mark.parametrize("variant", ["runc", "ptrace-trace-dirfd", "preload"])
+@pytest.mark.parametrize("variant", ["runc", "ptrace", "ptrace-trace-dirfd", "preload"])
 def test_walks_from_a_parent_directory_enter_volumes(run_store, tmp_path, variant):
     """`find /` and `tar -C / -cf - vol/v` (names relative to a descriptor of "/") see the volume's
-    files, as with a mount. The ptrace engine needs --trace-dirfd for it: its seccomp fast path lets
-    the kernel resolve such names in the rootfs (a documented limit of that engine)."""
+    files, as with a mount. The ptrace engine's seccomp fast path included: descriptors of guest
+    directories above a binding move into a reserved range whose calls the tracer translates."""
     engine, _, mode = variant.partition("-")
     env = hpcbox_env(HPCBOX_PTRACE_TRACE_DIRFD="1") if mode else hpcbox_env()
     os.chmod(tmp_path, 0o755)

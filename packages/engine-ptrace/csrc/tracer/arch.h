@@ -16,6 +16,9 @@
 #define TRACER_NR_PRCTL 157
 #define TRACER_NR_BRK 12
 #define TRACER_NR_SECCOMP 317
+#define TRACER_NR_FCNTL 72
+#define TRACER_NR_CLOSE 3
+#define TRACER_NR_DUP 32
 struct regs {
     struct user_regs_struct r;
 };
@@ -25,6 +28,9 @@ struct regs {
 #define TRACER_NR_PRCTL 167
 #define TRACER_NR_BRK 214
 #define TRACER_NR_SECCOMP 277
+#define TRACER_NR_FCNTL 25
+#define TRACER_NR_CLOSE 57
+#define TRACER_NR_DUP 23
 struct regs {
     struct user_regs_struct r; /* glibc's name for the kernel's user_pt_regs */
     long nr;           /* NT_ARM_SYSTEM_CALL */

@@ -3,7 +3,8 @@
  * no final symlink run untraced (what find and tar -c make by the thousand: fstatat with
  * AT_SYMLINK_NOFOLLOW or AT_EMPTY_PATH, openat read-only with O_NOFOLLOW, readlinkat, futimens),
  * unless --trace-dirfd; every write and every followed name stops, so that an absolute symlink or
- * ".." on the way resolves in the guest (paths.c).
+ * ".." on the way resolves in the guest (paths.c). A dirfd from cfg->reserved_fd up (a guest
+ * directory above a binding, moved there by relocate.c) always stops.
  *
  * Under root emulation the stat calls by descriptor (fstat, and newfstatat/statx by a real dirfd)
  * must show the ownership record's owners once there is one, but until then stopping on them
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 #define X32_BIT 0x40000000u
-#define FILTER_BLOCK_MAX 8
+#define FILTER_BLOCK_MAX 12
 
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d)
 {
@@ -64,6 +65,11 @@ bool filter_owners_only(const struct sc_desc *d)
 #define ARG_HI(i) (ARG_LO(i) + sizeof(__u32))
 #define OPEN_WRITES (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 
+static bool relocating(const struct tracer_config *cfg)
+{
+    return cfg->reserved_fd > 0 && !cfg->trace_dirfd;
+}
+
 /* Which calls of a fast_dirfd syscall with a real dirfd may run untraced. */
 enum fast_kind { FAST_NONE, FAST_STAT, FAST_OPEN, FAST_ALWAYS, FAST_NULL_PATH };
 
@@ -84,31 +90,36 @@ static enum fast_kind fast_kind(const struct sc_desc *d)
 static size_t block(const struct tracer_config *cfg, const struct sc_desc *d, struct sock_filter *b)
 {
     unsigned nr = (unsigned)sc_native_nr(d), dirfd = ARG_LO(d->p[0].dirfd), flags, path;
+    /* dirfds from reserved_fd up always stop (relocate.c); AT_FDCWD is tested before */
+    unsigned reserved = relocating(cfg) ? (unsigned)cfg->reserved_fd : 0x7fffffffu;
     enum fast_kind kind = filter_fast_dirfd(cfg, d) ? fast_kind(d) : FAST_NONE;
     size_t n = 0;
 
     switch (kind) {
     case FAST_STAT:
         flags = ARG_LO(d->p[0].flags);
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 6);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 7);
         b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 3, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 4, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, reserved, 3, 0);
         b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, flags);
         b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, 1);
         break;
     case FAST_OPEN:
         flags = ARG_LO(d->p[0].flags);
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 7);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 8);
         b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 4, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 5, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, reserved, 4, 0);
         b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, flags);
         b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, OPEN_WRITES, 2, 0);
         b[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, O_NOFOLLOW, 0, 1);
         break;
     case FAST_ALWAYS:
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 4);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 5);
         b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, dirfd);
-        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 0, 1);
+        b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)AT_FDCWD, 1, 0);
+        b[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, reserved, 0, 1);
         break;
     case FAST_NULL_PATH:
         path = ARG_LO(d->p[0].path);
@@ -131,6 +142,28 @@ static size_t block(const struct tracer_config *cfg, const struct sc_desc *d, st
         b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
     }
     return n;
+}
+
+/* dup(fd) and fcntl(fd, F_DUPFD or F_DUPFD_CLOEXEC, n) of a descriptor in the reserved range stop,
+ * so that the copy lands in the range too (relocate.c); dup2 and dup3 name their number. */
+static size_t dup_blocks(const struct tracer_config *cfg, struct sock_filter *b)
+{
+    unsigned reserved = (unsigned)cfg->reserved_fd;
+    size_t n = 0;
+
+    b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, TRACER_NR_FCNTL, 0, 7);
+    b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
+    b[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, reserved, 0, 4);
+    b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1));
+    b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD, 1, 0);
+    b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_DUPFD_CLOEXEC, 0, 1);
+    b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    b[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, TRACER_NR_DUP, 0, 3);
+    b[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
+    b[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, reserved, 0, 1);
+    b[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    return n; /* falls through to the final ALLOW */
 }
 
 int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size_t cap)
@@ -164,6 +197,13 @@ int filter_build(const struct tracer_config *cfg, struct sock_filter *prog, size
         /* the accumulator holds nr again for the next block */
         if (len > 2)
             EMIT(STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
+    }
+    if (relocating(cfg)) {
+        struct sock_filter b[FILTER_BLOCK_MAX];
+        size_t len = dup_blocks(cfg, b);
+
+        for (size_t k = 0; k < len; k++)
+            EMIT(b[k]);
     }
     EMIT(STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
 #undef EMIT

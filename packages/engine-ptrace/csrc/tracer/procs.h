@@ -59,6 +59,10 @@ struct proc {
     uint64_t exit_size;
     long exit_ret;
     char *exit_path;          /* EXIT_MKNOD: the host path (malloc'ed) */
+    unsigned char reloc_step; /* relocate.c: where a descriptor's move into the reserved range is */
+    int reloc_fd;             /* the descriptor the open returned */
+    int reloc_new;            /* its copy in the reserved range */
+    uint64_t reloc_signals;   /* signals that arrived during the move (bit sig - 1) */
 };
 
 #define PROCS_BUCKETS 1024

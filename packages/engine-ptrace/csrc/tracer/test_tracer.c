@@ -544,6 +544,9 @@ static unsigned run_bpf(const struct sock_filter *prog, int n, const struct secc
         case BPF_JMP | BPF_JSET | BPF_K:
             pc += (a & f->k) ? f->jt : f->jf;
             break;
+        case BPF_JMP | BPF_JGE | BPF_K:
+            pc += (a >= f->k) ? f->jt : f->jf;
+            break;
         case BPF_RET | BPF_K:
             return f->k;
         default:
@@ -642,6 +645,53 @@ static void test_filter(void)
     ok((run_bpf(prog, n, &other) & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW,
        "the owners filter leaves other ABIs to the main filter");
     ok(filter_build_owners(prog, 4) == -ENOSPC, "a short buffer for the owners filter is ENOSPC");
+}
+
+static unsigned verdict_nr(const struct sock_filter *prog, int n, int nr, int64_t arg0, uint64_t arg1,
+                           uint64_t arg2, uint64_t arg3)
+{
+    struct seccomp_data d;
+
+    memset(&d, 0, sizeof(d));
+    d.arch = arch_audit();
+    d.nr = nr;
+    d.args[0] = (uint64_t)arg0;
+    d.args[1] = arg1;
+    d.args[2] = arg2;
+    d.args[3] = arg3;
+    return run_bpf(prog, n, &d) & SECCOMP_RET_ACTION_FULL;
+}
+
+static void test_filter_reserved(void)
+{
+    struct sock_filter prog[1024];
+    struct tracer_config cfg = {.seccomp = true, .reserved_fd = 960};
+    struct tracer_config strict = {.seccomp = true, .trace_dirfd = true, .reserved_fd = 960};
+    int n = filter_build(&cfg, prog, 1024);
+
+    ok(n > 0 && verdict3(prog, n, "openat", 959, 0x1000, O_RDONLY | O_NOFOLLOW, 0) == SECCOMP_RET_ALLOW,
+       "reserved range: openat(959, name, O_NOFOLLOW) below it runs untraced");
+    ok(verdict3(prog, n, "openat", 960, 0x1000, O_RDONLY | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE &&
+           verdict3(prog, n, "openat", 1000, 0x1000, O_RDONLY | O_NOFOLLOW | O_DIRECTORY, 0) == SECCOMP_RET_TRACE,
+       "reserved range: openat(960 and up, name, O_NOFOLLOW) stops");
+    ok(verdict3(prog, n, "newfstatat", 960, 0x1000, 0x2000, AT_SYMLINK_NOFOLLOW) == SECCOMP_RET_TRACE &&
+           verdict3(prog, n, "newfstatat", 959, 0x1000, 0x2000, AT_SYMLINK_NOFOLLOW) == SECCOMP_RET_ALLOW,
+       "reserved range: fstatat by a dirfd in it stops, below it not");
+    ok(verdict3(prog, n, "readlinkat", 960, 0x1000, 0x2000, 10) == SECCOMP_RET_TRACE &&
+           verdict3(prog, n, "readlinkat", 3, 0x1000, 0x2000, 10) == SECCOMP_RET_ALLOW,
+       "reserved range: readlinkat by a dirfd in it stops");
+    ok(verdict3(prog, n, "openat", AT_FDCWD, 0x1000, O_RDONLY | O_NOFOLLOW, 0) == SECCOMP_RET_TRACE,
+       "reserved range: AT_FDCWD still stops (tested before the range)");
+    ok(verdict_nr(prog, n, TRACER_NR_FCNTL, 960, F_DUPFD_CLOEXEC, 3, 0) == SECCOMP_RET_TRACE &&
+           verdict_nr(prog, n, TRACER_NR_FCNTL, 960, F_DUPFD, 3, 0) == SECCOMP_RET_TRACE &&
+           verdict_nr(prog, n, TRACER_NR_FCNTL, 960, F_GETFL, 0, 0) == SECCOMP_RET_ALLOW &&
+           verdict_nr(prog, n, TRACER_NR_FCNTL, 3, F_DUPFD, 960, 0) == SECCOMP_RET_ALLOW,
+       "reserved range: only fcntl(F_DUPFD*) of a descriptor in it stops");
+    ok(verdict_nr(prog, n, TRACER_NR_DUP, 960, 0, 0, 0) == SECCOMP_RET_TRACE && verdict_nr(prog, n, TRACER_NR_DUP, 3, 0, 0, 0) ==
+           SECCOMP_RET_ALLOW, "reserved range: dup of a descriptor in it stops");
+    n = filter_build(&strict, prog, 1024);
+    ok(verdict_nr(prog, n, TRACER_NR_FCNTL, 960, F_DUPFD, 3, 0) == SECCOMP_RET_ALLOW,
+       "--trace-dirfd: no reserved range (every dirfd stops anyway)");
 }
 
 static void test_shebang(void)
@@ -791,6 +841,7 @@ int main(int argc, char **argv)
     test_table();
     test_numbers_match_the_c_library();
     test_filter();
+    test_filter_reserved();
     test_shebang();
     test_elf("/proc/self/exe", argc > 1 ? argv[1] : NULL);
     test_creds();

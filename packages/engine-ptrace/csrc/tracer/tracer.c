@@ -55,6 +55,7 @@ int tracer_init(struct tracer *t, const struct tracer_config *cfg, const char *r
 
     memset(t, 0, sizeof(*t));
     t->cfg = *cfg;
+    t->cfg.reserved_fd = relocate_floor();
     procs_init(&t->procs);
     sc_index(t->by_nr);
     t->nr_execve = sc_native_nr(sc_by_name("execve"));
@@ -302,6 +303,7 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
     int rc;
 
     p->exit_action = EXIT_NONE;
+    p->reloc_step = 0;
     if (regs_get(p->tid, &s.regs) < 0)
         return;
     if (inject_pending(p)) {
@@ -311,6 +313,10 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
         p->arg_start = 0;
     }
     nr = regs_nr(&s.regs);
+    if (relocate_dup(t, &s.regs)) {
+        check(regs_set(p->tid, &s.regs), "copying a descriptor into the reserved range", p->tid);
+        return;
+    }
     if (nr < 0 || nr >= SC_MAX_NR || t->by_nr[nr] < 0)
         return;
     s.sc = &SYSCALLS[t->by_nr[nr]];
@@ -324,6 +330,7 @@ static void on_entry(struct tracer *t, struct proc *p, enum __ptrace_request *re
         s.skip = true;
         s.ret = rc;
     }
+    relocate_arrange(t, &s);
     if (s.skip) {
         regs_set_nr(&s.regs, -1);
         regs_set_ret(&s.regs, s.ret);
@@ -528,13 +535,15 @@ static int trace_loop(struct tracer *t)
             break;
         case 0:
             if (sig == (SIGTRAP | 0x80)) {
-                if (!t->cfg.seccomp && !is_syscall_exit(pid))
+                if (p->reloc_step)
+                    resume = relocate_stop(t, p) ? PTRACE_SYSCALL : plain;
+                else if (!t->cfg.seccomp && !is_syscall_exit(pid))
                     on_entry(t, p, &resume);
                 else if (p->owners_wait && !is_syscall_exit(pid))
                     on_owners_entry(p, &resume);
                 else
                     on_exit_stop(t, p);
-            } else {
+            } else if (!relocate_defer_signal(p, sig)) {
                 inject = sig; /* a signal for the program: deliver it */
             }
             break;
@@ -545,6 +554,8 @@ static int trace_loop(struct tracer *t)
         owners_check(t);
         if (p->owners_wait && resume == PTRACE_CONT)
             resume = PTRACE_SYSCALL; /* on to its next syscall entry (on_owners_entry) */
+        if (p->reloc_step && resume == PTRACE_CONT)
+            resume = PTRACE_SYSCALL; /* a descriptor is being moved (relocate.c) */
         check(req(ptrace(resume, pid, 0, (void *)(long)inject)), "resuming", pid);
     }
 }

@@ -26,6 +26,7 @@ struct tracer_config {
     gid_t gid;
     const char *hostname; /* uname's nodename, NULL: the host's */
     const char *owners;  /* the container's ownership record (csrc/guestpath/owners.h), or NULL */
+    int reserved_fd;     /* dirfds from here up always stop (relocate.c); 0: none reserved */
 };
 
 struct tracer_mount {
@@ -158,6 +159,21 @@ struct gp_context *chroot_gp(struct tracer *t, pid_t tid);
 /* chroot(2): emulated (the syscall is skipped, s->ret says how it went). */
 int chroot_handle(struct tracer *t, struct stop *s);
 void chroot_destroy(struct tracer *t);
+
+/* relocate.c */
+/* The first descriptor of the reserved range for this process's RLIMIT_NOFILE (0: none). */
+int relocate_floor(void);
+/* At an open's entry (paths handled): whether its descriptor must move into the reserved range at
+ * the exit (a guest directory above a binding); if so the exit is arranged (s->want_exit). */
+void relocate_arrange(struct tracer *t, struct stop *s);
+/* A syscall stop of p while p->reloc_step is set: the next step of the move. Whether p must stop
+ * at its next syscall entry or exit (PTRACE_SYSCALL). */
+bool relocate_stop(struct tracer *t, struct proc *p);
+/* At a seccomp stop: dup or fcntl(F_DUPFD*) of a descriptor in the range is made to copy it into the
+ * range (r changed: true). */
+bool relocate_dup(const struct tracer *t, struct regs *r);
+/* A signal for p in the middle of a move: kept (true) and sent again once the move is done. */
+bool relocate_defer_signal(struct proc *p, int sig);
 
 /* filter.c */
 bool filter_traces(const struct tracer_config *cfg, const struct sc_desc *d);
