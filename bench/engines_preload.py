@@ -22,8 +22,6 @@ import json
 import os
 import shlex
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,24 +34,7 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 from run import TAR, WORKLOADS, debian_container, engine_part, native_chroot, sbin  # noqa: E402  (the same workloads as the run benchmark)
 
-
-def interleaved(commands: dict, runs: int, warmup: int = 1) -> list:
-    """Like harness.compare, but one run of each command in turn, `runs` times: on a shared machine a
-    change of load then hits every column alike instead of whichever hyperfine was timing."""
-    argvs = {label: shlex.split(command) for label, command in commands.items()}
-    times: dict = {label: [] for label in commands}
-    for round_ in range(warmup + runs):
-        for label, argv in argvs.items():
-            started = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-            if round_ >= warmup:
-                times[label].append(time.perf_counter() - started)
-    return [harness.Timing(label, commands[label], statistics.median(t), statistics.mean(t),
-                           statistics.stdev(t) if len(t) > 1 else 0.0, len(t))
-            for label, t in times.items()]
-
-
-TARGETS = {"200x fork+exec ls /": 1.3, "find /usr x10": 1.5, TAR: 1.2, "1M-iteration shell loop": 1.02}
+TARGETS = {"200x fork+exec ls /": 1.2, "find /usr x10": 1.3, TAR: 1.15, "1M-iteration shell loop": 1.02}
 TOOLS = ("hpcbox run --engine preload", "preload library (launcher, no CLI)", "fakechroot chroot")
 
 
@@ -97,6 +78,8 @@ def main() -> None:
         launch = launcher_script(work, home, cid)
         native = native_chroot(work, rootfs)
 
+        timed_env = harness.workload_env()  # every tool runs the workloads with the same environment
+
         def tools(command: str) -> dict:
             return {
                 TOOLS[0]: f"{q(hpcbox)} --home {q(str(home))} run --engine preload bench {command}",
@@ -106,12 +89,12 @@ def main() -> None:
             }
 
         start_cmds = tools("/bin/true")
-        start = interleaved(start_cmds, runs=args.start_runs, warmup=3)
+        start = harness.interleaved(start_cmds, runs=args.start_runs, warmup=3, env=timed_env)
         engine_s = engine_part(home, cid, args.start_runs, engine="preload")
         results = {}
         for label, command in WORKLOADS.items():
             if command != "/bin/true":
-                results[label] = interleaved(tools(command), runs=args.runs, warmup=1)
+                results[label] = harness.interleaved(tools(command), runs=args.runs, warmup=1, env=timed_env)
 
     true_of = {t.label: t.median_s for t in start}
     lines = ["| workload | native chroot | " + " | ".join(TOOLS) + " | target (preload) |",

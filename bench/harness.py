@@ -41,20 +41,31 @@ def require(*tools: str) -> None:
         sys.exit(f"bench: missing {', '.join(missing)}; run: sudo scripts/setup-debian --tests")
 
 
+def workload_env() -> dict:
+    """The environment for timed workloads: what a container's image gives its program (Debian's PATH), so
+    that every tool runs a workload alike. The host's own settings would otherwise reach only the native
+    and fakechroot/PRoot columns: with LANG=C.UTF-8, for one, every `ls` opens a dozen locale files."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    env.update((key, os.environ[key]) for key in ("HOME", "TMPDIR") if key in os.environ)
+    return env
+
+
 def compare(
-    commands: dict[str, str], *, prepare: str | None = None, runs: int = 10, warmup: int = 1
+    commands: dict[str, str], *, prepare: str | None = None, runs: int = 10, warmup: int = 1,
+    env: dict | None = None,
 ) -> list[Timing]:
-    """Time every command with hyperfine in one invocation (same machine state for all)."""
+    """Time every command with hyperfine in one invocation (same machine state for all); *env*: the
+    commands' environment (default: this process's)."""
     require("hyperfine")
     with tempfile.TemporaryDirectory(prefix="hpcbox-bench-") as tmp:
         export = Path(tmp) / "hyperfine.json"
-        argv = ["hyperfine", "--style", "basic", "--runs", str(runs), "--warmup", str(warmup),
-                "--export-json", str(export)]
+        argv = [shutil.which("hyperfine") or "hyperfine", "--style", "basic", "--runs", str(runs),
+                "--warmup", str(warmup), "--export-json", str(export)]
         if prepare:
             argv += ["--prepare", prepare]
         for label, command in commands.items():
             argv += ["--command-name", label, command]
-        subprocess.run(argv, check=True)
+        subprocess.run(argv, check=True, env=env)
         data = json.loads(export.read_text())
     return [
         Timing(label, cmd, statistics.median(r["times"]), r["mean"], r["stddev"] or 0.0, len(r["times"]),
@@ -64,11 +75,12 @@ def compare(
 
 
 def interleaved(commands: dict[str, str], *, runs: int = 10, warmup: int = 1, prepare: str | None = None,
-                shell: bool = False) -> list[Timing]:
+                shell: bool = False, env: dict | None = None) -> list[Timing]:
     """Like compare(), but one run of each command in turn, *runs* rounds: on a shared machine a change
     of load then hits every column alike instead of whichever command hyperfine was timing. *prepare*
     (a shell command, not timed) runs before every run; CPU time is user + system of the run's
-    processes (those it waited for). *shell*: run the commands through /bin/sh (same cost for all)."""
+    processes (those it waited for). *shell*: run the commands through /bin/sh (same cost for all).
+    *env*: the commands' environment (default: this process's)."""
     import resource
     import shlex
     import time
@@ -82,7 +94,7 @@ def interleaved(commands: dict[str, str], *, runs: int = 10, warmup: int = 1, pr
                 subprocess.run(prepare, shell=True, check=True)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
-            subprocess.run(argv, shell=shell, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(argv, shell=shell, check=True, stdout=subprocess.DEVNULL, env=env)
             elapsed = time.perf_counter() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if round_ >= warmup:

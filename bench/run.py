@@ -147,6 +147,8 @@ def main() -> None:
         chroot = native_chroot(work, rootfs)
         state = work / "runc-state"
 
+        timed_env = harness.workload_env()  # every tool runs the workloads with the same environment
+
         def tools(command: str) -> dict:
             bundle = runc_bundle(runc, work, rootfs, command)
             return {
@@ -160,7 +162,7 @@ def main() -> None:
         start_cmds["hpcbox run --rm --overlay IMAGE"] = (f"{q(hpcbox)} --home {q(str(home))} run --rm "
                                                          f"--overlay bench/debian:12 /bin/true")
         start_cmds["python -c pass (interpreter start)"] = f"{q(sys.executable)} -c pass"
-        start = harness.interleaved(start_cmds, runs=args.start_runs, warmup=3)
+        start = harness.interleaved(start_cmds, runs=args.start_runs, warmup=3, env=timed_env)
         harness.distribution_svg(start, harness.ROOT / "docs" / "img" / "start.svg",
                                  f"/bin/true start, {args.start_runs} runs each (box: 25-75%, red: median, "
                                  "line: 5-95%)")
@@ -170,7 +172,7 @@ def main() -> None:
         for label, command in WORKLOADS.items():
             if command == "/bin/true":
                 continue
-            results[label] = harness.interleaved(tools(command), runs=args.runs, warmup=1)
+            results[label] = harness.interleaved(tools(command), runs=args.runs, warmup=1, env=timed_env)
 
     true_of = {t.label: t.median_s for t in start}
     lines = ["| workload | native chroot | hpcbox run (runc engine) | runc run | target (userns) |",
