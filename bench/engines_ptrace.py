@@ -78,11 +78,9 @@ def main() -> None:
         home, cid, rootfs = run_bench.debian_container(work, hpcbox, engine="ptrace")
         chroot = run_bench.native_chroot(work, rootfs)
         tracer = tracer_command(home, cid)
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-        tracer_cmd = "env -i PATH=" + q(env["PATH"]) + " " + " ".join(q(a) for a in tracer)
+        env = harness.workload_env()  # every tool runs the workloads with the same environment
+        tracer_cmd = " ".join(q(a) for a in tracer)
         proot_cmd = f"{q(proot)} -r {q(str(rootfs))} -b /proc -b /dev -b /sys"
-
-        timed_env = harness.workload_env()  # every tool runs the workloads with the same environment
 
         def tools(command: str) -> dict:
             return {
@@ -92,12 +90,12 @@ def main() -> None:
                 PROOT: f"{proot_cmd} {command}",
             }
 
-        start = harness.compare(tools("/bin/true"), runs=args.start_runs, warmup=3, env=timed_env)
+        start = harness.compare(tools("/bin/true"), runs=args.start_runs, warmup=3, env=env)
         results, stops = {}, {}
         for label, command in run_bench.WORKLOADS.items():
             if command == "/bin/true":
                 continue
-            results[label] = harness.compare(tools(command), runs=args.runs, warmup=1, env=timed_env)
+            results[label] = harness.compare(tools(command), runs=args.runs, warmup=1, env=env)
             stops[label] = stop_counts(tracer, shlex.split(command)[2], env)
         stops["/bin/true"] = stop_counts(tracer, "/bin/true", env)
 

@@ -44,7 +44,7 @@ def require(*tools: str) -> None:
 def workload_env() -> dict:
     """The environment for timed workloads: what a container's image gives its program (Debian's PATH), so
     that every tool runs a workload alike. The host's own settings would otherwise reach only the native
-    and fakechroot/PRoot columns: with LANG=C.UTF-8, for one, every `ls` opens a dozen locale files."""
+    and fakechroot/PRoot columns: with LANG=C.UTF-8, for one, `chroot ROOTFS ls /` opens 65 files, not 9."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     env.update((key, os.environ[key]) for key in ("HOME", "TMPDIR") if key in os.environ)
     return env
