@@ -48,29 +48,54 @@ static void container_libc_files(void)
 }
 
 /* The configuration stays out of the program's sight (`env`, environ, /proc/PID/environ): every
- * HPCBOX_PRELOAD_* variable is removed once read; exec puts the configuration back from the copies
- * in `keep`. */
-static void hide_configuration(void)
+ * HPCBOX_PRELOAD_* variable is removed once read (after hp_fix_proc_self has hidden the strings
+ * /proc/PID/environ shows); exec puts the configuration back from the copies in `keep`. The names
+ * first: unsetenv moves the entries (and a program's own copy of `environ` may differ from the one
+ * libc changes). */
+struct config_names {
+    int n;
+    char name[32][64];
+};
+
+static void find_configuration(struct config_names *found)
 {
     extern char **environ;
-    char names[32][64];
-    int n = 0;
 
-    /* the names first: unsetenv moves the entries (and a program's own copy of `environ` may
-     * differ from the one libc changes) */
-    for (char **e = environ; e && *e && n < 32; e++) {
+    found->n = 0;
+    for (char **e = environ; e && *e && found->n < 32; e++) {
         const char *eq = strchr(*e, '=');
         size_t len = eq ? (size_t)(eq - *e) : 0;
 
-        if (len && len < sizeof(names[0]) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
-            memcpy(names[n], *e, len);
-            names[n++][len] = '\0';
+        if (len && len < sizeof(found->name[0]) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
+            memcpy(found->name[found->n], *e, len);
+            found->name[found->n++][len] = '\0';
         }
     }
-    if (n > 0)
-        hp_hide_proc_environ();
-    for (int i = 0; i < n; i++)
-        unsetenv(names[i]);
+}
+
+static void unset_configuration(const struct config_names *found)
+{
+    for (int i = 0; i < found->n; i++)
+        unsetenv(found->name[i]);
+}
+
+/* The work common to both constructors: /proc/self/stat is read once (the registry's start time,
+ * the argument and environment ranges), and one prctl sets argv[0]'s place and the environment. */
+static void start(int argc, char **argv, const char *argv0)
+{
+    const struct hp_config *c = hp_conf();
+    unsigned long long st[HP_STAT_FIELDS];
+    const unsigned long long *have = hp_proc_stat(0, st, HP_STAT_FIELDS) == 0 ? st : NULL;
+    struct config_names found;
+
+    if (c && c->first)
+        container_libc_files();
+    if (c)
+        hp_register_exe(c, have ? st[22] : 0); /* for the others' /proc/PID/exe (procs.c) */
+    hp_set_comm(getenv(HP_ENV_COMM));
+    find_configuration(&found);
+    hp_fix_proc_self(argc, argv, argv0, have, found.n > 0);
+    unset_configuration(&found);
 }
 
 #ifdef __GLIBC__
@@ -79,32 +104,17 @@ static void hide_configuration(void)
 __attribute__((constructor(101))) static void hp_init(int argc, char **argv, char **envp)
 {
     const char *argv0 = getenv(HP_ENV_ARGV0);
-    const struct hp_config *c;
 
     (void)envp;
-    c = hp_conf();
-    if (c && c->first)
-        container_libc_files();
-    if (c)
-        hp_register_exe(c); /* for the others' /proc/PID/exe (procs.c) */
-    hp_set_comm(getenv(HP_ENV_COMM));
+    start(argc, argv, argv0 && argc > 0 && argv ? argv0 : NULL);
     if (argv0 && argc > 0 && argv) {
-        hp_fix_argv(argc, argv, argv0);
         program_invocation_name = argv[0];
         program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     }
-    hide_configuration();
 }
 #else
 __attribute__((constructor(101))) static void hp_init(void)
 {
-    const struct hp_config *c = hp_conf();
-
-    if (c && c->first)
-        container_libc_files();
-    if (c)
-        hp_register_exe(c); /* for the others' /proc/PID/exe (procs.c) */
-    hp_set_comm(getenv(HP_ENV_COMM));
-    hide_configuration();
+    start(0, NULL, NULL);
 }
 #endif

@@ -88,8 +88,10 @@ struct hp_config {
 
 /* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
 const struct hp_config *hp_conf(void);
-/* environ.c: /proc/PID/environ without the HPCBOX_PRELOAD_* variables (the constructor). */
-void hp_hide_proc_environ(void);
+/* environ.c: the environment strings of /proc/self/stat's range (st) without the HPCBOX_PRELOAD_*
+ * variables, in a mapping of `size` bytes of which `used` hold them; NULL when none is there (or no
+ * memory). For /proc/PID/environ (hp_fix_proc_self). */
+char *hp_environ_copy(const unsigned long long *st, size_t *used, size_t *size);
 
 /* The HPCBOX_DEBUG level (say.c; set by the configuration). */
 extern int hp_debug_level;
@@ -202,18 +204,21 @@ void hp_forget_done(const unsigned long long id[2]);
 int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
 
 /* /proc/self (procself.c): whether path names this process's exe link (/proc/self/exe,
- * /proc/thread-self/exe, /proc/PID/exe); argv[0] put back as argv0 and /proc/self/cmdline made the
- * program's argv (glibc's constructor). */
+ * /proc/thread-self/exe, /proc/PID/exe); in the constructor, argv[0] put back as argv0 (NULL: left)
+ * with /proc/self/cmdline made the program's argv, and /proc/self/environ without the configuration
+ * (hide_env), from the fields of /proc/self/stat (st, HP_STAT_FIELDS of them; NULL: unread). */
 bool hp_is_proc_exe(const char *path);
-void hp_fix_argv(int argc, char **argv, const char *argv0);
+#define HP_STAT_FIELDS 53
+void hp_fix_proc_self(int argc, char **argv, const char *argv0, const unsigned long long *st, bool hide_env);
 /* Fields 3..count-1 of /proc/PID/stat (pid 0: this process's), numbered as in proc(5), into v
  * (the state letter reads as 0): 0, or -errno (-EIO: fewer fields). Raw system calls (procs.c). */
 int hp_proc_stat(long pid, unsigned long long *v, int count);
 /* /proc/PID/exe of the container's other processes (procs.c): register this process's program
- * (its constructor; 0 or -errno, nothing to do without a registry or a known program), and the
+ * (its constructor, with its start time, field 22 of /proc/self/stat, 0: read here; 0 or -errno,
+ * nothing to do without a registry or a known program), and the
  * program of the process that `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link`
  * (NULL: read here), into out: 0 when the registry knows it, else -errno (the kernel's link holds). */
-int hp_register_exe(const struct hp_config *c);
+int hp_register_exe(const struct hp_config *c, unsigned long long start_time);
 int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size);
 /* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
  * exec (the loader's name otherwise). */

@@ -106,10 +106,9 @@ static void seal(char slot[HP_PROCS_SLOT])
     memcpy(slot + HP_PROCS_TEXT, tag, 16);
 }
 
-int hp_register_exe(const struct hp_config *c)
+int hp_register_exe(const struct hp_config *c, unsigned long long start)
 {
     char loader[PATH_MAX], slot[HP_PROCS_SLOT], tag[17];
-    unsigned long long start = 0;
     long pid = (long)syscall(SYS_getpid), n;
     int rc, len, fd;
 
@@ -119,7 +118,7 @@ int hp_register_exe(const struct hp_config *c)
     if (n < 0)
         return -errno;
     loader[n] = '\0';
-    rc = start_time(pid, &start);
+    rc = start ? 0 : start_time(pid, &start);
     if (rc < 0)
         return rc;
     hash16(loader, tag);
