@@ -294,7 +294,8 @@ print(status, sorted(heavy) if seen else "runner-not-started-by-the-lean-spawn",
 
 def test_the_lean_run_collects_no_garbage_and_the_full_path_does(tmp_path):
     """The `hpcbox` command's lean run turns the cyclic garbage collector off (collections cost ~1.5 ms of
-    each start; the process ends with the container); whatever goes on to hpcbox.main has it on."""
+    each start; the process ends with the container); whatever goes on (to `run`'s own command for an
+    image, to hpcbox.main for other commands: both may pull or extract) has it on."""
     home = tmp_path / "home"
     _container(home, "ef" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}})
     code = """
@@ -307,12 +308,14 @@ def fork_exec(argv, env, close):
     return real(["/bin/true"], env, close)
 _spawn._fork_exec = fork_exec
 hpcbox.main.main = lambda argv=None: print("full path, collecting:", gc.isenabled(), flush=True) or 0
+import hpcbox.commands.run
+hpcbox.commands.run.run = lambda args: print("run command, collecting:", gc.isenabled(), flush=True) or 0
 sys.argv = ["hpcbox", *sys.argv[1:]]
 import hpcbox.quick
 hpcbox.quick.main()
 """
     for words, said in ((["run", "--engine", "runc", "box"], "lean run, collecting: False"),
-                        (["run", "--engine", "runc", "no-such-container"], "full path, collecting: True"),
+                        (["run", "--engine", "runc", "no-such-container"], "run command, collecting: True"),
                         (["ps"], "full path, collecting: True")):
         done = subprocess.run([sys.executable, "-c", code, "--home", str(home), *words], capture_output=True,
                               text=True, check=False)
@@ -377,3 +380,25 @@ def test_full_path_commands_skip_only_the_teardown(tmp_path, thread):
         assert lines[:2] == ["thread", "handler"], done.stderr
     else:  # (the normal exit's teardown would finalize `late`: see the thread case)
         assert lines == ["handler"], done.stderr
+
+
+def test_an_image_run_goes_to_the_run_command_without_the_parser(tmp_path):
+    """`hpcbox run [--rm] [--overlay] IMAGE`: hpcbox.commands.run.run (what hpcbox.main calls for `run`) gets
+    the attributes argparse would give, without argparse or hpcbox.main being imported (~12 ms)."""
+    code = """
+import sys
+import hpcbox.commands.run
+def run(args):
+    print(sorted(m for m in ("argparse", "hpcbox.main") if m in sys.modules), args.target, args.rm,
+          args.overlay, args.command, flush=True)
+    return 3
+hpcbox.commands.run.run = run
+sys.argv = ["hpcbox", *sys.argv[1:]]
+import hpcbox.quick
+hpcbox.quick.main()
+"""
+    done = subprocess.run([sys.executable, "-c", code, "--home", str(tmp_path / "home"), "run", "--rm",
+                           "--overlay", "127.0.0.1:5000/x/y:1", "sh", "-c", "true"],
+                          capture_output=True, text=True, check=False)
+    assert done.stdout == "[] 127.0.0.1:5000/x/y:1 True True ['sh', '-c', 'true']\n", done.stderr
+    assert done.returncode == 3, done.stderr

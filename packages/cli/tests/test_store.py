@@ -1,14 +1,18 @@
-"""The store's layout, index operations, atomic writes, locks and garbage collection."""
+"""The store's layout, index operations, image lookup, atomic writes, locks and garbage collection."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hpcbox.store import Store, StoreCorruptError, UnknownImageError
+from hpcbox.store import Store, StoreCorruptError, UnknownImageError, lookup
 from hpcbox.store.atomic import atomic_write_bytes
 from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_REF_NAME
 from hpcbox.store.lock import FileLock, LockBusy, try_lock
@@ -70,6 +74,66 @@ def test_add_image_lists_names_and_moves_tags(tmp_path):
     assert store.find([], id_prefix=c1.split(":")[1][:8]).manifest_digest == d1
     with pytest.raises(UnknownImageError, match="hpcbox images"):
         store.find(["docker.io/library/nope:latest"])
+
+
+
+_component = st.from_regex(r"[a-z0-9]{1,6}([._-][a-z0-9]{1,4})?", fullmatch=True)
+_host = st.one_of(st.just(""), st.just("localhost"), st.just("localhost:5000"), st.just("127.0.0.1:41131"),
+                  st.just("docker.io"), st.just("index.docker.io"), st.just("registry-1.docker.io"),
+                  st.just("ghcr.io"), st.just("quay.example.org:8443"), st.just("myhost"))
+_tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}", fullmatch=True)
+_digest = st.from_regex(r"sha256:[0-9a-f]{64}", fullmatch=True)
+
+
+@st.composite
+def references(draw) -> str:
+    host = draw(_host)
+    path = "/".join(draw(st.lists(_component, min_size=1, max_size=3)))
+    name = f"{host}/{path}" if host else path
+    tag, digest = draw(st.one_of(st.tuples(_tag, st.none()), st.tuples(st.none(), _digest)))
+    return f"{name}:{tag}" if tag else f"{name}@{digest}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(references())
+def test_a_canonical_name_is_its_own_canonical_form(text):
+    """What the fast path of find() relies on: the names the store holds (canonical_names' results) come
+    back unchanged when typed, so looking them up without parsing gives the parsed answer."""
+    names = lookup.canonical_names(text)
+    assert len(names) == 1
+    assert lookup.canonical_names(names[0]) == names
+    assert lookup._qualified(names[0])
+
+
+def test_typed_names_find_what_the_parsed_names_find(tmp_path):
+    store = Store(tmp_path)
+    store.init()
+    busybox = _image(store, b"one", "docker.io/library/busybox:1")[0]
+    local = _image(store, b"two", "127.0.0.1:5000/bench/app:2")[0]
+    for text, want in [("busybox:1", busybox), ("docker.io/busybox:1", busybox),
+                       ("docker.io/library/busybox:1", busybox),
+                       ("index.docker.io/library/busybox:1", busybox), ("127.0.0.1:5000/bench/app:2", local),
+                       (f"127.0.0.1:5000/bench/app@{local}", local), (local.split(":")[1][:12], local)]:
+        assert lookup.find(store, text).manifest_digest == want, text
+        names = lookup.canonical_names(text) if "/" in text or ":" in text else []
+        if names:
+            assert store.find(names).manifest_digest == want, text
+    for text in ("127.0.0.1:5000/bench/app:3", "127.0.0.1:5000/bench/app", "busybox:2"):
+        with pytest.raises(UnknownImageError):
+            lookup.find(store, text)
+
+
+def test_an_exactly_typed_name_is_found_without_the_registry_package(tmp_path):
+    """The fast path: `hpcbox run --rm 127.0.0.1:5000/x:1` does not import hpcbox_registry (~8 ms)."""
+    store = Store(tmp_path)
+    store.init()
+    digest = _image(store, b"one", "127.0.0.1:5000/bench/app:2")[0]
+    code = ("import sys\nfrom hpcbox.store import Store, lookup\n"
+            f"image = lookup.find(Store({str(store.home)!r}), sys.argv[1])\n"
+            "print(image.manifest_digest, 'hpcbox_registry' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, "127.0.0.1:5000/bench/app:2"], capture_output=True,
+                          text=True, check=False)
+    assert done.stdout.split() == [digest, "False"], done.stderr
 
 
 def test_add_image_refuses_when_a_blob_is_missing(tmp_path):

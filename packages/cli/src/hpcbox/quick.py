@@ -1,4 +1,4 @@
-"""The `hpcbox` command's entry point, with a lean path for `hpcbox run` of an existing container.
+"""The `hpcbox` command's entry point, with a lean path for `hpcbox run`.
 
 Many-task workflows and MPI launches start thousands of short containers, so `hpcbox run CONTAINER`
 must cost little more than the Python interpreter's own start. :mod:`hpcbox.main` builds the whole
@@ -14,7 +14,9 @@ runs. Here:
   prefix), reading ``container.json`` files without json, pathlib or the store's modules.
 - An existing copy container then runs through the same code as always
   (:func:`hpcbox.commands.run._run`); an image, an overlay container, a container set up with
-  ``--nvidia``, or ``--gpus`` take the full path of :mod:`hpcbox.main`, as does everything else.
+  ``--nvidia``, or ``--gpus`` go to `run`'s own command (:func:`hpcbox.commands.run.run`, what
+  :mod:`hpcbox.main` calls), without building the parser; every other command line takes the full
+  path of :mod:`hpcbox.main`.
 """
 
 from __future__ import annotations
@@ -291,6 +293,17 @@ def run_existing(args: Args) -> int | None:
             command._remove(ContainerStore(settings.store(args)), container)
 
 
+def run_command(args: Args) -> int:
+    """Anything else that :func:`parse_run` read: an image (created, pulled when missing), ``--name``,
+    ``--gpus``, a container that is not a plain copy. This is what :func:`hpcbox.main.main` calls for
+    `run` once its parser has read the same attributes (``tests/test_quick.py``), and its global options
+    are all absent here: the parser and hpcbox.main's imports (~12 ms of `hpcbox run --rm --overlay
+    IMAGE`) are skipped."""
+    from hpcbox.commands import run as command
+
+    return int(command.run(args) or 0)
+
+
 def _udocker_settings() -> bool:
     """Whether udocker's name or environment asks for what hpcbox.udocker.apply_globals does."""
     level = os.environ.get("UDOCKER_LOGLEVEL", "").strip()
@@ -325,7 +338,7 @@ def _end_now(status: int, exit_handlers: bool = False) -> None:
 
 
 def main(argv: List[str] | None = None) -> int:
-    """`hpcbox`: the lean path for `run` of an existing container, else :func:`hpcbox.main.main`."""
+    """`hpcbox`: the lean path for `run`, else :func:`hpcbox.main.main`."""
     args = None if _udocker_settings() else parse_run(sys.argv[1:] if argv is None else list(argv))
     if args is not None:
         if argv is None:
@@ -333,8 +346,14 @@ def main(argv: List[str] | None = None) -> int:
             # (the imports and the config allocate enough for collections worth ~1.5 ms per start; the
             # run path makes few cycles, and the process ends with the container).
             gc.disable()
+        went_on = False  # to `run`'s own command (an image: create, maybe pull; threads, atexit handlers)
         try:
             status = run_existing(args)
+            if status is None:
+                went_on = True
+                if argv is None:
+                    gc.enable()  # a create may extract layers or pull: long, and making garbage
+                status = run_command(args)
         except SystemExit:
             raise
         except BaseException as exc:  # reported exactly as hpcbox.main reports it
@@ -348,10 +367,9 @@ def main(argv: List[str] | None = None) -> int:
             if os.environ.get("HPCBOX_DEBUG") == "1":
                 raise
             return full._report(exc)
-        if status is not None:
-            if argv is None:  # the `hpcbox` command itself (not a caller that goes on)
-                _end_now(int(status or 0))
-            return int(status or 0)
+        if argv is None:  # the `hpcbox` command itself (not a caller that goes on)
+            _end_now(int(status or 0), exit_handlers=went_on)
+        return int(status or 0)
     if argv is None:
         gc.enable()  # the full path (pulls, layers) may run long and make garbage
     from hpcbox.main import main as full_main

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
@@ -71,14 +70,14 @@ def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
     directory's device, the runner's path, size and mtime) and taken as it is while they are the
     same. A failure is never recorded (each create probes again, and falls back to a copy). The record
     lies beside *directory* (the store's containers directory: in the store's home), not in it."""
-    try:
-        from hpcbox_engine_runc import overlay
-    except ImportError as exc:
-        return False, f"the runc engine is not installed ({exc})"
     record = os.path.join(os.path.dirname(os.path.abspath(directory)), PROBE_RECORD)
     key = _probe_key(directory)
     if key is not None and _read_text(record) == key:
         return True, "rootless overlayfs works here (userxattr)"
+    try:  # the probe's module (subprocess, tempfile, platform: ~6 ms) only when it runs
+        from hpcbox_engine_runc import overlay
+    except ImportError as exc:
+        return False, f"the runc engine is not installed ({exc})"
     try:
         ok, why = overlay.supported(os.fspath(directory))
     except Exception as exc:  # a broken probe means no overlay, never a failed create
@@ -221,6 +220,8 @@ def _is_opaque(path: str) -> bool:
 def merged_copy(lower: os.PathLike[str] | str, upper: os.PathLike[str] | str, dest: Path) -> None:
     """Write the overlay's merged view (lower, then upper's changes with its whiteouts and opaque
     directories honoured) into the new directory *dest*, as a plain tree."""
+    import shutil  # lazily (~2 ms with bz2, lzma): every `hpcbox run --overlay IMAGE` imports this module
+
     from hpcbox.containers.fs import copy_tree, remove_tree
 
     copy_tree(Path(lower), dest)

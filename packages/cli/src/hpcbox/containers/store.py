@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
@@ -64,9 +65,9 @@ def check_name(name: str) -> str:
 
 
 def _now() -> str:
-    import datetime  # lazily, like shutil below: `hpcbox run` of a container needs neither
-
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The time now in UTC as ``2026-12-04T05:40:00.123456Z``, without datetime (~1.5 ms to import)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns // 1000 % 10**6:06d}Z"
 
 
 class Damaged:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from typing import Any, Dict, Iterator, List, Optional
 
-from hpcbox.store.archive import _hash_stream, diff_id_of
 from hpcbox.store.layout import Image, Store
 
 TYPE_CHECKING = False  # names for the type checker only
@@ -44,11 +44,13 @@ def damaged_layer_check(store: Store, image: Image, manifest: Dict[str, Any]) ->
     """Around applying the layers: a layer that cannot be read gets its full digest check; one that
     fails it is a damaged blob of the store (removed, and the repair named), not a bad image."""
     from hpcbox.store.layout import StoreCorruptError, repair_command
-    from hpcbox_layers import CorruptLayerError
 
     try:
         yield
-    except CorruptLayerError as exc:
+    except Exception as exc:  # hpcbox_layers is imported only if the layers were applied
+        layers_module = sys.modules.get("hpcbox_layers")
+        if layers_module is None or not isinstance(exc, layers_module.CorruptLayerError):
+            raise
         layers = manifest.get("layers") or []
         index = exc.layer_index
         if index is None or not 0 <= index < len(layers):
@@ -56,6 +58,8 @@ def damaged_layer_check(store: Store, image: Image, manifest: Dict[str, Any]) ->
         digest = layers[index].get("digest", "")
         path = store.readable_blob_path(digest)
         try:
+            from hpcbox.store.archive import _hash_stream
+
             with open(path, "rb") as handle:
                 actual, _ = _hash_stream(handle)
         except OSError:
@@ -75,6 +79,8 @@ def damaged_layer_check(store: Store, image: Image, manifest: Dict[str, Any]) ->
 def verify_image(store: Store, image: Image, damaged: Optional[List[str]] = None) -> List[str]:
     """Problems found (empty: the image is intact): blob digests and sizes, config diff_ids. The digests
     of blobs that are missing or whose content is wrong are appended to *damaged*."""
+    from hpcbox.store.archive import _hash_stream, diff_id_of
+
     problems = []
     damaged = [] if damaged is None else damaged
 
