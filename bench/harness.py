@@ -8,6 +8,7 @@ side by side, and `publish()` to replace its own section of the results document
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -172,6 +173,49 @@ def publish(section: str, body: str) -> None:
         doc = doc.rstrip() + "\n\n" + block + "\n"
     RESULTS_DOC.write_text(doc)
     print(f"bench: results written to {RESULTS_DOC.relative_to(ROOT)} (section '{section}')")
+
+
+def loglog_svg(series: dict, path: Path, title: str, x_label: str, y_label: str) -> None:
+    """Lines of (x, y) points on log-log axes, one per series {label: {x: y}}, drawn as plain SVG (as
+    distribution_svg: no plotting library on the bench machine); ticks at the powers of ten."""
+    import math
+
+    width, height, left, right, top, bottom = 760, 420, 70, 190, 40, 50
+    xs = [x for points in series.values() for x in points]
+    ys = [y for points in series.values() for y in points.values() if y > 0]
+    x0, x1 = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+    px = lambda x: left + (width - left - right) * (math.log10(x) - x0) / max(1, x1 - x0)  # noqa: E731
+    py = lambda y: height - bottom - (height - top - bottom) * (math.log10(y) - y0) / max(1, y1 - y0)  # noqa: E731
+    mid = (width - right + left) / 2
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{mid}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+           f'<text x="{mid}" y="{height - 8}" text-anchor="middle">{x_label}</text>',
+           f'<text x="14" y="{(height - bottom + top) / 2}" text-anchor="middle" '
+           f'transform="rotate(-90 14 {(height - bottom + top) / 2})">{y_label}</text>']
+    for e in range(x0, x1 + 1):
+        out.append(f'<line x1="{px(10 ** e):.1f}" y1="{top}" x2="{px(10 ** e):.1f}" y2="{height - bottom}" '
+                   'stroke="#ddd"/>')
+        out.append(f'<text x="{px(10 ** e):.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                   f'1e{e}</text>')
+    for e in range(y0, y1 + 1):
+        out.append(f'<line x1="{left}" y1="{py(10 ** e):.1f}" x2="{width - right}" y2="{py(10 ** e):.1f}" '
+                   'stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{py(10 ** e) + 4:.1f}" text-anchor="end">{10.0 ** e:g}</text>')
+    colours = ("#000000", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+    for i, (label, points) in enumerate(series.items()):
+        colour = colours[i % len(colours)]
+        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(points.items()) if y > 0)
+        out.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        ly = top + 10 + 18 * i
+        out.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 30}" y2="{ly}" '
+                   f'stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{width - right + 36}" y="{ly + 4}">{label}</text>')
+    out.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")
 
 
 def distribution_svg(timings: list[Timing], path: Path, title: str) -> None:

@@ -137,7 +137,10 @@ def main() -> None:
             f"recipe needed before MPI mode).\n\n" + report(best, options.rounds, options.batches))
     print(body)
     if not options.no_publish:
-        harness.publish("mpi", body)
+        harness.loglog_svg(best, harness.ROOT / "docs" / "img" / "mpi.svg",
+                           "MPI ping-pong, mpirun -np 2, no flags: half round trip", "message size (bytes)",
+                           "µs")
+        harness.publish("mpi", body + "\n\n![MPI latency by message size](img/mpi.svg)")
 
 
 if __name__ == "__main__":
