@@ -178,8 +178,6 @@ def publish(section: str, body: str) -> None:
 def loglog_svg(series: dict, path: Path, title: str, x_label: str, y_label: str) -> None:
     """Lines of (x, y) points on log-log axes, one per series {label: {x: y}}, drawn as plain SVG (as
     distribution_svg: no plotting library on the bench machine); ticks at the powers of ten."""
-    import math
-
     width, height, left, right, top, bottom = 760, 420, 70, 190, 40, 50
     xs = [x for points in series.values() for x in points]
     ys = [y for points in series.values() for y in points.values() if y > 0]

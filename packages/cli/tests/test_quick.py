@@ -269,7 +269,7 @@ def test_lean_run_imports_little(tmp_path, idmap):
                settings={"annotations": {"org.hpcbox.runc.idmap": idmap}})
     code = f"""
 import sys
-from hpcbox_engine_runc import _spawn
+from hpcbox_oci_bundle import spawn as _spawn
 real, seen = _spawn._fork_exec, {{}}
 def fork_exec(argv, env, close):  # the runner is not needed: what was imported by then is
     seen["modules"] = set(sys.modules)
@@ -300,7 +300,7 @@ def test_the_lean_run_collects_no_garbage_and_the_full_path_does(tmp_path):
     _container(home, "ef" * 32, ["box"], image_config={"config": {"Cmd": ["/bin/true"]}})
     code = """
 import gc, sys
-from hpcbox_engine_runc import _spawn
+from hpcbox_oci_bundle import spawn as _spawn
 import hpcbox.main
 real = _spawn._fork_exec
 def fork_exec(argv, env, close):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,27 @@ def test_a_stale_loader_hint_is_looked_up_again(rootfs):
     proc = subprocess.run([str(launcher_path()), "/", "cat", "/etc/motd"], env=env, capture_output=True,
                           text=True, check=False)
     assert (proc.returncode, proc.stdout) == (0, "from the rootfs\n"), proc.stderr
+
+
+def test_a_run_with_the_callers_streams_imports_little(rootfs, tmp_path):
+    """`hpcbox run --engine preload` hands the engine no streams: the launcher is started by
+    hpcbox_oci_bundle.spawn, and neither subprocess, pathlib, typing nor the cffi core is imported on
+    the way (each costs milliseconds of every start); the program's output and status arrive."""
+    bundle = tmp_path / "config.json"
+    bundle.write_text(__import__("json").dumps(config(rootfs, "sh", "-c", "cat /etc/motd; exit 3")))
+    code = f"""
+import sys
+from hpcbox_oci_bundle import spawn
+real, seen = spawn._fork_exec, {{}}
+def fork_exec(argv, env, close):
+    seen["modules"] = set(sys.modules)
+    return real(argv, env, close)
+spawn._fork_exec = fork_exec
+from hpcbox_engine_preload import engine
+status = engine.run({str(bundle)!r}, forward_signals=False)
+heavy = {{"subprocess", "pathlib", "typing", "hpcbox_engine_preload._core", "_cffi_backend"}}
+print(status, sorted(heavy & seen.get("modules", {{"not-spawned"}})), file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stdout == "from the rootfs\n", done.stderr
+    assert done.stderr.splitlines()[-1] == "3 []", done.stderr

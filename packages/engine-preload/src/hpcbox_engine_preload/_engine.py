@@ -9,9 +9,7 @@ loader, with paths translated by the library (csrc/, README "How it works").
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import hpcbox_oci_bundle
 from hpcbox_oci_bundle import (
@@ -21,23 +19,28 @@ from hpcbox_oci_bundle import (
     Container,
     contract,
     guest_bindings,
-    helper_path,
+    helper_file,
     helper_problem,
     parse_bundle,
     place_bindings,
     resolve_in_root,
     run_to_completion,
+    spawn,
 )
 from hpcbox_oci_bundle.backstop import landlock_wanted
 
-from hpcbox_engine_preload import _native
+from hpcbox_engine_preload import _files
+
+TYPE_CHECKING = False  # typing for the checker only: the run path (start) imports little
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+    BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 EXIT_ENGINE = contract.EXIT_ENGINE
 MODE_ANNOTATION = contract.ANNOTATION_PRELOAD_MODE
 NET_ANNOTATION = contract.ANNOTATION_NET
 MODES = ("F1", "F2", "F3", "F4")
-
-BundleLike = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 
 
 class EngineError(hpcbox_oci_bundle.EngineError, RuntimeError):
@@ -256,16 +259,16 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
                               "preload engine cannot pass on; choose another path for the volume")
     bindings = place_bindings(spec.rootfs, bindings)  # as mounts land: links followed, mount points made
     env = dict(spec.env)
-    env["LD_PRELOAD"] = str(_native.preload_library_path())
+    env["LD_PRELOAD"] = _files.preload_library_file()
     env["HPCBOX_PRELOAD_ROOT"] = spec.rootfs
     env["HPCBOX_PRELOAD_BINDS"] = "\n".join(f"{b.guest}={b.host}" for b in bindings)
     read_only = [b.guest for b in bindings if b.readonly] + (["/"] if spec.readonly else [])
     if read_only:
         env["HPCBOX_PRELOAD_RO"] = "\n".join(read_only)
-    env["HPCBOX_PRELOAD_LIB"] = str(_native.preload_library_path())
-    musl = _native.musl_library_path()
+    env["HPCBOX_PRELOAD_LIB"] = _files.preload_library_file()
+    musl = _files.musl_library_file()
     if musl:
-        env["HPCBOX_PRELOAD_LIB_MUSL"] = str(musl)
+        env["HPCBOX_PRELOAD_LIB_MUSL"] = musl
     env["HPCBOX_PRELOAD_LIBPATH"] = glibc_library_path(spec.rootfs)
     env["HPCBOX_PRELOAD_LIBPATH_MUSL"] = musl_library_path(spec.rootfs)
     if (spec.uid, spec.gid) != (os.getuid(), os.getgid()):
@@ -312,9 +315,9 @@ class PreloadEngine:
         if not sys.platform.startswith("linux"):
             return False, f"the preload engine needs Linux (this is {sys.platform}); use another host"
         # the launcher first (the program that runs), then the libraries preloaded into programs
-        library = helper_path(_native.HERE, _native.PRELOAD_LIBRARY)
-        helpers = [(helper_path(_native.HERE, _native.LAUNCHER), True), (library, False)]
-        musl = _native.musl_library_path()
+        library = helper_file(_files.HERE, _files.PRELOAD_LIBRARY)
+        helpers = [(helper_file(_files.HERE, _files.LAUNCHER), True), (library, False)]
+        musl = _files.musl_library_file()
         if musl:
             helpers.append((musl, False))
         for helper, executable in helpers:
@@ -323,7 +326,8 @@ class PreloadEngine:
                 return False, (f"{problem}; reinstall hpcbox-engine-preload (the wheel for this "
                                "machine)")
         libcs = "glibc and musl" if musl else "glibc (built without musl-gcc)"
-        return True, f"LD_PRELOAD library {library.name} for {libcs} programs, dynamically linked only"
+        return True, (f"LD_PRELOAD library {os.path.basename(library)} for {libcs} programs, dynamically "
+                      "linked only")
 
     def parse(self, bundle: BundleLike, bundle_dir: Optional[str] = None) -> Bundle:
         try:
@@ -332,7 +336,7 @@ class PreloadEngine:
             raise EngineError(str(exc)) from None
 
     def command(self, spec: Bundle) -> List[str]:
-        return [str(_native.launcher_path()), spec.cwd, *spec.args]
+        return [_files.launcher_file(), spec.cwd, *spec.args]
 
     def start(self, bundle: BundleLike, *, bundle_dir: Optional[str] = None, stdin: Any = None,
               stdout: Any = None, stderr: Any = None) -> Container:
@@ -343,10 +347,15 @@ class PreloadEngine:
                               "create; use --engine runc (user namespaces) for an isolated network")
         env = preload_environment(spec, os.environ.get("HPCBOX_DEBUG"))
         try:
-            process = subprocess.Popen(self.command(spec), env=env, stdin=stdin, stdout=stdout,
-                                       stderr=stderr)
+            if stdin is None and stdout is None and stderr is None and spawn.available():
+                process: Any = spawn.Spawned(self.command(spec), env)
+            else:
+                import subprocess  # (~5 ms: only where a caller hands over streams)
+
+                process = subprocess.Popen(self.command(spec), env=env, stdin=stdin, stdout=stdout,
+                                           stderr=stderr)
         except OSError as exc:
-            raise EngineError(f"cannot start {_native.LAUNCHER}: {exc.strerror}; reinstall "
+            raise EngineError(f"cannot start {_files.LAUNCHER}: {exc.strerror}; reinstall "
                               "hpcbox-engine-preload") from None
         return Container(process)
 

@@ -6,16 +6,15 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
 
-from hpcbox_oci_bundle import helper_path
-
+from hpcbox_engine_preload import _files
 from hpcbox_engine_preload._core import ffi, lib
 
 EXPECTED_ABI = 2
 PATH_MAX = 4096
-PRELOAD_LIBRARY = "libhpcbox-preload.so"
-PRELOAD_LIBRARY_MUSL = "libhpcbox-preload-musl.so"
-LAUNCHER = "hpcbox-preload-exec"
-HERE = Path(__file__).resolve().parent
+PRELOAD_LIBRARY = _files.PRELOAD_LIBRARY
+PRELOAD_LIBRARY_MUSL = _files.PRELOAD_LIBRARY_MUSL
+LAUNCHER = _files.LAUNCHER
+HERE = Path(_files.HERE)
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -31,27 +30,20 @@ if abi_version() != EXPECTED_ABI:  # a stale build next to new Python code
     )
 
 
-def _shipped(name: str) -> Path:
-    path = helper_path(HERE, name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall hpcbox-engine-preload")
-    return path
-
-
 def preload_library_path() -> Path:
     """The library that the engine puts in LD_PRELOAD for glibc programs."""
-    return _shipped(PRELOAD_LIBRARY)
+    return Path(_files.preload_library_file())
 
 
 def musl_library_path() -> Optional[Path]:
     """The musl build of the library, or None when the package was built without musl-gcc."""
-    path = helper_path(HERE, PRELOAD_LIBRARY_MUSL)
-    return path if path.is_file() else None
+    path = _files.musl_library_file()
+    return Path(path) if path else None
 
 
 def launcher_path() -> Path:
     """The host program that becomes a container's first process (launcher/launcher.c)."""
-    return _shipped(LAUNCHER)
+    return Path(_files.launcher_file())
 
 
 def _bytes(value: StrPath, what: str) -> bytes:

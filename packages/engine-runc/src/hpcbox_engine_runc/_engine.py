@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from hpcbox_oci_bundle import LIBEXEC_ENV, Container, contract, helper_path, run_to_completion
+from hpcbox_oci_bundle import Container, contract, helper_file, helper_path, run_to_completion, spawn
 
-from hpcbox_engine_runc import _availability, _spawn, idmap
+from hpcbox_engine_runc import _availability, idmap
 from hpcbox_engine_runc._bundle import STANDARD_MOUNTS, Bundle, parse_bundle, resolve_in_root
 from hpcbox_engine_runc.errors import EngineError, UnavailableError
 
@@ -40,8 +40,7 @@ def _package_dir() -> str:
 
 def _runner_file() -> str:
     """runner_path() as a string, without pathlib (~1.5 ms of every run to import)."""
-    libexec = os.environ.get(LIBEXEC_ENV)
-    return os.path.join(libexec, RUNNER_NAME) if libexec else os.path.join(_package_dir(), RUNNER_NAME)
+    return helper_file(_package_dir(), RUNNER_NAME)
 
 
 def _mount_target(bundle: Bundle, destination: str) -> str:
@@ -317,8 +316,8 @@ class RuncEngine:
 
 def _spawned(argv: List[str], spec: Bundle, stdin: Any, stdout: Any, stderr: Any) -> Container:
     """The runner started with no sync pipe: Popen's defaults without subprocess where they apply."""
-    if stdin is None and stdout is None and stderr is None and _spawn.available():
-        return Container(_spawn.Spawned(argv, spec.env))
+    if stdin is None and stdout is None and stderr is None and spawn.available():
+        return Container(spawn.Spawned(argv, spec.env))
     import subprocess
 
     return Container(subprocess.Popen(argv, env=spec.env, stdin=stdin, stdout=stdout, stderr=stderr))

@@ -50,7 +50,7 @@ from hpcbox_oci_bundle.contract import (
     UnavailableError,
 )
 from hpcbox_oci_bundle.errors import BundleError
-from hpcbox_oci_bundle.helpers import LIBEXEC_ENV, helper_path, helper_problem
+from hpcbox_oci_bundle.helpers import LIBEXEC_ENV, helper_file, helper_path, helper_problem
 from hpcbox_oci_bundle.process import (
     FORWARDED_SIGNALS,
     TERMINAL_SIGNALS,
@@ -99,6 +99,7 @@ __all__ = [
     "exit_status",
     "fail",
     "guest_bindings",
+    "helper_file",
     "helper_path",
     "helper_problem",
     "load_config",

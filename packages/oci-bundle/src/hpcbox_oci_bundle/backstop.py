@@ -11,7 +11,9 @@ inside); ranks started inside one container share its domain and keep it.
 
 from __future__ import annotations
 
-from typing import Mapping, Tuple
+TYPE_CHECKING = False  # typing for the checker only (the engines' run paths import this module)
+if TYPE_CHECKING:
+    from typing import Mapping, Tuple
 
 LANDLOCK_ENV = "HPCBOX_LANDLOCK"  # 0 or off: no backstop (debugging); 1 or on: also for MPI ranks
 # Set by the launchers for each rank they start (Open MPI, PMIx (srun --mpi=pmix), PMI-1/2 (MPICH,

@@ -1,4 +1,4 @@
-"""_spawn.Spawned starts the runner as subprocess.Popen(argv, env=env) would, without subprocess."""
+"""spawn.Spawned starts a program as subprocess.Popen(argv, env=env) would, without subprocess."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from hpcbox_engine_runc import _spawn
+from hpcbox_oci_bundle import spawn as _spawn
 
 pytestmark = pytest.mark.skipif(not _spawn.available(), reason="no os.fork here")
 

@@ -1,6 +1,7 @@
-"""Start the runner as ``subprocess.Popen(argv, env=env)`` does, without importing subprocess (which
-imports locale, re, enum, threading and selectors: ~5 ms of every `hpcbox run`, more than the runner
-itself takes to start a container).
+"""Start an engine's first process (the runc engine's runner, the preload engine's launcher) as
+``subprocess.Popen(argv, env=env)`` does, without importing subprocess (which imports locale, re,
+enum, threading and selectors: ~5 ms of every `hpcbox run`, more than the runner itself takes to
+start a container).
 
 Only for the common case: the three standard streams inherited and no other descriptor passed. As
 Popen does by default, the child gets no descriptor but 0, 1 and 2 (close_fds), and SIGPIPE and
