@@ -25,6 +25,7 @@ from hpcbox.containers import (
     remove_tree,
 )
 from hpcbox.store import Store
+from hpcbox.store.atomic import json_document
 from hpcbox.store.layout import ANN_CONFIG_DIGEST
 
 OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -104,6 +105,35 @@ def test_create_applies_the_layers_and_records_the_image(cs):
     assert [x.id for x in cs.list()] == [c.id]
     assert sorted(p.name for p in cs.dir.iterdir()) == [c.id]  # no temp dir left
 
+
+
+def test_a_container_for_one_run_is_not_synced_and_reads_back_alike(cs, monkeypatch):
+    """`hpcbox run --rm`'s create (durable=False) makes no fsync (a round trip to the server on a shared
+    filesystem) and gives the same container record as a durable create, which syncs."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    once = cs.create("example.org/test/img:1", name="once", durable=False)
+    assert synced == []
+    cs.create("example.org/test/img:1", name="kept")
+    assert synced
+    a, b = cs.get("once").as_dict(), cs.get("kept").as_dict()
+    for meta in (a, b):
+        meta.pop("id"), meta.pop("names"), meta.pop("created")
+    assert a == b and once.names == ["once"]
+    assert (once.dir / "container.json").read_bytes() == json_document(once.as_dict())
+
+
+def test_only_run_rm_asks_for_a_container_that_is_not_synced(cs, monkeypatch):
+    from hpcbox.commands import run as command
+    from hpcbox.quick import parse_run
+
+    asked = []
+    real = cs.create
+    monkeypatch.setattr(cs, "create", lambda *a, **k: asked.append(k["durable"]) or real(*a, **k))
+    for words in (["run", "--rm", "example.org/test/img:1"], ["run", "example.org/test/img:1"]):
+        command._create(parse_run(words), cs.store, cs)
+    assert asked == [False, True]
 
 def test_get_by_name_id_and_prefix(cs):
     a = cs.create("example.org/test/img:1", name="first")  # not a hex digit: get() tries names first

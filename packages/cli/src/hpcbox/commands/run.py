@@ -94,7 +94,8 @@ def _create(args: Namespace, store: Store, cs: ContainerStore) -> Container:
     _pull(args, store, platform)
     from hpcbox.output import note
 
-    return cs.create(args.target, args.name, platform=platform, storage=_storage(args), on_note=note)
+    return cs.create(args.target, args.name, platform=platform, storage=_storage(args), on_note=note,
+                     durable=not args.rm)  # removed after the run: no fsync of its record
 
 
 def _storage(args: Namespace) -> Optional[str]:

@@ -41,7 +41,7 @@ from hpcbox.containers.errors import (
 )
 from hpcbox.containers.fs import copy_rootfs, remove_tree
 from hpcbox.errors import EXIT_NOT_FOUND, EXIT_USAGE
-from hpcbox.store.atomic import atomic_write_json
+from hpcbox.store.atomic import atomic_write_json, json_document
 from hpcbox.store.lock import FileLock, LockBusy
 
 TYPE_CHECKING = False  # names for the type checker only
@@ -287,8 +287,14 @@ class ContainerStore:
     # -- create ------------------------------------------------------------------------------------
 
     def create(self, image_name_or_id: str, name: Optional[str] = None, *, platform: Any = None,
-               on_progress: Any = None, storage: Optional[str] = None, on_note: Any = None) -> Container:
+               on_progress: Any = None, storage: Optional[str] = None, on_note: Any = None,
+               durable: bool = True) -> Container:
         """Extract the stored image into a new container; see the module docstring for the guarantees.
+
+        *durable* False (``hpcbox run --rm``: removed after one run): the container's record is not
+        fsynced; the create stays atomic (the rename), and after a crash the store shows a container
+        without a readable record as damaged, which ``rm`` removes. On a shared filesystem each fsync
+        is a round trip to the server.
 
         *storage* ``"overlay"`` (default: ``HPCBOX_CREATE_MODE``, else ``"copy"``) makes an overlay
         container over the image's shared rootfs (see :mod:`hpcbox.containers.overlay`); where overlays
@@ -362,9 +368,9 @@ class ContainerStore:
 
                     apply_layers(rootfs, layers(), on_progress=on_progress)
 
-            return self._build(meta, fill)
+            return self._build(meta, fill, durable)
 
-    def _build(self, meta: Dict[str, Any], fill: Any) -> Container:
+    def _build(self, meta: Dict[str, Any], fill: Any, durable: bool = True) -> Container:
         cid = os.urandom(32).hex()
         meta["id"] = cid
         meta["created"] = _now()
@@ -376,16 +382,20 @@ class ContainerStore:
                     work.mkdir()
                     (work / "rootfs").mkdir()
                     fill(work / "rootfs")
-                    self._write_meta(work, meta)
+                    if durable:
+                        self._write_meta(work, meta)
+                    else:  # the directory is still private: a plain write, not a synced replace
+                        (work / META).write_bytes(json_document(meta))
                     with self.lock():
                         for name in meta["names"]:
                             if self._name_owner(name) is not None:
                                 raise ContainerExistsError(name)
                         os.rename(work, self.dir / cid)
-                    with contextlib.suppress(OSError):
-                        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-                        os.fsync(fd)
-                        os.close(fd)
+                    if durable:
+                        with contextlib.suppress(OSError):
+                            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+                            os.fsync(fd)
+                            os.close(fd)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         remove_tree(work)

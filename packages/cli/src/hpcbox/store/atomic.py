@@ -69,7 +69,11 @@ def atomic_write_bytes(path: PathLike, data: bytes, temp_dir: Optional[PathLike]
         handle.write(data)
 
 
+def json_document(value: Any) -> bytes:
+    """*value* as the store writes its JSON files (indented, keys in their order, a final newline)."""
+    return json.dumps(value, indent=2, sort_keys=False).encode() + b"\n"
+
+
 def atomic_write_json(path: PathLike, value: Any, temp_dir: Optional[PathLike] = None) -> None:
     """Replace *path* with *value* serialised as JSON, atomically."""
-    data = json.dumps(value, indent=2, sort_keys=False).encode() + b"\n"
-    atomic_write_bytes(path, data, temp_dir=temp_dir)
+    atomic_write_bytes(path, json_document(value), temp_dir=temp_dir)
