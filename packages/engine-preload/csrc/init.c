@@ -106,7 +106,7 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
     const char *argv0 = getenv(HP_ENV_ARGV0);
 
     (void)envp;
-    start(argc, argv, argv0 && argc > 0 && argv ? argv0 : NULL);
+    start(argc, argv, argv0); /* (hp_fix_proc_self leaves argv alone without argv0 or argv[0]) */
     if (argv0 && argc > 0 && argv) {
         program_invocation_name = argv[0];
         program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];

@@ -28,6 +28,13 @@ bool hp_is_proc_exe(const char *path)
     return strcmp(path, own) == 0;
 }
 
+#ifndef PR_SET_MM
+#define PR_SET_MM 35
+#endif
+#ifndef PR_SET_MM_MAP
+#define PR_SET_MM_MAP 14 /* Linux 3.18; older kernel headers (a build host's) lack it */
+#endif
+
 /* struct prctl_mm_map of <linux/prctl.h> (a stable ABI), spelt out for libcs without the header */
 struct hp_mm_map {
     uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
