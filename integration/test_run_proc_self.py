@@ -78,6 +78,38 @@ def test_cmdline_and_comm_of_another_process(run_store, shared_debian, engine):
     assert proc.stdout.splitlines() == ["sleep", "sleep 600 ", "/usr/bin/sleep", "same-file"], proc.stderr
 
 
+# The memory map's fields in /proc/self/stat (proc(5): 26-28 and 45-51) as bash sees its own: the
+# argument and environment ranges hold what /proc/self/cmdline and /proc/self/environ show, the
+# stack field lies in [stack], the break and the ranges are ordered, and the code range lies in
+# the program's own executable mapping.
+STAT_MAP_FIELDS = r"""
+    read -r -a f < /proc/self/stat
+    field() { echo "${f[$(($1 - 1))]}"; }
+    where() {  # the mapping of /proc/self/maps holding address $1: its path (or "anon")
+        local a=$1 range perms rest
+        while read -r range perms _ _ _ rest; do
+            if (( a >= 16#${range%-*} && a < 16#${range#*-} )); then echo "${rest:-anon} $perms"; return; fi
+        done < /proc/self/maps
+        echo none
+    }
+    echo "cmdline $(( $(field 49) - $(field 48) == $(wc -c < /proc/$$/cmdline) ))"
+    echo "environ $(( $(field 51) - $(field 50) == $(wc -c < /proc/$$/environ) ))"
+    echo "ordered $(( $(field 26) < $(field 27) && $(field 45) <= $(field 46) && $(field 48) < $(field 49) ))"
+    echo "stack $(where "$(field 28)" | cut -d' ' -f1)"
+    code=$(where "$(field 26)"); echo "code ${code##*/}"
+    code=$(where "$(( $(field 27) - 1 ))"); echo "code end ${code##*/}"
+"""
+
+
+def test_proc_self_stat_describes_the_program(run_store, shared_debian, engine):
+    proc = ok(_run(run_store, engine, shared_debian, STAT_MAP_FIELDS))
+    lines = proc.stdout.splitlines()
+    assert lines[:4] == ["cmdline 1", "environ 1", "ordered 1", "stack [stack]"], proc.stdout + proc.stderr
+    if engine == "ptrace":
+        return  # the tracer keeps the loader's code range (its README, "Limits")
+    assert lines[4:] == ["code bash r-xp", "code end bash r-xp"], proc.stdout + proc.stderr
+
+
 PTRACE_TRACEME_TWICE = r"""
     case "$(uname -m)" in x86_64) nr=101;; aarch64) nr=117;; *) echo "no ptrace on $(uname -m)"; exit 2;; esac
     # PTRACE_TRACEME in a child that exits right after (one that exec'd would stop for its parent)

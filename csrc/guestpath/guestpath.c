@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -711,7 +712,8 @@ int gp_context_init(struct gp_context *ctx, const char *host_root)
 
     if (!ctx || !host_root)
         return -EFAULT;
-    memset(ctx, 0, sizeof(*ctx));
+    memset(ctx, 0, offsetof(struct gp_context, root));
+    ctx->root[0] = ctx->cwd[0] = '\0';
     if (host_root[0] == '\0')
         return -ENOENT;
     if (strlen(host_root) >= PATH_MAX)

@@ -91,15 +91,17 @@ struct gp_binding {
 };
 
 struct gp_context {
-    char root[PATH_MAX]; /* canonical host path of the guest's "/", no trailing "/" unless "/" */
     size_t root_len;
-    char cwd[PATH_MAX];  /* canonical guest path */
     size_t cwd_len;
     struct gp_binding *bindings;
     size_t n_bindings;
     size_t cap_bindings;
     long self_pid;       /* gp_set_self: the process "/proc/self" means (0: the caller's, off) */
     long self_tid;
+    /* the buffers last: gp_context_init zeroes what comes before them, not 8 KiB (pages a new
+     * process would otherwise touch) */
+    char root[PATH_MAX]; /* canonical host path of the guest's "/", no trailing "/" unless "/" */
+    char cwd[PATH_MAX];  /* canonical guest path */
 };
 
 /* Set up ctx for the rootfs at host_root (an existing directory; made canonical with realpath).

@@ -241,16 +241,17 @@ static void backstop(const struct hp_config *c)
 
 static void setup(void)
 {
-    const char *root = getenv(HP_ENV_ROOT), *binds, *v;
+    struct hp_env_index env;
+    const char *root = (hp_env_index(&env), hp_env_lookup(&env, HP_ENV_ROOT)), *binds, *v;
     char tag[17];
     bool trusted;
     int rc;
 
-    hp_debug_level = (int)number(getenv(HP_ENV_DEBUG), 0);
+    hp_debug_level = (int)number(hp_env_lookup(&env, HP_ENV_DEBUG), 0);
     if (!root || !*root)
         return;
-    binds = getenv(HP_ENV_BINDS);
-    trusted = (v = getenv(HP_ENV_CANON)) && strcmp(v, canon_tag(root, binds, tag)) == 0;
+    binds = hp_env_lookup(&env, HP_ENV_BINDS);
+    trusted = (v = hp_env_lookup(&env, HP_ENV_CANON)) && strcmp(v, canon_tag(root, binds, tag)) == 0;
     hp_sys_trust_canonical(trusted); /* no realpath of paths a parent resolved */
     rc = gp_context_init(&config.ctx, root);
     if (rc < 0) {
@@ -269,10 +270,10 @@ static void setup(void)
                 config.kernel_fs[k] = strcmp(b->host, hp_kernel_fs[k]) == 0;
         }
     }
-    read_only(&config, getenv(HP_ENV_RO));
+    read_only(&config, hp_env_lookup(&env, HP_ENV_RO));
     bound_names(&config);
     for (int i = 0; i < HP_N_KEEP; i++) {
-        if ((v = getenv(hp_keep_names[i])))
+        if ((v = hp_env_lookup(&env, hp_keep_names[i])))
             config.keep[i] = keep_copy(hp_keep_names[i], v);
     }
     if (!trusted)
@@ -281,29 +282,29 @@ static void setup(void)
         hp_debug("hpcbox-preload: volume %s=%s (canonical, from the parent)", config.ctx.bindings[i].guest,
                  config.ctx.bindings[i].host); /* what /proc/PID/environ no longer shows */
     config.first = !trusted;
-    config.lib_glibc = (v = getenv(HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
-    config.lib_musl = (v = getenv(HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
-    config.loaders = (v = getenv(HP_ENV_LOADERS)) ? strdup(v) : NULL;
-    config.ptrace = (v = getenv(HP_ENV_PTRACE)) && *v ? strdup(v) : NULL;
-    config.libpath = strdup((v = getenv(HP_ENV_LIBPATH)) ? v : "");
-    config.libpath_musl = strdup((v = getenv(HP_ENV_LIBPATH_MUSL)) ? v : "");
-    if ((v = getenv(HP_ENV_UID)) && *v) {
+    config.lib_glibc = (v = hp_env_lookup(&env, HP_ENV_LIB_GLIBC)) ? strdup(v) : NULL;
+    config.lib_musl = (v = hp_env_lookup(&env, HP_ENV_LIB_MUSL)) ? strdup(v) : NULL;
+    config.loaders = (v = hp_env_lookup(&env, HP_ENV_LOADERS)) ? strdup(v) : NULL;
+    config.ptrace = (v = hp_env_lookup(&env, HP_ENV_PTRACE)) && *v ? strdup(v) : NULL;
+    config.libpath = strdup((v = hp_env_lookup(&env, HP_ENV_LIBPATH)) ? v : "");
+    config.libpath_musl = strdup((v = hp_env_lookup(&env, HP_ENV_LIBPATH_MUSL)) ? v : "");
+    if ((v = hp_env_lookup(&env, HP_ENV_UID)) && *v) {
         config.fake_ids = true;
         config.uid = (uid_t)number(v, 0);
-        config.gid = (gid_t)number(getenv(HP_ENV_GID), 0);
-        hp_creds_init(getenv(HP_ENV_CREDS), config.uid, config.gid);
+        config.gid = (gid_t)number(hp_env_lookup(&env, HP_ENV_GID), 0);
+        hp_creds_init(hp_env_lookup(&env, HP_ENV_CREDS), config.uid, config.gid);
         config.real_uid = (uid_t)syscall(SYS_getuid);
         config.real_gid = (gid_t)syscall(SYS_getgid);
-        config.owners = (v = getenv(HP_ENV_OWNERS)) && *v ? strdup(v) : NULL;
+        config.owners = (v = hp_env_lookup(&env, HP_ENV_OWNERS)) && *v ? strdup(v) : NULL;
     }
-    config.procs = (v = getenv(HP_ENV_PROCS)) && *v == '/' ? strdup(v) : NULL;
-    if ((v = getenv(HP_ENV_HOSTNAME)) && *v)
+    config.procs = (v = hp_env_lookup(&env, HP_ENV_PROCS)) && *v == '/' ? strdup(v) : NULL;
+    if ((v = hp_env_lookup(&env, HP_ENV_HOSTNAME)) && *v)
         snprintf(config.hostname, sizeof(config.hostname), "%s", v);
-    config.mode = (v = getenv(HP_ENV_MODE)) && v[0] == 'F' && v[1] >= '1' && v[1] <= '4' ? v[1] - '0' : 1;
-    if ((v = getenv(HP_ENV_EXE)))
+    config.mode = (v = hp_env_lookup(&env, HP_ENV_MODE)) && v[0] == 'F' && v[1] >= '1' && v[1] <= '4' ? v[1] - '0' : 1;
+    if ((v = hp_env_lookup(&env, HP_ENV_EXE)))
         snprintf(config.exe, sizeof(config.exe), "%s", v);
     config.active = config.libpath && config.libpath_musl;
-    if (config.active && (v = getenv(HP_ENV_LANDLOCK)) && strcmp(v, "1") == 0)
+    if (config.active && (v = hp_env_lookup(&env, HP_ENV_LANDLOCK)) && strcmp(v, "1") == 0)
         backstop(&config);
 }
 
@@ -333,17 +334,23 @@ const struct hp_config *hp_conf(void)
     return config.active ? &config : NULL;
 }
 
-bool hp_known_loader(const char *guest, char *host, size_t size)
+bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps)
 {
     size_t n = strlen(guest);
 
     for (const char *s = config.loaders; s && *s;) {
         const char *e = strchr(s, '\n');
         size_t len = e ? (size_t)(e - s) : strlen(s);
+        bool mask = *s == '+';
 
+        if (mask) {
+            s++;
+            len--;
+        }
         if (len > n + 1 && strncmp(s, guest, n) == 0 && s[n] == '=' && len - n - 1 < size) {
             memcpy(host, s + n + 1, len - n - 1);
             host[len - n - 1] = '\0';
+            *mask_hwcaps = mask;
             return true;
         }
         if (!e)

@@ -20,6 +20,21 @@
 
 extern char **environ;
 
+/* The container changed its loader since the engine resolved it: look again. Apart, so that its
+ * path buffer is not in every exec's stack frame (each page a forked child writes is a fault). */
+static __attribute__((noinline)) int exec_with_loader_found_again(struct plan *p)
+{
+    char buf[PATH_MAX];
+    const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
+
+    if (h) { /* another loader, maybe of another glibc: without the engine's option */
+        hp_unmask_hwcaps(p);
+        snprintf(p->host, sizeof(p->host), "%s", h);
+        REAL(execve)(p->host, p->argv, p->envp);
+    }
+    return -errno;
+}
+
 int hp_execve(const char *path, char *const argv[], char *const envp[])
 {
     struct plan *p;
@@ -38,16 +53,8 @@ int hp_execve(const char *path, char *const argv[], char *const envp[])
     } else if (rc == 0) {
         REAL(execve)(p->host, p->argv, p->envp);
         rc = -errno;
-        if (rc == -ENOENT && p->known_loader) { /* the container changed its loader: look again */
-            char buf[PATH_MAX];
-            const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
-
-            if (h) {
-                snprintf(p->host, sizeof(p->host), "%s", h);
-                REAL(execve)(p->host, p->argv, p->envp);
-            }
-            rc = -errno;
-        }
+        if (rc == -ENOENT && p->known_loader)
+            rc = exec_with_loader_found_again(p);
     }
     hp_plan_free(p);
     free(p);

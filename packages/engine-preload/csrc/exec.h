@@ -14,24 +14,27 @@
 #define MAX_PREFIX (3 * MAX_SCRIPTS + 1)
 
 struct plan {
-    char host[PATH_MAX];       /* what execve gets: the container's loader, on the host */
-    char prog[PATH_MAX];       /* the program, on the host */
-    char exe[PATH_MAX];        /* the program, canonical in the guest (for /proc/self/exe) */
-    char interp[PATH_MAX];     /* its PT_INTERP (guest) */
-    char script[MAX_SCRIPTS][2][256]; /* "#!" interpreter and argument of each level */
-    char paths[MAX_SCRIPTS][PATH_MAX]; /* the guest path each level executed */
+    /* the small fields first and the path buffers after them: a forked child writes this plan
+     * before exec, and each page it writes is a page fault (~2 us) */
     const char *pre[MAX_PREFIX];  /* argv built by "#!" levels; then the caller's from `skip` */
     int npre;
     int skip;
     bool musl;
     bool known_loader;         /* p->host came from the engine's list, not from a walk now */
+    bool mask_hwcaps;          /* ... with --glibc-hwcaps-mask "" (the engine found none there) */
     bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
     char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
     char *libpath, *env_exe, *env_argv0, *env_preload, *env_comm;
-    char comm[16];             /* the kernel's process name for an exec of the given path */
-    char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
     char *tracer;              /* a static program: a copy of the tracer's command line prefix */
+    char comm[16];             /* the kernel's process name for an exec of the given path */
     char ids[2][16];
+    char host[PATH_MAX];       /* what execve gets: the container's loader, on the host */
+    char prog[PATH_MAX];       /* the program, on the host */
+    char exe[PATH_MAX];        /* the program, canonical in the guest (for /proc/self/exe) */
+    char interp[PATH_MAX];     /* its PT_INTERP (guest) */
+    char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
+    char script[MAX_SCRIPTS][2][256]; /* "#!" interpreter and argument of each level */
+    char paths[MAX_SCRIPTS][PATH_MAX]; /* the guest path each level executed */
 };
 
 /* plan.c: work out what to execute for the guest `path` into p (0 or -errno; hp_plan_free after,
@@ -43,8 +46,10 @@ const char *hp_env_value(char *const envp[], const char *name);
 int hp_libpath_for(struct plan *p, const char *user);
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0);
 /* p->argv for the loader with room for `more` further entries, its leading options written
- * (loader, --library-path, --argv0 for musl or --inhibit-cache for glibc): their count, or -ENOMEM. */
+ * (loader, --library-path, --argv0 for musl or [--glibc-hwcaps-mask ""] --inhibit-cache for
+ * glibc): their count, or -ENOMEM. hp_unmask_hwcaps takes the mask out of a written p->argv. */
 int hp_loader_argv(struct plan *p, int more, const char *argv0);
+void hp_unmask_hwcaps(struct plan *p);
 bool hp_drop_from_env(const char *entry);
 
 /* loader.c: the container's loader run directly (ldd, `ld.so PROG`), and ld.so's listing of

@@ -79,22 +79,23 @@ static void unset_configuration(const struct config_names *found)
         unsetenv(found->name[i]);
 }
 
-/* The work common to both constructors: /proc/self/stat is read once (the registry's start time,
- * the argument and environment ranges), and one prctl sets argv[0]'s place and the environment. */
-static void start(int argc, char **argv, const char *argv0)
+/* The work common to both constructors: the memory map's ranges read off the stack (glibc; first,
+ * before anything allocates: the break is one of them), or else from /proc/self/stat when needed;
+ * one prctl sets argv[0]'s place and the environment. */
+static void start(int argc, char **argv, char **envp, const char *argv0)
 {
+    struct hp_mm m;
+    bool have = hp_mm_from_stack(argc, argv, envp, &m) == 0;
     const struct hp_config *c = hp_conf();
-    unsigned long long st[HP_STAT_FIELDS];
-    const unsigned long long *have = hp_proc_stat(0, st, HP_STAT_FIELDS) == 0 ? st : NULL;
     struct config_names found;
 
     if (c && c->first)
         container_libc_files();
     if (c)
-        hp_register_exe(c, have ? st[22] : 0); /* for the others' /proc/PID/exe (procs.c) */
+        hp_register_exe(c, have ? m.exec_name : NULL); /* for the others' /proc/PID/exe (procs.c) */
     hp_set_comm(getenv(HP_ENV_COMM));
     find_configuration(&found);
-    hp_fix_proc_self(argc, argv, argv0, have, found.n > 0);
+    hp_fix_proc_self(argc, argv, argv0, have ? &m : NULL, found.n > 0);
     unset_configuration(&found);
 }
 
@@ -105,8 +106,7 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
 {
     const char *argv0 = getenv(HP_ENV_ARGV0);
 
-    (void)envp;
-    start(argc, argv, argv0); /* (hp_fix_proc_self leaves argv alone without argv0 or argv[0]) */
+    start(argc, argv, envp, argv0); /* (hp_fix_proc_self leaves argv alone without argv0 or argv[0]) */
     if (argv0 && argc > 0 && argv) {
         program_invocation_name = argv[0];
         program_invocation_short_name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
@@ -115,6 +115,6 @@ __attribute__((constructor(101))) static void hp_init(int argc, char **argv, cha
 #else
 __attribute__((constructor(101))) static void hp_init(void)
 {
-    start(0, NULL, NULL);
+    start(0, NULL, NULL, NULL);
 }
 #endif

@@ -182,9 +182,22 @@ int hp_loader_argv(struct plan *p, int more, const char *argv0)
         p->argv[k++] = (char *)"--argv0";
         p->argv[k++] = (char *)argv0;
     } else {
-        p->argv[k++] = (char *)"--inhibit-cache";
+        if (p->mask_hwcaps) { /* after the engine's check: glibc >= 2.33, no such subdirectory */
+            p->argv[k++] = (char *)"--glibc-hwcaps-mask";
+            p->argv[k++] = (char *)"";
+        }
+        p->argv[k++] = (char *)"--inhibit-cache"; /* last: the constructor finds the program after it */
     }
     return k;
+}
+
+void hp_unmask_hwcaps(struct plan *p)
+{
+    if (!p->mask_hwcaps || !p->argv)
+        return;
+    for (int i = 3; p->argv[i]; i++) /* argv[3], argv[4]: the option and its value */
+        p->argv[i] = p->argv[i + 2];
+    p->mask_hwcaps = false;
 }
 
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0)
@@ -238,7 +251,7 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     uid_t uid = c->fake_ids ? hp_fake_euid() : getuid();
     gid_t gid = c->fake_ids ? getegid() : getgid();
 
-    p->known_loader = p->trace = false;
+    p->known_loader = p->mask_hwcaps = p->trace = false;
     if (!c->ptrace || !*c->ptrace)
         return static_refusal(cur);
     p->tracer = strdup(c->ptrace);
@@ -287,20 +300,23 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
 /* Work out what to execute for the guest `path`; 0 or -errno. */
 int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[])
 {
-    const char *cur = path;
-    char buf[PATH_MAX];
+    const char *cur = path, *user_libpath;
     int argc = hp_count(argv), level = 0, kind, rc;
 
     /* no memset of the whole plan (36 KiB): every page touched is a page fault in a forked child */
     p->host[0] = p->prog[0] = p->exe[0] = p->interp[0] = '\0';
     p->npre = 0;
     p->skip = 0;
+    p->known_loader = p->mask_hwcaps = p->trace = false;
     p->argv = p->envp = NULL;
     p->libpath = p->env_exe = p->env_argv0 = p->env_preload = p->env_comm = p->tracer = NULL;
     {
-        const char *slash = strrchr(path, '/');
+        /* not snprintf: its stack frame costs a forked child several page faults (~2 us each) */
+        const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+        size_t n = strnlen(name, sizeof(p->comm) - 1);
 
-        snprintf(p->comm, sizeof(p->comm), "%s", slash ? slash + 1 : path);
+        memcpy(p->comm, name, n);
+        p->comm[n] = '\0';
     }
     if (hp_conf()->exe[0] && hp_is_proc_exe(path))
         cur = hp_conf()->exe; /* the program again, not its loader (procself.c) */
@@ -361,15 +377,19 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
         level++;
     }
     p->musl = strstr(p->interp, "ld-musl") != NULL;
-    p->known_loader = hp_known_loader(p->interp, p->host, sizeof(p->host));
-    if (!p->known_loader) {
-        const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
+    p->known_loader = hp_known_loader(p->interp, p->host, sizeof(p->host), &p->mask_hwcaps);
+    if (!p->known_loader) { /* into p->host: no path buffer in this frame (a page fault per page) */
+        const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, p->host);
 
         if (!h)
             return -errno;
-        snprintf(p->host, sizeof(p->host), "%s", h);
+        if (h != p->host)
+            snprintf(p->host, sizeof(p->host), "%s", h);
     }
-    rc = hp_libpath_for(p, hp_env_value(envp, "LD_LIBRARY_PATH"));
+    user_libpath = hp_env_value(envp, "LD_LIBRARY_PATH");
+    if (user_libpath && *user_libpath)
+        p->mask_hwcaps = false; /* the engine looked in the container's directories, not these */
+    rc = hp_libpath_for(p, user_libpath);
     if (rc < 0)
         return rc;
     p->trace = hp_env_value(envp, "LD_TRACE_LOADED_OBJECTS") != NULL;

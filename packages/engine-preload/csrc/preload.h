@@ -88,10 +88,34 @@ struct hp_config {
 
 /* The configuration, initialised on first use (or by the constructor). NULL when inactive. */
 const struct hp_config *hp_conf(void);
-/* environ.c: the environment strings of /proc/self/stat's range (st) without the HPCBOX_PRELOAD_*
- * variables, in a mapping of `size` bytes of which `used` hold them; NULL when none is there (or no
- * memory). For /proc/PID/environ (hp_fix_proc_self). */
-char *hp_environ_copy(const unsigned long long *st, size_t *used, size_t *size);
+/* The fields of the process's memory map that PR_SET_MM_MAP sets (all at once), as this process
+ * has them (procself.c): from the stack exec laid out (no /proc read) or from /proc/self/stat.
+ * arg_start 0: not known (the stack does not tell where the loader's strings begin); arg_floor:
+ * the lowest address of the argument area known to be there. exec_name: the file the kernel was
+ * given to exec (the loader's host path, as /proc/self/exe shows it), or NULL. */
+struct hp_mm {
+    unsigned long long start_code, end_code, start_data, end_data, start_brk, start_stack;
+    unsigned long long arg_start, arg_floor, arg_end, env_start, env_end;
+    const char *exec_name;
+};
+int hp_mm_from_stack(int argc, char **argv, char **envp, struct hp_mm *m);
+int hp_mm_from_stat(struct hp_mm *m);
+/* environ.c: the environment strings of m's range without the HPCBOX_PRELOAD_* variables, in a
+ * mapping of `size` bytes of which `used` hold them; NULL when none is there (or no memory). For
+ * /proc/PID/environ (hp_fix_proc_self). */
+char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size);
+
+/* environ.c: the environment's HPCBOX_* entries gathered in one pass, and a lookup among them
+ * (getenv for other names): setting up makes ~40 lookups, each of which getenv would make over
+ * the whole environment (~20k instructions in every process). */
+#define HP_ENV_FAMILY "HPCBOX_"
+struct hp_env_index {
+    int n;
+    const char *entry[64];
+    size_t name_len[64]; /* up to the '=': most names differ in length, so few are compared */
+};
+void hp_env_index(struct hp_env_index *ix);
+const char *hp_env_lookup(const struct hp_env_index *ix, const char *name);
 
 /* The HPCBOX_DEBUG level (say.c; set by the configuration). */
 extern int hp_debug_level;
@@ -206,19 +230,18 @@ int hp_mknod(int rc, int dirfd, const char *host, mode_t mode, dev_t dev);
 /* /proc/self (procself.c): whether path names this process's exe link (/proc/self/exe,
  * /proc/thread-self/exe, /proc/PID/exe); in the constructor, argv[0] put back as argv0 (NULL: left)
  * with /proc/self/cmdline made the program's argv, and /proc/self/environ without the configuration
- * (hide_env), from the fields of /proc/self/stat (st, HP_STAT_FIELDS of them; NULL: unread). */
+ * (hide_env), from the memory map m (NULL, or one without what is needed: read here). */
 bool hp_is_proc_exe(const char *path);
-#define HP_STAT_FIELDS 53
-void hp_fix_proc_self(int argc, char **argv, const char *argv0, const unsigned long long *st, bool hide_env);
+void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_mm *m, bool hide_env);
 /* Fields 3..count-1 of /proc/PID/stat (pid 0: this process's), numbered as in proc(5), into v
  * (the state letter reads as 0): 0, or -errno (-EIO: fewer fields). Raw system calls (procs.c). */
 int hp_proc_stat(long pid, unsigned long long *v, int count);
 /* /proc/PID/exe of the container's other processes (procs.c): register this process's program
- * (its constructor, with its start time, field 22 of /proc/self/stat, 0: read here; 0 or -errno,
- * nothing to do without a registry or a known program), and the
+ * (its constructor; loader: the host path exec was given, NULL: read from /proc/self/exe; 0 or
+ * -errno, nothing to do without a registry or a known program), and the
  * program of the process that `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link`
  * (NULL: read here), into out: 0 when the registry knows it, else -errno (the kernel's link holds). */
-int hp_register_exe(const struct hp_config *c, unsigned long long start_time);
+int hp_register_exe(const struct hp_config *c, const char *loader);
 int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size);
 /* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
  * exec (the loader's name otherwise). */
@@ -231,7 +254,8 @@ int hp_chroot(const char *guest);
 /* Execution (exec.c; planning: plan.c, loader.c, exec.h). */
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
-/* The host path the engine resolved for the loader `guest` (PT_INTERP), or NULL. */
-bool hp_known_loader(const char *guest, char *host, size_t size);
+/* The host path the engine resolved for the loader `guest` (PT_INTERP) into host: whether the
+ * engine knows it, and whether that loader may mask its glibc-hwcaps subdirectories (none there). */
+bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps);
 
 #endif

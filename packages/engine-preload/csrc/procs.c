@@ -6,27 +6,33 @@
  * "How it works", 4):
  *
  *   - each process started through its loader writes, from its constructor, the slot of its pid
- *     (pid modulo HP_PROCS_SLOTS) with one pwrite: "PID START LOADER PROGRAM" (its pid, its start
- *     time, field 22 of /proc/PID/stat: pid and start time name one process for the life of the
- *     machine; a hash of the loader's host path, which the kernel's exe link holds; the program's
- *     guest path), NUL-padded, then a hash of those bytes (a slot read while written is refused);
+ *     (pid modulo HP_PROCS_SLOTS) with one pwrite: "PID WHEN LOADER PROGRAM" (its pid; when the
+ *     entry was written, in the clock ticks of field 22 of /proc/PID/stat, the start time; a hash
+ *     of the loader's host path, which the kernel's exe link holds; the program's guest path),
+ *     NUL-padded, then a hash of those bytes (a slot read while written is refused);
  *   - a reader of /proc/PID/exe (readlink, or a path through it) takes the program from there
- *     only when the slot is whole and all three still hold: the pid, its start time, and the
- *     kernel's link naming that loader. Anything else (no entry, a slot taken by a later process,
- *     a process that exec'd a static program under the tracer, a process outside the container, a
- *     program path too long for a slot) shows the kernel's link.
+ *     only when the slot is whole and all three hold: the pid, a process of that pid started no
+ *     later than the entry was written (a later process of the same pid starts after the writer
+ *     ended; its pid cannot come round again within one tick), and the kernel's link naming that
+ *     loader. Anything else (no entry, a slot taken by a later process, a process that exec'd a
+ *     static program under the tracer, a process outside the container, a program path too long
+ *     for a slot) shows the kernel's link.
  *
- * Bounded: one file of 4 MiB at most per container; its blocks are written in place, no inode or
- * directory entry made per process (a symlink per process cost ~0.7 ms per exec on ext4 here). Two
- * live processes whose pids share a slot: the later one's entry wins, the earlier shows its loader.
- * Raw system calls only: the library's wrappers would translate these host paths. */
+ * The writer needs no /proc read: the time is the clock's (CLOCK_BOOTTIME, which start times count
+ * in) and the loader's path is the one exec was given (procself.c). Bounded: one file of 4 MiB at
+ * most per container; its blocks are written in place, no inode or directory entry made per
+ * process (a symlink per process cost ~0.7 ms per exec on ext4 here). Two live processes whose
+ * pids share a slot: the later one's entry wins, the earlier shows its loader. Raw system calls
+ * only: the library's wrappers would translate these host paths. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "preload.h"
@@ -106,26 +112,38 @@ static void seal(char slot[HP_PROCS_SLOT])
     memcpy(slot + HP_PROCS_TEXT, tag, 16);
 }
 
-int hp_register_exe(const struct hp_config *c, unsigned long long start)
+/* Now, in the clock ticks of /proc/PID/stat's start times (rounded down, as they are). */
+static unsigned long long ticks_now(void)
 {
-    char loader[PATH_MAX], slot[HP_PROCS_SLOT], tag[17];
+    struct timespec now;
+    unsigned long long hz = getauxval(AT_CLKTCK) ? getauxval(AT_CLKTCK) : 100;
+
+    if (clock_gettime(CLOCK_BOOTTIME, &now) != 0)
+        return 0;
+    return (unsigned long long)now.tv_sec * hz + (unsigned long long)now.tv_nsec / (1000000000ULL / hz);
+}
+
+int hp_register_exe(const struct hp_config *c, const char *loader)
+{
+    char link[PATH_MAX], slot[HP_PROCS_SLOT], tag[17];
     long pid = (long)syscall(SYS_getpid), n;
+    unsigned long long when = ticks_now();
     int rc, len, fd;
 
-    if (!c->procs || !c->exe[0])
+    if (!c->procs || !c->exe[0] || when == 0)
         return 0;
-    n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", loader, sizeof(loader) - 1);
-    if (n < 0)
-        return -errno;
-    loader[n] = '\0';
-    rc = start ? 0 : start_time(pid, &start);
-    if (rc < 0)
-        return rc;
+    if (!loader) {
+        n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", link, sizeof(link) - 1);
+        if (n < 0)
+            return -errno;
+        link[n] = '\0';
+        loader = link;
+    }
     hash16(loader, tag);
     memset(slot, 0, sizeof(slot));
-    len = snprintf(slot, HP_PROCS_TEXT, "%ld %llu %s %s", pid, start, tag, c->exe);
-    if (len < 0 || len >= HP_PROCS_TEXT)
-        return -ENAMETOOLONG; /* not registered: others see the loader */
+    len = snprintf(slot, HP_PROCS_TEXT, "%ld %llu %s %s", pid, when, tag, c->exe);
+    if (len < 0 || len >= HP_PROCS_TEXT) /* not registered (others see the loader); nor an earlier program */
+        snprintf(slot, HP_PROCS_TEXT, "%ld %llu %s -", pid, when, tag);
     seal(slot);
     fd = (int)syscall(SYS_openat, AT_FDCWD, c->procs, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -133,7 +151,7 @@ int hp_register_exe(const struct hp_config *c, unsigned long long start)
     n = syscall(SYS_pwrite64, fd, slot, sizeof(slot), (long)(pid % HP_PROCS_SLOTS) * HP_PROCS_SLOT);
     rc = n == (long)sizeof(slot) ? 0 : n < 0 ? -errno : -EIO;
     syscall(SYS_close, fd);
-    return rc;
+    return rc < 0 ? rc : len < 0 || len >= HP_PROCS_TEXT ? -ENAMETOOLONG : 0;
 }
 
 /* "/proc/<digits>/exe" or "/proc/<digits>/task/<digits>/exe": the pid, else 0. */
@@ -158,7 +176,7 @@ int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t si
     const struct hp_config *c = hp_conf();
     char slot[HP_PROCS_SLOT], target[HP_PROCS_TEXT + 1], link[PATH_MAX], tag[17], loader[17];
     int guest = 0, fd;
-    unsigned long long start = 0, now = 0;
+    unsigned long long when = 0, started = 0;
     long pid, n;
 
     if (!c || !c->procs || (pid = exe_link_pid(path)) == 0)
@@ -182,11 +200,11 @@ int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t si
     hash16(target, tag);
     if (memcmp(slot + HP_PROCS_TEXT, tag, 16) != 0)
         return -ENOENT; /* never written, or being written */
-    if (sscanf(target, "%ld %llu %16[0-9a-f] %n", &n, &start, loader, &guest) != 3 || guest == 0 ||
+    if (sscanf(target, "%ld %llu %16[0-9a-f] %n", &n, &when, loader, &guest) != 3 || guest == 0 ||
         n != pid || target[guest] != '/')
         return -ENOENT;
     hash16(kernel_link, tag);
-    if (strcmp(loader, tag) != 0 || start_time(pid, &now) < 0 || now != start)
+    if (strcmp(loader, tag) != 0 || start_time(pid, &started) < 0 || started > when)
         return -ENOENT; /* another process now, or the same one running something else */
     if (strlen(target + guest) >= size)
         return -ENAMETOOLONG;

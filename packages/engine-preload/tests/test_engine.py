@@ -217,3 +217,38 @@ print(status, sorted(heavy & seen.get("modules", {{"not-spawned"}})), file=sys.s
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.stdout == "from the rootfs\n", done.stderr
     assert done.stderr.splitlines()[-1] == "3 []", done.stderr
+
+
+def _glibc_at_least(major: int, minor: int) -> bool:
+    name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+    return name == "glibc" and tuple(int(x) for x in version.split(".")[:2]) >= (major, minor)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64" or not _glibc_at_least(2, 33),
+                    reason="glibc-hwcaps subdirectories named x86-64-v2: glibc >= 2.33 on x86_64")
+def test_glibc_hwcaps_subdirectories_are_masked_only_where_there_are_none(tmp_path):
+    """The loader's probes of glibc-hwcaps subdirectories are skipped (--glibc-hwcaps-mask) only
+    when the container has no such subdirectory: a library placed in one is still loaded."""
+    from hpcbox_engine_preload import launcher_path
+    from hpcbox_engine_preload._engine import preload_environment
+
+    if "sse4_2" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("this CPU is not x86-64-v2")
+    root = tmp_path / "r"
+    copy_with_libraries("cat", root)
+    masked = preload_environment(engine.parse(config(root, "true")))
+    assert masked["HPCBOX_PRELOAD_LOADERS"].startswith("+/"), masked["HPCBOX_PRELOAD_LOADERS"]
+    libdir = Path(masked["HPCBOX_PRELOAD_LIBPATH"].split(":")[0])  # where the loader finds libc first
+    hwcaps = libdir / "glibc-hwcaps" / "x86-64-v2"
+    hwcaps.mkdir(parents=True)
+    shutil.copy2(libdir / "libc.so.6", hwcaps / "libc.so.6")
+    # the engine's earlier word (none there): the library masks them, so the loader takes the base copy
+    proc = subprocess.run([str(launcher_path()), "/", "cat", "/proc/self/maps"], env=masked,
+                          capture_output=True, text=True, check=False)
+    maps = proc.stdout
+    assert proc.returncode == 0 and "/libc.so.6\n" in maps and "glibc-hwcaps" not in maps, maps + proc.stderr
+    # looked at again: not masked, and the loader takes the subdirectory's copy, as natively
+    env = preload_environment(engine.parse(config(root, "true")))
+    assert not env["HPCBOX_PRELOAD_LOADERS"].startswith("+"), env["HPCBOX_PRELOAD_LOADERS"]
+    code, out, err = run(root, "cat", "/proc/self/maps")
+    assert code == 0 and "/glibc-hwcaps/x86-64-v2/libc.so.6\n" in out, out + err

@@ -149,13 +149,31 @@ LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld
            "/lib/ld-musl-aarch64.so.1")
 
 
-def known_loaders(rootfs: str) -> str:
-    """Lines guest=host of the LOADERS this rootfs has."""
+# glibc >= 2.33's loaders take this option; its usage text names it.
+HWCAPS_MASK_OPTION = b"--glibc-hwcaps-mask"
+
+
+def _takes_hwcaps_mask(loader: str) -> bool:
+    try:
+        with open(loader, "rb") as handle:
+            return HWCAPS_MASK_OPTION in handle.read(4 << 20)
+    except OSError:
+        return False
+
+
+def known_loaders(rootfs: str, library_path: str = "") -> str:
+    """Lines guest=host of the LOADERS this rootfs has. A line starts with "+" when the library may
+    start that loader with its glibc-hwcaps subdirectories masked: the loader takes the option and
+    none of the container's library directories (library_path) has such a subdirectory, so the
+    loader's probes there (6 failed system calls per exec on x86_64; glibc < 2.37 probes its
+    legacy subdirectories still) can only fail."""
+    no_hwcaps = not any(os.path.isdir(os.path.join(d, "glibc-hwcaps")) for d in library_path.split(":") if d)
     lines = []
     for guest in LOADERS:
         host = resolve_in_root(rootfs, guest)
         if os.path.isfile(host):
-            lines.append(f"{guest}={host}")
+            mask = no_hwcaps and "musl" not in guest and _takes_hwcaps_mask(host)
+            lines.append(f"{'+' if mask else ''}{guest}={host}")
     return "\n".join(lines)
 
 
@@ -269,7 +287,7 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     musl = _files.musl_library_file()
     if musl:
         env["HPCBOX_PRELOAD_LIB_MUSL"] = musl
-    env["HPCBOX_PRELOAD_LIBPATH"] = glibc_library_path(spec.rootfs)
+    env["HPCBOX_PRELOAD_LIBPATH"] = glibc_path = glibc_library_path(spec.rootfs)
     env["HPCBOX_PRELOAD_LIBPATH_MUSL"] = musl_library_path(spec.rootfs)
     if (spec.uid, spec.gid) != (os.getuid(), os.getgid()):
         env["HPCBOX_PRELOAD_UID"] = str(spec.uid)
@@ -286,7 +304,7 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
     tracer = ptrace_prefix(spec, bindings)
     if tracer and not any("\n" in arg for arg in tracer):
         env["HPCBOX_PRELOAD_PTRACE"] = "\n".join(tracer)
-    loaders = known_loaders(spec.rootfs)
+    loaders = known_loaders(spec.rootfs, glibc_path)
     if loaders:
         env["HPCBOX_PRELOAD_LOADERS"] = loaders
     if landlock_wanted(os.environ)[0]:
