@@ -105,12 +105,35 @@ def test_a_canonical_name_is_its_own_canonical_form(text):
     assert lookup._qualified(names[0])
 
 
+@st.composite
+def typed_names(draw) -> str:
+    """Names as users type them: with or without a registry host, a tag, a digest, or neither."""
+    host = draw(_host)
+    path = "/".join(draw(st.lists(_component, min_size=1, max_size=3)))
+    name = f"{host}/{path}" if host else path
+    tag, digest = draw(st.tuples(st.one_of(st.none(), _tag), st.one_of(st.none(), _digest)))
+    return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(typed_names())
+def test_a_short_docker_hub_name_expands_as_the_parser_expands_it(text):
+    """find()'s second fast path: where _familiar expands a name, the parser gives that name too."""
+    expanded = lookup._familiar(text)
+    if expanded is not None:
+        assert expanded in lookup.canonical_names(text)
+        assert lookup._qualified(expanded)
+
+
 def test_typed_names_find_what_the_parsed_names_find(tmp_path):
     store = Store(tmp_path)
     store.init()
     busybox = _image(store, b"one", "docker.io/library/busybox:1")[0]
     local = _image(store, b"two", "127.0.0.1:5000/bench/app:2")[0]
-    for text, want in [("busybox:1", busybox), ("docker.io/busybox:1", busybox),
+    latest = _image(store, b"three", "docker.io/library/busybox:latest")[0]
+    user = _image(store, b"four", "docker.io/someone/tool:latest")[0]
+    for text, want in [("busybox", latest), ("someone/tool", user), ("busybox:latest", latest),
+                       ("busybox:1", busybox), ("docker.io/busybox:1", busybox),
                        ("docker.io/library/busybox:1", busybox),
                        ("index.docker.io/library/busybox:1", busybox), ("127.0.0.1:5000/bench/app:2", local),
                        (f"127.0.0.1:5000/bench/app@{local}", local), (local.split(":")[1][:12], local)]:
@@ -123,16 +146,19 @@ def test_typed_names_find_what_the_parsed_names_find(tmp_path):
             lookup.find(store, text)
 
 
-def test_an_exactly_typed_name_is_found_without_the_registry_package(tmp_path):
-    """The fast path: `hpcbox run --rm 127.0.0.1:5000/x:1` does not import hpcbox_registry (~8 ms)."""
+@pytest.mark.parametrize("typed, stored", [("127.0.0.1:5000/bench/app:2", "127.0.0.1:5000/bench/app:2"),
+                                           ("app", "docker.io/library/app:latest"),
+                                           ("bench/app:2", "docker.io/bench/app:2")])
+def test_an_exactly_typed_name_is_found_without_the_registry_package(tmp_path, typed, stored):
+    """The fast paths: `hpcbox run --rm 127.0.0.1:5000/x:1` (the stored name) or `hpcbox run --rm
+    alpine` (a Docker Hub short name) does not import hpcbox_registry (~8 ms)."""
     store = Store(tmp_path)
     store.init()
-    digest = _image(store, b"one", "127.0.0.1:5000/bench/app:2")[0]
+    digest = _image(store, b"one", stored)[0]
     code = ("import sys\nfrom hpcbox.store import Store, lookup\n"
             f"image = lookup.find(Store({str(store.home)!r}), sys.argv[1])\n"
             "print(image.manifest_digest, 'hpcbox_registry' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code, "127.0.0.1:5000/bench/app:2"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run([sys.executable, "-c", code, typed], capture_output=True, text=True, check=False)
     assert done.stdout.split() == [digest, "False"], done.stderr
 
 
