@@ -15,7 +15,7 @@ except ImportError:  # an unpacked sdist carries it beside this file
     import importgraph
 
 ROOT = Path(hpcbox.__file__).resolve().parent
-TOP = ("hpcbox.main", "hpcbox.quick", "hpcbox.__main__", "hpcbox.udocker")
+TOP = ("hpcbox.main", "hpcbox.quick", "hpcbox.quickimage", "hpcbox.__main__", "hpcbox.udocker")
 COMMANDS, CONTAINERS, STORE = 3, 2, 1
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hpcbox import storefiles
 from hpcbox.containers import ContainerError, ContainerStore
 from hpcbox.containers import overlay as overlay_mod
 from hpcbox.store import Store
@@ -103,12 +104,12 @@ def test_a_successful_probe_is_recorded_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_overlay, "supported", lambda d: calls.append(d) or (True, "probed"))
     assert overlay_mod.supported(containers)[0] and overlay_mod.supported(containers)[0]
     assert len(calls) == 1
-    record = tmp_path / overlay_mod.PROBE_RECORD
+    record = tmp_path / storefiles.PROBE_RECORD
     assert record.read_text().startswith(os.uname().release + " ")
     record.write_text(record.read_text().replace(os.uname().release, "0.0-another-kernel", 1))
     assert overlay_mod.supported(containers)[0]
     assert len(calls) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [overlay_mod.PROBE_RECORD, "containers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [storefiles.PROBE_RECORD, "containers"]
     assert list(containers.iterdir()) == []
 
 
@@ -348,3 +349,114 @@ def test_run_overlay_creates_and_removes(bb):
     assert done.stdout == "hello\n"
     assert os.listdir(bb.containers_dir) == []
     assert len(os.listdir(bb.home / "images-rootfs")) == 1
+
+
+# -- `run --rm --overlay IMAGE` without the store's classes (hpcbox.quickimage) ---------------------------
+
+def _flattened(cs) -> str:
+    """IMAGE made into its shared rootfs once, and the overlay probe recorded as a success (as after a
+    first `run --overlay`); the store's home."""
+    first = cs.create(IMAGE, storage="overlay")
+    cs.remove(first.id, force=True)
+    containers = os.fspath(cs.dir)
+    key = storefiles.probe_key(containers)
+    if key is None:
+        pytest.skip("the runc engine's runner is not here")
+    Path(storefiles.probe_record(containers)).write_text(key)
+    return os.fspath(cs.store.home)
+
+
+def _lean_args(home: str, *options: str):
+    from hpcbox import quick
+
+    return quick.parse_run(["--home", home, "run", "--rm", "--overlay", *options, IMAGE, "true"])
+
+
+def test_the_lean_overlay_create_writes_what_the_store_writes(cs, forced):
+    from hpcbox import quickimage
+
+    home = _flattened(cs)
+    made = quickimage._create(home, IMAGE, IMAGE)
+    assert made is not None
+    directory, meta = made
+    full = cs.create(IMAGE, storage="overlay", durable=False)
+    lean_record = json.loads(Path(directory, "container.json").read_text())
+    full_record = json.loads((full.dir / "container.json").read_text())
+    assert lean_record["id"] == meta["id"] == os.path.basename(directory) and lean_record["created"]
+    for record in (lean_record, full_record):
+        del record["id"], record["created"]
+    assert list(lean_record.items()) == list(full_record.items())  # the same keys in the same order
+    assert sorted(os.listdir(directory)) == sorted(os.listdir(full.dir))
+    assert {c.id for c in cs.list()} == {meta["id"], full.id}
+    assert [e for e in os.listdir(cs.dir) if e.startswith(".")] == []
+    assert [e for e in os.listdir(cs.store.locks_dir) if e.startswith("create-")] == []
+
+
+def test_a_lean_overlay_run_imports_little_and_leaves_nothing(cs, forced):
+    """`hpcbox run --rm --overlay IMAGE`: up to the start of the runner and to its end, neither pathlib,
+    re, json, typing, contextlib, shutil nor the store's classes are imported (~10 ms of every run),
+    and the container is gone afterwards."""
+    home = _flattened(cs)
+    code = f"""
+import sys
+from hpcbox_oci_bundle import spawn as _spawn
+real, seen = _spawn._fork_exec, {{}}
+def fork_exec(argv, env, close):  # the runner is not needed: what was imported by then is
+    seen["modules"] = set(sys.modules)
+    return real(["/bin/true"], env, close)
+_spawn._fork_exec = fork_exec
+import hpcbox.quick
+status = hpcbox.quick.main(["--home", {home!r}, "run", "--rm", "--overlay", "--engine", "runc", {IMAGE!r}])
+heavy = {{"pathlib", "re", "json", "typing", "contextlib", "shutil", "hpcbox.store.layout",
+         "hpcbox.containers.store"}}
+print(status, sorted(heavy & seen.get("modules", {{"?"}})), sorted(heavy & set(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stdout == "0 [] []\n", done.stdout + done.stderr
+    assert cs.list() == [] and [e for e in os.listdir(cs.dir) if e.startswith(".")] == []
+
+
+def test_the_lean_overlay_run_leaves_what_it_is_not_sure_of_to_the_store(cs, forced):
+    """Anything the lean path does not read with certainty goes to `run`'s own command, before the lean
+    path has made anything: the store's classes then create, or say what is wrong."""
+    from hpcbox import quickimage
+
+    home = _flattened(cs)
+    assert quickimage._plain(_lean_args(home))
+    assert not quickimage._plain(_lean_args(home, "--name", "x"))
+    assert not quickimage._plain(_lean_args(home, "--platform", "linux/arm64"))
+    damaged = cs.dir / ("ab" * 32)
+    damaged.mkdir()  # a container whose record is lost: its name may be the word typed
+    assert quickimage.run_image(_lean_args(home)) is None
+    damaged.rmdir()
+    box = cs.create(IMAGE, name="box", storage="overlay")
+    args = _lean_args(home)
+    args.target = box.id[:6]  # a container's id prefix is a container
+    assert quickimage.run_image(args) is None
+    args.target = "box"
+    assert quickimage.run_image(args) is None
+    cs.remove(box.id, force=True)
+    image = cs.store.find([IMAGE])
+    lower = overlay_mod.rootfs_dir(cs.store, image.manifest_digest)
+    os.rename(lower, f"{lower}.away")  # not flattened yet: the store builds it
+    assert quickimage.run_image(_lean_args(home)) is None
+    os.rename(f"{lower}.away", lower)
+    blob = cs.store.blob_path(image.manifest_digest)
+    good = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(good[:-1])  # damaged: the store removes it and says how to repair
+    assert quickimage.run_image(_lean_args(home)) is None
+    blob.write_bytes(good)
+    Path(storefiles.probe_record(os.fspath(cs.dir))).unlink()  # the probe is the store's to run
+    assert quickimage.run_image(_lean_args(home)) is None
+    assert cs.list() == [] and [e for e in os.listdir(cs.dir) if e.startswith(".")] == []
+
+
+def test_a_plain_tree_is_removed_without_shutil_also_where_a_directory_lost_its_bits(tmp_path):
+    top = tmp_path / "c"
+    (top / "work" / "work").mkdir(parents=True)
+    (top / "upper" / "etc").mkdir(parents=True)
+    (top / "upper" / "etc" / "passwd").write_text("x")
+    (top / "upper" / "link").symlink_to("/etc")
+    (top / "work" / "work").chmod(0)  # as overlayfs leaves it
+    assert storefiles.remove_plain_tree(str(top)) and not top.exists()

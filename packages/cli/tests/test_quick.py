@@ -200,6 +200,32 @@ def test_leanjson_reads_what_json_reads(value, pad):
     assert leanjson.same(leanjson.loads(text), json.loads(text))
 
 
+# what the store writes: also tuples, non-string keys, NaN and infinities, any text
+WRITTEN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: (st.lists(children, max_size=4) | st.lists(children, max_size=3).map(tuple)
+                      | st.dictionaries(st.text() | st.integers() | st.floats() | st.booleans() | st.none(),
+                                        children, max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=WRITTEN, layout=st.sampled_from([{}, {"indent": 2}, {"indent": 0}, {"separators": (",", ":")},
+                                              {"indent": 1, "separators": (";", "=")}]))
+def test_leanjson_writes_what_json_writes(value, layout):
+    assert leanjson.dumps(value, **layout) == json.dumps(value, **layout)
+
+
+@pytest.mark.parametrize("value", [{"a": {1, 2}}, [b"x"], {(1, 2): 3}, {"a": object()}])
+def test_leanjson_leaves_other_values_to_json(value):
+    """json writes or refuses what is not a JSON type, and so does dumps (json raises the same error)."""
+    with pytest.raises(TypeError) as expected:
+        json.dumps(value)
+    with pytest.raises(TypeError) as got:
+        leanjson.dumps(value)
+    assert str(got.value) == str(expected.value)
+
+
 @pytest.mark.parametrize("text", ["", "  ", "{", "[1,]", "{} x", "nul", "[1] [2]", "{'a': 1}"])
 def test_leanjson_refuses_what_json_refuses(text):
     with pytest.raises(ValueError):

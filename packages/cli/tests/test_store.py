@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hpcbox import storefiles
 from hpcbox.store import Store, StoreCorruptError, UnknownImageError, lookup
 from hpcbox.store.atomic import atomic_write_bytes
 from hpcbox.store.layout import ANN_CONFIG_DIGEST, ANN_REF_NAME
@@ -102,7 +103,7 @@ def test_a_canonical_name_is_its_own_canonical_form(text):
     names = lookup.canonical_names(text)
     assert len(names) == 1
     assert lookup.canonical_names(names[0]) == names
-    assert lookup._qualified(names[0])
+    assert storefiles.qualified(names[0])
 
 
 @st.composite
@@ -118,11 +119,11 @@ def typed_names(draw) -> str:
 @settings(max_examples=300, deadline=None)
 @given(typed_names())
 def test_a_short_docker_hub_name_expands_as_the_parser_expands_it(text):
-    """find()'s second fast path: where _familiar expands a name, the parser gives that name too."""
-    expanded = lookup._familiar(text)
+    """find()'s second fast path: where storefiles.familiar expands a name, the parser gives that name too."""
+    expanded = storefiles.familiar(text)
     if expanded is not None:
         assert expanded in lookup.canonical_names(text)
-        assert lookup._qualified(expanded)
+        assert storefiles.qualified(expanded)
 
 
 def test_typed_names_find_what_the_parsed_names_find(tmp_path):

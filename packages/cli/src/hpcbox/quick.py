@@ -25,6 +25,7 @@ import gc
 import os
 import sys
 
+from hpcbox.leancontainers import find_container
 from hpcbox.storehome import store_home
 
 TYPE_CHECKING = False  # argparse and typing for the type checker only: this module avoids both
@@ -174,103 +175,6 @@ def parse_run(words: List[str]) -> Args | None:
     return None  # no TARGET: argparse's error
 
 
-# -- the container, as ContainerStore.get finds it -------------------------------------------------------
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_id(text: str) -> bool:
-    return len(text) == 64 and _HEX.issuperset(text)
-
-
-class LeanContainer:
-    """The parts of :class:`hpcbox.containers.Container` that `hpcbox run` uses, paths as strings."""
-
-    def __init__(self, directory: str, meta: Dict[str, Any]) -> None:
-        self.dir = directory
-        self._meta = meta
-
-    id = property(lambda self: self._meta["id"])
-    short_id = property(lambda self: self._meta["id"][:12])
-    names = property(lambda self: list(self._meta.get("names") or []))
-    image_config = property(lambda self: dict(self._meta.get("image_config") or {}))
-    created = property(lambda self: str(self._meta.get("created") or ""))
-    settings = property(lambda self: dict(self._meta.get("settings") or {}))
-    storage = property(lambda self: str(self._meta.get("storage") or "copy"))
-    nvidia = property(lambda self: self._meta.get("nvidia"))
-    rootfs = property(lambda self: f"{self.dir}/rootfs")
-    config_path = property(lambda self: f"{self.dir}/config.json")
-
-    def in_use(self) -> _InUse:
-        return _InUse(f"{self.dir}/.in-use.lock")
-
-
-class _InUse:
-    """``Container.in_use()``: a shared flock on ``.in-use.lock`` while the container runs."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> _InUse:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        fd, self.fd = self.fd, -1
-        os.close(fd)
-
-
-def _read_meta(directory: str) -> Dict[str, Any] | None:
-    from hpcbox import leanjson
-
-    try:
-        with open(f"{directory}/container.json", "rb") as handle:
-            meta = leanjson.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError):  # (UnicodeDecodeError too: json.loads would judge other encodings)
-        return None
-    return meta if isinstance(meta, dict) and _is_id(str(meta.get("id", ""))) else None
-
-
-def find_container(home: str, text: str) -> LeanContainer | None:
-    """The container *text* names (name, full id, unique id prefix), or None: none, or not sure."""
-    base = f"{home}/containers"
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return None
-    found = []
-    for name in names:
-        if _is_id(name):
-            meta = _read_meta(f"{base}/{name}")
-            if meta is None:
-                if os.path.isfile(f"{base}/{name}/container.json"):
-                    return None  # unreadable here: let the store judge it
-                continue
-            if meta["id"] == name:
-                found.append(LeanContainer(f"{base}/{name}", meta))
-    found.sort(key=lambda c: (c.created, c.id))
-    for c in found:
-        if text in c.names:
-            return c
-    for c in found:
-        if c.id == text:
-            return c
-    if text and _HEX.issuperset(text):
-        hits = [c for c in found if c.id.startswith(text)]
-        if len(hits) == 1:
-            return hits[0]
-    return None
-
-
 # -- the entry point ------------------------------------------------------------------------------------
 
 def run_existing(args: Args) -> int | None:
@@ -349,6 +253,10 @@ def main(argv: List[str] | None = None) -> int:
         went_on = False  # to `run`'s own command (an image: create, maybe pull; threads, atexit handlers)
         try:
             status = run_existing(args)
+            if status is None:
+                from hpcbox.quickimage import run_image
+
+                status = run_image(args)
             if status is None:
                 went_on = True
                 if argv is None:

@@ -13,7 +13,7 @@ from hpcbox_oci_bundle import Container
 
 from hpcbox_engine_runc.__about__ import __version__
 from hpcbox_engine_runc._bundle import Bundle, parse_bundle, resolve_in_root
-from hpcbox_engine_runc._engine import RuncEngine, bring_loopback_up, runner_argv, runner_path
+from hpcbox_engine_runc._engine import RuncEngine, bring_loopback_up, runner_argv, runner_file, runner_path
 from hpcbox_engine_runc.errors import BundleError, EngineError, UnavailableError
 
 TYPE_CHECKING = False  # importing the checkers' names costs start-up time
@@ -46,5 +46,6 @@ __all__ = [
     "parse_bundle",
     "resolve_in_root",
     "runner_argv",
+    "runner_file",
     "runner_path",
 ]

@@ -38,7 +38,7 @@ def _package_dir() -> str:
     return os.path.dirname(os.path.realpath(__file__))
 
 
-def _runner_file() -> str:
+def runner_file() -> str:
     """runner_path() as a string, without pathlib (~1.5 ms of every run to import)."""
     return helper_file(_package_dir(), RUNNER_NAME)
 
@@ -52,7 +52,7 @@ def _mount_target(bundle: Bundle, destination: str) -> str:
 
 def runner_argv(bundle: Bundle, runner: Optional[str] = None) -> List[str]:
     """The builtin runner's command line for a parsed bundle (no JSON reaches the C side)."""
-    argv = [str(runner or _runner_file()), "--rootfs", bundle.rootfs, "--uid", str(bundle.uid),
+    argv = [str(runner or runner_file()), "--rootfs", bundle.rootfs, "--uid", str(bundle.uid),
             "--gid", str(bundle.gid), "--cwd", bundle.cwd]
     if bundle.hostname:
         argv += ["--hostname", bundle.hostname]
@@ -140,7 +140,7 @@ class RuncEngine:
 
     @property
     def runner(self) -> str:
-        return str(self._runner or _runner_file())
+        return str(self._runner or runner_file())
 
     def available(self, proc_root: str = "/proc", runtime: str = "builtin", **hints: Any) -> Tuple[bool, str]:
         """(True, why) when this host can run containers with `runtime`, else (False, what to do).

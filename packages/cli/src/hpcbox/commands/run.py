@@ -20,9 +20,8 @@ from hpcbox.errors import HpcboxError, UsageError
 TYPE_CHECKING = False  # typing and the classes below are for the checker: this is the hot path
 if TYPE_CHECKING:
     from argparse import Namespace
-    from contextlib import ExitStack
     from pathlib import Path
-    from typing import Any, ContextManager, Dict, List, Optional, Protocol, Sequence, Union
+    from typing import Any, Callable, ContextManager, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
     from hpcbox.containers import Container, ContainerStore
     from hpcbox.runspec import RunOptions
@@ -215,14 +214,35 @@ def _run(args: Namespace, container: RunTarget) -> int:
     """Run *container* (a :class:`hpcbox.containers.Container`, or the lean stand-in of
     :mod:`hpcbox.quick`, whose paths are strings) as *args* say."""
     if getattr(container, "storage", "copy") != "overlay":
-        return _run_with(args, container, None)  # (contextlib costs a millisecond: overlays only)
-    import contextlib
-
-    with contextlib.ExitStack() as stack:
+        return _run_with(args, container, None)
+    with Cleanups() as stack:
         return _run_with(args, container, stack)
 
 
-def _run_with(args: Namespace, container: RunTarget, stack: Optional[ExitStack]) -> int:
+class Cleanups:
+    """What an overlay run undoes at its end, last first, each also when one before it failed
+    (``contextlib.ExitStack.callback`` without contextlib, which costs ~1 ms of every run)."""
+
+    def __init__(self) -> None:
+        self._undo: List[Tuple[Callable[..., object], Tuple[Any, ...]]] = []
+
+    def callback(self, action: Callable[..., object], *args: Any) -> None:
+        self._undo.append((action, args))
+
+    def __enter__(self) -> Cleanups:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._undo:
+            return
+        action, args = self._undo.pop()
+        try:
+            action(*args)
+        finally:
+            self.__exit__(*exc)
+
+
+def _run_with(args: Namespace, container: RunTarget, stack: Optional[Cleanups]) -> int:
     """Plan once, start; when an ``auto`` engine cannot start here, plan again from scratch for the
     next engine (:func:`hpcbox.engines.fallbacks`, chosen by capabilities) and start that."""
     from hpcbox import engines
@@ -233,10 +253,7 @@ def _run_with(args: Namespace, container: RunTarget, stack: Optional[ExitStack])
         opts.containerauth = True
     view = None
     if getattr(container, "storage", "copy") == "overlay":
-        from hpcbox.containers import Container
-
-        # only a stored container is an overlay one (the lean path and --location leave it to this one)
-        assert isinstance(container, Container) and stack is not None
+        assert stack is not None  # (an overlay container is a stored one, or hpcbox.quickimage's new one)
         view = _overlay_annotations(container, opts, stack)
     config = _base_config(args, container, opts, view)
     _prepare_host(args, opts)
@@ -357,7 +374,7 @@ def overlay_only_runc(container: RunTarget, engine_name: str) -> HpcboxError:
                        engines.EXIT_ENGINE)
 
 
-def _overlay_annotations(container: Container, opts: RunOptions, stack: ExitStack) -> List[str]:
+def _overlay_annotations(container: Any, opts: RunOptions, stack: Cleanups) -> List[str]:
     """Put the overlay annotations into *opts*; return the directories to read image files from.
 
     One overlay mount at a time may write a container's upper directory (the kernel warns of undefined
@@ -371,7 +388,7 @@ def _overlay_annotations(container: Container, opts: RunOptions, stack: ExitStac
         if not path or not os.path.isdir(path):
             raise HpcboxError(f"overlay container {container.short_id} lacks its directory {path!r}",
                               f"remove it with 'hpcbox rm {container.short_id}' and create it again")
-    lock = FileLock(container.dir / ".upper.lock", blocking=False)
+    lock = FileLock(os.path.join(container.dir, ".upper.lock"), blocking=False)  # (dir: a str or Path)
     try:
         lock.acquire()
         stack.callback(lock.release)
@@ -379,11 +396,11 @@ def _overlay_annotations(container: Container, opts: RunOptions, stack: ExitStac
     except LockBusy:
         from hpcbox.containers import remove_tree
 
-        private = container.dir / f".run-{os.getpid()}-{os.urandom(4).hex()}"
+        private = os.path.join(container.dir, f".run-{os.getpid()}-{os.urandom(4).hex()}")
         stack.callback(remove_tree, private)
-        (private / "upper").mkdir(parents=True)
-        (private / "work").mkdir()
-        lower, upper, work = f"{upper}:{lower}", str(private / "upper"), str(private / "work")
+        os.makedirs(os.path.join(private, "upper"))
+        os.mkdir(os.path.join(private, "work"))
+        lower, upper, work = f"{upper}:{lower}", os.path.join(private, "upper"), os.path.join(private, "work")
         view = [upper, *lower.split(":")]
         from hpcbox.output import note
 
@@ -474,9 +491,9 @@ def release_signal_holds() -> None:
 
 
 def _write_config(path: Union[str, Path], config: Dict[str, Any]) -> None:
-    """config.json in compact JSON: the C encoder (indent= would use the pure-Python one, ms per run).
-    Left as it is when it already holds this config (the usual case for an existing container), found
-    without importing json (whose decoder imports re: ~2 ms per run)."""
+    """config.json in compact JSON. Left as it is when it already holds this config (the usual case
+    for an existing container). Read and written without importing json (whose decoder and encoder
+    import re: ~2 ms per run)."""
     from hpcbox import leanjson
 
     try:
@@ -485,8 +502,6 @@ def _write_config(path: Union[str, Path], config: Dict[str, Any]) -> None:
                 return
     except (OSError, ValueError):
         pass
-    import json
-
     from hpcbox import runspec
 
-    runspec.write_if_changed(str(path), json.dumps(config, separators=(",", ":")))
+    runspec.write_if_changed(str(path), leanjson.dumps(config, separators=(",", ":")))

@@ -24,13 +24,15 @@ import stat
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
+from hpcbox import storefiles
 from hpcbox.errors import EXIT_USAGE
 from hpcbox.store.lock import FileLock, LockBusy
+from hpcbox.storefiles import IMAGES_ROOTFS, image_rootfs_dir, probe_record, read_text
+from hpcbox.storefiles import probe_key as _probe_key
 
-IMAGES_ROOTFS = "images-rootfs"
 TEMP_PREFIX = ".tmp-"
 STORAGE_COPY = "copy"
-STORAGE_OVERLAY = "overlay"
+STORAGE_OVERLAY = storefiles.STORAGE_OVERLAY
 STORAGES = (STORAGE_COPY, STORAGE_OVERLAY)
 MODE_ENV = "HPCBOX_CREATE_MODE"
 WHITEOUT_XATTR = "user.overlay.whiteout"
@@ -51,14 +53,11 @@ def default_storage(environ: Optional[Any] = None) -> str:
 
 
 def rootfs_dir(store: Any, manifest_digest: str) -> Path:
-    return Path(store.home) / IMAGES_ROOTFS / manifest_digest.split(":", 1)[-1]
+    return Path(image_rootfs_dir(os.fspath(store.home), manifest_digest))
 
 
 def _lock(store: Any, hexpart: str, blocking: bool = True) -> FileLock:
     return FileLock(Path(store.locks_dir) / f"image-rootfs-{hexpart}.lock", blocking=blocking)
-
-
-PROBE_RECORD = ".overlay-probe"
 
 
 def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
@@ -70,9 +69,9 @@ def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
     directory's device, the runner's path, size and mtime) and taken as it is while they are the
     same. A failure is never recorded (each create probes again, and falls back to a copy). The record
     lies beside *directory* (the store's containers directory: in the store's home), not in it."""
-    record = os.path.join(os.path.dirname(os.path.abspath(directory)), PROBE_RECORD)
-    key = _probe_key(directory)
-    if key is not None and _read_text(record) == key:
+    record = probe_record(os.fspath(directory))
+    key = _probe_key(os.fspath(directory))
+    if key is not None and read_text(record) == key:
         return True, "rootless overlayfs works here (userxattr)"
     try:  # the probe's module (subprocess, tempfile, platform: ~6 ms) only when it runs
         from hpcbox_engine_runc import overlay
@@ -85,26 +84,6 @@ def supported(directory: os.PathLike[str] | str) -> Tuple[bool, str]:
     if ok and key is not None:
         _write_text(record, key)
     return ok, why
-
-
-def _probe_key(directory: os.PathLike[str] | str) -> Optional[str]:
-    """What the probe's success depends on, as one line (None when it cannot be told)."""
-    try:
-        from hpcbox_engine_runc import runner_path
-
-        runner = str(runner_path())
-        found, where = os.stat(runner), os.stat(directory)
-    except (ImportError, OSError):
-        return None
-    return f"{os.uname().release} {where.st_dev} {runner} {found.st_size} {found.st_mtime_ns}\n"
-
-
-def _read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return None
 
 
 def _write_text(path: str, text: str) -> None:

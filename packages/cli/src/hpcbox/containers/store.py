@@ -26,10 +26,10 @@ import contextlib
 import json
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
+from hpcbox import storefiles
 from hpcbox.containers.errors import (
     AmbiguousContainerError,
     ContainerError,
@@ -43,6 +43,7 @@ from hpcbox.containers.fs import copy_rootfs, remove_tree
 from hpcbox.errors import EXIT_NOT_FOUND, EXIT_USAGE
 from hpcbox.store.atomic import atomic_write_json, json_document
 from hpcbox.store.lock import FileLock, LockBusy
+from hpcbox.storefiles import image_reference, new_container_meta, now
 
 TYPE_CHECKING = False  # names for the type checker only
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ if TYPE_CHECKING:
 
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-CREATE_PREFIX = ".create-"
-REMOVE_PREFIX = ".rm-"
-META = "container.json"
+CREATE_PREFIX = storefiles.CREATE_PREFIX
+REMOVE_PREFIX = storefiles.REMOVE_PREFIX
+META = storefiles.CONTAINER_META
 
 
 def check_name(name: str) -> str:
@@ -62,12 +63,6 @@ def check_name(name: str) -> str:
                              "use letters, digits, '_', '.' or '-', starting with a letter or digit",
                              EXIT_USAGE)
     return name
-
-
-def _now() -> str:
-    """The time now in UTC as ``2026-12-04T05:40:00.123456Z``, without datetime (~1.5 ms to import)."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns // 1000 % 10**6:06d}Z"
 
 
 class Damaged:
@@ -329,24 +324,9 @@ class ContainerStore:
                                      "pull it again with --platform")
             config_digest = (manifest.get("config") or {}).get("digest", "")
             config = store.read_json_blob(config_digest, "config", image) if config_digest else {}
-            meta = {
-                "id": "",
-                "names": [name] if name else [],
-                "image": {
-                    "reference": image.tags[0] if image.tags else (image.names[0] if image.names
-                                                                   else image_name_or_id),
-                    "manifest": image.manifest_digest,
-                    "config": config_digest,
-                },
-                "image_config": config,
-                "created": "",
-                "protected": False,
-                "execmode": None,
-                "settings": {},
-            }
-
-            if storage == _overlay.STORAGE_OVERLAY:
-                meta["storage"] = storage
+            reference = image_reference(image.tags, image.names, image_name_or_id)
+            meta = new_container_meta(reference, image.manifest_digest, config_digest, config,
+                                      names=[name] if name else [], storage=storage)
 
             def layers() -> List[Layer]:
                 from hpcbox.store.verify import checked_layers
@@ -373,7 +353,7 @@ class ContainerStore:
     def _build(self, meta: Dict[str, Any], fill: Any, durable: bool = True) -> Container:
         cid = os.urandom(32).hex()
         meta["id"] = cid
-        meta["created"] = _now()
+        meta["created"] = now()
         work = self.dir / f"{CREATE_PREFIX}{cid}"
         self._prepare()
         try:

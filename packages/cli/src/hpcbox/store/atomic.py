@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple, Union
+
+from hpcbox import storefiles
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -69,9 +70,7 @@ def atomic_write_bytes(path: PathLike, data: bytes, temp_dir: Optional[PathLike]
         handle.write(data)
 
 
-def json_document(value: Any) -> bytes:
-    """*value* as the store writes its JSON files (indented, keys in their order, a final newline)."""
-    return json.dumps(value, indent=2, sort_keys=False).encode() + b"\n"
+json_document = storefiles.json_document
 
 
 def atomic_write_json(path: PathLike, value: Any, temp_dir: Optional[PathLike] = None) -> None:

@@ -33,14 +33,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from hpcbox_oci_bundle.mediatypes import OCI_INDEX
 
 from hpcbox.store.atomic import TEMP_PREFIX, atomic_write_bytes, atomic_write_json, fsync_dir
 from hpcbox.store.lock import FileLock, LockBusy
+from hpcbox.storefiles import ANN_REF_NAME as _REF_NAME
+from hpcbox.storefiles import sha256_digest
 
-ANN_REF_NAME = "org.opencontainers.image.ref.name"
+ANN_REF_NAME = _REF_NAME
 ANN_CONFIG_DIGEST = "org.hpcbox.image.config"  # the image id, so listing needs no blob reads
 ANN_SIZE = "org.hpcbox.image.size"
 ANN_CREATED = "org.hpcbox.image.created"
@@ -131,23 +133,6 @@ class Image:
     @property
     def created(self) -> str:
         return self.annotations.get(ANN_CREATED, "")
-
-
-def _sha256() -> Callable[[bytes], Any]:
-    """CPython's own SHA-256 (``_sha256``, ``_sha2`` from 3.12): hashlib loads OpenSSL first, ~3.5 ms
-    of every `hpcbox images` or `hpcbox run --rm IMAGE` that checks a manifest of a few kB."""
-    for name in ("_sha256", "_sha2"):
-        try:
-            return __import__(name).sha256  # type: ignore[no-any-return]
-        except ImportError:
-            pass
-    import hashlib
-
-    return hashlib.sha256
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + str(_sha256()(data).hexdigest())
 
 
 def _check_digest(digest: str) -> str:

@@ -7,10 +7,12 @@ a crashed pull never leaves a stale lock behind.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-from typing import Iterator
+
+TYPE_CHECKING = False  # typing for the checker only: `hpcbox run` imports this module
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 class LockBusy(Exception):
@@ -58,16 +60,22 @@ class FileLock:
         self.release()
 
 
-@contextlib.contextmanager
-def try_lock(path: os.PathLike[str] | str, shared: bool = False) -> Iterator[bool]:
-    """Yield True with the lock held, or False at once if someone else holds it."""
-    lock = FileLock(path, shared=shared, blocking=False)
-    try:
-        lock.acquire()
-    except LockBusy:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+class try_lock:
+    """``with try_lock(path) as held:``: *held* True with the lock held, or False at once if someone else
+    holds it (a class, not a contextlib generator: contextlib costs ~2 ms of `hpcbox run`)."""
+
+    def __init__(self, path: os.PathLike[str] | str, shared: bool = False) -> None:
+        self.lock: Optional[FileLock] = FileLock(path, shared=shared, blocking=False)
+
+    def __enter__(self) -> bool:
+        assert self.lock is not None
+        try:
+            self.lock.acquire()
+        except LockBusy:
+            self.lock = None
+            return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.release()
