@@ -184,66 +184,92 @@ static bool proc_magic_link(const struct gp_context *ctx, const char *host)
     return strncmp(p, "/ns/", 4) == 0 && p[4] && !strchr(p + 4, '/');
 }
 
-/* Resolve guest_path into res (PATH_MAX bytes), component by component. */
-static int walk(const struct gp_context *ctx, const char *guest_path, int flags, char *res,
-                struct walk_result *wr)
+/* Where a walk stands: the path still to walk (guest_path itself until a symlink is followed, not a
+ * copy, then one of bufs), how far, the resolved length, the symlinks followed. Each stack page a
+ * walk touches is a page fault in a new process: the two buffers for symlinks are only in the
+ * frame of walk_links, made when the first one is met. */
+struct walk_state {
+    const char *pend;
+    size_t plen, pos, rlen, saved; /* saved: rlen before the last component */
+    int links;
+    char (*bufs)[PATH_MAX]; /* NULL until a symlink is followed */
+    int spare;              /* the one of bufs that pend is not */
+};
+
+#define WALK_LINK 1 /* walk_steps met a symlink to follow without bufs */
+
+/* Follow the symlink at `host` (the last component resolved): the rest of the path after its
+ * target, in the spare buffer, is what is left to walk. */
+static int follow(const struct gp_context *ctx, struct walk_state *s, const char *host, char *res)
 {
-    char buf_a[PATH_MAX], buf_b[PATH_MAX], host[PATH_MAX];
-    char *pend = buf_a, *spare = buf_b;
-    size_t plen = strlen(guest_path), pos = 0, rlen = 0;
-    int links = 0;
+    char *spare = s->bufs[s->spare];
+    size_t rest = s->plen - s->pos, new_len = 0;
+    int rc = self_link_target(ctx, host, spare, PATH_MAX);
 
-    wr->missing_slash = false;
-    if (plen == 0)
-        return -ENOENT;
-    if (plen >= PATH_MAX)
-        return -ENAMETOOLONG;
-    memcpy(pend, guest_path, plen + 1);
-    if (pend[0] != '/') {
-        rlen = prefix_len(ctx->cwd, ctx->cwd_len);
-        memcpy(res, ctx->cwd, rlen);
+    if (rc > 0) {
+        if ((size_t)rc + rest + 1 > PATH_MAX)
+            return -ENAMETOOLONG;
+        memcpy(spare + rc, s->pend + s->pos, rest + 1);
+        new_len = (size_t)rc + rest;
+    } else if (rc == 0) {
+        rc = splice_link(host, spare, s->pend + s->pos, rest, &new_len);
     }
-    res[rlen] = '\0';
+    if (rc < 0)
+        return rc;
+    s->pend = spare;
+    s->spare ^= 1;
+    s->plen = new_len;
+    s->pos = 0;
+    s->rlen = spare[0] == '/' ? 0 : s->saved;
+    res[s->rlen] = '\0';
+    return 0;
+}
 
+/* Resolve the rest of s into res, component by component (host: PATH_MAX bytes for each one's host
+ * path); 0, -errno or WALK_LINK. */
+static int walk_steps(const struct gp_context *ctx, struct walk_state *s, int flags, char *res, char *host,
+                      struct walk_result *wr)
+{
     for (;;) {
-        size_t start, n, after, saved;
+        const char *pend = s->pend;
+        size_t start, n, after;
         bool last, slash;
         struct stat st;
         int rc;
 
-        while (pend[pos] == '/')
-            pos++;
-        if (pend[pos] == '\0')
+        while (pend[s->pos] == '/')
+            s->pos++;
+        if (pend[s->pos] == '\0')
             break;
-        start = pos;
-        while (pend[pos] && pend[pos] != '/')
-            pos++;
-        n = pos - start;
-        after = pos;
+        start = s->pos;
+        while (pend[s->pos] && pend[s->pos] != '/')
+            s->pos++;
+        n = s->pos - start;
+        after = s->pos;
         while (pend[after] == '/')
             after++;
         last = pend[after] == '\0';
-        slash = last && after > pos;
+        slash = last && after > s->pos;
 
         if (n == 1 && pend[start] == '.')
             continue;
         if (n == 2 && pend[start] == '.' && pend[start + 1] == '.') {
-            while (rlen > 0 && res[rlen - 1] != '/')
-                rlen--;
-            if (rlen > 0)
-                rlen--;
-            res[rlen] = '\0';
+            while (s->rlen > 0 && res[s->rlen - 1] != '/')
+                s->rlen--;
+            if (s->rlen > 0)
+                s->rlen--;
+            res[s->rlen] = '\0';
             continue;
         }
-        if (rlen + 1 + n + 1 > PATH_MAX)
+        if (s->rlen + 1 + n + 1 > PATH_MAX)
             return -ENAMETOOLONG;
-        saved = rlen;
-        res[rlen++] = '/';
-        memcpy(res + rlen, pend + start, n);
-        rlen += n;
-        res[rlen] = '\0';
+        s->saved = s->rlen;
+        res[s->rlen++] = '/';
+        memcpy(res + s->rlen, pend + start, n);
+        s->rlen += n;
+        res[s->rlen] = '\0';
 
-        rc = map_resolved(ctx, res, rlen, host, sizeof(host));
+        rc = map_resolved(ctx, res, s->rlen, host, PATH_MAX);
         if (rc < 0)
             return rc;
         if (fstatat(AT_FDCWD, host, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -251,49 +277,68 @@ static int walk(const struct gp_context *ctx, const char *guest_path, int flags,
                 wr->missing_slash = slash;
                 break;
             }
-            if (errno == ENOENT && leads_to_binding(ctx, res, rlen))
+            if (errno == ENOENT && leads_to_binding(ctx, res, s->rlen))
                 continue;
             return -errno;
         }
         if (S_ISLNK(st.st_mode) && (!last || slash || (flags & GP_FOLLOW_LAST))) {
-            size_t new_len = 0;
-            char *tmp;
-
-            if (++links > GP_MAX_LINKS)
+            if (++s->links > GP_MAX_LINKS)
                 return -ELOOP;
             if (proc_magic_link(ctx, host)) {
                 /* the kernel follows it: keep the link and the rest as they are */
-                if (rlen + (plen - pos) + 1 > PATH_MAX)
+                if (s->rlen + (s->plen - s->pos) + 1 > PATH_MAX)
                     return -ENAMETOOLONG;
-                memcpy(res + rlen, pend + pos, plen - pos + 1);
-                rlen += plen - pos;
+                memcpy(res + s->rlen, pend + s->pos, s->plen - s->pos + 1);
+                s->rlen += s->plen - s->pos;
                 break;
             }
-            rc = self_link_target(ctx, host, spare, PATH_MAX);
-            if (rc > 0) {
-                if ((size_t)rc + (plen - pos) + 1 > PATH_MAX)
-                    return -ENAMETOOLONG;
-                memcpy(spare + rc, pend + pos, plen - pos + 1);
-                new_len = (size_t)rc + (plen - pos);
-            } else if (rc == 0) {
-                rc = splice_link(host, spare, pend + pos, plen - pos, &new_len);
-            }
+            if (!s->bufs)
+                return WALK_LINK;
+            rc = follow(ctx, s, host, res);
             if (rc < 0)
                 return rc;
-            tmp = pend;
-            pend = spare;
-            spare = tmp;
-            plen = new_len;
-            pos = 0;
-            rlen = pend[0] == '/' ? 0 : saved;
-            res[rlen] = '\0';
             continue;
         }
         if (!S_ISDIR(st.st_mode) && (!last || slash))
             return -ENOTDIR;
     }
-    wr->len = rlen;
+    wr->len = s->rlen;
     return 0;
+}
+
+/* The rest of a walk once it meets a symlink: with the buffers to splice paths in. */
+static __attribute__((noinline)) int walk_links(const struct gp_context *ctx, struct walk_state *s, int flags,
+                                                char *res, char *host, struct walk_result *wr)
+{
+    char bufs[2][PATH_MAX];
+    int rc;
+
+    s->bufs = bufs;
+    s->spare = 0;
+    rc = follow(ctx, s, host, res);
+    return rc < 0 ? rc : walk_steps(ctx, s, flags, res, host, wr);
+}
+
+/* Resolve guest_path into res (PATH_MAX bytes), component by component. */
+static int walk(const struct gp_context *ctx, const char *guest_path, int flags, char *res,
+                struct walk_result *wr)
+{
+    char host[PATH_MAX];
+    struct walk_state s = {.pend = guest_path, .plen = strlen(guest_path)};
+    int rc;
+
+    wr->missing_slash = false;
+    if (s.plen == 0)
+        return -ENOENT;
+    if (s.plen >= PATH_MAX)
+        return -ENAMETOOLONG;
+    if (guest_path[0] != '/') {
+        s.rlen = prefix_len(ctx->cwd, ctx->cwd_len);
+        memcpy(res, ctx->cwd, s.rlen);
+    }
+    res[s.rlen] = '\0';
+    rc = walk_steps(ctx, &s, flags, res, host, wr);
+    return rc == WALK_LINK ? walk_links(ctx, &s, flags, res, host, wr) : rc;
 }
 
 static int finish(const char *path, size_t len, bool slash, char *out, size_t out_size)
@@ -456,10 +501,29 @@ static int parent_path(const struct gp_context *ctx, const char *guest_path, int
     return rc;
 }
 
+/* Whether out (of out_size bytes) can hold walk's result itself (PATH_MAX bytes, apart from the
+ * path walked): a buffer less on the stack, where each page touched is a page fault in a new
+ * process. */
+static bool walk_in_place(const char *guest_path, const char *out, size_t out_size)
+{
+    return out_size >= PATH_MAX && (out + out_size <= guest_path || guest_path + strlen(guest_path) < out);
+}
+
+/* gp_canonical's walk with a buffer of its own for the result (noinline: not in the frame of the
+ * common case). */
+static __attribute__((noinline)) int canonical_copied(const struct gp_context *ctx, const char *guest_path,
+                                                      int flags, char *out, size_t out_size)
+{
+    char res[PATH_MAX];
+    struct walk_result wr;
+    int rc = walk(ctx, guest_path, flags, res, &wr);
+
+    return rc < 0 ? rc : finish(res, wr.len, wr.missing_slash, out, out_size);
+}
+
 int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
                  size_t out_size)
 {
-    char res[PATH_MAX];
     struct walk_result wr;
     int rc;
 
@@ -467,10 +531,12 @@ int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags
         return -EFAULT;
     if (flags & GP_PARENT)
         return parent_path(ctx, guest_path, flags, false, out, out_size);
-    rc = walk(ctx, guest_path, flags, res, &wr);
+    if (!walk_in_place(guest_path, out, out_size))
+        return canonical_copied(ctx, guest_path, flags, out, out_size);
+    rc = walk(ctx, guest_path, flags, out, &wr);
     if (rc < 0)
         return rc;
-    return finish(res, wr.len, wr.missing_slash, out, out_size);
+    return finish(out, wr.len, wr.missing_slash, out, out_size); /* (finish moves: in place too) */
 }
 
 int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,

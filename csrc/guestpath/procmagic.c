@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,13 +76,24 @@ static int link_base(const struct gp_context *ctx, const char *host, size_t len,
     return gp_to_guest(ctx, target, base, size) == 0 ? 0 : 1;
 }
 
-int gp_proc_magic(const struct gp_context *ctx, const char *host, int flags, char *out, size_t out_size)
+/* Whether gp_proc_magic has anything to do for path (its first step, below, the same test). */
+static bool is_magic(const char *path, int flags)
+{
+    size_t len = 0;
+    enum magic kind = parse(path, &len);
+
+    return kind != M_NONE && (path[len] != '\0' || (kind != M_LINK && (flags & GP_FOLLOW_LAST)));
+}
+
+/* gp_proc_magic's steps through the magic links: apart (noinline), so that the common case, a
+ * path with none, has no buffers in its frame (each stack page touched is a page fault in a new
+ * process). */
+static __attribute__((noinline)) int follow_magic(const struct gp_context *ctx, const char *host, int flags,
+                                                  char *out, size_t out_size)
 {
     char cur[PATH_MAX], guest[PATH_MAX];
     int rc = 1;
 
-    if (strlen(host) >= sizeof(cur))
-        return 1;
     strcpy(cur, host);
     for (int i = 0; i < GP_MAGIC_MAX; i++) {
         size_t len = 0, blen, tlen;
@@ -110,4 +122,11 @@ int gp_proc_magic(const struct gp_context *ctx, const char *host, int flags, cha
         strcpy(cur, out);
     }
     return -ELOOP;
+}
+
+int gp_proc_magic(const struct gp_context *ctx, const char *host, int flags, char *out, size_t out_size)
+{
+    if (strlen(host) >= PATH_MAX || !is_magic(host, flags))
+        return 1;
+    return follow_magic(ctx, host, flags, out, out_size);
 }

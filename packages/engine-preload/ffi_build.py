@@ -83,7 +83,10 @@ MODULE_SOURCES = [CSRC / name for name in CORE_SOURCES]
 INCLUDES = [CSRC, GUESTPATH]
 ffibuilder.set_source(MODULE, '#include "hpcbox_preload.h"\n#include "guestpath.h"')
 
-LIBRARY_FLAGS = ["-fPIC", "-shared", "-fvisibility=hidden"]
+# -Bsymbolic-functions: the library's calls to its own exported functions (hpcbox_preload_classify,
+# its wrappers of open, getcwd...) are bound when linked, not through the PLT, where the first call
+# of each in a forked child cost a symbol lookup and a page fault; preloaded, they resolved to these.
+LIBRARY_FLAGS = ["-fPIC", "-shared", "-fvisibility=hidden", "-Wl,-Bsymbolic-functions"]
 
 
 def _library_sources() -> List[Path]:

@@ -82,7 +82,7 @@ static const char *canon_tag(const char *root, const char *binds, char tag[17])
                 break;
         }
     }
-    snprintf(tag, 17, "%016llx", h);
+    hp_hex16(h, tag); /* not snprintf: each libc page it reaches is a page fault, in every process */
     return tag;
 }
 
@@ -239,6 +239,16 @@ static void backstop(const struct hp_config *c)
     hb_landlock_close(&ll);
 }
 
+/* src into dst[size], cut as snprintf cuts it; not snprintf: every process sets up, and each page
+ * of libc's printf it reaches is a page fault. */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void setup(void)
 {
     struct hp_env_index env;
@@ -299,10 +309,12 @@ static void setup(void)
     }
     config.procs = (v = hp_env_lookup(&env, HP_ENV_PROCS)) && *v == '/' ? strdup(v) : NULL;
     if ((v = hp_env_lookup(&env, HP_ENV_HOSTNAME)) && *v)
-        snprintf(config.hostname, sizeof(config.hostname), "%s", v);
+        copy_cut(config.hostname, sizeof(config.hostname), v);
     config.mode = (v = hp_env_lookup(&env, HP_ENV_MODE)) && v[0] == 'F' && v[1] >= '1' && v[1] <= '4' ? v[1] - '0' : 1;
-    if ((v = hp_env_lookup(&env, HP_ENV_EXE)))
-        snprintf(config.exe, sizeof(config.exe), "%s", v);
+    v = hp_env_lookup(&env, HP_ENV_EXE);
+    config.exe = v ? strndup(v, PATH_MAX - 1) : NULL;
+    if (!config.exe) /* none, or no memory: as unknown */
+        config.exe = "";
     config.active = config.libpath && config.libpath_musl;
     if (config.active && (v = hp_env_lookup(&env, HP_ENV_LANDLOCK)) && strcmp(v, "1") == 0)
         backstop(&config);

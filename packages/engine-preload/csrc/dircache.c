@@ -24,8 +24,10 @@
 struct dir_cache {
     unsigned gen;
     size_t len;                /* of guest; 0 = empty */
-    char guest[PATH_MAX];      /* lexical guest directory, as the paths that use it spell it */
-    char canon[PATH_MAX];      /* its canonical guest path */
+    /* the lexical guest directory, as the paths that use it spell it, then after its NUL its
+     * canonical guest path; longer pairs are not remembered. Small, to share its page with the
+     * library's other variables (each page a process writes is a page fault). */
+    char text[1024];
 };
 
 static struct dir_cache dir_cache;
@@ -67,18 +69,20 @@ static size_t clean_dir_len(const char *abs)
 }
 
 /* The canonical guest directory of abs[0..dlen) into canon, from the cache or a walk that then
- * fills it. false when it is no existing directory (the caller walks the whole path instead). */
-static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, char *canon)
+ * fills it. false when it is no existing directory (the caller walks the whole path instead).
+ * host: PATH_MAX bytes to use meanwhile (the caller's result buffer: one stack page less, and
+ * each one touched is a page fault in a new process). */
+static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, char *canon, char *host)
 {
     unsigned gen = __atomic_load_n(&dir_cache_gen, __ATOMIC_ACQUIRE);
-    char dir[PATH_MAX], host[PATH_MAX];
+    char dir[PATH_MAX];
     struct stat st;
 
     if (try_lock()) {
-        bool hit = dir_cache.gen == gen && dir_cache.len == dlen && memcmp(dir_cache.guest, abs, dlen) == 0;
+        bool hit = dir_cache.gen == gen && dir_cache.len == dlen && memcmp(dir_cache.text, abs, dlen) == 0;
 
         if (hit)
-            memcpy(canon, dir_cache.canon, strlen(dir_cache.canon) + 1);
+            memcpy(canon, dir_cache.text + dlen + 1, strlen(dir_cache.text + dlen + 1) + 1);
         unlock();
         if (hit)
             return true;
@@ -86,16 +90,16 @@ static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, 
     memcpy(dir, abs, dlen);
     dir[dlen] = '\0';
     if (gp_canonical(&c->ctx, dir, GP_FOLLOW_LAST, canon, PATH_MAX) < 0 ||
-        gp_map_canonical(&c->ctx, canon, host, sizeof(host)) < 0 ||
+        gp_map_canonical(&c->ctx, canon, host, PATH_MAX) < 0 ||
         hp_sys_fstatat(AT_FDCWD, host, &st, 0) < 0 || !S_ISDIR(st.st_mode))
         return false;
-    if (strcmp(canon, dir) != 0)
+    if (strcmp(canon, dir) != 0 || 2 * (dlen + 1) > sizeof(dir_cache.text))
         return true; /* usable now, not remembered: only directories reached through no symlink are */
     if (try_lock()) {
         dir_cache.gen = gen;
         dir_cache.len = dlen;
-        memcpy(dir_cache.guest, dir, dlen + 1);
-        memcpy(dir_cache.canon, canon, strlen(canon) + 1);
+        memcpy(dir_cache.text, dir, dlen + 1);
+        memcpy(dir_cache.text + dlen + 1, canon, strlen(canon) + 1);
         unlock();
     }
     return true;
@@ -120,7 +124,7 @@ int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, c
     size_t dlen = clean_dir_len(abs), clen, nlen;
     struct stat st;
 
-    if (dlen == 0 || !cached_dir(c, abs, dlen, canon))
+    if (dlen == 0 || !cached_dir(c, abs, dlen, canon, buf))
         return 1;
     clen = strlen(canon);
     nlen = strlen(abs + dlen);  /* "/name" */

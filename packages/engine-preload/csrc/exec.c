@@ -28,8 +28,12 @@ static __attribute__((noinline)) int exec_with_loader_found_again(struct plan *p
     const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, buf);
 
     if (h) { /* another loader, maybe of another glibc: without the engine's option */
+        int rc = hp_plan_set(p, &p->host, h);
+
+        if (rc < 0)
+            return rc;
         hp_unmask_hwcaps(p);
-        snprintf(p->host, sizeof(p->host), "%s", h);
+        p->argv[0] = p->host;
         REAL(execve)(p->host, p->argv, p->envp);
     }
     return -errno;
@@ -51,7 +55,9 @@ int hp_execve(const char *path, char *const argv[], char *const envp[])
     if (rc == 0 && p->trace) {
         rc = hp_exec_traced(p);
     } else if (rc == 0) {
-        REAL(execve)(p->host, p->argv, p->envp);
+        /* the system call itself (all libc's execve does): REAL's first lookup, in every forked
+         * child that execs, costs dlsym and ~5 page faults */
+        syscall(SYS_execve, p->host, p->argv, p->envp);
         rc = -errno;
         if (rc == -ENOENT && p->known_loader)
             rc = exec_with_loader_found_again(p);

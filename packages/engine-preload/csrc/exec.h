@@ -13,9 +13,13 @@
 #define MAX_SCRIPTS 4   /* nested #! interpreters, as Linux's BINPRM_MAX_RECURSION */
 #define MAX_PREFIX (3 * MAX_SCRIPTS + 1)
 
+/* Room in a plan's text for 8 paths: at most 7 are kept between two resets (hp_plan_loader's
+ * case), and each room asked for is PATH_MAX bytes. */
+#define PLAN_TEXT (8 * PATH_MAX)
+
 struct plan {
-    /* the small fields first and the path buffers after them: a forked child writes this plan
-     * before exec, and each page it writes is a page fault (~2 us) */
+    /* the small fields first, then the paths packed, then the buffers for "#!": a forked child
+     * writes this plan before exec, and each page it writes is a page fault (~2 us) */
     const char *pre[MAX_PREFIX];  /* argv built by "#!" levels; then the caller's from `skip` */
     int npre;
     int skip;
@@ -28,10 +32,13 @@ struct plan {
     char *tracer;              /* a static program: a copy of the tracer's command line prefix */
     char comm[16];             /* the kernel's process name for an exec of the given path */
     char ids[2][16];
-    char host[PATH_MAX];       /* what execve gets: the container's loader, on the host */
-    char prog[PATH_MAX];       /* the program, on the host */
-    char exe[PATH_MAX];        /* the program, canonical in the guest (for /proc/self/exe) */
-    char interp[PATH_MAX];     /* its PT_INTERP (guest) */
+    /* in text, set with hp_plan_room and hp_plan_keep or with hp_plan_set */
+    char *host;                /* what execve gets: the container's loader, on the host */
+    char *prog;                /* the program, on the host */
+    char *exe;                 /* the program, canonical in the guest (for /proc/self/exe) */
+    char *interp;              /* its PT_INTERP (guest) */
+    size_t used;               /* bytes of text taken */
+    char text[PLAN_TEXT];
     char env_creds[sizeof(HP_ENV_CREDS) + 11 * (6 + CREDS_MAX_GROUPS)];
     char script[MAX_SCRIPTS][2][256]; /* "#!" interpreter and argument of each level */
     char paths[MAX_SCRIPTS][PATH_MAX]; /* the guest path each level executed */
@@ -41,6 +48,15 @@ struct plan {
  * also on failure); its parts shared with loader.c. */
 int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[]);
 void hp_plan_free(struct plan *p);
+/* The plan's paths, packed in p->text (short ones share a page: each page a forked child writes
+ * is a page fault). hp_plan_room: PATH_MAX bytes to write one in (NULL when the text has no such
+ * room left, which PLAN_TEXT rules out); hp_plan_keep makes what was written there *field;
+ * hp_plan_set makes a copy of s (cut to PATH_MAX - 1 bytes, as snprintf cut it) *field: 0 or
+ * -ENOMEM. hp_plan_reset empties the text (all four ""), for each level of "#!". */
+void hp_plan_reset(struct plan *p);
+char *hp_plan_room(struct plan *p);
+void hp_plan_keep(struct plan *p, char **field);
+int hp_plan_set(struct plan *p, char **field, const char *s);
 int hp_count(char *const v[]);
 const char *hp_env_value(char *const envp[], const char *name);
 int hp_libpath_for(struct plan *p, const char *user);

@@ -67,8 +67,8 @@ int hp_plan_loader(struct plan *p, char *const argv[], char *const envp[])
     char *prog_host = p->paths[0];
     bool list;
 
-    snprintf(p->host, sizeof(p->host), "%s", p->prog);
-    snprintf(p->interp, sizeof(p->interp), "%s", p->exe);
+    if ((rc = hp_plan_set(p, &p->host, p->prog)) < 0 || (rc = hp_plan_set(p, &p->interp, p->exe)) < 0)
+        return rc;
     p->musl = strstr(strrchr(p->exe, '/') ? strrchr(p->exe, '/') : p->exe, "musl") != NULL;
     list = p->musl && named_ldd(argv, argc);
     p->trace = list || hp_env_value(envp, "LD_TRACE_LOADED_OBJECTS") != NULL;
@@ -86,11 +86,16 @@ int hp_plan_loader(struct plan *p, char *const argv[], char *const envp[])
         }
     }
     if (prog) {
-        rc = hp_canonical(AT_FDCWD, argv[prog], HP_FOLLOW, p->exe);
-        if (rc == 0)
+        char *room = hp_plan_room(p);
+
+        rc = room ? hp_canonical(AT_FDCWD, argv[prog], HP_FOLLOW, room) : -ENOMEM;
+        if (rc == 0) {
+            hp_plan_keep(p, &p->exe);
             rc = gp_map_canonical(&hp_conf()->ctx, p->exe, prog_host, PATH_MAX);
+        }
         if (rc < 0) { /* the loader says what is wrong with it */
-            snprintf(p->exe, sizeof(p->exe), "%s", argv[prog]);
+            if ((rc = hp_plan_set(p, &p->exe, argv[prog])) < 0)
+                return rc;
             snprintf(prog_host, PATH_MAX, "%s", argv[prog]);
         }
         if (!argv0)

@@ -233,11 +233,34 @@ WRAP int getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, struct g
     return find_gr(NULL, gid, gr, buf, len, result);
 }
 
-/* The non-reentrant forms share one static result each, as libc's do. */
+/* The non-reentrant forms share one static result each, as libc's do. The buffers are allocated on
+ * first use: 68 KiB of them in .bss put the variables linked after them on a page of their own
+ * (one page fault more in every process). */
+#define PW_BUF_SIZE 4096
+#define GR_BUF_SIZE 65536
 static struct passwd pw_static;
-static char pw_buf[4096];
+static char *pw_buf;
 static struct group gr_static;
-static char gr_buf[65536];
+static char *gr_buf;
+
+/* *slot, allocated (size bytes) if not yet; NULL with errno ENOMEM. */
+static char *nss_buffer(char **slot, size_t size)
+{
+    char *buf = __atomic_load_n(slot, __ATOMIC_ACQUIRE), *expected = NULL;
+
+    if (buf)
+        return buf;
+    buf = malloc(size);
+    if (!buf) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!__atomic_compare_exchange_n(slot, &expected, buf, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        free(buf); /* another thread's came first */
+        buf = expected;
+    }
+    return buf;
+}
 
 
 WRAP struct passwd *getpwnam(const char *name)
@@ -246,7 +269,8 @@ WRAP struct passwd *getpwnam(const char *name)
 
     if (!hp_conf())
         return REAL(getpwnam)(name);
-    int rc = find_pw(name, 0, &pw_static, pw_buf, sizeof(pw_buf), &result);
+    char *buf = nss_buffer(&pw_buf, PW_BUF_SIZE);
+    int rc = buf ? find_pw(name, 0, &pw_static, buf, PW_BUF_SIZE, &result) : ENOMEM;
 
     if (rc)
         errno = rc;
@@ -259,7 +283,8 @@ WRAP struct passwd *getpwuid(uid_t uid)
 
     if (!hp_conf())
         return REAL(getpwuid)(uid);
-    int rc = find_pw(NULL, uid, &pw_static, pw_buf, sizeof(pw_buf), &result);
+    char *buf = nss_buffer(&pw_buf, PW_BUF_SIZE);
+    int rc = buf ? find_pw(NULL, uid, &pw_static, buf, PW_BUF_SIZE, &result) : ENOMEM;
 
     if (rc)
         errno = rc;
@@ -272,7 +297,8 @@ WRAP struct group *getgrnam(const char *name)
 
     if (!hp_conf())
         return REAL(getgrnam)(name);
-    int rc = find_gr(name, 0, &gr_static, gr_buf, sizeof(gr_buf), &result);
+    char *buf = nss_buffer(&gr_buf, GR_BUF_SIZE);
+    int rc = buf ? find_gr(name, 0, &gr_static, buf, GR_BUF_SIZE, &result) : ENOMEM;
 
     if (rc)
         errno = rc;
@@ -285,7 +311,8 @@ WRAP struct group *getgrgid(gid_t gid)
 
     if (!hp_conf())
         return REAL(getgrgid)(gid);
-    int rc = find_gr(NULL, gid, &gr_static, gr_buf, sizeof(gr_buf), &result);
+    char *buf = nss_buffer(&gr_buf, GR_BUF_SIZE);
+    int rc = buf ? find_gr(NULL, gid, &gr_static, buf, GR_BUF_SIZE, &result) : ENOMEM;
 
     if (rc)
         errno = rc;
@@ -319,12 +346,14 @@ WRAP void endpwent(void)
 WRAP struct passwd *getpwent(void)
 {
     struct passwd *result = NULL;
+    char *buf;
 
     if (!hp_conf())
         return REAL(getpwent)();
     if (!pw_stream && !(pw_stream = guest_open(PASSWD_FILE)))
         return NULL;
-    if (next_pw(pw_stream, &pw_static, pw_buf, sizeof(pw_buf), &result) != 0)
+    buf = nss_buffer(&pw_buf, PW_BUF_SIZE);
+    if (!buf || next_pw(pw_stream, &pw_static, buf, PW_BUF_SIZE, &result) != 0)
         return NULL;
     return result;
 }
@@ -353,12 +382,14 @@ WRAP void endgrent(void)
 WRAP struct group *getgrent(void)
 {
     struct group *result = NULL;
+    char *buf;
 
     if (!hp_conf())
         return REAL(getgrent)();
     if (!gr_stream && !(gr_stream = guest_open(GROUP_FILE)))
         return NULL;
-    if (next_gr(gr_stream, &gr_static, gr_buf, sizeof(gr_buf), &result) != 0)
+    buf = nss_buffer(&gr_buf, GR_BUF_SIZE);
+    if (!buf || next_gr(gr_stream, &gr_static, buf, GR_BUF_SIZE, &result) != 0)
         return NULL;
     return result;
 }
@@ -368,6 +399,7 @@ WRAP int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups
 {
     FILE *f;
     struct group gr, *got;
+    char *buf;
     int n = 0, max;
 
     if (!hp_conf())
@@ -376,8 +408,11 @@ WRAP int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups
     if (n < max)
         groups[n] = group;
     n++;
+    buf = nss_buffer(&gr_buf, GR_BUF_SIZE);
+    if (!buf)
+        return -1;
     f = guest_open(GROUP_FILE);
-    while (f && next_gr(f, &gr, gr_buf, sizeof(gr_buf), &got) == 0) {
+    while (f && next_gr(f, &gr, buf, GR_BUF_SIZE, &got) == 0) {
         if (got->gr_gid == group)
             continue;
         for (char **m = got->gr_mem; m && *m; m++) {

@@ -40,6 +40,37 @@ void hp_plan_free(struct plan *p)
     free(p->tracer);
 }
 
+void hp_plan_reset(struct plan *p)
+{
+    p->text[0] = '\0';
+    p->used = 1;
+    p->host = p->prog = p->exe = p->interp = p->text;
+}
+
+char *hp_plan_room(struct plan *p)
+{
+    return sizeof(p->text) - p->used >= PATH_MAX ? p->text + p->used : NULL;
+}
+
+void hp_plan_keep(struct plan *p, char **field)
+{
+    *field = p->text + p->used;
+    p->used += strlen(*field) + 1;
+}
+
+int hp_plan_set(struct plan *p, char **field, const char *s)
+{
+    char *room = hp_plan_room(p);
+    size_t n = strnlen(s, PATH_MAX - 1);
+
+    if (!room)
+        return -ENOMEM;
+    memcpy(room, s, n);
+    room[n] = '\0';
+    hp_plan_keep(p, field);
+    return 0;
+}
+
 int hp_count(char *const v[])
 {
     int n = 0;
@@ -136,7 +167,9 @@ int hp_libpath_for(struct plan *p, const char *user)
     size_t cap, len = 0;
 
     cap = strlen(base) + 1 + (user ? (strlen(user) + 1) * 2 + PATH_MAX : 0);
-    p->libpath = malloc(cap + PATH_MAX);
+    /* the directories take less than cap, then base: not PATH_MAX more (a forked child writes the
+     * page after, a page fault) */
+    p->libpath = malloc(cap + strlen(base) + 1);
     if (!p->libpath)
         return -ENOMEM;
     p->libpath[0] = '\0';
@@ -250,16 +283,19 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     int argc = hp_count(argv), n = 1, k = 0, total, rc;
     uid_t uid = c->fake_ids ? hp_fake_euid() : getuid();
     gid_t gid = c->fake_ids ? getegid() : getgid();
+    char *room;
 
     p->known_loader = p->mask_hwcaps = p->trace = false;
     if (!c->ptrace || !*c->ptrace)
         return static_refusal(cur);
     p->tracer = strdup(c->ptrace);
-    rc = hp_guest_cwd(p->interp, sizeof(p->interp));
-    if (!p->tracer)
+    room = hp_plan_room(p);
+    if (!p->tracer || !room)
         return -ENOMEM;
-    if (rc != 0) /* a cwd outside the guest: the tracer starts at the guest root */
-        snprintf(p->interp, sizeof(p->interp), "/");
+    if (hp_guest_cwd(room, PATH_MAX) == 0)
+        hp_plan_keep(p, &p->interp);
+    else if ((rc = hp_plan_set(p, &p->interp, "/")) < 0) /* a cwd outside the guest: the guest root */
+        return rc;
     for (const char *q = p->tracer; *q; q++)
         n += *q == '\n';
     total = p->npre + (argc - p->skip);
@@ -273,7 +309,8 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
             *nl++ = '\0';
         p->argv[k++] = line;
     }
-    snprintf(p->host, sizeof(p->host), "%s", p->argv[0]);
+    if ((rc = hp_plan_set(p, &p->host, p->argv[0])) < 0)
+        return rc;
     snprintf(p->ids[0], sizeof(p->ids[0]), "%u", (unsigned)uid);
     snprintf(p->ids[1], sizeof(p->ids[1]), "%u", (unsigned)gid);
     p->argv[k++] = (char *)"--cwd";
@@ -303,8 +340,8 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
     const char *cur = path, *user_libpath;
     int argc = hp_count(argv), level = 0, kind, rc;
 
-    /* no memset of the whole plan (36 KiB): every page touched is a page fault in a forked child */
-    p->host[0] = p->prog[0] = p->exe[0] = p->interp[0] = '\0';
+    /* no memset of the whole plan (~50 KiB): every page touched is a page fault in a forked child */
+    hp_plan_reset(p);
     p->npre = 0;
     p->skip = 0;
     p->known_loader = p->mask_hwcaps = p->trace = false;
@@ -322,15 +359,22 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
         cur = hp_conf()->exe; /* the program again, not its loader (procself.c) */
     for (;;) {
         struct stat st;
+        char *room;
 
+        hp_plan_reset(p); /* this level's paths (the last level's are not used again) */
         /* one walk: the canonical guest path (for /proc/self/exe), mapped to the host */
-        rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, p->exe);
-        if (rc == 0)
-            rc = gp_map_canonical(&hp_conf()->ctx, p->exe, p->prog, sizeof(p->prog));
+        rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, hp_plan_room(p));
+        if (rc == 0) {
+            hp_plan_keep(p, &p->exe);
+            rc = gp_map_canonical(&hp_conf()->ctx, p->exe, hp_plan_room(p), PATH_MAX);
+            if (rc == 0)
+                hp_plan_keep(p, &p->prog);
+        }
         if (rc == -EXDEV) { /* relative to a cwd outside the guest: as the kernel sees it */
-            snprintf(p->exe, sizeof(p->exe), "%s", cur);
-            snprintf(p->prog, sizeof(p->prog), "%s", cur);
-            rc = 0;
+            hp_plan_reset(p);
+            rc = hp_plan_set(p, &p->exe, cur);
+            if (rc == 0)
+                rc = hp_plan_set(p, &p->prog, cur);
         }
         if (rc < 0)
             return rc;
@@ -338,9 +382,11 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
             return -errno;
         if (S_ISDIR(st.st_mode) || syscall(SYS_faccessat, AT_FDCWD, p->prog, X_OK) < 0)
             return -EACCES;
-        kind = hpcbox_preload_classify(p->prog, p->interp, sizeof(p->interp));
+        room = hp_plan_room(p);
+        kind = hpcbox_preload_classify(p->prog, room, PATH_MAX); /* (room: "" without PT_INTERP) */
         if (kind < 0)
             return kind;
+        hp_plan_keep(p, &p->interp);
         if (kind == HPCBOX_EXEC_UNKNOWN)
             return -ENOEXEC;
         if (kind == HPCBOX_EXEC_STATIC && level == 0 && hp_is_loader(p))
@@ -376,15 +422,21 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
         cur = p->script[level][0];
         level++;
     }
-    p->musl = strstr(p->interp, "ld-musl") != NULL;
-    p->known_loader = hp_known_loader(p->interp, p->host, sizeof(p->host), &p->mask_hwcaps);
-    if (!p->known_loader) { /* into p->host: no path buffer in this frame (a page fault per page) */
-        const char *h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, p->host);
+    p->musl = false;
+    for (const char *q = p->interp; *q && !p->musl; q++) /* strstr's first call in a forked child: */
+        p->musl = strncmp(q, "ld-musl", 7) == 0;         /* a symbol lookup and 3 page faults */
+    {
+        /* into the plan's text: no path buffer in this frame (a page fault per page) */
+        char *room = hp_plan_room(p);
+        const char *h = room;
 
-        if (!h)
+        p->known_loader = hp_known_loader(p->interp, room, PATH_MAX, &p->mask_hwcaps);
+        if (!p->known_loader && !(h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, room)))
             return -errno;
-        if (h != p->host)
-            snprintf(p->host, sizeof(p->host), "%s", h);
+        if (h == room)
+            hp_plan_keep(p, &p->host);
+        else if ((rc = hp_plan_set(p, &p->host, h)) < 0)
+            return rc;
     }
     user_libpath = hp_env_value(envp, "LD_LIBRARY_PATH");
     if (user_libpath && *user_libpath)

@@ -65,7 +65,8 @@ struct hp_config {
     char *keep[HP_N_KEEP];          /* "NAME=value" copies of the configuration variables */
     char *lib_glibc, *lib_musl;     /* host paths of the two builds of this library */
     char *libpath, *libpath_musl;   /* host library paths for the container's loaders */
-    char exe[PATH_MAX];             /* guest path of this process's program ("" unknown) */
+    const char *exe;                /* guest path of this process's program ("" unknown); on the
+                                     * heap: as an array here, a page more of .bss written */
     bool fake_ids;                  /* report uid/gid below instead of the real ones */
     uid_t uid;
     gid_t gid;
@@ -236,6 +237,8 @@ void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_
 /* Fields 3..count-1 of /proc/PID/stat (pid 0: this process's), numbered as in proc(5), into v
  * (the state letter reads as 0): 0, or -errno (-EIO: fewer fields). Raw system calls (procs.c). */
 int hp_proc_stat(long pid, unsigned long long *v, int count);
+/* v as 16 lowercase hex digits and a NUL, without stdio (procs.c). */
+void hp_hex16(unsigned long long v, char out[17]);
 /* /proc/PID/exe of the container's other processes (procs.c): register this process's program
  * (its constructor; loader: the host path exec was given, NULL: read from /proc/self/exe; 0 or
  * -errno, nothing to do without a registry or a known program), and the

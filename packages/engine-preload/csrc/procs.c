@@ -89,14 +89,38 @@ static int start_time(long pid, unsigned long long *out)
     return rc;
 }
 
-/* 16 hex digits of a 64-bit FNV-1a hash of s. */
+void hp_hex16(unsigned long long v, char out[17])
+{
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = "0123456789abcdef"[v & 15];
+    out[16] = '\0';
+}
+
+/* 16 hex digits of a 64-bit FNV-1a hash of s. Here and below no stdio: every process writes its
+ * slot from its constructor, and each page of libc's printf it would reach is a page fault. */
 static void hash16(const char *s, char out[17])
 {
     unsigned long long h = 0xcbf29ce484222325ull;
 
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    snprintf(out, 17, "%016llx", h);
+    hp_hex16(h, out);
+}
+
+/* The decimal digits of v at out, then a space: how many bytes. */
+static size_t put_number(char *out, unsigned long long v)
+{
+    char digits[24];
+    size_t n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    out[n] = ' ';
+    return n + 1;
 }
 
 #define HP_PROCS_TEXT (HP_PROCS_SLOT - 16) /* then 16 hex digits: the hash of the text */
@@ -118,32 +142,33 @@ static unsigned long long ticks_now(void)
     struct timespec now;
     unsigned long long hz = getauxval(AT_CLKTCK) ? getauxval(AT_CLKTCK) : 100;
 
-    if (clock_gettime(CLOCK_BOOTTIME, &now) != 0)
+    /* the system call, not the vDSO: its code and data pages would be two page faults */
+    if (syscall(SYS_clock_gettime, CLOCK_BOOTTIME, &now) != 0)
         return 0;
     return (unsigned long long)now.tv_sec * hz + (unsigned long long)now.tv_nsec / (1000000000ULL / hz);
 }
 
-int hp_register_exe(const struct hp_config *c, const char *loader)
+/* hp_register_exe with the loader's path: the slot "PID WHEN LOADER PROGRAM" (or PROGRAM "-" when
+ * too long for a slot, then -ENAMETOOLONG) written with one pwrite. */
+static int register_as(const struct hp_config *c, const char *loader, unsigned long long when)
 {
-    char link[PATH_MAX], slot[HP_PROCS_SLOT], tag[17];
+    char slot[HP_PROCS_SLOT];
     long pid = (long)syscall(SYS_getpid), n;
-    unsigned long long when = ticks_now();
-    int rc, len, fd;
+    size_t len, exe_len = strlen(c->exe);
+    bool fits;
+    int rc, fd;
 
-    if (!c->procs || !c->exe[0] || when == 0)
-        return 0;
-    if (!loader) {
-        n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", link, sizeof(link) - 1);
-        if (n < 0)
-            return -errno;
-        link[n] = '\0';
-        loader = link;
-    }
-    hash16(loader, tag);
     memset(slot, 0, sizeof(slot));
-    len = snprintf(slot, HP_PROCS_TEXT, "%ld %llu %s %s", pid, when, tag, c->exe);
-    if (len < 0 || len >= HP_PROCS_TEXT) /* not registered (others see the loader); nor an earlier program */
-        snprintf(slot, HP_PROCS_TEXT, "%ld %llu %s -", pid, when, tag);
+    len = put_number(slot, (unsigned long long)pid);
+    len += put_number(slot + len, when);
+    hash16(loader, slot + len);
+    slot[len + 16] = ' ';
+    len += 17;
+    fits = len + exe_len < HP_PROCS_TEXT;
+    if (fits) /* else not registered (others see the loader); nor an earlier program */
+        memcpy(slot + len, c->exe, exe_len);
+    else
+        slot[len] = '-';
     seal(slot);
     fd = (int)syscall(SYS_openat, AT_FDCWD, c->procs, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -151,7 +176,29 @@ int hp_register_exe(const struct hp_config *c, const char *loader)
     n = syscall(SYS_pwrite64, fd, slot, sizeof(slot), (long)(pid % HP_PROCS_SLOTS) * HP_PROCS_SLOT);
     rc = n == (long)sizeof(slot) ? 0 : n < 0 ? -errno : -EIO;
     syscall(SYS_close, fd);
-    return rc < 0 ? rc : len < 0 || len >= HP_PROCS_TEXT ? -ENAMETOOLONG : 0;
+    return rc < 0 ? rc : fits ? 0 : -ENAMETOOLONG;
+}
+
+/* Without the loader's path: the kernel's /proc/self/exe. Apart (noinline): its buffer is in no
+ * frame of the common case (every stack page a constructor touches is a page fault). */
+static __attribute__((noinline)) int register_by_link(const struct hp_config *c, unsigned long long when)
+{
+    char link[PATH_MAX];
+    long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", link, sizeof(link) - 1);
+
+    if (n < 0)
+        return -errno;
+    link[n] = '\0';
+    return register_as(c, link, when);
+}
+
+int hp_register_exe(const struct hp_config *c, const char *loader)
+{
+    unsigned long long when = ticks_now();
+
+    if (!c->procs || !c->exe[0] || when == 0)
+        return 0;
+    return loader ? register_as(c, loader, when) : register_by_link(c, when);
 }
 
 /* "/proc/<digits>/exe" or "/proc/<digits>/task/<digits>/exe": the pid, else 0. */

@@ -20,14 +20,20 @@
 
 bool hp_is_proc_exe(const char *path)
 {
-    char own[64];
+    const char *p = path + 6;
+    long pid = 0;
 
     if (strncmp(path, "/proc/", 6) != 0)
         return false;
     if (strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/thread-self/exe") == 0)
         return true;
-    snprintf(own, sizeof(own), "/proc/%d/exe", (int)getpid());
-    return strcmp(path, own) == 0;
+    /* "/proc/<our pid>/exe", read without snprintf (libselinux's constructor reaches here from
+     * every process: each page of libc's printf is a page fault) nor getpid for other paths */
+    if (*p < '1' || *p > '9')
+        return false;
+    for (; *p >= '0' && *p <= '9' && pid < 0x40000000; p++)
+        pid = pid * 10 + (*p - '0');
+    return strcmp(p, "/exe") == 0 && pid == (long)getpid();
 }
 
 #ifndef PR_SET_MM

@@ -98,20 +98,14 @@ bool hp_plain_name(const struct hp_config *c, const char *name)
     return true;
 }
 
-/* The absolute guest path of (dirfd, path) into abs; 1 when it is to go to the kernel as is. */
-static int absolute(int dirfd, const char *path, char *abs)
+/* The guest path of (dirfd, relative path) into abs; 1 when it is to go to the kernel as is. Apart
+ * (noinline): its buffer is in no frame of an absolute path's translation. */
+static __attribute__((noinline)) int join_base(int dirfd, const char *path, char *abs)
 {
     char base[PATH_MAX];
     size_t blen, plen = strlen(path);
-    int rc;
+    int rc = guest_base(dirfd, base, sizeof(base));
 
-    if (path[0] == '/') {
-        if (plen >= PATH_MAX)
-            return -ENAMETOOLONG;
-        memcpy(abs, path, plen + 1);
-        return 0;
-    }
-    rc = guest_base(dirfd, base, sizeof(base));
     if (rc != 0)
         return rc;
     blen = strlen(base);
@@ -121,6 +115,19 @@ static int absolute(int dirfd, const char *path, char *abs)
     abs[blen] = '/';
     memcpy(abs + blen + 1, path, plen + 1);
     return 0;
+}
+
+/* The absolute guest path of (dirfd, path): path itself when absolute (not copied: every stack
+ * page a translation touches is a page fault in a new process), else joined in abs. *rc: 0, 1
+ * when it is to go to the kernel as is, or -errno. */
+static const char *absolute(int dirfd, const char *path, char *abs, int *rc)
+{
+    if (path[0] == '/') {
+        *rc = strlen(path) >= PATH_MAX ? -ENAMETOOLONG : 0;
+        return path;
+    }
+    *rc = join_base(dirfd, path, abs);
+    return abs;
 }
 
 /* Whether the host path lies in a read-only root or binding (the longest prefix decides). */
@@ -157,10 +164,56 @@ static int gp_flags(int flags)
     return gp;
 }
 
+/* hp_path failing with -rc (errno), NULL. */
+static const char *failed(const char *path, int rc)
+{
+    if (hp_debug_level > 0) /* strerror only then: a missing file is common, strerror is not cheap */
+        hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
+    errno = -rc;
+    return NULL;
+}
+
+/* hp_path's translation of the absolute guest path `guest` into buf (`path`: the caller's). */
+static const char *guest_to_host(const struct hp_config *c, const char *path, const char *guest, int flags,
+                                 char *buf)
+{
+    int rc = strlen(guest) >= PATH_MAX ? -ENAMETOOLONG : 0;
+
+    if (rc == 0 && hp_dircache_to_host(c, guest, flags, buf) != 0)
+        rc = gp_to_host(&c->ctx, guest, gp_flags(flags), buf, PATH_MAX);
+    if (rc < 0)
+        return failed(path, rc);
+    if ((flags & HP_WRITE) && c->n_ro && hp_read_only_host(c, buf)) {
+        errno = EROFS;
+        return NULL;
+    }
+    return buf;
+}
+
+/* The same for a relative path, joined to its directory's guest path, or for another process's
+ * program (in buf: copied out of it), in a buffer of their own: apart (noinline), so that the
+ * common case, an absolute path, has no such buffer in its frames (each stack page touched is a
+ * page fault in a new process). */
+static __attribute__((noinline)) const char *copied_to_host(const struct hp_config *c, int dirfd,
+                                                            const char *path, int flags, char *buf)
+{
+    char abs[PATH_MAX];
+    int rc = 0;
+
+    if (path == buf)
+        memcpy(abs, buf, strlen(buf) + 1);
+    else
+        rc = join_base(dirfd, path, abs);
+    if (rc == 1)
+        return path;
+    if (rc < 0)
+        return failed(path, rc);
+    return guest_to_host(c, path, abs, flags, buf);
+}
+
 const char *hp_path(int dirfd, const char *path, int flags, char *buf)
 {
     const struct hp_config *c = hp_conf();
-    char abs[PATH_MAX];
     int rc;
 
     if (!path) {
@@ -185,7 +238,7 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
         if ((flags & HP_FOLLOW) && c->exe[0] && hp_is_proc_exe(path)) {
             path = c->exe; /* the program's file, not the loader's (procself.c) */
         } else if ((flags & HP_FOLLOW) && hp_other_exe(path, NULL, buf, PATH_MAX) == 0) {
-            path = buf; /* another process's program (procs.c), translated below from a copy (abs) */
+            path = buf; /* another process's program (procs.c), translated below from a copy */
         } else {
             /* /proc/self/root/..., /proc/self/cwd/../..: the kernel would leave the rootfs there */
             rc = strncmp(path, "/proc/", 6) == 0
@@ -204,39 +257,37 @@ const char *hp_path(int dirfd, const char *path, int flags, char *buf)
             return buf;
         }
     }
-    rc = absolute(dirfd, path, abs);
+    if (path[0] != '/' || path == buf)
+        return copied_to_host(c, dirfd, path, flags, buf);
+    return guest_to_host(c, path, path, flags, buf);
+}
+
+/* hp_canonical of a relative path: apart (noinline) for its buffer, as copied_to_host. */
+static __attribute__((noinline)) int canonical_joined(const struct hp_config *c, int dirfd, const char *path,
+                                                      int gp, char *out)
+{
+    char abs[PATH_MAX];
+    int rc = join_base(dirfd, path, abs);
+
     if (rc == 1)
-        return path;
-    if (rc == 0 && hp_dircache_to_host(c, abs, flags, buf) != 0)
-        rc = gp_to_host(&c->ctx, abs, gp_flags(flags), buf, PATH_MAX);
-    if (rc < 0) {
-        hp_debug("hpcbox-preload: %s: %s", path, strerror(-rc));
-        errno = -rc;
-        return NULL;
-    }
-    if ((flags & HP_WRITE) && c->n_ro && hp_read_only_host(c, buf)) {
-        errno = EROFS;
-        return NULL;
-    }
-    return buf;
+        return -EXDEV;
+    return rc < 0 ? rc : gp_canonical(&c->ctx, abs, gp, out, PATH_MAX);
 }
 
 int hp_canonical(int dirfd, const char *path, int flags, char *out)
 {
     const struct hp_config *c = hp_conf();
-    char abs[PATH_MAX];
-    int rc;
+    int gp = (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0;
 
     if (!c)
         return -ENOSYS;
     if (!path || !*path)
         return -ENOENT;
-    rc = absolute(dirfd, path, abs);
-    if (rc == 1)
-        return -EXDEV;
-    if (rc < 0)
-        return rc;
-    return gp_canonical(&c->ctx, abs, (flags & HP_FOLLOW) ? GP_FOLLOW_LAST : 0, out, PATH_MAX);
+    if (path[0] != '/')
+        return canonical_joined(c, dirfd, path, gp, out);
+    if (strlen(path) >= PATH_MAX)
+        return -ENAMETOOLONG;
+    return gp_canonical(&c->ctx, path, gp, out, PATH_MAX);
 }
 
 /* Whether the directory that holds the absolute host path `host` is in a read-only binding. */
@@ -276,9 +327,14 @@ int hp_check_move(int olddirfd, const char *old, int newdirfd, const char *new, 
     for (int i = 0; i < 2; i++) {
         int gp = (i == 1 || kind == GP_MOVE_RENAME) ? GP_PARENT : ((follow & HP_FOLLOW) ? GP_FOLLOW_LAST : 0);
         /* linkat's AT_EMPTY_PATH: the descriptor's own file, by the path the kernel knows it by */
-        int rc = (i == 0 && old_fd) ? guest_base(dirfds[0], abs, PATH_MAX) : absolute(dirfds[i], names[i], abs);
+        int rc;
+        const char *guest = abs;
 
-        if (rc != 0 || gp_canonical(&c->ctx, abs, gp, canon[i], PATH_MAX) < 0)
+        if (i == 0 && old_fd)
+            rc = guest_base(dirfds[0], abs, PATH_MAX);
+        else
+            guest = absolute(dirfds[i], names[i], abs, &rc);
+        if (rc != 0 || gp_canonical(&c->ctx, guest, gp, canon[i], PATH_MAX) < 0)
             return readonly ? -EROFS : 0; /* outside the guest, or an error the kernel gives on the host path */
     }
     kind |= (readonly ? GP_MOVE_READONLY : 0) | (old_fd ? GP_MOVE_OLD_FD : 0);

@@ -34,9 +34,11 @@ int hpcbox_preload_translate(const struct gp_context *ctx, const char *guest_cwd
     return gp_to_host(ctx, joined, flags, out, out_size);
 }
 
+/* Raw system calls here, as the open: every exec classifies its program in the child, where
+ * libc's pread and close would be bound on first call (a symbol lookup, a page fault). */
 static int read_at(int fd, void *buf, size_t size, off_t offset)
 {
-    ssize_t n = pread(fd, buf, size, offset);
+    long n = syscall(SYS_pread64, fd, buf, size, offset);
 
     if (n < 0)
         return -errno;
@@ -114,6 +116,6 @@ int hpcbox_preload_classify(const char *host_path, char *interp, size_t interp_s
         rc = elf_interp(fd, &h, interp, interp_size);
     else
         rc = HPCBOX_EXEC_UNKNOWN;
-    close(fd);
+    syscall(SYS_close, fd); /* read-only: nothing to lose */
     return rc;
 }
