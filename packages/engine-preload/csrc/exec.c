@@ -42,15 +42,19 @@ static __attribute__((noinline)) int exec_with_loader_found_again(struct plan *p
 int hp_execve(const char *path, char *const argv[], char *const envp[])
 {
     struct plan *p;
+    long task;
     int rc;
 
     if (!hp_conf())
         return REAL(execve)(path, argv, envp);
-    p = malloc(sizeof(*p));
+    task = hp_exec_task();
+    hp_exec_reclaim(task); /* what earlier vfork children of this thread exec'd with */
+    p = hp_exec_alloc(sizeof(*p), task);
     if (!p) {
         errno = ENOMEM;
         return -1;
     }
+    p->task = task;
     rc = hp_plan_exec(p, path, argv, envp);
     if (rc == 0 && p->trace) {
         rc = hp_exec_traced(p);
@@ -63,7 +67,7 @@ int hp_execve(const char *path, char *const argv[], char *const envp[])
             rc = exec_with_loader_found_again(p);
     }
     hp_plan_free(p);
-    free(p);
+    hp_exec_free(p);
     errno = -rc;
     return -1;
 }
@@ -107,7 +111,7 @@ int hp_execvpe(const char *file, char *const argv[], char *const envp[])
 
                 if (h && hpcbox_preload_classify(h, interp, sizeof(interp)) == HPCBOX_EXEC_UNKNOWN) {
                     int argc = hp_count(argv);
-                    char **sh = malloc(sizeof(char *) * (size_t)(argc + 2));
+                    char **sh = hp_exec_alloc(sizeof(char *) * (size_t)(argc + 2), hp_exec_task());
 
                     if (sh) {
                         sh[0] = (char *)"/bin/sh";
@@ -117,7 +121,7 @@ int hp_execvpe(const char *file, char *const argv[], char *const envp[])
                         if (argc == 0)
                             sh[2] = NULL;
                         hp_execve("/bin/sh", sh, envp);
-                        free(sh);
+                        hp_exec_free(sh);
                     }
                 }
                 errno = ENOEXEC;

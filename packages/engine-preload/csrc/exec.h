@@ -27,7 +27,8 @@ struct plan {
     bool known_loader;         /* p->host came from the engine's list, not from a walk now */
     bool mask_hwcaps;          /* ... with --glibc-hwcaps-mask "" (the engine found none there) */
     bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
-    char **argv, **envp;       /* malloc'ed; strings point into this plan, the caller's or keep */
+    long task;                 /* the task planning it: its allocations' owner (execmem.c) */
+    char **argv, **envp;       /* hp_exec_alloc'ed; strings point into this plan, the caller's or keep */
     char *libpath, *env_exe, *env_argv0, *env_preload, *env_comm;
     char *tracer;              /* a static program: a copy of the tracer's command line prefix */
     char comm[16];             /* the kernel's process name for an exec of the given path */
@@ -58,6 +59,14 @@ char *hp_plan_room(struct plan *p);
 void hp_plan_keep(struct plan *p, char **field);
 int hp_plan_set(struct plan *p, char **field, const char *s);
 int hp_count(char *const v[]);
+/* execmem.c: memory an exec plan needs until the execve system call, freed by this thread's next
+ * exec where a vfork child exec'd with it (its parent would keep it otherwise). hp_exec_task: the
+ * caller's task id, taken once per exec and given to each allocation; hp_exec_reclaim(task) at the
+ * start of each exec; hp_exec_free on the way back from a failed one (NULL: nothing). */
+long hp_exec_task(void);
+void *hp_exec_alloc(size_t size, long task);
+void hp_exec_free(void *data);
+void hp_exec_reclaim(long task);
 const char *hp_env_value(char *const envp[], const char *name);
 int hp_libpath_for(struct plan *p, const char *user);
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0);

@@ -30,14 +30,14 @@
 
 void hp_plan_free(struct plan *p)
 {
-    free(p->argv);
-    free(p->envp);
-    free(p->libpath);
-    free(p->env_exe);
-    free(p->env_argv0);
-    free(p->env_preload);
-    free(p->env_comm);
-    free(p->tracer);
+    hp_exec_free(p->argv);
+    hp_exec_free(p->envp);
+    hp_exec_free(p->libpath);
+    hp_exec_free(p->env_exe);
+    hp_exec_free(p->env_argv0);
+    hp_exec_free(p->env_preload);
+    hp_exec_free(p->env_comm);
+    hp_exec_free(p->tracer);
 }
 
 void hp_plan_reset(struct plan *p)
@@ -80,10 +80,10 @@ int hp_count(char *const v[])
     return n;
 }
 
-static char *concat(const char *a, const char *b)
+static char *concat(const struct plan *p, const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
+    char *s = hp_exec_alloc(la + lb + 1, p->task);
 
     if (s) {
         memcpy(s, a, la);
@@ -169,7 +169,7 @@ int hp_libpath_for(struct plan *p, const char *user)
     cap = strlen(base) + 1 + (user ? (strlen(user) + 1) * 2 + PATH_MAX : 0);
     /* the directories take less than cap, then base: not PATH_MAX more (a forked child writes the
      * page after, a page fault) */
-    p->libpath = malloc(cap + strlen(base) + 1);
+    p->libpath = hp_exec_alloc(cap + strlen(base) + 1, p->task);
     if (!p->libpath)
         return -ENOMEM;
     p->libpath[0] = '\0';
@@ -205,7 +205,7 @@ int hp_loader_argv(struct plan *p, int more, const char *argv0)
 {
     int k = 0;
 
-    p->argv = malloc(sizeof(char *) * (size_t)(more + 8));
+    p->argv = hp_exec_alloc(sizeof(char *) * (size_t)(more + 8), p->task);
     if (!p->argv)
         return -ENOMEM;
     p->argv[k++] = p->host;
@@ -244,11 +244,11 @@ int hp_build_env(struct plan *p, char *const envp[], const char *argv0)
                p->musl ? "musl" : "glibc", p->exe);
         return -ENOEXEC;
     }
-    p->env_preload = concat("LD_PRELOAD=", lib);
-    p->env_exe = concat(HP_ENV_EXE "=", p->exe);
-    p->env_argv0 = concat(HP_ENV_ARGV0 "=", argv0);
-    p->env_comm = concat(HP_ENV_COMM "=", p->comm);
-    p->envp = malloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 7));
+    p->env_preload = concat(p, "LD_PRELOAD=", lib);
+    p->env_exe = concat(p, HP_ENV_EXE "=", p->exe);
+    p->env_argv0 = concat(p, HP_ENV_ARGV0 "=", argv0);
+    p->env_comm = concat(p, HP_ENV_COMM "=", p->comm);
+    p->envp = hp_exec_alloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 7), p->task);
     if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->env_comm || !p->envp)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -288,7 +288,9 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     p->known_loader = p->mask_hwcaps = p->trace = false;
     if (!c->ptrace || !*c->ptrace)
         return static_refusal(cur);
-    p->tracer = strdup(c->ptrace);
+    p->tracer = hp_exec_alloc(strlen(c->ptrace) + 1, p->task);
+    if (p->tracer)
+        memcpy(p->tracer, c->ptrace, strlen(c->ptrace) + 1);
     room = hp_plan_room(p);
     if (!p->tracer || !room)
         return -ENOMEM;
@@ -299,8 +301,8 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     for (const char *q = p->tracer; *q; q++)
         n += *q == '\n';
     total = p->npre + (argc - p->skip);
-    p->argv = malloc(sizeof(char *) * (size_t)(n + total + 10));
-    p->envp = malloc(sizeof(char *) * (size_t)(hp_count(envp) + 1));
+    p->argv = hp_exec_alloc(sizeof(char *) * (size_t)(n + total + 10), p->task);
+    p->envp = hp_exec_alloc(sizeof(char *) * (size_t)(hp_count(envp) + 1), p->task);
     if (!p->argv || !p->envp)
         return -ENOMEM;
     for (char *line = p->tracer, *nl; line; line = nl) {

@@ -24,11 +24,15 @@ extern char **environ;
 static int spawn(pid_t *pid, const char *file, bool search, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    struct plan *p = malloc(sizeof(*p));
+    long task = hp_exec_task();
+    struct plan *p;
     int rc = -ENOENT;
 
+    hp_exec_reclaim(task);
+    p = hp_exec_alloc(sizeof(*p), task);
     if (!p)
         return ENOMEM;
+    p->task = task;
     if (!search || strchr(file, '/')) {
         rc = hp_plan_exec(p, file, argv, envp);
     } else {
@@ -58,7 +62,7 @@ static int spawn(pid_t *pid, const char *file, bool search, const posix_spawn_fi
     if (rc == 0)
         rc = -REAL(posix_spawn)(pid, p->host, fa, attr, p->argv, p->envp);
     hp_plan_free(p);
-    free(p);
+    hp_exec_free(p);
     return -rc;
 }
 
