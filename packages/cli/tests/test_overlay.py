@@ -416,13 +416,18 @@ print(status, sorted(heavy & seen.get("modules", {{"?"}})), sorted(heavy & set(s
     assert cs.list() == [] and [e for e in os.listdir(cs.dir) if e.startswith(".")] == []
 
 
-def test_the_lean_overlay_run_leaves_what_it_is_not_sure_of_to_the_store(cs, forced):
+def test_the_lean_overlay_run_leaves_what_it_is_not_sure_of_to_the_store(cs, forced, monkeypatch):
     """Anything the lean path does not read with certainty goes to `run`'s own command, before the lean
     path has made anything: the store's classes then create, or say what is wrong."""
-    from hpcbox import quickimage
+    from hpcbox import quick, quickimage
 
     home = _flattened(cs)
     assert quickimage._plain(_lean_args(home))
+    plain = quick.parse_run(["--home", home, "run", "--rm", IMAGE, "true"])
+    assert not quickimage._plain(plain)  # a copy, the default
+    monkeypatch.setenv("HPCBOX_CREATE_MODE", " Overlay ")
+    assert quickimage._plain(plain)  # overlay by default, as ContainerStore.create reads the variable
+    monkeypatch.delenv("HPCBOX_CREATE_MODE")
     assert not quickimage._plain(_lean_args(home, "--name", "x"))
     assert not quickimage._plain(_lean_args(home, "--platform", "linux/arm64"))
     damaged = cs.dir / ("ab" * 32)

@@ -33,8 +33,10 @@ _ASIDE = ("name", "platform", "gpus", "location", "device", "dri", "publish", "p
 
 
 def _plain(args: Args) -> bool:
-    """`--rm --overlay IMAGE` without the options this module leaves to `run`'s own command."""
-    return bool(args.rm and args.overlay and args.pull != "always" and args.target
+    """`--rm --overlay IMAGE` (or `--rm IMAGE` where ``HPCBOX_CREATE_MODE=overlay`` makes overlay the
+    default, as the store's create reads it) without the options left to `run`'s own command."""
+    overlay = args.overlay or os.environ.get(storefiles.CREATE_MODE_ENV, "").strip().lower() == "overlay"
+    return bool(args.rm and overlay and args.pull != "always" and args.target
                 and not any(getattr(args, key, None) for key in _ASIDE))
 
 

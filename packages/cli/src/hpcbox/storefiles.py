@@ -25,6 +25,7 @@ IMAGES_ROOTFS = "images-rootfs"
 PROBE_RECORD = ".overlay-probe"
 ANN_REF_NAME = "org.opencontainers.image.ref.name"
 STORAGE_OVERLAY = "overlay"
+CREATE_MODE_ENV = "HPCBOX_CREATE_MODE"  # the store-wide default storage of new containers
 
 
 def image_rootfs_dir(home: str, manifest_digest: str) -> str:

@@ -34,7 +34,7 @@ TEMP_PREFIX = ".tmp-"
 STORAGE_COPY = "copy"
 STORAGE_OVERLAY = storefiles.STORAGE_OVERLAY
 STORAGES = (STORAGE_COPY, STORAGE_OVERLAY)
-MODE_ENV = "HPCBOX_CREATE_MODE"
+MODE_ENV = storefiles.CREATE_MODE_ENV
 WHITEOUT_XATTR = "user.overlay.whiteout"
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
