@@ -124,6 +124,7 @@ static bool leads_to_binding(const struct gp_context *ctx, const char *guest, si
 struct walk_result {
     size_t len;         /* of the resolved guest path in res */
     bool missing_slash; /* the final component is missing and was followed by "/" */
+    mode_t mode;        /* the final component's type as the walk saw it (lstat); 0 unseen */
 };
 
 /* Follow the symlink at host path `host`: the new pending path is its target followed by the
@@ -254,6 +255,7 @@ static int walk_steps(const struct gp_context *ctx, struct walk_state *s, int fl
         if (n == 1 && pend[start] == '.')
             continue;
         if (n == 2 && pend[start] == '.' && pend[start + 1] == '.') {
+            wr->mode = 0; /* back to a directory not looked at last */
             while (s->rlen > 0 && res[s->rlen - 1] != '/')
                 s->rlen--;
             if (s->rlen > 0)
@@ -272,6 +274,7 @@ static int walk_steps(const struct gp_context *ctx, struct walk_state *s, int fl
         rc = map_resolved(ctx, res, s->rlen, host, PATH_MAX);
         if (rc < 0)
             return rc;
+        wr->mode = 0;
         if (fstatat(AT_FDCWD, host, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT && last) {
                 wr->missing_slash = slash;
@@ -301,6 +304,7 @@ static int walk_steps(const struct gp_context *ctx, struct walk_state *s, int fl
         }
         if (!S_ISDIR(st.st_mode) && (!last || slash))
             return -ENOTDIR;
+        wr->mode = st.st_mode;
     }
     wr->len = s->rlen;
     return 0;
@@ -328,6 +332,7 @@ static int walk(const struct gp_context *ctx, const char *guest_path, int flags,
     int rc;
 
     wr->missing_slash = false;
+    wr->mode = 0;
     if (s.plen == 0)
         return -ENOENT;
     if (s.plen >= PATH_MAX)
@@ -537,6 +542,25 @@ int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags
     if (rc < 0)
         return rc;
     return finish(out, wr.len, wr.missing_slash, out, out_size); /* (finish moves: in place too) */
+}
+
+int gp_canonical_dir(const struct gp_context *ctx, const char *guest_path, char *out, size_t out_size)
+{
+    struct walk_result wr;
+    int rc;
+
+    if (!ctx || !guest_path || !out)
+        return -EFAULT;
+    if (!walk_in_place(guest_path, out, out_size))
+        return -EINVAL;
+    rc = walk(ctx, guest_path, GP_FOLLOW_LAST, out, &wr);
+    if (rc == 0)
+        rc = finish(out, wr.len, wr.missing_slash, out, out_size);
+    if (rc < 0)
+        return rc;
+    if (wr.mode == 0)
+        return 1; /* missing, or not looked at ("/", a kernel's magic link, after ".."): the caller looks */
+    return S_ISDIR(wr.mode) ? 0 : -ENOTDIR;
 }
 
 int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,

@@ -134,6 +134,13 @@ int gp_set_self(struct gp_context *ctx, long pid, long tid);
 int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
                  size_t out_size);
 
+/* gp_canonical (following a final symlink) for a path expected to name a directory, with what the
+ * walk saw of it: 0 a directory, -ENOTDIR another type, 1 not seen (missing, or not looked at:
+ * the caller looks, e.g. with stat of its host path), or an error of gp_canonical; -EINVAL when
+ * out is shorter than PATH_MAX or overlaps guest_path. Spares a caller that keeps directories one
+ * stat (the preload engine's directory cache). */
+int gp_canonical_dir(const struct gp_context *ctx, const char *guest_path, char *out, size_t out_size);
+
 /* Resolve guest_path and map it to the host path the kernel should be given. */
 int gp_to_host(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
                size_t out_size);

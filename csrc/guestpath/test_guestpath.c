@@ -454,6 +454,37 @@ static void test_moves(const struct gp_context *ctx)
     expect_move(ctx, "/usr/gone", "/mnt/data/l", L, 0, 0); /* by name: the kernel's ENOENT */
 }
 
+/* gp_canonical_dir: what the walk saw of the final name, against what stat says of its host path. */
+static void test_canonical_dir(const struct gp_context *ctx)
+{
+    static const struct {
+        const char *path, *canon;
+        int rc;
+    } cases[] = {
+        {"/usr/lib", "/usr/lib", 0},            /* a directory */
+        {"/lib", "/usr/lib", 0},                /* a symlink to one, followed */
+        {"/usr//bin/", "/usr/bin", 0},          /* extra slashes */
+        {"/usr/bin/sh", "/usr/bin/sh", -ENOTDIR}, /* a file */
+        {"/libc", "/usr/lib/libc.so.6", -ENOTDIR},
+        {"/usr/gone", "/usr/gone", 1},          /* missing: left to the caller */
+        {"/usr/lib/..", "/usr", 1},             /* after "..": not looked at last */
+        {"/slash", "/", 1},                     /* the root: never looked at */
+        {"/", "/", 1},
+        {"/usr/bin/sh/x", NULL, -ENOTDIR},      /* an error of the walk */
+    };
+    char out[PATH_MAX], name[2 * PATH_MAX];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = gp_canonical_dir(ctx, cases[i].path, out, sizeof(out));
+
+        snprintf(name, sizeof(name), "canonical_dir(%s) is %s, rc %d", cases[i].path,
+                 cases[i].canon ? cases[i].canon : "an error", cases[i].rc);
+        ok(rc == cases[i].rc && (!cases[i].canon || strcmp(out, cases[i].canon) == 0), name,
+           rc == cases[i].rc ? out : "wrong return code");
+    }
+    ok(gp_canonical_dir(ctx, out, out, sizeof(out)) == -EINVAL, "canonical_dir refuses an overlapping out", NULL);
+}
+
 int main(void)
 {
     struct gp_context ctx;
@@ -469,6 +500,7 @@ int main(void)
     test_parent(&ctx);
     test_bindings(&ctx);
     test_moves(&ctx);
+    test_canonical_dir(&ctx);
     gp_context_destroy(&ctx);
     test_mount_order();
     test_host_root();
