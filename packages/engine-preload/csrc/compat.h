@@ -30,8 +30,9 @@ int hp_sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
 int hp_sys_stat(const char *path, struct stat *st);
 ssize_t hp_sys_readlinkat(int dirfd, const char *path, char *buf, size_t size);
 char *hp_sys_realpath(const char *path, char *resolved);
-/* While on, hp_sys_realpath takes absolute paths as already canonical (copies them): set by the
- * configuration's setup only, for host paths an earlier process of the container resolved. */
+/* While on, hp_sys_realpath takes absolute paths as already canonical (copies them) and hp_sys_stat
+ * answers "a directory": set by the configuration's setup only, for host paths an earlier process
+ * of the container resolved (the rootfs, the bindings). */
 void hp_sys_trust_canonical(int on);
 
 #define fstatat(d, p, s, f) hp_sys_fstatat(d, p, s, f)

@@ -346,23 +346,24 @@ const struct hp_config *hp_conf(void)
     return config.active ? &config : NULL;
 }
 
-bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps)
+bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps, bool *mask_legacy)
 {
     size_t n = strlen(guest);
 
     for (const char *s = config.loaders; s && *s;) {
         const char *e = strchr(s, '\n');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        bool mask = *s == '+';
+        bool mask = false, legacy = false;
 
-        if (mask) {
-            s++;
-            len--;
+        for (; len > 0 && (*s == '+' || *s == '~'); s++, len--) { /* the engine's marks (_engine.py) */
+            mask |= *s == '+';
+            legacy |= *s == '~';
         }
         if (len > n + 1 && strncmp(s, guest, n) == 0 && s[n] == '=' && len - n - 1 < size) {
             memcpy(host, s + n + 1, len - n - 1);
             host[len - n - 1] = '\0';
             *mask_hwcaps = mask;
+            *mask_legacy = legacy;
             return true;
         }
         if (!e)

@@ -9,6 +9,7 @@
  * or renames anything (hp_invalidate); changes made meanwhile by other processes can be seen late,
  * the same race as the component walk itself has (csrc/guestpath/guestpath.h, "Races"). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,9 +50,9 @@ static void unlock(void)
     __atomic_store_n(&dir_cache_lock, 0, __ATOMIC_RELEASE);
 }
 
-/* An absolute path without "", ".", ".." components or a trailing "/", with a parent other than
- * "/": the length of its directory part, else 0. */
-static size_t clean_dir_len(const char *abs)
+/* Whether abs is an absolute path without "", ".", ".." components or a trailing "/" (not "/"
+ * itself); *dlen: the length of its directory part (0: its parent is the root). */
+static bool clean_path(const char *abs, size_t *dlen)
 {
     size_t last = 0, i;
 
@@ -59,13 +60,14 @@ static size_t clean_dir_len(const char *abs)
         if (abs[i] != '/')
             continue;
         if (abs[i + 1] == '/' || abs[i + 1] == '\0')
-            return 0;
+            return false;
         if (abs[i + 1] == '.' && (abs[i + 2] == '/' || abs[i + 2] == '\0' ||
                                   (abs[i + 2] == '.' && (abs[i + 3] == '/' || abs[i + 3] == '\0'))))
-            return 0;
+            return false;
         last = i;
     }
-    return last;
+    *dlen = last;
+    return abs[0] == '/';
 }
 
 /* The canonical guest directory of abs[0..dlen) into canon, from the cache or a walk that then
@@ -77,6 +79,7 @@ static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, 
     unsigned gen = __atomic_load_n(&dir_cache_gen, __ATOMIC_ACQUIRE);
     char dir[PATH_MAX];
     struct stat st;
+    int rc;
 
     if (try_lock()) {
         bool hit = dir_cache.gen == gen && dir_cache.len == dlen && memcmp(dir_cache.text, abs, dlen) == 0;
@@ -89,9 +92,9 @@ static bool cached_dir(const struct hp_config *c, const char *abs, size_t dlen, 
     }
     memcpy(dir, abs, dlen);
     dir[dlen] = '\0';
-    if (gp_canonical(&c->ctx, dir, GP_FOLLOW_LAST, canon, PATH_MAX) < 0 ||
-        gp_map_canonical(&c->ctx, canon, host, PATH_MAX) < 0 ||
-        hp_sys_fstatat(AT_FDCWD, host, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+    rc = gp_canonical_dir(&c->ctx, dir, canon, PATH_MAX); /* its walk saw the type: no stat */
+    if (rc < 0 || gp_map_canonical(&c->ctx, canon, host, PATH_MAX) < 0 ||
+        (rc == 1 && (hp_sys_fstatat(AT_FDCWD, host, &st, 0) < 0 || !S_ISDIR(st.st_mode))))
         return false;
     if (strcmp(canon, dir) != 0 || 2 * (dlen + 1) > sizeof(dir_cache.text))
         return true; /* usable now, not remembered: only directories reached through no symlink are */
@@ -117,26 +120,57 @@ static bool is_binding(const struct hp_config *c, const char *canon)
     return false;
 }
 
-/* gp_to_host of an absolute guest path through the directory cache; 1 when the caller must walk. */
-int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, char *buf)
+int hp_dircache_canonical(const struct hp_config *c, const char *abs, char *canon, char *scratch)
 {
-    char canon[PATH_MAX];
-    size_t dlen = clean_dir_len(abs), clen, nlen;
-    struct stat st;
+    size_t dlen, clen, nlen;
 
-    if (dlen == 0 || !cached_dir(c, abs, dlen, canon, buf))
+    if (!clean_path(abs, &dlen))
+        return 1;
+    if (dlen == 0) { /* a name in the root, which needs no cache: canonical as it is */
+        memcpy(canon, abs, strlen(abs) + 1);
+        return 0;
+    }
+    if (!cached_dir(c, abs, dlen, canon, scratch))
         return 1;
     clen = strlen(canon);
     nlen = strlen(abs + dlen);  /* "/name" */
     if (clen + nlen + 1 > PATH_MAX)
         return 1;
     memcpy(canon + (clen == 1 ? 0 : clen), abs + dlen, nlen + 1);
+    return 0;
+}
+
+/* Whether a binding lies below the canonical guest path (whose directory then appears). */
+static bool binding_below(const struct hp_config *c, const char *canon)
+{
+    size_t len = strlen(canon);
+
+    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
+        const struct gp_binding *b = &c->ctx.bindings[i];
+
+        if (b->guest_len > len && b->guest[len] == '/' && memcmp(b->guest, canon, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* gp_to_host of an absolute guest path through the directory cache; 1 when the caller must walk. */
+int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, char *buf)
+{
+    char canon[PATH_MAX];
+    struct stat st;
+
+    if (hp_dircache_canonical(c, abs, canon, buf) != 0)
+        return 1;
     if ((flags & (HP_RMDIR | HP_UNLINK | HP_RENAME)) && is_binding(c, canon))
         return 1; /* a mount point: the walk gives the error */
     if (gp_map_canonical(&c->ctx, canon, buf, PATH_MAX) < 0)
         return 1;
-    if ((flags & HP_FOLLOW) && hp_sys_fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISLNK(st.st_mode))
-        return 1; /* a symlink to follow: its target is a guest path */
+    if (!(flags & HP_FOLLOW))
+        return 0;
+    if (hp_sys_fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return S_ISLNK(st.st_mode) ? 1 : 0; /* a symlink to follow: its target is a guest path */
+    if (errno == ENOENT && (flags & HP_EXISTS) && !binding_below(c, canon))
+        return -ENOENT; /* what the kernel would answer, found out once */
     return 0;
 }

@@ -1,8 +1,9 @@
 /* /proc/PID/environ without the configuration. The kernel shows there the bytes between the
  * process's env_start and env_end: the strings that exec put on the stack, which removing a
  * variable from `environ` does not change. At start, the library copies those strings without the
- * HPCBOX_PRELOAD_* ones into a page of its own, and the constructor points the range at the copy
- * (procself.c, hp_fix_proc_self: one prctl for argv and environ). Where the kernel refuses,
+ * HPCBOX_PRELOAD_* ones (nor what exec added for the loader: plan.c) into a page of its own, and
+ * the constructor points the range at the copy (procself.c, hp_fix_proc_self: one prctl for argv
+ * and environ). Where the kernel refuses,
  * /proc/PID/environ keeps showing the configuration (README: Environment). Raw system calls only:
  * this runs in the constructor, and the library's own wrappers must not see it. Also the index of
  * the configuration's variables that setting up reads (hp_env_index). */
@@ -14,14 +15,22 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* (the first letter first: every process looks at each entry of its environment here) */
 static bool ours(const char *entry)
 {
-    return strncmp(entry, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0;
+    return entry[0] == HP_ENV_PREFIX[0] && strncmp(entry, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0;
+}
+
+/* Whether the entry is one the library added for the loader: LD_HWCAP_MASK=0 where marked so. */
+static bool added(const char *entry, bool hwcap)
+{
+    return hwcap && entry[0] == HP_HWCAP_MASK[0] && strncmp(entry, HP_HWCAP_MASK "=", sizeof(HP_HWCAP_MASK)) == 0;
 }
 
 char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size)
 {
     const char *start, *end, *s;
+    bool any = false, hwcap = false;
     char *copy;
 
     *used = *size = 0;
@@ -29,9 +38,13 @@ char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size)
         return NULL;
     start = (const char *)(uintptr_t)m->env_start;
     end = (const char *)(uintptr_t)m->env_end;
-    for (s = start; s < end && !ours(s); s += strnlen(s, (size_t)(end - s)) + 1)
-        ;
-    if (s >= end)
+    for (s = start; s < end; s += strnlen(s, (size_t)(end - s)) + 1) {
+        if (ours(s)) {
+            any = true;
+            hwcap |= strncmp(s, HP_ENV_HWCAP "=", sizeof(HP_ENV_HWCAP)) == 0;
+        }
+    }
+    if (!any)
         return NULL; /* nothing of ours in it (a program started with a cleaned environment) */
     *size = (size_t)(end - start);
     copy = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -40,7 +53,7 @@ char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size)
     for (s = start; s < end;) {
         size_t len = strnlen(s, (size_t)(end - s));
 
-        if (!ours(s)) {
+        if (!ours(s) && !added(s, hwcap)) {
             memcpy(copy + *used, s, len);
             copy[*used + len] = '\0';
             *used += len + 1;

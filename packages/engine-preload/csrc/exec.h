@@ -26,6 +26,8 @@ struct plan {
     bool musl;
     bool known_loader;         /* p->host came from the engine's list, not from a walk now */
     bool mask_hwcaps;          /* ... with --glibc-hwcaps-mask "" (the engine found none there) */
+    bool mask_legacy;          /* ... with LD_HWCAP_MASK=0 (nor the older subdirectories) */
+    int hwcap_at;              /* where p->envp has LD_HWCAP_MASK=0 and its mark, else -1 */
     bool trace;                /* ld.so lists libraries (ldd): output mapped back, no LD_PRELOAD */
     long task;                 /* the task planning it: its allocations' owner (execmem.c) */
     char **argv, **envp;       /* hp_exec_alloc'ed; strings point into this plan, the caller's or keep */
@@ -72,7 +74,8 @@ int hp_libpath_for(struct plan *p, const char *user);
 int hp_build_env(struct plan *p, char *const envp[], const char *argv0);
 /* p->argv for the loader with room for `more` further entries, its leading options written
  * (loader, --library-path, --argv0 for musl or [--glibc-hwcaps-mask ""] --inhibit-cache for
- * glibc): their count, or -ENOMEM. hp_unmask_hwcaps takes the mask out of a written p->argv. */
+ * glibc): their count, or -ENOMEM. hp_unmask_hwcaps takes the masks out of a written p->argv and
+ * p->envp. */
 int hp_loader_argv(struct plan *p, int more, const char *argv0);
 void hp_unmask_hwcaps(struct plan *p);
 bool hp_drop_from_env(const char *entry);

@@ -70,6 +70,19 @@
     }
 
 #define AT_FOLLOW(flags) (((flags) & AT_SYMLINK_NOFOLLOW) ? 0 : HP_FOLLOW)
+/* HP_EXISTS where the kernel would find nothing wrong with the other arguments before the path: a
+ * missing name is then the call's ENOENT (flags the kernel does not know: left to it) */
+#define LOOKS(ok) ((ok) ? HP_EXISTS : 0)
+#define STAT_FLAGS (AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH)
+#define STAT_LOOK(flags) (AT_FOLLOW(flags) | LOOKS(!((flags) & ~STAT_FLAGS)))
+#define STATX_SYNC (AT_STATX_FORCE_SYNC | AT_STATX_DONT_SYNC)
+#define STATX_LOOK(flags, mask)                                                                    \
+    (AT_FOLLOW(flags) | LOOKS(!((flags) & ~(STAT_FLAGS | STATX_SYNC)) &&                           \
+                              ((flags) & STATX_SYNC) != STATX_SYNC && !((mask) & 0x80000000U)))
+#define ACCESS_LOOK(mode) (HP_FOLLOW | LOOKS(!((mode) & ~(R_OK | W_OK | X_OK))))
+#define FACCESSAT_LOOK(mode, flags)                                                                \
+    (AT_FOLLOW(flags) | LOOKS(!((mode) & ~(R_OK | W_OK | X_OK)) &&                                \
+                              !((flags) & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))))
 
 /* The stat family: the kernel's answer with the owners the container shows (identity.c). */
 #define SHOWN(call, show, st)                                                                      \
@@ -234,23 +247,23 @@ W1(FILE *, freopen, HP_FOLLOW | fopen_writes(mode), NULL,
    (const char *path, const char *mode, FILE *stream), (p_, mode, stream))
 
 /* ---- stat ----------------------------------------------------------------------------------- */
-WS1(stat, HP_FOLLOW, (const char *path, struct stat *st), (p_, st))
+WS1(stat, HP_FOLLOW | HP_EXISTS, (const char *path, struct stat *st), (p_, st))
 WS1(lstat, 0, (const char *path, struct stat *st), (p_, st))
-WSAT(fstatat, AT_FOLLOW(flags), (int dirfd, const char *path, struct stat *st, int flags),
+WSAT(fstatat, STAT_LOOK(flags), (int dirfd, const char *path, struct stat *st, int flags),
      (dirfd, p_, st, flags), hp_show_stat)
 WSFD(fstat, (int fd, struct stat *st), (fd, st))
-W1(int, statfs, HP_FOLLOW, -1, (const char *path, struct statfs *st), (p_, st))
-W1(int, statvfs, HP_FOLLOW, -1, (const char *path, struct statvfs *st), (p_, st))
+W1(int, statfs, HP_FOLLOW | HP_EXISTS, -1, (const char *path, struct statfs *st), (p_, st))
+W1(int, statvfs, HP_FOLLOW | HP_EXISTS, -1, (const char *path, struct statvfs *st), (p_, st))
 
 #ifdef __GLIBC__
-WS1(stat64, HP_FOLLOW, (const char *path, struct stat64 *st), (p_, st))
+WS1(stat64, HP_FOLLOW | HP_EXISTS, (const char *path, struct stat64 *st), (p_, st))
 WS1(lstat64, 0, (const char *path, struct stat64 *st), (p_, st))
-WSAT(fstatat64, AT_FOLLOW(flags), (int dirfd, const char *path, struct stat64 *st, int flags),
+WSAT(fstatat64, STAT_LOOK(flags), (int dirfd, const char *path, struct stat64 *st, int flags),
      (dirfd, p_, st, flags), hp_show_stat)
 WSFD(fstat64, (int fd, struct stat64 *st), (fd, st))
-W1(int, statfs64, HP_FOLLOW, -1, (const char *path, struct statfs64 *st), (p_, st))
-W1(int, statvfs64, HP_FOLLOW, -1, (const char *path, struct statvfs64 *st), (p_, st))
-WSAT(statx, AT_FOLLOW(flags), (int dirfd, const char *path, int flags, unsigned int mask, struct statx *st),
+W1(int, statfs64, HP_FOLLOW | HP_EXISTS, -1, (const char *path, struct statfs64 *st), (p_, st))
+W1(int, statvfs64, HP_FOLLOW | HP_EXISTS, -1, (const char *path, struct statvfs64 *st), (p_, st))
+WSAT(statx, STATX_LOOK(flags, mask), (int dirfd, const char *path, int flags, unsigned int mask, struct statx *st),
      (dirfd, p_, flags, mask, st), hp_show_statx)
 
 /* Before glibc 2.33, stat() and friends were inline calls of these versioned symbols. */
@@ -288,13 +301,13 @@ WRAP int __xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *de
     return hp_mknod(REAL(__xmknodat)(ver, dirfd, p_, mode, dev), dirfd, p_, mode, dev ? *dev : 0);
 }
 W1(int, truncate64, HP_FOLLOW | HP_WRITE, -1, (const char *path, off64_t length), (p_, length))
-W1(int, euidaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
-W1(int, eaccess, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
+W1(int, euidaccess, ACCESS_LOOK(mode), -1, (const char *path, int mode), (p_, mode))
+W1(int, eaccess, ACCESS_LOOK(mode), -1, (const char *path, int mode), (p_, mode))
 #endif
 
 /* ---- access, create, remove, rename --------------------------------------------------------- */
-W1(int, access, HP_FOLLOW, -1, (const char *path, int mode), (p_, mode))
-WAT(int, faccessat, AT_FOLLOW(flags), -1, (int dirfd, const char *path, int mode, int flags),
+W1(int, access, ACCESS_LOOK(mode), -1, (const char *path, int mode), (p_, mode))
+WAT(int, faccessat, FACCESSAT_LOOK(mode, flags), -1, (int dirfd, const char *path, int mode, int flags),
     (dirfd, p_, mode, flags))
 W1(int, mkdir, HP_PARENT | HP_WRITE, -1, (const char *path, mode_t mode), (p_, mode))
 WAT(int, mkdirat, HP_PARENT | HP_WRITE, -1, (int dirfd, const char *path, mode_t mode), (dirfd, p_, mode))

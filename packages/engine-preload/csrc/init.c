@@ -63,10 +63,14 @@ static void find_configuration(struct config_names *found)
 
     found->n = 0;
     for (char **e = environ; e && *e && found->n < 32; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t len = eq ? (size_t)(eq - *e) : 0;
+        const char *eq;
+        size_t len;
 
-        if (len && len < sizeof(found->name[0]) && strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0) {
+        if ((*e)[0] != HP_ENV_PREFIX[0] || strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) != 0)
+            continue; /* (the first letter first: every process looks at each entry here) */
+        eq = strchr(*e, '=');
+        len = eq ? (size_t)(eq - *e) : 0;
+        if (len && len < sizeof(found->name[0])) {
             memcpy(found->name[found->n], *e, len);
             found->name[found->n++][len] = '\0';
         }
@@ -75,6 +79,8 @@ static void find_configuration(struct config_names *found)
 
 static void unset_configuration(const struct config_names *found)
 {
+    if (getenv(HP_ENV_HWCAP)) /* the loader's mask, added by the exec that started this program */
+        unsetenv(HP_HWCAP_MASK);
     for (int i = 0; i < found->n; i++)
         unsetenv(found->name[i]);
 }

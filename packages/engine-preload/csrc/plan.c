@@ -151,8 +151,8 @@ const char *hp_env_value(char *const envp[], const char *name)
     size_t n = strlen(name);
     const char *v = NULL;
 
-    for (int i = 0; envp && envp[i]; i++) {
-        if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+    for (int i = 0; envp && envp[i]; i++) { /* (the first letter first: an exec looks up several) */
+        if (envp[i][0] == name[0] && strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
             v = envp[i] + n + 1;
     }
     return v;
@@ -198,7 +198,8 @@ int hp_libpath_for(struct plan *p, const char *user)
 
 bool hp_drop_from_env(const char *entry)
 {
-    return strncmp(entry, "LD_PRELOAD=", 11) == 0 || strncmp(entry, "HPCBOX_PRELOAD_", 15) == 0;
+    return (entry[0] == 'L' && strncmp(entry, "LD_PRELOAD=", 11) == 0) ||
+           (entry[0] == 'H' && strncmp(entry, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) == 0);
 }
 
 int hp_loader_argv(struct plan *p, int more, const char *argv0)
@@ -226,6 +227,10 @@ int hp_loader_argv(struct plan *p, int more, const char *argv0)
 
 void hp_unmask_hwcaps(struct plan *p)
 {
+    if (p->envp && p->hwcap_at >= 0) /* the last two entries (hp_build_env) */
+        p->envp[p->hwcap_at] = NULL;
+    p->hwcap_at = -1;
+    p->mask_legacy = false;
     if (!p->mask_hwcaps || !p->argv)
         return;
     for (int i = 3; p->argv[i]; i++) /* argv[3], argv[4]: the option and its value */
@@ -248,7 +253,7 @@ int hp_build_env(struct plan *p, char *const envp[], const char *argv0)
     p->env_exe = concat(p, HP_ENV_EXE "=", p->exe);
     p->env_argv0 = concat(p, HP_ENV_ARGV0 "=", argv0);
     p->env_comm = concat(p, HP_ENV_COMM "=", p->comm);
-    p->envp = hp_exec_alloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 7), p->task);
+    p->envp = hp_exec_alloc(sizeof(char *) * (size_t)(n + HP_N_KEEP + 9), p->task);
     if (!p->env_preload || !p->env_exe || !p->env_argv0 || !p->env_comm || !p->envp)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
@@ -268,6 +273,12 @@ int hp_build_env(struct plan *p, char *const envp[], const char *argv0)
         p->envp[k++] = p->env_argv0;
     if (p->comm[0])
         p->envp[k++] = p->env_comm;
+    p->hwcap_at = -1;
+    if (p->mask_legacy && !p->musl) { /* last: hp_unmask_hwcaps cuts them off; init.c takes them out */
+        p->hwcap_at = k;
+        p->envp[k++] = (char *)HP_HWCAP_MASK "=0";
+        p->envp[k++] = (char *)HP_ENV_HWCAP "=1";
+    }
     p->envp[k] = NULL;
     return 0;
 }
@@ -285,7 +296,7 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     gid_t gid = c->fake_ids ? getegid() : getgid();
     char *room;
 
-    p->known_loader = p->mask_hwcaps = p->trace = false;
+    p->known_loader = p->mask_hwcaps = p->mask_legacy = p->trace = false;
     if (!c->ptrace || !*c->ptrace)
         return static_refusal(cur);
     p->tracer = hp_exec_alloc(strlen(c->ptrace) + 1, p->task);
@@ -336,6 +347,60 @@ static int plan_ptrace(struct plan *p, const char *cur, char *const argv[], char
     return 0;
 }
 
+/* The program's canonical guest path (p->exe, for /proc/self/exe) and host path (p->prog) into the
+ * emptied plan text, and its stat (followed): 0 or -errno. An absolute path goes through the
+ * directory cache (a shell runs most programs from the same few directories): its last name then
+ * costs one lstat, which is the stat when it is no symlink; else one walk. */
+static int resolve_program(struct plan *p, const char *cur, struct stat *st)
+{
+    const struct hp_config *c = hp_conf();
+    char *room = hp_plan_room(p);
+    int rc;
+
+    /* the text is empty: room for three paths, the third the cache's scratch (PLAN_TEXT) */
+    if (cur[0] == '/' && hp_dircache_canonical(c, cur, room, room + 2 * PATH_MAX) == 0) {
+        hp_plan_keep(p, &p->exe);
+        if (gp_map_canonical(&c->ctx, p->exe, hp_plan_room(p), PATH_MAX) == 0) {
+            hp_plan_keep(p, &p->prog);
+            if (syscall(SYS_newfstatat, AT_FDCWD, p->prog, st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st->st_mode))
+                return 0;
+        }
+        hp_plan_reset(p); /* a symlink (its target is a guest path), or an error: the walk says */
+        room = hp_plan_room(p);
+    }
+    rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, room);
+    if (rc == 0) {
+        hp_plan_keep(p, &p->exe);
+        rc = gp_map_canonical(&c->ctx, p->exe, hp_plan_room(p), PATH_MAX);
+        if (rc == 0)
+            hp_plan_keep(p, &p->prog);
+    }
+    if (rc == -EXDEV) { /* relative to a cwd outside the guest: as the kernel sees it */
+        hp_plan_reset(p);
+        rc = hp_plan_set(p, &p->exe, cur);
+        if (rc == 0)
+            rc = hp_plan_set(p, &p->prog, cur);
+    }
+    if (rc < 0)
+        return rc;
+    return syscall(SYS_newfstatat, AT_FDCWD, p->prog, st, 0) < 0 ? -errno : 0;
+}
+
+/* What kind of program the host file p->prog (stat st) is, its PT_INTERP into the plan's next room
+ * ("" without one): the last program's when it is the same file (progcache.c). */
+static int classify(struct plan *p, const struct stat *st)
+{
+    char *room = hp_plan_room(p);
+    int kind;
+
+    if (hp_known_program(st, room, PATH_MAX))
+        return HPCBOX_EXEC_DYNAMIC;
+    kind = hpcbox_preload_classify(p->prog, room, PATH_MAX);
+    if (kind == HPCBOX_EXEC_DYNAMIC)
+        hp_remember_program(st, room);
+    return kind;
+}
+
 /* Work out what to execute for the guest `path`; 0 or -errno. */
 int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *const envp[])
 {
@@ -346,7 +411,8 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
     hp_plan_reset(p);
     p->npre = 0;
     p->skip = 0;
-    p->known_loader = p->mask_hwcaps = p->trace = false;
+    p->known_loader = p->mask_hwcaps = p->mask_legacy = p->trace = false;
+    p->hwcap_at = -1;
     p->argv = p->envp = NULL;
     p->libpath = p->env_exe = p->env_argv0 = p->env_preload = p->env_comm = p->tracer = NULL;
     {
@@ -361,31 +427,14 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
         cur = hp_conf()->exe; /* the program again, not its loader (procself.c) */
     for (;;) {
         struct stat st;
-        char *room;
 
         hp_plan_reset(p); /* this level's paths (the last level's are not used again) */
-        /* one walk: the canonical guest path (for /proc/self/exe), mapped to the host */
-        rc = hp_canonical(AT_FDCWD, cur, HP_FOLLOW, hp_plan_room(p));
-        if (rc == 0) {
-            hp_plan_keep(p, &p->exe);
-            rc = gp_map_canonical(&hp_conf()->ctx, p->exe, hp_plan_room(p), PATH_MAX);
-            if (rc == 0)
-                hp_plan_keep(p, &p->prog);
-        }
-        if (rc == -EXDEV) { /* relative to a cwd outside the guest: as the kernel sees it */
-            hp_plan_reset(p);
-            rc = hp_plan_set(p, &p->exe, cur);
-            if (rc == 0)
-                rc = hp_plan_set(p, &p->prog, cur);
-        }
+        rc = resolve_program(p, cur, &st);
         if (rc < 0)
             return rc;
-        if (syscall(SYS_newfstatat, AT_FDCWD, p->prog, &st, 0) < 0)
-            return -errno;
-        if (S_ISDIR(st.st_mode) || syscall(SYS_faccessat, AT_FDCWD, p->prog, X_OK) < 0)
-            return -EACCES;
-        room = hp_plan_room(p);
-        kind = hpcbox_preload_classify(p->prog, room, PATH_MAX); /* (room: "" without PT_INTERP) */
+        if (!S_ISREG(st.st_mode) || syscall(SYS_faccessat, AT_FDCWD, p->prog, X_OK) < 0)
+            return -EACCES; /* as the kernel: only a regular file runs */
+        kind = classify(p, &st);
         if (kind < 0)
             return kind;
         hp_plan_keep(p, &p->interp);
@@ -432,7 +481,7 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
         char *room = hp_plan_room(p);
         const char *h = room;
 
-        p->known_loader = hp_known_loader(p->interp, room, PATH_MAX, &p->mask_hwcaps);
+        p->known_loader = hp_known_loader(p->interp, room, PATH_MAX, &p->mask_hwcaps, &p->mask_legacy);
         if (!p->known_loader && !(h = hp_path(AT_FDCWD, p->interp, HP_FOLLOW | HP_NOFAST, room)))
             return -errno;
         if (h == room)
@@ -441,8 +490,10 @@ int hp_plan_exec(struct plan *p, const char *path, char *const argv[], char *con
             return rc;
     }
     user_libpath = hp_env_value(envp, "LD_LIBRARY_PATH");
-    if (user_libpath && *user_libpath)
-        p->mask_hwcaps = false; /* the engine looked in the container's directories, not these */
+    if (user_libpath && *user_libpath) /* the engine looked in the container's directories, not these */
+        p->mask_hwcaps = p->mask_legacy = false;
+    if (p->mask_legacy && (hp_env_value(envp, HP_HWCAP_MASK) || hp_env_value(envp, "GLIBC_TUNABLES")))
+        p->mask_legacy = false; /* the program's own mask, or tunables that may set it: theirs */
     rc = hp_libpath_for(p, user_libpath);
     if (rc < 0)
         return rc;

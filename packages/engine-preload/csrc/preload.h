@@ -44,6 +44,9 @@
 #define HP_ENV_ARGV0 "HPCBOX_PRELOAD_ARGV0" /* per exec: argv[0] (glibc loaders without --argv0) */
 #define HP_ENV_COMM "HPCBOX_PRELOAD_COMM"   /* per exec: the process name the kernel would give */
 #define HP_ENV_CREDS "HPCBOX_PRELOAD_CREDS" /* per exec: emulated ids changed by the parent */
+/* per exec: "1" when the library added LD_HWCAP_MASK (below) for the loader: taken out again */
+#define HP_ENV_HWCAP "HPCBOX_PRELOAD_HWCAP"
+#define HP_HWCAP_MASK "LD_HWCAP_MASK"
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
 #define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
 #define HP_ENV_PROCS "HPCBOX_PRELOAD_PROCS"   /* the registry of the container's programs (procs.c) */
@@ -154,6 +157,8 @@ extern const char *const hp_kernel_fs[3];
 #define HP_UNLINK 0x20 /* HP_PARENT for unlink */
 #define HP_RENAME 0x40 /* HP_PARENT for remove: a mount point cannot be removed (rename: hp_check_move) */
 #define HP_MOVE 0x80   /* a name of rename or link: translated as for HP_WRITE, EROFS left to hp_check_move */
+#define HP_EXISTS 0x100 /* with HP_FOLLOW: the call only looks (stat, access) and its arguments are
+                         * valid, so a missing final name is its answer (ENOENT) */
 
 /* The host path to hand the kernel for (dirfd, path): buf, or path itself when it needs no
  * translation (inactive library, empty path, a plain name relative to a directory that is not a
@@ -168,8 +173,19 @@ int hp_sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
 bool hp_read_only_host(const struct hp_config *c, const char *host);
 
 /* The directory cache (dircache.c): gp_to_host of the absolute guest path abs into buf (PATH_MAX)
- * through the last directory remembered; 0, or 1 when the caller must walk the path itself. */
+ * through the last directory remembered; 0, 1 when the caller must walk the path itself, or
+ * -ENOENT where HP_EXISTS asks and the final name is missing. */
 int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, char *buf);
+/* The same for the canonical guest path of abs into canon (PATH_MAX): its directory's through the
+ * cache, then its last name as given, not looked at (the caller checks that it is no symlink);
+ * scratch: PATH_MAX bytes used meanwhile. 0, or 1 when the caller must walk the path itself. */
+int hp_dircache_canonical(const struct hp_config *c, const char *abs, char *canon, char *scratch);
+
+/* The last dynamically linked program planned for exec (progcache.c): whether the file of `st`
+ * (its followed stat) is that one, with its PT_INTERP copied into interp (size bytes); and
+ * remembering another. */
+bool hp_known_program(const struct stat *st, char *interp, size_t size);
+void hp_remember_program(const struct stat *st, const char *interp);
 
 /* Forget the directories remembered by hp_path (after a call that removed or renamed a name). */
 void hp_invalidate(void);
@@ -258,7 +274,8 @@ int hp_chroot(const char *guest);
 int hp_execve(const char *path, char *const argv[], char *const envp[]);
 int hp_execvpe(const char *file, char *const argv[], char *const envp[]);
 /* The host path the engine resolved for the loader `guest` (PT_INTERP) into host: whether the
- * engine knows it, and whether that loader may mask its glibc-hwcaps subdirectories (none there). */
-bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps);
+ * engine knows it, whether that loader may mask its glibc-hwcaps subdirectories (none there) and
+ * whether it may run with LD_HWCAP_MASK=0 (no subdirectory of glibc < 2.37's older search there). */
+bool hp_known_loader(const char *guest, char *host, size_t size, bool *mask_hwcaps, bool *mask_legacy);
 
 #endif

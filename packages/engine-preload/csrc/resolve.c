@@ -81,7 +81,8 @@ static bool kernel_path(const struct hp_config *c, const char *path)
     for (int k = 0; k < 3; k++) {
         size_t n = k == 0 ? 5 : 4;
 
-        if (c->kernel_fs[k] && strncmp(path, hp_kernel_fs[k], n) == 0 && (path[n] == '/' || !path[n]))
+        if (c->kernel_fs[k] && path[1] == hp_kernel_fs[k][1] && strncmp(path, hp_kernel_fs[k], n) == 0 &&
+            (path[n] == '/' || !path[n]))
             return true;
     }
     return false;
@@ -179,7 +180,9 @@ static const char *guest_to_host(const struct hp_config *c, const char *path, co
 {
     int rc = strlen(guest) >= PATH_MAX ? -ENAMETOOLONG : 0;
 
-    if (rc == 0 && hp_dircache_to_host(c, guest, flags, buf) != 0)
+    if (rc == 0)
+        rc = hp_dircache_to_host(c, guest, flags, buf);
+    if (rc == 1)
         rc = gp_to_host(&c->ctx, guest, gp_flags(flags), buf, PATH_MAX);
     if (rc < 0)
         return failed(path, rc);

@@ -250,7 +250,7 @@ def test_glibc_hwcaps_subdirectories_are_masked_only_where_there_are_none(tmp_pa
     root = tmp_path / "r"
     copy_with_libraries("cat", root)
     masked = preload_environment(engine.parse(config(root, "true")))
-    assert masked["HPCBOX_PRELOAD_LOADERS"].startswith("+/"), masked["HPCBOX_PRELOAD_LOADERS"]
+    assert masked["HPCBOX_PRELOAD_LOADERS"].startswith(("+/", "+~/")), masked["HPCBOX_PRELOAD_LOADERS"]
     libdir = Path(masked["HPCBOX_PRELOAD_LIBPATH"].split(":")[0])  # where the loader finds libc first
     hwcaps = libdir / "glibc-hwcaps" / "x86-64-v2"
     hwcaps.mkdir(parents=True)
@@ -265,3 +265,68 @@ def test_glibc_hwcaps_subdirectories_are_masked_only_where_there_are_none(tmp_pa
     assert not env["HPCBOX_PRELOAD_LOADERS"].startswith("+"), env["HPCBOX_PRELOAD_LOADERS"]
     code, out, err = run(root, "cat", "/proc/self/maps")
     assert code == 0 and "/glibc-hwcaps/x86-64-v2/libc.so.6\n" in out, out + err
+
+
+def _launch(env: dict, *command: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    from hpcbox_engine_preload import launcher_path
+
+    return subprocess.run([str(launcher_path()), "/", *command], env=env, capture_output=True, text=True,
+                          check=False, timeout=timeout)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the x86_64 glibc loader's older library search")
+def test_the_older_library_subdirectories_are_masked_only_where_there_are_none(tmp_path):
+    """Where no library directory has a subdirectory of glibc < 2.37's older search (x86_64, tls...),
+    the loader runs with LD_HWCAP_MASK=0 and probes fewer of them; the programs never see the
+    variable (environ, /proc/PID/environ), a mask of the program's own is kept, and with such a
+    subdirectory there nothing is masked."""
+    from hpcbox_engine_preload._engine import preload_environment
+
+    root = tmp_path / "r"
+    for program in ("sh", "env", "cat"):
+        copy_with_libraries(program, root)
+    env = preload_environment(engine.parse(config(root, "true")))
+    assert "~/lib64/ld-linux-x86-64.so.2=" in env["HPCBOX_PRELOAD_LOADERS"], env["HPCBOX_PRELOAD_LOADERS"]
+    proc = _launch(env, "sh", "-c", "env; echo --; cat /proc/$$/environ; echo; LD_HWCAP_MASK=7 env")
+    seen, own = proc.stdout.split("--\n")[0], proc.stdout.split("--\n")[1]
+    assert proc.returncode == 0 and "PATH=" in seen, proc.stdout + proc.stderr
+    assert "LD_HWCAP_MASK" not in seen and "HPCBOX_PRELOAD" not in seen, seen
+    environ, mine = own.split("\n", 1)
+    assert "PATH=" in environ and "LD_HWCAP_MASK" not in environ, environ
+    assert "LD_HWCAP_MASK=7\n" in mine and "HPCBOX_PRELOAD" not in mine, mine
+    if not _glibc_at_least(2, 37):  # the older search exists: the loader's own account of it
+        traced = _launch({**env, "LD_DEBUG": "libs"}, "cat", "/etc/hostname")
+        assert "search path=" in traced.stderr and "/x86_64/x86_64" not in traced.stderr, traced.stderr
+        unmarked = {**env, "HPCBOX_PRELOAD_LOADERS": env["HPCBOX_PRELOAD_LOADERS"].replace("~", "")}
+        traced = _launch({**unmarked, "LD_DEBUG": "libs"}, "cat", "/etc/hostname")
+        assert "/tls/x86_64/x86_64" in traced.stderr, traced.stderr
+    libdir = Path(env["HPCBOX_PRELOAD_LIBPATH"].split(":")[0])
+    (libdir / "tls").mkdir()
+    env = preload_environment(engine.parse(config(root, "true")))
+    assert "~" not in env["HPCBOX_PRELOAD_LOADERS"], env["HPCBOX_PRELOAD_LOADERS"]
+
+
+def test_a_program_changed_between_two_execs_runs_as_it_is_now(tmp_path):
+    """A shell that runs the same path again (dash plans each exec in a vfork child, so what one
+    child learnt of the file is there for the next): rewritten in place into a script, the script
+    runs; replaced by a symlink, its target runs; a FIFO or a directory is refused as Linux refuses
+    them (EACCES), without opening them."""
+    from hpcbox_engine_preload._engine import preload_environment
+
+    root = tmp_path / "r"
+    for program in ("sh", "pwd"):
+        copy_with_libraries(program, root)
+    prog = root / "usr/bin/prog"
+    shutil.copy2(root / shutil.which("pwd", path="/usr/bin:/bin").lstrip("/"), prog)
+    os.mkfifo(root / "usr/bin/fifo")
+    os.chmod(root / "usr/bin/fifo", 0o755)
+    env = preload_environment(engine.parse(config(root, "true")))
+    script = ("/usr/bin/prog; /usr/bin/prog; printf '#!/usr/bin/sh\\necho replaced\\n' > /usr/bin/prog; "
+              "/usr/bin/prog; /usr/bin/prog; /usr/bin/fifo; echo fifo $?; /usr/bin; echo dir $?")
+    proc = _launch(env, "sh", "-c", script)
+    assert proc.stdout.splitlines() == ["/", "/", "replaced", "replaced", "fifo 126", "dir 126"], \
+        proc.stdout + proc.stderr
+    prog.unlink()
+    prog.symlink_to("/usr/bin/pwd")  # a guest path
+    proc = _launch(env, "sh", "-c", "/usr/bin/prog; cd /usr; /usr/bin/prog")
+    assert proc.stdout.splitlines() == ["/", "/usr"], proc.stdout + proc.stderr

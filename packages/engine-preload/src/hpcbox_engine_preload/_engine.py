@@ -161,19 +161,33 @@ def _takes_hwcaps_mask(loader: str) -> bool:
         return False
 
 
+# The subdirectories that glibc < 2.37's loader searches on x86_64 (the hardware capabilities
+# HWCAP_X86_64 and HWCAP_X86_AVX512_1, "tls", the platforms), under which LD_HWCAP_MASK=0 could
+# hide a library: where a library directory has none, the mask changes nothing but the probes.
+LEGACY_HWCAP_DIRS = ("x86_64", "avx512_1", "tls", "haswell", "xeon_phi")
+
+
 def known_loaders(rootfs: str, library_path: str = "") -> str:
-    """Lines guest=host of the LOADERS this rootfs has. A line starts with "+" when the library may
-    start that loader with its glibc-hwcaps subdirectories masked: the loader takes the option and
-    none of the container's library directories (library_path) has such a subdirectory, so the
-    loader's probes there (6 failed system calls per exec on x86_64; glibc < 2.37 probes its
-    legacy subdirectories still) can only fail."""
-    no_hwcaps = not any(os.path.isdir(os.path.join(d, "glibc-hwcaps")) for d in library_path.split(":") if d)
+    """Lines guest=host of the LOADERS this rootfs has, each after its marks:
+
+    - "+" when the library may start that loader with its glibc-hwcaps subdirectories masked: the
+      loader takes the option and none of the container's library directories (library_path) has
+      such a subdirectory, so the loader's probes there (6 failed system calls per exec on x86_64)
+      can only fail;
+    - "~" (the x86_64 glibc loader) when none of them has a subdirectory of the older search either
+      (LEGACY_HWCAP_DIRS): the library may then start it with LD_HWCAP_MASK=0, and the probes of
+      glibc < 2.37 there (tls/x86_64/x86_64, tls/x86_64, x86_64/x86_64...: 14 failed system calls
+      per exec) drop to those of "tls" and the platform (6). glibc >= 2.37 has no such search."""
+    dirs = [d for d in library_path.split(":") if d]
+    no_hwcaps = not any(os.path.isdir(os.path.join(d, "glibc-hwcaps")) for d in dirs)
+    no_legacy = not any(os.path.isdir(os.path.join(d, n)) for d in dirs for n in LEGACY_HWCAP_DIRS)
     lines = []
     for guest in LOADERS:
         host = resolve_in_root(rootfs, guest)
         if os.path.isfile(host):
             mask = no_hwcaps and "musl" not in guest and _takes_hwcaps_mask(host)
-            lines.append(f"{'+' if mask else ''}{guest}={host}")
+            legacy = no_legacy and guest.endswith("/ld-linux-x86-64.so.2")
+            lines.append(f"{'+' if mask else ''}{'~' if legacy else ''}{guest}={host}")
     return "\n".join(lines)
 
 
