@@ -6,7 +6,8 @@ turn (one run of each per round) per workload.
 
 Best run as an ordinary user (what the preload engine is for). The native chroot baseline needs root: as
 root it is plain `chroot`, otherwise `unshare -r chroot` (a user namespace only to be allowed to chroot),
-with the host's /dev bound in, as in bench/run.py. Results go to docs/benchmarks.md, section "preload".
+with the host's /dev, /proc and /sys bound in, as in bench/run.py. Results go to docs/benchmarks.md,
+section "preload".
 
 Figures:
 - start: `hpcbox run --engine preload CONTAINER /bin/true` end to end; the engine's own part (engine.run()
@@ -111,9 +112,9 @@ def main() -> None:
                f"{args.start_runs}): **{engine_s * 1000:.1f} ms** (target ≤ 5 ms); the library alone "
                f"(launcher + exec through the container's loader): **{true_of[TOOLS[1]] * 1000:.1f} ms**; "
                f"fakechroot: {true_of[TOOLS[2]] * 1000:.1f} ms.")
-    how = ("native chroot as root (`unshare -m`, the host's /dev bound in)" if root else
+    how = ("native chroot as root (`unshare -m`, the host's /dev, /proc and /sys bound in)" if root else
            "native chroot via `unshare -r -m` + `chroot` (unprivileged: a user namespace only to be allowed "
-           "to chroot; the host's /dev bound in)")
+           "to chroot; the host's /dev, /proc and /sys bound in)")
     body = (f"Debian 12 test image (`debian12`), one container, {how}; Debian's fakechroot "
             f"(`fakechroot chroot ROOTFS`) of the same rootfs; hpcbox with `--engine preload`.\n\n"
             f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "

@@ -4,7 +4,8 @@ Debian 12 rootfs, in one hyperfine run per workload; plus the tracer's stop coun
     hatch run python bench/engines_ptrace.py [--runs 5] [--start-runs 20]
 
 Run it as an ordinary user (what the engine is for). Workloads, the native chroot baseline (plain chroot as
-root, else `unshare -r` + chroot, the host's /dev bound in) and the image come from bench/run.py. PRoot gets
+root, else `unshare -r` + chroot, the host's /dev, /proc and /sys bound in) and the image come from
+bench/run.py. PRoot gets
 the same host directories the engine shows (/proc, /dev, /sys). Results: docs/benchmarks.md, section
 "ptrace".
 
@@ -114,7 +115,8 @@ def main() -> None:
                f"{true_of[PROOT] * 1000:.1f} ms, native chroot {true_of[NATIVE] * 1000:.1f} ms; "
                f"{stops['/bin/true']} stops.")
     how = "as root (plain chroot)" if os.geteuid() == 0 else "unprivileged (`unshare -r -m` + chroot)"
-    body = (f"Debian 12 test image (`debian12`), one container; native chroot {how} with the host's /dev; "
+    body = (f"Debian 12 test image (`debian12`), one container; native chroot {how} with the host's /dev, "
+            "/proc and /sys; "
             "Debian's PRoot as `proot -r ROOTFS -b /proc -b /dev -b /sys`; the ptrace engine as "
             "`hpcbox run --engine ptrace` "
             "and its tracer alone with the same arguments (root emulation on: the config's uid is 0).\n\n"

@@ -6,8 +6,9 @@ workload.
 
 Best run as an ordinary user (what hpcbox is for). The native chroot baseline needs root: as root it
 is plain `chroot`; otherwise it is `unshare -r chroot` (a user namespace only to be allowed to chroot,
-which the results say). Either way the host's /dev is bound into the rootfs first (in a private mount
-namespace): the extracted image has no device nodes, and `>/dev/null` would otherwise write a file.
+which the results say). Either way the host's /dev, /proc and /sys are bound into the rootfs first (in
+a private mount namespace), as every engine gives them: the extracted image has no device nodes
+(`>/dev/null` would write a file), and without /proc programs skip work they do in any container.
 Results go to docs/benchmarks.md, section "run".
 
 Figures:
@@ -80,14 +81,22 @@ def runc_bundle(runc: str, base: Path, rootfs: Path, command: str) -> Path:
     return bundle
 
 
+# The kernel's file systems every engine gives the container, which the baseline has too: without
+# /proc, programs skip work they do in any container (ls reads /proc/filesystems through libselinux),
+# and the baseline would credit the engines with that work as their overhead.
+KERNEL_FILESYSTEMS = ("dev", "proc", "sys")
+
+
 def native_chroot(work: Path, rootfs: Path) -> str:
-    """The native baseline as a script: chroot with the host's /dev in a private mount namespace
-    (as an ordinary user inside `unshare -r`, a user namespace only to be allowed to chroot)."""
+    """The native baseline as a script: chroot with the host's /dev, /proc and /sys, as the engines
+    give them, in a private mount namespace (as an ordinary user inside `unshare -r`, a user
+    namespace only to be allowed to chroot)."""
     root = os.geteuid() == 0
     script = work / "native-chroot"
-    script.write_text("#!/bin/sh\n# chroot with the host's /dev, in a private mount namespace\n"
+    binds = " && ".join(f'mount --rbind /{d} "$0/{d}"' for d in KERNEL_FILESYSTEMS)
+    script.write_text("#!/bin/sh\n# chroot with the host's /dev, /proc and /sys, in a mount namespace\n"
                       f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
-                      f"'mount --rbind /dev \"$0/dev\" && exec {sbin('chroot')} \"$0\" \"$@\"' "
+                      f"'{binds} && exec {sbin('chroot')} \"$0\" \"$@\"' "
                       f"{shlex.quote(str(rootfs))} \"$@\"\n")
     script.chmod(0o755)
     return str(script)
@@ -194,9 +203,9 @@ def main() -> None:
                f"{true_of['hpcbox run --rm --overlay IMAGE'] * 1000:.1f} ms; the engine's own part "
                f"(`engine.run()` from Python, median of {args.start_runs}): **{engine_s * 1000:.1f} ms** "
                "(target ≤ 5 ms).")
-    how = ("native chroot as root (`unshare -m`, the host's /dev bound in)" if root else
+    how = ("native chroot as root (`unshare -m`, the host's /dev, /proc and /sys bound in)" if root else
            "native chroot via `unshare -r -m` + `chroot` (the bench ran unprivileged: a user namespace only "
-           "to be allowed to chroot; the host's /dev bound in)")
+           "to be allowed to chroot; the host's /dev, /proc and /sys bound in)")
     body = (f"Debian 12 test image (`debian12`), one container, {how}; `runc run` of the same rootfs with a "
             f"rootless spec; hpcbox with its default runc engine (builtin runner).\n\n"
             f"Machine: {harness.machine()}, as {'root' if root else 'an ordinary user'}, load average "
