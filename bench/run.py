@@ -87,14 +87,15 @@ def runc_bundle(runc: str, base: Path, rootfs: Path, command: str) -> Path:
 KERNEL_FILESYSTEMS = ("dev", "proc", "sys")
 
 
-def native_chroot(work: Path, rootfs: Path) -> str:
+def native_chroot(work: Path, rootfs: Path, filesystems: Tuple[str, ...] = KERNEL_FILESYSTEMS,
+                  name: str = "native-chroot") -> str:
     """The native baseline as a script: chroot with the host's /dev, /proc and /sys, as the engines
-    give them, in a private mount namespace (as an ordinary user inside `unshare -r`, a user
-    namespace only to be allowed to chroot)."""
+    give them (or the host directories named in filesystems), in a private mount namespace (as an
+    ordinary user inside `unshare -r`, a user namespace only to be allowed to chroot)."""
     root = os.geteuid() == 0
-    script = work / "native-chroot"
-    binds = " && ".join(f'mount --rbind /{d} "$0/{d}"' for d in KERNEL_FILESYSTEMS)
-    script.write_text("#!/bin/sh\n# chroot with the host's /dev, /proc and /sys, in a mount namespace\n"
+    script = work / name
+    binds = " && ".join(f'mount --rbind /{d} "$0/{d}"' for d in filesystems)
+    script.write_text(f"#!/bin/sh\n# chroot with the host's {', '.join(filesystems)}, in a mount namespace\n"
                       f"exec unshare {'' if root else '-r '}-m /bin/sh -c "
                       f"'{binds} && exec {sbin('chroot')} \"$0\" \"$@\"' "
                       f"{shlex.quote(str(rootfs))} \"$@\"\n")
