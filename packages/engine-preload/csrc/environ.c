@@ -1,9 +1,9 @@
 /* /proc/PID/environ without the configuration. The kernel shows there the bytes between the
  * process's env_start and env_end: the strings that exec put on the stack, which removing a
  * variable from `environ` does not change. At start, the library copies those strings without the
- * HPCBOX_PRELOAD_* ones (nor what exec added for the loader: plan.c) into a page of its own, and
- * the constructor points the range at the copy (procself.c, hp_fix_proc_self: one prctl for argv
- * and environ). Where the kernel refuses,
+ * HPCBOX_PRELOAD_* ones (nor what exec added for the loader: plan.c) into memory of its own (from
+ * malloc, kept for the process's life), and the constructor points the range at the copy
+ * (procself.c, hp_fix_proc_self: one prctl for argv and environ). Where the kernel refuses,
  * /proc/PID/environ keeps showing the configuration (README: Environment). Raw system calls only:
  * this runs in the constructor, and the library's own wrappers must not see it. Also the index of
  * the configuration's variables that setting up reads (hp_env_index). */
@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* (the first letter first: every process looks at each entry of its environment here) */
 static bool ours(const char *entry)
@@ -27,13 +26,18 @@ static bool added(const char *entry, bool hwcap)
     return hwcap && entry[0] == HP_HWCAP_MASK[0] && strncmp(entry, HP_HWCAP_MASK "=", sizeof(HP_HWCAP_MASK)) == 0;
 }
 
-char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size)
+bool hp_env_hidden(const char *entry, bool hwcap)
+{
+    return ours(entry) || added(entry, hwcap);
+}
+
+char *hp_environ_copy(const struct hp_mm *m, size_t *used)
 {
     const char *start, *end, *s;
     bool any = false, hwcap = false;
     char *copy;
 
-    *used = *size = 0;
+    *used = 0;
     if (m->env_start == 0 || m->env_end <= m->env_start)
         return NULL;
     start = (const char *)(uintptr_t)m->env_start;
@@ -46,14 +50,14 @@ char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size)
     }
     if (!any)
         return NULL; /* nothing of ours in it (a program started with a cleaned environment) */
-    *size = (size_t)(end - start);
-    copy = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (copy == MAP_FAILED)
+    /* on the heap, which setting up has already touched: no mmap, and likely no new page */
+    copy = malloc((size_t)(end - start));
+    if (!copy)
         return NULL;
     for (s = start; s < end;) {
         size_t len = strnlen(s, (size_t)(end - s));
 
-        if (!ours(s) && !added(s, hwcap)) {
+        if (!hp_env_hidden(s, hwcap)) {
             memcpy(copy + *used, s, len);
             copy[*used + len] = '\0';
             *used += len + 1;

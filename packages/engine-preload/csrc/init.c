@@ -48,41 +48,27 @@ static void container_libc_files(void)
 }
 
 /* The configuration stays out of the program's sight (`env`, environ, /proc/PID/environ): every
- * HPCBOX_PRELOAD_* variable is removed once read (after hp_fix_proc_self has hidden the strings
- * /proc/PID/environ shows); exec puts the configuration back from the copies in `keep`. The names
- * first: unsetenv moves the entries (and a program's own copy of `environ` may differ from the one
- * libc changes). */
-struct config_names {
-    int n;
-    char name[32][64];
-};
-
-static void find_configuration(struct config_names *found)
+ * HPCBOX_PRELOAD_* variable, and the loader's mask that exec added (plan.c), leaves environ once
+ * read, in one pass and in place as unsetenv moves entries (unsetenv of each would scan the whole
+ * environment once per variable; the constructor runs alone); hp_fix_proc_self hides the strings
+ * /proc/PID/environ shows, and exec puts the configuration back from the copies in `keep`. The
+ * number of entries taken out. */
+static int unset_configuration(void)
 {
     extern char **environ;
+    bool hwcap = getenv(HP_ENV_HWCAP) != NULL;
+    char **out = environ;
+    int n = 0;
 
-    found->n = 0;
-    for (char **e = environ; e && *e && found->n < 32; e++) {
-        const char *eq;
-        size_t len;
-
-        if ((*e)[0] != HP_ENV_PREFIX[0] || strncmp(*e, HP_ENV_PREFIX, sizeof(HP_ENV_PREFIX) - 1) != 0)
-            continue; /* (the first letter first: every process looks at each entry here) */
-        eq = strchr(*e, '=');
-        len = eq ? (size_t)(eq - *e) : 0;
-        if (len && len < sizeof(found->name[0])) {
-            memcpy(found->name[found->n], *e, len);
-            found->name[found->n++][len] = '\0';
-        }
+    for (char **e = environ; e && *e; e++) {
+        if (hp_env_hidden(*e, hwcap))
+            n++;
+        else
+            *out++ = *e;
     }
-}
-
-static void unset_configuration(const struct config_names *found)
-{
-    if (getenv(HP_ENV_HWCAP)) /* the loader's mask, added by the exec that started this program */
-        unsetenv(HP_HWCAP_MASK);
-    for (int i = 0; i < found->n; i++)
-        unsetenv(found->name[i]);
+    if (out)
+        *out = NULL;
+    return n;
 }
 
 /* The work common to both constructors: the memory map's ranges read off the stack (glibc; first,
@@ -93,16 +79,15 @@ static void start(int argc, char **argv, char **envp, const char *argv0)
     struct hp_mm m;
     bool have = hp_mm_from_stack(argc, argv, envp, &m) == 0;
     const struct hp_config *c = hp_conf();
-    struct config_names found;
+    int hidden;
 
     if (c && c->first)
         container_libc_files();
     if (c)
         hp_register_exe(c, have ? m.exec_name : NULL); /* for the others' /proc/PID/exe (procs.c) */
     hp_set_comm(getenv(HP_ENV_COMM));
-    find_configuration(&found);
-    hp_fix_proc_self(argc, argv, argv0, have ? &m : NULL, found.n > 0);
-    unset_configuration(&found);
+    hidden = unset_configuration(); /* (argv0 and the strings stay where they are) */
+    hp_fix_proc_self(argc, argv, argv0, have ? &m : NULL, hidden > 0);
 }
 
 #ifdef __GLIBC__

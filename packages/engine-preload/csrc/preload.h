@@ -104,10 +104,13 @@ struct hp_mm {
 };
 int hp_mm_from_stack(int argc, char **argv, char **envp, struct hp_mm *m);
 int hp_mm_from_stat(struct hp_mm *m);
-/* environ.c: the environment strings of m's range without the HPCBOX_PRELOAD_* variables, in a
- * mapping of `size` bytes of which `used` hold them; NULL when none is there (or no memory). For
+/* environ.c: the environment strings of m's range without the HPCBOX_PRELOAD_* variables, in
+ * memory from malloc of which `used` bytes hold them; NULL when none is there (or no memory). For
  * /proc/PID/environ (hp_fix_proc_self). */
-char *hp_environ_copy(const struct hp_mm *m, size_t *used, size_t *size);
+char *hp_environ_copy(const struct hp_mm *m, size_t *used);
+/* Whether the environment entry is one the program must not see: the configuration, or (hwcap:
+ * the mark HP_ENV_HWCAP is there) the loader's LD_HWCAP_MASK that exec added. */
+bool hp_env_hidden(const char *entry, bool hwcap);
 
 /* environ.c: the environment's HPCBOX_* entries gathered in one pass, and a lookup among them
  * (getenv for other names): setting up makes ~40 lookups, each of which getenv would make over

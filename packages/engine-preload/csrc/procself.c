@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -188,7 +187,7 @@ static long set_mm(const struct hp_mm *m, uint64_t arg_start, uint64_t env_start
  * is a copy and /proc/self/cmdline shows the loader's command line. */
 void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_mm *m, bool hide_env)
 {
-    size_t len = argv0 ? strlen(argv0) + 1 : 0, used = 0, size = 0;
+    size_t len = argv0 ? strlen(argv0) + 1 : 0, used = 0;
     char *place = NULL, *env = NULL;
     struct hp_mm read;
     uint64_t env_start, env_end;
@@ -203,7 +202,7 @@ void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_
     if (m && argv0 && !place)
         place = argv0_place(argc, argv, len, m);
     if (m && hide_env)
-        env = hp_environ_copy(m, &used, &size);
+        env = hp_environ_copy(m, &used);
     env_start = env ? (uint64_t)(uintptr_t)env : (m ? m->env_start : 0);
     env_end = env ? (uint64_t)(uintptr_t)env + used : (m ? m->env_end : 0);
     rc = (place || env) ? set_mm(m, place ? (uint64_t)(uintptr_t)place : m->arg_start, env_start, env_end) : -1;
@@ -213,8 +212,7 @@ void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_
     }
     if (rc < 0) {
         place = NULL;
-        if (env)
-            munmap(env, size);
+        free(env);
     }
     if (argv0 && place) {
         memmove(place, argv0, len);
