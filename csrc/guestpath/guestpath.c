@@ -110,7 +110,7 @@ static int map_resolved(const struct gp_context *ctx, const char *guest, size_t 
 
 /* Whether guest[0..len) is a strict ancestor of some binding's guest prefix: such a path counts
  * as a directory in the walk even where the rootfs lacks it (like a mount point a runtime creates). */
-static bool leads_to_binding(const struct gp_context *ctx, const char *guest, size_t len)
+bool gp_binding_below(const struct gp_context *ctx, const char *guest, size_t len)
 {
     for (size_t i = 0; i < ctx->n_bindings; i++) {
         const struct gp_binding *b = &ctx->bindings[i];
@@ -280,7 +280,7 @@ static int walk_steps(const struct gp_context *ctx, struct walk_state *s, int fl
                 wr->missing_slash = slash;
                 break;
             }
-            if (errno == ENOENT && leads_to_binding(ctx, res, s->rlen))
+            if (errno == ENOENT && gp_binding_below(ctx, res, s->rlen))
                 continue;
             return -errno;
         }
@@ -440,7 +440,7 @@ static int walk_parent(const struct gp_context *ctx, const char *guest_path, int
     rc = walk(ctx, dir, GP_FOLLOW_LAST, res, &wr);
     if (rc < 0)
         return rc;
-    if (wr.missing_slash && !leads_to_binding(ctx, res, wr.len))
+    if (wr.missing_slash && !gp_binding_below(ctx, res, wr.len))
         return -ENOENT; /* the directory part does not exist */
     *rlen = wr.len;
     *appended = !is_dots(name, ln->len);

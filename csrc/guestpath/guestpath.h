@@ -62,6 +62,7 @@
 #define HPCBOX_GUESTPATH_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define GP_FOLLOW_LAST 0x1 /* stat semantics for the final component (lstat without it) */
@@ -133,6 +134,10 @@ int gp_set_self(struct gp_context *ctx, long pid, long tid);
  * one that was not followed). Errors as described above. */
 int gp_canonical(const struct gp_context *ctx, const char *guest_path, int flags, char *out,
                  size_t out_size);
+
+/* Whether a binding's guest path lies below the canonical guest path guest[0..len) (which then
+ * appears as a directory, as mount points' parents do). */
+bool gp_binding_below(const struct gp_context *ctx, const char *guest, size_t len);
 
 /* gp_canonical (following a final symlink) for a path expected to name a directory, with what the
  * walk saw of it: 0 a directory, -ENOTDIR another type, 1 not seen (missing, or not looked at:

@@ -140,20 +140,6 @@ int hp_dircache_canonical(const struct hp_config *c, const char *abs, char *cano
     return 0;
 }
 
-/* Whether a binding lies below the canonical guest path (whose directory then appears). */
-static bool binding_below(const struct hp_config *c, const char *canon)
-{
-    size_t len = strlen(canon);
-
-    for (size_t i = 0; i < c->ctx.n_bindings; i++) {
-        const struct gp_binding *b = &c->ctx.bindings[i];
-
-        if (b->guest_len > len && b->guest[len] == '/' && memcmp(b->guest, canon, len) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* gp_to_host of an absolute guest path through the directory cache; 1 when the caller must walk. */
 int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, char *buf)
 {
@@ -170,7 +156,7 @@ int hp_dircache_to_host(const struct hp_config *c, const char *abs, int flags, c
         return 0;
     if (hp_sys_fstatat(AT_FDCWD, buf, &st, AT_SYMLINK_NOFOLLOW) == 0)
         return S_ISLNK(st.st_mode) ? 1 : 0; /* a symlink to follow: its target is a guest path */
-    if (errno == ENOENT && (flags & HP_EXISTS) && !binding_below(c, canon))
+    if (errno == ENOENT && (flags & HP_EXISTS) && !gp_binding_below(&c->ctx, canon, strlen(canon)))
         return -ENOENT; /* what the kernel would answer, found out once */
     return 0;
 }

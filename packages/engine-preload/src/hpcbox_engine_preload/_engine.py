@@ -180,13 +180,13 @@ def known_loaders(rootfs: str, library_path: str = "") -> str:
       per exec) drop to those of "tls" and the platform (6). glibc >= 2.37 has no such search."""
     dirs = [d for d in library_path.split(":") if d]
     no_hwcaps = not any(os.path.isdir(os.path.join(d, "glibc-hwcaps")) for d in dirs)
-    no_legacy = not any(os.path.isdir(os.path.join(d, n)) for d in dirs for n in LEGACY_HWCAP_DIRS)
     lines = []
     for guest in LOADERS:
         host = resolve_in_root(rootfs, guest)
         if os.path.isfile(host):
             mask = no_hwcaps and "musl" not in guest and _takes_hwcaps_mask(host)
-            legacy = no_legacy and guest.endswith("/ld-linux-x86-64.so.2")
+            legacy = guest.endswith("/ld-linux-x86-64.so.2") and not any(  # looked at only for that loader
+                os.path.isdir(os.path.join(d, n)) for d in dirs for n in LEGACY_HWCAP_DIRS)
             lines.append(f"{'+' if mask else ''}{'~' if legacy else ''}{guest}={host}")
     return "\n".join(lines)
 
