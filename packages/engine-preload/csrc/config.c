@@ -24,7 +24,7 @@
 const char *const hp_keep_names[HP_N_KEEP] = {
     HP_ENV_ROOT, HP_ENV_BINDS,    HP_ENV_LIB_GLIBC, HP_ENV_LIB_MUSL, HP_ENV_LIBPATH,
     HP_ENV_LIBPATH_MUSL, HP_ENV_UID, HP_ENV_GID,  HP_ENV_HOSTNAME, HP_ENV_MODE, HP_ENV_RO,
-    HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_OWNERS, HP_ENV_PROCS, HP_ENV_CANON,
+    HP_ENV_LOADERS, HP_ENV_PTRACE, HP_ENV_OWNERS, HP_ENV_CANON,
 };
 const char *const hp_kernel_fs[3] = {"/proc", "/dev", "/sys"};
 
@@ -229,8 +229,6 @@ static void backstop(const struct hp_config *c)
     }
     if (rc == 0 && c->owners && (rc = hb_landlock_allow(&ll, c->owners)) == -ENOENT)
         rc = 0; /* no record yet: the library creates none, chown then changes nothing */
-    if (rc == 0 && c->procs && (rc = hb_landlock_allow(&ll, c->procs)) == -ENOENT)
-        rc = 0; /* no registry: the others' /proc/PID/exe then shows their loader */
     if (rc == 0 && (rc = hb_landlock_allow_stdio(&ll)) < 0)
         hp_say("hpcbox-preload: Landlock rule for stdio: %s; running without the backstop", strerror(-rc));
     if (rc == 0 && (rc = hb_landlock_enforce(&ll)) < 0)
@@ -307,7 +305,6 @@ static void setup(void)
         config.real_gid = (gid_t)syscall(SYS_getgid);
         config.owners = (v = hp_env_lookup(&env, HP_ENV_OWNERS)) && *v ? strdup(v) : NULL;
     }
-    config.procs = (v = hp_env_lookup(&env, HP_ENV_PROCS)) && *v == '/' ? strdup(v) : NULL;
     if ((v = hp_env_lookup(&env, HP_ENV_HOSTNAME)) && *v)
         copy_cut(config.hostname, sizeof(config.hostname), v);
     config.mode = (v = hp_env_lookup(&env, HP_ENV_MODE)) && v[0] == 'F' && v[1] >= '1' && v[1] <= '4' ? v[1] - '0' : 1;

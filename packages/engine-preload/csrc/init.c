@@ -79,15 +79,16 @@ static void start(int argc, char **argv, char **envp, const char *argv0)
     struct hp_mm m;
     bool have = hp_mm_from_stack(argc, argv, envp, &m) == 0;
     const struct hp_config *c = hp_conf();
+    const char *comm = getenv(HP_ENV_COMM); /* (environ loses it below; the string stays) */
     int hidden;
 
     if (c && c->first)
         container_libc_files();
-    if (c)
-        hp_register_exe(c, have ? m.exec_name : NULL); /* for the others' /proc/PID/exe (procs.c) */
-    hp_set_comm(getenv(HP_ENV_COMM));
     hidden = unset_configuration(); /* (argv0 and the strings stay where they are) */
     hp_fix_proc_self(argc, argv, argv0, have ? &m : NULL, hidden > 0);
+    /* last: once another process reads the program's name in /proc/PID/comm, it finds the rest
+     * (cmdline, the code range its /proc/PID/exe is read from: procs.c) set too */
+    hp_set_comm(comm);
 }
 
 #ifdef __GLIBC__

@@ -49,7 +49,6 @@
 #define HP_HWCAP_MASK "LD_HWCAP_MASK"
 #define HP_ENV_PTRACE "HPCBOX_PRELOAD_PTRACE" /* lines: the ptrace tracer's command line prefix */
 #define HP_ENV_OWNERS "HPCBOX_PRELOAD_OWNERS" /* the container's ownership record (owners.h) */
-#define HP_ENV_PROCS "HPCBOX_PRELOAD_PROCS"   /* the registry of the container's programs (procs.c) */
 /* "1" for the launcher only (not kept for execs): restrict the container's writes with Landlock */
 #define HP_ENV_LANDLOCK "HPCBOX_PRELOAD_LANDLOCK"
 #define HP_ENV_PREFIX "HPCBOX_PRELOAD_"
@@ -59,7 +58,7 @@
 #define HP_ENV_CANON "HPCBOX_PRELOAD_CANONICAL"
 
 /* Variables copied into the environment of every exec (also when the program cleared it). */
-#define HP_N_KEEP 16
+#define HP_N_KEEP 15
 extern const char *const hp_keep_names[HP_N_KEEP];
 
 struct hp_config {
@@ -76,7 +75,6 @@ struct hp_config {
     uid_t real_uid;                 /* the caller's ids (shown as uid/gid under fake_ids) */
     gid_t real_gid;
     char *owners;                   /* HP_ENV_OWNERS: host path of the ownership record, or NULL */
-    char *procs;                    /* HP_ENV_PROCS: host path of the programs' registry, or NULL */
     char hostname[65];              /* "" = the host's */
     int mode;                       /* 1..4: F1..F4 */
     bool kernel_fs[3];              /* /proc, /dev, /sys bound to the host's same paths */
@@ -95,12 +93,11 @@ const struct hp_config *hp_conf(void);
 /* The fields of the process's memory map that PR_SET_MM_MAP sets (all at once), as this process
  * has them (procself.c): from the stack exec laid out (no /proc read) or from /proc/self/stat.
  * arg_start 0: not known (the stack does not tell where the loader's strings begin); arg_floor:
- * the lowest address of the argument area known to be there. exec_name: the file the kernel was
- * given to exec (the loader's host path, as /proc/self/exe shows it), or NULL. */
+ * the lowest address of the argument area known to be there. The code range is the program's
+ * (its first object's executable segment), not the loader's: the others' /proc/PID/exe (procs.c). */
 struct hp_mm {
     unsigned long long start_code, end_code, start_data, end_data, start_brk, start_stack;
     unsigned long long arg_start, arg_floor, arg_end, env_start, env_end;
-    const char *exec_name;
 };
 int hp_mm_from_stack(int argc, char **argv, char **envp, struct hp_mm *m);
 int hp_mm_from_stat(struct hp_mm *m);
@@ -258,12 +255,10 @@ void hp_fix_proc_self(int argc, char **argv, const char *argv0, const struct hp_
 int hp_proc_stat(long pid, unsigned long long *v, int count);
 /* v as 16 lowercase hex digits and a NUL, without stdio (procs.c). */
 void hp_hex16(unsigned long long v, char out[17]);
-/* /proc/PID/exe of the container's other processes (procs.c): register this process's program
- * (its constructor; loader: the host path exec was given, NULL: read from /proc/self/exe; 0 or
- * -errno, nothing to do without a registry or a known program), and the
- * program of the process that `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link`
- * (NULL: read here), into out: 0 when the registry knows it, else -errno (the kernel's link holds). */
-int hp_register_exe(const struct hp_config *c, const char *loader);
+/* /proc/PID/exe of the container's other processes (procs.c): the program of the process that
+ * `path` ("/proc/PID/exe") names, whose kernel link is `kernel_link` (NULL: read here), as a guest
+ * path into out: 0 when its code lies in a file of the container other than that link (a program
+ * its loader runs), else -errno (the kernel's link holds). */
 int hp_other_exe(const char *path, const char *kernel_link, char *out, size_t size);
 /* The name /proc/self/comm and ps show: what the kernel names a process after the file given to
  * exec (the loader's name otherwise). */

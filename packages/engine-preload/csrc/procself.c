@@ -123,7 +123,6 @@ int hp_mm_from_stack(int argc, char **argv, char **envp, struct hp_mm *m)
     if ((uintptr_t)top % (unsigned long)page != 0)
         return -1;
     m->env_end = (uintptr_t)end;
-    m->exec_name = end;
     m->arg_floor = (uintptr_t)(argv[0] - sizeof(HP_LAST_OPTION));
     m->start_stack = (uintptr_t)(argv - 1); /* argc's place, where a program exec'd itself has it */
     m->start_brk = (unsigned long long)syscall(SYS_brk, 0); /* before this library allocates */
@@ -144,6 +143,7 @@ int hp_mm_from_stat(struct hp_mm *m)
         .end_data = st[46], .start_brk = st[47], .arg_start = st[48], .arg_floor = st[48],
         .arg_end = st[49], .env_start = st[50], .env_end = st[51],
     };
+    dl_iterate_phdr(program_segments, m); /* the program's code, not its loader's (procs.c) */
     return st[48] ? 0 : -1;
 }
 

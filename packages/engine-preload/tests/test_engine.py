@@ -13,7 +13,7 @@ import pytest
 from hpcbox_engine_preload import EngineError, engine
 from hpcbox_engine_preload._engine import glibc_library_path, musl_library_path
 
-HOST_PROGRAMS = ("sh", "cat", "ls", "pwd", "readlink", "env", "touch")
+HOST_PROGRAMS = ("sh", "cat", "ls", "pwd", "readlink", "env", "touch", "sleep", "cp", "rm")
 
 
 def copy_with_libraries(program: str, root: Path) -> None:
@@ -77,6 +77,19 @@ def test_runs_a_program_of_the_rootfs_with_its_cwd(rootfs):
     code, out, err = run(rootfs, "sh", "-c", "pwd; cat motd; readlink /proc/self/exe; exit 7", cwd="/etc")
     assert code == 7, err
     assert out.splitlines() == ["/etc", "from the rootfs", os.path.realpath(shutil.which("readlink"))]
+
+
+def test_another_process_exe_names_its_program(rootfs):
+    # what its code is mapped from tells (its loader is what the kernel's link names); comm is set
+    # last at start, so once it reads "nap" the process is set up. Deleted since: " (deleted)", as
+    # natively.
+    script = ('cp /usr/bin/sleep /tmp/nap; /tmp/nap 30 & p=$!; i=0; '
+              'while [ "$(cat /proc/$p/comm)" != nap ] && [ $i -lt 20000 ]; do i=$((i+1)); done; '
+              'readlink /proc/$p/exe; rm /tmp/nap; readlink /proc/$p/exe; kill $p; readlink /proc/$$/exe')
+    code, out, err = run(rootfs, "sh", "-c", script)
+    assert code == 0, err
+    sh = shutil.which("sh", path="/usr/bin:/bin")  # a copy of its own in this rootfs, not a link
+    assert out.splitlines() == ["/tmp/nap", "/tmp/nap (deleted)", sh], err
 
 
 def test_scripts_argv0_and_env(rootfs):

@@ -249,32 +249,6 @@ def ownership_record(spec: Bundle) -> Optional[str]:
     return path
 
 
-PROCS_FILE = "processes"  # the registry of the container's programs, beside its rootfs (csrc/procs.c)
-PROCS_SIZE = 16384 * 256  # HP_PROCS_SLOTS x HP_PROCS_SLOT: sparse, blocks written as pids use them
-
-
-def process_registry(spec: Bundle) -> Optional[str]:
-    """The file where the container's processes name their programs for the others' /proc/PID/exe
-    (csrc/procs.c), created (sparse) when missing: in the bundle directory when the rootfs lies in
-    it, else none (those links then show the container's loader)."""
-    bundle = os.path.realpath(spec.bundle_dir)
-    if os.path.dirname(spec.rootfs) != bundle:
-        return None
-    path = os.path.join(bundle, PROCS_FILE)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return None
-    try:
-        if os.fstat(fd).st_size != PROCS_SIZE:
-            os.ftruncate(fd, PROCS_SIZE)  # slots past the end would read short: refused, never wrong
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return path
-
-
 def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, str]:
     """The launcher's environment: the container's plus the library's configuration."""
     try:
@@ -309,9 +283,6 @@ def preload_environment(spec: Bundle, debug: Optional[str] = None) -> Dict[str, 
         owners = ownership_record(spec)
         if owners and "\n" not in owners:
             env["HPCBOX_PRELOAD_OWNERS"] = owners
-    procs = process_registry(spec)
-    if procs and "\n" not in procs:
-        env["HPCBOX_PRELOAD_PROCS"] = procs
     if spec.hostname:
         env["HPCBOX_PRELOAD_HOSTNAME"] = spec.hostname
     env["HPCBOX_PRELOAD_MODE"] = mode
