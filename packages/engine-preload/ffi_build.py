@@ -89,8 +89,12 @@ ffibuilder.set_source(MODULE, '#include "hpcbox_preload.h"\n#include "guestpath.
 # -z noseparate-code: two loadable segments (code with its read-only data, then data) instead of
 # four, so the loader maps the library in every process with two system calls fewer (x86_64's ld
 # separates them by default since binutils 2.31; older ones ignore the option).
+# -z now -z relro (full RELRO): every symbol bound at load, then the GOT read-only; with the larger
+# statics in .data (HP_DATA), the data segment ends in the pages of the file and the loader maps
+# it with no anonymous mapping for .bss: one mmap less per process, and hardened. Per fork+exec of
+# ls from a dash loop pinned to one CPU (41 interleaved rounds): 1.102x -> 1.091x of native.
 LIBRARY_FLAGS = ["-fPIC", "-shared", "-fvisibility=hidden", "-Wl,-Bsymbolic-functions",
-                 "-Wl,-z,noseparate-code"]
+                 "-Wl,-z,noseparate-code", "-Wl,-z,now", "-Wl,-z,relro"]
 
 
 def _library_sources() -> List[Path]:

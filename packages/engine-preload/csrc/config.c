@@ -28,7 +28,7 @@ const char *const hp_keep_names[HP_N_KEEP] = {
 };
 const char *const hp_kernel_fs[3] = {"/proc", "/dev", "/sys"};
 
-static struct hp_config config;
+static struct hp_config config HP_DATA;
 static int state; /* 0 not yet, 1 being set up, 2 ready */
 
 static char *keep_copy(const char *name, const char *value)

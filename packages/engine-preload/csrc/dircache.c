@@ -31,7 +31,7 @@ struct dir_cache {
     char text[1024];
 };
 
-static struct dir_cache dir_cache;
+static struct dir_cache dir_cache HP_DATA;
 static int dir_cache_lock;
 static unsigned dir_cache_gen = 1;
 

@@ -26,7 +26,7 @@
 /* The emulated credentials of this process (csrc/guestpath/creds.h): from the configuration's
  * uid/gid, or from HP_ENV_CREDS when the parent had changed them before exec. Process-wide, as
  * the set*id functions change every thread's ids. */
-static struct creds creds;
+static struct creds creds HP_DATA;
 
 void hp_creds_init(const char *spec, uid_t uid, gid_t gid)
 {

@@ -238,9 +238,9 @@ WRAP int getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, struct g
  * (one page fault more in every process). */
 #define PW_BUF_SIZE 4096
 #define GR_BUF_SIZE 65536
-static struct passwd pw_static;
+static struct passwd pw_static HP_DATA;
 static char *pw_buf;
-static struct group gr_static;
+static struct group gr_static HP_DATA;
 static char *gr_buf;
 
 /* *slot, allocated (size bytes) if not yet; NULL with errno ENOMEM. */

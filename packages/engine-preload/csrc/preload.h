@@ -131,17 +131,23 @@ void hp_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* dlsym(RTLD_NEXT, name), also where libc has no dlsym (glibc < 2.34 without libdl): next.c. */
 void *hp_next_symbol(const char *name);
 
+/* A static the library writes, placed in .data rather than .bss: the loader maps .data with the
+ * file, and a .bss that spills past the last page of it needs an anonymous mapping of its own,
+ * one more mmap (and VMA) in every process. What stays in .bss must fit in that page's tail
+ * (tests/test_library.py checks). */
+#define HP_DATA __attribute__((section(".data")))
+
 /* The next definition of a libc function (RTLD_NEXT), looked up once and cached in *slot. */
 void *hp_next(const char *name, void **slot);
 #define REAL(name)                                                                                 \
     ({                                                                                             \
-        static void *hp_slot_;                                                                     \
+        static void *hp_slot_ HP_DATA;                                                             \
         (__typeof__(&name))hp_next(#name, &hp_slot_);                                              \
     })
 /* For symbols that have no prototype in the headers (__xstat and friends). */
 #define REAL_T(type, name)                                                                         \
     ({                                                                                             \
-        static void *hp_slot_;                                                                     \
+        static void *hp_slot_ HP_DATA;                                                             \
         (type)hp_next(#name, &hp_slot_);                                                           \
     })
 

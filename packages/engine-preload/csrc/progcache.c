@@ -23,7 +23,7 @@ struct known_program {
     char interp[96];
 };
 
-static struct known_program known;
+static struct known_program known HP_DATA;
 static int known_lock;
 
 static bool try_lock(void)

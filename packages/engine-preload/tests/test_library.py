@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,64 @@ def glibc_versions(library: Path):
     """Every GLIBC_x.y[.z] version name the library's dynamic string table holds (its needs)."""
     found = re.findall(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?", library.read_bytes())
     return sorted({tuple(int(p) for p in v if p) for v in found})
+
+
+PT_LOAD, PT_DYNAMIC, PT_GNU_RELRO, PF_W = 1, 2, 0x6474E552, 2
+DT_FLAGS, DT_BIND_NOW, DT_FLAGS_1, DF_BIND_NOW, DF_1_NOW = 30, 24, 0x6FFFFFFB, 8, 1
+
+
+def program_headers(library: Path):
+    """(type, flags, offset, vaddr, filesz, memsz) of each program header of a 64-bit ELF file."""
+    data = library.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2, f"{library}: not a 64-bit ELF file"
+    order = "<" if data[5] == 1 else ">"
+    phoff = struct.unpack_from(order + "Q", data, 32)[0]
+    phentsize, phnum = struct.unpack_from(order + "HH", data, 54)
+    for i in range(phnum):
+        kind, flags, offset, vaddr, _, filesz, memsz, _ = struct.unpack_from(order + "IIQQQQQQ", data,
+                                                                             phoff + i * phentsize)
+        yield kind, flags, offset, vaddr, filesz, memsz
+
+
+def dynamic_entries(library: Path) -> dict:
+    data = library.read_bytes()
+    order = "<" if data[5] == 1 else ">"
+    entries = {}
+    for kind, _, offset, _, filesz, _ in program_headers(library):
+        if kind == PT_DYNAMIC:
+            for at in range(offset, offset + filesz, 16):
+                tag, value = struct.unpack_from(order + "qQ", data, at)
+                entries.setdefault(tag, value)
+    return entries
+
+
+def built_libraries():
+    return [path for path in (preload_library_path(), musl_library_path()) if path is not None]
+
+
+def test_the_data_segment_ends_in_the_pages_of_the_file():
+    # .bss within the last page of the file's data: the loader maps the library with two mmaps, no
+    # third (anonymous) one for .bss, in every process. Fails when a large static lands in .bss
+    # (mark it HP_DATA). 4 KiB: the smallest page of the machines served (64 KiB ones are easier).
+    page = 4096
+    for library in built_libraries():
+        writable = [(vaddr, filesz, memsz)
+                    for kind, flags, _, vaddr, filesz, memsz in program_headers(library)
+                    if kind == PT_LOAD and flags & PF_W]
+        assert len(writable) == 1, (library, writable)
+        vaddr, filesz, memsz = writable[0]
+        file_pages_end = (vaddr + filesz + page - 1) // page * page
+        assert vaddr + memsz <= file_pages_end, (
+            f"{library.name}: .bss spills {vaddr + memsz - file_pages_end} bytes past the file's last page")
+
+
+def test_the_library_is_linked_with_full_relro():
+    # every symbol bound at load, then the GOT read-only (no lazy binding through a writable GOT)
+    for library in built_libraries():
+        assert any(kind == PT_GNU_RELRO for kind, *_ in program_headers(library)), library
+        dynamic = dynamic_entries(library)
+        assert (DT_BIND_NOW in dynamic or dynamic.get(DT_FLAGS, 0) & DF_BIND_NOW
+                or dynamic.get(DT_FLAGS_1, 0) & DF_1_NOW), library
 
 
 def test_no_glibc_symbol_version_newer_than_debian_11():
