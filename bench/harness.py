@@ -78,7 +78,9 @@ def compare(
 def interleaved(commands: dict[str, str], *, runs: int = 10, warmup: int = 1, prepare: str | None = None,
                 shell: bool = False, env: dict | None = None) -> list[Timing]:
     """Like compare(), but one run of each command in turn, *runs* rounds: on a shared machine a change
-    of load then hits every column alike instead of whichever command hyperfine was timing. *prepare*
+    of load then hits every column alike instead of whichever command hyperfine was timing. Each round
+    starts one command further on, so that no command always runs right after the same other one
+    (whose traces in caches or in the CPU's clock it would otherwise always inherit). *prepare*
     (a shell command, not timed) runs before every run; CPU time is user + system of the run's
     processes (those it waited for). *shell*: run the commands through /bin/sh (same cost for all).
     *env*: the commands' environment (default: this process's)."""
@@ -89,8 +91,11 @@ def interleaved(commands: dict[str, str], *, runs: int = 10, warmup: int = 1, pr
     argvs = {label: (command if shell else shlex.split(command)) for label, command in commands.items()}
     times: dict = {label: [] for label in commands}
     cpus: dict = {label: [] for label in commands}
+    labels = list(argvs)
     for round_ in range(warmup + runs):
-        for label, argv in argvs.items():
+        turn = round_ % len(labels)
+        for label in labels[turn:] + labels[:turn]:
+            argv = argvs[label]
             if prepare:
                 subprocess.run(prepare, shell=True, check=True)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
