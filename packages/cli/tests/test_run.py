@@ -232,6 +232,14 @@ class _SignalledEngine:
     def run(self, config, bundle_dir=None):
         if self.when == "before":  # before the engine has handlers of its own: nothing runs yet
             os.kill(os.getpid(), signal.SIGTERM)
+        if self.when == "ended":  # the container ended, the engine gave the handlers back, not yet returned
+            import subprocess
+
+            from hpcbox_oci_bundle import Container, run_to_completion
+
+            status = run_to_completion(lambda: Container(subprocess.Popen(["sh", "-c", "exit 42"])))
+            os.kill(os.getpid(), signal.SIGTERM)  # Slurm's TERM to hpcbox, just after the container's end
+            return status
         return 42
 
 
@@ -239,6 +247,12 @@ def test_a_batch_signal_before_the_engine_starts_ends_hpcbox_with_128_plus_15():
     with pytest.raises(SystemExit) as caught:
         run_cmd._start("fake", _SignalledEngine("before"), {}, "/nonexistent", None)
     assert caught.value.code == 128 + 15
+
+
+def test_a_batch_signal_right_after_the_container_ended_leaves_its_status():
+    # failed before the count of ended runs: the hold's handler, back before run() returned, took
+    # the signal for one before the start and ended hpcbox with 143
+    assert run_cmd._start("fake", _SignalledEngine("ended"), {}, "/nonexistent", None) == 42
 
 
 def test_a_late_batch_signal_leaves_the_containers_status():

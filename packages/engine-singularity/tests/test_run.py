@@ -345,6 +345,16 @@ def test_unusable_binary_refuses_to_run(standin, make_engine, make_bundle):
         make_engine(fake).run(make_bundle())
 
 
+def test_the_end_of_a_run_is_counted_for_the_cli(standin, make_engine, make_bundle, run):
+    # the CLI's hold of batch signals tells a SIGTERM after the container's end by this count
+    import hpcbox_oci_bundle
+
+    fake = standin("apptainer-1.2.5")
+    before = hpcbox_oci_bundle.runs_ended()
+    assert run(make_engine(fake), make_bundle(["/bin/sh", "-c", "exit 3"])).code == 3
+    assert hpcbox_oci_bundle.runs_ended() == before + 1
+
+
 def test_runs_from_a_thread_without_forwarding(standin, make_engine, make_bundle, run):
     import threading
 

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from hpcbox_oci_bundle import Container, exit_status, run_to_completion
+from hpcbox_oci_bundle import Container, exit_status, note_run_ended, run_to_completion, runs_ended
 
 
 def test_exit_status_is_what_a_shell_reports():
@@ -50,6 +50,26 @@ def test_sigterm_to_the_caller_reaches_the_container_and_handlers_come_back(tmp_
     assert run_to_completion(start) == 3
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGINT) is before_int
+
+
+def test_the_end_of_each_run_is_counted_before_the_handlers_come_back():
+    """The CLI tells a batch signal after the container's end from one before its start by this
+    count: it must have moved by the time the caller's own handler can run again."""
+    seen = []
+
+    def handler(sig, _frame):
+        seen.append(runs_ended())
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        before = runs_ended()
+        assert run_to_completion(lambda: Container(subprocess.Popen(["sh", "-c", "exit 4"]))) == 4
+        os.kill(os.getpid(), signal.SIGUSR1)  # the caller's handler is back: the count has moved
+        assert runs_ended() == before + 1 and seen == [before + 1]
+        note_run_ended()  # an engine that waits in its own way counts its end itself
+        assert runs_ended() == before + 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_a_signal_that_comes_while_the_container_starts_is_delivered_once_it_has():

@@ -208,10 +208,19 @@ class SingularityEngine:
         try:
             container = self.start(bundle, bundle_dir=bundle_dir, stdin=stdin, stdout=stdout,
                                    stderr=stderr, _preexec=unblock)
-            return _wait_forwarding(container, watched)
+            status = _wait_forwarding(container, watched)
+            _note_run_ended()  # before the unblock: a signal pending now came after the container's end
+            return status
         finally:
             _drain_sigchld()
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _note_run_ended() -> None:
+    """hpcbox_oci_bundle's count of ended runs (for the CLI's hold of batch signals), where it has one."""
+    note = getattr(hpcbox_oci_bundle, "note_run_ended", None)
+    if note is not None:
+        note()
 
 
 def _wait_forwarding(container: Container, watched: Set[signal.Signals]) -> int:

@@ -56,7 +56,9 @@ from hpcbox_oci_bundle.process import (
     TERMINAL_SIGNALS,
     Container,
     exit_status,
+    note_run_ended,
     run_to_completion,
+    runs_ended,
 )
 
 
@@ -103,9 +105,11 @@ __all__ = [
     "helper_path",
     "helper_problem",
     "load_config",
+    "note_run_ended",
     "parse_bundle",
     "parse_mount_options",
     "place_bindings",
     "resolve_in_root",
     "run_to_completion",
+    "runs_ended",
 ]

@@ -56,6 +56,23 @@ class Container:
         return exit_status(code)
 
 
+_ended = [0]  # containers whose run ended in this process
+
+
+def note_run_ended() -> None:
+    """Count the end of a container's run, before the caller's signal handlers come back. A caller
+    that holds the batch signals around run() (the CLI) tells by it that a signal reaching its own
+    handler came after the container (Slurm signals every process of a job step, the container's
+    first and hpcbox last), not before anything started. run_to_completion() calls it; an engine
+    that waits in its own way calls it too."""
+    _ended[0] += 1
+
+
+def runs_ended() -> int:
+    """How many containers' runs have ended in this process (note_run_ended)."""
+    return _ended[0]
+
+
 def _ignore(_sig: int, _frame: Any) -> None:
     """Terminal signals reach the container directly; the caller just keeps waiting."""
 
@@ -89,7 +106,9 @@ def run_to_completion(start: Callable[[], Container], forward_signals: bool = Tr
         started.append(container)
         while early:
             forward(early.pop(0), None)
-        return container.wait()
+        status = container.wait()
+        note_run_ended()  # (a signal from here on, until the handlers are back, is forward()'s: a no-op)
+        return status
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -420,11 +420,15 @@ class _SignalHold:
     handlers ends hpcbox at once (nothing runs yet), as the default action would; one that arrives
     after the container has ended (Slurm signals every process of the step, hpcbox too) is
     swallowed, so that it can neither turn the container's status into 128+n nor interrupt --rm.
-    The hold stays until hpcbox exits; :meth:`release` is for callers that live on (tests)."""
+    "After" is known from the engine's count of ended runs (``hpcbox_oci_bundle.runs_ended``), which
+    moves before the engine gives the handlers back: a signal between that and run()'s return was
+    taken for an early one and ended hpcbox with 143 (once in a Slurm test). The hold stays until
+    hpcbox exits; :meth:`release` is for callers that live on (tests)."""
 
     def __init__(self) -> None:
         self.engine_returned = False
         self.previous: Dict[int, Any] = {}  # signal number -> its handler before
+        self.ended_at = _runs_ended()
 
     def install(self) -> _SignalHold:
         signal = _signal_module()
@@ -439,7 +443,7 @@ class _SignalHold:
         return self
 
     def _on_signal(self, sig: int, _frame: object) -> None:
-        if not self.engine_returned:
+        if not self.engine_returned and _runs_ended() == self.ended_at:
             raise SystemExit(128 + sig)
 
     def release(self) -> None:
@@ -447,6 +451,14 @@ class _SignalHold:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}
+
+
+def _runs_ended() -> int:
+    """The engines' count of ended container runs (0 with an hpcbox-oci-bundle that has none)."""
+    import hpcbox_oci_bundle
+
+    count = getattr(hpcbox_oci_bundle, "runs_ended", None)
+    return count() if count is not None else 0
 
 
 def _signal_module() -> Any:  # _signal, or signal: the same functions
